@@ -1,0 +1,116 @@
+// Trade-off panel (a WebviewPanel) ⇄ extension host.
+//
+// Accuracy (ONNX Runtime on the user's evaluation data) against parameters, file size or latency,
+// one series per allocation (energy / uniform / sensitivity), the original model as a marker, the
+// Pareto front drawn over all points. During a sweep the host streams points in one by one with
+// progress; the user can cancel. Clicking a point asks for its plan; "Apply" writes that model.
+import {
+  command, is, noParams, notification, request,
+} from '../shared/ipc';
+
+const scope = 'tradeoff';
+
+/** How a budget is spread over layers (compress `makePlan` allocations). */
+export type Allocation = 'energy' | 'uniform' | 'sensitivity';
+
+export interface TradeoffPoint {
+  /** Stable id chosen by the host (used in GetPlan / ApplyPoint). */
+  id: string;
+  allocation: Allocation;
+  /** Short label, e.g. "budget 50 %" or "energy 95 %". Untrusted-safe: rendered as text. */
+  label: string;
+  /** Total parameters of the compressed model. */
+  params: number;
+  /** Bytes of the written (or would-be-written) ONNX file. */
+  fileSize: number;
+  /** Mean latency per batch in ms (measureLatency); absent when not measured. */
+  latencyMs?: number;
+  /** Top-1 accuracy in [0, 1]. */
+  accuracy: number;
+}
+
+export interface OriginalModel {
+  params: number;
+  fileSize: number;
+  latencyMs?: number;
+  accuracy: number;
+  name: string;
+}
+
+export interface SweepProgress {
+  done: number;
+  total: number;
+  /** What runs now, e.g. "uniform 30 % — evaluating 512 samples". */
+  message: string;
+}
+
+// ---------- host → webview ----------
+
+/** Replaces everything (a finished sweep loaded from cache, or a new sweep starting: points []). */
+export const DidSetPointsNotification = notification<{
+  points: TradeoffPoint[];
+  original: OriginalModel | null;
+  /** Caption: model and dataset. */
+  title: string;
+}>(scope, 'didSetPoints');
+
+/** One point streamed in while a sweep runs. */
+export const DidAddPointNotification = notification<{ point: TradeoffPoint }>(scope, 'didAddPoint');
+
+/** Sweep progress; null when no sweep runs. */
+export const DidChangeProgressNotification = notification<{ progress: SweepProgress | null }>(scope, 'didChangeProgress');
+
+/** The sweep ended (completed, cancelled, or failed with a message for the user). */
+export const DidFinishSweepNotification = notification<{ outcome: 'completed' | 'cancelled' | 'failed'; error?: string }>(
+  scope, 'didFinishSweep',
+);
+
+// ---------- webview → host ----------
+
+/** "Run sweep" (the host asks for what it lacks — eval data, budgets — then streams points). */
+export const RunSweepCommand = command(scope, 'runSweep', noParams);
+export const CancelSweepCommand = command(scope, 'cancelSweep', noParams);
+
+export interface PlanLayerView {
+  layer: string;
+  shape: [number, number];
+  /** Chosen rank; absent when the layer is kept dense. */
+  rank?: number;
+  paramsBefore: number;
+  paramsAfter: number;
+  energyKept: number;
+  /** Why it was kept dense (would not save parameters, not factorizable, …). */
+  skipped?: string;
+}
+export interface PlanView {
+  pointId: string;
+  label: string;
+  allocation: Allocation;
+  paramsBefore: number;
+  paramsAfter: number;
+  layers: PlanLayerView[];
+}
+export const GetPlanRequest = request<{ pointId: string }, PlanView>(
+  scope, 'getPlan', is.object({ pointId: is.string({ max: 200 }) }),
+);
+
+/** "Apply": writes the compressed model of that point; reply: the written file. */
+export const ApplyPointRequest = request<{ pointId: string }, { file: string }>(
+  scope, 'applyPoint', is.object({ pointId: is.string({ max: 200 }) }),
+);
+
+// ---------- state ----------
+
+export type XAxis = 'params' | 'fileSize' | 'latency';
+
+/** Kept with `vscode.setState`; also what a WebviewPanelSerializer gets back after a reload. */
+export interface TradeoffState {
+  version: 1;
+  title: string;
+  points: TradeoffPoint[];
+  original: OriginalModel | null;
+  xAxis: XAxis;
+  /** Allocations hidden by the user's legend toggles. */
+  hidden: Allocation[];
+  selected: string | null;
+}
