@@ -1,0 +1,173 @@
+"""An ONNX graph, handed over as graph JSON + safetensors, executed as a torch.nn.Module.
+
+Float initializers become nn.Parameters keyed by their ONNX names (BatchNormalization's running
+statistics become buffers: they are updated, not trained); integer initializers and constants
+(shapes, indices) stay on the CPU so shape arithmetic never waits for the accelerator."""
+import json
+import os
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import safetensors
+from .ops import HOST_INPUTS, OPS
+
+_TORCH = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+_CODE = {v: k for k, v in _TORCH.items()}
+GRAPH_FORMAT = "rankscope-graph"
+
+
+class GraphError(ValueError):
+    """A graph the worker cannot run; `missing` lists every unsupported op (reported up front)."""
+
+    def __init__(self, message, missing=None):
+        super().__init__(message)
+        self.missing = missing or []
+
+
+def to_torch(code, arr):
+    t = torch.from_numpy(np.array(arr))  # copy: the safetensors buffer is read-only
+    return t.view(torch.bfloat16) if code == "BF16" else t
+
+
+def to_numpy(t):
+    """(dtype code, array) for safetensors; bf16 travels as its uint16 bits."""
+    t = t.detach().cpu().contiguous()
+    if t.dtype == torch.bfloat16:
+        return "BF16", t.view(torch.int16).numpy().view(np.uint16)
+    return _CODE[t.dtype], t.numpy()
+
+
+def load_graph(graph_path, weights_path=None):
+    """Reads `<name>.graph.json` and its `.safetensors` (default: same stem)."""
+    with open(graph_path, "r", encoding="utf-8") as f:
+        graph = json.load(f)
+    if graph.get("format") != GRAPH_FORMAT:
+        raise GraphError(f"{graph_path}: not a Rankscope graph file (format {graph.get('format')!r})")
+    if weights_path is None:
+        weights_path = os.path.join(os.path.dirname(graph_path), graph["weights"])
+    tensors, _ = safetensors.read(weights_path)
+    return graph, {name: to_torch(code, arr) for name, (code, arr) in tensors.items()}
+
+
+def unsupported_ops(graph):
+    """Every op (domain-qualified) the executor has no function for, sorted, without repeats."""
+    missing = set()
+    for node in graph["nodes"]:
+        domain = node.get("domain") or ""
+        if domain not in ("", "ai.onnx") or node["op"] not in OPS:
+            missing.add(f"{domain}::{node['op']}" if domain not in ("", "ai.onnx") else node["op"])
+    return sorted(missing)
+
+
+class _Context:
+    __slots__ = ("opset", "training", "update_batch_norm")
+
+    def __init__(self, opset):
+        self.opset = opset
+        self.training = False
+        self.update_batch_norm = True
+
+
+class OnnxModule(nn.Module):
+    """forward(*inputs) -> tuple of graph outputs, in graph order."""
+
+    def __init__(self, graph, tensors):
+        super().__init__()
+        missing = unsupported_ops(graph)
+        if missing:
+            raise GraphError(f"the model uses {len(missing)} op(s) the worker does not support: {', '.join(missing)}", missing)
+        self.graph = graph
+        self.ctx = _Context(int(graph.get("opset", 17)))
+        self.input_names = [v["name"] for v in graph["inputs"]]
+        self.output_names = [v["name"] for v in graph["outputs"]]
+        self.initializer_names = list(graph["initializers"])
+        stats = {n["inputs"][i] for n in graph["nodes"] if n["op"] == "BatchNormalization" for i in (3, 4)
+                 if len(n["inputs"]) > i}
+        # nn.Module forbids '.' in names and ONNX names are arbitrary, so parameters live in a
+        # list and `self.index` maps ONNX name -> (kind, position).
+        self.params = nn.ParameterList()
+        self.stats = []
+        self.host = {}
+        self.index = {}
+        for name in self.initializer_names:
+            t = tensors[name]
+            if t.is_floating_point() and name not in stats:
+                self.index[name] = ("param", len(self.params))
+                self.params.append(nn.Parameter(t))
+            elif t.is_floating_point():
+                self.register_buffer(f"stat{len(self.stats)}", t)
+                self.index[name] = ("stat", len(self.stats))
+                self.stats.append(f"stat{len(self.stats)}")
+            else:
+                self.host[name] = t
+        # Constant nodes' tensor attributes are stored in the same safetensors file.
+        self.nodes = []
+        for node in graph["nodes"]:
+            attrs = {}
+            for k, v in (node.get("attrs") or {}).items():
+                if isinstance(v, dict) and "tensor" in v:
+                    v = tensors[v["tensor"]]
+                attrs[k] = v
+            self.nodes.append((OPS[node["op"]], attrs, node["inputs"], node["outputs"],
+                               HOST_INPUTS.get(node["op"], ()), node["op"], node.get("name", "")))
+        # Free every intermediate after its last use (eval memory); graph outputs are kept.
+        last = {}
+        for i, (_, _, ins, _, _, _, _) in enumerate(self.nodes):
+            for n in ins:
+                last[n] = i
+        keep = set(self.output_names)
+        self.release = [[n for n in set(ins) if n and last.get(n) == i and n not in keep]
+                        for i, (_, _, ins, _, _, _, _) in enumerate(self.nodes)]
+
+    def train(self, mode=True):
+        super().train(mode)
+        self.ctx.training = mode
+        return self
+
+    def tensor(self, name):
+        kind, i = self.index[name]
+        return self.params[i] if kind == "param" else getattr(self, self.stats[i])
+
+    def named_initializers(self):
+        """(ONNX name, tensor) for every float initializer: what write-back puts into the ONNX file."""
+        return [(name, self.tensor(name)) for name in self.initializer_names if name in self.index]
+
+    def forward(self, *inputs):
+        env = dict(zip(self.input_names, inputs))
+        for (fn, attrs, ins, outs, host_inputs, op, name), release in zip(self.nodes, self.release):
+            args = []
+            device = None
+            for n in ins:
+                if not n:
+                    args.append(None)
+                    continue
+                t = env.get(n)
+                if t is None:
+                    t = self.tensor(n) if n in self.index else self.host.get(n)
+                    if t is None:
+                        raise GraphError(f"node {name or op} reads {n!r}, which no node produced")
+                if t.device.type != "cpu":
+                    device = t.device
+                args.append(t)
+            if device is not None:  # CPU-held constants meet accelerator tensors: move them over
+                args = [t if t is None or j in host_inputs or t.device == device else t.to(device)
+                        for j, t in enumerate(args)]
+            if op == "Split":
+                result = fn(self.ctx, attrs, *args, _n_outputs=len(outs))
+            else:
+                result = fn(self.ctx, attrs, *args)
+            if isinstance(result, tuple):
+                for o, r in zip(outs, result):
+                    if o:
+                        env[o] = r
+            else:
+                env[outs[0]] = result
+            for n in release:
+                env.pop(n, None)
+        return tuple(env[n] for n in self.output_names)
