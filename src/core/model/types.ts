@@ -81,8 +81,13 @@ export interface Layer {
   biasParams: number;
   /** Bytes of W as stored. */
   bytes: number;
-  /** Names of every node that uses W (more than one when shared). */
+  /**
+   * Every node that uses W (more than one when shared): the node's name, or `OpType(output0)`
+   * for unnamed nodes (formats/onnx `nodeId`/`findNode`).
+   */
   nodes: string[];
+  /** Nodes between W and the layer node (Transpose/Cast/Identity/DequantizeLinear), same naming. */
+  via?: string[];
   /** Conv only. */
   groups?: number;
   kernel?: number[];

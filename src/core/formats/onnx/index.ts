@@ -1,0 +1,9 @@
+// ONNX in and out. Everything other modules need from this format is exported here.
+export { openOnnx, openModelBytes, sniffOnnx, OnnxModel, sourceDirOf, type OpenOptions } from './read';
+export { encodeOnnx, writeOnnxAtomic, makeTensorProto, type WriteOptions } from './write';
+export {
+  buildInventory, nodeId, findNode, attr, readCompressedEntries, COMPRESSED_METADATA_KEY, type CompressedEntry,
+} from './inventory';
+export { tensorBytes, externalRef, dimsOf, elementCount } from './tensorData';
+export { dtypeOf, dataTypeCode, elementBits, rawByteLength } from './dtypes';
+export * from './gen/onnx_pb';

@@ -1,0 +1,167 @@
+// Reading ONNX: one read of the file into a Buffer, one protobuf decode whose bytes fields are
+// views into that Buffer (bufbuild's reader returns subarrays), tensors resolved lazily.
+import { fromBinary } from '@bufbuild/protobuf';
+import { readFile, stat } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
+import { RankscopeError, throwIfCancelled } from '../../errors';
+import { LazyTensor } from '../../model/tensor';
+import type { DType, Layer, Model, ModelSummary, Tensor, ValueInfo } from '../../model/types';
+import { dtypeOf, rawByteLength } from './dtypes';
+import { type ModelProto, ModelProtoSchema, type NodeProto, type TensorProto, type ValueInfoProto } from './gen/onnx_pb';
+import { buildInventory } from './inventory';
+import { checkExternal, dimsOf, tensorBytes } from './tensorData';
+
+/** Protobuf cannot address more than 2 GiB; bigger models must use external data. */
+const MAX_PROTOBUF_BYTES = 2 ** 31 - 1;
+
+/** Source folder of protos decoded by openOnnx, so a writer can find their external data. */
+export const sourceDirOf = new WeakMap<ModelProto, string>();
+
+export interface OpenOptions {
+  signal?: AbortSignal;
+}
+
+/** Cheap check on the first bytes: ONNX files start with a ModelProto field tag we know. */
+export function sniffOnnx(head: Uint8Array): boolean {
+  // ir_version (field 1, varint) comes first in every writer we know; accept other ModelProto
+  // fields (2 producer_name, 3 producer_version, 4 domain, 6 doc, 7 graph, 8 opset) too.
+  return head.length > 0 && [0x08, 0x12, 0x1a, 0x22, 0x28, 0x32, 0x3a, 0x42].includes(head[0]);
+}
+
+export async function openOnnx(path: string, options: OpenOptions = {}): Promise<OnnxModel> {
+  const abs = resolve(path);
+  let size: number;
+  try {
+    const s = await stat(abs);
+    if (s.isDirectory()) throw new RankscopeError('BAD_ARGUMENT', `${path} is a folder, not an ONNX file.`);
+    size = s.size;
+  } catch (e) {
+    if (e instanceof RankscopeError) throw e;
+    throw new RankscopeError('NOT_FOUND', `Model file not found: ${path}`);
+  }
+  if (size > MAX_PROTOBUF_BYTES) {
+    throw new RankscopeError('NOT_ONNX', `${path} is ${size} bytes; an ONNX protobuf cannot exceed 2 GiB.`,
+      'Save large models with external data (onnx.save(..., save_as_external_data=True)).');
+  }
+  throwIfCancelled(options.signal);
+  const bytes = await readFile(abs, { signal: options.signal }).catch((e: Error) => {
+    if (e.name === 'AbortError') throwIfCancelled(options.signal);
+    throw new RankscopeError('NOT_FOUND', `Cannot read ${path}: ${e.message}`);
+  });
+  throwIfCancelled(options.signal);
+  return openModelBytes(bytes, abs);
+}
+
+/** Opens an in-memory model; `path` names it in errors and locates external data. */
+export function openModelBytes(bytes: Uint8Array, path: string): OnnxModel {
+  const name = basename(path);
+  if (bytes.length === 0) throw new RankscopeError('NOT_ONNX', `${name} is empty, not an ONNX model.`);
+  if (!sniffOnnx(bytes)) {
+    throw new RankscopeError('NOT_ONNX', `${name} is not an ONNX model (unexpected first byte 0x${bytes[0].toString(16).padStart(2, '0')}).`,
+      'Export the model to ONNX first (torch.onnx.export).');
+  }
+  // A plain Uint8Array view (not a Buffer): decoded bytes fields become subarrays of it, and
+  // their .slice() must copy (Buffer.prototype.slice would alias the file buffer).
+  const plain = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let proto: ModelProto;
+  try {
+    proto = fromBinary(ModelProtoSchema, plain);
+  } catch (e) {
+    throw new RankscopeError('CORRUPT', `${name} is truncated or corrupt: ${(e as Error).message}.`,
+      'Re-export or re-download the model.');
+  }
+  if (!proto.graph || proto.irVersion <= 0n || proto.irVersion > 100n) {
+    throw new RankscopeError('NOT_ONNX', `${name} is not an ONNX model (no graph or no IR version).`);
+  }
+  return new OnnxModel(proto, path, bytes.length);
+}
+
+export class OnnxModel implements Model {
+  readonly dir: string;
+  readonly summary: ModelSummary;
+  readonly layers: Layer[];
+  /** Every weight-like tensor: initializers, Constant outputs, ConstantOfShape fills. */
+  private readonly tensors = new Map<string, LazyTensor>();
+
+  constructor(readonly proto: ModelProto, readonly path: string, fileSize: number) {
+    this.dir = dirname(resolve(path));
+    sourceDirOf.set(proto, this.dir);
+    const graph = proto.graph!;
+    const name = basename(path);
+    for (const t of graph.initializer) {
+      if (t.dataLocation === 1) checkExternal(t, this.dir, name); // fail at open, not mid-analysis
+      this.addTensor(t.name, t);
+    }
+    for (const node of graph.node) this.addConstant(node);
+
+    this.layers = buildInventory(proto, this);
+    let totalParams = 0;
+    for (const t of this.tensors.values()) totalParams += t.size;
+    const factorizableParams = this.layers.filter((l) => l.factorizable).reduce((a, l) => a + l.params, 0);
+    this.summary = {
+      path: this.path,
+      fileSize,
+      format: 'onnx',
+      irVersion: Number(proto.irVersion),
+      opsets: proto.opsetImport.map((o) => ({ domain: o.domain || 'ai.onnx', version: Number(o.version) })),
+      producer: { name: proto.producerName, version: proto.producerVersion },
+      inputs: graph.input.filter((i) => !this.tensors.has(i.name)).map(valueInfo),
+      outputs: graph.output.map(valueInfo),
+      totalParams,
+      factorizableParams,
+      metadata: Object.fromEntries(proto.metadataProps.map((p) => [p.key, p.value])),
+    };
+  }
+
+  tensor(name: string): Tensor | undefined {
+    return this.tensors.get(name);
+  }
+
+  /** Names of every weight-like tensor (initializers and constant-node outputs). */
+  tensorNames(): string[] {
+    return [...this.tensors.keys()];
+  }
+
+  /** Raw bytes of a TensorProto of this model, external data included (a view when in-file). */
+  bytesOf(t: TensorProto): Uint8Array {
+    return tensorBytes(t, this.dir, basename(this.path));
+  }
+
+  private addTensor(name: string, t: TensorProto): void {
+    this.tensors.set(name, new LazyTensor(name, dtypeOf(t.dataType), dimsOf(t), () => this.bytesOf(t)));
+  }
+
+  private addConstant(node: NodeProto): void {
+    if (node.domain && node.domain !== 'ai.onnx') return;
+    const out = node.output[0];
+    if (!out) return;
+    if (node.opType === 'Constant') {
+      const value = node.attribute.find((a) => a.name === 'value')?.t;
+      if (value) this.addTensor(out, value);
+    } else if (node.opType === 'ConstantOfShape') {
+      // Weights replaced by a fill (ONNX's light models): shape from a constant int64 input.
+      const shapeTensor = this.tensors.get(node.input[0] ?? '');
+      if (!shapeTensor || shapeTensor.dtype !== 'int64') return;
+      const b = shapeTensor.bytes();
+      const shape = Array.from(new BigInt64Array(b.slice().buffer, 0, shapeTensor.size), Number);
+      const value = node.attribute.find((a) => a.name === 'value')?.t;
+      const dtype: DType = value ? dtypeOf(value.dataType) : 'float32';
+      const fill = value ? this.bytesOf(value) : new Uint8Array(4);
+      this.tensors.set(out, new LazyTensor(out, dtype, shape, () => {
+        const size = shape.reduce((a, d) => a * d, 1);
+        const bytes = new Uint8Array(rawByteLength(dtype, size));
+        for (let i = 0; i < bytes.length; i += fill.length) bytes.set(fill.subarray(0, Math.min(fill.length, bytes.length - i)), i);
+        return bytes;
+      }));
+    }
+  }
+}
+
+function valueInfo(v: ValueInfoProto): ValueInfo {
+  const tt = v.type?.value.case === 'tensorType' ? v.type.value.value : undefined;
+  return {
+    name: v.name,
+    dtype: tt ? dtypeOf(tt.elemType) : 'unknown',
+    shape: tt?.shape ? tt.shape.dim.map((d) => (d.value.case === 'dimValue' ? Number(d.value.value) : d.value.case === 'dimParam' ? d.value.value : null)) : null,
+  };
+}

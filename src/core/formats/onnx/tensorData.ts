@@ -1,0 +1,154 @@
+// The bytes of a TensorProto, wherever ONNX put them: raw_data (a zero-copy view of the file
+// buffer), the typed repeated fields (float_data, int32_data, …), or an external-data file.
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { RankscopeError } from '../../errors';
+import type { DType } from '../../model/types';
+import { dtypeOf, elementBits, rawByteLength } from './dtypes';
+import { type TensorProto, TensorProto_DataLocation } from './gen/onnx_pb';
+
+export interface ExternalRef {
+  location: string;
+  offset: number;
+  /** Undefined: up to the end of the file. */
+  length?: number;
+}
+
+export function dimsOf(t: { dims: bigint[] }): number[] {
+  return t.dims.map(Number);
+}
+
+export function elementCount(t: TensorProto): number {
+  return t.dims.reduce((a, d) => a * Number(d), 1);
+}
+
+export function externalRef(t: TensorProto): ExternalRef | undefined {
+  if (t.dataLocation !== TensorProto_DataLocation.EXTERNAL) return undefined;
+  const kv = new Map(t.externalData.map((e) => [e.key, e.value]));
+  const location = kv.get('location');
+  if (!location) {
+    throw new RankscopeError('CORRUPT', `Tensor '${t.name}' is marked external but has no 'location'.`);
+  }
+  const offset = Number(kv.get('offset') ?? 0);
+  const length = kv.has('length') ? Number(kv.get('length')) : undefined;
+  if (!Number.isSafeInteger(offset) || offset < 0 || (length !== undefined && (!Number.isSafeInteger(length) || length < 0))) {
+    throw new RankscopeError('CORRUPT', `Tensor '${t.name}' has an invalid external-data offset/length.`);
+  }
+  return { location, offset, length };
+}
+
+/** Absolute path of an external-data file; the location is relative to the model's folder. */
+export function externalPath(dir: string, ref: ExternalRef): string {
+  return isAbsolute(ref.location) ? ref.location : join(dir, ref.location);
+}
+
+/**
+ * Checks that an external tensor's file exists and is long enough, without reading it.
+ * Returns the byte range. `model` names the model file in errors.
+ */
+export function checkExternal(t: TensorProto, dir: string, model: string): { path: string; offset: number; length: number } {
+  const ref = externalRef(t)!;
+  const path = externalPath(dir, ref);
+  const expected = expectedByteLength(t);
+  let size: number;
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    throw new RankscopeError('EXTERNAL_DATA', `${model}: tensor '${t.name}' keeps its data in '${ref.location}', which does not exist next to the model (${path}).`,
+      'Copy the external-data file into the model\'s folder.');
+  }
+  try {
+    size = fstatSync(fd).size;
+  } finally {
+    closeSync(fd);
+  }
+  const length = ref.length ?? (expected ?? size - ref.offset);
+  if (ref.offset + length > size) {
+    throw new RankscopeError('EXTERNAL_DATA', `${model}: external-data file '${ref.location}' is too short for tensor '${t.name}' (needs bytes ${ref.offset}..${ref.offset + length}, file has ${size}).`,
+      'The file is truncated or belongs to another model version.');
+  }
+  if (expected !== undefined && length !== expected) {
+    throw new RankscopeError('EXTERNAL_DATA', `${model}: tensor '${t.name}' needs ${expected} bytes but its external-data length is ${length}.`);
+  }
+  return { path, offset: ref.offset, length };
+}
+
+/** Byte length of raw_data for this tensor, or undefined for strings/unknown types. */
+export function expectedByteLength(t: TensorProto): number | undefined {
+  const dtype = dtypeOf(t.dataType);
+  if (elementBits(dtype) === 0) return undefined;
+  return rawByteLength(dtype, elementCount(t));
+}
+
+function readRange(path: string, offset: number, length: number): Uint8Array {
+  const out = Buffer.allocUnsafe(length);
+  const fd = openSync(path, 'r');
+  try {
+    let done = 0;
+    while (done < length) {
+      const n = readSync(fd, out, done, length - done, offset + done);
+      if (n === 0) throw new RankscopeError('EXTERNAL_DATA', `External-data file ${path} ended early (read ${done} of ${length} bytes).`);
+      done += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return out;
+}
+
+/**
+ * Raw little-endian bytes of a tensor. raw_data comes back as the view the decoder made (no
+ * copy); external data is read from disk; typed fields are packed into a new buffer.
+ * `dir` is the model's folder (for external data), `model` names the file in errors.
+ */
+export function tensorBytes(t: TensorProto, dir: string, model = 'model'): Uint8Array {
+  const dtype = dtypeOf(t.dataType);
+  if (t.dataLocation === TensorProto_DataLocation.EXTERNAL) {
+    const { path, offset, length } = checkExternal(t, dir, model);
+    return readRange(path, offset, length);
+  }
+  const expected = expectedByteLength(t);
+  const bytes = t.rawData.length > 0 || expected === 0 ? t.rawData : typedFieldBytes(t, dtype);
+  if (expected !== undefined && bytes.length !== expected) {
+    throw new RankscopeError('CORRUPT', `${model}: tensor '${t.name}' (${dtype} [${t.dims.join(', ')}]) holds ${bytes.length} bytes, expected ${expected}.`,
+      'The model file is corrupt.');
+  }
+  return bytes;
+}
+
+function typedFieldBytes(t: TensorProto, dtype: DType): Uint8Array {
+  switch (dtype) {
+    case 'float32': case 'complex64':
+      return asBytes(Float32Array.from(t.floatData));
+    case 'float64': case 'complex128':
+      return asBytes(Float64Array.from(t.doubleData));
+    case 'int64':
+      return asBytes(BigInt64Array.from(t.int64Data));
+    case 'uint64':
+      return asBytes(BigUint64Array.from(t.uint64Data));
+    case 'uint32':
+      return asBytes(Uint32Array.from(t.uint64Data, Number));
+    case 'int32':
+      return asBytes(Int32Array.from(t.int32Data));
+    // float16/bfloat16 and 8-bit types are stored bitwise in int32_data, one element per entry.
+    case 'float16': case 'bfloat16': case 'uint16':
+      return asBytes(Uint16Array.from(t.int32Data));
+    case 'int16':
+      return asBytes(Int16Array.from(t.int32Data));
+    case 'int8':
+      return asBytes(Int8Array.from(t.int32Data));
+    case 'uint8': case 'bool': case 'float8e4m3fn': case 'float8e4m3fnuz': case 'float8e5m2': case 'float8e5m2fnuz':
+      return Uint8Array.from(t.int32Data);
+    case 'int4': case 'uint4': case 'float4e2m1': {
+      // int32_data holds one packed byte (two 4-bit elements) per entry.
+      return Uint8Array.from(t.int32Data);
+    }
+    default:
+      return new Uint8Array(0);
+  }
+}
+
+function asBytes(a: ArrayBufferView): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}

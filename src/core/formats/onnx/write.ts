@@ -1,0 +1,179 @@
+// Writing ONNX: encode (unknown fields kept by bufbuild), write to a temp file, rename over the
+// target; tensors go to an external-data file when the source used one or the model would pass
+// protobuf's 2 GiB limit.
+import { create, toBinary } from '@bufbuild/protobuf';
+import { randomBytes } from 'node:crypto';
+import { open, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { RankscopeError, throwIfCancelled } from '../../errors';
+import { float32ToBfloat16, float32ToFloat16 } from '../../model/float16';
+import type { DType } from '../../model/types';
+import { dataTypeCode, rawByteLength } from './dtypes';
+import {
+  type GraphProto, type ModelProto, ModelProtoSchema, StringStringEntryProtoSchema, type TensorProto, TensorProto_DataLocation, TensorProtoSchema,
+} from './gen/onnx_pb';
+import { sourceDirOf } from './read';
+import { expectedByteLength, tensorBytes } from './tensorData';
+
+/** Tensors below this stay inline when writing external data (the ONNX tooling's default). */
+const EXTERNAL_THRESHOLD = 1024;
+/** External-data offsets are page aligned, as the ONNX spec recommends (lets runtimes mmap). */
+const ALIGN = 4096;
+/** Leave headroom under 2 GiB for the graph itself. */
+const INLINE_LIMIT = 2 ** 31 - 64 * 2 ** 20;
+
+export function encodeOnnx(proto: ModelProto): Uint8Array {
+  return toBinary(ModelProtoSchema, proto);
+}
+
+export interface WriteOptions {
+  /** true: weights to `<file>.data`; false: all inline; 'auto' (default): external when the
+   * source model used external data or the model exceeds ~2 GiB. */
+  externalData?: boolean | 'auto';
+  /** Folder that external-data locations in `proto` are relative to; defaults to where
+   * openOnnx read the proto from, else the output folder. */
+  sourceDir?: string;
+  signal?: AbortSignal;
+}
+
+export async function writeOnnxAtomic(path: string, proto: ModelProto, options: WriteOptions = {}): Promise<void> {
+  const out = resolve(path);
+  const sourceDir = options.sourceDir ?? sourceDirOf.get(proto) ?? dirname(out);
+  const graph = proto.graph;
+  const inits = graph?.initializer ?? [];
+  const hasExternal = inits.some((t) => t.dataLocation === TensorProto_DataLocation.EXTERNAL);
+  const mode = options.externalData ?? 'auto';
+  const external = mode === true || (mode === 'auto' && (hasExternal || estimatedSize(inits) > INLINE_LIMIT));
+  const tmp = (p: string) => join(dirname(p), `.${basename(p)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+
+  const dataName = `${basename(out)}.data`;
+  const dataPath = join(dirname(out), dataName);
+  const dataTmp = tmp(dataPath);
+  const modelTmp = tmp(out);
+  try {
+    let written = proto;
+    if (graph && external) {
+      written = withGraph(proto, graph, await writeExternal(inits, sourceDir, dataTmp, dataName, options.signal));
+    } else if (graph && hasExternal) {
+      written = withGraph(proto, graph, inits.map((t) => t.dataLocation === TensorProto_DataLocation.EXTERNAL
+        ? create(TensorProtoSchema, { ...t, rawData: tensorBytes(t, sourceDir, t.name), dataLocation: TensorProto_DataLocation.DEFAULT, externalData: [] })
+        : t));
+    }
+    throwIfCancelled(options.signal);
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeOnnx(written);
+    } catch (e) {
+      throw new RankscopeError('UNSUPPORTED', `Cannot encode ${basename(out)}: ${(e as Error).message}`,
+        'Write it with external data.');
+    }
+    await writeFileFsync(modelTmp, bytes);
+    if (external) await rename(dataTmp, dataPath);
+    await rename(modelTmp, out);
+  } catch (e) {
+    await rm(dataTmp, { force: true });
+    await rm(modelTmp, { force: true });
+    throw e;
+  }
+}
+
+function withGraph(proto: ModelProto, graph: GraphProto, initializer: TensorProto[]): ModelProto {
+  // Shallow copies: the caller's proto is never modified.
+  return { ...proto, graph: { ...graph, initializer } };
+}
+
+function estimatedSize(inits: TensorProto[]): number {
+  let n = 0;
+  for (const t of inits) n += t.rawData.length || (expectedByteLength(t) ?? 0);
+  return n;
+}
+
+async function writeFileFsync(path: string, bytes: Uint8Array): Promise<void> {
+  const fh = await open(path, 'w');
+  try {
+    await fh.writeFile(bytes);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Writes every initializer of at least EXTERNAL_THRESHOLD bytes to `dataPath`; returns the new list. */
+async function writeExternal(inits: TensorProto[], sourceDir: string, dataPath: string, location: string, signal?: AbortSignal): Promise<TensorProto[]> {
+  const fh = await open(dataPath, 'w');
+  try {
+    let offset = 0;
+    const result: TensorProto[] = [];
+    for (const t of inits) {
+      throwIfCancelled(signal);
+      const size = expectedByteLength(t);
+      const isExternal = t.dataLocation === TensorProto_DataLocation.EXTERNAL;
+      if (size === undefined || (!isExternal && size < EXTERNAL_THRESHOLD)) {
+        result.push(t);
+        continue;
+      }
+      const bytes = tensorBytes(t, sourceDir, t.name);
+      offset = Math.ceil(offset / ALIGN) * ALIGN;
+      await fh.write(bytes, 0, bytes.length, offset);
+      result.push(create(TensorProtoSchema, {
+        ...t,
+        rawData: new Uint8Array(0), floatData: [], doubleData: [], int32Data: [], int64Data: [], uint64Data: [],
+        dataLocation: TensorProto_DataLocation.EXTERNAL,
+        externalData: [
+          create(StringStringEntryProtoSchema, { key: 'location', value: location }),
+          create(StringStringEntryProtoSchema, { key: 'offset', value: String(offset) }),
+          create(StringStringEntryProtoSchema, { key: 'length', value: String(bytes.length) }),
+        ],
+      }));
+      offset += bytes.length;
+    }
+    await fh.sync();
+    return result;
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * A TensorProto with raw_data. Float data is stored as `dtype` (narrowed to float16/bfloat16
+ * with round-to-nearest-even, or widened to float64); a Uint8Array is taken as the raw bytes.
+ */
+export function makeTensorProto(name: string, dtype: DType, dims: readonly number[], data: Float32Array | Float64Array | Uint8Array): TensorProto {
+  const size = dims.reduce((a, b) => a * b, 1);
+  let raw: Uint8Array;
+  if (data instanceof Uint8Array) {
+    raw = data;
+    if (raw.length !== rawByteLength(dtype, size)) {
+      throw new RankscopeError('SHAPE_MISMATCH', `Tensor '${name}': ${raw.length} bytes do not fit ${dtype} [${dims.join(', ')}].`);
+    }
+  } else {
+    if (data.length !== size) {
+      throw new RankscopeError('SHAPE_MISMATCH', `Tensor '${name}': ${data.length} values do not fit [${dims.join(', ')}].`);
+    }
+    raw = encodeFloats(data, dtype, name);
+  }
+  return create(TensorProtoSchema, { name, dataType: dataTypeCode(dtype), dims: dims.map(BigInt), rawData: raw });
+}
+
+function encodeFloats(data: Float32Array | Float64Array, dtype: DType, name: string): Uint8Array {
+  // Fresh, little-endian buffers (every platform Node ships on is little-endian).
+  switch (dtype) {
+    case 'float32': {
+      const a = data instanceof Float32Array ? data.slice() : Float32Array.from(data);
+      return new Uint8Array(a.buffer);
+    }
+    case 'float64': return new Uint8Array(Float64Array.from(data).buffer);
+    case 'float16': {
+      const a = new Uint16Array(data.length);
+      for (let i = 0; i < data.length; i++) a[i] = float32ToFloat16(data[i]);
+      return new Uint8Array(a.buffer);
+    }
+    case 'bfloat16': {
+      const a = new Uint16Array(data.length);
+      for (let i = 0; i < data.length; i++) a[i] = float32ToBfloat16(data[i]);
+      return new Uint8Array(a.buffer);
+    }
+    default:
+      throw new RankscopeError('UNSUPPORTED', `Tensor '${name}': cannot store float values as ${dtype}.`);
+  }
+}
