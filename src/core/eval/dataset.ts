@@ -1,0 +1,286 @@
+// Evaluation data: arrays of an .npz/.npy file mapped onto the model's inputs, checked against
+// the model's input shapes and dtypes before anything runs, then served batch by batch.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { RankscopeError, throwIfCancelled } from '../errors';
+import { openArrayFile, type ArrayFile } from './npz';
+import type { NpyArray, NpyData } from './npy';
+import { checkNtuOptions, ntuToModel, NTU_CHANNELS, NTU_FRAME_SIZE, NTU_JOINTS, NTU_PERSONS, type NtuOptions } from './ntu';
+import type { TensorInfo, WireTensor } from './runnerProtocol';
+
+export interface DatasetSpec {
+  /** .npz or .npy file. */
+  data: string;
+  /** Model input name → array key. Default: by name, or the single input ← the single data array. */
+  inputs?: Record<string, string>;
+  /** Array with labels: class indices (N,) or one-hot/scores (N, C). null = no labels. Default: y_test / y / labels if present. */
+  labels?: string | null;
+  /** 'ntu': x (N, 300, 150) → (N, 3, T, 25, 2), CTR-GCN test-time resampling. */
+  preset?: 'ntu' | 'none';
+  ntu?: Partial<NtuOptions>;
+  /** Use only the first `limit` samples. */
+  limit?: number;
+}
+
+export interface Batch {
+  /** Index of the first sample. */
+  start: number;
+  count: number;
+  feeds: Record<string, WireTensor>;
+  /** Class index per sample, when the data has labels. */
+  labels?: Int32Array;
+}
+
+interface InputBinding {
+  input: TensorInfo;
+  array: NpyArray;
+  key: string;
+  /** Convert between float widths (numpy's default float64 into a float32 model). */
+  convertTo?: 'float32' | 'float64';
+}
+
+const LABEL_KEYS = ['y_test', 'y', 'labels', 'label', 'y_val'];
+const NTU_X_KEYS = ['x_test', 'x', 'x_val'];
+
+export class Dataset {
+  private hashValue: string | undefined;
+
+  /** Use Dataset.open / loadDataset; this binds already checked arrays. */
+  constructor(
+    readonly spec: DatasetSpec,
+    private readonly file: ArrayFile,
+    private readonly bindings: InputBinding[],
+    private readonly labelArray: NpyArray | undefined,
+    readonly labelKey: string | undefined,
+    /** Samples used (after `limit`). */
+    readonly size: number,
+    readonly ntu: NtuOptions | undefined,
+  ) {}
+
+  /** Opens `spec.data` and binds its arrays to `modelInputs`, or throws naming what does not fit. */
+  static async open(spec: DatasetSpec, modelInputs: TensorInfo[]): Promise<Dataset> {
+    const file = await openArrayFile(spec.data);
+    try {
+      return await bind(file, spec, modelInputs);
+    } catch (e) {
+      await file.close();
+      throw e;
+    }
+  }
+
+  get inputKeys(): Record<string, string> {
+    return Object.fromEntries(this.bindings.map((b) => [b.input.name, b.key]));
+  }
+
+  get hasLabels(): boolean {
+    return this.labelArray !== undefined;
+  }
+
+  /** Batches in order; the last one may be short. */
+  async *batches(batchSize: number, signal?: AbortSignal): AsyncGenerator<Batch> {
+    if (!(Number.isInteger(batchSize) && batchSize >= 1)) throw new RankscopeError('BAD_ARGUMENT', `batch size must be an integer ≥ 1; got ${batchSize}.`);
+    for (let start = 0; start < this.size; start += batchSize) {
+      throwIfCancelled(signal);
+      yield await this.batch(start, Math.min(batchSize, this.size - start), signal);
+    }
+  }
+
+  async batch(start: number, count: number, signal?: AbortSignal): Promise<Batch> {
+    const feeds: Record<string, WireTensor> = {};
+    for (const b of this.bindings) {
+      let data = await b.array.readRows(start, count, signal);
+      let dims = [count, ...b.array.shape.slice(1)];
+      if (this.ntu) {
+        data = ntuToModel(data as Float32Array, count, b.array.shape[1], this.ntu);
+        dims = [count, NTU_CHANNELS, this.ntu.frames, NTU_JOINTS, NTU_PERSONS];
+      } else if (b.convertTo === 'float32') {
+        data = Float32Array.from(data as Float64Array);
+      } else if (b.convertTo === 'float64') {
+        data = Float64Array.from(data as Float32Array);
+      }
+      feeds[b.input.name] = { type: b.convertTo ?? b.input.type, dims, data };
+    }
+    const labels = this.labelArray ? toClassIndices(await this.labelArray.readRows(start, count, signal), this.labelArray.shape, count) : undefined;
+    return { start, count, feeds, labels };
+  }
+
+  /** All labels (class indices) of the used samples. */
+  async allLabels(signal?: AbortSignal): Promise<Int32Array | undefined> {
+    if (!this.labelArray) return undefined;
+    return toClassIndices(await this.labelArray.readRows(0, this.size, signal), this.labelArray.shape, this.size);
+  }
+
+  /** Identifies the data as evaluated: file content (streamed), mapping, preset and limit. */
+  async hash(signal?: AbortSignal): Promise<string> {
+    if (this.hashValue) return this.hashValue;
+    const h = createHash('sha256');
+    h.update(JSON.stringify({ inputs: this.inputKeys, labels: this.labelKey ?? null, ntu: this.ntu ?? null, size: this.size }));
+    await hashFile(this.spec.data, h, signal);
+    this.hashValue = h.digest('hex');
+    return this.hashValue;
+  }
+
+  async close(): Promise<void> {
+    await this.file.close();
+  }
+}
+
+export function loadDataset(spec: DatasetSpec, modelInputs: TensorInfo[]): Promise<Dataset> {
+  return Dataset.open(spec, modelInputs);
+}
+
+/** Files up to this size are hashed whole; bigger ones by size, mtime and their first and last MiB. */
+const FULL_HASH_LIMIT = 2 * 1024 * 1024 * 1024;
+
+async function hashFile(path: string, h: ReturnType<typeof createHash>, signal?: AbortSignal): Promise<void> {
+  const { size, mtimeMs } = await stat(path);
+  const ranges: [number, number][] = size <= FULL_HASH_LIMIT ? [[0, size - 1]] : [[0, (1 << 20) - 1], [size - (1 << 20), size - 1]];
+  if (size > FULL_HASH_LIMIT) h.update(`${size}:${mtimeMs}`);
+  for (const [start, end] of ranges) {
+    if (end < start) continue;
+    for await (const chunk of createReadStream(path, { start, end, highWaterMark: 4 << 20 })) {
+      throwIfCancelled(signal);
+      h.update(chunk as Buffer);
+    }
+  }
+}
+
+function shapeText(shape: readonly (number | string | null)[]): string {
+  return `(${shape.map((d) => (d === null || d === -1 ? '?' : d)).join(', ')}${shape.length === 1 ? ',' : ''})`;
+}
+
+async function bind(file: ArrayFile, spec: DatasetSpec, modelInputs: TensorInfo[]): Promise<Dataset> {
+  const where = file.path;
+  const preset = spec.preset === 'ntu' ? 'ntu' : undefined;
+  if (modelInputs.length === 0) throw new RankscopeError('UNSUPPORTED', 'the model has no inputs to feed.');
+  // Label array: explicit, or a conventional name.
+  let labelKey: string | undefined;
+  if (spec.labels === null) labelKey = undefined;
+  else if (spec.labels !== undefined) {
+    if (!file.keys.includes(spec.labels)) throw new RankscopeError('NOT_FOUND', `${where}: no labels array '${spec.labels}'.`, `Arrays in this file: ${file.keys.join(', ')}.`);
+    labelKey = spec.labels;
+  } else {
+    labelKey = LABEL_KEYS.find((k) => file.keys.includes(k));
+  }
+  // Input mapping: explicit, by name, or the one input ← the one remaining array (x_test for NTU).
+  const mapping: Record<string, string> = { ...(spec.inputs ?? {}) };
+  for (const name of Object.keys(mapping)) {
+    if (!modelInputs.some((i) => i.name === name)) {
+      throw new RankscopeError('BAD_ARGUMENT', `the model has no input '${name}'.`, `Its inputs: ${modelInputs.map((i) => i.name).join(', ')}.`);
+    }
+  }
+  for (const input of modelInputs) {
+    if (mapping[input.name]) continue;
+    if (file.keys.includes(input.name)) { mapping[input.name] = input.name; continue; }
+    const candidates = preset
+      ? NTU_X_KEYS.filter((k) => file.keys.includes(k)).slice(0, 1)
+      : file.keys.filter((k) => k !== labelKey && !Object.values(mapping).includes(k));
+    const preferred = candidates.length > 1 ? candidates.filter((k) => /^(x_test|x|input|inputs|data)$/.test(k)) : candidates;
+    if (modelInputs.length === 1 && preferred.length === 1) { mapping[input.name] = preferred[0]; continue; }
+    throw new RankscopeError('BAD_ARGUMENT', `${where}: which array feeds the model input '${input.name}'?`,
+      `Say it with "inputs": { "${input.name}": "<array>" } in rankscope.json. Arrays in this file: ${file.keys.join(', ')}.`);
+  }
+  const bindings: InputBinding[] = [];
+  let n: number | undefined;
+  let nKey = '';
+  let ntu: NtuOptions | undefined;
+  for (const input of modelInputs) {
+    const key = mapping[input.name];
+    const array = await file.array(key);
+    const label = `${where}:${key}`;
+    if (input.type === 'non-tensor') throw new RankscopeError('UNSUPPORTED', `model input '${input.name}' is not a tensor.`);
+    if (array.shape.length === 0) throw new RankscopeError('SHAPE_MISMATCH', `${label} is a 0-d array; model input '${input.name}' needs a batch of shape ${shapeText(input.shape)}.`);
+    let convertTo: InputBinding['convertTo'];
+    if (preset) {
+      ntu = ntuOptionsFor(input, spec.ntu, label);
+      if (array.dtype !== 'float32' || array.shape.length !== 3 || array.shape[2] !== NTU_FRAME_SIZE) {
+        throw new RankscopeError('SHAPE_MISMATCH', `${label} has shape ${shapeText(array.shape)} ${array.dtype}; the NTU preset expects (N, 300, 150) float32 (300 frames × 2 persons × 25 joints × 3).`,
+          'Use the CTR-GCN style .npz (x_test, y_test), or drop --preset ntu and feed arrays already shaped for the model.');
+      }
+    } else {
+      const modelDims = input.shape;
+      const rankOk = modelDims.length === 0 || modelDims.length === array.shape.length;
+      const dimsOk = rankOk && modelDims.every((d, i) => i === 0 || typeof d !== 'number' || d < 0 || d === array.shape[i]);
+      if (!dimsOk) {
+        throw new RankscopeError('SHAPE_MISMATCH',
+          `${label} has shape ${shapeText(array.shape)}; model input '${input.name}' expects ${shapeText(modelDims.map((d) => (typeof d === 'number' && d >= 0 ? d : '?')))} (first axis = batch).`,
+          'Reshape the array when saving it, or use a preset (--preset ntu for NTU skeleton data).');
+      }
+      if (array.dtype !== input.type) {
+        const floats = ['float32', 'float64'];
+        if (floats.includes(array.dtype) && floats.includes(input.type)) convertTo = input.type as 'float32' | 'float64';
+        else {
+          throw new RankscopeError('SHAPE_MISMATCH', `${label} holds ${array.dtype}; model input '${input.name}' takes ${input.type}.`,
+            `Save it as ${input.type} (numpy: a.astype('${input.type === 'bool' ? 'bool' : input.type}')).`);
+        }
+      }
+    }
+    if (n !== undefined && array.shape[0] !== n) {
+      throw new RankscopeError('SHAPE_MISMATCH', `${label} has ${array.shape[0]} samples but ${where}:${nKey} has ${n}; inputs must have the same first axis.`);
+    }
+    n = array.shape[0];
+    nKey = key;
+    bindings.push({ input, array, key, convertTo });
+  }
+  let labelArray: NpyArray | undefined;
+  if (labelKey) {
+    labelArray = await file.array(labelKey);
+    const label = `${where}:${labelKey}`;
+    const s = labelArray.shape;
+    if (s.length < 1 || s.length > 2 || (s.length === 2 && s[1] < 1)) {
+      throw new RankscopeError('SHAPE_MISMATCH', `${label} has shape ${shapeText(s)}; labels must be class indices (N,) or one-hot (N, classes).`);
+    }
+    if (s[0] !== n) throw new RankscopeError('SHAPE_MISMATCH', `${label} has ${s[0]} labels but ${where}:${nKey} has ${n} samples.`);
+  }
+  let size = n!;
+  if (spec.limit !== undefined) {
+    if (!(Number.isInteger(spec.limit) && spec.limit >= 1)) throw new RankscopeError('BAD_ARGUMENT', `limit must be an integer ≥ 1; got ${spec.limit}.`);
+    size = Math.min(size, spec.limit);
+  }
+  if (size === 0) throw new RankscopeError('SHAPE_MISMATCH', `${where}:${nKey} has no samples (first axis is 0).`);
+  return new Dataset(spec, file, bindings, labelArray, labelKey, size, ntu);
+}
+
+function ntuOptionsFor(input: TensorInfo, given: Partial<NtuOptions> | undefined, label: string): NtuOptions {
+  const dims = input.shape;
+  const fixed = (i: number) => (typeof dims[i] === 'number' && (dims[i] as number) >= 0 ? (dims[i] as number) : undefined);
+  if (input.type !== 'float32') throw new RankscopeError('SHAPE_MISMATCH', `NTU preset: model input '${input.name}' takes ${input.type}; the preset produces float32.`);
+  const expected = [NTU_CHANNELS, undefined, NTU_JOINTS, NTU_PERSONS];
+  const fits = dims.length === 5 && expected.every((e, i) => e === undefined || fixed(i + 1) === undefined || fixed(i + 1) === e);
+  if (!fits) {
+    throw new RankscopeError('SHAPE_MISMATCH', `NTU preset: model input '${input.name}' has shape ${shapeText(dims)}; the preset feeds (N, 3, T, 25, 2) from ${label}.`,
+      'Use a CTR-GCN style model, or drop --preset ntu.');
+  }
+  const modelT = fixed(2);
+  if (given?.frames !== undefined && modelT !== undefined && given.frames !== modelT) {
+    throw new RankscopeError('SHAPE_MISMATCH', `NTU preset: frames ${given.frames} given, but model input '${input.name}' takes T = ${modelT}.`);
+  }
+  const frames = modelT ?? given?.frames;
+  if (frames === undefined) {
+    throw new RankscopeError('BAD_ARGUMENT', `NTU preset: model input '${input.name}' has a symbolic T; say how many frames to feed.`, 'Set "ntu": { "frames": 64 } in rankscope.json.');
+  }
+  const options = { crop: 0.95, resample: 'linear' as const, ...given, frames };
+  checkNtuOptions(options);
+  return options;
+}
+
+/** Labels as class indices: integer labels as they are, one-hot / score rows by argmax. */
+export function toClassIndices(data: NpyData, shape: readonly number[], count: number): Int32Array {
+  const out = new Int32Array(count);
+  if (shape.length === 1) {
+    for (let i = 0; i < count; i++) out[i] = Number(data[i]);
+    return out;
+  }
+  const classes = shape[1];
+  for (let i = 0; i < count; i++) {
+    let best = 0;
+    let bestValue = -Infinity;
+    for (let c = 0; c < classes; c++) {
+      const v = Number(data[i * classes + c]);
+      if (v > bestValue) { bestValue = v; best = c; }
+    }
+    out[i] = best;
+  }
+  return out;
+}

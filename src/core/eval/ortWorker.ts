@@ -1,0 +1,91 @@
+// Worker thread that owns ONNX Runtime sessions, so inference never blocks the caller's thread
+// (the extension host, the CLI's progress output). Protocol: runnerProtocol.ts. Timing runs
+// here too, so latency figures contain session.run and nothing of the message passing.
+import { parentPort } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
+import * as ort from 'onnxruntime-node';
+import type { FromWorker, ToWorker, WireTensor } from './runnerProtocol';
+
+const sessions = new Map<number, ort.InferenceSession>();
+let nextSession = 1;
+// One message at a time: ORT parallelises inside a run; overlapping runs would skew timings.
+let queue: Promise<void> = Promise.resolve();
+
+parentPort!.on('message', (msg: ToWorker) => {
+  queue = queue.then(() => handle(msg));
+});
+
+async function handle(msg: ToWorker): Promise<void> {
+  try {
+    switch (msg.type) {
+      case 'open': {
+        const options: ort.InferenceSession.SessionOptions = {
+          executionProviders: [msg.ep],
+          graphOptimizationLevel: 'all',
+          ...(msg.intraOpThreads ? { intraOpNumThreads: msg.intraOpThreads } : {}),
+        };
+        const session = typeof msg.model === 'string'
+          ? await ort.InferenceSession.create(msg.model, options)
+          : await ort.InferenceSession.create(msg.model, options);
+        const id = nextSession++;
+        sessions.set(id, session);
+        const describe = (m: readonly ort.InferenceSession.ValueMetadata[]) => m.map((v) => (
+          v.isTensor ? { name: v.name, type: String(v.type), shape: [...v.shape] } : { name: v.name, type: 'non-tensor', shape: [] }));
+        reply({ type: 'ok', id: msg.id, result: { session: id, inputs: describe(session.inputMetadata), outputs: describe(session.outputMetadata) } });
+        return;
+      }
+      case 'run': {
+        const session = need(msg.session);
+        const outputs = await session.run(toFeeds(msg.feeds));
+        const result: Record<string, WireTensor> = {};
+        const transfer: ArrayBuffer[] = [];
+        for (const [name, t] of Object.entries(outputs)) {
+          // Output memory may belong to ORT; copy into a buffer we can hand over.
+          const data = (t.data as ArrayBufferView & { slice(): ArrayBufferView }).slice();
+          result[name] = { type: t.type, dims: [...t.dims], data: data as WireTensor['data'] };
+          transfer.push(data.buffer as ArrayBuffer);
+          t.dispose();
+        }
+        reply({ type: 'ok', id: msg.id, result }, transfer);
+        return;
+      }
+      case 'time': {
+        const session = need(msg.session);
+        const feeds = toFeeds(msg.feeds);
+        for (let i = 0; i < msg.warmup; i++) await session.run(feeds);
+        const times: number[] = [];
+        for (let i = 0; i < msg.runs; i++) {
+          const t0 = performance.now();
+          await session.run(feeds);
+          times.push(performance.now() - t0);
+        }
+        reply({ type: 'ok', id: msg.id, result: times });
+        return;
+      }
+      case 'close': {
+        await sessions.get(msg.session)?.release();
+        sessions.delete(msg.session);
+        reply({ type: 'ok', id: msg.id, result: null });
+        return;
+      }
+    }
+  } catch (e) {
+    reply({ type: 'error', id: msg.id, message: (e as Error)?.message ?? String(e) });
+  }
+}
+
+function need(id: number): ort.InferenceSession {
+  const s = sessions.get(id);
+  if (!s) throw new Error(`session ${id} is closed`);
+  return s;
+}
+
+function toFeeds(feeds: Record<string, WireTensor>): Record<string, ort.Tensor> {
+  const out: Record<string, ort.Tensor> = {};
+  for (const [name, t] of Object.entries(feeds)) out[name] = new ort.Tensor(t.type as ort.Tensor.Type, t.data as never, t.dims);
+  return out;
+}
+
+function reply(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
+  parentPort!.postMessage(msg, transfer);
+}

@@ -1,0 +1,35 @@
+// Messages between OrtRunner (caller's thread) and ortWorker.ts (the ONNX Runtime thread).
+import type { NpyData } from './npy';
+
+export type ExecutionProvider = 'cpu' | 'cuda';
+
+/** A tensor crossing the thread boundary; `type` uses ONNX Runtime's names (float32, int64, bool…). */
+export interface WireTensor {
+  type: string;
+  dims: number[];
+  data: NpyData;
+}
+
+export interface TensorInfo {
+  name: string;
+  /** ONNX Runtime element type name, or 'non-tensor'. */
+  type: string;
+  /** Dimensions; strings are symbolic (batch), -1/absent dims unknown. */
+  shape: (number | string)[];
+}
+
+export interface OpenedSession {
+  session: number;
+  inputs: TensorInfo[];
+  outputs: TensorInfo[];
+}
+
+export type ToWorker =
+  | { type: 'open'; id: number; model: string | Uint8Array; ep: ExecutionProvider; intraOpThreads?: number }
+  | { type: 'run'; id: number; session: number; feeds: Record<string, WireTensor> }
+  | { type: 'time'; id: number; session: number; feeds: Record<string, WireTensor>; warmup: number; runs: number }
+  | { type: 'close'; id: number; session: number };
+
+export type FromWorker =
+  | { type: 'ok'; id: number; result: unknown }
+  | { type: 'error'; id: number; message: string };

@@ -1,0 +1,97 @@
+// Small ONNX classifiers and datasets written by numpy/onnx in the test setup, with numpy's own
+// forward pass saved beside them as the independent reference.
+import { runPython } from '../../helpers/python';
+
+/**
+ * Writes into `dir`:
+ * - mlp.onnx: x (N, 16) → MatMul(16×32) → Relu → MatMul(32×10) + b → logits (N, 10)
+ * - mlp_perturbed.onnx: the same with noise on the second weight
+ * - data.npz: x (200, 16) float32, y (200,) int64, y_onehot (200, 10) float32, x64 float64, xbad (200, 15)
+ * - ref.json: numpy float64 logits-based top1/top5 for both models and fidelity of perturbed vs original
+ */
+export function writeMlpFixture(dir: string): void {
+  runPython(String.raw`
+import numpy as np, onnx, json, sys, os
+from onnx import helper, TensorProto, numpy_helper
+d = sys.argv[1]
+rng = np.random.default_rng(3)
+W1 = rng.standard_normal((16, 32)).astype(np.float32) / 4
+W2 = rng.standard_normal((32, 10)).astype(np.float32) / 4
+b = rng.standard_normal(10).astype(np.float32) / 10
+W2p = (W2 + rng.standard_normal(W2.shape).astype(np.float32) * 0.08).astype(np.float32)
+def model(w2, path):
+    nodes = [helper.make_node('MatMul', ['x', 'W1'], ['h']), helper.make_node('Relu', ['h'], ['r']),
+             helper.make_node('MatMul', ['r', 'W2'], ['z']), helper.make_node('Add', ['z', 'b'], ['logits'])]
+    g = helper.make_graph(nodes, 'mlp', [helper.make_tensor_value_info('x', TensorProto.FLOAT, ['N', 16])],
+                          [helper.make_tensor_value_info('logits', TensorProto.FLOAT, ['N', 10])],
+                          [numpy_helper.from_array(W1, 'W1'), numpy_helper.from_array(w2, 'W2'), numpy_helper.from_array(b, 'b')])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]); m.ir_version = 8
+    onnx.checker.check_model(m); onnx.save(m, path)
+model(W2, os.path.join(d, 'mlp.onnx')); model(W2p, os.path.join(d, 'mlp_perturbed.onnx'))
+x = rng.standard_normal((200, 16)).astype(np.float32)
+def fwd(w2): return (np.maximum(x.astype(np.float64) @ W1, 0) @ w2 + b)
+L0, L1 = fwd(W2), fwd(W2p)
+y = np.argmax(L0 + rng.standard_normal(L0.shape) * 0.6, axis=1).astype(np.int64)  # labels: mostly, not always, the model's choice
+np.savez(os.path.join(d, 'data.npz'), x=x, y=y, y_onehot=np.eye(10, dtype=np.float32)[y], x64=x.astype(np.float64), xbad=x[:, :15], y_short=y[:150])
+def acc(L):
+    order = np.argsort(-L, axis=1)
+    return float(np.mean(order[:, 0] == y)), float(np.mean((order[:, :5] == y[:, None]).any(axis=1)))
+def logsoftmax(L): m = L.max(1, keepdims=True); return L - m - np.log(np.exp(L - m).sum(1, keepdims=True))
+p0 = logsoftmax(L0); p1 = logsoftmax(L1)
+ref = {'orig': acc(L0), 'pert': acc(L1),
+       'agreement': float(np.mean(L0.argmax(1) == L1.argmax(1))),
+       'relativeError': float(np.linalg.norm(L1 - L0) / np.linalg.norm(L0)),
+       'meanKL': float(np.mean((np.exp(p0) * (p0 - p1)).sum(1)))}
+json.dump(ref, open(os.path.join(d, 'ref.json'), 'w'))
+`, [dir]);
+}
+
+/**
+ * NTU layout: ntu.npz with x_test (8, 300, 150) float32 (valid frame counts below, zero padded),
+ * y_test one-hot (8, 60); ntu.onnx: (N, 3, 64, 25, 2) → flatten → MatMul → (N, 60);
+ * ntu_ref.npy: CTR-GCN's valid_crop_resize of each sample (torch F.interpolate), (8, 3, 64, 25, 2);
+ * ntu_logits.npy: numpy logits from that input.
+ */
+export const NTU_VALID = [300, 120, 37, 64, 1, 0, 299, 200];
+export function writeNtuFixture(dir: string): void {
+  runPython(String.raw`
+import numpy as np, onnx, torch, torch.nn.functional as F, sys, os
+from onnx import helper, TensorProto, numpy_helper
+d = sys.argv[1]
+valid = [int(v) for v in sys.argv[2].split(',')]
+rng = np.random.default_rng(5)
+N, T = len(valid), 64
+x = np.zeros((N, 300, 150), dtype=np.float32)
+for i, v in enumerate(valid):
+    x[i, :v] = rng.standard_normal((v, 150)).astype(np.float32) + 0.1
+    if v > 10: x[i, 3, :] = 0.0; x[i, 3, 0] = 1.0; x[i, 3, 1] = -1.0  # sums to 0: CTR-GCN does not count it
+y = rng.integers(0, 60, N)
+np.savez(os.path.join(d, 'ntu.npz'), x_test=x, y_test=np.eye(60, dtype=np.float32)[y], x_train=x[:2], y_train=np.eye(60, dtype=np.float32)[y[:2]])
+# CTR-GCN feeders/tools.py valid_crop_resize, p_interval [0.95], window 64
+def crop_resize(data_numpy, valid_frame_num, p, window):
+    C, T_, V, M = data_numpy.shape
+    begin, end = 0, valid_frame_num
+    valid_size = end - begin
+    bias = int((1 - p) * valid_size / 2)
+    data = data_numpy[:, begin + bias:end - bias, :, :]
+    cropped_length = data.shape[1]
+    data = torch.tensor(data, dtype=torch.float)
+    data = data.permute(0, 2, 3, 1).contiguous().view(C * V * M, cropped_length)
+    data = data[None, None, :, :]
+    data = F.interpolate(data, size=(C * V * M, window), mode='bilinear', align_corners=False).squeeze()
+    return data.contiguous().view(C, V, M, window).permute(0, 3, 1, 2).contiguous().numpy()
+ref = np.zeros((N, 3, T, 25, 2), dtype=np.float32)
+for i in range(N):
+    s = x[i].reshape((300, 2, 25, 3)).transpose(3, 0, 2, 1)
+    vf = int(np.sum(s.sum(0).sum(-1).sum(-1) != 0))
+    if vf > 0: ref[i] = crop_resize(s, vf, 0.95, T)
+np.save(os.path.join(d, 'ntu_ref.npy'), ref)
+W = (rng.standard_normal((3 * T * 25 * 2, 60)) / 40).astype(np.float32)
+nodes = [helper.make_node('Flatten', ['x'], ['f'], axis=1), helper.make_node('MatMul', ['f', 'W'], ['logits'])]
+g = helper.make_graph(nodes, 'ntu', [helper.make_tensor_value_info('x', TensorProto.FLOAT, ['N', 3, T, 25, 2])],
+                      [helper.make_tensor_value_info('logits', TensorProto.FLOAT, ['N', 60])], [numpy_helper.from_array(W, 'W')])
+m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]); m.ir_version = 8
+onnx.save(m, os.path.join(d, 'ntu.onnx'))
+np.save(os.path.join(d, 'ntu_logits.npy'), ref.reshape(N, -1).astype(np.float64) @ W)
+`, [dir, NTU_VALID.join(',')]);
+}
