@@ -1,9 +1,10 @@
 // `rankscope <command> …`: dispatch, and the one place that turns errors into exit codes.
 import { isRankscopeError } from '../core/errors';
 import type { Command, CommandIO } from './command';
+import { evalCommand } from './eval';
 
 // Each command lives in its own file and is added here.
-const commands: Command[] = [];
+const commands: Command[] = [evalCommand];
 
 function help(out: (s: string) => void): void {
   out('rankscope: inspect and compress neural-network layers by low-rank SVD factorization.\n');

@@ -1,0 +1,144 @@
+// `rankscope eval MODEL --data D.npz`: accuracy (and, with --compare, fidelity to the original
+// and both latencies side by side) with ONNX Runtime.
+import { existsSync } from 'node:fs';
+import { RankscopeError } from '../core/errors';
+import { loadDataset, type Dataset } from '../core/eval/dataset';
+import { evaluate } from '../core/eval/evaluate';
+import { compareLatency, type Latency } from '../core/eval/latency';
+import type { EvalMetrics } from '../core/eval/metrics';
+import { OrtRunner } from '../core/eval/runner';
+import { readTaskFile, resolveTask, type TaskFile } from '../core/eval/task';
+import { parseOptions, type Command } from './command';
+
+const usage = `rankscope eval [MODEL] --data DATA.npz [options]
+
+Evaluates MODEL (ONNX) with ONNX Runtime on the arrays of DATA (.npz or .npy).
+  --task FILE          rankscope.json with the defaults (default: ./rankscope.json if present)
+  --data FILE          evaluation data (.npz / .npy)
+  --input NAME=ARRAY   feed model input NAME from ARRAY (repeatable)
+  --labels KEY         labels array (class indices or one-hot); --labels none: no labels
+  --preset ntu         NTU RGB+D skeletons (N, 300, 150) → (N, 3, T, 25, 2)
+  --output NAME        model output with the class scores (default: the first)
+  --compare ORIGINAL   also run ORIGINAL: fidelity (top-1 agreement, relative error, KL) and both latencies
+  --batch-size N       (default 32)     --limit N   first N samples only
+  --ep cpu|cuda        execution provider (default cpu)   --threads N   intra-op threads
+  --runs N             timed runs for latency (default 20; 0 = skip)
+  --json               print the result as JSON`;
+
+export interface EvalReport {
+  model: string;
+  data: string;
+  samples: number;
+  metrics: EvalMetrics;
+  seconds: number;
+  latency?: Latency;
+  original?: { model: string; metrics: EvalMetrics; latency?: Latency };
+}
+
+export const evalCommand: Command = {
+  name: 'eval',
+  summary: 'accuracy, fidelity and latency of a model on your data (ONNX Runtime)',
+  usage,
+  async run(argv, io) {
+    const { values, positionals } = parseOptions(argv, {
+      task: { type: 'string' }, data: { type: 'string' }, input: { type: 'string', multiple: true },
+      labels: { type: 'string' }, preset: { type: 'string' }, output: { type: 'string' }, compare: { type: 'string' },
+      'batch-size': { type: 'string' }, limit: { type: 'string' }, ep: { type: 'string' }, threads: { type: 'string' },
+      runs: { type: 'string' }, json: { type: 'boolean' },
+    });
+    const task = resolveTask(await taskFileFor(values.task), cliOverrides(values));
+    const model = positionals[0] ?? task.model;
+    if (!model) throw new RankscopeError('BAD_ARGUMENT', 'which model? Give MODEL or "model" in rankscope.json.', usage.split('\n')[0]);
+    if (positionals.length > 1) throw new RankscopeError('BAD_ARGUMENT', `one model at a time (got ${positionals.join(', ')}); use --compare ORIGINAL for a second.`);
+    if (!task.dataset) throw new RankscopeError('BAD_ARGUMENT', 'no evaluation data: give --data DATA.npz (or "data" in rankscope.json).');
+    const runs = values.runs === undefined ? (task.latency ? task.latency.runs : 0) : intOption(values.runs, '--runs', 0);
+    const runner = OrtRunner.create({ ep: task.ep, intraOpThreads: task.threads, signal: io.signal });
+    let dataset: Dataset | undefined;
+    try {
+      const session = await runner.open(model);
+      dataset = await loadDataset(task.dataset, session.inputs);
+      const original = values.compare ? await runner.open(values.compare) : undefined;
+      if (!dataset.hasLabels && !original) {
+        throw new RankscopeError('BAD_ARGUMENT', `${task.dataset.data} has no labels, so there is nothing to score.`, 'Name the labels array with --labels KEY, or compare with the original model: --compare ORIGINAL.onnx.');
+      }
+      const progress = (what: string) => (done: number, total: number) => { if (!values.json && process.stderr.isTTY) process.stderr.write(`\r${what}: ${done}/${total}`); };
+      const base = original ? await evaluate(original, dataset, { batchSize: task.batchSize, output: task.output, keepOutputs: true, signal: io.signal, onProgress: progress('original') }) : undefined;
+      const result = await evaluate(session, dataset, { batchSize: task.batchSize, output: task.output, reference: base?.outputs, signal: io.signal, onProgress: progress('model') });
+      if (!values.json && process.stderr.isTTY) process.stderr.write('\n');
+      let latency: Latency[] = [];
+      if (runs > 0) {
+        const batch = await dataset.batch(0, Math.min(task.batchSize, dataset.size), io.signal);
+        latency = await compareLatency(original ? [session, original] : [session], batch.feeds, { warmup: task.latency ? task.latency.warmup : 3, runs });
+      }
+      const report: EvalReport = {
+        model, data: task.dataset.data, samples: dataset.size, metrics: result.metrics, seconds: result.seconds, latency: latency[0],
+        ...(original && base ? { original: { model: values.compare!, metrics: base.metrics, latency: latency[1] } } : {}),
+      };
+      if (values.json) io.out(JSON.stringify(report, null, 2));
+      else printReport(report, io.out);
+      return 0;
+    } finally {
+      await dataset?.close();
+      await runner.dispose();
+    }
+  },
+};
+
+/** --task FILE, else ./rankscope.json when it exists. */
+export async function taskFileFor(path: string | undefined): Promise<TaskFile> {
+  if (path) return readTaskFile(path);
+  return existsSync('rankscope.json') ? readTaskFile('rankscope.json') : {};
+}
+
+export function intOption(text: string, name: string, min = 1): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min) throw new RankscopeError('BAD_ARGUMENT', `${name} must be an integer ≥ ${min}; got '${text}'.`);
+  return n;
+}
+
+/** The data options eval and sweep share, as task-file fields. */
+export function cliOverrides(values: Record<string, string | string[] | boolean | undefined>): Partial<TaskFile> {
+  const str = (k: string) => values[k] as string | undefined;
+  let inputs: Record<string, string> | undefined;
+  for (const pair of (values.input as string[] | undefined) ?? []) {
+    const m = /^([^=]+)=(.+)$/.exec(pair);
+    if (!m) throw new RankscopeError('BAD_ARGUMENT', `--input takes NAME=ARRAY; got '${pair}'.`);
+    (inputs ??= {})[m[1]] = m[2];
+  }
+  const preset = str('preset');
+  if (preset !== undefined && preset !== 'ntu' && preset !== 'none') throw new RankscopeError('BAD_ARGUMENT', `--preset must be ntu or none; got '${preset}'.`);
+  const ep = str('ep');
+  if (ep !== undefined && ep !== 'cpu' && ep !== 'cuda') throw new RankscopeError('BAD_ARGUMENT', `--ep must be cpu or cuda; got '${ep}'.`);
+  const labels = str('labels');
+  return {
+    data: str('data'),
+    inputs,
+    labels: labels === 'none' ? null : labels,
+    preset: preset as TaskFile['preset'],
+    output: str('output'),
+    batchSize: str('batch-size') === undefined ? undefined : intOption(str('batch-size')!, '--batch-size'),
+    limit: str('limit') === undefined ? undefined : intOption(str('limit')!, '--limit'),
+    ep: ep as TaskFile['ep'],
+    threads: str('threads') === undefined ? undefined : intOption(str('threads')!, '--threads'),
+  };
+}
+
+const pct = (x: number | undefined) => (x === undefined ? '—' : `${(x * 100).toFixed(2)} %`);
+
+function printReport(r: EvalReport, out: (s: string) => void): void {
+  out(`${r.model} on ${r.data}: ${r.samples} samples in ${r.seconds.toFixed(2)} s`);
+  const rows: [string, string, string?][] = [];
+  const m = r.metrics;
+  const o = r.original?.metrics;
+  if (m.top1 !== undefined) rows.push(['top-1 accuracy', pct(m.top1), o && pct(o.top1)]);
+  if (m.top5 !== undefined) rows.push(['top-5 accuracy', pct(m.top5), o && pct(o.top5)]);
+  if (m.agreement !== undefined) rows.push(['top-1 agreement with original', pct(m.agreement)]);
+  if (m.relativeError !== undefined) rows.push(['relative output error', m.relativeError.toExponential(3)]);
+  if (m.meanKL !== undefined) rows.push(['mean KL(original ‖ model)', m.meanKL.toExponential(3)]);
+  const lat = (l?: Latency) => (l ? `${l.medianMs.toFixed(2)} ms median, ${l.p90Ms.toFixed(2)} ms p90, ${l.throughput.toFixed(0)} samples/s (batch ${l.batchSize})` : undefined);
+  if (r.latency) rows.push([r.original ? 'latency per batch, model' : 'latency per batch', lat(r.latency)!]);
+  if (r.original?.latency) rows.push(['latency per batch, original', lat(r.original.latency)!]);
+  const w = Math.max(...rows.map((x) => x[0].length));
+  if (o) out(`${''.padEnd(w)}  model${' '.repeat(10)}original`);
+  for (const [k, v, orig] of rows) out(`${k.padEnd(w)}  ${orig !== undefined ? v.padEnd(15) : v}${orig ?? ''}`);
+}
