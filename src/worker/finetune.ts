@@ -1,0 +1,141 @@
+// The whole fine-tuning job, as the CLI and the extension run it: export the compressed model
+// (and the teacher) for the worker, start the worker, stream its messages, and on completion
+// write the best weights back into a copy of the compressed ONNX — then check that copy in
+// ONNX Runtime against the outputs the worker itself computed (the `probe`).
+import { existsSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { RankscopeError } from '../core/errors';
+import { openOnnx } from '../core/formats/onnx';
+import { OrtRunner } from '../core/eval/runner';
+import { FinetuneWorker, defaultPython } from './client';
+import { exportGraph } from './graphExport';
+import type { DataSpec, DoneMessage, FinetuneConfig, FinetuneSummary, HelloMessage, WorkerMessage } from './protocol';
+import { readSafetensors } from './safetensors';
+import { defaultFinetunedPath, writeBack } from './writeBack';
+
+export type TrainingOptions = Omit<FinetuneConfig, 'graph' | 'weights' | 'teacher' | 'data' | 'outDir' | 'resume'>;
+
+export interface FinetuneRequest extends TrainingOptions {
+  /** The compressed ONNX model. */
+  model: string;
+  data: DataSpec;
+  /** The uncompressed original, for distillation (needs `kd`). */
+  teacher?: string;
+  /** Output ONNX; default `<model>.finetuned.onnx` next to the model. */
+  out?: string;
+  /** Interpreter; default defaultPython(). */
+  python?: string;
+  /** Work folder (exported graph, checkpoints); default `.<out name>.finetune/` next to the output. */
+  workDir?: string;
+  /** Continue from the work folder's checkpoint (true) or from a given checkpoint.pt. */
+  resume?: boolean | string;
+  /** Check the written model in ONNX Runtime against the worker's own outputs (default true). */
+  verify?: boolean;
+  helloTimeoutMs?: number;
+  cancelGraceMs?: number;
+  workerEnv?: NodeJS.ProcessEnv;
+}
+
+export interface FinetuneHandlers {
+  signal?: AbortSignal;
+  /** Every protocol message, in order (hello first). */
+  onMessage?: (m: WorkerMessage) => void;
+  /** Worker stderr lines (for a log channel). */
+  onStderr?: (line: string) => void;
+  /** Called with the worker once it said hello (e.g. to show its pid or kill it in tests). */
+  onWorker?: (w: FinetuneWorker) => void;
+}
+
+export interface FinetuneResult {
+  status: 'completed' | 'cancelled';
+  summary: FinetuneSummary;
+  hello: HelloMessage;
+  /** The fine-tuned ONNX (completed runs). */
+  output?: string;
+  /** checkpoint.pt: pass as `resume` to continue. */
+  checkpoint: string | null;
+  workDir: string;
+  summaryPath: string;
+  /** Max |ONNX Runtime(output) − worker forward| over the probe samples. */
+  verification?: { samples: number; maxAbsDiff: number };
+}
+
+export function defaultWorkDir(out: string): string {
+  return join(dirname(resolve(out)), `.${basename(out)}.finetune`);
+}
+
+export async function finetune(req: FinetuneRequest, handlers: FinetuneHandlers = {}): Promise<FinetuneResult> {
+  const { signal } = handlers;
+  const out = resolve(req.out ?? defaultFinetunedPath(req.model));
+  if (out === resolve(req.model)) {
+    throw new RankscopeError('BAD_ARGUMENT', `The output ${req.out} is the input model; Rankscope never overwrites a model.`, 'Choose another -o path.');
+  }
+  if (!existsSync(req.data.path)) throw new RankscopeError('NOT_FOUND', `Data file not found: ${req.data.path}`);
+  if (req.kd && !req.teacher) throw new RankscopeError('BAD_ARGUMENT', 'Distillation needs the original model as --teacher.');
+  const workDir = resolve(req.workDir ?? defaultWorkDir(out));
+  const resume = req.resume === true ? join(workDir, 'checkpoint.pt') : req.resume || null;
+  if (resume && !existsSync(resume)) {
+    throw new RankscopeError('NOT_FOUND', `No checkpoint to resume from at ${resume}.`, 'Run without --resume to start over.');
+  }
+  const model = await openOnnx(req.model, { signal });
+  const student = await exportGraph(model, workDir, 'student', signal);
+  const teacher = req.teacher ? await exportGraph(await openOnnx(req.teacher, { signal }), workDir, 'teacher', signal) : undefined;
+
+  const worker = await FinetuneWorker.launch({
+    python: req.python ?? defaultPython(), helloTimeoutMs: req.helloTimeoutMs, cancelGraceMs: req.cancelGraceMs,
+    env: req.workerEnv, onStderr: handlers.onStderr,
+  }, signal);
+  handlers.onMessage?.(worker.hello);
+  handlers.onWorker?.(worker);
+  const { model: _m, data, teacher: _t, out: _o, python: _p, workDir: _w, resume: _r, verify, helloTimeoutMs: _h, cancelGraceMs: _c, workerEnv: _e, ...training } = req;
+  const config: FinetuneConfig = {
+    ...training, data, graph: student.graph, weights: student.weights,
+    teacher: teacher ? { graph: teacher.graph, weights: teacher.weights } : null, outDir: workDir, resume,
+  };
+  let done: DoneMessage;
+  try {
+    done = await worker.run(config, { signal, onMessage: handlers.onMessage });
+  } finally {
+    await worker.dispose();
+  }
+  const result: FinetuneResult = {
+    status: done.status, summary: done.summary, hello: worker.hello, checkpoint: done.checkpoint, workDir, summaryPath: done.summaryPath,
+  };
+  if (done.status !== 'completed' || !done.weights) return result;
+  await writeBack(req.model, done.weights, out, signal);
+  result.output = out;
+  if (verify !== false && done.probe) result.verification = await verifyWithOrt(out, done.probe, signal);
+  return result;
+}
+
+/** Runs the written model in ONNX Runtime on the probe inputs; max abs diff to the worker's outputs. */
+export async function verifyWithOrt(modelPath: string, probePath: string, signal?: AbortSignal): Promise<{ samples: number; maxAbsDiff: number }> {
+  const probe = await readSafetensors(probePath);
+  const feeds: Record<string, { type: string; dims: number[]; data: Float32Array }> = {};
+  const expected = new Map<string, Float32Array>();
+  let samples = 0;
+  for (const [key, t] of probe) {
+    if (t.dtype !== 'float32') continue;
+    const data = new Float32Array(t.bytes.slice().buffer);
+    if (key.startsWith('input:')) {
+      feeds[key.slice(6)] = { type: 'float32', dims: t.shape, data };
+      samples = t.shape[0];
+    } else if (key.startsWith('output:')) expected.set(key.slice(7), data);
+  }
+  const runner = OrtRunner.create({ signal, intraOpThreads: 1 });
+  try {
+    const session = await runner.open(modelPath);
+    const outputs = await session.run(feeds);
+    let maxAbsDiff = 0;
+    for (const [name, want] of expected) {
+      const got = outputs[name]?.data as Float32Array | undefined;
+      if (!got || got.length !== want.length) {
+        throw new RankscopeError('RUNTIME', `ONNX Runtime's output '${name}' of ${basename(modelPath)} does not match the worker's in size.`);
+      }
+      for (let i = 0; i < want.length; i++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(got[i] - want[i]));
+    }
+    return { samples, maxAbsDiff };
+  } finally {
+    await runner.dispose();
+  }
+}

@@ -1,0 +1,212 @@
+// The fine-tuning worker's protocol: newline-delimited JSON on the worker's stdin/stdout, one
+// object per line with a `type`. This file is the ONE typed definition; the Python side
+// (src/worker/python/rankscope_worker/protocol.py, __main__.py, trainer.py) sends exactly these.
+// Bump PROTOCOL_VERSION (here and in rankscope_worker/__init__.py) when a shape changes.
+//
+// Order: worker → hello; client → start; worker → started, eval(before), then progress* and
+// eval/checkpoint per epoch, log at any time, and finally done or error. The client may send
+// cancel at any time (the worker checkpoints at the next step and answers done{status:'cancelled'})
+// and exit when it is finished with the process.
+
+export const PROTOCOL_VERSION = 1;
+
+// ---- client → worker ----------------------------------------------------------------------------
+
+export interface StartMessage { type: 'start'; config: FinetuneConfig }
+export interface CancelMessage { type: 'cancel' }
+export interface ExitMessage { type: 'exit' }
+export type ClientMessage = StartMessage | CancelMessage | ExitMessage;
+
+/** Where the training data is; arrays read by numpy on the worker side. */
+export interface DataSpec {
+  /** .npz with the training (and by default the validation) arrays. */
+  path: string;
+  /** Array names; defaults x_train, y_train, x_test, y_test (DESIGN.md's skeleton convention). */
+  trainX?: string;
+  trainY?: string;
+  valX?: string;
+  valY?: string;
+  /** A separate .npz for validation. */
+  valPath?: string;
+  /** 'ntu': x (N, T, 150) → (N, 3, T', 25, 2) with src/core/eval/ntu.ts's resampling. */
+  preset?: 'ntu' | null;
+  ntu?: { frames?: number; crop?: number; resample?: 'linear' | 'uniform' };
+}
+
+export interface GraphFiles {
+  /** `<name>.graph.json` written by graphExport.ts. */
+  graph: string;
+  /** Its `.safetensors`; default: the file named in the graph JSON's `weights`, same folder. */
+  weights?: string;
+}
+
+export interface FinetuneConfig extends GraphFiles {
+  data: DataSpec;
+  /** Uncompressed original for knowledge distillation; run by the same executor. */
+  teacher?: GraphFiles | null;
+  kd?: { temperature: number; alpha: number } | null;
+  epochs: number;
+  batchSize?: number;
+  lr: number;
+  optimizer?: 'adamw' | 'sgd';
+  /** SGD (always Nesterov). */
+  momentum?: number;
+  weightDecay?: number;
+  /** Linear warm-up length in epochs (fractions allowed), then `schedule`. */
+  warmupEpochs?: number;
+  schedule?: 'cosine' | 'step' | 'constant';
+  /** Step decay: multiply by `gamma` every `stepEpochs`. */
+  stepEpochs?: number;
+  gamma?: number;
+  /** Max gradient norm; 0 = off. */
+  gradClip?: number;
+  seed?: number;
+  /** 'lowrank': only the factors Rankscope wrote and the biases. */
+  trainable?: 'all' | 'lowrank';
+  /** 'auto' | 'cpu' | 'cuda:N' | 'mps'. */
+  device?: string;
+  /** CUDA autocast; 'auto' = bf16 where supported, else fp16. */
+  amp?: 'auto' | 'bf16' | 'fp16' | 'off';
+  /** Folder for checkpoint.pt, best.safetensors, probe.safetensors, summary.json. */
+  outDir: string;
+  /** checkpoint.pt to continue from. */
+  resume?: string | null;
+  /** Validation samples whose outputs the worker records for the write-back check. */
+  probeSamples?: number;
+  evalBatchSize?: number;
+  /** Seconds between progress messages. */
+  progressEvery?: number;
+}
+
+// ---- worker → client ----------------------------------------------------------------------------
+
+export interface CudaDevice { index: number; name: string; totalMemory: number; capability: string }
+
+export interface HelloMessage {
+  type: 'hello';
+  protocol: number;
+  worker: string;
+  python: string;
+  executable: string;
+  platform: string;
+  torch: string;
+  numpy: string;
+  cuda: { available: boolean; version: string | null; devices: CudaDevice[] };
+  mps: boolean;
+  bf16: boolean;
+}
+
+export interface StartedMessage {
+  type: 'started';
+  device: string;
+  amp: 'bfloat16' | 'float16' | null;
+  params: { total: number; trainable: number };
+  trainSamples: number;
+  valSamples: number;
+  stepsPerEpoch: number;
+  epochs: number;
+  resumedFrom: { epoch: number; step: number } | null;
+}
+
+export interface ProgressMessage {
+  type: 'progress';
+  /** 1-based. */
+  epoch: number;
+  step: number;
+  stepsPerEpoch: number;
+  globalStep: number;
+  loss: number;
+  lr: number;
+  samplesPerSec: number;
+  /** Peak CUDA memory in bytes; null off CUDA. */
+  gpuMemory: number | null;
+}
+
+export interface EpochPoint {
+  epoch: number;
+  trainLoss: number;
+  trainAccuracy: number;
+  valLoss: number;
+  valAccuracy: number;
+  lr: number;
+  seconds: number;
+  samplesPerSec: number;
+}
+
+export type EvalMessage =
+  | { type: 'eval'; phase: 'before'; epoch: 0; valLoss: number; valAccuracy: number; best: boolean }
+  | ({ type: 'eval'; phase: 'epoch'; best: boolean } & EpochPoint);
+
+export interface CheckpointMessage {
+  type: 'checkpoint';
+  path: string;
+  /** Epochs completed (0-based index of the epoch to continue). */
+  epoch: number;
+  /** Steps done in that epoch. */
+  step: number;
+  reason: 'epoch' | 'cancel';
+}
+
+export interface LogMessage { type: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; message: string }
+
+export interface FinetuneSummary {
+  status: 'completed' | 'cancelled';
+  device: string;
+  amp: string | null;
+  accuracyBefore: number | null;
+  lossBefore: number | null;
+  /** Best validation accuracy (the weights written back). */
+  accuracyAfter: number | null;
+  bestEpoch: number | null;
+  epochs: EpochPoint[];
+  wallSeconds: number;
+  samplesPerSec: number | null;
+  trainable: 'all' | 'lowrank';
+  teacher: boolean;
+  params: { total: number; trainable: number };
+  torch: string;
+}
+
+export interface DoneMessage {
+  type: 'done';
+  status: 'completed' | 'cancelled';
+  summary: FinetuneSummary;
+  /** checkpoint.pt to resume from. */
+  checkpoint: string | null;
+  /** best.safetensors (completed runs): the initializer values to write back. */
+  weights: string | null;
+  /** probe.safetensors: `input:<name>` and `output:<name>` tensors computed by the worker. */
+  probe: string | null;
+  summaryPath: string;
+}
+
+/** NO_TORCH, DEVICE, BAD_CONFIG, SHAPE_MISMATCH, UNSUPPORTED (with `missing` ops), NUMERIC, OOM, INTERNAL. */
+export interface ErrorMessage {
+  type: 'error';
+  code: string;
+  message: string;
+  hint?: string | null;
+  missing?: string[];
+  traceback?: string;
+}
+
+export type WorkerMessage =
+  | HelloMessage | StartedMessage | ProgressMessage | EvalMessage | CheckpointMessage | LogMessage | DoneMessage | ErrorMessage;
+
+const TYPES = new Set(['hello', 'started', 'progress', 'eval', 'checkpoint', 'log', 'done', 'error']);
+
+/** Parses one stdout line; undefined for a line that is not a protocol message. */
+export function parseWorkerLine(line: string): WorkerMessage | undefined {
+  const text = line.trim();
+  if (!text.startsWith('{')) return undefined;
+  try {
+    const msg = JSON.parse(text) as { type?: unknown };
+    return typeof msg.type === 'string' && TYPES.has(msg.type) ? (msg as WorkerMessage) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function encodeClientMessage(msg: ClientMessage): string {
+  return JSON.stringify(msg) + '\n';
+}

@@ -1,0 +1,92 @@
+"""`python -m rankscope_worker` — speaks NDJSON on stdin/stdout (see protocol.py).
+
+  (no args)          send `hello`, wait for `start` on stdin, train, send `done`, exit
+  --config FILE      take the start config from FILE instead of stdin (headless runs, GPU boxes)
+  --hello            send `hello` and exit (environment check)"""
+import json
+import platform
+import sys
+import traceback
+
+from . import PROTOCOL_VERSION, __version__
+
+
+def _fail_early(code, message, hint):
+    # Before the channel exists (torch missing): one protocol line on the real stdout.
+    sys.stdout.write(json.dumps({"type": "error", "code": code, "message": message, "hint": hint}) + "\n")
+    sys.stdout.flush()
+    sys.exit(3)
+
+
+def _hello_fields(torch, numpy):
+    cuda = {"available": torch.cuda.is_available(), "version": torch.version.cuda, "devices": []}
+    if cuda["available"]:
+        for i in range(torch.cuda.device_count()):
+            p = torch.cuda.get_device_properties(i)
+            cuda["devices"].append({"index": i, "name": p.name, "totalMemory": p.total_memory,
+                                    "capability": f"{p.major}.{p.minor}"})
+    mps = getattr(torch.backends, "mps", None)
+    return {
+        "protocol": PROTOCOL_VERSION, "worker": __version__, "python": platform.python_version(),
+        "executable": sys.executable, "platform": platform.platform(), "torch": torch.__version__,
+        "numpy": numpy.__version__, "cuda": cuda, "mps": bool(mps is not None and mps.is_available()),
+        "bf16": bool(cuda["available"] and torch.cuda.is_bf16_supported()),
+    }
+
+
+def main(argv):
+    try:
+        import numpy
+        import torch
+    except ImportError as e:
+        _fail_early("NO_TORCH", f"{sys.executable} cannot import {e.name or 'torch'}: {e}",
+                    f"Install PyTorch and numpy for this interpreter ({sys.executable} -m pip install torch numpy), "
+                    "or point the rankscope.pythonPath setting / --python at a Python that has them.")
+    from .protocol import Channel
+
+    headless = "--config" in argv
+    ch = Channel(cancel_on_eof=not headless)
+    if headless:  # no client to send `cancel`: Ctrl-C asks for the same clean stop
+        import signal
+        signal.signal(signal.SIGINT, lambda *_: ch.cancel.set())
+    ch.send("hello", **_hello_fields(torch, numpy))
+    if "--hello" in argv:
+        return 0
+    if "--config" in argv:
+        with open(argv[argv.index("--config") + 1], "r", encoding="utf-8") as f:
+            start = {"type": "start", "config": json.load(f)}
+    else:
+        start = ch.commands.get()
+        while start.get("type") not in ("start", "exit"):
+            start = ch.commands.get()
+        if start["type"] == "exit":
+            return 0
+    from .data import DataError
+    from .executor import GraphError
+    from .ops import OpError
+    from .trainer import Trainer, WorkerFailure
+
+    try:
+        status = Trainer(start["config"], ch).run()
+        return 0 if status == "completed" else 4
+    except WorkerFailure as e:
+        ch.send("error", code=e.code, message=str(e), hint=e.hint)
+    except GraphError as e:
+        ch.send("error", code="UNSUPPORTED", message=str(e), missing=e.missing,
+                hint="These ops have no torch function in the worker yet; please report them.")
+    except DataError as e:
+        ch.send("error", code="SHAPE_MISMATCH", message=str(e), hint=e.hint)
+    except OpError as e:
+        ch.send("error", code="UNSUPPORTED", message=str(e), hint=None)
+    except (RuntimeError, MemoryError) as e:
+        oom = "out of memory" in str(e).lower() or isinstance(e, MemoryError)
+        ch.send("error", code="OOM" if oom else "INTERNAL", message=str(e).splitlines()[0] if str(e) else type(e).__name__,
+                hint="Lower --batch-size (or use a smaller model / another device)." if oom else None,
+                traceback=traceback.format_exc())
+    except Exception as e:  # a bug: keep the traceback
+        ch.send("error", code="INTERNAL", message=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,376 @@
+"""Fine-tuning: cross-entropy (+ optional distillation from the uncompressed teacher), AdamW or
+SGD-Nesterov, warm-up then cosine/step decay, grad clipping, autocast on CUDA, per-epoch
+validation keeping the best weights, and checkpoints a cancelled or crashed run resumes from.
+
+Files in `outDir`: checkpoint.pt (resume state), best.safetensors (the best epoch's initializers,
+ONNX names — what the TS side writes back), probe.safetensors (a few validation inputs and the
+outputs this module computes for them with the best weights: the write-back check), summary.json."""
+import json
+import math
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import data as data_mod
+from . import safetensors
+from .executor import OnnxModule, load_graph, to_numpy, to_torch
+
+DEFAULTS = {
+    "epochs": 3, "batchSize": 64, "lr": 1e-3, "optimizer": "adamw", "momentum": 0.9, "weightDecay": 0.01,
+    "warmupEpochs": 0.0, "schedule": "cosine", "stepEpochs": 1, "gamma": 0.1, "gradClip": 1.0, "seed": 0,
+    "trainable": "all", "device": "auto", "amp": "auto", "kd": None, "probeSamples": 16,
+    "evalBatchSize": 256, "progressEvery": 0.5,
+}
+
+
+class WorkerFailure(Exception):
+    """An error with a protocol code and a hint for the user."""
+
+    def __init__(self, code, message, hint=None):
+        super().__init__(message)
+        self.code, self.hint = code, hint
+
+
+def pick_device(name):
+    if name in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda:0")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise WorkerFailure("DEVICE", f"unknown device {name!r}", "Use auto, cpu, mps or cuda:N.")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise WorkerFailure("DEVICE", f"{name} requested but this torch sees no CUDA device",
+                                "Use --device cpu, or a Python whose torch is built with CUDA.")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise WorkerFailure("DEVICE", f"{name} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise WorkerFailure("DEVICE", "mps requested but not available")
+    return device
+
+
+def pick_amp(name, device):
+    if device.type != "cuda" or name == "off":
+        return None
+    if name == "fp16":
+        return torch.float16
+    if name == "bf16" or torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+def lowrank_trainable(graph):
+    """Names trained under trainable='lowrank': the factors Rankscope wrote (metadata
+    `rankscope.compressed`) plus biases (1-D initializers feeding Gemm/Conv C/B or an Add after a MatMul)."""
+    names = set()
+    for entry in json.loads(graph.get("metadata", {}).get("rankscope.compressed", "[]") or "[]"):
+        names.update(entry.get("factors", []))
+    inits = set(graph["initializers"])
+    producer = {o: n for n in graph["nodes"] for o in n["outputs"]}
+    for n in graph["nodes"]:
+        if n["op"] in ("Gemm", "Conv") and len(n["inputs"]) > 2 and n["inputs"][2] in inits:
+            names.add(n["inputs"][2])
+        if n["op"] == "Add" and len(n["inputs"]) == 2:
+            a, b = n["inputs"]
+            for x, other in ((a, b), (b, a)):
+                if x in inits and producer.get(other, {}).get("op") in ("MatMul", "Gemm", "Conv"):
+                    names.add(x)
+    return names
+
+
+def _lr_factor(cfg, steps_per_epoch):
+    warm = int(cfg["warmupEpochs"] * steps_per_epoch)
+    total = max(1, cfg["epochs"] * steps_per_epoch)
+
+    def factor(step):
+        if step < warm:
+            return (step + 1) / warm
+        if cfg["schedule"] == "cosine":
+            t = (step - warm) / max(1, total - warm)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+        if cfg["schedule"] == "step":
+            return cfg["gamma"] ** (step // max(1, int(cfg["stepEpochs"] * steps_per_epoch)))
+        return 1.0
+    return factor
+
+
+def _atomic_save(write, path):
+    tmp = f"{path}.tmp-{os.getpid()}"
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _weights(model):
+    return {name: to_numpy(t) for name, t in model.named_initializers()}
+
+
+class Trainer:
+    def __init__(self, config, channel):
+        self.cfg = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
+        self.channel = channel
+        cfg = self.cfg
+        self.out_dir = cfg["outDir"]
+        os.makedirs(self.out_dir, exist_ok=True)
+        self.device = pick_device(cfg["device"])
+        self.amp = pick_amp(cfg["amp"], self.device)
+        torch.manual_seed(cfg["seed"])
+        graph, tensors = load_graph(cfg["graph"], cfg.get("weights"))
+        self.graph = graph
+        self.model = OnnxModule(graph, tensors).to(self.device)
+        self.teacher = None
+        if cfg.get("teacher"):
+            tgraph, ttensors = load_graph(cfg["teacher"]["graph"], cfg["teacher"].get("weights"))
+            self.teacher = OnnxModule(tgraph, ttensors).to(self.device).eval()
+            for p in self.teacher.parameters():
+                p.requires_grad_(False)
+        if len(self.model.input_names) != 1:
+            raise WorkerFailure("UNSUPPORTED", f"the model has {len(self.model.input_names)} inputs; fine-tuning handles one")
+        self.train_set, self.val_set = data_mod.load(cfg["data"], graph["inputs"][0])
+        if cfg["trainable"] == "lowrank":
+            keep = lowrank_trainable(graph)
+            if not any(n in keep for n, _ in self.model.named_initializers()):
+                raise WorkerFailure("BAD_CONFIG", "trainable=lowrank but the model has no low-rank factors or biases",
+                                    "Compress the model with Rankscope first, or train all parameters.")
+        else:
+            keep = None
+        for name, t in self.model.named_initializers():
+            if isinstance(t, torch.nn.Parameter):
+                t.requires_grad_(keep is None or name in keep)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        if cfg["optimizer"] == "sgd":
+            self.opt = torch.optim.SGD(self.params, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=True,
+                                       weight_decay=cfg["weightDecay"])
+        elif cfg["optimizer"] == "adamw":
+            self.opt = torch.optim.AdamW(self.params, lr=cfg["lr"], weight_decay=cfg["weightDecay"])
+        else:
+            raise WorkerFailure("BAD_CONFIG", f"unknown optimizer {cfg['optimizer']!r}", "Use adamw or sgd.")
+        self.steps_per_epoch = max(1, len(self.train_set) // cfg["batchSize"])
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_factor(cfg, self.steps_per_epoch))
+        self.scaler = torch.cuda.amp.GradScaler() if self.amp == torch.float16 else None
+        self.paths = {k: os.path.join(self.out_dir, f) for k, f in (
+            ("checkpoint", "checkpoint.pt"), ("best", "best.safetensors"), ("probe", "probe.safetensors"),
+            ("summary", "summary.json"))}
+
+    # ---- helpers ---------------------------------------------------------------------------------
+
+    def _batch(self, split, idx):
+        x = torch.from_numpy(np.ascontiguousarray(split.x[idx])).to(self.device, non_blocking=True)
+        y = torch.from_numpy(split.y[idx]).to(self.device, non_blocking=True)
+        return x, y
+
+    def _autocast(self):
+        if self.amp is None:
+            return torch.autocast("cpu", enabled=False)
+        return torch.autocast("cuda", dtype=self.amp)
+
+    def _check_classes(self, logits, y):
+        if logits.dim() != 2:
+            raise WorkerFailure("SHAPE_MISMATCH", f"the model's first output has shape {tuple(logits.shape)}; "
+                                "fine-tuning needs logits shaped (batch, classes)")
+        top = int(y.max().item()) if y.numel() else 0
+        if top >= logits.shape[1]:
+            raise WorkerFailure("SHAPE_MISMATCH", f"labels go up to class {top} but the model has {logits.shape[1]} outputs",
+                                "Check that the data belongs to this model.")
+
+    @torch.no_grad()
+    def evaluate(self, split):
+        self.model.eval()
+        total_loss, correct, n = 0.0, 0, len(split)
+        bs = self.cfg["evalBatchSize"]
+        for start in range(0, n, bs):
+            if self.channel.cancel.is_set():
+                return None
+            x, y = self._batch(split, slice(start, start + bs))
+            with self._autocast():
+                logits = self.model(x)[0].float()
+            self._check_classes(logits, y)
+            total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(1) == y).sum().item()
+        return {"loss": total_loss / max(1, n), "accuracy": correct / max(1, n)}
+
+    def _loss(self, x, y):
+        with self._autocast():
+            logits = self.model(x)[0].float()
+        self._check_classes(logits, y)
+        loss = F.cross_entropy(logits, y)
+        kd = self.cfg.get("kd")
+        if self.teacher is not None and kd:
+            t = float(kd.get("temperature", 4.0))
+            alpha = float(kd.get("alpha", 0.5))
+            with torch.no_grad(), self._autocast():
+                teacher = self.teacher(x)[0].float()
+            distill = F.kl_div(F.log_softmax(logits / t, 1), F.softmax(teacher / t, 1), reduction="batchmean") * t * t
+            loss = alpha * distill + (1 - alpha) * loss
+        return loss, logits
+
+    def _save_checkpoint(self, epoch, step, state, reason):
+        ckpt = {
+            "epoch": epoch, "step": step, "state": state, "weights": {n: t.detach().cpu() for n, t in self.model.named_initializers()},
+            "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler else None, "torch_rng": torch.get_rng_state(),
+            "source": self.cfg["graph"],
+        }
+        _atomic_save(lambda p: torch.save(ckpt, p), self.paths["checkpoint"])
+        self.channel.send("checkpoint", path=self.paths["checkpoint"], epoch=epoch, step=step, reason=reason)
+
+    def _load_checkpoint(self, path):
+        ckpt = torch.load(path, map_location="cpu")
+        with torch.no_grad():
+            for name, t in self.model.named_initializers():
+                if name not in ckpt["weights"] or tuple(ckpt["weights"][name].shape) != tuple(t.shape):
+                    raise WorkerFailure("BAD_CONFIG", f"checkpoint {path} does not belong to this model (tensor {name!r})",
+                                        "Resume with the same compressed model, or start without --resume.")
+                t.copy_(ckpt["weights"][name])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        self.sched.load_state_dict(ckpt["scheduler"])
+        if self.scaler and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        return ckpt
+
+    def _write_best(self):
+        _atomic_save(lambda p: safetensors.write(p, _weights(self.model)), self.paths["best"])
+
+    # ---- the run ---------------------------------------------------------------------------------
+
+    def run(self):
+        cfg, ch = self.cfg, self.channel
+        t_start = time.time()
+        state = {"curves": [], "before": None, "best": None, "bestEpoch": None, "wallSeconds": 0.0}
+        epoch, step = 0, 0
+        resumed = None
+        if cfg.get("resume") and os.path.exists(cfg["resume"]):
+            ckpt = self._load_checkpoint(cfg["resume"])
+            epoch, step, state = ckpt["epoch"], ckpt["step"], ckpt["state"]
+            resumed = {"epoch": epoch, "step": step}
+        total = sum(p.numel() for p in self.model.parameters())
+        ch.send("started", device=str(self.device), amp=str(self.amp).replace("torch.", "") if self.amp else None,
+                params={"total": total, "trainable": sum(p.numel() for p in self.params)},
+                trainSamples=len(self.train_set), valSamples=len(self.val_set), stepsPerEpoch=self.steps_per_epoch,
+                epochs=cfg["epochs"], resumedFrom=resumed)
+        if state["before"] is None:
+            before = self.evaluate(self.val_set)
+            if before is None:
+                return self._finish("cancelled", state, t_start)
+            state["before"] = before
+            state["best"] = before["accuracy"]
+            state["bestEpoch"] = 0
+            self._write_best()
+            ch.send("eval", phase="before", epoch=0, valLoss=before["loss"], valAccuracy=before["accuracy"], best=True)
+        bs = cfg["batchSize"]
+        while epoch < cfg["epochs"]:
+            self.model.train()
+            # The permutation depends on (seed, epoch) only, so a resumed epoch sees the same batches.
+            perm = np.random.default_rng(cfg["seed"] * 1000003 + epoch).permutation(len(self.train_set))
+            run_loss, run_correct, run_n = state.get("epochLoss", 0.0), state.get("epochCorrect", 0), state.get("epochN", 0)
+            t_epoch, seen, t_report = time.time(), 0, time.time()
+            while step < self.steps_per_epoch:
+                if ch.cancel.is_set():
+                    state.update(epochLoss=run_loss, epochCorrect=run_correct, epochN=run_n)
+                    state["wallSeconds"] += time.time() - t_start
+                    self._save_checkpoint(epoch, step, state, "cancel")
+                    return self._finish("cancelled", state, None)
+                idx = np.sort(perm[step * bs:(step + 1) * bs])
+                x, y = self._batch(self.train_set, idx)
+                loss, logits = self._loss(x, y)
+                if not torch.isfinite(loss):
+                    raise WorkerFailure("NUMERIC", f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}",
+                                        "Lower the learning rate or enable gradient clipping.")
+                self.opt.zero_grad(set_to_none=True)
+                if self.scaler:
+                    self.scaler.scale(loss).backward()
+                    self.scaler.unscale_(self.opt)
+                else:
+                    loss.backward()
+                if cfg["gradClip"]:
+                    torch.nn.utils.clip_grad_norm_(self.params, cfg["gradClip"])
+                if self.scaler:
+                    self.scaler.step(self.opt)
+                    self.scaler.update()
+                else:
+                    self.opt.step()
+                self.sched.step()
+                step += 1
+                seen += len(idx)
+                run_loss += loss.item() * len(idx)
+                run_correct += (logits.argmax(1) == y).sum().item()
+                run_n += len(idx)
+                now = time.time()
+                if now - t_report >= cfg["progressEvery"] or step == self.steps_per_epoch:
+                    ch.send("progress", epoch=epoch + 1, step=step, stepsPerEpoch=self.steps_per_epoch,
+                            globalStep=epoch * self.steps_per_epoch + step, loss=loss.item(),
+                            lr=self.opt.param_groups[0]["lr"], samplesPerSec=seen / max(1e-9, now - t_epoch),
+                            gpuMemory=torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None)
+                    t_report = now
+            seconds = time.time() - t_epoch
+            val = self.evaluate(self.val_set)
+            if val is None:  # cancelled during validation: redo the validation on resume
+                state.update(epochLoss=run_loss, epochCorrect=run_correct, epochN=run_n)
+                state["wallSeconds"] += time.time() - t_start
+                self._save_checkpoint(epoch, step, state, "cancel")
+                return self._finish("cancelled", state, None)
+            best = val["accuracy"] > state["best"]
+            if best:
+                state["best"], state["bestEpoch"] = val["accuracy"], epoch + 1
+                self._write_best()
+            point = {"epoch": epoch + 1, "trainLoss": run_loss / max(1, run_n), "trainAccuracy": run_correct / max(1, run_n),
+                     "valLoss": val["loss"], "valAccuracy": val["accuracy"], "lr": self.opt.param_groups[0]["lr"],
+                     "seconds": seconds, "samplesPerSec": seen / max(1e-9, seconds)}
+            state["curves"].append(point)
+            ch.send("eval", phase="epoch", **point, best=best)
+            epoch, step = epoch + 1, 0
+            state.update(epochLoss=0.0, epochCorrect=0, epochN=0)
+            self._save_checkpoint(epoch, step, {**state, "wallSeconds": state["wallSeconds"] + time.time() - t_start}, "epoch")
+        return self._finish("completed", state, t_start)
+
+    def _finish(self, status, state, t_start):
+        if t_start is not None:
+            state["wallSeconds"] += time.time() - t_start
+        probe = None
+        if status == "completed":
+            best, _ = safetensors.read(self.paths["best"])
+            with torch.no_grad():
+                for name, t in self.model.named_initializers():
+                    t.copy_(to_torch(*best[name]))
+            probe = self._write_probe()
+        curves = state["curves"]
+        summary = {
+            "status": status, "device": str(self.device), "amp": str(self.amp).replace("torch.", "") if self.amp else None,
+            "accuracyBefore": state["before"]["accuracy"] if state["before"] else None,
+            "lossBefore": state["before"]["loss"] if state["before"] else None,
+            "accuracyAfter": state["best"], "bestEpoch": state["bestEpoch"], "epochs": curves,
+            "wallSeconds": state["wallSeconds"],
+            "samplesPerSec": (sum(c["samplesPerSec"] for c in curves) / len(curves)) if curves else None,
+            "trainable": self.cfg["trainable"], "teacher": self.teacher is not None,
+            "params": {"total": sum(p.numel() for p in self.model.parameters()), "trainable": sum(p.numel() for p in self.params)},
+            "torch": torch.__version__,
+        }
+        _atomic_save(lambda p: open(p, "w").write(json.dumps(summary, indent=2)), self.paths["summary"])
+        self.channel.send("done", status=status, summary=summary, checkpoint=self.paths["checkpoint"]
+                          if os.path.exists(self.paths["checkpoint"]) else None,
+                          weights=self.paths["best"] if status == "completed" else None, probe=probe,
+                          summaryPath=self.paths["summary"])
+        return status
+
+    @torch.no_grad()
+    def _write_probe(self):
+        """The outputs this module computes (float32, eval mode) for the first validation samples."""
+        n = min(self.cfg["probeSamples"], len(self.val_set))
+        if n == 0:
+            return None
+        self.model.eval()
+        x, _ = self._batch(self.val_set, slice(0, n))
+        outs = self.model(x)
+        tensors = {f"input:{self.model.input_names[0]}": x.cpu().numpy()}
+        for name, t in zip(self.model.output_names, outs):
+            tensors[f"output:{name}"] = to_numpy(t)
+        _atomic_save(lambda p: safetensors.write(p, tensors), self.paths["probe"])
+        return self.paths["probe"]

@@ -1,0 +1,56 @@
+// Fine-tuned values back into the compressed ONNX: a copy of the model in which ONLY the values
+// of initializers named in the worker's best.safetensors change (same names, dtypes, shapes;
+// nodes, metadata and every other initializer untouched), written atomically next to the input.
+import { create } from '@bufbuild/protobuf';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import { RankscopeError } from '../core/errors';
+import { dtypeOf, ModelProtoSchema, openOnnx, TensorProto_DataLocation, TensorProtoSchema, writeOnnxAtomic, GraphProtoSchema } from '../core/formats/onnx';
+import { readSafetensors } from './safetensors';
+
+/** `<dir>/<stem>.finetuned.onnx`, next to the input. */
+export function defaultFinetunedPath(modelPath: string): string {
+  const stem = basename(modelPath, extname(modelPath));
+  return join(dirname(resolve(modelPath)), `${stem}.finetuned.onnx`);
+}
+
+export interface WriteBackResult {
+  path: string;
+  /** Initializers whose values were replaced. */
+  replaced: number;
+}
+
+export async function writeBack(modelPath: string, weightsPath: string, outPath: string, signal?: AbortSignal): Promise<WriteBackResult> {
+  if (resolve(outPath) === resolve(modelPath)) {
+    throw new RankscopeError('BAD_ARGUMENT', `The output ${outPath} is the input model; Rankscope never overwrites a model.`,
+      'Choose another -o path.');
+  }
+  const model = await openOnnx(modelPath, { signal });
+  const trained = await readSafetensors(weightsPath);
+  const graph = model.proto.graph!;
+  const known = new Set(graph.initializer.map((t) => t.name));
+  const stray = [...trained.keys()].filter((k) => !known.has(k));
+  if (stray.length) {
+    throw new RankscopeError('PLAN_MISMATCH', `${basename(weightsPath)} holds tensors that ${basename(modelPath)} does not have: ${stray.slice(0, 5).join(', ')}${stray.length > 5 ? ', …' : ''}.`,
+      'Write back into the model the worker was started on.');
+  }
+  let replaced = 0;
+  const initializer = graph.initializer.map((t) => {
+    const v = trained.get(t.name);
+    if (!v) return t;
+    const dtype = dtypeOf(t.dataType);
+    const shape = t.dims.map(Number);
+    if (v.dtype !== dtype || v.shape.length !== shape.length || v.shape.some((d, i) => d !== shape[i])) {
+      throw new RankscopeError('PLAN_MISMATCH', `Tensor '${t.name}': trained value is ${v.dtype} [${v.shape}] but the model holds ${dtype} [${shape}].`,
+        'Write back into the model the worker was started on.');
+    }
+    replaced++;
+    // Same TensorProto (name, dims, type, doc), values as raw_data; copy the bytes off the file buffer.
+    return create(TensorProtoSchema, {
+      ...t, rawData: v.bytes.slice(), floatData: [], int32Data: [], int64Data: [], doubleData: [], uint64Data: [],
+      dataLocation: TensorProto_DataLocation.DEFAULT, externalData: [],
+    });
+  });
+  const proto = create(ModelProtoSchema, { ...model.proto, graph: create(GraphProtoSchema, { ...graph, initializer }) });
+  await writeOnnxAtomic(outPath, proto, { sourceDir: model.dir, signal });
+  return { path: resolve(outPath), replaced };
+}
