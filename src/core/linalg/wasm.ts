@@ -1,0 +1,36 @@
+// The WASM SIMD kernels (kernels.wat), instantiated once per thread, and their linear memory.
+// Callers lay out their arrays in `memory.f64` (float64 indices) and pass byte offsets.
+import { KERNELS_WASM_BASE64 } from './kernelsWasm';
+
+interface KernelExports {
+  memory: WebAssembly.Memory;
+  gramLower(m: number, n: number, X: number, G: number): void;
+  fusedRank2Symv(n: number, k1: number, A: number, u: number, w: number, v: number, p: number): void;
+  rotateRows(x: number, y: number, len: number, c: number, s: number): void;
+  reflectRows(Z: number, count: number, n: number, v: number, lo: number, tau: number): void;
+}
+
+let instance: KernelExports | undefined;
+
+export function kernels(): KernelExports {
+  if (!instance) {
+    // Small module: synchronous compile is fine and keeps every caller synchronous.
+    const module = new WebAssembly.Module(Buffer.from(KERNELS_WASM_BASE64, 'base64'));
+    instance = new WebAssembly.Instance(module, {}).exports as unknown as KernelExports;
+  }
+  return instance;
+}
+
+const PAGE = 65536;
+/** WASM32 memory tops out at 4 GiB; stay well below. */
+const MAX_BYTES = 2 ** 31;
+
+/** Grows the kernel memory to hold `doubles` float64 values and returns a fresh view of it. */
+export function kernelMemory(doubles: number): Float64Array {
+  const k = kernels();
+  const bytes = doubles * 8;
+  if (bytes > MAX_BYTES) throw new RangeError(`matrix too large for the WASM kernels (${bytes} bytes)`);
+  const have = k.memory.buffer.byteLength;
+  if (bytes > have) k.memory.grow(Math.ceil((bytes - have) / PAGE));
+  return new Float64Array(k.memory.buffer);
+}
