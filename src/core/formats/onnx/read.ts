@@ -150,7 +150,9 @@ export class OnnxModel implements Model {
       this.tensors.set(out, new LazyTensor(out, dtype, shape, () => {
         const size = shape.reduce((a, d) => a * d, 1);
         const bytes = new Uint8Array(rawByteLength(dtype, size));
-        for (let i = 0; i < bytes.length; i += fill.length) bytes.set(fill.subarray(0, Math.min(fill.length, bytes.length - i)), i);
+        if (bytes.length === 0 || fill.length === 0) return bytes;
+        bytes.set(fill.subarray(0, Math.min(fill.length, bytes.length)));
+        for (let n = fill.length; n < bytes.length; n *= 2) bytes.copyWithin(n, 0, Math.min(n, bytes.length - n));
         return bytes;
       }));
     }
