@@ -2,9 +2,10 @@
 import { isRankscopeError } from '../core/errors';
 import type { Command, CommandIO } from './command';
 import { evalCommand } from './eval';
+import { finetuneCommand } from './finetune';
 
 // Each command lives in its own file and is added here.
-const commands: Command[] = [evalCommand];
+const commands: Command[] = [evalCommand, finetuneCommand];
 
 function help(out: (s: string) => void): void {
   out('rankscope: inspect and compress neural-network layers by low-rank SVD factorization.\n');
