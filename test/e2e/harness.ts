@@ -163,14 +163,16 @@ export async function openView(
   })();`);
   await page.goto(`${ORIGIN}/index.html`);
   const posted = (): Promise<{ type: string; method: string; id?: number; params: unknown }[]> =>
-    page.evaluate('window.__posted');
-  const send = (m: WireMessage): Promise<void> => page.evaluate(`window.postMessage(${JSON.stringify(m)}, '*')`);
+    page.evaluate(() => (window as unknown as { __posted: never[] }).__posted);
+  const send = (m: WireMessage): Promise<void> => page.evaluate((msg) => window.postMessage(msg, '*'), m);
   return {
     page,
     posted,
     async waitForPost(method, timeoutMs = 5000) {
+      // Functions passed to the page must stay anonymous (see addInitScript above).
       const handle = await page.waitForFunction(
-        `[...window.__posted].reverse().find((x) => x.method === ${JSON.stringify(method)})`, undefined, { timeout: timeoutMs });
+        (m) => [...(window as unknown as { __posted: { method: string }[] }).__posted].reverse().find((x) => x.method === m),
+        method, { timeout: timeoutMs });
       return handle.jsonValue() as never;
     },
     notify: (type, params) => send({ type: 'notification', method: type.method, params }),

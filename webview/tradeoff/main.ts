@@ -1,0 +1,292 @@
+// Trade-off panel: accuracy against parameters / file size / latency, one series per allocation,
+// the Pareto front and the original model; points stream in during a sweep. See protocol.ts.
+import '@vscode-elements/elements/dist/vscode-button/index.js';
+import '@vscode-elements/elements/dist/vscode-single-select/index.js';
+import '@vscode-elements/elements/dist/vscode-option/index.js';
+import '@vscode-elements/elements/dist/vscode-progress-bar/index.js';
+import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
+import type { ActiveElement, ChartEvent, LegendItem, TooltipItem } from 'chart.js';
+import {
+  Chart, applyThemeDefaults, drawnPoints, onThemeChange, themeColors, type ThemeColors,
+} from '../shared/chart';
+import { h, replace } from '../shared/dom';
+import { WebviewClient } from '../shared/webview';
+import { formatBytes, formatCount, formatPercent, formatSaved, formatShape } from '../../src/extension/format';
+import { paretoFront } from './pareto';
+import {
+  ApplyPointRequest, CancelSweepCommand, DidAddPointNotification, DidChangeProgressNotification,
+  DidFinishSweepNotification, DidSetPointsNotification, GetPlanRequest, RunSweepCommand,
+  type Allocation, type OriginalModel, type PlanView, type TradeoffPoint, type TradeoffState, type XAxis,
+} from './protocol';
+
+const ALLOCATIONS: Allocation[] = ['energy', 'uniform', 'sensitivity'];
+const AXES: Record<XAxis, { label: string; of: (p: TradeoffPoint | OriginalModel) => number | undefined; format: (v: number) => string }> = {
+  params: { label: 'parameters', of: (p) => p.params, format: formatCount },
+  fileSize: { label: 'file size', of: (p) => p.fileSize, format: formatBytes },
+  latency: { label: 'latency (ms per batch)', of: (p) => p.latencyMs, format: (v) => `${v.toPrecision(3)} ms` },
+};
+
+const client = new WebviewClient<TradeoffState>();
+let colors = themeColors();
+applyThemeDefaults(colors);
+document.body.classList.add('rs-editor');
+
+let state: TradeoffState = client.getState(1) ?? {
+  version: 1, title: '', points: [], original: null, xAxis: 'params', hidden: [], selected: null,
+};
+let plan: PlanView | null = null;
+
+// ---------- DOM ----------
+
+const title = h('div', { class: 'caption' });
+const axisSelect = h('vscode-single-select', { 'aria-label': 'X axis', 'data-testid': 'x-axis' }) as HTMLElement & { value: string };
+const runButton = h('vscode-button', { 'data-testid': 'run-sweep', onclick: () => client.send(RunSweepCommand, {}) }, 'Run sweep') as HTMLElement & { disabled: boolean };
+const cancelButton = h('vscode-button', { secondary: true, hidden: true, 'data-testid': 'cancel-sweep', onclick: () => client.send(CancelSweepCommand, {}) }, 'Cancel');
+const progressBar = h('vscode-progress-bar', { 'aria-label': 'Sweep progress' }) as HTMLElement & { value?: number; max: number; indeterminate: boolean };
+const progressText = h('span', { class: 'muted stat' });
+const progressRow = h('div', { class: 'row progress-row', hidden: true }, progressBar, progressText);
+const canvas = h('canvas', { role: 'img', 'data-testid': 'tradeoff-chart' });
+const emptyNote = h('div', { class: 'empty' }, 'No points yet. Run a sweep to measure accuracy at several compression levels.');
+const pointsTable = h('table', { class: 'data', 'aria-label': 'Points', 'data-testid': 'points' });
+const planBox = h('section', { class: 'plan', hidden: true, 'aria-label': 'Plan of the selected point' });
+const status = h('div', { class: 'status', role: 'status', 'aria-live': 'polite' });
+
+document.body.append(h('main', null,
+  h('div', { class: 'row' }, h('h1', null, 'Accuracy / size trade-off'), h('span', { class: 'spacer' }), runButton, cancelButton),
+  title,
+  h('div', { class: 'row' }, h('span', { class: 'muted' }, 'X axis'), axisSelect),
+  progressRow,
+  emptyNote,
+  h('div', { class: 'chart-box tall' }, canvas),
+  status,
+  planBox,
+  h('details', null, h('summary', null, 'All points'), pointsTable),
+));
+
+// ---------- chart ----------
+
+const visiblePoints = (): TradeoffPoint[] =>
+  state.points.filter((p) => !state.hidden.includes(p.allocation) && AXES[state.xAxis].of(p) !== undefined);
+
+const chart = new Chart(canvas, {
+  type: 'scatter',
+  data: { datasets: [] },
+  options: {
+    parsing: false,
+    scales: {
+      x: { type: 'linear', title: { display: true, text: 'parameters' }, ticks: { callback: (v) => AXES[state.xAxis].format(Number(v)) } },
+      y: { type: 'linear', title: { display: true, text: 'accuracy %' } },
+    },
+    plugins: {
+      legend: {
+        position: 'bottom',
+        onClick: (_e: ChartEvent, item: LegendItem) => toggleSeries(item),
+      },
+      tooltip: {
+        callbacks: {
+          label: (item: TooltipItem<'scatter'>) => {
+            const raw = item.raw as { label?: string; x: number; y: number };
+            return `${raw.label ?? item.dataset.label}: ${raw.y.toFixed(2)} % at ${AXES[state.xAxis].format(raw.x)}`;
+          },
+        },
+      },
+    },
+    onClick: (_e: ChartEvent, elements: ActiveElement[]) => {
+      const el = elements[0];
+      if (!el) return;
+      const raw = chart.data.datasets[el.datasetIndex]?.data[el.index] as { id?: string } | undefined;
+      if (raw?.id) void select(raw.id);
+    },
+  },
+});
+
+function toggleSeries(item: LegendItem): void {
+  const allocation = ALLOCATIONS.find((a) => a === (chart.data.datasets[item.datasetIndex!] as { allocation?: string }).allocation);
+  if (!allocation) {
+    chart.setDatasetVisibility(item.datasetIndex!, !chart.isDatasetVisible(item.datasetIndex!));
+    chart.update();
+    return;
+  }
+  state.hidden = state.hidden.includes(allocation) ? state.hidden.filter((a) => a !== allocation) : [...state.hidden, allocation];
+  rebuildChart();
+  client.setState(state);
+}
+
+function rebuildChart(): void {
+  const axis = AXES[state.xAxis];
+  const datasets: typeof chart.data.datasets = [];
+  ALLOCATIONS.forEach((allocation, i) => {
+    const pts = state.points.filter((p) => p.allocation === allocation && axis.of(p) !== undefined);
+    if (pts.length === 0) return;
+    const color = colors.series[i]!;
+    datasets.push({
+      label: `${allocation} allocation`,
+      allocation,
+      hidden: state.hidden.includes(allocation),
+      borderColor: color,
+      backgroundColor: color,
+      pointRadius: pts.map((p) => (p.id === state.selected ? 7 : 4)),
+      pointHoverRadius: 7,
+      pointBorderWidth: pts.map((p) => (p.id === state.selected ? 3 : 1)),
+      pointBorderColor: pts.map((p) => (p.id === state.selected ? colors.accent : color)),
+      data: pts.map((p) => ({ x: axis.of(p)!, y: p.accuracy * 100, id: p.id, label: p.label })),
+    } as never);
+  });
+  const front = paretoFront(visiblePoints(), (p) => axis.of(p)!, (p) => p.accuracy);
+  if (front.length > 1) {
+    datasets.push({
+      label: 'Pareto front', type: 'line', borderColor: colors.foreground, backgroundColor: 'transparent',
+      borderDash: [5, 4], borderWidth: 1, pointRadius: 0, pointHitRadius: 0, stepped: 'after',
+      data: front.map((p) => ({ x: axis.of(p)!, y: p.accuracy * 100 })),
+    } as never);
+  }
+  const o = state.original;
+  if (o && axis.of(o) !== undefined) {
+    datasets.push({
+      label: `original (${o.name})`, pointStyle: 'rectRot', pointRadius: 8, pointHoverRadius: 9,
+      borderColor: colors.series[4], backgroundColor: colors.series[4],
+      data: [{ x: axis.of(o)!, y: o.accuracy * 100, label: `original ${o.name}` }],
+    } as never);
+  }
+  chart.data.datasets = datasets;
+  (chart.options.scales!.x as { title: { text: string } }).title.text = axis.label;
+  chart.update();
+  const allocationCount = datasets.filter((d) => (d as { allocation?: string }).allocation).length;
+  canvas.dataset.drawnPoints = String(drawnPoints(chart, (i) => i < allocationCount));
+  canvas.setAttribute('aria-label', `Accuracy against ${axis.label}: ${visiblePoints().length} points, ${front.length} on the Pareto front`);
+  emptyNote.hidden = state.points.length > 0;
+  renderTable(new Set(front.map((p) => p.id)));
+}
+
+/** The same points as a table (keyboard and screen-reader access; a row selects its point). */
+function renderTable(onFront: Set<string>): void {
+  const axis = AXES[state.xAxis];
+  const sorted = [...state.points].sort((a, b) => (axis.of(a) ?? Infinity) - (axis.of(b) ?? Infinity));
+  replace(pointsTable,
+    h('thead', null, h('tr', null, h('th', null, 'point'), h('th', null, 'allocation'), h('th', { class: 'num' }, 'params'),
+      h('th', { class: 'num' }, 'file size'), h('th', { class: 'num' }, 'latency'), h('th', { class: 'num' }, 'accuracy'),
+      h('th', null, 'Pareto'))),
+    h('tbody', null, ...sorted.map((p) => {
+      const row = h('tr', { tabindex: 0, class: p.id === state.selected ? 'selected' : undefined, 'data-point': p.id },
+        h('td', { class: 'name' }, p.label), h('td', null, p.allocation),
+        h('td', { class: 'num' }, formatCount(p.params)), h('td', { class: 'num' }, formatBytes(p.fileSize)),
+        h('td', { class: 'num' }, p.latencyMs !== undefined ? `${p.latencyMs.toPrecision(3)} ms` : ''),
+        h('td', { class: 'num' }, formatPercent(p.accuracy, 2)), h('td', null, onFront.has(p.id) ? 'yes' : ''));
+      row.addEventListener('click', () => void select(p.id));
+      row.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); void select(p.id); } });
+      return row;
+    })));
+}
+
+function renderAxisOptions(): void {
+  const hasLatency = state.points.some((p) => p.latencyMs !== undefined) || state.original?.latencyMs !== undefined;
+  replace(axisSelect, ...(Object.keys(AXES) as XAxis[])
+    .filter((k) => k !== 'latency' || hasLatency)
+    .map((k) => {
+      const o = h('vscode-option', { value: k }, AXES[k].label);
+      if (k === state.xAxis) o.setAttribute('selected', '');
+      return o;
+    }));
+}
+
+function renderAll(): void {
+  replace(title, state.title);
+  renderAxisOptions();
+  rebuildChart();
+}
+
+// ---------- plan of a point ----------
+
+async function select(id: string): Promise<void> {
+  state.selected = id;
+  client.setState(state);
+  rebuildChart();
+  replace(planBox, h('vscode-progress-ring', { class: 'inline-ring' }), 'Loading plan…');
+  planBox.hidden = false;
+  try {
+    plan = await client.request(GetPlanRequest, { pointId: id });
+    if (state.selected === id) renderPlan(plan);
+  } catch (e) {
+    replace(planBox, h('div', { class: 'error' }, `Could not load the plan: ${(e as Error).message}`));
+  }
+}
+
+function renderPlan(p: PlanView): void {
+  const point = state.points.find((x) => x.id === p.pointId);
+  const apply = h('vscode-button', { 'data-testid': 'apply' }, 'Apply') as HTMLElement & { disabled: boolean };
+  apply.addEventListener('click', async () => {
+    apply.disabled = true;
+    replace(status, h('vscode-progress-ring', { class: 'inline-ring' }), `Writing the model of "${p.label}"…`);
+    try {
+      const r = await client.request(ApplyPointRequest, { pointId: p.pointId });
+      replace(status, `Wrote ${r.file}`);
+    } catch (e) {
+      replace(status, `Apply failed: ${(e as Error).message}`);
+    } finally {
+      apply.disabled = false;
+    }
+  });
+  const rows = p.layers.map((l) => h('tr', null,
+    h('td', { class: 'name' }, l.layer),
+    h('td', null, formatShape(l.shape)),
+    h('td', { class: 'num' }, l.rank !== undefined ? String(l.rank) : 'dense'),
+    h('td', { class: 'num' }, `${formatCount(l.paramsBefore)} → ${formatCount(l.paramsAfter)}`),
+    h('td', { class: 'num' }, l.rank !== undefined ? formatPercent(l.energyKept, 2) : ''),
+    h('td', { class: 'muted' }, l.skipped ?? ''),
+  ));
+  replace(planBox,
+    h('div', { class: 'row' },
+      h('h2', null, p.label),
+      h('span', { class: 'muted' }, `${p.allocation} allocation · ${formatCount(p.paramsBefore)} → ${formatCount(p.paramsAfter)} params (${formatSaved(p.paramsBefore, p.paramsAfter)})`
+        + (point ? ` · accuracy ${formatPercent(point.accuracy, 2)}` : '')),
+      h('span', { class: 'spacer' }), apply),
+    h('table', { class: 'data' },
+      h('thead', null, h('tr', null, h('th', null, 'layer'), h('th', null, 'shape'), h('th', { class: 'num' }, 'rank'),
+        h('th', { class: 'num' }, 'params'), h('th', { class: 'num' }, 'energy kept'), h('th', null, ''))),
+      h('tbody', null, ...rows)));
+}
+
+// ---------- host messages ----------
+
+client.on(DidSetPointsNotification, (p) => {
+  state = { ...state, points: p.points, original: p.original, title: p.title, selected: null };
+  planBox.hidden = true;
+  if (state.xAxis === 'latency' && !p.points.some((x) => x.latencyMs !== undefined)) state.xAxis = 'params';
+  renderAll();
+  client.setState(state);
+});
+client.on(DidAddPointNotification, ({ point }) => {
+  state.points = [...state.points.filter((x) => x.id !== point.id), point];
+  if (point.latencyMs !== undefined && state.points.filter((x) => x.latencyMs !== undefined).length === 1) renderAxisOptions();
+  rebuildChart();
+  client.setState(state);
+});
+client.on(DidChangeProgressNotification, ({ progress }) => {
+  progressRow.hidden = progress === null;
+  cancelButton.hidden = progress === null;
+  runButton.disabled = progress !== null;
+  if (progress) {
+    progressBar.max = Math.max(1, progress.total);
+    progressBar.value = progress.done;
+    progressBar.indeterminate = progress.total === 0;
+    replace(progressText, `${progress.done} / ${progress.total} · ${progress.message}`);
+  }
+});
+client.on(DidFinishSweepNotification, ({ outcome, error }) => {
+  progressRow.hidden = true;
+  cancelButton.hidden = true;
+  runButton.disabled = false;
+  replace(status, outcome === 'completed' ? `Sweep finished: ${state.points.length} points.`
+    : outcome === 'cancelled' ? 'Sweep cancelled.' : `Sweep failed: ${error ?? 'unknown error'}`);
+});
+
+axisSelect.addEventListener('change', () => {
+  state.xAxis = axisSelect.value as XAxis;
+  rebuildChart();
+  client.setState(state);
+});
+onThemeChange((c: ThemeColors) => { colors = c; rebuildChart(); });
+
+renderAll();
+if (state.selected) void select(state.selected);
+client.ready();
