@@ -1,0 +1,189 @@
+// Applying a plan: factorize each planned layer and rewrite the graph, in memory (applyPlan, for
+// sweeps) or to a new file (compressToFile). restoreLayers is the inverse.
+import { resolve } from 'node:path';
+import { RankscopeError, throwIfCancelled } from '../errors';
+import { makeTensorProto, type ModelProto, type NodeProto, type OnnxModel } from '../formats/onnx';
+import { COMPRESSED_METADATA_KEY } from '../formats/onnx';
+import { layerMatrices } from '../model/matrix';
+import type { DType, Layer } from '../model/types';
+import { factorize, frobeniusSquared, multiply, type Factors } from './factor';
+import { GraphEditor } from './graph';
+import { entryOf, METHOD, nodeFromJson, nodeToJson, readEntries, RESTORED_METADATA_KEY, withMetadata, type RankscopeEntry } from './metadata';
+import { layerHash, makePlan, recheckRow, selectLayers, type CompressRequest, type Plan, type PlanLayer } from './plan';
+import { planSpectra } from './spectra';
+import { rewireUses, unsupportedUse, type FactorNames } from './rewrite';
+import { loadFactors, storeDense, storeFactors } from './storage';
+import { writeOnnxAtomic } from '../formats/onnx';
+
+export interface ApplyOptions {
+  signal?: AbortSignal;
+}
+
+/** The graph check makePlan takes: why a layer's uses cannot be rewritten. */
+export function graphCheck(model: OnnxModel): (layer: Layer) => string | undefined {
+  const editor = new GraphEditor(model.proto);
+  return (layer) => {
+    if (layer.compressed) return entryOf(model, layer.name) ? undefined : 'factorized by another tool (no Rankscope record)';
+    return unsupportedUse(editor, layer);
+  };
+}
+
+/** Refuses plans made for other weights (PLAN_MISMATCH) and returns each planned layer with its model layer. */
+function matchPlan(model: OnnxModel, plan: Plan): { row: PlanLayer; layer: Layer }[] {
+  const out: { row: PlanLayer; layer: Layer }[] = [];
+  for (const row of plan.layers) {
+    if (row.skipped) continue;
+    const layer = model.layers.find((l) => l.name === row.layer);
+    if (!layer) {
+      throw new RankscopeError('PLAN_MISMATCH', `The plan names layer '${row.layer}', which ${model.summary.path} does not have.`, 'Make a new plan for this model.');
+    }
+    if (layerHash(model, layer) !== row.weightHash) {
+      throw new RankscopeError('PLAN_MISMATCH', `Layer '${row.layer}' of ${model.summary.path} has different weights than the plan was made for (hash mismatch).`,
+        'Plans only apply to the model they were made from; make a new plan.');
+    }
+    out.push({ row, layer });
+  }
+  return out;
+}
+
+/** Applies `plan` to `model` in memory. The model is not modified; the result shares its untouched tensors. */
+export function applyPlan(model: OnnxModel, plan: Plan, options: ApplyOptions = {}): ModelProto {
+  const work = matchPlan(model, plan);
+  const editor = new GraphEditor(model.proto);
+  const entries = readEntries(model.proto);
+  const dropNodes: NodeProto[] = [];
+  const dropTensors: string[] = [];
+  for (const { row, layer } of work) {
+    throwIfCancelled(options.signal);
+    if (layer.compressed) {
+      const entry = entries.find((e) => e.layer === layer.name);
+      if (!entry) throw new RankscopeError('UNSUPPORTED', `Layer '${layer.name}' was factorized without a Rankscope record; it cannot be re-compressed.`);
+      recompress(model, editor, entry, row);
+      continue;
+    }
+    const unsupported = unsupportedUse(editor, layer);
+    if (unsupported) throw new RankscopeError('UNSUPPORTED', `Layer '${layer.name}' cannot be rewritten: ${unsupported}.`);
+    const groups = layerMatrices(model, layer).map((mat) => {
+      const f = factorize(mat.data, mat.rows, mat.cols, row.k);
+      return { f, total: frobeniusSquared(mat.data) };
+    });
+    const energyKept = keptShare(groups);
+    const choice = recheckRow(row, energyKept);
+    if (choice.skipped) throw new RankscopeError('BAD_ARGUMENT', `Layer '${row.layer}': ${choice.reason}.`, 'Lower k, or set "force": true in the plan.');
+    const names: FactorNames = { a: editor.unique(`${layer.name}.lowrank_A`), b: editor.unique(`${layer.name}.lowrank_B`), layout: layer.layout };
+    const [a, b] = storeFactors(layer.layout, groups.map((g) => g.f), layer.tensorShape);
+    editor.addInitializer(makeTensorProto(names.a, layer.dtype, a.dims, a.data));
+    editor.addInitializer(makeTensorProto(names.b, layer.dtype, b.dims, b.data));
+    const { via, rewritten } = rewireUses(editor, layer.weight, names, layer.name, layer.dtype);
+    dropNodes.push(...via);
+    dropTensors.push(layer.weight);
+    entries.push({
+      layer: layer.name, weight: layer.weight, factors: [names.a, names.b], rank: row.k, originalShape: [...layer.shape],
+      energyKept, method: METHOD, sourceFile: resolve(model.summary.path),
+      layout: layer.layout, groups: groups.length, tensorShape: [...layer.tensorShape], dtype: layer.dtype,
+      graph: { uses: rewritten.map((r) => ({ original: nodeToJson(r.original), pair: r.pair })), via: via.map(nodeToJson) },
+    });
+  }
+  const out = editor.finish({ nodes: dropNodes, tensors: dropTensors });
+  return { ...out, metadataProps: withMetadata(out, COMPRESSED_METADATA_KEY, JSON.stringify(entries)) };
+}
+
+function keptShare(groups: { f: Factors; total: number }[]): number {
+  const total = groups.reduce((s, g) => s + g.total, 0);
+  const kept = groups.reduce((s, g) => s + g.f.energyKept * g.total, 0);
+  return total > 0 ? kept / total : 1;
+}
+
+/** Re-factorizes A·B at a lower rank; the two nodes stay, only the factor tensors change. */
+function recompress(model: OnnxModel, editor: GraphEditor, entry: RankscopeEntry, row: PlanLayer): void {
+  if (row.k >= entry.rank) throw new RankscopeError('BAD_ARGUMENT', `Layer '${entry.layer}' is factorized at rank ${entry.rank}; re-compression needs a lower rank than ${row.k}.`);
+  const [a, b] = entry.factors.map((name) => model.tensor(name)!);
+  const current = loadFactors(entry.layout, { dims: a.shape, data: a.toFloat32() }, { dims: b.shape, data: b.toFloat32() }, entry.groups);
+  const groups = current.map((g) => {
+    const product = multiply(g.a, g.b, g.m, g.k, g.n);
+    return { f: factorize(product, g.m, g.n, row.k), total: frobeniusSquared(product) };
+  });
+  // A·B kept entry.energyKept of the original; the new rank keeps a share of A·B.
+  const energyKept = entry.energyKept * keptShare(groups);
+  const [na, nb] = storeFactors(entry.layout, groups.map((g) => g.f), entry.tensorShape);
+  editor.replaceInitializer(makeTensorProto(entry.factors[0], a.dtype, na.dims, na.data));
+  editor.replaceInitializer(makeTensorProto(entry.factors[1], b.dtype, nb.dims, nb.data));
+  entry.rank = row.k;
+  entry.energyKept = energyKept;
+}
+
+export interface WriteResult {
+  path: string;
+  proto: ModelProto;
+}
+
+/** Compresses to a new file (never the input), written atomically; external data kept as the input had it. */
+export async function compressToFile(model: OnnxModel, plan: Plan, outPath: string, options: ApplyOptions = {}): Promise<WriteResult> {
+  refuseOverwrite(model, outPath);
+  const proto = applyPlan(model, plan, options);
+  await writeOnnxAtomic(outPath, proto, { externalData: 'auto', sourceDir: model.dir, signal: options.signal });
+  return { path: resolve(outPath), proto };
+}
+
+export function refuseOverwrite(model: OnnxModel, outPath: string): void {
+  if (resolve(outPath) === resolve(model.summary.path)) {
+    throw new RankscopeError('BAD_ARGUMENT', `The output ${outPath} is the input model; Rankscope never overwrites a model.`, 'Choose another -o path.');
+  }
+}
+
+/** Recomposes A·B of each named layer into a dense weight, restoring the original nodes; writes a new file. */
+export async function restoreLayers(model: OnnxModel, names: string[], outPath: string, options: ApplyOptions = {}): Promise<WriteResult & { restored: { layer: string; sourceFile?: string }[] }> {
+  refuseOverwrite(model, outPath);
+  const { proto, restored } = restoreInMemory(model, names, options);
+  await writeOnnxAtomic(outPath, proto, { externalData: 'auto', sourceDir: model.dir, signal: options.signal });
+  return { path: resolve(outPath), proto, restored };
+}
+
+export function restoreInMemory(model: OnnxModel, names: string[], options: ApplyOptions = {}): { proto: ModelProto; restored: { layer: string; weight: string; sourceFile?: string }[] } {
+  const entries = readEntries(model.proto);
+  const editor = new GraphEditor(model.proto);
+  const dropTensors: string[] = [];
+  const restored: { layer: string; weight: string; sourceFile?: string }[] = [];
+  for (const name of names) {
+    throwIfCancelled(options.signal);
+    const entry = entries.find((e) => e.layer === name);
+    if (!entry) {
+      const known = entries.map((e) => e.layer).join(', ') || 'none';
+      throw new RankscopeError('NOT_FOUND', `Layer '${name}' is not a layer Rankscope factorized (factorized layers: ${known}).`);
+    }
+    const [a, b] = entry.factors.map((n) => model.tensor(n));
+    if (!a || !b) throw new RankscopeError('CORRUPT', `Layer '${name}': factor tensors ${entry.factors.join(', ')} are missing.`);
+    const groups = loadFactors(entry.layout, { dims: a.shape, data: a.toFloat32() }, { dims: b.shape, data: b.toFloat32() }, entry.groups);
+    const dense = storeDense(entry.layout, groups.map((g) => ({ m: g.m, n: g.n, data: multiply(g.a, g.b, g.m, g.k, g.n) })), entry.tensorShape);
+    const weight = editor.unique(entry.weight);
+    editor.addInitializer(makeTensorProto(weight, entry.dtype as DType, dense.dims, dense.data));
+    const via = entry.graph.via.map(nodeFromJson);
+    if (weight !== entry.weight) for (const v of via) v.input = v.input.map((i) => (i === entry.weight ? weight : i));
+    editor.prepend(via);
+    for (const use of entry.graph.uses) {
+      const [first, second] = use.pair.map((n) => editor.findNode(n));
+      if (!first || !second) throw new RankscopeError('UNSUPPORTED', `Cannot restore '${name}': node ${use.pair.join(' / ')} was changed after compression.`);
+      const original = nodeFromJson(use.original);
+      if (weight !== entry.weight) original.input = original.input.map((i) => (i === entry.weight ? weight : i));
+      editor.replace(first, []);
+      editor.replace(second, [original]);
+    }
+    dropTensors.push(...entry.factors);
+    entries.splice(entries.indexOf(entry), 1);
+    restored.push({ layer: name, weight, sourceFile: entry.sourceFile });
+  }
+  // Factor transposes/casts in front of the graph die with the factors.
+  const refNodes = editor.graph.node.filter((n) => (n.opType === 'Transpose' || n.opType === 'Cast') && dropTensors.includes(n.input[0]));
+  const out = editor.finish({ nodes: refNodes, tensors: dropTensors });
+  const previous = JSON.parse(model.summary.metadata[RESTORED_METADATA_KEY] ?? '[]') as unknown[];
+  let props = withMetadata(out, COMPRESSED_METADATA_KEY, entries.length ? JSON.stringify(entries) : undefined);
+  props = withMetadata({ ...out, metadataProps: props }, RESTORED_METADATA_KEY, JSON.stringify([...previous, ...restored]));
+  return { proto: { ...out, metadataProps: props }, restored };
+}
+
+/** Spectra of the selected layers, then the plan, with the graph check: what the CLI and the extension call. */
+export async function planModel(model: OnnxModel, request: CompressRequest, options: ApplyOptions = {}): Promise<Plan> {
+  const layers = selectLayers(model, request.layers).filter((l) => l.factorizable || l.compressed);
+  const spectra = await planSpectra(model, layers, options);
+  return makePlan(model, spectra, request, graphCheck(model));
+}

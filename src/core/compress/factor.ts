@@ -1,0 +1,77 @@
+// Balanced low-rank factors of one matrix: W (m×n) ≈ A (m×k) · B (k×n) with A = U√Σ, B = √ΣVᵀ.
+// Balanced so both factors have the same scale (better conditioned for fp16 and for fine-tuning).
+import { Matrix, SingularValueDecomposition } from 'ml-matrix';
+
+// TEMPORARY until LINALG's topSingularTriplets lands: ml-matrix's full SVD.
+function topSingularTriplets(data: Float32Array | Float64Array, rows: number, cols: number, k: number): Triplets {
+  const m = new Matrix(rows, cols);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) m.set(i, j, data[i * cols + j]);
+  const svd = new SingularValueDecomposition(m, { autoTranspose: true });
+  const u = new Float64Array(rows * k);
+  const v = new Float64Array(cols * k);
+  const U = svd.leftSingularVectors;
+  const V = svd.rightSingularVectors;
+  for (let i = 0; i < rows; i++) for (let j = 0; j < k; j++) u[i * k + j] = U.get(i, j);
+  for (let i = 0; i < cols; i++) for (let j = 0; j < k; j++) v[i * k + j] = V.get(i, j);
+  return { u, s: Float64Array.from(svd.diagonal.slice(0, k)), v };
+}
+
+export interface Triplets {
+  /** m×k, row-major. */
+  u: Float64Array;
+  s: Float64Array;
+  /** n×k, row-major. */
+  v: Float64Array;
+}
+
+export interface Factors {
+  m: number;
+  n: number;
+  k: number;
+  /** m×k, row-major. */
+  a: Float64Array;
+  /** k×n, row-major. */
+  b: Float64Array;
+  /** Σ of the kept σ² over ‖W‖²_F. */
+  energyKept: number;
+}
+
+export function balancedFactors(t: Triplets, m: number, n: number, k: number, totalEnergy: number): Factors {
+  const a = new Float64Array(m * k);
+  const b = new Float64Array(k * n);
+  let kept = 0;
+  for (let j = 0; j < k; j++) {
+    const root = Math.sqrt(Math.max(0, t.s[j]));
+    kept += t.s[j] * t.s[j];
+    for (let i = 0; i < m; i++) a[i * k + j] = t.u[i * k + j] * root;
+    for (let i = 0; i < n; i++) b[j * n + i] = t.v[i * k + j] * root;
+  }
+  return { m, n, k, a, b, energyKept: totalEnergy > 0 ? Math.min(1, kept / totalEnergy) : 1 };
+}
+
+export function frobeniusSquared(data: ArrayLike<number>): number {
+  let sum = 0;
+  for (let i = 0; i < data.length; i++) sum += data[i] * data[i];
+  return sum;
+}
+
+/** Factorizes one m×n row-major matrix to rank k with LINALG's truncated SVD. */
+export function factorize(data: Float32Array | Float64Array, m: number, n: number, k: number): Factors {
+  const triplets = topSingularTriplets(data, m, n, k);
+  return balancedFactors(triplets, m, n, k, frobeniusSquared(data));
+}
+
+/** A·B as a row-major m×n matrix (restore, and re-factorizing a compressed layer). */
+export function multiply(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n: number): Float64Array {
+  const out = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    const row = i * n;
+    for (let p = 0; p < k; p++) {
+      const aip = a[i * k + p];
+      if (aip === 0) continue;
+      const bRow = p * n;
+      for (let j = 0; j < n; j++) out[row + j] += aip * b[bRow + j];
+    }
+  }
+  return out;
+}
