@@ -1,7 +1,7 @@
 // Assembles kernels.wat into kernelsWasm.ts (base64), so the kernels load the same way from
 // source under tsx, from the esbuild bundles and in worker threads, with no .wasm file to find.
-// Run after editing kernels.wat: `node src/core/linalg/buildKernels.mjs` (a unit test checks
-// that the committed kernelsWasm.ts matches the .wat).
+// Run after editing kernels.wat: `node src/core/linalg/buildKernels.mjs`; with `--check` it
+// only exits 1 when the committed kernelsWasm.ts differs from the .wat (a unit test runs that).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -19,6 +19,13 @@ export async function assembleKernels() {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const here = dirname(fileURLToPath(import.meta.url));
-  writeFileSync(join(here, 'kernelsWasm.ts'), await assembleKernels());
+  const target = join(here, 'kernelsWasm.ts');
+  const text = await assembleKernels();
+  if (process.argv.includes('--check')) {
+    const same = readFileSync(target, 'utf8') === text;
+    console.log(same ? 'kernelsWasm.ts is up to date' : 'kernelsWasm.ts is stale: run node src/core/linalg/buildKernels.mjs');
+    process.exit(same ? 0 : 1);
+  }
+  writeFileSync(target, text);
   console.log('wrote kernelsWasm.ts');
 }

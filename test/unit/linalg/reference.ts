@@ -1,0 +1,85 @@
+// Test matrices built by numpy (seeded) with their singular values from scipy's LAPACK (float64
+// svdvals of the very float32 matrix we read back), exchanged as raw little-endian files.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runPython } from '../../helpers/python';
+
+export function tempDir(prefix = 'rankscope-linalg-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export interface Case {
+  name: string;
+  rows: number;
+  cols: number;
+  data: Float32Array;
+  /** scipy.linalg.svdvals in float64, descending. */
+  reference: Float64Array;
+}
+
+/**
+ * Builds every case of `spec` (name → numpy expression of a float64 matrix, with `rng` and the
+ * helpers `spectrum(m, n, s)` = U·diag(s)·Vᵀ with random orthogonal U, V) in one Python run.
+ */
+export function scipyCases(spec: Record<string, string>): Case[] {
+  const dir = tempDir();
+  const meta = JSON.parse(runPython(`
+import json, sys, numpy as np, scipy.linalg as sl
+rng = np.random.default_rng(1234)
+def orth(n):
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    return q * np.sign(np.diag(r))
+def spectrum(m, n, s):
+    k = min(m, n); s = np.asarray(s, dtype=np.float64)
+    return orth(m)[:, :k] @ np.diag(s) @ orth(n)[:k, :]
+spec = json.loads(sys.argv[2])
+meta = {}
+for name, expr in spec.items():
+    a = np.asarray(eval(expr), dtype=np.float64)
+    a32 = np.ascontiguousarray(a.astype(np.float32))
+    a32.tofile(f"{sys.argv[1]}/{name}.f32")
+    sv = sl.svdvals(a32.astype(np.float64)) if a32.size else np.zeros(0)
+    np.ascontiguousarray(sv, dtype='<f8').tofile(f"{sys.argv[1]}/{name}.sv")
+    meta[name] = list(a32.shape)
+print(json.dumps(meta))
+`, [dir, JSON.stringify(spec)])) as Record<string, [number, number]>;
+  return Object.keys(spec).map((name) => {
+    const [rows, cols] = meta[name];
+    return { name, rows, cols, data: f32(join(dir, `${name}.f32`)), reference: f64(join(dir, `${name}.sv`)) };
+  });
+}
+
+function f32(path: string): Float32Array {
+  const b = readFileSync(path);
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+
+export function f64(path: string): Float64Array {
+  const b = readFileSync(path);
+  return new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+
+export function writeF64(path: string, data: Float64Array): void {
+  writeFileSync(path, data);
+}
+
+/** Largest |a_i − b_i|. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** Deterministic uniform [0, 1) generator (mulberry32). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
