@@ -220,7 +220,7 @@ export class FinetuneWorker {
   private errorFrom(e: ErrorMessage): RankscopeError {
     const where = e.missing?.length ? ` Missing ops: ${e.missing.join(', ')}.` : '';
     const code = e.code === 'SHAPE_MISMATCH' ? 'SHAPE_MISMATCH' : e.code === 'UNSUPPORTED' ? 'UNSUPPORTED' : 'WORKER';
-    const err = new RankscopeError(code, `Fine-tuning worker: ${e.message}${e.code === 'UNSUPPORTED' ? '' : ` [${e.code}]`}${where}${e.code === 'INTERNAL' ? this.tailText() : ''}`,
+    const err = new RankscopeError(code, `Fine-tuning worker: ${e.message}${code === 'WORKER' ? ` [${e.code}]` : ''}${where}${e.code === 'INTERNAL' ? this.tailText() : ''}`,
       e.hint ?? undefined);
     (err as RankscopeError & { workerCode?: string; traceback?: string }).workerCode = e.code;
     (err as RankscopeError & { traceback?: string }).traceback = e.traceback;
