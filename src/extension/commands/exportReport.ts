@@ -1,0 +1,34 @@
+// Export Report: a Markdown report of the open model (every layer with its spectrum statistics),
+// written next to the model and opened. Tests pass `{ output }`.
+import { existsSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+import * as vscode from 'vscode';
+import { withCancellableProgress } from '../progress';
+import { markdownReport } from '../report';
+import type { RankscopeCommand } from './command';
+import { optionsArg } from './layerArgs';
+
+export const exportReport: RankscopeCommand = {
+  id: 'rankscope.exportReport',
+  action: 'Export report',
+  run: async (s, ...args) => {
+    const model = s.session.requireModel();
+    const given = optionsArg<{ output: string }>(args).output;
+    let output = given;
+    if (!output) {
+      const proposed = s.session.path!.replace(/\.onnx$/i, '') + '.report.md';
+      const picked = await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.file(proposed), filters: { Markdown: ['md'] }, saveLabel: 'Export Report' });
+      output = picked?.fsPath;
+    }
+    if (!output) return undefined;
+    const target = output;
+    const names = model.layers.filter((l) => l.factorizable || l.compressed).map((l) => l.name);
+    await withCancellableProgress('Computing spectra for the report', (signal) => s.session.ensureSpectra(names, signal));
+    const text = markdownReport(model, (l) => s.session.spectrum(l), s.session.totals()!);
+    const tmp = `${target}.${process.pid}.tmp`;
+    await writeFile(tmp, text);
+    await rename(tmp, target);
+    if (!given && existsSync(target)) await vscode.window.showTextDocument(vscode.Uri.file(target), { preview: false });
+    return target;
+  },
+};

@@ -1,0 +1,158 @@
+// Fine-tune Compressed Model…: asks for the model (default: the open one), the data (default:
+// rankscope.json's), epochs, learning rate, device and distillation; runs WORKER's `finetune`
+// (export → Python/PyTorch worker → write-back → ONNX Runtime check) under a cancellable progress
+// notification while the fine-tune view draws the curves; then offers to open the result.
+// Tests pass `{ model, data, epochs, lr, device, distill, preset, out }` to skip the prompts.
+import { basename } from 'node:path';
+import * as vscode from 'vscode';
+import { RankscopeError } from '../../core/errors';
+import { finetune as runFinetune, type FinetuneRequest } from '../../worker/finetune';
+import { defaultFinetunedPath } from '../../worker/writeBack';
+import { readWorkspaceTask, taskPath } from '../evalTask';
+import { formatPercent } from '../format';
+import { isCancellation, log } from '../log';
+import { pythonInterpreter } from '../python';
+import { settings } from '../settings';
+import type { RankscopeCommand, Services } from './command';
+import { optionsArg } from './layerArgs';
+
+export interface FinetuneOptions {
+  model: string;
+  data: string;
+  preset: 'ntu' | null;
+  epochs: number;
+  lr: number;
+  batchSize: number;
+  device: string;
+  /** Distil from the uncompressed original (the model's recorded source file). */
+  distill: boolean;
+  out: string;
+}
+
+async function ask(s: Services, given: Partial<FinetuneOptions>): Promise<FinetuneOptions | undefined> {
+  const task = await readWorkspaceTask();
+  let model = given.model ?? s.session.path;
+  if (!model || (!given.model && !s.session.model?.layers.some((l) => l.compressed))) {
+    const picked = await vscode.window.showOpenDialog({ title: 'Compressed model to fine-tune', filters: { 'ONNX models': ['onnx'] }, openLabel: 'Fine-tune' });
+    model = picked?.[0]?.fsPath;
+  }
+  if (!model) return undefined;
+  let data = given.data ?? (task?.task.data ? taskPath(task.path, task.task.data) : undefined);
+  if (!data) {
+    const picked = await vscode.window.showOpenDialog({ title: 'Training data (.npz with x_train, y_train, x_test, y_test)', filters: { 'NumPy archives': ['npz'] }, openLabel: 'Use Data' });
+    data = picked?.[0]?.fsPath;
+  }
+  if (!data) return undefined;
+  const number = async (title: string, value: string, check: (x: number) => boolean, hint: string) => {
+    const v = await vscode.window.showInputBox({ title, value, validateInput: (t) => (check(Number(t)) ? undefined : hint) });
+    return v === undefined ? undefined : Number(v);
+  };
+  const epochs = given.epochs ?? await number('Epochs', '5', (x) => Number.isInteger(x) && x >= 1, 'A whole number ≥ 1');
+  if (epochs === undefined) return undefined;
+  const lr = given.lr ?? await number('Learning rate', '1e-4', (x) => x > 0 && x < 1, 'A positive number below 1, e.g. 1e-4');
+  if (lr === undefined) return undefined;
+  let device = given.device;
+  if (!device) {
+    const configured = settings().device;
+    const picked = await vscode.window.showQuickPick(['auto', 'cuda', 'cpu', 'mps'].map((d) => ({ label: d, description: d === configured ? '(setting)' : undefined })), { title: 'Device' });
+    device = picked?.label;
+  }
+  if (!device) return undefined;
+  let distill = given.distill;
+  if (distill === undefined) {
+    const picked = await vscode.window.showQuickPick([
+      { label: 'Distil from the original', detail: 'Knowledge distillation from the uncompressed model (slower, usually better)', value: true },
+      { label: 'Labels only', detail: 'Plain cross-entropy on the training labels', value: false },
+    ], { title: 'Distillation' });
+    distill = picked?.value;
+  }
+  if (distill === undefined) return undefined;
+  const preset = given.preset !== undefined ? given.preset : task?.task.preset === 'ntu' ? 'ntu' : null;
+  return { model, data, preset, epochs, lr, device, distill, batchSize: given.batchSize ?? 32, out: given.out ?? defaultFinetunedPath(model) };
+}
+
+export const finetune: RankscopeCommand = {
+  id: 'rankscope.finetune',
+  action: 'Fine-tune',
+  run: async (s, ...args) => {
+    const o = await ask(s, optionsArg<FinetuneOptions>(args));
+    if (!o) return undefined;
+    let teacher: string | undefined;
+    if (o.distill) {
+      const opened = s.session.path === o.model ? s.session.model : undefined;
+      teacher = opened?.layers.find((l) => l.compressed?.sourceFile)?.compressed?.sourceFile;
+      if (!teacher) throw new RankscopeError('BAD_ARGUMENT', `${basename(o.model)} does not record its original model, so there is no teacher to distil from.`, 'Fine-tune with labels only.');
+    }
+    const python = await pythonInterpreter();
+    const req: FinetuneRequest = {
+      model: o.model, out: o.out, python: python.path, teacher,
+      kd: teacher ? { temperature: 4, alpha: 0.5 } : null,
+      data: { path: o.data, preset: o.preset },
+      epochs: o.epochs, lr: o.lr, batchSize: o.batchSize,
+      device: o.device === 'cuda' ? 'cuda:0' : o.device,
+    };
+    log().info(`Fine-tuning ${o.model} on ${o.data} with ${python.path} (${python.source}): ${o.epochs} epochs, lr ${o.lr}, device ${o.device}${teacher ? `, distilling from ${teacher}` : ''}`);
+    const view = s.finetune;
+    const controller = new AbortController();
+    view.cancelRun = () => controller.abort();
+    let stepsPerEpoch = 0;
+    try {
+      const result = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `Fine-tuning ${basename(o.model)}`, cancellable: true },
+        (progress, token) => {
+          token.onCancellationRequested(() => controller.abort());
+          let reported = 0;
+          return runFinetune(req, {
+            signal: controller.signal,
+            onStderr: (line) => log().debug(`[worker] ${line}`),
+            onMessage: (m) => {
+              switch (m.type) {
+                case 'started':
+                  stepsPerEpoch = m.stepsPerEpoch;
+                  view.start({ model: basename(o.model), output: o.out, device: m.device, epochs: m.epochs, stepsPerEpoch: m.stepsPerEpoch });
+                  log().info(`Worker started on ${m.device}: ${m.trainSamples} training / ${m.valSamples} validation samples, ${m.params.trainable} trainable parameters`);
+                  break;
+                case 'progress': {
+                  view.step({ epoch: m.epoch, step: m.globalStep, loss: m.loss, lr: m.lr });
+                  const total = Math.max(1, o.epochs * (stepsPerEpoch || m.stepsPerEpoch));
+                  const pct = (100 * m.globalStep) / total;
+                  progress.report({ message: `epoch ${m.epoch}/${o.epochs}, loss ${m.loss.toFixed(4)}`, increment: pct - reported });
+                  reported = pct;
+                  break;
+                }
+                case 'eval':
+                  if (m.phase === 'epoch') view.epoch({ epoch: m.epoch, trainAccuracy: m.trainAccuracy, valAccuracy: m.valAccuracy, valLoss: m.valLoss });
+                  else log().info(`Accuracy before fine-tuning: ${formatPercent(m.valAccuracy, 2)}`);
+                  break;
+                case 'log':
+                  log()[m.level === 'warn' ? 'warn' : m.level === 'error' ? 'error' : m.level === 'debug' ? 'debug' : 'info'](`[worker] ${m.message}`);
+                  break;
+                default:
+                  break;
+              }
+            },
+          });
+        },
+      );
+      const sum = result.summary;
+      view.finish(result.status, {
+        bestEpoch: sum.bestEpoch ?? 0, bestAccuracy: sum.accuracyAfter ?? 0,
+        finalAccuracy: sum.epochs.at(-1)?.valAccuracy ?? sum.accuracyAfter ?? 0, seconds: sum.wallSeconds, output: result.output,
+      });
+      const line = `${sum.accuracyBefore !== null ? formatPercent(sum.accuracyBefore, 2) : '?'} → ${sum.accuracyAfter !== null ? formatPercent(sum.accuracyAfter, 2) : '?'} accuracy in ${sum.wallSeconds.toFixed(0)} s`;
+      log().info(`Fine-tuning ${result.status}: ${line}${result.output ? `, wrote ${result.output}` : ''}${result.verification ? `, ONNX Runtime check max |Δ| ${result.verification.maxAbsDiff.toExponential(2)}` : ''}`);
+      if (result.status === 'completed' && result.output) {
+        const output = result.output;
+        void vscode.window.showInformationMessage(`Rankscope: fine-tuned ${basename(o.model)}: ${line}.`, 'Open Model').then((c) => {
+          if (c) void vscode.commands.executeCommand('rankscope.openModel', output);
+        });
+      } else {
+        void vscode.window.showInformationMessage(`Rankscope: fine-tuning cancelled; resume from ${result.checkpoint ?? 'the start'}.`);
+      }
+      return result;
+    } catch (e) {
+      view.finish(isCancellation(e) || controller.signal.aborted ? 'cancelled' : 'failed', undefined, (e as Error).message);
+      throw e;
+    }
+  },
+};

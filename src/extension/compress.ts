@@ -1,0 +1,92 @@
+// What every compress path shares (the Compress Layer… QuickPick, the budget command, the
+// spectrum panel's "Compress at this rank", the trade-off view's "Apply"): plan through the core,
+// write a NEW file next to the model (never over it), open it in the tree and say what changed.
+import { existsSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import * as vscode from 'vscode';
+import { RankscopeError } from '../core/errors';
+import { compressToFile, graphCheck } from '../core/compress/apply';
+import { makePlan, type CompressRequest, type Plan } from '../core/compress/plan';
+import { OnnxModel } from '../core/formats/onnx';
+import type { Model } from '../core/model/types';
+import { formatCount, formatPercent, formatSaved } from './format';
+import { log } from './log';
+import type { ModelSession } from './session';
+
+/** `dir/model.rankscope.onnx`, then `model.rankscope-2.onnx`, … — the first that does not exist. */
+export function outputPathFor(modelPath: string, suffix = 'rankscope'): string {
+  const dir = dirname(modelPath);
+  const stem = basename(modelPath).replace(/\.onnx$/i, '').replace(new RegExp(`\\.${suffix}(-\\d+)?$`), '');
+  for (let i = 1; ; i++) {
+    const candidate = join(dir, `${stem}.${suffix}${i === 1 ? '' : `-${i}`}.onnx`);
+    if (!existsSync(candidate)) return candidate;
+  }
+}
+
+export function onnxModel(model: Model): OnnxModel {
+  if (!(model instanceof OnnxModel)) throw new RankscopeError('UNSUPPORTED', 'Only ONNX models can be compressed today.');
+  return model;
+}
+
+/** The plan for `request` over the open model, computing the selected layers' spectra first. */
+export async function planFor(session: ModelSession, request: CompressRequest, signal?: AbortSignal): Promise<Plan> {
+  const model = onnxModel(session.requireModel());
+  const names = request.layers ?? model.layers.filter((l) => l.factorizable || l.compressed).map((l) => l.name);
+  const spectra = await session.ensureSpectra(names, signal);
+  return makePlan(model, spectra, { ...request, layers: names }, graphCheck(model));
+}
+
+/** One line for a QuickPick detail or a notification: `1.2M → 450K params (−62 %), 95.0 % energy kept`. */
+export function planSummary(plan: Plan): string {
+  const t = plan.totals;
+  const active = plan.layers.filter((l) => !l.skipped);
+  const before = active.reduce((a, l) => a + l.paramsBefore, 0);
+  // Energy kept over the compressed layers, weighted by their ‖W‖² share is not known here;
+  // the minimum is the honest single number (no layer keeps less).
+  const energy = active.length ? Math.min(...active.map((l) => l.energyKept)) : 1;
+  if (t.compressed === 0) return `no layer would shrink${t.skipped ? ` (${t.skipped} skipped)` : ''}`;
+  return `${formatCount(t.modelParamsBefore)} → ${formatCount(t.modelParamsAfter)} params (${formatSaved(t.modelParamsBefore, t.modelParamsAfter)}), `
+    + `${t.compressed} layer${t.compressed === 1 ? '' : 's'} ${formatCount(before)} → ${formatCount(active.reduce((a, l) => a + l.paramsAfter, 0))}, `
+    + `≥ ${formatPercent(energy)} energy kept`;
+}
+
+/** Writes the plan's model to `outPath`, opens it in the tree and reports the change. */
+export async function writeAndOpen(session: ModelSession, plan: Plan, outPath: string, signal?: AbortSignal): Promise<string> {
+  const model = onnxModel(session.requireModel());
+  if (plan.totals.compressed === 0) {
+    const reasons = plan.layers.filter((l) => l.skipped).map((l) => `${l.layer}: ${l.reason}`).slice(0, 3).join('; ');
+    throw new RankscopeError('BAD_ARGUMENT', `Nothing to compress: no selected layer would get smaller (${reasons}).`,
+      'Pick a lower rank or energy, or other layers.');
+  }
+  const t0 = performance.now();
+  const written = await compressToFile(model, plan, outPath, { signal });
+  log().info(`Compressed ${plan.totals.compressed} layer(s) of ${model.summary.path} → ${written.path} in ${(performance.now() - t0).toFixed(0)} ms`);
+  for (const l of plan.layers) {
+    log().info(l.skipped
+      ? `  ${l.layer}: kept dense (${l.reason})`
+      : `  ${l.layer}: rank ${l.k}, ${l.paramsBefore} → ${l.paramsAfter} params, ${formatPercent(l.energyKept, 2)} energy kept`);
+  }
+  await session.open(written.path, signal);
+  void vscode.window.showInformationMessage(
+    `Rankscope: wrote ${basename(written.path)}: ${planSummary(plan)}.`,
+    'Show Log',
+  ).then((c) => c === 'Show Log' && log().show(true));
+  return written.path;
+}
+
+/** Asks for the output file, proposing the next free `model.rankscope.onnx`. */
+export async function askOutputPath(modelPath: string): Promise<string | undefined> {
+  const proposed = outputPathFor(modelPath);
+  const value = await vscode.window.showInputBox({
+    title: 'Write the compressed model to',
+    value: proposed,
+    valueSelection: [dirname(proposed).length + 1, proposed.length - '.onnx'.length],
+    validateInput: (v) => {
+      if (!v.toLowerCase().endsWith('.onnx')) return 'The file name must end in .onnx';
+      if (v === modelPath) return 'Rankscope never overwrites the model it read; choose another name.';
+      if (existsSync(v)) return 'This file exists; Rankscope does not overwrite files. Choose another name.';
+      return undefined;
+    },
+  });
+  return value?.trim() || undefined;
+}

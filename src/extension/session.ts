@@ -1,0 +1,165 @@
+// The model the user has open, and its spectra as they come in. One per window: the tree, the
+// status bar, the spectrum panel and every command read it; only `open`/`close` change it.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import * as vscode from 'vscode';
+import { RankscopeError, throwIfCancelled } from '../core/errors';
+import type { LayerSpectrum } from '../core/linalg';
+import { computeSpectra } from '../core/linalg';
+import { openModel } from '../core/model/open';
+import type { Layer, Model } from '../core/model/types';
+import { log } from './log';
+import { settings } from './settings';
+
+export interface ParamTotals {
+  /** Parameters before any Rankscope compression (dense originals of compressed layers). */
+  original: number;
+  /** Parameters of the model as it is on disk. */
+  current: number;
+}
+
+export class ModelSession implements vscode.Disposable {
+  private current?: { path: string; model: Model };
+  private readonly spectra = new Map<string, LayerSpectrum>();
+  private background?: AbortController;
+  private backgroundDone: Promise<void> = Promise.resolve();
+  private readonly modelChanged = new vscode.EventEmitter<Model | undefined>();
+  private readonly spectraChanged = new vscode.EventEmitter<LayerSpectrum[]>();
+  /** Fires after a model is opened or closed. */
+  readonly onDidChangeModel = this.modelChanged.event;
+  /** Fires as spectra arrive (batched per layer). */
+  readonly onDidUpdateSpectra = this.spectraChanged.event;
+
+  constructor(private readonly storage: vscode.Uri) {}
+
+  get model(): Model | undefined {
+    return this.current?.model;
+  }
+
+  get path(): string | undefined {
+    return this.current?.path;
+  }
+
+  layer(name: string): Layer | undefined {
+    return this.current?.model.layers.find((l) => l.name === name);
+  }
+
+  spectrum(layer: string): LayerSpectrum | undefined {
+    return this.spectra.get(layer);
+  }
+
+  /** Opens a model (replacing the open one) and starts computing all spectra in the background. */
+  async open(path: string, signal?: AbortSignal): Promise<Model> {
+    const t0 = performance.now();
+    const model = await openModel(path, { signal });
+    throwIfCancelled(signal);
+    this.stopBackground();
+    this.current = { path, model };
+    this.spectra.clear();
+    log().info(`Opened ${path}: ${model.layers.length} layers, ${model.summary.totalParams} parameters (${(performance.now() - t0).toFixed(0)} ms)`);
+    await vscode.commands.executeCommand('setContext', 'rankscope.modelOpen', true);
+    this.modelChanged.fire(model);
+    this.startBackground(model);
+    return model;
+  }
+
+  async close(): Promise<void> {
+    this.stopBackground();
+    this.current = undefined;
+    this.spectra.clear();
+    await vscode.commands.executeCommand('setContext', 'rankscope.modelOpen', false);
+    this.modelChanged.fire(undefined);
+  }
+
+  /** Spectra of `layers`, computing the missing ones now (ahead of the background run). */
+  async ensureSpectra(layers: string[], signal?: AbortSignal): Promise<LayerSpectrum[]> {
+    const model = this.requireModel();
+    const missing = layers.filter((l) => !this.spectra.has(l));
+    if (missing.length > 0) {
+      await computeSpectra(model, {
+        layers: missing, order: 'size', signal, cacheDir: this.cacheDir(),
+        onResult: (s) => this.accept(model, s),
+      });
+    }
+    return layers.map((l) => {
+      const s = this.spectra.get(l);
+      if (!s) throw new Error(`no spectrum computed for layer '${l}'`);
+      return s;
+    });
+  }
+
+  /** Resolves when the background run for the open model finished (or was stopped). */
+  whenSpectraSettled(): Promise<void> {
+    return this.backgroundDone;
+  }
+
+  requireModel(): Model {
+    if (!this.current) throw new RankscopeError('NOT_FOUND', 'No model is open.', 'Open one with "Rankscope: Open Model…".');
+    return this.current.model;
+  }
+
+  totals(): ParamTotals | undefined {
+    const model = this.current?.model;
+    if (!model) return undefined;
+    let original = model.summary.totalParams;
+    for (const l of model.layers) {
+      if (!l.compressed) continue;
+      const [out, inn] = l.compressed.originalShape;
+      original += out * inn - l.compressed.rank * (out + inn);
+    }
+    return { original, current: model.summary.totalParams };
+  }
+
+  dispose(): void {
+    this.stopBackground();
+    this.modelChanged.dispose();
+    this.spectraChanged.dispose();
+  }
+
+  private accept(model: Model, s: LayerSpectrum): void {
+    if (this.current?.model !== model) return; // a late result for a model since closed
+    this.spectra.set(s.layer, s);
+    this.spectraChanged.fire([s]);
+  }
+
+  private startBackground(model: Model): void {
+    const controller = new AbortController();
+    this.background = controller;
+    const layers = model.layers.filter((l) => l.factorizable || l.compressed).map((l) => l.name);
+    if (layers.length === 0) return;
+    const t0 = performance.now();
+    this.backgroundDone = Promise.resolve(vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Window, title: 'Rankscope: spectra' },
+      async (progress) => {
+        let done = 0;
+        try {
+          await computeSpectra(model, {
+            layers, order: 'size', signal: controller.signal, cacheDir: this.cacheDir(),
+            onResult: (s) => {
+              done++;
+              progress.report({ message: `${done}/${layers.length}` });
+              this.accept(model, s);
+            },
+          });
+          log().info(`Spectra of ${layers.length} layers in ${(performance.now() - t0).toFixed(0)} ms`);
+        } catch (e) {
+          if (!controller.signal.aborted) log().error(`Computing spectra failed: ${(e as Error)?.stack ?? e}`);
+        }
+      },
+    ));
+  }
+
+  private stopBackground(): void {
+    this.background?.abort();
+    this.background = undefined;
+  }
+
+  /** Where spectra are cached (undefined: caching off by setting). */
+  cacheDir(): string | undefined {
+    const s = settings();
+    if (s.cacheMaxSizeMB === 0) return undefined;
+    const dir = s.cacheLocation || join(this.storage.fsPath, 'spectra');
+    mkdirSync(dir, { recursive: true });
+    return dir;
+  }
+}

@@ -1,0 +1,160 @@
+// Host of the Spectrum side panel (a WebviewView in the Rankscope container): sends the spectra
+// of the layers the user picked, and answers the panel's requests (compress at the cut, export,
+// add an overlay, reveal a layer). Messages are typed and validated by webview/spectrum/protocol.ts.
+import { writeFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import * as vscode from 'vscode';
+import { HostEndpoint, ReadyCommand } from '../../../webview/shared/ipc';
+import {
+  CompressAtRankRequest, DidAddSeriesNotification, DidChangeBusyNotification, DidChangeRankCommand,
+  DidSetSeriesNotification, ExportRequest, PickOverlayCommand, RevealLayerCommand,
+  type CompressAtRankResult, type DidSetSeriesParams, type SpectrumSeries,
+} from '../../../webview/spectrum/protocol';
+import type { LayerSpectrum } from '../../core/linalg';
+import type { Layer } from '../../core/model/types';
+import { log } from '../log';
+import type { ModelSession } from '../session';
+import { htmlFor, webviewOptions } from './html';
+
+export interface SpectrumActions {
+  compressAtRank(layer: string, rank: number): Promise<CompressAtRankResult>;
+  revealLayer(layer: string): Promise<void>;
+  /** QuickPick of layers to overlay; [] when cancelled. */
+  pickLayers(): Promise<string[]>;
+}
+
+export function toSeries(layer: Layer, spectrum: LayerSpectrum): SpectrumSeries {
+  const m = spectrum.metrics;
+  const groups = layer.groups ?? 1;
+  return {
+    layer: layer.name,
+    shape: [layer.shape[0], layer.shape[1]],
+    groups,
+    singularValues: Array.from(spectrum.singularValues),
+    groupSingularValues: groups > 1 && spectrum.groups ? spectrum.groups.map((g) => Array.from(g)) : undefined,
+    params: layer.params,
+    energyRank: { '0.9': m.energyRank['0.9'], '0.95': m.energyRank['0.95'], '0.99': m.energyRank['0.99'] },
+    stableRank: m.stableRank,
+    compressedRank: layer.compressed?.rank,
+    factorizable: layer.factorizable,
+    reason: layer.reason,
+  };
+}
+
+export class SpectrumViewProvider implements vscode.WebviewViewProvider, vscode.Disposable {
+  static readonly viewId = 'rankscope.spectrum';
+  private view?: vscode.WebviewView;
+  private endpoint?: HostEndpoint;
+  private ready = false;
+  /** What the panel shows (sent again when the webview reloads). Tests read it too. */
+  private shown?: DidSetSeriesParams;
+  private lastRank = new Map<string, number>();
+
+  constructor(
+    private readonly extensionUri: vscode.Uri,
+    private readonly session: ModelSession,
+    private readonly actions: SpectrumActions,
+  ) {}
+
+  get current(): DidSetSeriesParams | undefined {
+    return this.shown;
+  }
+
+  /** The rank the user last set with the cut line, per layer. */
+  rankFor(layer: string): number | undefined {
+    return this.lastRank.get(layer);
+  }
+
+  resolveWebviewView(view: vscode.WebviewView): void {
+    this.view = view;
+    this.ready = false;
+    view.webview.options = webviewOptions(this.extensionUri);
+    const endpoint = new HostEndpoint(
+      (m) => view.webview.postMessage(m),
+      (e) => log().warn(`Spectrum panel: dropped message: ${e.message}`),
+    );
+    this.endpoint = endpoint;
+    endpoint
+      .onCommand(ReadyCommand, () => {
+        this.ready = true;
+        if (this.shown) endpoint.notify(DidSetSeriesNotification, this.shown);
+      })
+      .onCommand(DidChangeRankCommand, ({ layer, rank }) => void this.lastRank.set(layer, rank))
+      .onCommand(PickOverlayCommand, async () => {
+        const names = await this.actions.pickLayers();
+        if (names.length) await this.addOverlays(names);
+      })
+      .onCommand(RevealLayerCommand, ({ layer }) => this.actions.revealLayer(layer))
+      .onRequest(CompressAtRankRequest, ({ layer, rank }) => this.actions.compressAtRank(layer, rank))
+      .onRequest(ExportRequest, (p) => this.saveExport(p));
+    view.webview.onDidReceiveMessage((m) => endpoint.receive(m));
+    view.onDidDispose(() => {
+      endpoint.dispose();
+      if (this.view === view) {
+        this.view = undefined;
+        this.endpoint = undefined;
+      }
+    });
+    view.webview.html = htmlFor(view.webview, this.extensionUri, 'spectrum', 'Spectrum');
+  }
+
+  /** Shows `layers` (the first focused), computing their spectra if needed. */
+  async show(layers: string[], options: { rank?: number; signal?: AbortSignal } = {}): Promise<DidSetSeriesParams> {
+    await vscode.commands.executeCommand(`${SpectrumViewProvider.viewId}.focus`);
+    this.busy(`Computing the spectrum of ${layers.length === 1 ? layers[0] : `${layers.length} layers`}…`);
+    try {
+      const series = await this.seriesOf(layers, options.signal);
+      this.shown = {
+        series, focus: series[0]?.layer, rank: options.rank,
+        modelName: this.session.path ? basename(this.session.path) : undefined,
+      };
+      if (this.ready) this.endpoint?.notify(DidSetSeriesNotification, this.shown);
+      return this.shown;
+    } finally {
+      this.busy(null);
+    }
+  }
+
+  async addOverlays(layers: string[]): Promise<void> {
+    const series = await this.seriesOf(layers);
+    if (this.shown) {
+      const keep = this.shown.series.filter((s) => !series.some((n) => n.layer === s.layer));
+      this.shown = { ...this.shown, series: [...keep, ...series] };
+    }
+    if (this.ready) this.endpoint?.notify(DidAddSeriesNotification, { series });
+  }
+
+  /** Clears the panel when the model closes or changes. */
+  clear(): void {
+    this.shown = undefined;
+    this.lastRank.clear();
+    if (this.ready) this.endpoint?.notify(DidSetSeriesNotification, { series: [] });
+  }
+
+  dispose(): void {
+    this.endpoint?.dispose();
+  }
+
+  private async seriesOf(layers: string[], signal?: AbortSignal): Promise<SpectrumSeries[]> {
+    const spectra = await this.session.ensureSpectra(layers, signal);
+    return spectra.map((s) => toSeries(this.session.layer(s.layer)!, s));
+  }
+
+  private busy(message: string | null): void {
+    if (this.ready) this.endpoint?.notify(DidChangeBusyNotification, { message });
+  }
+
+  private async saveExport(p: { format: 'png' | 'svg' | 'csv'; suggestedName: string; contents: string; encoding: 'utf8' | 'base64' }) {
+    const folder = this.session.path ? vscode.Uri.file(this.session.path) : vscode.workspace.workspaceFolders?.[0]?.uri;
+    const safeName = basename(p.suggestedName).replace(/[^\w.\-]+/g, '_') || `spectrum.${p.format}`;
+    const target = await vscode.window.showSaveDialog({
+      defaultUri: folder ? vscode.Uri.joinPath(folder, '..', safeName) : undefined,
+      filters: { [p.format.toUpperCase()]: [p.format] },
+      saveLabel: 'Export',
+    });
+    if (!target) return { saved: null };
+    await writeFile(target.fsPath, Buffer.from(p.contents, p.encoding));
+    log().info(`Exported spectrum ${p.format.toUpperCase()} to ${target.fsPath}`);
+    return { saved: target.fsPath };
+  }
+}
