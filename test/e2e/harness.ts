@@ -112,6 +112,7 @@ export async function openView(
   const theme = THEMES[opts.theme ?? 'dark'];
   const context = await browser.newContext({ viewport: { width: opts.width ?? 520, height: opts.height ?? 720 } });
   const page = await context.newPage();
+  page.setDefaultTimeout(10_000);
   const problems: string[] = [];
   page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
   page.on('pageerror', (e) => problems.push(String(e)));

@@ -1,0 +1,270 @@
+// Component tests of the four views in Debian's Chromium: the built bundles (dist/webview) in the
+// CSP shell the extension serves, the test playing the extension host through the real wire
+// format. Screenshots per theme go to test-artifacts/e2e/webviews/.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Browser } from 'playwright-core';
+import { launchChromium, openView, type Theme, type ViewHarness } from './harness';
+import * as S from '../../webview/spectrum/protocol';
+import * as T from '../../webview/tradeoff/protocol';
+import * as O from '../../webview/overview/protocol';
+import * as F from '../../webview/finetune/protocol';
+import { spectrumCsv, summarizeCut } from '../../webview/spectrum/rank';
+import { formatPercent } from '../../src/extension/format';
+
+const ARTIFACTS = join(__dirname, '..', '..', 'test-artifacts', 'e2e', 'webviews');
+mkdirSync(ARTIFACTS, { recursive: true });
+
+// An untrusted layer name: if any view put it into HTML, the image's handler would set the flag.
+const EVIL = 'encoder.layers.0.<img src=x onerror="window.__pwned=1">';
+
+const decay = (n: number, d: number, top = 10): number[] => Array.from({ length: n }, (_, i) => top * Math.exp(-i / d));
+const seriesA: S.SpectrumSeries = {
+  layer: EVIL, shape: [96, 384], groups: 1, singularValues: decay(96, 12), params: 96 * 384,
+  energyRank: { '0.9': 14, '0.95': 18, '0.99': 28 }, stableRank: 2.1, factorizable: true,
+};
+const seriesB: S.SpectrumSeries = {
+  layer: 'encoder.layers.1.ffn.fc2', shape: [384, 96], groups: 1, singularValues: decay(96, 30, 4), params: 96 * 384,
+  energyRank: { '0.9': 34, '0.95': 45, '0.99': 69 }, stableRank: 4.7, factorizable: true,
+};
+
+let browser: Browser;
+before(async () => { browser = await launchChromium(); });
+after(async () => { await browser?.close(); });
+
+async function assertSafe(v: ViewHarness): Promise<void> {
+  const pwned = await v.page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned);
+  assert.equal(pwned, undefined, 'a layer name was executed as HTML');
+  assert.equal(await v.page.locator('img').count(), 0);
+  assert.deepEqual(v.problems, [], 'console errors or CSP violations');
+}
+
+async function spectrum(theme: Theme = 'dark', state?: unknown): Promise<ViewHarness> {
+  const v = await openView(browser, 'spectrum', { theme, state });
+  await v.waitForPost('webview/ready');
+  return v;
+}
+
+const drawn = (v: ViewHarness, sel = 'canvas'): Promise<string | null> => v.page.getAttribute(sel, 'data-drawn-points');
+const rankValue = (v: ViewHarness): Promise<number> =>
+  v.page.locator('vscode-textfield.rank-field').evaluate((el) => Number((el as unknown as { value: string }).value));
+
+describe('spectrum panel', () => {
+  test('draws one point per singular value, overlays add their own, names shown as text', async () => {
+    const v = await spectrum();
+    await v.notify(S.DidSetSeriesNotification, { series: [seriesA], modelName: 'model.onnx' });
+    assert.equal(await drawn(v), '96');
+    await v.notify(S.DidAddSeriesNotification, { series: [seriesB] });
+    assert.equal(await drawn(v), String(96 + 96));
+    assert.equal(await v.page.getAttribute('canvas', 'data-focus-points'), '96');
+    assert.equal(await v.page.locator('.series-list .name').first().textContent(), EVIL);
+    await assertSafe(v);
+    // Default cut: the focused layer's 95 % energy rank, with its numbers.
+    assert.equal(await rankValue(v), 18);
+    const cut = summarizeCut(seriesA, 18);
+    assert.equal(await v.page.getByTestId('energy').textContent(), `energy kept ${formatPercent(cut.energyKept, 2)}`);
+    await v.close();
+  });
+
+  test('dragging the cut line and the keyboard set the rank; numbers follow; the host hears the rank', async () => {
+    const v = await spectrum();
+    await v.notify(S.DidSetSeriesNotification, { series: [seriesA, seriesB] });
+    const box = (await v.page.locator('canvas').boundingBox())!;
+    const y = box.y + box.height / 2;
+    await v.page.mouse.move(box.x + box.width * 0.3, y);
+    await v.page.mouse.down();
+    const r1 = await rankValue(v);
+    await v.page.mouse.move(box.x + box.width * 0.6, y, { steps: 5 });
+    await v.page.mouse.up();
+    const r2 = await rankValue(v);
+    assert.ok(r2 > r1 + 10, `drag right raises the rank (${r1} → ${r2})`);
+    const cut = summarizeCut(seriesA, r2);
+    assert.equal(await v.page.getByTestId('energy').textContent(), `energy kept ${formatPercent(cut.energyKept, 2)}`);
+    const sent = await v.waitForPost(S.DidChangeRankCommand.method);
+    assert.deepEqual(sent.params, { layer: EVIL, rank: r2 });
+    await v.page.locator('canvas').focus();
+    await v.page.keyboard.press('ArrowRight');
+    assert.equal(await rankValue(v), r2 + 1);
+    await v.page.keyboard.press('Home');
+    assert.equal(await rankValue(v), 1);
+    await v.page.getByRole('button', { name: '99 %' }).click();
+    assert.equal(await rankValue(v), 28, 'energy buttons cut at the smallest rank keeping that energy');
+    await assertSafe(v);
+    await v.close();
+  });
+
+  test('"Compress at this rank" sends the request and shows the reply; disabled past break-even', async () => {
+    const v = await spectrum();
+    await v.notify(S.DidSetSeriesNotification, { series: [seriesA], rank: 20 });
+    await v.page.getByTestId('compress').click();
+    const req = await v.waitForPost(S.CompressAtRankRequest.method);
+    assert.deepEqual(req.params, { layer: EVIL, rank: 20 });
+    await v.reply(req.id!, { file: '/w/model.rankscope.onnx', paramsBefore: 36864, paramsAfter: 9600, energyKept: 0.96 });
+    await v.page.getByText('Wrote /w/model.rankscope.onnx', { exact: false }).waitFor();
+    // Past the break-even rank (96·384/480 = 76.8 → 76) factorizing saves nothing: refused.
+    await v.page.locator('canvas').focus();
+    await v.page.keyboard.press('End');
+    assert.equal(await rankValue(v), 96);
+    assert.equal(await v.page.getByTestId('compress').evaluate((b) => (b as unknown as { disabled: boolean }).disabled), true);
+    await v.page.getByText('saves parameters only up to rank 76').waitFor();
+    await v.close();
+  });
+
+  test('exports: CSV equals the data, PNG is a PNG, SVG has one line per series plus the energy curve', async () => {
+    const v = await spectrum('light');
+    await v.notify(S.DidSetSeriesNotification, { series: [seriesA, seriesB] });
+    const got: Record<string, Buffer> = {};
+    for (const format of ['csv', 'png', 'svg'] as const) {
+      await v.page.getByTestId(`export-${format}`).click();
+      const req = await v.waitForPost(S.ExportRequest.method);
+      const p = req.params as { format: string; contents: string; encoding: string; suggestedName: string };
+      assert.equal(p.format, format);
+      assert.match(p.suggestedName, new RegExp(`^[A-Za-z0-9._-]+-spectrum\\.${format}$`));
+      got[format] = Buffer.from(p.contents, p.encoding as BufferEncoding);
+      await v.reply(req.id!, { saved: `/tmp/x.${format}` });
+      await v.page.getByText(`Saved /tmp/x.${format}`).waitFor();
+    }
+    assert.equal(got.csv!.toString('utf8'), spectrumCsv([seriesA, seriesB]));
+    assert.deepEqual([...got.png!.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    const svg = got.svg!.toString('utf8');
+    assert.match(svg, /^<\?xml[^]*<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+    assert.equal((svg.match(/<polyline /g) ?? []).length, 3);
+    assert.ok(!svg.includes('<img'), 'the layer name is escaped in the SVG');
+    await v.close();
+  });
+
+  test('state is restored from getState after a reload', async () => {
+    const v = await spectrum();
+    await v.notify(S.DidSetSeriesNotification, { series: [seriesA, seriesB], rank: 33, modelName: 'm.onnx' });
+    await v.page.getByTestId('normalize').click();
+    await v.page.waitForTimeout(200); // setState is debounced by 100 ms
+    const saved = await v.page.evaluate(() => (window as unknown as { __state: () => unknown }).__state());
+    await v.close();
+    const w = await spectrum('dark', saved);
+    assert.equal(await drawn(w), '192');
+    assert.equal(await rankValue(w), 33);
+    assert.equal(await w.page.getByTestId('normalize').evaluate((b) => (b as unknown as { checked: boolean }).checked), true);
+    await assertSafe(w);
+    await w.close();
+  });
+
+  for (const theme of ['dark', 'light', 'high-contrast'] as const) {
+    test(`renders without errors in the ${theme} theme`, async () => {
+      const v = await spectrum(theme);
+      await v.notify(S.DidSetSeriesNotification, { series: [seriesA, seriesB], modelName: 'skeleton-transformer.onnx' });
+      const bg = await v.page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+      assert.equal(bg, { dark: 'rgb(24, 24, 24)', light: 'rgb(248, 248, 248)', 'high-contrast': 'rgb(0, 0, 0)' }[theme]);
+      await v.page.screenshot({ path: join(ARTIFACTS, `spectrum-${theme}.png`) });
+      await assertSafe(v);
+      await v.close();
+    });
+  }
+});
+
+describe('trade-off panel', () => {
+  const point = (i: number, allocation: T.Allocation): T.TradeoffPoint => ({
+    id: `${allocation}-${i}`, allocation, label: `${allocation} <b>${i * 20} %</b>`, params: 24e5 * i / 5, fileSize: 96e5 * i / 5,
+    latencyMs: 2 + i, accuracy: 0.5 + i * 0.06 + (allocation === 'sensitivity' ? 0.02 : 0),
+  });
+
+  test('points stream in with progress; cancel; the Pareto front and original are drawn', async () => {
+    const v = await openView(browser, 'tradeoff', { width: 900, height: 900 });
+    await v.waitForPost('webview/ready');
+    await v.notify(T.DidSetPointsNotification, { points: [], original: { name: 'm.onnx', params: 24e5, fileSize: 96e5, accuracy: 0.86 }, title: EVIL });
+    await v.notify(T.DidChangeProgressNotification, { progress: { done: 0, total: 8, message: 'energy 20 %' } });
+    let n = 0;
+    for (const allocation of ['energy', 'sensitivity'] as const) {
+      for (let i = 1; i <= 4; i++) {
+        await v.notify(T.DidAddPointNotification, { point: point(i, allocation) });
+        n++;
+        assert.equal(await drawn(v), String(n));
+      }
+    }
+    await v.page.getByTestId('cancel-sweep').click();
+    await v.waitForPost(T.CancelSweepCommand.method);
+    await v.notify(T.DidFinishSweepNotification, { outcome: 'cancelled' });
+    await v.page.getByText('Sweep cancelled.').waitFor();
+    assert.match((await v.page.getAttribute('canvas', 'aria-label'))!, /8 points, 4 on the Pareto front/);
+    await v.page.screenshot({ path: join(ARTIFACTS, 'tradeoff-dark.png') });
+    await assertSafe(v);
+    await v.close();
+  });
+
+  test('clicking a point shows its plan; Apply asks the host to write it', async () => {
+    const v = await openView(browser, 'tradeoff', { theme: 'light', width: 900, height: 900 });
+    await v.waitForPost('webview/ready');
+    await v.notify(T.DidSetPointsNotification, { points: [1, 2, 3].map((i) => point(i, 'uniform')), original: null, title: 'm' });
+    await v.page.locator('details summary').click();
+    await v.page.locator('tr[data-point="uniform-2"]').click();
+    const req = await v.waitForPost(T.GetPlanRequest.method);
+    assert.deepEqual(req.params, { pointId: 'uniform-2' });
+    await v.reply(req.id!, {
+      pointId: 'uniform-2', label: 'uniform 40 %', allocation: 'uniform', paramsBefore: 24e5, paramsAfter: 96e4,
+      layers: [{ layer: EVIL, shape: [96, 384], rank: 12, paramsBefore: 36864, paramsAfter: 5760, energyKept: 0.93 }],
+    });
+    await v.page.getByText(EVIL, { exact: true }).waitFor();
+    await v.page.getByTestId('apply').click();
+    const apply = await v.waitForPost(T.ApplyPointRequest.method);
+    assert.deepEqual(apply.params, { pointId: 'uniform-2' });
+    await v.reply(apply.id!, { file: '/w/m.uniform40.onnx' });
+    await v.page.getByText('Wrote /w/m.uniform40.onnx').waitFor();
+    // Latency axis: every point has one, so the option is offered and the points stay drawn.
+    await v.page.evaluate(() => {
+      const sel = document.querySelector('[data-testid="x-axis"]') as HTMLElement & { value: string };
+      sel.value = 'latency';
+      sel.dispatchEvent(new Event('change'));
+    });
+    assert.equal(await drawn(v), '3');
+    assert.equal((await v.page.locator('.chart-box canvas').getAttribute('aria-label'))?.startsWith('Accuracy against latency'), true);
+    await assertSafe(v);
+    await v.close();
+  });
+});
+
+describe('model overview', () => {
+  test('summary, kinds and gains; "Show in Layers" sends the layer', async () => {
+    const v = await openView(browser, 'overview', { theme: 'high-contrast', width: 900, height: 1000 });
+    await v.waitForPost('webview/ready');
+    await v.notify(O.DidLoadNotification, {
+      summary: {
+        fileName: 'skeleton-transformer.onnx', fileSize: 9.4e6, format: 'onnx', irVersion: 8, opsets: ['ai.onnx 17'], producer: 'pytorch 2.1',
+        inputs: [{ name: 'x', dtype: 'float32', shape: 'N×3×64×25×2' }], outputs: [{ name: 'logits', dtype: 'float32', shape: 'N×60' }],
+        totalParams: 2.4e6, factorizableParams: 2.2e6, layerCount: 26, compressedCount: 0,
+      },
+      kinds: [{ kind: 'MatMul', count: 24, params: 2.1e6 }, { kind: 'Conv', count: 1, params: 9.6e4 }],
+    });
+    await v.notify(O.DidUpdateGainsNotification, { pending: 0, gains: [{ layer: EVIL, shape: [96, 384], params: 36864, rank95: 18, saved95: 36864 - 18 * 480 }] });
+    assert.equal(await v.page.locator('[data-testid="gains"] tbody tr').count(), 1);
+    assert.equal(await v.page.locator('[data-testid="kinds"] tbody tr').count(), 2);
+    await v.page.getByText('Show in Layers').click();
+    const cmd = await v.waitForPost(O.ShowInLayersCommand.method);
+    assert.deepEqual(cmd.params, { layer: EVIL });
+    await v.page.screenshot({ path: join(ARTIFACTS, 'overview-high-contrast.png'), fullPage: true });
+    await assertSafe(v);
+    await v.close();
+  });
+});
+
+describe('fine-tune view', () => {
+  test('live loss and accuracy, cancel, summary', async () => {
+    const v = await openView(browser, 'finetune', { width: 900, height: 1000 });
+    await v.waitForPost('webview/ready');
+    await v.notify(F.DidStartNotification, { run: { model: EVIL, output: '/w/out.onnx', device: 'cpu', epochs: 3, stepsPerEpoch: 10, baselineAccuracy: 0.7 } });
+    for (let e = 0; e < 2; e++) {
+      await v.notify(F.DidStepNotification, { steps: Array.from({ length: 10 }, (_, i) => ({ epoch: e, step: e * 10 + i, loss: 2 / (1 + e * 10 + i) })) });
+      await v.notify(F.DidEpochNotification, { epoch: { epoch: e + 1, valAccuracy: 0.72 + e * 0.03 } });
+    }
+    assert.equal(await drawn(v, '[data-testid="loss-chart"]'), '20');
+    assert.equal(await drawn(v, '[data-testid="accuracy-chart"]'), '2');
+    assert.match((await v.page.getByTestId('progress').textContent())!, /epoch 2 \/ 3 · step 20 \/ 30/);
+    await v.page.getByTestId('cancel').click();
+    await v.waitForPost(F.CancelCommand.method);
+    await v.notify(F.DidFinishNotification, { status: 'cancelled', summary: { bestEpoch: 2, bestAccuracy: 0.75, finalAccuracy: 0.75, seconds: 3.2 } });
+    await v.page.getByText('Cancelled', { exact: true }).waitFor();
+    await v.page.screenshot({ path: join(ARTIFACTS, 'finetune-dark.png'), fullPage: true });
+    await assertSafe(v);
+    await v.close();
+  });
+});
