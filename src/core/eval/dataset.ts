@@ -77,12 +77,13 @@ export class Dataset {
     return this.labelArray !== undefined;
   }
 
-  /** Batches in order; the last one may be short. */
-  async *batches(batchSize: number, signal?: AbortSignal): AsyncGenerator<Batch> {
+  /** Batches in order over the first `samples` (default all); the last one may be short. */
+  async *batches(batchSize: number, signal?: AbortSignal, samples = this.size): AsyncGenerator<Batch> {
     if (!(Number.isInteger(batchSize) && batchSize >= 1)) throw new RankscopeError('BAD_ARGUMENT', `batch size must be an integer ≥ 1; got ${batchSize}.`);
-    for (let start = 0; start < this.size; start += batchSize) {
+    const end = Math.min(samples, this.size);
+    for (let start = 0; start < end; start += batchSize) {
       throwIfCancelled(signal);
-      yield await this.batch(start, Math.min(batchSize, this.size - start), signal);
+      yield await this.batch(start, Math.min(batchSize, end - start), signal);
     }
   }
 

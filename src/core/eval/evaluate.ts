@@ -11,6 +11,8 @@ export interface EvaluateOptions {
   output?: string;
   /** The original model's outputs on the same samples (samples×classes), for fidelity. */
   reference?: Float32Array;
+  /** Score only the first N samples (sensitivity probes on a calibration subset). */
+  samples?: number;
   /** Keep this model's outputs (to serve as a later reference). */
   keepOutputs?: boolean;
   signal?: AbortSignal;
@@ -33,7 +35,8 @@ export async function evaluate(session: OrtSession, dataset: Dataset, options: E
   const t0 = performance.now();
   let accumulator: MetricAccumulator | undefined;
   let kept: Float32Array | undefined;
-  const batches = dataset.batches(batchSize, signal);
+  const samples = Math.min(options.samples ?? dataset.size, dataset.size);
+  const batches = dataset.batches(batchSize, signal, samples);
   // Read batch i+1 while batch i runs.
   let next = batches.next();
   let done = 0;
@@ -52,17 +55,17 @@ export async function evaluate(session: OrtSession, dataset: Dataset, options: E
       throw new RankscopeError('SHAPE_MISMATCH', `${session.label}: output '${outputName}' has batch ${out.dims[0]} for ${batch.count} inputs.`, 'Score an output whose first axis is the batch (--output).');
     }
     accumulator ??= new MetricAccumulator(classes);
-    if (reference && reference.length !== dataset.size * classes) {
-      throw new RankscopeError('SHAPE_MISMATCH', `reference outputs hold ${reference.length} values; expected ${dataset.size} × ${classes}.`);
+    if (reference && reference.length < samples * classes) {
+      throw new RankscopeError('SHAPE_MISMATCH', `reference outputs hold ${reference.length} values; expected ${samples} × ${classes}.`);
     }
     const refSlice = reference?.subarray(batch.start * classes, (batch.start + batch.count) * classes);
     accumulator.add(logits, batch.count, batch.labels, refSlice);
     if (options.keepOutputs) {
-      kept ??= new Float32Array(dataset.size * classes);
+      kept ??= new Float32Array(samples * classes);
       kept.set(logits, batch.start * classes);
     }
     done += batch.count;
-    options.onProgress?.(done, dataset.size);
+    options.onProgress?.(done, samples);
   }
   return { metrics: accumulator!.result(), outputs: kept, seconds: (performance.now() - t0) / 1000 };
 }

@@ -110,6 +110,6 @@ export function score(m: EvalMetrics, metric: ScoreMetric): number | undefined {
     case 'top1': return m.top1;
     case 'top5': return m.top5;
     case 'agreement': return m.agreement;
-    case 'kl': return m.meanKL === undefined ? undefined : -m.meanKL;
+    case 'kl': return m.meanKL === undefined ? undefined : 0 - m.meanKL; // 0 − x: no −0 for a perfect match
   }
 }

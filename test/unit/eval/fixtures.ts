@@ -1,6 +1,10 @@
 // Small ONNX classifiers and datasets written by numpy/onnx in the test setup, with numpy's own
 // forward pass saved beside them as the independent reference.
 import { runPython } from '../../helpers/python';
+import { layerMatrices } from '../../../src/core/model/matrix';
+import type { Model } from '../../../src/core/model/types';
+import { singularValues } from '../../../src/core/linalg';
+import type { SpectrumLike } from '../../../src/core/compress/plan';
 
 /**
  * Writes into `dir`:
@@ -94,4 +98,49 @@ m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]); m.ir_vers
 onnx.save(m, os.path.join(d, 'ntu.onnx'))
 np.save(os.path.join(d, 'ntu_logits.npy'), ref.reshape(N, -1).astype(np.float64) @ W)
 `, [dir, NTU_VALID.join(',')]);
+}
+
+/**
+ * A model whose layers differ in sensitivity: two parallel branches of the same shapes, one
+ * scaled by 0.05 before it joins the logits. Uniform allocation cuts both alike; compressing
+ * the quiet branch costs almost nothing. Writes two_branch.onnx and two_branch.npz
+ * (x (512, 64) float32, y (512,) int64 = the model's own class with some label noise).
+ */
+export function writeTwoBranchFixture(dir: string): void {
+  runPython(String.raw`
+import numpy as np, onnx, sys, os
+from onnx import helper, TensorProto, numpy_helper
+d = sys.argv[1]
+rng = np.random.default_rng(11)
+Wa = (rng.standard_normal((64, 128)) / 8).astype(np.float32)
+Wo = (rng.standard_normal((128, 10)) / 11).astype(np.float32)
+Wb = (rng.standard_normal((64, 128)) / 8).astype(np.float32)
+Wq = (rng.standard_normal((128, 10)) / 11).astype(np.float32)
+s = np.array(0.05, dtype=np.float32)
+nodes = [
+  helper.make_node('MatMul', ['x', 'Wa'], ['ha'], name='/loud/in/MatMul'), helper.make_node('Relu', ['ha'], ['ra']),
+  helper.make_node('MatMul', ['ra', 'Wo'], ['la'], name='/loud/out/MatMul'),
+  helper.make_node('MatMul', ['x', 'Wb'], ['hb'], name='/quiet/in/MatMul'), helper.make_node('Relu', ['hb'], ['rb']),
+  helper.make_node('MatMul', ['rb', 'Wq'], ['lb0'], name='/quiet/out/MatMul'), helper.make_node('Mul', ['lb0', 's'], ['lb']),
+  helper.make_node('Add', ['la', 'lb'], ['logits']),
+]
+g = helper.make_graph(nodes, 'two_branch', [helper.make_tensor_value_info('x', TensorProto.FLOAT, ['N', 64])],
+                      [helper.make_tensor_value_info('logits', TensorProto.FLOAT, ['N', 10])],
+                      [numpy_helper.from_array(a, n) for a, n in [(Wa, 'Wa'), (Wo, 'Wo'), (Wb, 'Wb'), (Wq, 'Wq'), (s, 's')]])
+m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]); m.ir_version = 8
+onnx.checker.check_model(m); onnx.save(m, os.path.join(d, 'two_branch.onnx'))
+x = rng.standard_normal((512, 64)).astype(np.float32)
+L = np.maximum(x @ Wa, 0) @ Wo + 0.05 * (np.maximum(x @ Wb, 0) @ Wq)
+y = np.argmax(L + rng.standard_normal(L.shape) * 0.3, axis=1).astype(np.int64)
+np.savez(os.path.join(d, 'two_branch.npz'), x=x, y=y)
+`, [dir]);
+}
+
+/** Spectra of every factorizable layer, on this thread (small test models only). */
+export function spectraOnThread(model: Model): SpectrumLike[] {
+  return model.layers.filter((l) => l.factorizable && !l.compressed).map((layer) => {
+    const groups = layerMatrices(model, layer).map((m) => singularValues(m.data, m.rows, m.cols));
+    const all = Float64Array.from(groups.flatMap((g) => [...g])).sort().reverse();
+    return { layer: layer.name, singularValues: all, ...(groups.length > 1 ? { groups } : {}) };
+  });
 }

@@ -1,0 +1,139 @@
+// The sweep on real compression (COMPRESS's makePlan/applyPlan in memory) and ONNX Runtime:
+// sensitivity allocation against uniform and energy on a model whose layers differ in
+// sensitivity, the cache hit and resume paths, cancellation, and the Pareto front.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeTwoBranchFixture, spectraOnThread } from './fixtures';
+import { openOnnx, type OnnxModel } from '../../../src/core/formats/onnx';
+import type { SpectrumLike } from '../../../src/core/compress/plan';
+import { OrtRunner } from '../../../src/core/eval/runner';
+import { loadDataset, type Dataset } from '../../../src/core/eval/dataset';
+import { runSweep, type SweepPoint } from '../../../src/core/eval/sweep';
+import { paretoFront } from '../../../src/core/eval/pareto';
+import { allocateBySensitivity, type LayerSensitivity } from '../../../src/core/eval/sensitivity';
+import { RankscopeError } from '../../../src/core/errors';
+
+let dir = '';
+let model: OnnxModel;
+let spectra: SpectrumLike[];
+let runner: OrtRunner;
+let data: Dataset;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'rankscope-sweep-'));
+  writeTwoBranchFixture(dir);
+  model = await openOnnx(join(dir, 'two_branch.onnx'));
+  spectra = spectraOnThread(model);
+  runner = OrtRunner.create({ intraOpThreads: 1 });
+  const probe = await runner.open(join(dir, 'two_branch.onnx'));
+  data = await loadDataset({ data: join(dir, 'two_branch.npz') }, probe.inputs);
+  await probe.close();
+});
+after(async () => {
+  await data?.close();
+  await runner?.dispose();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('sensitivity allocation beats uniform (and energy) at the same budgets on a model whose layers differ', async () => {
+  const budgets = [0.3, 0.5, 0.7];
+  const r = await runSweep({ levels: budgets, allocations: ['uniform', 'energy', 'sensitivity'] }, {
+    model, spectra, dataset: data, runner, metric: 'top1', latency: false,
+  });
+  assert.equal(r.points.length, 9);
+  const at = (allocation: string, level: number) => r.points.find((p) => p.allocation === allocation && p.level === level)!;
+  const table = budgets.map((b) => ({ budget: b, ...Object.fromEntries(['uniform', 'energy', 'sensitivity'].map((a) => [a, `${(at(a, b).metrics.top1! * 100).toFixed(1)} % / KL ${at(a, b).metrics.meanKL!.toExponential(2)} / ${at(a, b).params}`])) }));
+  console.table(table);
+  for (const b of budgets) {
+    const u = at('uniform', b);
+    const s = at('sensitivity', b);
+    const e = at('energy', b);
+    // Same budget: both fit (1 − b) of the layer parameters.
+    const target = (1 - b) * 18944 + (model.summary.totalParams - 18944);
+    for (const p of [u, s, e]) assert.ok(p.params <= target + 1, `${p.label}: ${p.params} > ${target}`);
+    assert.ok(s.metrics.meanKL! < 0.5 * u.metrics.meanKL!, `budget ${b}: KL ${s.metrics.meanKL} vs uniform ${u.metrics.meanKL}`);
+    assert.ok(s.metrics.top1! >= u.metrics.top1! + 0.05, `budget ${b}: top-1 ${s.metrics.top1} vs uniform ${u.metrics.top1}`);
+    assert.ok(s.metrics.meanKL! < e.metrics.meanKL!, `budget ${b}: KL vs energy`);
+  }
+  // The quiet branch is where the sensitivity allocation cuts.
+  const s50 = at('sensitivity', 0.5);
+  assert.ok((s50.ranks['quiet.in'] ?? 64) < (s50.ranks['loud.in'] ?? 64));
+  assert.ok(r.sensitivity!.find((x) => x.layer === 'quiet.in')!.probes[0].loss < r.sensitivity!.find((x) => x.layer === 'loud.in')!.probes[0].loss / 50);
+  // Pareto: no point of the front is dominated by any point.
+  const all = [r.original, ...r.points];
+  for (const id of r.front) {
+    const p = all.find((x) => x.id === id)!;
+    assert.ok(p.pareto);
+    assert.ok(!all.some((q) => q.params <= p.params && q.score >= p.score && (q.params < p.params || q.score > p.score)), `${id} is dominated`);
+  }
+  assert.ok(r.front.length >= 2);
+  assert.equal(r.original.metrics.agreement, 1);
+});
+
+test('re-running hits the cache for every point; a longer sweep computes only the new points', async () => {
+  const cacheDir = join(dir, 'cache');
+  const first = await runSweep({ levels: [0.4, 0.6], allocations: ['energy', 'uniform'] }, { model, spectra, dataset: data, runner, cacheDir, latency: { warmup: 0, runs: 2 } });
+  assert.ok(first.points.every((p) => !p.cached) && !first.original.cached);
+  assert.ok(readdirSync(cacheDir).filter((f) => f.endsWith('.json')).length >= 5);
+  const seen: SweepPoint[] = [];
+  const again = await runSweep({ levels: [0.4, 0.6], allocations: ['energy', 'uniform'] }, { model, spectra, dataset: data, runner, cacheDir, latency: { warmup: 0, runs: 2 }, onPoint: (p) => seen.push(p) });
+  assert.ok(again.original.cached && again.points.every((p) => p.cached));
+  assert.equal(again.timing.cachedPoints, 5);
+  assert.equal(again.timing.compress, 0);
+  assert.equal(seen.length, 5);
+  assert.deepEqual(again.points.map((p) => [p.id, p.metrics, p.params, p.fileSize]), first.points.map((p) => [p.id, p.metrics, p.params, p.fileSize]));
+  const longer = await runSweep({ levels: [0.4, 0.5, 0.6], allocations: ['energy', 'uniform'] }, { model, spectra, dataset: data, runner, cacheDir, latency: { warmup: 0, runs: 2 } });
+  assert.deepEqual(longer.points.filter((p) => !p.cached).map((p) => p.id).sort(), ['energy:0.5', 'uniform:0.5']);
+  // Different data (a limit) is a different key: nothing cached.
+  const fewer = await loadDataset({ data: join(dir, 'two_branch.npz'), limit: 100 }, (await runner.open(join(dir, 'two_branch.onnx'))).inputs);
+  const other = await runSweep({ levels: [0.4] }, { model, spectra, dataset: fewer, runner, cacheDir, latency: false });
+  assert.ok(!other.original.cached && !other.points[0].cached);
+  await fewer.close();
+});
+
+test('cancelling mid-sweep rejects with CANCELLED; the resumed sweep reuses the finished points', async () => {
+  const cacheDir = join(dir, 'cache-cancel');
+  const controller = new AbortController();
+  const own = OrtRunner.create({ intraOpThreads: 1, signal: controller.signal });
+  const points: SweepPoint[] = [];
+  await assert.rejects(runSweep({ levels: [0.2, 0.4, 0.6, 0.8], allocations: ['energy'] }, {
+    model, spectra, dataset: data, runner: own, cacheDir, latency: false, signal: controller.signal,
+    onPoint: (p) => { points.push(p); if (points.length === 2) controller.abort(); },
+  }), (e: RankscopeError) => e.code === 'CANCELLED');
+  assert.equal(points.length, 2); // original + one level
+  const resumed = await runSweep({ levels: [0.2, 0.4, 0.6, 0.8], allocations: ['energy'] }, { model, spectra, dataset: data, runner, cacheDir, latency: false });
+  assert.ok(resumed.original.cached);
+  assert.deepEqual(resumed.points.map((p) => p.cached), [true, false, false, false]);
+});
+
+test('energy thresholds, progress per point, and bad sweep requests', async () => {
+  const progress: number[] = [];
+  const r = await runSweep({ energies: [0.9, 0.5] }, { model, spectra, dataset: data, runner, metric: 'kl', latency: false, onProgress: (p) => progress.push(p.done) });
+  assert.deepEqual(r.points.map((p) => p.id), ['energy:0.9', 'energy:0.5']);
+  assert.ok(r.points[0].params > r.points[1].params);
+  assert.equal(r.metric, 'kl');
+  assert.equal(r.original.score, 0);
+  assert.ok(r.points[1].score < r.points[0].score); // −KL: less energy, more divergence
+  assert.deepEqual([...new Set(progress)], [0, 1, 2, 3]);
+  await assert.rejects(runSweep({}, { model, spectra, dataset: data, runner }), (e: RankscopeError) => e.code === 'BAD_ARGUMENT');
+  await assert.rejects(runSweep({ levels: [1.5] }, { model, spectra, dataset: data, runner }), (e: RankscopeError) => e.code === 'BAD_ARGUMENT' && /1.5/.test(e.message));
+  await assert.rejects(runSweep({ levels: [0.5], allocations: ['random' as never] }, { model, spectra, dataset: data, runner }), (e: RankscopeError) => e.code === 'BAD_ARGUMENT');
+});
+
+test('allocateBySensitivity solves the knapsack exactly on a hand example', () => {
+  // Two equal layers; A loses a lot when cut, B little: at a 40 % budget B takes the cut.
+  const layer = (name: string, loss: number): LayerSensitivity => ({
+    layer: name, shape: [100, 100], groups: 1, denseParams: 10000,
+    probes: [{ k: 10, params: 2000, loss: loss * 3 }, { k: 25, params: 5000, loss }],
+  });
+  const ranks = allocateBySensitivity([layer('A', 1), layer('B', 0.01)], 0.4);
+  assert.equal(ranks.get('A'), 0); // dense
+  assert.ok(ranks.get('B')! >= 10 && ranks.get('B')! <= 10 + 2);
+  assert.throws(() => allocateBySensitivity([layer('A', 1)], 0.95), (e: RankscopeError) => e.code === 'BAD_ARGUMENT' && /out of reach/.test(e.message));
+  // The generic Pareto helper.
+  const front = paretoFront([{ c: 1, v: 1 }, { c: 2, v: 0.5 }, { c: 2, v: 2 }, { c: 3, v: 2 }], (p) => p.c, (p) => p.v);
+  assert.deepEqual(front, [{ c: 1, v: 1 }, { c: 2, v: 2 }]);
+});
