@@ -12,7 +12,7 @@ import {
 import { h, replace } from '../shared/dom';
 import { WebviewClient } from '../shared/webview';
 import { formatBytes, formatCount, formatPercent, formatSaved, formatShape } from '../../src/extension/format';
-import { paretoFront } from './pareto';
+import { paretoFront } from '../../src/core/eval/pareto';
 import {
   ApplyPointRequest, CancelSweepCommand, DidAddPointNotification, DidChangeProgressNotification,
   DidFinishSweepNotification, DidSetPointsNotification, GetPlanRequest, RunSweepCommand,

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { runPython } from '../../helpers/python';
 import { energyCurve, rankForEnergy, spectrumCsv, summarizeCut } from '../../../webview/spectrum/rank';
 import type { SpectrumSeries } from '../../../webview/spectrum/protocol';
-import { paretoFront } from '../../../webview/tradeoff/pareto';
+import { paretoFront } from '../../../src/core/eval/pareto';
 
 // numpy: σ of seeded random matrices (one with a decaying spectrum, one 3-group conv-like stack), and
 // for a few ranks k the energy kept measured from the truncated reconstruction ‖A_k‖²/‖A‖² and the
