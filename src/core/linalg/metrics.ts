@@ -12,7 +12,7 @@ export interface SpectrumMetrics {
   effectiveRank: number;
   /** Smallest k keeping that fraction of the energy Σσ². */
   energyRank: { '0.9': number; '0.95': number; '0.99': number };
-  /** σ > σ_max·max(m, n)·ε (numpy's matrix_rank tolerance). */
+  /** σ > σ_max·max(m, n)·ε₃₂: numpy's matrix_rank for float32 weights (what every layer is widened to). */
   numericalRank: number;
   /** Power-law exponent of the eigenvalues of WᵀW (WeightWatcher's alpha); undefined below 50 eigenvalues. */
   alpha?: number;
@@ -43,7 +43,8 @@ export function spectrumMetrics(sv: ArrayLike<number>, shape: readonly [number, 
   }
   const energyRank = { '0.9': 0, '0.95': 0, '0.99': 0 };
   for (const level of ENERGY_LEVELS) energyRank[level] = rankForEnergy(sv, energy, Number(level));
-  const tolerance = spectral * Math.max(shape[0], shape[1]) * 2 ** -52;
+  // float32 ε: the weights carry no more precision, and the Gram route's noise floor (~1e-7·σ_max) sits below it.
+  const tolerance = spectral * Math.max(shape[0], shape[1]) * 2 ** -23;
   let numericalRank = 0;
   while (numericalRank < n && sv[numericalRank] > tolerance) numericalRank++;
   const eigenvalues = Array.from(sv, (s) => s * s);

@@ -209,6 +209,7 @@ function workerEntry(): { file: string; execArgv?: string[] } {
   const bundled = join(__dirname, 'spectra-worker.js');
   if (existsSync(bundled)) return { file: bundled };
   const source = join(__dirname, 'spectraWorker.ts');
-  if (existsSync(source)) return { file: source, execArgv: ['--import', 'tsx'] };
+  // tsx's ESM hook (--import) does not reach worker threads on Node 20; its CJS hook does.
+  if (existsSync(source)) return { file: source, execArgv: ['--require', 'tsx/cjs'] };
   throw new Error(`spectra worker not found next to ${__dirname} (run \`npm run build\`)`);
 }
