@@ -55,12 +55,24 @@ export function widenToFloat32(bytes: Uint8Array, dtype: DType, size: number, na
       if (bytes.byteOffset % 8 === 0) out.set(new Float64Array(bytes.buffer, bytes.byteOffset, size));
       else for (let i = 0; i < size; i++) out[i] = view.getFloat64(8 * i, true);
       break;
-    case 'float16':
-      for (let i = 0; i < size; i++) out[i] = float16ToFloat32(view.getUint16(2 * i, true));
+    case 'float16': {
+      const table = float16Table();
+      for (let i = 0; i < size; i++) out[i] = table[view.getUint16(2 * i, true)];
       break;
+    }
     case 'bfloat16':
       for (let i = 0; i < size; i++) out[i] = bfloat16ToFloat32(view.getUint16(2 * i, true));
       break;
   }
   return out;
+}
+
+let halfTable: Float32Array | undefined;
+/** All 65536 float16 values widened once (256 KiB): a lookup beats bit twiddling per element. */
+function float16Table(): Float32Array {
+  if (!halfTable) {
+    halfTable = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) halfTable[h] = float16ToFloat32(h);
+  }
+  return halfTable;
 }

@@ -225,6 +225,12 @@ describe('bad input', () => {
     });
   }
 
+  test('an aborted signal cancels the open', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    await rejects(openOnnx(zooPath, { signal: controller.signal }), 'CANCELLED', /Cancelled/);
+  });
+
   test('missing file and folder', async () => {
     await rejects(openOnnx(join(dir, 'nope.onnx')), 'NOT_FOUND', /nope\.onnx/);
     await rejects(openModel(join(dir, 'nope.onnx')), 'NOT_FOUND', /nope\.onnx/);

@@ -21,11 +21,17 @@ export interface OpenOptions {
   signal?: AbortSignal;
 }
 
-/** Cheap check on the first bytes: ONNX files start with a ModelProto field tag we know. */
+/**
+ * Cheap check on the first bytes: an ONNX file starts with the tag of a ModelProto field with
+ * its right wire type. Writers emit fields in number order, so ir_version (field 1) comes
+ * first in practice; any other ModelProto field is accepted too.
+ */
 export function sniffOnnx(head: Uint8Array): boolean {
-  // ir_version (field 1, varint) comes first in every writer we know; accept other ModelProto
-  // fields (2 producer_name, 3 producer_version, 4 domain, 6 doc, 7 graph, 8 opset) too.
-  return head.length > 0 && [0x08, 0x12, 0x1a, 0x22, 0x28, 0x32, 0x3a, 0x42].includes(head[0]);
+  if (head.length === 0) return false;
+  // Fields 1-8 and 14: one-byte tags (1 and 5 varint, the rest length-delimited).
+  if ([0x08, 0x12, 0x1a, 0x22, 0x28, 0x32, 0x3a, 0x42, 0x72].includes(head[0])) return true;
+  // Fields 20 training_info, 25 functions, 26 configuration: two-byte tags.
+  return head.length > 1 && head[1] === 0x01 && [0xa2, 0xca, 0xd2].includes(head[0]);
 }
 
 export async function openOnnx(path: string, options: OpenOptions = {}): Promise<OnnxModel> {

@@ -1,0 +1,24 @@
+// Module-path names and the factorizability rule.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isOpaqueName, modulePath, notFactorizableReason } from '../../../src/core/model/naming';
+
+test('module path from the weight name, or from the node path when the name is opaque', () => {
+  assert.equal(modulePath('onnx::MatMul_123', '/encoder/layers.0/self_attn/q_proj/MatMul'), 'encoder.layers.0.self_attn.q_proj');
+  assert.equal(modulePath('encoder.layers.0.fc1.weight', '/encoder/layers.0/fc1/Gemm'), 'encoder.layers.0.fc1');
+  assert.equal(modulePath('fc6_w_0', ''), 'fc6_w_0');
+  assert.equal(modulePath('1', ''), '1');
+  assert.equal(modulePath('onnx::Conv_5', 'Conv_3'), 'Conv_3');
+  assert.ok(isOpaqueName('onnx::MatMul_1') && isOpaqueName('123') && !isOpaqueName('head.weight'));
+});
+
+test('factorizable only when some rank saves parameters: m + n < m·n (per group)', () => {
+  assert.equal(notFactorizableReason('float32', 32, 16), undefined);
+  assert.match(notFactorizableReason('float32', 2, 2)!, /too small/);
+  assert.equal(notFactorizableReason('float32', 3, 2), undefined); // 5 < 6: rank 1 saves
+  assert.match(notFactorizableReason('float32', 1, 4096)!, /too small/);
+  assert.match(notFactorizableReason('float32', 8, 9, 8)!, /8 groups of 1×9/);
+  assert.equal(notFactorizableReason('float16', 64, 64, 4), undefined);
+  assert.match(notFactorizableReason('int8', 64, 64)!, /integer dtype int8/);
+  assert.match(notFactorizableReason('float8e4m3fn', 64, 64)!, /not supported/);
+});
