@@ -157,6 +157,7 @@ for (const o of results.outcomes) {
   console.log(`${o.state === 'passed' ? '✔' : o.state === 'failed' ? '✖' : '-'} ${o.title} (${o.ms} ms)`);
   if (o.error) console.log(o.error.split('\n').slice(0, 8).map((l) => `    ${l}`).join('\n'));
 }
+if (results.metrics) console.log(`integration: metrics ${JSON.stringify(results.metrics)}`);
 rmSync(tmp, { recursive: true, force: true });
 const passed = results.outcomes.filter((o) => o.state === 'passed').length;
 const failed = results.outcomes.filter((o) => o.state === 'failed').length;

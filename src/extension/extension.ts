@@ -23,6 +23,7 @@ export interface RankscopeApi {
   spectrum: SpectrumViewProvider;
   tradeoff: TradeoffPanels;
   finetune: FinetunePanels;
+  overview: OverviewEditorProvider;
   /** Milliseconds from activate() to the registered tree. */
   activationMs: number;
 }
@@ -63,13 +64,14 @@ export function activate(context: vscode.ExtensionContext): RankscopeApi {
   });
   const tradeoff = new TradeoffPanels(context);
   const finetune = new FinetunePanels(context);
+  const overview = new OverviewEditorProvider(context.extensionUri, session);
   const services: Services = { context, session, tree, treeView, spectrum, tradeoff, finetune };
   wireTradeoff(services);
 
   context.subscriptions.push(
     log(), session, tree, treeView, spectrum,
     vscode.window.registerWebviewViewProvider(SpectrumViewProvider.viewId, spectrum, { webviewOptions: { retainContextWhenHidden: true } }),
-    vscode.window.registerCustomEditorProvider(overviewViewType, new OverviewEditorProvider(context.extensionUri, session), {
+    vscode.window.registerCustomEditorProvider(overviewViewType, overview, {
       supportsMultipleEditorsPerDocument: true,
       webviewOptions: { retainContextWhenHidden: false },
     }),
@@ -80,14 +82,14 @@ export function activate(context: vscode.ExtensionContext): RankscopeApi {
       try {
         return await c.run(services, ...args);
       } catch (e) {
-        await reportError(c.action, e);
+        reportError(c.action, e);
         return undefined;
       }
     })),
   );
   void vscode.commands.executeCommand('setContext', 'rankscope.modelOpen', false);
   log().info(`Rankscope activated: tree registered ${activationMs.toFixed(1)} ms after activate(), all registered after ${(performance.now() - t0).toFixed(1)} ms`);
-  return { session, tree, treeView, spectrum, tradeoff, finetune, activationMs };
+  return { session, tree, treeView, spectrum, tradeoff, finetune, overview, activationMs };
 }
 
 export function deactivate(): void {}

@@ -15,8 +15,8 @@ export function isCancellation(e: unknown): boolean {
   return (isRankscopeError(e) && e.code === 'CANCELLED') || (e as Error)?.name === 'AbortError' || e instanceof vscode.CancellationError;
 }
 
-/** Reports a failed action; cancellations are logged only. Never throws. */
-export async function reportError(action: string, e: unknown): Promise<void> {
+/** Reports a failed action; cancellations are logged only. Never throws, never waits for the user. */
+export function reportError(action: string, e: unknown): void {
   if (isCancellation(e)) {
     log().info(`${action}: cancelled`);
     return;
@@ -26,6 +26,7 @@ export async function reportError(action: string, e: unknown): Promise<void> {
     : `Internal error: ${(e as Error)?.message ?? String(e)}`;
   if (isRankscopeError(e)) log().error(`${action}: [${e.code}] ${message}`);
   else log().error(`${action}: ${(e as Error)?.stack ?? String(e)}`);
-  const choice = await vscode.window.showErrorMessage(`Rankscope: ${action} failed. ${message}`, 'Show Log');
-  if (choice === 'Show Log') log().show(true);
+  void vscode.window.showErrorMessage(`Rankscope: ${action} failed. ${message}`, 'Show Log').then((choice) => {
+    if (choice === 'Show Log') log().show(true);
+  });
 }

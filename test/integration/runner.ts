@@ -22,6 +22,6 @@ export async function run(): Promise<void> {
     runner.on('pending', (t) => outcomes.push({ title: t.fullTitle(), state: 'pending', ms: 0 }));
   });
   const out = process.env.RANKSCOPE_IT_RESULTS;
-  if (out) writeFileSync(out, JSON.stringify({ seconds: (Date.now() - t0) / 1000, failures, outcomes }, null, 2));
+  if (out) writeFileSync(out, JSON.stringify({ seconds: (Date.now() - t0) / 1000, failures, outcomes, metrics: (globalThis as { rankscopeMetrics?: unknown }).rankscopeMetrics }, null, 2));
   if (failures > 0) throw new Error(`${failures} integration test(s) failed.`);
 }

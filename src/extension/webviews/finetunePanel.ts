@@ -22,6 +22,11 @@ export class FinetunePanels implements vscode.Disposable {
 
   constructor(private readonly context: vscode.ExtensionContext) {}
 
+  /** True once the view's script ran and said `ready`. */
+  get webviewReady(): boolean {
+    return this.ready;
+  }
+
   get current(): Readonly<FinetuneState> {
     return this.state;
   }

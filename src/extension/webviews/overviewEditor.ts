@@ -71,6 +71,8 @@ export function gainsOf(model: Model, spectra: Iterable<LayerSpectrum>): GainRow
 }
 
 export class OverviewEditorProvider implements vscode.CustomReadonlyEditorProvider {
+  /** Files whose overview was sent to a view, with what was sent (tests read it). */
+  readonly loaded = new Map<string, { summary: OverviewSummary; gains: GainRow[] }>();
   constructor(
     private readonly extensionUri: vscode.Uri,
     private readonly session: ModelSession,
@@ -116,10 +118,16 @@ export class OverviewEditorProvider implements vscode.CustomReadonlyEditorProvid
         : { message: `Could not open ${basename(path)}: ${(e as Error).message}` });
       return;
     }
-    endpoint.notify(DidLoadNotification, overviewOf(model));
+    const overview = overviewOf(model);
+    endpoint.notify(DidLoadNotification, overview);
+    const record = { summary: overview.summary, gains: [] as GainRow[] };
+    this.loaded.set(path, record);
     const layers = model.layers.filter((l) => l.factorizable).map((l) => l.name);
     const found = new Map<string, LayerSpectrum>();
-    const send = () => endpoint.notify(DidUpdateGainsNotification, { gains: gainsOf(model, found.values()), pending: layers.length - found.size });
+    const send = () => {
+      record.gains = gainsOf(model, found.values());
+      endpoint.notify(DidUpdateGainsNotification, { gains: record.gains, pending: layers.length - found.size });
+    };
     if (layers.length === 0) return send();
     let last = 0;
     try {

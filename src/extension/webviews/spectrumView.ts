@@ -56,6 +56,11 @@ export class SpectrumViewProvider implements vscode.WebviewViewProvider, vscode.
     private readonly actions: SpectrumActions,
   ) {}
 
+  /** True once the panel's script ran and said `ready` (CSP, nonce and resource roots let it load). */
+  get webviewReady(): boolean {
+    return this.ready;
+  }
+
   get current(): DidSetSeriesParams | undefined {
     return this.shown;
   }

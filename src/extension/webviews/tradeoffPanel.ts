@@ -49,6 +49,11 @@ export class TradeoffPanels implements vscode.Disposable {
     return this.state.points;
   }
 
+  /** True once the panel's script ran and said `ready`. */
+  get webviewReady(): boolean {
+    return this.ready;
+  }
+
   get running(): boolean {
     return this.sweep !== undefined;
   }

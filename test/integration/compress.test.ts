@@ -1,0 +1,125 @@
+import * as assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import * as vscode from 'vscode';
+import { runPython } from '../helpers/python';
+import { api, item, openAndSettle } from './api';
+import { fileHash, makeFixture, type Fixture } from './fixtures';
+
+/** The dense matrix of a layer as ONNX Runtime would compute it, read back with Python's onnx (A·B for a factorized one). */
+function denseOf(model: string, weight: string, factors?: [string, string]): number[][] {
+  return JSON.parse(runPython(String.raw`
+import json, sys, onnx, numpy as np
+from onnx import numpy_helper
+m = onnx.load(sys.argv[1])
+t = {i.name: numpy_helper.to_array(i).astype(np.float64) for i in m.graph.initializer}
+f = json.loads(sys.argv[3])
+w = t[f[0]] @ t[f[1]] if f else t[sys.argv[2]]
+print(json.dumps(w.tolist()))
+`, [model, weight, JSON.stringify(factors ?? null)])) as number[][];
+}
+
+/** `m`, transposed when that makes it the shape of `like` (factor storage follows the weight's layout). */
+function oriented(m: number[][], like: number[][]): number[][] {
+  if (m.length === like.length && m[0]!.length === like[0]!.length) return m;
+  return m[0]!.map((_, j) => m.map((row) => row[j]!));
+}
+
+suite('compress → new file → tree updated → restore', () => {
+  let fx: Fixture;
+  suiteSetup(async () => {
+    fx = makeFixture();
+    await openAndSettle(await api(), fx.model);
+  });
+
+  test('Compress Layer at 95 % energy writes model.rankscope.onnx with numpy\'s rank, original untouched', async () => {
+    const a = await api();
+    const before = fileHash(fx.model);
+    const target = fx.layers.find((l) => l.name === 'encoder.layers.1.fc2')!;
+    const node = a.tree.nodeFor(target.name)!;
+    const written = await vscode.commands.executeCommand<string>('rankscope.compressLayer', node, [node], { policy: { energy: 0.95 } });
+    assert.equal(written, join(fx.dir, 'model.rankscope.onnx'));
+    assert.ok(existsSync(written));
+    assert.equal(fileHash(fx.model), before, 'the input model was modified');
+    // The tree now shows the new file, with the layer compressed at numpy's r95.
+    assert.equal(a.session.path, written);
+    const layer = a.session.layer(target.name)!;
+    assert.equal(layer.compressed?.rank, target.r95);
+    const ti = item(a, a.tree.nodeFor(target.name)!);
+    // The core lists a factorized pair as not factorizable (it re-compresses only to a lower rank).
+    assert.match(String(ti.contextValue), /^layer(\+factorizable)?\+compressed$/);
+    const after = target.r95 * (target.shape[0] + target.shape[1]);
+    assert.match(String(ti.description), new RegExp(`^64×128 · 8\\.19K → ${(after / 1000).toFixed(2)}K · rank ${target.r95}$`));
+    const totals = a.session.totals()!;
+    assert.equal(totals.original, fx.totalParams);
+    assert.equal(totals.current, fx.totalParams - target.params + after);
+    assert.match(String(item(a, a.tree.getChildren()[0]!).description), /^33\.4K → .* params \(−\d+ %\)$/);
+    // A·B is the best rank-k approximation: its error is exactly the dropped singular values (numpy).
+    const w = denseOf(fx.model, 'onnx::MatMul_103');
+    const ab = oriented(denseOf(written, '', layer.compressed!.factors), w);
+    let err = 0;
+    for (let i = 0; i < w.length; i++) for (let j = 0; j < w[0]!.length; j++) err += (w[i]![j]! - ab[i]![j]!) ** 2;
+    const dropped = target.sv.slice(target.r95).reduce((s, x) => s + x * x, 0);
+    assert.ok(Math.abs(Math.sqrt(err) - Math.sqrt(dropped)) <= 1e-4 * target.sv[0]!, `‖W − AB‖ ${Math.sqrt(err)} vs numpy ${Math.sqrt(dropped)}`);
+  });
+
+  test('Compress Layers with a fixed rank on two layers; the next free name is used', async () => {
+    const a = await api();
+    const written = await vscode.commands.executeCommand<string>('rankscope.compressLayers', { layers: ['encoder.layers.0.fc1', 'head'], policy: { rank: 3 } });
+    assert.equal(basename(written), 'model.rankscope-2.onnx');
+    assert.equal(a.session.layer('encoder.layers.0.fc1')?.compressed?.rank, 3);
+    assert.equal(a.session.layer('head')?.compressed?.rank, 3);
+    assert.equal(a.session.layer('encoder.layers.1.fc2')?.compressed?.rank, fx.layers[3]!.r95, 'earlier compression kept');
+  });
+
+  test('Restore Layer puts the dense weight back (= A·B) in a new file', async () => {
+    const a = await api();
+    const compressedFile = a.session.path!;
+    const c = a.session.layer('head')!.compressed!;
+    const ab = denseOf(compressedFile, '', c.factors);
+    const node = a.tree.nodeFor('head')!;
+    const written = await vscode.commands.executeCommand<string>('rankscope.restoreLayer', node, [node]);
+    assert.ok(written && existsSync(written) && written !== compressedFile);
+    assert.equal(a.session.path, written);
+    const head = a.session.layer('head')!;
+    assert.equal(head.compressed, undefined);
+    assert.equal(head.params, 640);
+    assert.equal(item(a, a.tree.nodeFor('head')!).contextValue, 'layer+factorizable');
+    const dense = denseOf(written, head.weight);
+    const abs = oriented(ab, dense);
+    let max = 0;
+    for (let i = 0; i < 10; i++) for (let j = 0; j < 64; j++) max = Math.max(max, Math.abs(dense[i]![j]! - abs[i]![j]!));
+    assert.ok(max < 1e-5, `restored weight differs from A·B by ${max}`);
+  });
+
+  test('Compress Model to Budget removes at least half of the factorizable parameters', async () => {
+    const a = await api();
+    await vscode.commands.executeCommand('rankscope.openModel', fx.model);
+    const written = await vscode.commands.executeCommand<string>('rankscope.compressModelToBudget', { budget: 0.5, allocation: 'energy' });
+    assert.ok(written && existsSync(written));
+    const totals = a.session.totals()!;
+    const factorizable = fx.layers.reduce((s, l) => s + l.params, 0);
+    assert.ok(totals.original - totals.current >= 0.5 * factorizable - 1e-9, `saved ${totals.original - totals.current} of ${factorizable}`);
+    assert.ok(a.session.model!.layers.some((l) => l.compressed));
+  });
+
+  test('Export Report writes every layer with numpy\'s energy ranks', async () => {
+    const a = await api();
+    await openAndSettle(a, fx.model);
+    const out = join(fx.dir, 'report.md');
+    assert.equal(await vscode.commands.executeCommand('rankscope.exportReport', { output: out }), out);
+    const text = readFileSync(out, 'utf8');
+    for (const l of fx.layers) {
+      assert.ok(text.includes(`| ${l.name.replace(/_/g, '\\_')} |`), `${l.name} in report`);
+      assert.ok(text.includes(`| ${l.r90} | ${l.r95} | ${l.r99} |`), `ranks of ${l.name}`);
+    }
+  });
+
+  test('a rank larger than the layer allows is refused without writing anything', async () => {
+    const a = await api();
+    const path = a.session.path;
+    const result = await vscode.commands.executeCommand('rankscope.compressLayers', { layers: ['head'], policy: { rank: 500 } });
+    assert.equal(result, undefined);
+    assert.equal(a.session.path, path);
+  });
+});
