@@ -30,7 +30,7 @@ def _tensor(t):
     arr = numpy_helper.to_array(t)
     if t.data_type == 16:  # bfloat16: numpy_helper widens; keep the bits
         return ("BF16", (np.asarray(arr, np.float32).view(np.uint32) >> 16).astype(np.uint16))
-    return (_CODES[arr.dtype], np.ascontiguousarray(arr))
+    return (_CODES[arr.dtype], np.array(arr, order="C"))  # not ascontiguousarray: it makes 0-d arrays 1-d
 
 
 def convert(model_path, out_graph):

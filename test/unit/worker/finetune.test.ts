@@ -19,6 +19,12 @@ import { readSafetensors } from '../../../src/worker/safetensors';
 import { pythonHas, runPython, testPython } from '../../helpers/python';
 
 const hasTorch = pythonHas('torch', 'numpy', 'onnx');
+/** Float32 values from hex text (a copy: small Buffers are views into a shared pool). */
+function f32FromHex(hex: string): Float32Array {
+  const b = Buffer.from(hex, 'hex');
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
+}
+
 const dir = mkdtempSync(join(tmpdir(), 'rankscope-finetune-'));
 const fixture = { compressed: join(dir, 'compressed.onnx'), original: join(dir, 'original.onnx'), data: join(dir, 'data.npz') };
 const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
@@ -52,7 +58,7 @@ test('fine-tuning raises validation accuracy; the written ONNX runs in ORT and m
   // ORT accuracy of the written model on the validation set equals the worker's best.
   const npz = runPython(`import numpy as np, sys; z = np.load(sys.argv[1]); sys.stdout.write(z['x_test'].tobytes().hex() + ' ' + ','.join(map(str, z['y_test'].argmax(1))))`, [fixture.data]);
   const [hex, labels] = npz.split(' ');
-  const x = new Float32Array(Buffer.from(hex, 'hex').buffer.slice(0));
+  const x = f32FromHex(hex);
   const y = labels.split(',').map(Number);
   const runner = OrtRunner.create({ intraOpThreads: 1 });
   try {

@@ -32,6 +32,7 @@ class Channel:
         os.dup2(2, 1)
         sys.stdout = _LogStream(self, "info")
         handler = _LogHandler(self)
+        handler.setFormatter(logging.Formatter("%(message)s"))
         logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
         self.commands = queue.Queue()
         self.cancel = threading.Event()
