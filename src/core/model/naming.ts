@@ -9,12 +9,17 @@ export function isOpaqueName(name: string): boolean {
 
 /**
  * Module path of a weight: `encoder.layers.0.fc1.weight` -> `encoder.layers.0.fc1`; an opaque
- * initializer (`onnx::MatMul_123`) takes the node's path
+ * initializer (`onnx::MatMul_123`) takes its bias's name, else the node's path
  * (`/encoder/layers.0/self_attn/q_proj/MatMul` -> `encoder.layers.0.self_attn.q_proj`).
  */
-export function modulePath(weightName: string, nodeName: string): string {
+export function modulePath(weightName: string, nodeName: string, biasName?: string): string {
   if (!isOpaqueName(weightName) && /\.(weight|W|kernel)$/.test(weightName)) {
     return weightName.replace(/\.(weight|W|kernel)$/, '');
+  }
+  // The bias often keeps the parameter's name when the weight lost it
+  // (nn.MultiheadAttention: `…self_attn.in_proj_bias` -> `…self_attn.in_proj`).
+  if (biasName && !isOpaqueName(biasName) && /[._]bias$/.test(biasName) && biasName.includes('.')) {
+    return biasName.replace(/[._]bias$/, '');
   }
   if (nodeName.includes('/')) {
     const parts = nodeName.split('/').filter(Boolean);

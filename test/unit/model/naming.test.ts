@@ -6,6 +6,9 @@ import { isOpaqueName, modulePath, notFactorizableReason } from '../../../src/co
 test('module path from the weight name, or from the node path when the name is opaque', () => {
   assert.equal(modulePath('onnx::MatMul_123', '/encoder/layers.0/self_attn/q_proj/MatMul'), 'encoder.layers.0.self_attn.q_proj');
   assert.equal(modulePath('encoder.layers.0.fc1.weight', '/encoder/layers.0/fc1/Gemm'), 'encoder.layers.0.fc1');
+  assert.equal(modulePath('onnx::MatMul_289', '/encoder/layers.0/self_attn/MatMul', 'encoder.layers.0.self_attn.in_proj_bias'), 'encoder.layers.0.self_attn.in_proj');
+  assert.equal(modulePath('onnx::MatMul_290', '/encoder/layers.0/linear1/MatMul', 'encoder.layers.0.linear1.bias'), 'encoder.layers.0.linear1');
+  assert.equal(modulePath('onnx::MatMul_7', '/fc/MatMul', 'onnx::Add_8'), 'fc');
   assert.equal(modulePath('fc6_w_0', ''), 'fc6_w_0');
   assert.equal(modulePath('1', ''), '1');
   assert.equal(modulePath('onnx::Conv_5', 'Conv_3'), 'Conv_3');

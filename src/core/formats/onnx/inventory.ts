@@ -175,7 +175,7 @@ export function buildInventory(proto: ModelProto, model: Pick<Model, 'tensor'>):
     const bias = findBias(f, shape[0]);
     const reason = notFactorizableReason(t.dtype, shape[0], shape[1], groups ?? 1);
     const layer: Layer = {
-      name: modulePath(f.weight, f.node.name),
+      name: modulePath(f.weight, f.node.name, bias),
       op: f.use.op,
       weight: f.weight,
       shape,
