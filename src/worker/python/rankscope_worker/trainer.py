@@ -102,6 +102,13 @@ def _lr_factor(cfg, steps_per_epoch):
     return factor
 
 
+def _grad_scaler():
+    amp = getattr(torch, "amp", None)
+    if amp is not None and hasattr(amp, "GradScaler"):  # torch >= 2.3; torch.cuda.amp's is deprecated there
+        return amp.GradScaler("cuda")
+    return torch.cuda.amp.GradScaler()
+
+
 def _atomic_save(write, path):
     tmp = f"{path}.tmp-{os.getpid()}"
     write(tmp)
@@ -154,7 +161,7 @@ class Trainer:
             raise WorkerFailure("BAD_CONFIG", f"unknown optimizer {cfg['optimizer']!r}", "Use adamw or sgd.")
         self.steps_per_epoch = max(1, len(self.train_set) // cfg["batchSize"])
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_factor(cfg, self.steps_per_epoch))
-        self.scaler = torch.cuda.amp.GradScaler() if self.amp == torch.float16 else None
+        self.scaler = _grad_scaler() if self.amp == torch.float16 else None
         self.paths = {k: os.path.join(self.out_dir, f) for k, f in (
             ("checkpoint", "checkpoint.pt"), ("best", "best.safetensors"), ("probe", "probe.safetensors"),
             ("summary", "summary.json"))}
@@ -222,7 +229,10 @@ class Trainer:
         self.channel.send("checkpoint", path=self.paths["checkpoint"], epoch=epoch, step=step, reason=reason)
 
     def _load_checkpoint(self, path):
-        ckpt = torch.load(path, map_location="cpu")
+        try:  # our own file: torch >= 2.6 defaults to weights_only=True, which refuses the optimizer state
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        except TypeError:  # torch < 1.13 has no weights_only
+            ckpt = torch.load(path, map_location="cpu")
         with torch.no_grad():
             for name, t in self.model.named_initializers():
                 if name not in ckpt["weights"] or tuple(ckpt["weights"][name].shape) != tuple(t.shape):
