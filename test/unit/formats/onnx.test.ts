@@ -177,6 +177,13 @@ m=onnx.load(sys.argv[1]); onnx.save(m, sys.argv[2], save_as_external_data=True, 
         rmSync(outDir, { recursive: true, force: true });
       }
 
+      // A location outside the model's folder is refused (path traversal).
+      const evil = fromBinary(ModelProtoSchema, readFileSync(join(ext, 'ext.onnx')));
+      const loc = evil.graph!.initializer.find((t) => t.dataLocation === 1)!.externalData.find((e) => e.key === 'location')!;
+      loc.value = '../../etc/passwd';
+      writeFileSync(join(ext, 'evil.onnx'), toBinary(ModelProtoSchema, evil));
+      await rejects(openOnnx(join(ext, 'evil.onnx')), 'EXTERNAL_DATA', /outside the model's folder/);
+
       // Short and missing external data: typed errors naming the file.
       const wb = join(ext, 'weights.bin');
       copyFileSync(wb, wb + '.bak');

@@ -1,7 +1,7 @@
 // The bytes of a TensorProto, wherever ONNX put them: raw_data (a zero-copy view of the file
 // buffer), the typed repeated fields (float_data, int32_data, …), or an external-data file.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { isAbsolute, relative, resolve } from 'node:path';
 import { RankscopeError } from '../../errors';
 import type { DType } from '../../model/types';
 import { dtypeOf, elementBits, rawByteLength } from './dtypes';
@@ -37,9 +37,18 @@ export function externalRef(t: TensorProto): ExternalRef | undefined {
   return { location, offset, length };
 }
 
-/** Absolute path of an external-data file; the location is relative to the model's folder. */
-export function externalPath(dir: string, ref: ExternalRef): string {
-  return isAbsolute(ref.location) ? ref.location : join(dir, ref.location);
+/**
+ * Absolute path of an external-data file. The location is relative to the model's folder and
+ * must stay inside it (as the ONNX checker requires): a model must not read arbitrary files.
+ */
+export function externalPath(dir: string, ref: ExternalRef, tensor = 'tensor'): string {
+  const path = resolve(dir, ref.location);
+  const rel = relative(resolve(dir), path);
+  if (isAbsolute(ref.location) || rel.startsWith('..') || isAbsolute(rel)) {
+    throw new RankscopeError('EXTERNAL_DATA', `Tensor '${tensor}' points at external data outside the model's folder ('${ref.location}').`,
+      'Keep external-data files next to the model (relative locations only).');
+  }
+  return path;
 }
 
 /**
@@ -48,7 +57,7 @@ export function externalPath(dir: string, ref: ExternalRef): string {
  */
 export function checkExternal(t: TensorProto, dir: string, model: string): { path: string; offset: number; length: number } {
   const ref = externalRef(t)!;
-  const path = externalPath(dir, ref);
+  const path = externalPath(dir, ref, t.name);
   const expected = expectedByteLength(t);
   let size: number;
   let fd: number;
