@@ -2,7 +2,7 @@
 // Only ONNX today; safetensors / PyTorch readers plug in here.
 import { open as openFile } from 'node:fs/promises';
 import { RankscopeError } from '../errors';
-import { openOnnx, sniffOnnx } from '../formats/onnx';
+import { openOnnx } from '../formats/onnx';
 import type { Model } from './types';
 
 export async function openModel(path: string, options: { signal?: AbortSignal } = {}): Promise<Model> {
@@ -11,8 +11,13 @@ export async function openModel(path: string, options: { signal?: AbortSignal } 
     throw new RankscopeError('UNSUPPORTED', `${path} is a zip archive (a PyTorch checkpoint?), not ONNX.`,
       'Export the model to ONNX first (torch.onnx.export).');
   }
-  if (sniffOnnx(head) || head.length === 0) return openOnnx(path, options);
-  return openOnnx(path, options); // openOnnx names the problem precisely
+  // safetensors: 8-byte little-endian header length, then the JSON header.
+  if (head.length > 8 && head[8] === 0x7b && head[6] === 0 && head[7] === 0) {
+    throw new RankscopeError('UNSUPPORTED', `${path} is a safetensors file; Rankscope reads ONNX models today.`,
+      'Export the model to ONNX first (torch.onnx.export).');
+  }
+  // Everything else goes to the ONNX reader, which names the problem precisely.
+  return openOnnx(path, options);
 }
 
 async function readHead(path: string): Promise<Uint8Array> {
