@@ -46,6 +46,7 @@ const progressBar = h('vscode-progress-bar', { 'aria-label': 'Sweep progress' })
 const progressText = h('span', { class: 'muted stat' });
 const progressRow = h('div', { class: 'row progress-row', hidden: true }, progressBar, progressText);
 const canvas = h('canvas', { role: 'img', 'data-testid': 'tradeoff-chart' });
+const chartBox = h('div', { class: 'chart-box tall' }, canvas);
 const emptyNote = h('div', { class: 'empty' }, 'No points yet. Run a sweep to measure accuracy at several compression levels.');
 const pointsTable = h('table', { class: 'data', 'aria-label': 'Points', 'data-testid': 'points' });
 const planBox = h('section', { class: 'plan', hidden: true, 'aria-label': 'Plan of the selected point' });
@@ -57,7 +58,7 @@ document.body.append(h('main', null,
   h('div', { class: 'row' }, h('span', { class: 'muted' }, 'X axis'), axisSelect),
   progressRow,
   emptyNote,
-  h('div', { class: 'chart-box tall' }, canvas),
+  chartBox,
   status,
   planBox,
   h('details', null, h('summary', null, 'All points'), pointsTable),
@@ -155,6 +156,8 @@ function rebuildChart(): void {
   canvas.dataset.drawnPoints = String(drawnPoints(chart, (i) => i < allocationCount));
   canvas.setAttribute('aria-label', `Accuracy against ${axis.label}: ${visiblePoints().length} points, ${front.length} on the Pareto front`);
   emptyNote.hidden = state.points.length > 0;
+  // An empty chart has meaningless axes; show the note alone until the first point arrives.
+  chartBox.hidden = state.points.length === 0 && !state.original;
   renderTable(new Set(front.map((p) => p.id)));
 }
 
