@@ -93,12 +93,17 @@ test('ONNX test-data models give the expected outputs as read and after our roun
   const all = cases();
   const skipped: string[] = [];
   const mismatched: string[] = [];
+  const notIdentical: string[] = [];
+  let identical = 0;
   let ran = 0;
   let matched = 0;
   const options: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1, logSeverityLevel: 3 };
   for (const c of all) {
     const model = await openOnnx(join(c.dir, 'model.onnx'));
     const roundTrip = encodeOnnx(model.proto);
+    // Every model, runnable or not, must re-encode to the very same bytes.
+    if (Buffer.compare(Buffer.from(roundTrip), readFileSync(join(c.dir, 'model.onnx'))) === 0) identical++;
+    else notIdentical.push(c.name);
     let asRead: ort.InferenceSession;
     try {
       asRead = await ort.InferenceSession.create(join(c.dir, 'model.onnx'), options);
@@ -135,11 +140,13 @@ test('ONNX test-data models give the expected outputs as read and after our roun
       await written.release();
     }
   }
-  const summary = `ONNX test data: ${all.length} models with stored inputs; ran ${ran}, matched ${matched}, skipped ${skipped.length}`;
+  const summary = `ONNX test data: ${all.length} models with stored inputs; ran ${ran}, matched ${matched}, skipped ${skipped.length}; ` +
+    `re-encoded byte-identical ${identical}/${all.length}`;
   t.diagnostic(summary);
   for (const s of skipped) t.diagnostic(`skipped ${s}`);
   console.log(summary);
   assert.deepEqual(mismatched, [], 'every runnable model matches');
+  assert.deepEqual(notIdentical, [], 'every model re-encodes byte-identically');
   assert.ok(ran >= 100, `expected most of the suite to run, ran ${ran}`);
 });
 
@@ -161,6 +168,7 @@ for p in sys.argv[1:]:
 print(json.dumps(res))`, files.map((f) => join(ROOT, 'light', f))));
   for (const f of files) {
     const m = await openOnnx(join(ROOT, 'light', f));
+    assert.equal(Buffer.compare(Buffer.from(encodeOnnx(m.proto)), readFileSync(join(ROOT, 'light', f))), 0, `${f} re-encodes identically`);
     const got = m.layers.filter((l) => l.op !== 'Gather').map((l) => [l.weight, l.tensorShape]);
     assert.deepEqual(got, want[f], f);
     assert.ok(m.layers.length > 0, f);
