@@ -20,6 +20,8 @@ _TORCH = {
 }
 _CODE = {v: k for k, v in _TORCH.items()}
 GRAPH_FORMAT = "rankscope-graph"
+# Ops whose output is not a function of their inputs' values alone.
+_NEVER_STATIC = {"Dropout", "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial"}
 
 
 class GraphError(ValueError):
@@ -106,9 +108,18 @@ class OnnxModule(nn.Module):
                 self.stats.append(f"stat{len(self.stats)}")
             else:
                 self.host[name] = t
+        # Identity nodes become aliases (PyTorch exports many); graph outputs keep their node.
+        alias = {}
+        outputs = set(self.output_names)
+        for node in graph["nodes"]:
+            if node["op"] == "Identity" and node["outputs"][0] not in outputs:
+                alias[node["outputs"][0]] = alias.get(node["inputs"][0], node["inputs"][0])
         # Constant nodes' tensor attributes are stored in the same safetensors file.
         self.nodes = []
         for node in graph["nodes"]:
+            if node["op"] == "Identity" and node["outputs"][0] in alias:
+                continue
+            node = {**node, "inputs": [alias.get(n, n) for n in node["inputs"]]}
             attrs = {}
             for k, v in (node.get("attrs") or {}).items():
                 if isinstance(v, dict) and "tensor" in v:
@@ -116,6 +127,21 @@ class OnnxModule(nn.Module):
                 attrs[k] = v
             self.nodes.append((OPS[node["op"]], attrs, node["inputs"], node["outputs"],
                                HOST_INPUTS.get(node["op"], ()), node["op"], node.get("name", "")))
+        self.param_names = [n for n in self.initializer_names if self.index.get(n, ("",))[0] == "param"]
+        self.stat_names = [(n, self.stats[self.index[n][1]]) for n in self.initializer_names if self.index.get(n, ("",))[0] == "stat"]
+        # Shape arithmetic (Shape → Gather → Unsqueeze → Concat → Reshape, as PyTorch exports it)
+        # depends only on the input shapes: such nodes run once per input-shape signature and their
+        # outputs are replayed from a cache. Float initializers are trained, so never static.
+        static_values = set(self.host)
+        self.static = []
+        for op_fn, attrs, ins, outs, _, op, _ in self.nodes:
+            is_static = op in ("Shape", "Size", "Constant") or (
+                op not in _NEVER_STATIC and all((not n) or n in static_values for n in ins))
+            self.static.append(is_static)
+            if is_static:
+                static_values.update(o for o in outs if o)
+        self.static_outputs = [o for (_, _, _, outs, _, _, _), st in zip(self.nodes, self.static) if st for o in outs if o]
+        self.shape_cache = {}
         # Free every intermediate after its last use (eval memory); graph outputs are kept.
         last = {}
         for i, (_, _, ins, _, _, _, _) in enumerate(self.nodes):
@@ -139,8 +165,18 @@ class OnnxModule(nn.Module):
         return [(name, self.tensor(name)) for name in self.initializer_names if name in self.index]
 
     def forward(self, *inputs):
-        env = dict(zip(self.input_names, inputs))
-        for (fn, attrs, ins, outs, host_inputs, op, name), release in zip(self.nodes, self.release):
+        env = dict(self.host)
+        env.update(zip(self.param_names, self.params))
+        env.update((name, getattr(self, attr)) for name, attr in self.stat_names)
+        env.update(zip(self.input_names, inputs))
+        key = tuple(tuple(x.shape) for x in inputs)
+        cached = self.shape_cache.get(key)
+        if cached is not None:
+            env.update(cached)
+        keep_static = {}
+        for (fn, attrs, ins, outs, host_inputs, op, name), release, static in zip(self.nodes, self.release, self.static):
+            if static and cached is not None:
+                continue
             args = []
             device = None
             for n in ins:
@@ -149,9 +185,7 @@ class OnnxModule(nn.Module):
                     continue
                 t = env.get(n)
                 if t is None:
-                    t = self.tensor(n) if n in self.index else self.host.get(n)
-                    if t is None:
-                        raise GraphError(f"node {name or op} reads {n!r}, which no node produced")
+                    raise GraphError(f"node {name or op} reads {n!r}, which no node produced")
                 if t.device.type != "cpu":
                     device = t.device
                 args.append(t)
@@ -170,4 +204,8 @@ class OnnxModule(nn.Module):
                 env[outs[0]] = result
             for n in release:
                 env.pop(n, None)
+            if static and cached is None:
+                keep_static.update((o, env[o]) for o in outs if o)
+        if cached is None and len(self.shape_cache) < 16:
+            self.shape_cache[key] = keep_static
         return tuple(env[n] for n in self.output_names)
