@@ -24,6 +24,7 @@ export interface RankscopeApi {
   tradeoff: TradeoffPanels;
   finetune: FinetunePanels;
   overview: OverviewEditorProvider;
+  statusBar: vscode.StatusBarItem;
   /** Milliseconds from activate() to the registered tree. */
   activationMs: number;
 }
@@ -64,6 +65,7 @@ export function activate(context: vscode.ExtensionContext): RankscopeApi {
   });
   const tradeoff = new TradeoffPanels(context);
   const finetune = new FinetunePanels(context);
+  const statusBar = createStatusBar(session);
   const overview = new OverviewEditorProvider(context.extensionUri, session);
   const services: Services = { context, session, tree, treeView, spectrum, tradeoff, finetune };
   wireTradeoff(services);
@@ -76,7 +78,7 @@ export function activate(context: vscode.ExtensionContext): RankscopeApi {
       webviewOptions: { retainContextWhenHidden: false },
     }),
     tradeoff.registerSerializer(),
-    createStatusBar(session),
+    statusBar, statusBar.subscription,
     session.onDidChangeModel(() => spectrum.clear()),
     ...commands.map((c) => vscode.commands.registerCommand(c.id, async (...args: unknown[]) => {
       try {
@@ -89,7 +91,7 @@ export function activate(context: vscode.ExtensionContext): RankscopeApi {
   );
   void vscode.commands.executeCommand('setContext', 'rankscope.modelOpen', false);
   log().info(`Rankscope activated: tree registered ${activationMs.toFixed(1)} ms after activate(), all registered after ${(performance.now() - t0).toFixed(1)} ms`);
-  return { session, tree, treeView, spectrum, tradeoff, finetune, overview, activationMs };
+  return { session, tree, treeView, spectrum, tradeoff, finetune, overview, statusBar, activationMs };
 }
 
 export function deactivate(): void {}

@@ -5,7 +5,7 @@ import * as vscode from 'vscode';
 import { formatCount, formatSaved } from './format';
 import type { ModelSession } from './session';
 
-export function createStatusBar(session: ModelSession): vscode.Disposable {
+export function createStatusBar(session: ModelSession): vscode.StatusBarItem & { subscription: vscode.Disposable } {
   const item = vscode.window.createStatusBarItem('rankscope.params', vscode.StatusBarAlignment.Left, 50);
   item.name = 'Rankscope Parameters';
   item.command = 'rankscope.layers.focus';
@@ -24,5 +24,5 @@ export function createStatusBar(session: ModelSession): vscode.Disposable {
     item.show();
   };
   update();
-  return vscode.Disposable.from(item, session.onDidChangeModel(update));
+  return Object.assign(item, { subscription: session.onDidChangeModel(update) });
 }

@@ -14,7 +14,8 @@ from onnx import numpy_helper
 m = onnx.load(sys.argv[1])
 t = {i.name: numpy_helper.to_array(i).astype(np.float64) for i in m.graph.initializer}
 f = json.loads(sys.argv[3])
-w = t[f[0]] @ t[f[1]] if f else t[sys.argv[2]]
+# Factors are stored in the weight's layout: [out,k]·[k,in] or, for x·W weights, [in,k]·[k,out].
+w = (t[f[0]] @ t[f[1]] if t[f[0]].shape[1] == t[f[1]].shape[0] else t[f[1]] @ t[f[0]]) if f else t[sys.argv[2]]
 print(json.dumps(w.tolist()))
 `, [model, weight, JSON.stringify(factors ?? null)])) as number[][];
 }

@@ -90,7 +90,7 @@ export class SpectrumViewProvider implements vscode.WebviewViewProvider, vscode.
         if (names.length) await this.addOverlays(names);
       })
       .onCommand(RevealLayerCommand, ({ layer }) => this.actions.revealLayer(layer))
-      .onRequest(CompressAtRankRequest, ({ layer, rank }) => this.actions.compressAtRank(layer, rank))
+      .onRequest(CompressAtRankRequest, ({ layer, rank }) => this.compressAtRank(layer, rank))
       .onRequest(ExportRequest, (p) => this.saveExport(p));
     view.webview.onDidReceiveMessage((m) => endpoint.receive(m));
     view.onDidDispose(() => {
@@ -101,6 +101,14 @@ export class SpectrumViewProvider implements vscode.WebviewViewProvider, vscode.
       }
     });
     view.webview.html = htmlFor(view.webview, this.extensionUri, 'spectrum', 'Spectrum');
+  }
+
+  /** "Compress at this rank": only a layer of the open model, at a rank it has. */
+  async compressAtRank(layer: string, rank: number): Promise<CompressAtRankResult> {
+    const l = this.session.layer(layer);
+    if (!l) throw new Error(`Layer '${layer}' is not in the open model.`);
+    if (rank > Math.min(...l.shape)) throw new Error(`Rank ${rank} exceeds min(out, in) = ${Math.min(...l.shape)} of ${layer}.`);
+    return this.actions.compressAtRank(layer, rank);
   }
 
   /** Shows `layers` (the first focused), computing their spectra if needed. */
