@@ -123,7 +123,7 @@ export class OnnxModel implements Model {
 
     this.layers = buildInventory(proto, this);
     let totalParams = 0;
-    for (const t of this.tensors.values()) totalParams += t.size;
+    for (const t of this.tensors.values()) if (t.dtype !== 'string') totalParams += t.size;
     const factorizableParams = this.layers.filter((l) => l.factorizable).reduce((a, l) => a + l.params, 0);
     this.summary = {
       path: this.path,
