@@ -115,6 +115,19 @@ class Pieces(unittest.TestCase):
         self.assertEqual(lines[1]["level"], "warn")
         self.assertIn("raw bytes from C", r.stderr)
 
+    def test_stored_npz_members_are_memory_mapped_and_equal(self):
+        from rankscope_worker.data import _load
+        with tempfile.TemporaryDirectory() as tmp:
+            a = np.random.default_rng(1).normal(size=(6, 5)).astype(np.float32)
+            f = np.asfortranarray(np.arange(12.0).reshape(3, 4))
+            np.savez(os.path.join(tmp, "s.npz"), a=a, f=f)
+            np.savez_compressed(os.path.join(tmp, "c.npz"), a=a)
+            mapped = _load(os.path.join(tmp, "s.npz"), "a")
+            self.assertIsInstance(mapped, np.memmap)
+            np.testing.assert_array_equal(mapped, a)
+            np.testing.assert_array_equal(_load(os.path.join(tmp, "s.npz"), "f"), f)
+            np.testing.assert_array_equal(_load(os.path.join(tmp, "c.npz"), "a"), a)
+
     def test_ntu_preset_crops_and_interpolates_valid_frames(self):
         rng = np.random.default_rng(0)
         x = np.zeros((2, 40, 150), np.float32)

@@ -13,12 +13,46 @@ class DataError(ValueError):
         self.hint = hint
 
 
+def _stored_member(path, key):
+    """An uncompressed .npz member as a read-only memmap (NTU training sets are many GB);
+    None when the member is compressed (then numpy reads it whole)."""
+    import struct
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo(key + ".npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            return None
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        local = f.read(30)
+        name_len, extra_len = struct.unpack("<HH", local[26:30])
+        f.seek(info.header_offset + 30 + name_len + extra_len)
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            return None
+        offset = f.tell()
+    if dtype.hasobject:
+        return None
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+
+
 def _load(path, key):
     try:
         with np.load(path, allow_pickle=False) as z:
             if key not in z.files:
                 raise DataError(f"{path} has no array {key!r} (it has {', '.join(z.files)})",
                                 "Name the arrays with --train-x/--train-y/--val-x/--val-y.")
+            if path.endswith(".npz"):
+                try:
+                    mapped = _stored_member(path, key)
+                except (ValueError, OSError, KeyError):
+                    mapped = None
+                if mapped is not None:
+                    return mapped
             return z[key]
     except FileNotFoundError:
         raise DataError(f"data file not found: {path}")
