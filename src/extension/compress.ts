@@ -10,7 +10,7 @@ import { makePlan, type CompressRequest, type Plan } from '../core/compress/plan
 import { OnnxModel } from '../core/formats/onnx';
 import type { Model } from '../core/model/types';
 import { formatCount, formatPercent, formatSaved } from './format';
-import { log } from './log';
+import { log, noLinks } from './log';
 import type { ModelSession } from './session';
 
 /** `dir/model.rankscope.onnx`, then `model.rankscope-2.onnx`, … — the first that does not exist. */
@@ -67,10 +67,16 @@ export async function writeAndOpen(session: ModelSession, plan: Plan, outPath: s
       : `  ${l.layer}: rank ${l.k}, ${l.paramsBefore} → ${l.paramsAfter} params, ${formatPercent(l.energyKept, 2)} energy kept`);
   }
   await session.open(written.path, signal);
+  const changed = plan.layers.filter((l) => !l.skipped);
+  const detail = changed.length <= 3
+    ? changed.map((l) => `${l.layer} at rank ${l.k} (${formatCount(l.paramsBefore)} → ${formatCount(l.paramsAfter)}, ${formatPercent(l.energyKept)} energy)`).join('; ')
+    : planSummary(plan);
   void vscode.window.showInformationMessage(
-    `Rankscope: wrote ${basename(written.path)}: ${planSummary(plan)}.`,
+    noLinks(`Rankscope: wrote ${basename(written.path)}: ${detail}.`),
     'Show Log',
   ).then((c) => c === 'Show Log' && log().show(true));
+  // Show what changed: the (first) compressed layer, selected in the tree of the new model.
+  if (changed[0]) void vscode.commands.executeCommand('rankscope.showInLayers', changed[0].layer);
   return written.path;
 }
 

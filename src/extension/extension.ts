@@ -6,6 +6,7 @@ import * as vscode from 'vscode';
 import { commands } from './commands';
 import { wireTradeoff } from './commands/showTradeoff';
 import type { Services } from './commands/command';
+import { quickPickText } from './format';
 import { reportError, log } from './log';
 import { ModelSession } from './session';
 import { createStatusBar } from './statusBar';
@@ -57,10 +58,10 @@ export function activate(context: vscode.ExtensionContext): RankscopeApi {
       const model = session.model;
       if (!model) return [];
       const picked = await vscode.window.showQuickPick(
-        model.layers.filter((l) => l.factorizable || l.compressed).map((l) => ({ label: l.name })),
+        model.layers.filter((l) => l.factorizable || l.compressed).map((l) => ({ label: quickPickText(l.name), layer: l.name })),
         { title: 'Overlay spectra of', canPickMany: true },
       );
-      return picked?.map((p) => p.label) ?? [];
+      return picked?.map((p) => p.layer) ?? [];
     },
   });
   const tradeoff = new TradeoffPanels(context);

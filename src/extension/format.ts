@@ -34,3 +34,8 @@ export function formatSaved(before: number, after: number): string {
 export function formatPercent(fraction: number, digits = 1): string {
   return `${(100 * fraction).toFixed(digits)} %`;
 }
+
+/** Untrusted text for QuickPick labels and titles, which render `$(icon)` syntax: shown literally. */
+export function quickPickText(s: string): string {
+  return s.replace(/\$\(/g, '$\u200b(');
+}

@@ -6,7 +6,7 @@ import * as vscode from 'vscode';
 import type { RankPolicy } from '../../core/compress/policy';
 import type { Plan } from '../../core/compress/plan';
 import { askOutputPath, outputPathFor, planFor, planSummary, writeAndOpen } from '../compress';
-import { formatCount, formatShape } from '../format';
+import { formatCount, formatShape, quickPickText } from '../format';
 import { withCancellableProgress } from '../progress';
 import type { ModelSession } from '../session';
 import { settings } from '../settings';
@@ -41,13 +41,13 @@ async function run(s: Services, args: unknown[]): Promise<string | undefined> {
 
 async function pickLayers(session: ModelSession): Promise<string[] | undefined> {
   const model = session.requireModel();
-  const items = model.layers.filter((l) => l.factorizable).map((l) => ({
-    label: l.name,
-    description: `${formatShape(l.shape)} · ${formatCount(l.params)}`,
-    picked: false,
+  const items = model.layers.filter((l) => l.factorizable || l.compressed).map((l) => ({
+    label: quickPickText(l.name),
+    description: `${formatShape(l.shape)} · ${formatCount(l.params)}${l.compressed ? ` · rank ${l.compressed.rank}` : ''}`,
+    layer: l.name,
   }));
   const picked = await vscode.window.showQuickPick(items, { title: 'Compress Layers: choose layers', canPickMany: true, matchOnDescription: true });
-  return picked?.map((p) => p.label);
+  return picked?.map((p) => p.layer);
 }
 
 type PolicyItem = vscode.QuickPickItem & { policy?: RankPolicy; ask?: 'rank' | 'rankRatio' };
@@ -70,7 +70,7 @@ async function pickPolicy(session: ModelSession, layers: string[]): Promise<Rank
     { label: 'rank ratio…', detail: 'Keep a fraction of each layer\'s full rank min(out, in)', ask: 'rankRatio' },
   );
   const picked = await vscode.window.showQuickPick(items, {
-    title: `Compress ${layers.length === 1 ? layers[0] : `${layers.length} layers`}`,
+    title: `Compress ${layers.length === 1 ? quickPickText(layers[0]!) : `${layers.length} layers`}`,
     placeHolder: 'Choose how much of each spectrum to keep',
     matchOnDetail: true,
   });

@@ -10,7 +10,7 @@ import { finetune as runFinetune, type FinetuneRequest } from '../../worker/fine
 import { defaultFinetunedPath } from '../../worker/writeBack';
 import { readWorkspaceTask, taskPath } from '../evalTask';
 import { formatPercent } from '../format';
-import { isCancellation, log } from '../log';
+import { isCancellation, log, noLinks } from '../log';
 import { pythonInterpreter } from '../python';
 import { settings } from '../settings';
 import type { RankscopeCommand, Services } from './command';
@@ -54,7 +54,8 @@ async function ask(s: Services, given: Partial<FinetuneOptions>): Promise<Finetu
   let device = given.device;
   if (!device) {
     const configured = settings().device;
-    const picked = await vscode.window.showQuickPick(['auto', 'cuda', 'cpu', 'mps'].map((d) => ({ label: d, description: d === configured ? '(setting)' : undefined })), { title: 'Device' });
+    const devices = [configured, ...['auto', 'cuda', 'cpu', 'mps'].filter((d) => d !== configured)];
+    const picked = await vscode.window.showQuickPick(devices.map((d) => ({ label: d, description: d === configured ? '(rankscope.device)' : undefined })), { title: 'Device' });
     device = picked?.label;
   }
   if (!device) return undefined;
@@ -143,7 +144,7 @@ export const finetune: RankscopeCommand = {
       log().info(`Fine-tuning ${result.status}: ${line}${result.output ? `, wrote ${result.output}` : ''}${result.verification ? `, ONNX Runtime check max |Δ| ${result.verification.maxAbsDiff.toExponential(2)}` : ''}`);
       if (result.status === 'completed' && result.output) {
         const output = result.output;
-        void vscode.window.showInformationMessage(`Rankscope: fine-tuned ${basename(o.model)}: ${line}.`, 'Open Model').then((c) => {
+        void vscode.window.showInformationMessage(noLinks(`Rankscope: fine-tuned ${basename(o.model)}: ${line}.`), 'Open Model').then((c) => {
           if (c) void vscode.commands.executeCommand('rankscope.openModel', output);
         });
       } else {

@@ -9,6 +9,7 @@ import type { Layer, Model } from '../../core/model/types';
 import { formatCount, formatPercent, formatSaved, formatShape } from '../format';
 import type { ModelSession } from '../session';
 import { settings, type SortOrder } from '../settings';
+import { moduleSegments } from './modulePath';
 import { spectrumImages } from './sparkline';
 
 export type LayersNode = ModelNode | GroupNode | LayerNode;
@@ -200,16 +201,6 @@ export class LayersTreeProvider implements vscode.TreeDataProvider<LayersNode>, 
     item.tooltip = layerTooltip(layer, spectrum, chart);
     return item;
   }
-}
-
-export function moduleSegments(name: string): string[] {
-  const parts = name.split('.').filter((p) => p.length > 0);
-  const out: string[] = [];
-  for (const p of parts) {
-    if (/^\d+$/.test(p) && out.length > 0) out[out.length - 1] += `.${p}`;
-    else out.push(p);
-  }
-  return out.length ? out : [name];
 }
 
 function collectLayers(node: GroupNode): Layer[] {

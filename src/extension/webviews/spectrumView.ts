@@ -113,7 +113,9 @@ export class SpectrumViewProvider implements vscode.WebviewViewProvider, vscode.
 
   /** Shows `layers` (the first focused), computing their spectra if needed. */
   async show(layers: string[], options: { rank?: number; signal?: AbortSignal } = {}): Promise<DidSetSeriesParams> {
-    await vscode.commands.executeCommand(`${SpectrumViewProvider.viewId}.focus`);
+    // Keep the keyboard in the tree once the panel exists (a click on a layer shows its spectrum).
+    if (this.view) this.view.show(true);
+    else await vscode.commands.executeCommand(`${SpectrumViewProvider.viewId}.focus`);
     this.busy(`Computing the spectrum of ${layers.length === 1 ? layers[0] : `${layers.length} layers`}…`);
     try {
       const series = await this.seriesOf(layers, options.signal);
