@@ -50,13 +50,16 @@ class WholeModels(unittest.TestCase):
                         xa = x.clone().requires_grad_(True)
                         xb = x.clone().requires_grad_(True)
                         want = net(xa)
-                        got = module(xb)[0]
+                        first = module(xb)[0]     # interpreted; caches the shape arithmetic
+                        got = module(xb)[0]       # replayed by the generated code
+                        self.assertLessEqual((got - first).abs().max().item(), 1e-6)
+                        self.assertTrue(module.shape_cache, "the second call should replay")
                         self.assertEqual(tuple(got.shape), tuple(want.shape))
                         self.assertLessEqual((got - want).abs().max().item(), 1e-4)
                         # Gradients flow through every op the same way (what fine-tuning relies on).
                         w = torch.randn(want.shape, generator=torch.Generator().manual_seed(1))
                         (want * w).sum().backward()
-                        (got * w).sum().backward()
+                        (got * w).sum().backward()  # through the replayed graph
                         self.assertLessEqual((xa.grad - xb.grad).abs().max().item(), 1e-4)
                         self.assertGreater(xa.grad.abs().max().item(), 0)
 

@@ -142,6 +142,7 @@ class OnnxModule(nn.Module):
                 static_values.update(o for o in outs if o)
         self.static_outputs = [o for (_, _, _, outs, _, _, _), st in zip(self.nodes, self.static) if st for o in outs if o]
         self.shape_cache = {}
+        self._device_copies = {}
         # Free every intermediate after its last use (eval memory); graph outputs are kept.
         last = {}
         for i, (_, _, ins, _, _, _, _) in enumerate(self.nodes):
@@ -150,6 +151,20 @@ class OnnxModule(nn.Module):
         keep = set(self.output_names)
         self.release = [[n for n in set(ins) if n and last.get(n) == i and n not in keep]
                         for i, (_, _, ins, _, _, _, _) in enumerate(self.nodes)]
+        self._const_slots, self._replay = self._generate(static_values)
+
+    def _on(self, t, device):
+        """`t` on `device`. Constants and cached shape values are the same objects call after call,
+        so their device copies are kept: no host-to-device copy (and stall) inside the forward."""
+        if t.requires_grad or t.numel() > 65536:
+            return t.to(device)
+        key = (id(t), device)
+        hit = self._device_copies.get(key)
+        if hit is None or hit[0] is not t:
+            hit = (t, t.to(device))
+            if len(self._device_copies) < 4096:
+                self._device_copies[key] = hit
+        return hit[1]
 
     def train(self, mode=True):
         super().train(mode)
@@ -165,18 +180,86 @@ class OnnxModule(nn.Module):
         return [(name, self.tensor(name)) for name in self.initializer_names if name in self.index]
 
     def forward(self, *inputs):
+        device = inputs[0].device if inputs else torch.device("cpu")
+        key = (tuple(tuple(x.shape) for x in inputs), str(device))
+        consts = self.shape_cache.get(key)
+        if consts is None:
+            # First call for these shapes: interpret, and keep the shape arithmetic's results
+            # (on the host, plus device copies where a device op reads them) for the replay.
+            outputs, static = self._interpret(inputs)
+            if len(self.shape_cache) < 16:
+                values = {**self.host, **static}
+                self.shape_cache[key] = [values[n].to(device) if on_device else values[n] for n, on_device in self._const_slots]
+            return outputs
+        return self._replay(self.ctx, inputs, consts, list(self.params), [getattr(self, n) for n in self.stats])
+
+    def _generate(self, static_values):
+        """Straight-line Python for the non-static nodes (what runs after the first call): no
+        interpreter loop, no dict lookups, and intermediates freed after their last use."""
+        names = {}
+        lines = []
+        const_slots = []
+
+        def const(n, on_device):
+            key = ("C", n, on_device)
+            if key not in names:
+                names[key] = f"c{len(const_slots)}"
+                const_slots.append((n, on_device))
+                lines.insert(0, f"    {names[key]} = C[{len(const_slots) - 1}]")
+            return names[key]
+
+        param_pos = {n: i for i, n in enumerate(self.param_names)}
+        stat_pos = {n: self.stats.index(attr) for n, attr in self.stat_names}
+        computed = {}
+        for k, n in enumerate(self.input_names):
+            computed[n] = f"x{k}"
+
+        def ref(n, on_device):
+            if n in computed:
+                return computed[n]
+            if n in param_pos:
+                return f"P[{param_pos[n]}]"
+            if n in stat_pos:
+                return f"B[{stat_pos[n]}]"
+            if n in static_values:
+                return const(n, on_device)
+            raise GraphError(f"the graph reads {n!r}, which no node produced")
+
+        body = []
+        for i, ((fn, attrs, ins, outs, host_inputs, op, name), static) in enumerate(zip(self.nodes, self.static)):
+            if static:
+                continue
+            args = ", ".join("None" if not n else ref(n, j not in host_inputs) for j, n in enumerate(ins))
+            extra = f", _n_outputs={len(outs)}" if op == "Split" else ""
+            call = f"F[{i}](ctx, A[{i}]{', ' if args else ''}{args}{extra})"
+            if len(outs) == 1:
+                computed[outs[0]] = f"v{i}"
+                body.append(f"    v{i} = {call}")
+            else:
+                body.append(f"    r = {call}")
+                for k, o in enumerate(outs):
+                    if o:
+                        computed[o] = f"v{i}_{k}"
+                        body.append(f"    v{i}_{k} = r[{k}] if type(r) is tuple else {'r' if k == 0 else 'None'}")
+            dead = [computed[n] for n in self.release[i] if n in computed and computed[n].startswith("v")]
+            if dead:
+                body.append(f"    del {', '.join(sorted(set(dead)))}")
+        outputs = ", ".join(ref(n, True) for n in self.output_names)
+        head = ["def replay(ctx, X, C, P, B):"] + [f"    x{k} = X[{k}]" for k in range(len(self.input_names))]
+        source = "\n".join(head + lines + body + [f"    return ({outputs},)"]) + "\n"
+        scope = {"F": [node[0] for node in self.nodes], "A": [node[1] for node in self.nodes], "GraphError": GraphError}
+        exec(compile(source, f"<rankscope graph {self.graph.get('source', '')}>", "exec"), scope)
+        self.replay_source = source
+        return const_slots, scope["replay"]
+
+    def _interpret(self, inputs):
+        """Runs every node in order; returns (outputs, {static value name: tensor})."""
         env = dict(self.host)
         env.update(zip(self.param_names, self.params))
         env.update((name, getattr(self, attr)) for name, attr in self.stat_names)
         env.update(zip(self.input_names, inputs))
-        key = tuple(tuple(x.shape) for x in inputs)
-        cached = self.shape_cache.get(key)
-        if cached is not None:
-            env.update(cached)
         keep_static = {}
         for (fn, attrs, ins, outs, host_inputs, op, name), release, static in zip(self.nodes, self.release, self.static):
-            if static and cached is not None:
-                continue
             args = []
             device = None
             for n in ins:
@@ -190,7 +273,7 @@ class OnnxModule(nn.Module):
                     device = t.device
                 args.append(t)
             if device is not None:  # CPU-held constants meet accelerator tensors: move them over
-                args = [t if t is None or j in host_inputs or t.device == device else t.to(device)
+                args = [t if t is None or j in host_inputs or t.device == device else self._on(t, device)
                         for j, t in enumerate(args)]
             if op == "Split":
                 result = fn(self.ctx, attrs, *args, _n_outputs=len(outs))
@@ -204,8 +287,6 @@ class OnnxModule(nn.Module):
                 env[outs[0]] = result
             for n in release:
                 env.pop(n, None)
-            if static and cached is None:
+            if static:
                 keep_static.update((o, env[o]) for o in outs if o)
-        if cached is None and len(self.shape_cache) < 16:
-            self.shape_cache[key] = keep_static
-        return tuple(env[n] for n in self.output_names)
+        return tuple(env[n] for n in self.output_names), keep_static
