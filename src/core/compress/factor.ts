@@ -1,20 +1,6 @@
 // Balanced low-rank factors of one matrix: W (m×n) ≈ A (m×k) · B (k×n) with A = U√Σ, B = √ΣVᵀ.
 // Balanced so both factors have the same scale (better conditioned for fp16 and for fine-tuning).
-import { Matrix, SingularValueDecomposition } from 'ml-matrix';
-
-// TEMPORARY until LINALG's topSingularTriplets lands: ml-matrix's full SVD.
-function topSingularTriplets(data: Float32Array | Float64Array, rows: number, cols: number, k: number): Triplets {
-  const m = new Matrix(rows, cols);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) m.set(i, j, data[i * cols + j]);
-  const svd = new SingularValueDecomposition(m, { autoTranspose: true });
-  const u = new Float64Array(rows * k);
-  const v = new Float64Array(cols * k);
-  const U = svd.leftSingularVectors;
-  const V = svd.rightSingularVectors;
-  for (let i = 0; i < rows; i++) for (let j = 0; j < k; j++) u[i * k + j] = U.get(i, j);
-  for (let i = 0; i < cols; i++) for (let j = 0; j < k; j++) v[i * k + j] = V.get(i, j);
-  return { u, s: Float64Array.from(svd.diagonal.slice(0, k)), v };
-}
+import { topSingularTriplets } from '../linalg';
 
 export interface Triplets {
   /** m×k, row-major. */
@@ -56,8 +42,8 @@ export function frobeniusSquared(data: ArrayLike<number>): number {
 }
 
 /** Factorizes one m×n row-major matrix to rank k with LINALG's truncated SVD. */
-export function factorize(data: Float32Array | Float64Array, m: number, n: number, k: number): Factors {
-  const triplets = topSingularTriplets(data, m, n, k);
+export function factorize(data: Float32Array | Float64Array, m: number, n: number, k: number, label?: string): Factors {
+  const triplets = topSingularTriplets(data, m, n, k, label);
   return balancedFactors(triplets, m, n, k, frobeniusSquared(data));
 }
 

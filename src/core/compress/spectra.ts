@@ -1,28 +1,33 @@
 // Spectra for planning: dense layers through LINALG, factorized layers from the product A·B
 // (its singular values are the ones the layer keeps).
-import { Matrix, SingularValueDecomposition } from 'ml-matrix';
 import { RankscopeError, throwIfCancelled } from '../errors';
 import type { OnnxModel } from '../formats/onnx';
 import { layerMatrices } from '../model/matrix';
+import { computeSpectra, singularValues } from '../linalg';
 import type { Layer } from '../model/types';
 import { multiply } from './factor';
 import { entryOf } from './metadata';
 import type { SpectrumLike } from './plan';
 import { loadFactors } from './storage';
 
-// TEMPORARY until LINALG's singularValues lands: ml-matrix.
-function singularValues(data: Float32Array | Float64Array, rows: number, cols: number): Float64Array {
-  const m = new Matrix(rows, cols);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) m.set(i, j, data[i * cols + j]);
-  return Float64Array.from(new SingularValueDecomposition(m, { computeLeftSingularVectors: false, computeRightSingularVectors: false, autoTranspose: true }).diagonal);
+export interface PlanSpectraOptions {
+  signal?: AbortSignal;
+  /** LINALG's disk cache of spectra (the extension passes its storage folder). */
+  cacheDir?: string;
+  threads?: number;
 }
 
-export async function planSpectra(model: OnnxModel, layers: Layer[], options: { signal?: AbortSignal } = {}): Promise<SpectrumLike[]> {
-  const out: SpectrumLike[] = [];
-  for (const layer of layers) {
+export async function planSpectra(model: OnnxModel, layers: Layer[], options: PlanSpectraOptions = {}): Promise<SpectrumLike[]> {
+  const dense = layers.filter((l) => !l.compressed).map((l) => l.name);
+  const out: SpectrumLike[] = dense.length
+    ? // (onResult given: computeSpectra's flush loop only advances when there is one)
+      await computeSpectra(model, { layers: dense, order: 'module', signal: options.signal, cacheDir: options.cacheDir, threads: options.threads, onResult: () => undefined })
+    : [];
+  // Factorized layers: A·B has rank k, small next to the dense work; computed here.
+  for (const layer of layers.filter((l) => l.compressed)) {
     throwIfCancelled(options.signal);
-    const groups = matricesOf(model, layer).map((m) => singularValues(m.data, m.rows, m.cols));
-    out.push({ layer: layer.name, singularValues: groups.length === 1 ? groups[0] : Float64Array.from(groups.flatMap((g) => [...g])).sort().reverse(), groups: groups.length > 1 ? groups : undefined });
+    const groups = matricesOf(model, layer).map((m) => singularValues(m.data, m.rows, m.cols, layer.name));
+    out.push({ layer: layer.name, singularValues: Float64Array.from(groups.flatMap((g) => [...g])).sort().reverse(), groups: groups.length > 1 ? groups : undefined });
   }
   return out;
 }
