@@ -73,7 +73,10 @@ export async function computeSpectra(model: Model, options: ComputeSpectraOption
 
   let emitted = 0;
   const flush = () => {
-    while (emitted < layers.length && results[emitted]) onResult?.(results[emitted++]!);
+    while (emitted < layers.length && results[emitted]) {
+      const result = results[emitted++]!; // outside the optional call: `?.` would skip the increment
+      onResult?.(result);
+    }
   };
   flush();
   if (pending.length > 0) {
