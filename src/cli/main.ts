@@ -3,10 +3,11 @@ import { isRankscopeError } from '../core/errors';
 import type { Command, CommandIO } from './command';
 import { evalCommand } from './eval';
 import { inspectCommand } from './inspect';
+import { compressCommand } from './compress';
 import { finetuneCommand } from './finetune';
 
 // Each command lives in its own file and is added here.
-const commands: Command[] = [inspectCommand, evalCommand, finetuneCommand];
+const commands: Command[] = [inspectCommand, compressCommand, evalCommand, finetuneCommand];
 
 function help(out: (s: string) => void): void {
   out('rankscope: inspect and compress neural-network layers by low-rank SVD factorization.\n');

@@ -1,0 +1,201 @@
+// `rankscope compress MODEL -o OUT [policy] [--layers …] [--plan PLAN.json] [--dry-run] …`:
+// plan (or load a plan), print it as a table with totals, write the compressed model.
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { RankscopeError } from '../core/errors';
+import { openOnnx } from '../core/formats/onnx';
+import {
+  compressToFile, parsePlan, planModel, refuseOverwrite, restoreLayers, type CompressRequest, type Plan,
+} from '../core/compress';
+import { checkOutputs } from '../core/compress/check';
+import { parseOptions, type Command, type CommandIO } from './command';
+import { formatBytes, formatCount } from './inspect';
+
+const USAGE = `Usage: rankscope compress MODEL -o OUT [policy] [options]
+
+  policy (one of; or --plan):
+    --rank K           keep K singular triplets per layer
+    --energy T         smallest rank keeping a share T of each layer's σ² (e.g. 0.9)
+    --rank-ratio R     k = ⌈R·min(m,n)⌉
+    --param-ratio B    each layer keeps ≤ B of its weight parameters
+    --budget X         cut the selected layers' parameters by X (0.5 or 50%), ranks allocated
+                       across layers by energy kept per parameter (--allocation uniform: same ratio)
+  --layers L         layer names, comma separated, or a glob (encoder.*.fc1); default: all factorizable
+  --plan FILE        apply a saved (possibly hand-edited) plan instead of a policy
+  --save-plan FILE   write the plan JSON (docs/plan.md)
+  --dry-run          print the plan, write nothing (no -o needed)
+  --round-to N       round ranks up to a multiple of N (8 is common)
+  --force            factorize even where it saves no parameters
+  --check N          run N random inputs through both models; print the relative output deviation
+  --restore L        instead: recompose factorized layers L (names or glob) into dense weights`;
+
+export const compressCommand: Command = {
+  name: 'compress',
+  summary: 'Compress layers by low-rank SVD factorization; writes a new ONNX model.',
+  usage: USAGE,
+  async run(argv, io) {
+    const { values, positionals } = parseOptions(argv, {
+      output: { type: 'string', short: 'o' },
+      rank: { type: 'string' },
+      energy: { type: 'string' },
+      'rank-ratio': { type: 'string' },
+      'param-ratio': { type: 'string' },
+      budget: { type: 'string' },
+      allocation: { type: 'string' },
+      layers: { type: 'string' },
+      plan: { type: 'string' },
+      'save-plan': { type: 'string' },
+      'dry-run': { type: 'boolean', default: false },
+      'round-to': { type: 'string' },
+      force: { type: 'boolean', default: false },
+      check: { type: 'string' },
+      restore: { type: 'string' },
+    });
+    if (positionals.length !== 1) {
+      throw new RankscopeError('BAD_ARGUMENT', positionals.length ? 'Give exactly one model file.' : 'Missing MODEL.', 'Usage: rankscope compress MODEL -o OUT --energy 0.9');
+    }
+    const dryRun = values['dry-run'];
+    const out = values.output;
+    if (!dryRun && !out) throw new RankscopeError('BAD_ARGUMENT', 'Missing -o OUT (or use --dry-run).', 'Usage: rankscope compress MODEL -o OUT --energy 0.9');
+    if (out && resolve(out) === resolve(positionals[0])) {
+      throw new RankscopeError('BAD_ARGUMENT', `The output ${out} is the input model; Rankscope never overwrites a model.`, 'Choose another -o path.');
+    }
+    const checkSamples = values.check === undefined ? 0 : integer('--check', values.check, 1);
+    const model = await openOnnx(positionals[0], { signal: io.signal });
+
+    if (values.restore !== undefined) {
+      if (!out) throw new RankscopeError('BAD_ARGUMENT', '--restore needs -o OUT.');
+      const names = model.layers.filter((l) => l.compressed && matches(values.restore!, l.name)).map((l) => l.name);
+      if (!names.length) throw new RankscopeError('NOT_FOUND', `No factorized layer matches '${values.restore}'.`, 'Run `rankscope inspect` to see which layers are factorized.');
+      const result = await restoreLayers(model, names, out, { signal: io.signal });
+      for (const r of result.restored) io.out(`restored ${r.layer} (recomposed A·B; original from ${r.sourceFile ?? 'an unrecorded file'})`);
+      io.out(`wrote ${result.path}`);
+      return 0;
+    }
+
+    let plan: Plan;
+    if (values.plan !== undefined) {
+      if (policyGiven(values)) throw new RankscopeError('BAD_ARGUMENT', '--plan replaces the policy options; give one or the other.');
+      const text = await readFile(values.plan, 'utf8').catch(() => {
+        throw new RankscopeError('NOT_FOUND', `Plan file not found: ${values.plan}`);
+      });
+      plan = parsePlan(text, values.plan);
+    } else {
+      plan = await planModel(model, requestFrom(values), { signal: io.signal });
+    }
+    for (const line of planTable(plan)) io.out(line);
+
+    if (values['save-plan']) {
+      await writeAtomic(values['save-plan'], JSON.stringify(plan, null, 2) + '\n');
+      io.out(`plan saved to ${values['save-plan']}`);
+    }
+    if (dryRun) return 0;
+    if (plan.totals.compressed === 0) throw new RankscopeError('BAD_ARGUMENT', 'No layer would be compressed; nothing written.', 'See the reasons in the table above.');
+    refuseOverwrite(model, out!);
+    const t0 = performance.now();
+    const written = await compressToFile(model, plan, out!, { signal: io.signal });
+    const before = model.summary.fileSize;
+    const after = fileSize(written.path);
+    io.out(`wrote ${written.path}: ${formatBytes(before)} → ${formatBytes(after)} (${percent(after, before)}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    if (checkSamples) await reportCheck(model, written.path, checkSamples, io);
+    return 0;
+  },
+};
+
+type Values = Record<string, string | boolean | undefined>;
+
+function policyGiven(values: Values): boolean {
+  return ['rank', 'energy', 'rank-ratio', 'param-ratio', 'budget'].some((k) => values[k] !== undefined);
+}
+
+function requestFrom(values: Values): CompressRequest {
+  const chosen = ['rank', 'energy', 'rank-ratio', 'param-ratio', 'budget'].filter((k) => values[k] !== undefined);
+  if (chosen.length !== 1) {
+    throw new RankscopeError('BAD_ARGUMENT', chosen.length ? `Give one policy; got --${chosen.join(', --')}.` : 'Missing a policy.',
+      'Use one of --rank K, --energy T, --rank-ratio R, --param-ratio B, --budget X, or --plan FILE.');
+  }
+  const layers = typeof values.layers === 'string' ? values.layers.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
+  const roundTo = values['round-to'] === undefined ? undefined : integer('--round-to', values['round-to'] as string, 1);
+  const common = { ...(layers && { layers }), ...(roundTo && { roundTo }) };
+  const text = values[chosen[0]] as string;
+  switch (chosen[0]) {
+    case 'rank': return { rank: integer('--rank', text, 1), force: values.force === true, ...common };
+    case 'energy': return { energy: fraction('--energy', text), force: values.force === true, ...common };
+    case 'rank-ratio': return { rankRatio: fraction('--rank-ratio', text), force: values.force === true, ...common };
+    case 'param-ratio': return { paramRatio: fraction('--param-ratio', text), force: values.force === true, ...common };
+    default: {
+      const allocation = (values.allocation as string | undefined) ?? 'energy';
+      if (allocation !== 'energy' && allocation !== 'uniform') throw new RankscopeError('BAD_ARGUMENT', `--allocation must be energy or uniform; got '${allocation}'.`);
+      return { budget: fraction('--budget', text), allocation, ...common };
+    }
+  }
+}
+
+function integer(flag: string, text: string, min: number): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min) throw new RankscopeError('BAD_ARGUMENT', `${flag} must be an integer ≥ ${min}; got '${text}'.`);
+  return n;
+}
+
+/** A number, or a percentage (`50%`). Range checks are the policies'. */
+function fraction(flag: string, text: string): number {
+  const pct = text.endsWith('%');
+  const n = Number(pct ? text.slice(0, -1) : text);
+  if (!Number.isFinite(n)) throw new RankscopeError('BAD_ARGUMENT', `${flag} must be a number (or a percentage); got '${text}'.`);
+  return pct ? n / 100 : n;
+}
+
+function matches(pattern: string, name: string): boolean {
+  return pattern.split(',').some((p) => new RegExp(`^${p.trim().replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`).test(name));
+}
+
+function percent(after: number, before: number): string {
+  return before ? `${((after / before) * 100).toFixed(1)} %` : '–';
+}
+
+/** The plan as a table (layer, shape, k, parameters before → after, energy kept) and totals. */
+export function planTable(plan: Plan): string[] {
+  const rows = plan.layers.map((l) => [
+    l.layer,
+    `${l.shape[0]}×${l.shape[1]}${l.groups > 1 ? ` g${l.groups}` : ''}`,
+    l.skipped ? '–' : l.currentRank ? `${l.currentRank}→${l.k}` : String(l.k),
+    formatCount(l.paramsBefore),
+    l.skipped ? '–' : formatCount(l.paramsAfter),
+    l.skipped ? '–' : `${(l.energyKept * 100).toFixed(2)} %`,
+    l.skipped ? `skipped: ${l.reason}` : '',
+  ]);
+  const head = ['layer', 'shape', 'k', 'params', 'after', 'energy', ''];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const right = new Set([2, 3, 4, 5]);
+  const fmt = (r: string[]) => r.map((c, i) => (right.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+  const t = plan.totals;
+  return [
+    fmt(head),
+    ...rows.map(fmt),
+    '',
+    `${t.compressed} of ${plan.layers.length} layers factorized${t.skipped ? `, ${t.skipped} skipped` : ''}`,
+    `layer parameters: ${formatCount(t.paramsBefore)} → ${formatCount(t.paramsAfter)} (${percent(t.paramsAfter, t.paramsBefore)})`,
+    `model parameters: ${formatCount(t.modelParamsBefore)} → ${formatCount(t.modelParamsAfter)} (${percent(t.modelParamsAfter, t.modelParamsBefore)})`,
+  ];
+}
+
+async function reportCheck(model: Parameters<typeof checkOutputs>[0], path: string, samples: number, io: CommandIO): Promise<void> {
+  const r = await checkOutputs(model, path, samples, { signal: io.signal });
+  io.out(`check: ${r.samples} random inputs, relative output deviation max ${r.maxRelative.toExponential(3)}, mean ${r.meanRelative.toExponential(3)}`);
+}
+
+function fileSize(path: string): number {
+  const main = statSync(path).size;
+  try {
+    return main + statSync(`${path}.data`).size;
+  } catch {
+    return main;
+  }
+}
+
+async function writeAtomic(path: string, text: string): Promise<void> {
+  const tmp = join(dirname(resolve(path)), `.${basename(path)}.${process.pid}.tmp`);
+  await writeFile(tmp, text);
+  await rename(tmp, path);
+}
