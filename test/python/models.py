@@ -70,6 +70,9 @@ def build(kind, seed=0):
 
 def export(net, kind, path, opset=17, batch=4):
     x = example_input(kind, batch)
+    import inspect
+    # torch >= 2.9 defaults to the dynamo exporter (needs onnxscript); keep the TorchScript one.
+    extra = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
     torch.onnx.export(net, (x,), path, opset_version=opset, input_names=["input"], output_names=["logits"],
-                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, do_constant_folding=True)
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, do_constant_folding=True, **extra)
     return x

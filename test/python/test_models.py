@@ -118,6 +118,14 @@ class Pieces(unittest.TestCase):
         self.assertEqual(lines[1]["level"], "warn")
         self.assertIn("raw bytes from C", r.stderr)
 
+    def test_bfloat16_tensors_cross_as_their_bits(self):
+        from rankscope_worker.executor import to_numpy, to_torch
+        t = to_torch("BF16", np.array([0x3F80, 0xC040, 0x0000], np.uint16))
+        self.assertEqual(t.dtype, torch.bfloat16)
+        self.assertEqual(t.float().tolist(), [1.0, -3.0, 0.0])
+        code, bits = to_numpy(t * 2)
+        self.assertEqual((code, bits.tolist()), ("BF16", [0x4000, 0xC0C0, 0x0000]))
+
     def test_stored_npz_members_are_memory_mapped_and_equal(self):
         from rankscope_worker.data import _load
         with tempfile.TemporaryDirectory() as tmp:

@@ -33,8 +33,9 @@ class GraphError(ValueError):
 
 
 def to_torch(code, arr):
-    t = torch.from_numpy(np.array(arr))  # copy: the safetensors buffer is read-only
-    return t.view(torch.bfloat16) if code == "BF16" else t
+    if code == "BF16":  # uint16 bits; torch < 2.3 has no uint16, so go through int16
+        return torch.from_numpy(np.array(arr).view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(np.array(arr))  # copy: the safetensors buffer is read-only
 
 
 def to_numpy(t):
