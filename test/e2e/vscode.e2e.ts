@@ -1,19 +1,19 @@
 // End to end, as a person does it: code-server (a real VS Code 1.100) with the packaged Rankscope
 // .vsix installed, driven by Playwright in Debian's Chromium. Seven steps, in order, each saving a
-// screenshot to test-artifacts/e2e/. Expected layer facts come from numpy (the fixture), never
+// screenshot to test-artifacts/e2e/. Expected layer facts come from numpy run on the model file, never
 // from Rankscope's own code.
 //
 // Env (set by scripts/test-e2e.mjs): RANKSCOPE_E2E_VSIX = the .vsix to install; or
 // RANKSCOPE_E2E_DEV=1 to load the working tree as a development extension instead (no package yet).
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, FrameLocator, Locator, Page } from 'playwright-core';
 import { launchChromium } from './harness';
 import { codeServerInstalled, installVsix, ROOT, startCodeServer, type CodeServer } from './codeServer';
-import { makeFixture, type Fixture } from '../integration/fixtures';
+import { makeFixture } from '../integration/fixtures';
 import { runPython } from '../helpers/python';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'e2e');
@@ -22,11 +22,92 @@ const devMode = process.env.RANKSCOPE_E2E_DEV === '1';
 
 let tmp: string;
 let workspace: string;
-let fixture: Fixture;
+let model: E2EModel;
 let server: CodeServer | undefined;
 let browser: Browser | undefined;
 let page: Page;
 let failedStep: string | undefined;
+
+interface ExpectedLayer { name: string; shape: [number, number]; params: number; sv: number[]; r95: number }
+interface E2EModel {
+  /** File name in the workspace. */
+  file: string;
+  layers: ExpectedLayer[];
+  totalParams: number;
+  /** Where it came from, for the log. */
+  source: string;
+}
+
+// The layers a person expects to see, computed by numpy straight from the ONNX file: every
+// MatMul/Gemm/Conv whose weight is an initializer, as its [out, in] matrix; named by the
+// initializer (`net.1.weight` → `net.1`) unless that is opaque (`onnx::MatMul_12`), then by the
+// node's module path (`/encoder/layers.0/fc1/MatMul` → `encoder.layers.0.fc1`).
+const REFERENCE = String.raw`
+import json, sys, numpy as np, onnx
+from onnx import numpy_helper
+m = onnx.load(sys.argv[1])
+inits = {i.name: i for i in m.graph.initializer}
+total = sum(int(np.prod(i.dims)) for i in m.graph.initializer if i.data_type != onnx.TensorProto.STRING)
+layers = []
+for n in m.graph.node:
+    if n.op_type not in ("MatMul", "Gemm", "Conv") or len(n.input) < 2 or n.input[1] not in inits:
+        continue
+    w = numpy_helper.to_array(inits[n.input[1]]).astype(np.float64)
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+    if n.op_type == "MatMul":
+        if w.ndim != 2: continue
+        mat = w.T
+    elif n.op_type == "Gemm":
+        mat = w if attrs.get("transB", 0) else w.T
+    else:
+        if attrs.get("group", 1) != 1: continue
+        mat = w.reshape(w.shape[0], -1)
+    wname = n.input[1]
+    if not wname.startswith("onnx::") and wname.endswith(".weight"):
+        name = wname[: -len(".weight")]
+    else:
+        name = ".".join(n.name.strip("/").split("/")[:-1])
+    s = np.linalg.svd(mat, compute_uv=False)
+    e = np.cumsum(s ** 2) / np.sum(s ** 2)
+    layers.append(dict(name=name, shape=list(mat.shape), params=int(mat.size), sv=s.tolist(), r95=int(np.argmax(e >= 0.95 - 1e-12) + 1)))
+print(json.dumps(dict(layers=layers, totalParams=total)))
+`;
+
+/** The workspace's model: the sample (media/samples) when there is one, else a generated fixture. */
+function prepareModel(workspace: string): E2EModel {
+  const samples = join(ROOT, 'media', 'samples');
+  const sample = ['skeleton-transformer.onnx', 'skeleton-mlp.onnx'].find((f) => existsSync(join(samples, f)));
+  const sweep = { levels: [0.3, 0.6], allocations: ['energy', 'uniform'], energies: [0.95] };
+  let file: string;
+  let source: string;
+  if (sample && existsSync(join(samples, 'skeleton-actions.npz')) && process.env.RANKSCOPE_E2E_FIXTURE !== '1') {
+    file = sample;
+    source = `media/samples/${sample}`;
+    copyFileSync(join(samples, sample), join(workspace, file));
+    copyFileSync(join(samples, 'skeleton-actions.npz'), join(workspace, 'skeleton-actions.npz'));
+    const input = JSON.parse(runPython('import onnx,sys; print(__import__("json").dumps(onnx.load(sys.argv[1]).graph.input[0].name))', [join(workspace, file)])) as string;
+    writeFileSync(join(workspace, 'rankscope.json'), JSON.stringify({
+      data: 'skeleton-actions.npz', preset: 'ntu', inputs: { [input]: 'x_test' }, labels: 'y_test', limit: 64, latency: false, sweep,
+    }, null, 2));
+  } else {
+    makeFixture(workspace);
+    file = 'model.onnx';
+    source = 'generated fixture (test/integration/fixtures.ts)';
+    writeFileSync(join(workspace, 'rankscope.json'), JSON.stringify({ data: 'data.npz', limit: 64, latency: false, sweep }, null, 2));
+  }
+  const ref = JSON.parse(runPython(REFERENCE, [join(workspace, file)])) as { layers: ExpectedLayer[]; totalParams: number };
+  return { file, source, ...ref };
+}
+
+/** Module path → tree segments; a numeric part stays with its container (`layers.0`). */
+function segments(name: string): string[] {
+  const out: string[] = [];
+  for (const p of name.split('.')) {
+    if (/^\d+$/.test(p) && out.length) out[out.length - 1] += `.${p}`;
+    else out.push(p);
+  }
+  return out;
+}
 
 /** Runs the steps in order; once one fails the later ones are skipped (they depend on it). */
 function step(name: string, fn: () => Promise<void>): void {
@@ -42,6 +123,7 @@ function step(name: string, fn: () => Promise<void>): void {
   });
 }
 
+const stem = (): string => model.file.replace(/\.onnx$/, '');
 const shot = (file: string): Promise<Buffer> => page.screenshot({ path: join(ARTIFACTS, file) });
 
 /** Numbers as the tree prints them, written out independently: 8192 → 8.19K, 640 → 640. */
@@ -51,7 +133,7 @@ function count(n: number): string {
   return `${Number(v.toPrecision(3))}${unit}`;
 }
 
-const leafName = (layer: string): string => layer.split('.').at(-1)!;
+const leafName = (layer: string): string => segments(layer).at(-1)!;
 
 /** Tree rows of the Layers view with their accessible names (`label description`). */
 function layersTree(): Locator {
@@ -84,11 +166,27 @@ async function runCommand(title: string): Promise<void> {
   await page.locator('.quick-input-widget').getByRole('option', { name: new RegExp(title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) }).first().click();
 }
 
+/** Picks a context-menu entry. Under load the menu can miss a click while it still lays out, so
+ *  if it stays open the (now highlighted) entry is taken with Enter, as a keyboard user would. */
+async function chooseMenuItem(name: RegExp): Promise<void> {
+  const item = page.getByRole('menuitem', { name });
+  await item.waitFor();
+  await item.click();
+  if (await item.isVisible().catch(() => false)) {
+    await page.waitForTimeout(500);
+    if (await item.isVisible().catch(() => false)) {
+      await item.hover();
+      await page.keyboard.press('Enter');
+    }
+  }
+  await item.waitFor({ state: 'hidden' });
+}
+
 /** Explorer → right-click the file → Open Model… (opens it in the Layers tree). */
 async function openFromExplorer(file: string): Promise<void> {
   await page.getByRole('tab', { name: /^Explorer/ }).click();
   await page.getByRole('treeitem', { name: file }).click({ button: 'right' });
-  await page.getByRole('menuitem', { name: /^Open Model…/ }).click();
+  await chooseMenuItem(/^Open Model…/);
 }
 
 before(async () => {
@@ -98,11 +196,8 @@ before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'rankscope-e2e-'));
   workspace = join(tmp, 'workspace');
   mkdirSync(workspace);
-  fixture = makeFixture(workspace);
-  writeFileSync(join(workspace, 'rankscope.json'), JSON.stringify({
-    data: 'data.npz', limit: 64, latency: false,
-    sweep: { levels: [0.3, 0.6], allocations: ['energy', 'uniform'], energies: [0.95] },
-  }, null, 2));
+  model = prepareModel(workspace);
+  console.log(`e2e: model ${model.source}; ${vsix ? `installed ${vsix}` : 'DEVELOPMENT MODE (working tree, not the .vsix)'}`);
   const dirs = { userData: join(tmp, 'user-data'), extensions: join(tmp, 'extensions') };
   if (vsix) {
     const installed = installVsix(vsix, dirs);
@@ -129,7 +224,7 @@ after(async () => {
 describe('Rankscope in VS Code (code-server)', () => {
   step('1 opens a workspace with the model', async () => {
     await page.locator('.monaco-workbench').waitFor({ timeout: 90_000 });
-    await page.getByRole('treeitem', { name: 'model.onnx' }).waitFor({ timeout: 60_000 });
+    await page.getByRole('treeitem', { name: model.file }).waitFor({ timeout: 60_000 });
     await shot('01-workspace.png');
   });
 
@@ -137,34 +232,46 @@ describe('Rankscope in VS Code (code-server)', () => {
     await page.getByRole('tab', { name: /^Rankscope/ }).click();
     await page.getByRole('button', { name: 'Open Model…' }).or(page.getByText('No model is open')).first().waitFor();
     await shot('02-container-welcome.png');
-    await openFromExplorer('model.onnx');
+    await openFromExplorer(model.file);
     await layersTree().first().waitFor();
-    assert.match((await treeLabels())[0]!, /^model\.onnx /);
+    assert.ok((await treeLabels())[0]!.startsWith(`${model.file} `));
   });
 
   step('3 shows the layers, their counts and descriptions', async () => {
     // Descriptions gain `r95 N` once the spectra are in (worker threads): wait for all of them.
-    const expected = fixture.layers.map((l) => `${leafName(l.name)} ${l.shape[0]}×${l.shape[1]} · ${count(l.params)} · r95 ${l.r95}`);
+    const expected = model.layers.map((l) => `${leafName(l.name)} ${l.shape[0]}×${l.shape[1]} · ${count(l.params)} · r95 ${l.r95}`);
     await page.waitForFunction((n) => [...document.querySelectorAll('[role="treeitem"]')]
-      .filter((r) => / · r95 \d+$/.test(r.getAttribute('aria-label') ?? '')).length >= n, expected.length, { timeout: 60_000 });
+      .filter((r) => / · r95 \d+$/.test(r.getAttribute('aria-label') ?? '')).length >= n, expected.length, { timeout: 120_000 });
     const labels = await treeLabels();
-    const leaves = labels.filter((l) => /\d+×\d+ · /.test(l));
-    assert.deepEqual(leaves, expected);
-    const total = fixture.totalParams;
-    assert.equal(labels[0], `model.onnx ${count(total)} params`);
-    // Group rows: `layers.0  2 · 16.4K` (layer count · parameters).
-    const group = layersTree().filter({ has: page.locator('.label-name', { hasText: /^layers\.0$/ }) }).first();
-    assert.equal(await group.locator('.label-description').textContent(), `2 · ${count(fixture.layers[0]!.params + fixture.layers[1]!.params)}`);
+    assert.deepEqual(labels.filter((l) => /\d+×\d+ · /.test(l)), expected);
+    assert.equal(labels[0], `${model.file} ${count(model.totalParams)} params`);
+    // Group rows (module containers): `layers.0  2 · 16.4K` = layers inside · their parameters.
+    const groups = new Map<string, { n: number; params: number }>();
+    for (const l of model.layers) {
+      const segs = segments(l.name);
+      for (let i = 1; i < segs.length; i++) {
+        const g = groups.get(segs.slice(0, i).join('.')) ?? { n: 0, params: 0 };
+        groups.set(segs.slice(0, i).join('.'), { n: g.n + 1, params: g.params + l.params });
+      }
+    }
+    for (const [path, g] of groups) {
+      const label = segments(path).at(-1)!;
+      if ([...groups.keys()].filter((p) => segments(p).at(-1) === label).length > 1) continue; // ambiguous label
+      const row = layersTree().filter({ has: page.locator('.label-name', { hasText: new RegExp(`^${label.replace(/\./g, '\\.')}$`) }) }).first();
+      assert.equal(await row.locator('.label-description').textContent(), `${g.n} · ${count(g.params)}`, path);
+    }
     await shot('03-layers.png');
   });
 
-  const target = (): Fixture['layers'][number] => fixture.layers[1]!; // encoder.layers.0.fc2, 64×128
+  /** The layer that saves the most parameters at 95 % energy (numpy): the one worth compressing. */
+  const target = (): ExpectedLayer => [...model.layers]
+    .sort((a, b) => (b.params - b.r95 * (b.shape[0] + b.shape[1])) - (a.params - a.r95 * (a.shape[0] + a.shape[1])))[0]!;
 
   step('4 right-click a layer → Compress Layer… → energy 95 %', async () => {
     const t = target();
     const row = layersTree().filter({ hasText: `${t.shape[0]}×${t.shape[1]}` }).filter({ has: page.getByText(leafName(t.name), { exact: true }) }).first();
     await row.click({ button: 'right' });
-    await page.getByRole('menuitem', { name: /^Compress Layer…/ }).click();
+    await chooseMenuItem(/^Compress Layer…/);
     const pick = page.locator('.quick-input-widget').getByRole('option', { name: /energy 95 %/ });
     await pick.waitFor();
     await shot('04-compress-quickpick.png');
@@ -172,15 +279,15 @@ describe('Rankscope in VS Code (code-server)', () => {
     // The output name box, pre-filled with model.rankscope.onnx: accept it.
     const input = page.locator('.quick-input-widget input');
     await page.waitForFunction(() => (document.querySelector('.quick-input-widget input') as HTMLInputElement | null)?.value.endsWith('.onnx'));
-    assert.match(await input.inputValue(), /model\.rankscope\.onnx$/);
+    assert.ok((await input.inputValue()).endsWith(`/${stem()}.rankscope.onnx`));
     await input.press('Enter');
   });
 
   step('5 writes the new file; the tree shows the compressed layer with its rank', async () => {
-    const out = join(workspace, 'model.rankscope.onnx');
+    const out = join(workspace, `${stem()}.rankscope.onnx`);
     const t = target();
     await page.waitForFunction((name) => [...document.querySelectorAll('[role="treeitem"]')]
-      .some((r) => (r.getAttribute('aria-label') ?? '').startsWith(name)), 'model.rankscope.onnx', { timeout: 60_000 });
+      .some((r) => (r.getAttribute('aria-label') ?? '').startsWith(name)), `${stem()}.rankscope.onnx`, { timeout: 120_000 });
     assert.ok(existsSync(out), `${out} was not written`);
     // The new file is a valid ONNX model holding the factor pair at the numpy 95 % rank.
     const check = JSON.parse(runPython(String.raw`
@@ -197,8 +304,10 @@ print(json.dumps(json.loads(meta.get("rankscope.compressed", "[]"))))`, [out])) 
   });
 
   step('6 the spectrum panel draws one point per singular value', async () => {
-    const head = fixture.layers.at(-1)!; // 10×64 → 10 singular values
-    await layersTree().filter({ has: page.getByText('head', { exact: true }) }).first().click();
+    // The smallest layer other than the compressed one: min(out, in) singular values.
+    const head = [...model.layers].filter((l) => l !== target()).sort((a, b) => a.sv.length - b.sv.length)[0]!;
+    await layersTree().filter({ has: page.locator('.label-name', { hasText: new RegExp(`^${leafName(head.name).replace(/\./g, '\\.')}$`) }) })
+      .filter({ hasText: `${head.shape[0]}×${head.shape[1]}` }).first().click();
     const view = await webviewWith('spectrum-chart');
     const chart = view.getByTestId('spectrum-chart');
     await assert.doesNotReject(chart.waitFor());
@@ -210,19 +319,20 @@ print(json.dumps(json.loads(meta.get("rankscope.compressed", "[]"))))`, [out])) 
 
   step('7 the trade-off view shows points as they are measured', async () => {
     // The sweep compresses the original model at several budgets: open it again first.
-    await openFromExplorer('model.onnx');
-    await page.waitForFunction(() => (document.querySelector('[role="treeitem"]')?.getAttribute('aria-label') ?? '').startsWith('model.onnx '));
+    await openFromExplorer(model.file);
+    await page.waitForFunction((f) => [...document.querySelectorAll('[role="treeitem"]')]
+      .some((r) => (r.getAttribute('aria-label') ?? '').startsWith(`${f} `)), model.file);
     await runCommand('Rankscope: Show Accuracy/Size Trade-off');
     const view = await webviewWith('tradeoff-chart');
     const chart = view.getByTestId('tradeoff-chart');
     await view.locator('[data-testid="tradeoff-chart"]:not([data-drawn-points="0"])').waitFor({ timeout: 180_000 });
     await shot('07-tradeoff-streaming.png');
-    await view.getByText(/Sweep (finished|failed|cancelled)/).waitFor({ timeout: 240_000 });
-    const status = await view.locator('.status').textContent();
-    assert.match(status ?? '', /Sweep finished: \d+ points\./);
-    const drawn = Number(await chart.getAttribute('data-drawn-points'));
+    // rankscope.json asks for 2 budgets × 2 allocations + 1 energy threshold = 5 points.
+    await view.locator('[data-testid="tradeoff-chart"][data-drawn-points="5"]').waitFor({ timeout: 240_000 });
     const rows = await view.locator('[data-testid="points"] tbody tr').count();
-    assert.ok(drawn > 0 && drawn === rows, `drawn ${drawn}, table rows ${rows}`);
+    assert.equal(rows, 5);
+    assert.doesNotMatch((await view.locator('.status').textContent()) ?? '', /failed/);
+    assert.match((await chart.getAttribute('aria-label')) ?? '', /^Accuracy against parameters: 5 points, \d+ on the Pareto front$/);
     await shot('07-tradeoff.png');
   });
 });
