@@ -52,15 +52,17 @@ const energyButtons = (['0.9', '0.95', '0.99'] as const).map((f) =>
 const exportButtons = (['png', 'svg', 'csv'] as const).map((f) =>
   h('vscode-button', { secondary: true, onclick: () => void exportAs(f), 'data-testid': `export-${f}` }, f.toUpperCase()));
 
+// Side-panel order: the chart first (the panel is often short), then the cut's numbers and actions.
 const main = h('main', { class: 'spectrum' },
-  h('div', { class: 'row' }, caption, focusSelect),
-  h('div', { class: 'row stats' }, h('label', null, 'Rank ', rankField), rankMax, paramsText, energyText),
+  caption,
+  focusSelect,
+  h('div', { class: 'chart-box' }, canvas),
+  h('div', { class: 'row stats' }, h('label', null, 'Rank ', rankField), rankMax, energyText, paramsText),
   warning,
   h('div', { class: 'row' }, compressButton, ...energyButtons),
-  h('div', { class: 'chart-box' }, canvas),
   h('div', { class: 'row' }, logBox, normBox,
-    h('vscode-button', { secondary: true, onclick: () => client.send(PickOverlayCommand, {}) }, 'Add layer…'),
-    h('span', { class: 'spacer' }), h('span', { class: 'muted' }, 'Export'), ...exportButtons),
+    h('vscode-button', { secondary: true, onclick: () => client.send(PickOverlayCommand, {}) }, 'Add layer…')),
+  h('div', { class: 'row' }, h('span', { class: 'muted' }, 'Export'), ...exportButtons),
   seriesList,
   status,
 );

@@ -133,7 +133,10 @@ function rebuildChart(): void {
       data: pts.map((p) => ({ x: axis.of(p)!, y: p.accuracy * 100, id: p.id, label: p.label })),
     } as never);
   });
-  const front = paretoFront(visiblePoints(), (p) => axis.of(p)!, (p) => p.accuracy);
+  // The original model takes part: a compressed point it beats is not worth having.
+  const o = state.original;
+  const candidates: (TradeoffPoint | OriginalModel)[] = [...visiblePoints(), ...(o && axis.of(o) !== undefined ? [o] : [])];
+  const front = paretoFront(candidates, (p) => axis.of(p)!, (p) => p.accuracy);
   if (front.length > 1) {
     datasets.push({
       label: 'Pareto front', type: 'line', borderColor: colors.foreground, backgroundColor: 'transparent',
@@ -141,7 +144,6 @@ function rebuildChart(): void {
       data: front.map((p) => ({ x: axis.of(p)!, y: p.accuracy * 100 })),
     } as never);
   }
-  const o = state.original;
   if (o && axis.of(o) !== undefined) {
     datasets.push({
       label: `original (${o.name})`, pointStyle: 'rectRot', pointRadius: 8, pointHoverRadius: 9,
@@ -154,11 +156,12 @@ function rebuildChart(): void {
   chart.update();
   const allocationCount = datasets.filter((d) => (d as { allocation?: string }).allocation).length;
   canvas.dataset.drawnPoints = String(drawnPoints(chart, (i) => i < allocationCount));
-  canvas.setAttribute('aria-label', `Accuracy against ${axis.label}: ${visiblePoints().length} points, ${front.length} on the Pareto front`);
+  const onFront = new Set(front.map((p) => ('id' in p ? p.id : 'original')));
+  canvas.setAttribute('aria-label', `Accuracy against ${axis.label}: ${visiblePoints().length} points, ${[...onFront].filter((id) => id !== 'original').length} on the Pareto front`);
   emptyNote.hidden = state.points.length > 0;
   // An empty chart has meaningless axes; show the note alone until the first point arrives.
   chartBox.hidden = state.points.length === 0 && !state.original;
-  renderTable(new Set(front.map((p) => p.id)));
+  renderTable(onFront);
 }
 
 /** The same points as a table (keyboard and screen-reader access; a row selects its point). */
