@@ -2,12 +2,15 @@
 import { isRankscopeError } from '../core/errors';
 import type { Command, CommandIO } from './command';
 import { evalCommand } from './eval';
+import { sweepCommand } from './sweep';
 import { inspectCommand } from './inspect';
 import { compressCommand } from './compress';
 import { finetuneCommand } from './finetune';
+import { demoCommand } from './demo';
+import { spectrumCommand } from './spectrum';
 
 // Each command lives in its own file and is added here.
-const commands: Command[] = [inspectCommand, compressCommand, evalCommand, finetuneCommand];
+const commands: Command[] = [inspectCommand, spectrumCommand, compressCommand, evalCommand, sweepCommand, finetuneCommand, demoCommand];
 
 function help(out: (s: string) => void): void {
   out('rankscope: inspect and compress neural-network layers by low-rank SVD factorization.\n');

@@ -1,0 +1,106 @@
+// `rankscope sweep MODEL --data D --levels …|--energies … -o DIR`: the accuracy/size trade-off,
+// written as sweep.json, sweep.csv, sweep.svg and a standalone sweep.html.
+import { join } from 'node:path';
+import { RankscopeError } from '../core/errors';
+import type { Allocation } from '../core/compress/budget';
+import { loadDataset, type Dataset } from '../core/eval/dataset';
+import type { ScoreMetric } from '../core/eval/metrics';
+import { metricLabel, writeSweepReport } from '../core/eval/report';
+import { OrtRunner } from '../core/eval/runner';
+import { runSweep, type SweepPoint } from '../core/eval/sweep';
+import { resolveTask } from '../core/eval/task';
+import { openOnnx } from '../core/formats/onnx';
+import { computeSpectra } from '../core/linalg';
+import { parseOptions, type Command } from './command';
+import { cliOverrides, intOption, taskFileFor } from './eval';
+
+const usage = `rankscope sweep [MODEL] --data DATA.npz (--levels 0.1,0.3,… | --energies 0.9,0.99,…) -o DIR [options]
+
+Compresses MODEL in memory at each level, evaluates it with ONNX Runtime and writes
+DIR/sweep.json, sweep.csv, sweep.svg and sweep.html (score vs parameters, Pareto front).
+  --levels LIST        global budgets: fraction of the layers' parameters to remove
+  --energies LIST      energy thresholds: each layer keeps this fraction of its spectral energy
+  --allocation LIST    for budgets: energy, uniform, sensitivity (comma-separated; default energy)
+  --metric M           top1 | top5 | agreement | kl (default top1 with labels, else agreement)
+  --layers LIST        layer names or globs to compress (default: all factorizable)
+  --sensitivity-samples N   samples the per-layer probes run on (default 512)
+  --runs N             timed runs per point for latency (default 10; 0 = skip)
+  --no-cache           recompute every point (default: cache in DIR/.cache, re-runs skip known points)
+  data options as in \`rankscope eval\`: --task --input --labels --preset --output --batch-size --limit --ep --threads
+  --json               print sweep.json to stdout as well`;
+
+function list(text: string | undefined, name: string): number[] | undefined {
+  if (text === undefined) return undefined;
+  const values = text.split(',').map((s) => s.trim()).filter(Boolean).map((s) => (s.endsWith('%') ? Number(s.slice(0, -1)) / 100 : Number(s)));
+  if (values.length === 0 || values.some((v) => !Number.isFinite(v))) throw new RankscopeError('BAD_ARGUMENT', `${name} takes numbers separated by commas (0.3 or 30%); got '${text}'.`);
+  return values;
+}
+
+export const sweepCommand: Command = {
+  name: 'sweep',
+  summary: 'accuracy vs size over compression levels (Pareto front, HTML/SVG/CSV report)',
+  usage,
+  async run(argv, io) {
+    const { values, positionals } = parseOptions(argv, {
+      task: { type: 'string' }, data: { type: 'string' }, input: { type: 'string', multiple: true },
+      labels: { type: 'string' }, preset: { type: 'string' }, output: { type: 'string' },
+      'batch-size': { type: 'string' }, limit: { type: 'string' }, ep: { type: 'string' }, threads: { type: 'string' },
+      levels: { type: 'string' }, energies: { type: 'string' }, allocation: { type: 'string' }, metric: { type: 'string' },
+      layers: { type: 'string' }, 'sensitivity-samples': { type: 'string' }, runs: { type: 'string' }, 'no-cache': { type: 'boolean' },
+      out: { type: 'string', short: 'o' }, json: { type: 'boolean' },
+    });
+    const task = resolveTask(await taskFileFor(values.task), cliOverrides(values));
+    const modelPath = positionals[0] ?? task.model;
+    if (!modelPath) throw new RankscopeError('BAD_ARGUMENT', 'which model? Give MODEL or "model" in rankscope.json.');
+    if (!task.dataset) throw new RankscopeError('BAD_ARGUMENT', 'no evaluation data: give --data DATA.npz (or "data" in rankscope.json).');
+    const levels = list(values.levels, '--levels') ?? (values.energies ? undefined : task.sweep.levels);
+    const energies = list(values.energies, '--energies') ?? (values.levels ? undefined : task.sweep.energies);
+    if (!levels?.length && !energies?.length) throw new RankscopeError('BAD_ARGUMENT', 'give --levels (budgets) or --energies (thresholds).', 'e.g. --levels 0.1,0.2,0.3,0.5');
+    const allocations = (values.allocation?.split(',').map((s) => s.trim()) ?? task.sweep.allocations ?? ['energy']) as Allocation[];
+    for (const a of allocations) if (!['energy', 'uniform', 'sensitivity'].includes(a)) throw new RankscopeError('BAD_ARGUMENT', `--allocation takes energy, uniform, sensitivity; got '${a}'.`);
+    const metric = (values.metric ?? undefined) as ScoreMetric | undefined;
+    if (metric && !['top1', 'top5', 'agreement', 'kl'].includes(metric)) throw new RankscopeError('BAD_ARGUMENT', `--metric takes top1, top5, agreement or kl; got '${metric}'.`);
+    const out = values.out ?? task.sweep.out;
+    if (!out) throw new RankscopeError('BAD_ARGUMENT', 'where should the report go? Give -o DIR.');
+    const runs = values.runs === undefined ? (task.latency ? Math.min(task.latency.runs, 10) : 0) : intOption(values.runs, '--runs', 0);
+    const layers = values.layers?.split(',').map((s) => s.trim()).filter(Boolean) ?? task.sweep.layers;
+
+    const model = await openOnnx(modelPath, { signal: io.signal });
+    const status = (s: string) => { if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${s}`); else if (s) process.stderr.write(`${s}\n`); };
+    status('computing spectra…');
+    const spectra = await computeSpectra(model, { signal: io.signal, order: 'module' });
+    const runner = OrtRunner.create({ ep: task.ep, intraOpThreads: task.threads, signal: io.signal });
+    let dataset: Dataset | undefined;
+    try {
+      const probe = await runner.open(modelPath);
+      dataset = await loadDataset(task.dataset, probe.inputs);
+      await probe.close();
+      const line = (p: SweepPoint) => {
+        const s = metric === 'kl' || (!metric && !dataset!.hasLabels) ? p.score.toPrecision(4) : `${(p.score * 100).toFixed(2)} %`;
+        return `${p.label.padEnd(24)} ${String(p.params).padStart(12)} params  ${s.padStart(9)}${p.latency ? `  ${p.latency.medianMs.toFixed(2)} ms/batch` : ''}${p.cached ? '  (cached)' : ''}`;
+      };
+      const result = await runSweep({ levels, energies, allocations, layers }, {
+        model, spectra, dataset, runner, metric, batchSize: task.batchSize, output: task.output,
+        latency: runs > 0 ? { warmup: task.latency ? task.latency.warmup : 3, runs } : false,
+        cacheDir: values['no-cache'] ? undefined : join(out, '.cache'),
+        sensitivity: values['sensitivity-samples'] ? { samples: intOption(values['sensitivity-samples'], '--sensitivity-samples') } : undefined,
+        signal: io.signal,
+        onProgress: (p) => status(`[${p.done}/${p.total}] ${p.message}`),
+        onPoint: (p) => { status(''); if (!values.json) io.out(line(p)); },
+      });
+      status('');
+      const files = await writeSweepReport(result, out);
+      if (values.json) io.out(JSON.stringify(result, null, 2));
+      else {
+        const t = result.timing;
+        io.out(`\nmetric: ${metricLabel(result.metric)}; Pareto front: ${result.front.join(', ')}`);
+        io.out(`wall time ${t.total.toFixed(1)} s: compression ${t.compress.toFixed(1)} s, evaluation ${t.evaluate.toFixed(1)} s, latency ${t.latency.toFixed(1)} s, sensitivity probes ${t.sensitivity.toFixed(1)} s (${t.cachedPoints} cached)`);
+        io.out(`wrote ${files.join(', ')}`);
+      }
+      return 0;
+    } finally {
+      await dataset?.close();
+      await runner.dispose();
+    }
+  },
+};
