@@ -4,12 +4,18 @@
 // deleted and recomputed, never trusted. Bounded: least recently used entries go first.
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 
 /** Bump when the algorithm changes what it returns, so old entries stop matching. */
 const CACHE_VERSION = 'sv-1';
 const SUFFIX = '.sv.json';
 export const DEFAULT_CACHE_MAX_BYTES = 256 * 1024 * 1024;
+
+/** Where the CLI caches spectra: $RANKSCOPE_CACHE_DIR, else the XDG cache folder. */
+export function defaultSpectrumCacheDir(): string {
+  return process.env.RANKSCOPE_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'rankscope', 'spectra');
+}
 
 export interface CachedSpectrum {
   singularValues: Float64Array;

@@ -4,4 +4,4 @@ export { topSingularTriplets, type SingularTriplets } from './triplets';
 export { spectrumMetrics, rankForEnergy, type SpectrumMetrics } from './metrics';
 export { fitPowerLaw, type PowerLawFit } from './powerLaw';
 export { computeSpectra, spectrumLayers, type LayerSpectrum, type ComputeSpectraOptions } from './spectra';
-export { SpectrumCache } from './cache';
+export { SpectrumCache, defaultSpectrumCacheDir } from './cache';

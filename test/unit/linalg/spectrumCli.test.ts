@@ -1,0 +1,62 @@
+// `rankscope spectrum` as a user runs it (a child process on a real ONNX file), checked against scipy.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { runPython } from '../../helpers/python';
+import { tempDir } from './reference';
+
+const dir = tempDir();
+const model = join(dir, 'm.onnx');
+// One MatMul x·W with W [64, 40]: the layer's matrix is Wᵀ [40, 64]; its σ are W's.
+const reference: number[] = JSON.parse(runPython(`
+import sys, json, numpy as np, onnx, scipy.linalg as sl
+from onnx import helper as h, TensorProto as T, numpy_helper as nh
+w = np.random.default_rng(3).standard_normal((64, 40)).astype(np.float32)
+g = h.make_graph([h.make_node('MatMul', ['x', 'fc.weight'], ['y'], name='/fc/MatMul')], 'g',
+  [h.make_tensor_value_info('x', T.FLOAT, [1, 64])], [h.make_tensor_value_info('y', T.FLOAT, [1, 40])], [nh.from_array(w, 'fc.weight')])
+m = h.make_model(g, opset_imports=[h.make_opsetid('', 17)]); m.ir_version = 8
+onnx.save(m, sys.argv[1])
+print(json.dumps(sl.svdvals(w.astype(np.float64)).tolist()))
+`, [model]));
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, '../../../src/cli/main.ts'), 'spectrum', ...args], {
+    env: { ...process.env, RANKSCOPE_CACHE_DIR: join(dir, 'cache') },
+  });
+  return { status: r.status, out: r.stdout.toString(), err: r.stderr.toString() };
+}
+
+test('spectrum --json prints { layer, shape, singularValues } matching scipy', () => {
+  const r = cli(model, '--layer', 'fc', '--json');
+  assert.equal(r.status, 0, r.err);
+  const j = JSON.parse(r.out);
+  assert.equal(j.layer, 'fc');
+  assert.deepEqual(j.shape, [40, 64]);
+  assert.equal(j.singularValues.length, 40);
+  j.singularValues.forEach((s: number, i: number) => assert.ok(Math.abs(s - reference[i]) <= 1e-5 * reference[0], `σ_${i}`));
+  assert.equal(j.metrics.spectral, j.singularValues[0]);
+});
+
+test('spectrum --csv and the table list the values largest first', () => {
+  const csv = cli(model, '--layer', 'fc', '--csv');
+  assert.equal(csv.status, 0, csv.err);
+  const lines = csv.out.trim().split('\n');
+  assert.equal(lines[0], 'index,singular_value');
+  assert.equal(lines.length, 41);
+  const values = lines.slice(1).map((l) => Number(l.split(',')[1]));
+  assert.deepEqual(values, [...values].sort((a, b) => b - a));
+  const table = cli(model, '--layer', 'fc');
+  assert.equal(table.status, 0, table.err);
+  assert.match(table.out, /fc {2}\[40 × 64\]/);
+  assert.match(table.out, /rank for 90\/95\/99 % energy/);
+});
+
+test('spectrum: unknown layer and missing --layer exit 2 with one clear line', () => {
+  const r = cli(model, '--layer', 'nope');
+  assert.equal(r.status, 2);
+  assert.match(r.err, /No layer named 'nope'/);
+  const m = cli(model);
+  assert.equal(m.status, 2);
+  assert.match(m.err, /Missing --layer/);
+});
