@@ -66,7 +66,7 @@ export const sweepCommand: Command = {
     const layers = values.layers?.split(',').map((s) => s.trim()).filter(Boolean) ?? task.sweep.layers;
 
     const model = await openOnnx(modelPath, { signal: io.signal });
-    const status = (s: string) => { if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${s}`); else if (s) process.stderr.write(`${s}\n`); };
+    const status = (s: string) => { if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${s}`); else if (s) io.err(s); };
     status('computing spectra…');
     const spectra = await computeSpectra(model, { signal: io.signal, order: 'module' });
     const runner = OrtRunner.create({ ep: task.ep, intraOpThreads: task.threads, signal: io.signal });
