@@ -1,6 +1,7 @@
 // `rankscope inspect MODEL [--json]`: the layer inventory as a table, or as the stable JSON
 // documented in docs/cli.md (schema "rankscope.inspect/1").
 import { RankscopeError } from '../core/errors';
+import { computeSpectra, defaultSpectrumCacheDir, type LayerSpectrum } from '../core/linalg';
 import { openModel } from '../core/model/open';
 import type { Layer, Model, ValueInfo } from '../core/model/types';
 import { parseOptions, type Command } from './command';
@@ -10,24 +11,28 @@ export const INSPECT_SCHEMA = 'rankscope.inspect/1';
 export const inspectCommand: Command = {
   name: 'inspect',
   summary: 'List every weight matrix of a model: shape, parameters, dtype, factorizable or why not.',
-  usage: `Usage: rankscope inspect MODEL [--json]
+  usage: `Usage: rankscope inspect MODEL [--json] [--spectra]
 
-  MODEL    an ONNX file (external data is read from its folder)
-  --json   print the stable JSON schema "${INSPECT_SCHEMA}" (docs/cli.md) instead of a table`,
+  MODEL      an ONNX file (external data is read from its folder)
+  --json     print the stable JSON schema "${INSPECT_SCHEMA}" (docs/cli.md) instead of a table
+  --spectra  add each layer's spectrum metrics (energy ranks, stable/effective rank, alpha; cached)`,
   async run(argv, io) {
-    const { values, positionals } = parseOptions(argv, { json: { type: 'boolean', default: false } });
+    const { values, positionals } = parseOptions(argv, { json: { type: 'boolean', default: false }, spectra: { type: 'boolean', default: false } });
     if (positionals.length !== 1) {
       throw new RankscopeError('BAD_ARGUMENT', positionals.length ? 'Give exactly one model file.' : 'Missing MODEL.', 'Usage: rankscope inspect MODEL [--json]');
     }
     const model = await openModel(positionals[0], { signal: io.signal });
-    if (values.json) io.out(JSON.stringify(inspectJson(model), null, 2));
-    else for (const line of inspectTable(model)) io.out(line);
+    const spectra = values.spectra
+      ? new Map((await computeSpectra(model, { order: 'module', signal: io.signal, cacheDir: defaultSpectrumCacheDir() })).map((r) => [r.layer, r]))
+      : undefined;
+    if (values.json) io.out(JSON.stringify(inspectJson(model, spectra), null, 2));
+    else for (const line of inspectTable(model, spectra)) io.out(line);
     return 0;
   },
 };
 
 /** The documented JSON shape; add fields freely, never rename or remove one. */
-export function inspectJson(model: Model) {
+export function inspectJson(model: Model, spectra?: Map<string, LayerSpectrum>) {
   const s = model.summary;
   return {
     schema: INSPECT_SCHEMA,
@@ -65,11 +70,12 @@ export function inspectJson(model: Model) {
       ...(l.groups !== undefined && { groups: l.groups }),
       ...(l.kernel && { kernel: l.kernel }),
       ...(l.compressed && { compressed: l.compressed }),
+      ...(spectra?.has(l.name) && { spectrum: spectra.get(l.name)!.metrics }),
     })),
   };
 }
 
-export function inspectTable(model: Model): string[] {
+export function inspectTable(model: Model, spectra?: Map<string, LayerSpectrum>): string[] {
   const s = model.summary;
   const lines = [
     `${s.path}`,
@@ -79,12 +85,14 @@ export function inspectTable(model: Model): string[] {
     `  outputs: ${s.outputs.map(valueInfo).join(', ') || '(none)'}`,
     '',
   ];
-  const header = ['#', 'layer', 'op', 'out × in', 'dtype', 'params', 'bias', 'users', 'factorizable'];
+  const spectrumHeader = spectra ? ['r90', 'r95', 'r99', 'stable', 'eff.rank', 'alpha'] : [];
+  const header = ['#', 'layer', 'op', 'out × in', 'dtype', 'params', 'bias', 'users', ...spectrumHeader, 'factorizable'];
   const rows = model.layers.map((l, i) => [
     String(i + 1), l.name, l.op + (l.groups && l.groups > 1 ? `/g${l.groups}` : ''), `${l.shape[0]} × ${l.shape[1]}`, l.dtype,
-    formatCount(l.params), l.biasParams ? formatCount(l.biasParams) : '-', String(l.nodes.length), factorizableText(l),
+    formatCount(l.params), l.biasParams ? formatCount(l.biasParams) : '-', String(l.nodes.length),
+    ...(spectra ? spectrumCells(spectra.get(l.name)) : []), factorizableText(l),
   ]);
-  const numeric = new Set([0, 5, 6, 7]);
+  const numeric = new Set([0, 5, 6, 7, ...spectrumHeader.map((_, i) => 8 + i)]);
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
   const fmt = (r: string[]) => r.map((v, c) => (c === r.length - 1 ? v : numeric.has(c) ? v.padStart(widths[c]) : v.padEnd(widths[c]))).join('  ');
   lines.push(fmt(header), widths.map((w, c) => (c === widths.length - 1 ? '-'.repeat(12) : '-'.repeat(w))).join('  '));
@@ -94,6 +102,14 @@ export function inspectTable(model: Model): string[] {
   lines.push('', `${model.layers.length} layers (${nFact} factorizable); ${formatCount(s.totalParams)} parameters in total, ` +
     `${formatCount(s.factorizableParams)} (${share.toFixed(1)} %) in factorizable layers.`);
   return lines;
+}
+
+/** --spectra columns: ranks for 90/95/99 % energy, stable rank, effective rank, alpha ('-' where none). */
+function spectrumCells(s: LayerSpectrum | undefined): string[] {
+  if (!s) return ['-', '-', '-', '-', '-', '-'];
+  const m = s.metrics;
+  return [String(m.energyRank['0.9']), String(m.energyRank['0.95']), String(m.energyRank['0.99']),
+    m.stableRank.toFixed(1), m.effectiveRank.toFixed(1), m.alpha !== undefined ? m.alpha.toFixed(2) : '-'];
 }
 
 function factorizableText(l: Layer): string {

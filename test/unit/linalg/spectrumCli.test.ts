@@ -60,3 +60,22 @@ test('spectrum: unknown layer and missing --layer exit 2 with one clear line', (
   assert.equal(m.status, 2);
   assert.match(m.err, /Missing --layer/);
 });
+
+test('inspect --spectra adds each layer\'s metrics to the JSON and the table', () => {
+  const run = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, '../../../src/cli/main.ts'), 'inspect', model, '--spectra', ...args], {
+    env: { ...process.env, RANKSCOPE_CACHE_DIR: join(dir, 'cache') },
+  });
+  const r = run('--json');
+  assert.equal(r.status, 0, r.stderr.toString());
+  const layer = JSON.parse(r.stdout.toString()).layers.find((l: { name: string }) => l.name === 'fc');
+  const energy = reference.map((s) => s * s);
+  const total = energy.reduce((a, b) => a + b, 0);
+  const rankFor = (q: number) => { let kept = 0; return energy.findIndex((e) => (kept += e) >= q * total * (1 - 1e-12)) + 1; };
+  assert.deepEqual(layer.spectrum.energyRank, { '0.9': rankFor(0.9), '0.95': rankFor(0.95), '0.99': rankFor(0.99) });
+  assert.ok(Math.abs(layer.spectrum.stableRank - total / energy[0]) < 1e-6 * layer.spectrum.stableRank);
+  assert.equal(layer.spectrum.alpha, undefined); // 40 eigenvalues: below 50
+  assert.match(layer.spectrum.alphaReason, /only 40 eigenvalues/);
+  const table = run();
+  assert.equal(table.status, 0);
+  assert.match(table.stdout.toString(), /r90 +r95 +r99 +stable +eff\.rank +alpha/);
+});
