@@ -63,6 +63,13 @@ class WholeModels(unittest.TestCase):
                         self.assertLessEqual((xa.grad - xb.grad).abs().max().item(), 1e-4)
                         self.assertGreater(xa.grad.abs().max().item(), 0)
 
+    def test_exported_patterns_are_fused_back(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            _, module = self._pair("transformer", 17, tmp)
+            fused = [n[5] for n in module.nodes if n[5].startswith("_")]
+            self.assertEqual(fused.count("_Gelu"), 2)   # one per encoder layer
+            self.assertGreaterEqual(fused.count("_Linear"), 4)
+
     def test_parameter_gradients_match_native_for_the_transformer(self):
         with tempfile.TemporaryDirectory() as tmp:
             net, module = self._pair("transformer", 17, tmp)

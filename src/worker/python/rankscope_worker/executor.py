@@ -4,6 +4,7 @@ Float initializers become nn.Parameters keyed by their ONNX names (BatchNormaliz
 statistics become buffers: they are updated, not trained); integer initializers and constants
 (shapes, indices) stay on the CPU so shape arithmetic never waits for the accelerator."""
 import json
+import math
 import os
 
 import numpy as np
@@ -68,6 +69,71 @@ def unsupported_ops(graph):
     return sorted(missing)
 
 
+def _scalar_value(name, producer, tensors):
+    """The value of a one-element constant (a Constant node's output or an initializer), else None."""
+    node = producer.get(name)
+    t = None
+    if node is not None and node["op"] == "Constant":
+        v = (node.get("attrs") or {}).get("value")
+        t = tensors.get(v["tensor"]) if isinstance(v, dict) and "tensor" in v else None
+    elif node is None:
+        t = tensors.get(name)
+    if t is None or t.numel() != 1 or not t.is_floating_point():
+        return None
+    return float(t.reshape(-1)[0])
+
+
+def fuse(nodes, tensors, graph_outputs, initializers):
+    """Rewrites two patterns PyTorch exports into the one torch call they came from (fewer kernels
+    and autograd nodes; the same math): x·W + b with initializers W [in, out], b → F.linear, and
+    x·½·(1 + erf(x/√2)) → F.gelu. Only where the intermediates have no other reader."""
+    uses = {}
+    for n in nodes:
+        for i in n["inputs"]:
+            uses[i] = uses.get(i, 0) + 1
+    producer = {o: n for n in nodes for o in n["outputs"]}
+
+    def only(name, op):
+        """The single reader of `name` if it is an `op` node and `name` is internal."""
+        if uses.get(name) != 1 or name in graph_outputs:
+            return None
+        reader = next((n for n in nodes if name in n["inputs"]), None)
+        return reader if reader is not None and reader["op"] == op and not reader.get("domain") else None
+
+    def other(node, name):
+        a, b = node["inputs"]
+        return b if a == name else a
+
+    drop, replace = set(), {}
+    for n in nodes:
+        if id(n) in drop or n.get("domain"):
+            continue
+        if n["op"] == "MatMul" and n["inputs"][1] in initializers and tensors[n["inputs"][1]].dim() == 2:
+            add = only(n["outputs"][0], "Add")
+            w = tensors[n["inputs"][1]]
+            if add is not None and id(add) not in drop:
+                b = other(add, n["outputs"][0])
+                if b in initializers and tensors[b].dim() == 1 and tensors[b].shape[0] == w.shape[1] and tensors[b].dtype == w.dtype:
+                    drop.add(id(add))
+                    replace[id(n)] = {"name": n["name"], "op": "_Linear", "domain": "", "inputs": [n["inputs"][0], n["inputs"][1], b],
+                                      "outputs": add["outputs"], "attrs": {}}
+        elif n["op"] == "Div" and abs((_scalar_value(n["inputs"][1], producer, tensors) or 0) - math.sqrt(2)) < 1e-4:
+            x = n["inputs"][0]
+            erf = only(n["outputs"][0], "Erf")
+            add = erf and only(erf["outputs"][0], "Add")
+            if not add or _scalar_value(other(add, erf["outputs"][0]), producer, tensors) != 1.0:
+                continue
+            mul = only(add["outputs"][0], "Mul")
+            if not mul or other(mul, add["outputs"][0]) != x:
+                continue
+            half = only(mul["outputs"][0], "Mul")
+            if not half or _scalar_value(other(half, mul["outputs"][0]), producer, tensors) != 0.5:
+                continue
+            drop.update((id(erf), id(add), id(mul), id(half)))
+            replace[id(n)] = {"name": n["name"], "op": "_Gelu", "domain": "", "inputs": [x], "outputs": half["outputs"], "attrs": {}}
+    return [replace.get(id(n), n) for n in nodes if id(n) not in drop]
+
+
 class _Context:
     __slots__ = ("opset", "training", "update_batch_norm")
 
@@ -117,7 +183,7 @@ class OnnxModule(nn.Module):
                 alias[node["outputs"][0]] = alias.get(node["inputs"][0], node["inputs"][0])
         # Constant nodes' tensor attributes are stored in the same safetensors file.
         self.nodes = []
-        for node in graph["nodes"]:
+        for node in fuse(graph["nodes"], tensors, set(self.output_names), set(self.index)):
             if node["op"] == "Identity" and node["outputs"][0] in alias:
                 continue
             node = {**node, "inputs": [alias.get(n, n) for n in node["inputs"]]}

@@ -142,6 +142,8 @@ def gemm(ctx, attrs, a, b, c=None):
     if attrs.get("transB"):
         b = b.t()
     alpha, beta = attrs.get("alpha", 1.0), attrs.get("beta", 1.0)
+    if c is not None and a.dim() == 2 and b.dim() == 2 and a.is_floating_point():
+        return torch.addmm(c, a, b, beta=beta, alpha=alpha)  # one fused kernel, as nn.Linear uses
     y = a @ b
     if alpha != 1.0:
         y = y * alpha
@@ -493,6 +495,11 @@ def cum_sum(ctx, attrs, x, axis):
     return torch.cumsum(x, int(_scalar(axis)))
 
 
+# Fused forms (executor.fuse): never in a model file, produced from the patterns PyTorch exports.
+def _linear(ctx, attrs, x, w, b): return F.linear(x, w.t(), b)
+def _gelu(ctx, attrs, x): return F.gelu(x)
+
+
 OPS = {
     "Add": add, "Sub": sub, "Mul": mul, "Div": div, "Pow": pow_, "Mod": mod,
     "Sqrt": _unary(torch.sqrt), "Erf": _unary(torch.erf), "Tanh": _unary(torch.tanh),
@@ -522,6 +529,7 @@ OPS = {
     "GatherElements": gather_elements, "Shape": shape, "Size": size, "Constant": constant,
     "ConstantOfShape": constant_of_shape, "Expand": expand, "Tile": tile, "Range": range_,
     "Identity": identity, "Trilu": trilu, "CumSum": cum_sum,
+    "_Linear": _linear, "_Gelu": _gelu,
 }
 
 # Inputs that are shapes/axes/indices into host-side Python: never moved to the accelerator, so
