@@ -23,6 +23,7 @@ const entries = [
   { ...node, entryPoints: { extension: 'src/extension/extension.ts' }, outdir: 'dist' },
   { ...node, entryPoints: { cli: 'src/cli/main.ts' }, outdir: 'dist', banner: { js: '#!/usr/bin/env node' } },
   { ...node, entryPoints: { 'spectra-worker': 'src/core/linalg/spectraWorker.ts' }, outdir: 'dist' },
+  { ...node, entryPoints: { 'factor-worker': 'src/core/compress/factorWorker.ts' }, outdir: 'dist' },
   { ...node, entryPoints: { 'ort-worker': 'src/core/eval/ortWorker.ts' }, outdir: 'dist' },
   {
     bundle: true,

@@ -4,19 +4,21 @@ import { resolve } from 'node:path';
 import { RankscopeError, throwIfCancelled } from '../errors';
 import { makeTensorProto, type ModelProto, type NodeProto, type OnnxModel } from '../formats/onnx';
 import { COMPRESSED_METADATA_KEY } from '../formats/onnx';
-import { layerMatrices } from '../model/matrix';
 import type { DType, Layer } from '../model/types';
 import { factorize, frobeniusSquared, multiply, type Factors } from './factor';
+import { factorInWorkers, type GroupFactors } from './pool';
 import { GraphEditor } from './graph';
 import { entryOf, METHOD, nodeFromJson, nodeToJson, readEntries, RESTORED_METADATA_KEY, withMetadata, type RankscopeEntry } from './metadata';
 import { layerHash, makePlan, recheckRow, selectLayers, type CompressRequest, type Plan, type PlanLayer } from './plan';
-import { planSpectra } from './spectra';
+import { matricesOf, planSpectra } from './spectra';
 import { rewireUses, unsupportedUse, type FactorNames } from './rewrite';
 import { loadFactors, storeDense, storeFactors } from './storage';
 import { writeOnnxAtomic } from '../formats/onnx';
 
 export interface ApplyOptions {
   signal?: AbortSignal;
+  /** Factors computed beforehand off-thread (factorizePlan); layers missing here are factorized inline. */
+  factors?: Map<string, GroupFactors[]>;
 }
 
 /** The graph check makePlan takes: why a layer's uses cannot be rewritten. */
@@ -58,15 +60,12 @@ export function applyPlan(model: OnnxModel, plan: Plan, options: ApplyOptions = 
     if (layer.compressed) {
       const entry = entries.find((e) => e.layer === layer.name);
       if (!entry) throw new RankscopeError('UNSUPPORTED', `Layer '${layer.name}' was factorized without a Rankscope record; it cannot be re-compressed.`);
-      recompress(model, editor, entry, row);
+      recompress(model, editor, entry, row, options.factors?.get(layer.name) ?? factorLayer(model, layer, row.k));
       continue;
     }
     const unsupported = unsupportedUse(editor, layer);
     if (unsupported) throw new RankscopeError('UNSUPPORTED', `Layer '${layer.name}' cannot be rewritten: ${unsupported}.`);
-    const groups = layerMatrices(model, layer).map((mat) => {
-      const f = factorize(mat.data, mat.rows, mat.cols, row.k);
-      return { f, total: frobeniusSquared(mat.data) };
-    });
+    const groups = (options.factors?.get(layer.name) ?? factorLayer(model, layer, row.k)).map((f) => ({ f, total: f.total }));
     const energyKept = keptShare(groups);
     const choice = recheckRow(row, energyKept);
     if (choice.skipped) throw new RankscopeError('BAD_ARGUMENT', `Layer '${row.layer}': ${choice.reason}.`, 'Lower k, or set "force": true in the plan.');
@@ -88,6 +87,25 @@ export function applyPlan(model: OnnxModel, plan: Plan, options: ApplyOptions = 
   return { ...out, metadataProps: withMetadata(out, COMPRESSED_METADATA_KEY, JSON.stringify(entries)) };
 }
 
+/** The layer's top-k factors per group, on this thread (matrices: the dense weight, or A·B when factorized). */
+function factorLayer(model: OnnxModel, layer: Layer, k: number): GroupFactors[] {
+  return matricesOf(model, layer).map((m, g, all) => ({
+    ...factorize(m.data, m.rows, m.cols, k, all.length > 1 ? `Layer '${layer.name}' (group ${g})` : `Layer '${layer.name}'`),
+    total: frobeniusSquared(m.data),
+  }));
+}
+
+/** Factorizes every planned layer in a pool of worker threads (the slow part, off the caller's thread). */
+export async function factorizePlan(model: OnnxModel, plan: Plan, options: { signal?: AbortSignal; threads?: number } = {}): Promise<Map<string, GroupFactors[]>> {
+  const work = matchPlan(model, plan);
+  const results = await factorInWorkers(work.length, (i) => ({
+    label: `Layer '${work[i].layer.name}'`,
+    k: work[i].row.k,
+    matrices: matricesOf(model, work[i].layer),
+  }), options);
+  return new Map(work.map(({ layer }, i) => [layer.name, results[i]]));
+}
+
 function keptShare(groups: { f: Factors; total: number }[]): number {
   const total = groups.reduce((s, g) => s + g.total, 0);
   const kept = groups.reduce((s, g) => s + g.f.energyKept * g.total, 0);
@@ -95,14 +113,10 @@ function keptShare(groups: { f: Factors; total: number }[]): number {
 }
 
 /** Re-factorizes A·B at a lower rank; the two nodes stay, only the factor tensors change. */
-function recompress(model: OnnxModel, editor: GraphEditor, entry: RankscopeEntry, row: PlanLayer): void {
+function recompress(model: OnnxModel, editor: GraphEditor, entry: RankscopeEntry, row: PlanLayer, factors: GroupFactors[]): void {
   if (row.k >= entry.rank) throw new RankscopeError('BAD_ARGUMENT', `Layer '${entry.layer}' is factorized at rank ${entry.rank}; re-compression needs a lower rank than ${row.k}.`);
   const [a, b] = entry.factors.map((name) => model.tensor(name)!);
-  const current = loadFactors(entry.layout, { dims: a.shape, data: a.toFloat32() }, { dims: b.shape, data: b.toFloat32() }, entry.groups);
-  const groups = current.map((g) => {
-    const product = multiply(g.a, g.b, g.m, g.k, g.n);
-    return { f: factorize(product, g.m, g.n, row.k), total: frobeniusSquared(product) };
-  });
+  const groups = factors.map((f) => ({ f, total: f.total }));
   // A·B kept entry.energyKept of the original; the new rank keeps a share of A·B.
   const energyKept = entry.energyKept * keptShare(groups);
   const [na, nb] = storeFactors(entry.layout, groups.map((g) => g.f), entry.tensorShape);
@@ -120,7 +134,8 @@ export interface WriteResult {
 /** Compresses to a new file (never the input), written atomically; external data kept as the input had it. */
 export async function compressToFile(model: OnnxModel, plan: Plan, outPath: string, options: ApplyOptions = {}): Promise<WriteResult> {
   refuseOverwrite(model, outPath);
-  const proto = applyPlan(model, plan, options);
+  const factors = await factorizePlan(model, plan, options);
+  const proto = applyPlan(model, plan, { ...options, factors });
   await writeOnnxAtomic(outPath, proto, { externalData: 'auto', sourceDir: model.dir, signal: options.signal });
   return { path: resolve(outPath), proto };
 }
