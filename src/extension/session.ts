@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { RankscopeError, throwIfCancelled } from '../core/errors';
 import type { LayerSpectrum } from '../core/linalg';
-import { computeSpectra } from '../core/linalg';
+import { computeSpectra, spectrumMetrics } from '../core/linalg';
+import { layerHash } from '../core/compress/plan';
+import { planSpectra } from '../core/compress/spectra';
+import { OnnxModel } from '../core/formats/onnx';
 import { openModel } from '../core/model/open';
 import type { Layer, Model } from '../core/model/types';
 import { log } from './log';
@@ -71,15 +74,30 @@ export class ModelSession implements vscode.Disposable {
     this.modelChanged.fire(undefined);
   }
 
-  /** Spectra of `layers`, computing the missing ones now (ahead of the background run). */
+  /**
+   * Spectra of `layers`, computing the missing ones now (ahead of the background run). Dense
+   * layers go to LINALG's worker pool; a factorized layer's spectrum is that of A·B (rank k),
+   * which COMPRESS computes (the pool refuses factorized layers).
+   */
   async ensureSpectra(layers: string[], signal?: AbortSignal): Promise<LayerSpectrum[]> {
     const model = this.requireModel();
     const missing = layers.filter((l) => !this.spectra.has(l));
-    if (missing.length > 0) {
+    const dense = missing.filter((l) => !this.layer(l)?.compressed);
+    const factorized = missing.map((l) => this.layer(l)).filter((l): l is Layer => !!l?.compressed);
+    if (dense.length > 0) {
       await computeSpectra(model, {
-        layers: missing, order: 'size', signal, cacheDir: this.cacheDir(),
+        layers: dense, order: 'size', signal, cacheDir: this.cacheDir(),
         onResult: (s) => this.accept(model, s),
       });
+    }
+    if (factorized.length > 0 && model instanceof OnnxModel) {
+      for (const s of await planSpectra(model, factorized, { signal })) {
+        const layer = this.layer(s.layer)!;
+        this.accept(model, {
+          layer: s.layer, hash: layerHash(model, layer), shape: [layer.shape[0], layer.shape[1]],
+          singularValues: s.singularValues, groups: s.groups, metrics: spectrumMetrics(s.singularValues, layer.shape),
+        });
+      }
     }
     return layers.map((l) => {
       const s = this.spectra.get(l);
@@ -125,7 +143,8 @@ export class ModelSession implements vscode.Disposable {
   private startBackground(model: Model): void {
     const controller = new AbortController();
     this.background = controller;
-    const layers = model.layers.filter((l) => l.factorizable || l.compressed).map((l) => l.name);
+    // Dense layers only: a factorized layer's spectrum (of A·B) is computed when asked for.
+    const layers = model.layers.filter((l) => l.factorizable && !l.compressed).map((l) => l.name);
     if (layers.length === 0) return;
     const t0 = performance.now();
     this.backgroundDone = Promise.resolve(vscode.window.withProgress(

@@ -55,6 +55,16 @@ suite('compress → new file → tree updated → restore', () => {
     assert.equal(totals.original, fx.totalParams);
     assert.equal(totals.current, fx.totalParams - target.params + after);
     assert.match(String(item(a, a.tree.getChildren()[0]!).description), /^33\.4K → .* params \(−\d+ %\)$/);
+    // The new model's spectra come in too; the factorized layer's (of A·B) on demand, rank k.
+    await a.session.whenSpectraSettled();
+    for (const l of fx.layers.filter((x) => x.name !== target.name)) {
+      assert.match(String(item(a, a.tree.nodeFor(l.name)!).description), new RegExp(`r95 ${l.r95}$`), `${l.name} of the new model`);
+    }
+    await vscode.commands.executeCommand('rankscope.showSpectrum', target.name);
+    const sv = a.session.spectrum(target.name)?.singularValues;
+    assert.ok(sv, 'spectrum of the factorized layer');
+    assert.equal(a.spectrum.current?.series[0]?.compressedRank, target.r95);
+    assert.ok(sv[target.r95 - 1]! > 0.05 * sv[0]! && (sv[target.r95] ?? 0) <= 0.01 * sv[0]!, `A·B has rank ${target.r95}`);
     // A·B is the best rank-k approximation: its error is exactly the dropped singular values (numpy).
     const w = denseOf(fx.model, 'onnx::MatMul_103');
     const ab = oriented(denseOf(written, '', layer.compressed!.factors), w);

@@ -13,6 +13,13 @@ export const showInLayers: RankscopeCommand = {
     const node = s.tree.nodeFor(name);
     if (!node) throw new RankscopeError('NOT_FOUND', `Layer '${name}' is not in the open model.`);
     await vscode.commands.executeCommand('rankscope.layers.focus');
-    await s.treeView.reveal(node, { select: true, focus: true, expand: true });
+    await s.tree.whenRendered();
+    try {
+      await s.treeView.reveal(node, { select: true, focus: true, expand: true });
+    } catch {
+      // Right after a model opens, the view may still be applying the new nodes: try once more.
+      await new Promise((r) => setTimeout(r, 300));
+      await s.treeView.reveal(s.tree.nodeFor(name) ?? node, { select: true, focus: true, expand: true });
+    }
   },
 };

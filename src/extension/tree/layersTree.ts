@@ -43,6 +43,8 @@ export class LayersTreeProvider implements vscode.TreeDataProvider<LayersNode>, 
   private readonly layerNodes = new Map<string, LayerNode>();
   private readonly disposables: vscode.Disposable[] = [];
   private sortBy: SortOrder = settings().sortBy;
+  /** Resolves once VS Code asked for the model node's children after the last rebuild. */
+  private rendered: { promise: Promise<void>; resolve: () => void } = deferred();
 
   constructor(private readonly session: ModelSession, private readonly imageDir: string) {
     this.disposables.push(
@@ -70,9 +72,18 @@ export class LayersTreeProvider implements vscode.TreeDataProvider<LayersNode>, 
     return this.layerNodes.get(layer);
   }
 
+  /** Waits (at most `timeoutMs`) until the view has loaded the current model's nodes: revealing a
+   * node the view has not fetched yet fails. */
+  whenRendered(timeoutMs = 2000): Promise<void> {
+    return Promise.race([this.rendered.promise, new Promise<void>((r) => setTimeout(r, timeoutMs))]);
+  }
+
   getChildren(node?: LayersNode): LayersNode[] {
     if (!node) return this.root ? [this.root] : [];
-    if (node.kind === 'model') return this.roots;
+    if (node.kind === 'model') {
+      this.rendered.resolve();
+      return this.roots;
+    }
     if (node.kind === 'group') return node.children;
     return [];
   }
@@ -96,6 +107,7 @@ export class LayersTreeProvider implements vscode.TreeDataProvider<LayersNode>, 
 
   private rebuild(): void {
     this.layerNodes.clear();
+    this.rendered = deferred();
     const model = this.session.model;
     const path = this.session.path;
     if (!model || !path) {
@@ -196,7 +208,8 @@ export class LayersTreeProvider implements vscode.TreeDataProvider<LayersNode>, 
         && vscode.window.activeColorTheme.kind !== vscode.ColorThemeKind.HighContrastLight;
       chart = vscode.Uri.file(dark ? files.chart.dark : files.chart.light);
     } else {
-      item.iconPath = new vscode.ThemeIcon(layer.factorizable || layer.compressed ? 'loading~spin' : 'symbol-field');
+      // Spinner while the background run computes it; factorized layers' spectra come on demand.
+      item.iconPath = new vscode.ThemeIcon(layer.compressed ? 'layers' : layer.factorizable ? 'loading~spin' : 'symbol-field');
     }
     item.tooltip = layerTooltip(layer, spectrum, chart);
     return item;
@@ -255,7 +268,7 @@ function layerTooltip(layer: Layer, spectrum: LayerSpectrum | undefined, chart: 
   if (!layer.factorizable && layer.reason) row('not factorizable', md(layer.reason));
   if (layer.nodes.length > 1) row('shared by', `${layer.nodes.length} nodes`);
   if (chart) tip.appendMarkdown(`\n![spectrum of ${md(layer.name)}](${chart.toString()})\n`);
-  else if (layer.factorizable) tip.appendMarkdown('\n_Computing the spectrum…_\n');
+  else if (layer.factorizable && !layer.compressed) tip.appendMarkdown('\n_Computing the spectrum…_\n');
   return tip;
 }
 
@@ -266,4 +279,10 @@ export function md(s: string): string {
 
 export function sparklineDir(storage: vscode.Uri): string {
   return join(storage.fsPath, 'sparklines');
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => { resolve = r; });
+  return { promise, resolve };
 }
