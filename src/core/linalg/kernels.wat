@@ -160,4 +160,57 @@
       (local.set $r (i32.add (local.get $r) (i32.const 1)))
       (br $rows)))
   )
+
+  ;; C (m×kp) += A (m×n) · B (n×kp), all row-major; kp even (callers pad B and C with a spare
+  ;; column when k is odd). Four rows of B per pass over a row of C, which stays in L1.
+  (func (export "matmulAdd") (param $m i32) (param $n i32) (param $kp i32) (param $A i32) (param $B i32) (param $C i32)
+    (local $i i32) (local $j i32) (local $t i32) (local $arow i32) (local $crow i32) (local $b0 i32) (local $bs i32) (local $cend i32) (local $c i32) (local $b i32)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local.set $bs (i32.shl (local.get $kp) (i32.const 3)))
+    (block $doneI (loop $rows
+      (br_if $doneI (i32.ge_u (local.get $i) (local.get $m)))
+      (local.set $arow (i32.add (local.get $A) (i32.shl (i32.mul (local.get $i) (local.get $n)) (i32.const 3))))
+      (local.set $crow (i32.add (local.get $C) (i32.mul (local.get $i) (local.get $bs))))
+      (local.set $cend (i32.add (local.get $crow) (local.get $bs)))
+      (local.set $j (i32.const 0))
+      ;; four rows of B at a time
+      (block $doneJ4 (loop $j4
+        (br_if $doneJ4 (i32.gt_u (i32.add (local.get $j) (i32.const 4)) (local.get $n)))
+        (local.set $a0 (v128.load64_splat (i32.add (local.get $arow) (i32.shl (local.get $j) (i32.const 3)))))
+        (local.set $a1 (v128.load64_splat (i32.add (local.get $arow) (i32.shl (i32.add (local.get $j) (i32.const 1)) (i32.const 3)))))
+        (local.set $a2 (v128.load64_splat (i32.add (local.get $arow) (i32.shl (i32.add (local.get $j) (i32.const 2)) (i32.const 3)))))
+        (local.set $a3 (v128.load64_splat (i32.add (local.get $arow) (i32.shl (i32.add (local.get $j) (i32.const 3)) (i32.const 3)))))
+        (local.set $b (i32.add (local.get $B) (i32.mul (local.get $j) (local.get $bs))))
+        (local.set $c (local.get $crow))
+        (block $doneT (loop $ts
+          (br_if $doneT (i32.ge_u (local.get $c) (local.get $cend)))
+          (v128.store (local.get $c)
+            (f64x2.add (v128.load (local.get $c))
+              (f64x2.add
+                (f64x2.add (f64x2.mul (local.get $a0) (v128.load (local.get $b)))
+                           (f64x2.mul (local.get $a1) (v128.load (i32.add (local.get $b) (local.get $bs)))))
+                (f64x2.add (f64x2.mul (local.get $a2) (v128.load (i32.add (local.get $b) (i32.shl (local.get $bs) (i32.const 1)))))
+                           (f64x2.mul (local.get $a3) (v128.load (i32.add (local.get $b) (i32.mul (local.get $bs) (i32.const 3)))))))))
+          (local.set $c (i32.add (local.get $c) (i32.const 16)))
+          (local.set $b (i32.add (local.get $b) (i32.const 16)))
+          (br $ts)))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $j4)))
+      ;; the last n mod 4 rows of B one at a time
+      (block $doneJ1 (loop $j1
+        (br_if $doneJ1 (i32.ge_u (local.get $j) (local.get $n)))
+        (local.set $a0 (v128.load64_splat (i32.add (local.get $arow) (i32.shl (local.get $j) (i32.const 3)))))
+        (local.set $b (i32.add (local.get $B) (i32.mul (local.get $j) (local.get $bs))))
+        (local.set $c (local.get $crow))
+        (block $doneT1 (loop $t1
+          (br_if $doneT1 (i32.ge_u (local.get $c) (local.get $cend)))
+          (v128.store (local.get $c) (f64x2.add (v128.load (local.get $c)) (f64x2.mul (local.get $a0) (v128.load (local.get $b)))))
+          (local.set $c (i32.add (local.get $c) (i32.const 16)))
+          (local.set $b (i32.add (local.get $b) (i32.const 16)))
+          (br $t1)))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $j1)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $rows)))
+  )
 )

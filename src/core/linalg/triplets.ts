@@ -50,49 +50,26 @@ export function tripletsViaGram(data: MatrixData, rows: number, cols: number, k:
   for (let c = n - 3; c >= 0; c--) {
     if (tau[c] !== 0) K.reflectRows(sel * 8, k, n, (refl + c * n) * 8, c + 1, tau[c]);
   }
-  // Gram eigenvectors as a k×n block (row t = vector t), then the other side by W·x.
-  const gramVectors = F.slice(sel, sel + k * n);
-  const otherLen = tall ? rows : cols;
-  const other = new Float64Array(otherLen * k); // otherLen×k row-major
-  const s = new Float64Array(k);
-  const acc = new Float64Array(k);
-  if (tall) {
-    // U[i, t] = Σ_j W[i, j]·V[j, t]; V[j, t] = gramVectors[t, j].
-    const vt = transpose(gramVectors, k, n); // n×k
-    for (let i = 0; i < rows; i++) {
-      acc.fill(0);
-      for (let j = 0; j < cols; j++) {
-        const w = data[i * cols + j];
-        if (w === 0) continue;
-        const off = j * k;
-        for (let t = 0; t < k; t++) acc[t] += w * vt[off + t];
-      }
-      other.set(acc, i * k);
-    }
-  } else {
-    // V[j, t] = Σ_i W[i, j]·U[i, t]; U[i, t] = gramVectors[t, i].
-    const ut = transpose(gramVectors, k, n); // rows×k
-    for (let i = 0; i < rows; i++) {
-      const off = i * k;
-      for (let j = 0; j < cols; j++) {
-        const w = data[i * cols + j];
-        if (w === 0) continue;
-        const dst = j * k;
-        for (let t = 0; t < k; t++) other[dst + t] += w * ut[off + t];
-      }
-    }
-  }
-  // Normalize the computed side: its column norms are the singular values (σ_t = ‖W·v_t‖).
+  // Gram eigenvectors as columns Z (n×kp, kp = k padded to even for the SIMD pairs), then the
+  // other side C = X·Z in WASM (X = W when tall, Wᵀ when wide: already in kernel memory).
+  const kp = k + (k & 1);
+  const m = probe.m;
+  const z = (sel + k * n + 1) & ~1;
+  const c = (z + n * kp + 1) & ~1;
+  F = kernelMemory(c + m * kp);
+  F.fill(0, z, c + m * kp);
+  for (let t = 0; t < k; t++) for (let j = 0; j < n; j++) F[z + j * kp + t] = F[sel + t * n + j];
+  K.matmulAdd(m, n, kp, probe.x * 8, z * 8, c * 8);
+  // Normalize C's columns: their norms are ‖W·v_t‖; σ itself comes from the eigenvalue (sorted,
+  // consistent with singularValues), the direction from W·v.
   const norms = new Float64Array(k);
-  for (let i = 0; i < otherLen; i++) for (let t = 0; t < k; t++) norms[t] += other[i * k + t] ** 2;
-  for (let t = 0; t < k; t++) {
-    // Keep σ from the eigenvalue (sorted, consistent with singularValues) and the direction from W·v.
-    s[t] = Math.sqrt(Math.max(d[order[t]], 0));
-    const norm = Math.sqrt(norms[t]);
-    const scale = norm > 0 ? 1 / norm : 0;
-    for (let i = 0; i < otherLen; i++) other[i * k + t] *= scale;
-  }
-  const gramSide = transpose(gramVectors, k, n);
+  for (let i = 0; i < m; i++) for (let t = 0; t < k; t++) norms[t] += F[c + i * kp + t] ** 2;
+  const scale = norms.map((x) => (x > 0 ? 1 / Math.sqrt(x) : 0));
+  const other = new Float64Array(m * k);
+  for (let i = 0; i < m; i++) for (let t = 0; t < k; t++) other[i * k + t] = F[c + i * kp + t] * scale[t];
+  const gramSide = new Float64Array(n * k);
+  for (let j = 0; j < n; j++) for (let t = 0; t < k; t++) gramSide[j * k + t] = F[z + j * kp + t];
+  const s = Float64Array.from(order, (src) => Math.sqrt(Math.max(d[src], 0)));
   return tall ? { u: other, s, v: gramSide } : { u: gramSide, s, v: other };
 }
 
@@ -107,10 +84,4 @@ function tripletsReference(data: MatrixData, rows: number, cols: number, k: numb
     for (let j = 0; j < cols; j++) v[j * k + t] = V.get(j, src);
   });
   return { u, s, v };
-}
-
-function transpose(a: Float64Array, rows: number, cols: number): Float64Array {
-  const t = new Float64Array(rows * cols);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = a[i * cols + j];
-  return t;
 }

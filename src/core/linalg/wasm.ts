@@ -8,6 +8,7 @@ interface KernelExports {
   fusedRank2Symv(n: number, k1: number, A: number, u: number, w: number, v: number, p: number): void;
   rotateRows(x: number, y: number, len: number, c: number, s: number): void;
   reflectRows(Z: number, count: number, n: number, v: number, lo: number, tau: number): void;
+  matmulAdd(m: number, n: number, kp: number, A: number, B: number, C: number): void;
 }
 
 let instance: KernelExports | undefined;
