@@ -1,0 +1,398 @@
+// `rankscope demo`: the main job on the bundled skeleton-action sample, through the same core the
+// extension uses: 1 inspect (layers, spectra), 2 sweep (energy thresholds and budgets × allocation,
+// accuracy with ONNX Runtime), 3 compress at the knee of the trade-off curve, 4 evaluate it
+// against the original, 5 fine-tune it on the CPU when PyTorch is there. Writes DIR/report.html,
+// summary.json, the sweep files, the plan, and the compressed and fine-tuned models.
+// `--table` instead computes the README results table (cuts × allocations, after SVD / after
+// fine-tuning / with distillation) into DIR/results.json; scripts/results.mjs renders it.
+import { existsSync } from 'node:fs';
+import { mkdir, stat, writeFile, rename } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { RankscopeError } from '../core/errors';
+import { compressToFile, graphCheck, makePlan, type Plan } from '../core/compress';
+import type { Allocation } from '../core/compress/budget';
+import { loadDataset, type Dataset, type DatasetSpec } from '../core/eval/dataset';
+import { evaluate } from '../core/eval/evaluate';
+import { compareLatency, type Latency } from '../core/eval/latency';
+import type { EvalMetrics } from '../core/eval/metrics';
+import { OrtRunner, type OrtSession } from '../core/eval/runner';
+import { allocateBySensitivity, planWithRanks, sensitivityTemplate } from '../core/eval/sensitivity';
+import { runSweep, type SweepPoint, type SweepResult } from '../core/eval/sweep';
+import { writeSweepReport } from '../core/eval/report';
+import { openOnnx, type OnnxModel } from '../core/formats/onnx';
+import { computeSpectra, type LayerSpectrum } from '../core/linalg';
+import { checkFinetuneEnvironment } from '../worker/envCheck';
+import { finetune, type FinetuneResult } from '../worker/finetune';
+import type { WorkerMessage } from '../worker/protocol';
+import { parseOptions, type Command, type CommandIO } from './command';
+import { intOption } from './eval';
+import { demoReportHtml } from './demoReport';
+
+const usage = `rankscope demo [options]
+
+Runs the whole loop on the bundled sample (media/samples: a Hyperformer-like skeleton-action
+Transformer and its NTU-layout data): inspect, sweep, compress at the knee, evaluate, fine-tune.
+  -o, --out DIR        output folder (default demo-output)
+  --model FILE         another ONNX model (default media/samples/skeleton-transformer.onnx)
+  --data FILE          its data in the NTU layout (default media/samples/skeleton-actions.npz)
+  --epochs N           fine-tuning epochs (default 3; 1 under CI=true); 0 skips fine-tuning
+  --python PATH        interpreter with PyTorch for fine-tuning (default: as \`rankscope finetune\`)
+  --threads N          ONNX Runtime threads (default 1: stable latency figures)
+  --table              compute the README results table instead (cuts 30/50/70 % × energy/uniform/
+                       sensitivity allocation; fine-tuning and distillation runs) into DIR/results.json
+  --json               print summary.json to stdout at the end`;
+
+/** The demo's machine-readable outcome (DIR/summary.json); the demo test checks it. */
+export interface DemoSummary {
+  model: string;
+  data: string;
+  ci: boolean;
+  steps: {
+    inspect: { layers: number; factorizable: number; totalParams: number; factorizableParams: number; fileSize: number; spectra: number; seconds: number };
+    sweep: { points: number; original: number; best: { label: string; top1: number; params: number }[]; seconds: number };
+    compress: { point: string; plan: string; output: string; layersCompressed: number; paramsBefore: number; paramsAfter: number; fileSizeBefore: number; fileSizeAfter: number };
+    evaluate: { top1Original: number; top1Compressed: number; agreement: number; latencyOriginalMs: number; latencyCompressedMs: number };
+    finetune: { ran: true; epochs: number; top1: number; output: string; seconds: number; device: string } | { ran: false; reason: string; howToEnable?: string };
+  };
+  seconds: number;
+}
+
+export const CUTS = [0.3, 0.5, 0.7];
+export const ALLOCATIONS: Allocation[] = ['energy', 'uniform', 'sensitivity'];
+const ENERGIES = [0.99, 0.95, 0.9];
+const FINETUNE_LR = 5e-4;
+
+export interface TableRow {
+  cut: number;
+  allocation: Allocation;
+  params: number;
+  fileSize: number;
+  top1Svd: number;
+  top1Finetuned: number | null;
+  top1Distilled: number | null;
+  latencyMs: number;
+}
+
+export interface ResultsTable {
+  model: string;
+  data: string;
+  epochs: number;
+  baseline: { params: number; fileSize: number; top1: number; latencyMs: number };
+  rows: TableRow[];
+  machine: string;
+  seconds: number;
+}
+
+/** media/samples, found from the bundle (dist/) or the sources (src/cli/). */
+export function samplesDir(): string {
+  for (let dir = __dirname; ; dir = dirname(dir)) {
+    const candidate = join(dir, 'media', 'samples');
+    if (existsSync(join(candidate, 'skeleton-actions.npz'))) return candidate;
+    if (dirname(dir) === dir) throw new RankscopeError('NOT_FOUND', 'The bundled sample (media/samples/skeleton-transformer.onnx) is not here.', 'Run from a Rankscope checkout, or give --model and --data.');
+  }
+}
+
+export const demoCommand: Command = {
+  name: 'demo',
+  summary: 'the whole loop on the bundled skeleton-action sample (inspect, sweep, compress, evaluate, fine-tune)',
+  usage,
+  async run(argv, io) {
+    const { values } = parseOptions(argv, {
+      out: { type: 'string', short: 'o' }, model: { type: 'string' }, data: { type: 'string' }, epochs: { type: 'string' },
+      python: { type: 'string' }, threads: { type: 'string' }, table: { type: 'boolean' }, json: { type: 'boolean' },
+    });
+    const ci = process.env.CI === 'true';
+    const model = resolve(values.model ?? join(samplesDir(), 'skeleton-transformer.onnx'));
+    const data = resolve(values.data ?? join(samplesDir(), 'skeleton-actions.npz'));
+    for (const f of [model, data]) if (!existsSync(f)) throw new RankscopeError('NOT_FOUND', `${f}: no such file.`);
+    const out = resolve(values.out ?? 'demo-output');
+    const epochs = values.epochs === undefined ? (ci ? 1 : 3) : intOption(values.epochs, '--epochs', 0);
+    const threads = values.threads === undefined ? 1 : intOption(values.threads, '--threads');
+    await mkdir(out, { recursive: true });
+    const ctx: Context = { io, model, data, out, epochs, threads, ci, python: values.python };
+    if (values.table) {
+      const table = await resultsTable(ctx);
+      io.out(`wrote ${join(out, 'results.json')}`);
+      if (values.json) io.out(JSON.stringify(table, null, 2));
+      return 0;
+    }
+    const summary = await demo(ctx);
+    if (values.json) io.out(JSON.stringify(summary, null, 2));
+    return 0;
+  },
+};
+
+interface Context {
+  io: CommandIO;
+  model: string;
+  data: string;
+  out: string;
+  epochs: number;
+  threads: number;
+  ci: boolean;
+  python?: string;
+}
+
+const pct = (x: number | undefined | null) => (x === undefined || x === null ? '—' : `${(x * 100).toFixed(2)} %`);
+const num = (x: number) => x.toLocaleString('en-US');
+
+async function demo(ctx: Context): Promise<DemoSummary> {
+  const { io, out } = ctx;
+  const t0 = performance.now();
+  const heading = (s: string) => io.out(`\n== ${s}`);
+
+  // 1. Inspect.
+  heading('1/5 inspect');
+  const ti = performance.now();
+  const model = await openOnnx(ctx.model, { signal: io.signal });
+  const s = model.summary;
+  const factorizable = model.layers.filter((l) => l.factorizable);
+  io.out(`${ctx.model}: ${num(s.totalParams)} parameters, ${(s.fileSize / 1024 / 1024).toFixed(2)} MiB, ${model.layers.length} weight layers (${factorizable.length} factorizable, ${num(s.factorizableParams)} parameters)`);
+  const spectra = await computeSpectra(model, { order: 'module', signal: io.signal, cacheDir: join(out, '.cache', 'spectra') });
+  const bySize = [...spectra].sort((a, b) => b.shape[0] * b.shape[1] - a.shape[0] * a.shape[1]);
+  io.out(`${'layer'.padEnd(34)} ${'shape'.padStart(11)} ${'rank@90%'.padStart(9)} ${'rank@99%'.padStart(9)} ${'stable rank'.padStart(12)}`);
+  for (const sp of bySize.slice(0, 8)) {
+    io.out(`${sp.layer.slice(0, 34).padEnd(34)} ${`${sp.shape[0]}×${sp.shape[1]}`.padStart(11)} ${String(sp.metrics.energyRank['0.9']).padStart(9)} ${String(sp.metrics.energyRank['0.99']).padStart(9)} ${sp.metrics.stableRank.toFixed(1).padStart(12)}`);
+  }
+  if (bySize.length > 8) io.out(`… and ${bySize.length - 8} more (rankscope inspect ${ctx.model})`);
+  const inspect = { layers: model.layers.length, factorizable: factorizable.length, totalParams: s.totalParams, factorizableParams: s.factorizableParams, fileSize: s.fileSize, spectra: spectra.length, seconds: (performance.now() - ti) / 1000 };
+
+  const runner = OrtRunner.create({ intraOpThreads: ctx.threads, signal: io.signal });
+  let dataset: Dataset | undefined;
+  try {
+    dataset = await openData(runner, ctx);
+
+    // 2. Sweep.
+    heading('2/5 sweep: energy thresholds, and parameter cuts × allocation (top-1 with ONNX Runtime)');
+    const sweep = await runSweep({ levels: CUTS, energies: ENERGIES, allocations: ALLOCATIONS }, {
+      model, spectra, dataset, runner, batchSize: 64, latency: { warmup: 2, runs: ctx.ci ? 3 : 10 },
+      cacheDir: join(out, '.cache', 'sweep'), sensitivity: { samples: ctx.ci ? 128 : 512, measure: 'kl' }, signal: io.signal,
+      onPoint: (p) => io.out(`${p.label.padEnd(24)} ${num(p.params).padStart(11)} params  top-1 ${pct(p.metrics.top1).padStart(8)}${p.cached ? '  (cached)' : ''}`),
+    });
+    await writeSweepReport(sweep, out);
+    const sweepSummary = {
+      points: sweep.points.length, original: sweep.original.metrics.top1 ?? 0, seconds: sweep.timing.total,
+      best: sweep.points.filter((p) => p.pareto).map((p) => ({ label: p.label, top1: p.metrics.top1 ?? 0, params: p.params })),
+    };
+
+    // 3. Compress at the knee.
+    heading('3/5 compress at the knee of the accuracy/size curve');
+    const knee = kneePoint(sweep);
+    const plan = planFor(knee, model, spectra, sweep);
+    const planPath = join(out, 'plan.json');
+    await writeAtomic(planPath, JSON.stringify(plan, null, 2));
+    const compressedPath = join(out, `${basename(ctx.model, '.onnx')}.compressed.onnx`);
+    await compressToFile(model, plan, compressedPath, { signal: io.signal });
+    const compressedSize = (await stat(compressedPath)).size;
+    io.out(`knee: ${knee.label} → ${plan.totals.compressed} layers factorized, parameters ${num(plan.totals.modelParamsBefore)} → ${num(plan.totals.modelParamsAfter)} (−${pct(1 - plan.totals.modelParamsAfter / plan.totals.modelParamsBefore)}), file ${kib(s.fileSize)} → ${kib(compressedSize)}`);
+    io.out(`wrote ${compressedPath}`);
+    const compress = {
+      point: knee.label, plan: planPath, output: compressedPath, layersCompressed: plan.totals.compressed,
+      paramsBefore: plan.totals.modelParamsBefore, paramsAfter: plan.totals.modelParamsAfter, fileSizeBefore: s.fileSize, fileSizeAfter: compressedSize,
+    };
+
+    // 4. Evaluate the written file against the original.
+    heading('4/5 evaluate the compressed model (ONNX Runtime, CPU)');
+    const original = await runner.open(ctx.model);
+    const compressed = await runner.open(compressedPath);
+    const base = await evaluate(original, dataset, { batchSize: 64, keepOutputs: true, signal: io.signal });
+    const comp = await evaluate(compressed, dataset, { batchSize: 64, reference: base.outputs, signal: io.signal });
+    const [latC, latO] = await latencies([compressed, original], dataset, ctx);
+    io.out(`top-1: original ${pct(base.metrics.top1)}, compressed ${pct(comp.metrics.top1)}; agreement with the original ${pct(comp.metrics.agreement)}`);
+    io.out(`latency (batch ${latO.batchSize}, ${ctx.threads} thread): original ${latO.medianMs.toFixed(2)} ms, compressed ${latC.medianMs.toFixed(2)} ms`);
+    await original.close();
+    await compressed.close();
+    const evaluation = {
+      top1Original: base.metrics.top1 ?? 0, top1Compressed: comp.metrics.top1 ?? 0, agreement: comp.metrics.agreement ?? 0,
+      latencyOriginalMs: latO.medianMs, latencyCompressedMs: latC.medianMs,
+    };
+
+    // 5. Fine-tune.
+    heading(`5/5 fine-tune the compressed model (${ctx.epochs} epoch${ctx.epochs === 1 ? '' : 's'}, CPU)`);
+    let ft: DemoSummary['steps']['finetune'];
+    if (ctx.epochs === 0) ft = { ran: false, reason: '--epochs 0' };
+    else {
+      const env = await checkFinetuneEnvironment(ctx.python, { signal: io.signal });
+      if (!env.ok) {
+        const how = env.problems.map((p) => `${p.what}: ${p.fix}`).join(' ');
+        io.out(`skipped: fine-tuning needs Python with PyTorch (${env.python}). ${how}`);
+        io.out('Then run `npm run demo` again (or `rankscope finetune`); the steps above are cached.');
+        ft = { ran: false, reason: 'PyTorch not available', howToEnable: how };
+      } else {
+        const tf = performance.now();
+        const r = await runFinetune(ctx, compressedPath, join(out, `${basename(ctx.model, '.onnx')}.finetuned.onnx`), undefined);
+        const tuned = await runner.open(r.output!);
+        const after = await evaluate(tuned, dataset, { batchSize: 64, signal: io.signal });
+        await tuned.close();
+        io.out(`top-1 after fine-tuning (ONNX Runtime on the written model): ${pct(after.metrics.top1)}  (original ${pct(base.metrics.top1)})`);
+        io.out(`wrote ${r.output}`);
+        ft = { ran: true, epochs: ctx.epochs, top1: after.metrics.top1 ?? 0, output: r.output!, seconds: (performance.now() - tf) / 1000, device: r.summary.device };
+      }
+    }
+
+    const summary: DemoSummary = {
+      model: ctx.model, data: ctx.data, ci: ctx.ci,
+      steps: { inspect, sweep: sweepSummary, compress, evaluate: evaluation, finetune: ft },
+      seconds: (performance.now() - t0) / 1000,
+    };
+    await writeAtomic(join(out, 'summary.json'), JSON.stringify(summary, null, 2));
+    const table = await readTable(out);
+    await writeAtomic(join(out, 'report.html'), demoReportHtml({ summary, sweep, spectra: bySize, table }));
+    printSummary(summary, io);
+    return summary;
+  } finally {
+    await dataset?.close();
+    await runner.dispose();
+  }
+}
+
+async function openData(runner: OrtRunner, ctx: Context): Promise<Dataset> {
+  const probe = await runner.open(ctx.model);
+  try {
+    return await loadDataset(dataSpec(ctx), probe.inputs);
+  } finally {
+    await probe.close();
+  }
+}
+
+function dataSpec(ctx: Context): DatasetSpec {
+  return { data: ctx.data, preset: 'ntu', labels: 'y_test', inputs: { [inputName]: 'x_test' } };
+}
+const inputName = 'skeleton';
+
+async function latencies(sessions: OrtSession[], dataset: Dataset, ctx: Context): Promise<Latency[]> {
+  const batch = await dataset.batch(0, Math.min(32, dataset.size), ctx.io.signal);
+  return compareLatency(sessions, batch.feeds, { warmup: 3, runs: ctx.ci ? 5 : 30 });
+}
+
+/**
+ * The knee of the Pareto front (parameters vs top-1): after scaling both axes to [0, 1], the
+ * point farthest above the chord from the smallest model to the original (Kneedle's rule).
+ */
+export function kneePoint(sweep: SweepResult): SweepPoint {
+  const front = [sweep.original, ...sweep.points].filter((p) => p.pareto && Number.isFinite(p.score)).sort((a, b) => a.params - b.params);
+  const candidates = front.filter((p) => p.kind !== 'original');
+  if (candidates.length === 0) throw new RankscopeError('NUMERIC', 'No compressed point of the sweep beats the original on size and score.', 'Try other levels (rankscope sweep).');
+  const first = front[0];
+  const last = front[front.length - 1];
+  const dx = last.params - first.params || 1;
+  const dy = last.score - first.score || 1;
+  let best = candidates[0];
+  let bestGap = -Infinity;
+  for (const p of candidates) {
+    const x = (p.params - first.params) / dx;
+    const y = (p.score - first.score) / dy;
+    if (y - x > bestGap) { bestGap = y - x; best = p; }
+  }
+  return best;
+}
+
+/** The plan behind a sweep point, rebuilt with the same calls the sweep made. */
+function planFor(point: SweepPoint, model: OnnxModel, spectra: LayerSpectrum[], sweep: SweepResult): Plan {
+  const check = graphCheck(model);
+  if (point.kind === 'energy') return makePlan(model, spectra, { energy: point.level }, check);
+  if (point.allocation === 'sensitivity') {
+    if (!sweep.sensitivity) throw new RankscopeError('BAD_ARGUMENT', 'sensitivity point without probes.');
+    const template = sensitivityTemplate(model, spectra, undefined, check);
+    return planWithRanks(model, spectra, template, allocateBySensitivity(sweep.sensitivity, point.level), point.level);
+  }
+  return makePlan(model, spectra, { budget: point.level, allocation: point.allocation ?? 'energy' }, check);
+}
+
+async function runFinetune(ctx: Context, model: string, out: string, teacher: string | undefined): Promise<FinetuneResult> {
+  const r = await finetune({
+    model, out, teacher, kd: teacher ? { temperature: 4, alpha: 0.7 } : null, python: ctx.python,
+    data: { path: ctx.data, preset: 'ntu' }, epochs: ctx.epochs, lr: FINETUNE_LR, batchSize: 32, weightDecay: 0.01,
+    schedule: 'cosine', seed: 1, device: 'cpu', progressEvery: 30,
+  }, {
+    signal: ctx.io.signal,
+    onMessage: (m: WorkerMessage) => {
+      if (m.type === 'eval' && m.phase === 'before') ctx.io.out(`  before: val top-1 ${pct(m.valAccuracy)}`);
+      if (m.type === 'eval' && m.phase === 'epoch') ctx.io.out(`  epoch ${m.epoch}/${ctx.epochs}: train loss ${m.trainLoss.toFixed(4)}, val top-1 ${pct(m.valAccuracy)} (${m.seconds.toFixed(0)} s)`);
+      if (m.type === 'log' && (m.level === 'warn' || m.level === 'error')) ctx.io.err(`  worker: ${m.message}`);
+    },
+  });
+  if (r.status !== 'completed' || !r.output) throw new RankscopeError('CANCELLED', 'Fine-tuning was cancelled.');
+  return r;
+}
+
+/** The README table: each cut × allocation compressed to a file, scored after SVD, after fine-tuning, and after fine-tuning with distillation. */
+async function resultsTable(ctx: Context): Promise<ResultsTable> {
+  const { io, out } = ctx;
+  const t0 = performance.now();
+  const model = await openOnnx(ctx.model, { signal: io.signal });
+  const spectra = await computeSpectra(model, { order: 'module', signal: io.signal, cacheDir: join(out, '.cache', 'spectra') });
+  const runner = OrtRunner.create({ intraOpThreads: ctx.threads, signal: io.signal });
+  let dataset: Dataset | undefined;
+  try {
+    dataset = await openData(runner, ctx);
+    io.out('sweep (plain SVD) …');
+    const sweep = await runSweep({ levels: CUTS, allocations: ALLOCATIONS }, {
+      model, spectra, dataset, runner, batchSize: 64, latency: { warmup: 3, runs: 20 }, cacheDir: join(out, '.cache', 'sweep'),
+      sensitivity: { samples: 512, measure: 'kl' }, signal: io.signal,
+    });
+    const env = ctx.epochs > 0 ? await checkFinetuneEnvironment(ctx.python, { signal: io.signal }) : undefined;
+    if (env && !env.ok) io.out(`fine-tuning skipped: ${env.problems.map((p) => `${p.what}: ${p.fix}`).join(' ')}`);
+    const rows: TableRow[] = [];
+    for (const point of sweep.points) {
+      const cut = point.level;
+      const allocation = point.allocation!;
+      const file = join(out, `cut${Math.round(cut * 100)}-${allocation}.onnx`);
+      await compressToFile(model, planFor(point, model, spectra, sweep), file, { signal: io.signal });
+      const row: TableRow = {
+        cut, allocation, params: point.params, fileSize: (await stat(file)).size, top1Svd: point.metrics.top1 ?? 0,
+        top1Finetuned: null, top1Distilled: null, latencyMs: point.latency?.medianMs ?? Number.NaN,
+      };
+      if (env?.ok) {
+        for (const teacher of [undefined, ctx.model]) {
+          io.out(`${point.label}: fine-tuning${teacher ? ' with distillation' : ''} (${ctx.epochs} epochs) …`);
+          const r = await runFinetune(ctx, file, file.replace(/\.onnx$/, teacher ? '.distilled.onnx' : '.finetuned.onnx'), teacher);
+          const session = await runner.open(r.output!);
+          const m: EvalMetrics = (await evaluate(session, dataset, { batchSize: 64, signal: io.signal })).metrics;
+          await session.close();
+          if (teacher) row.top1Distilled = m.top1 ?? null;
+          else row.top1Finetuned = m.top1 ?? null;
+        }
+      }
+      io.out(`${point.label}: ${num(row.params)} params, ${kib(row.fileSize)}, top-1 SVD ${pct(row.top1Svd)}, fine-tuned ${pct(row.top1Finetuned)}, distilled ${pct(row.top1Distilled)}, ${row.latencyMs.toFixed(2)} ms`);
+      rows.push(row);
+    }
+    const table: ResultsTable = {
+      model: ctx.model, data: ctx.data, epochs: env?.ok ? ctx.epochs : 0,
+      baseline: { params: sweep.original.params, fileSize: sweep.original.fileSize, top1: sweep.original.metrics.top1 ?? 0, latencyMs: sweep.original.latency?.medianMs ?? Number.NaN },
+      rows, machine: `${process.platform} ${process.arch}, ONNX Runtime CPU, ${ctx.threads} thread(s), batch 32 latency`, seconds: (performance.now() - t0) / 1000,
+    };
+    await writeAtomic(join(out, 'results.json'), JSON.stringify(table, null, 2));
+    return table;
+  } finally {
+    await dataset?.close();
+    await runner.dispose();
+  }
+}
+
+async function readTable(out: string): Promise<ResultsTable | undefined> {
+  const path = join(out, 'results.json');
+  if (!existsSync(path)) return undefined;
+  const { readFile } = await import('node:fs/promises');
+  return JSON.parse(await readFile(path, 'utf8')) as ResultsTable;
+}
+
+function printSummary(s: DemoSummary, io: CommandIO): void {
+  const st = s.steps;
+  io.out('\n== summary');
+  io.out(`inspect   ${st.inspect.layers} layers, ${num(st.inspect.totalParams)} parameters, ${st.inspect.spectra} spectra`);
+  io.out(`sweep     ${st.sweep.points} points; original top-1 ${pct(st.sweep.original)}`);
+  io.out(`compress  ${st.compress.point}: ${num(st.compress.paramsBefore)} → ${num(st.compress.paramsAfter)} parameters, ${kib(st.compress.fileSizeBefore)} → ${kib(st.compress.fileSizeAfter)}`);
+  io.out(`evaluate  top-1 ${pct(st.evaluate.top1Original)} → ${pct(st.evaluate.top1Compressed)} after SVD; latency ${st.evaluate.latencyOriginalMs.toFixed(2)} → ${st.evaluate.latencyCompressedMs.toFixed(2)} ms/batch`);
+  const ft = st.finetune;
+  io.out(ft.ran ? `finetune  top-1 ${pct(ft.top1)} after ${ft.epochs} epoch(s) on ${ft.device} (${ft.seconds.toFixed(0)} s)` : `finetune  skipped: ${ft.reason}`);
+  io.out(`report    ${join(dirname(st.compress.plan), 'report.html')}  (${s.seconds.toFixed(0)} s in all)`);
+}
+
+const kib = (bytes: number) => `${(bytes / 1024).toFixed(0)} KiB`;
+
+async function writeAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  await writeFile(tmp, text);
+  await rename(tmp, path);
+}
