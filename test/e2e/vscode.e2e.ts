@@ -7,7 +7,7 @@
 // RANKSCOPE_E2E_DEV=1 to load the working tree as a development extension instead (no package yet).
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, FrameLocator, Locator, Page } from 'playwright-core';
@@ -218,6 +218,12 @@ before(async () => {
 after(async () => {
   await browser?.close().catch(() => {});
   server?.stop();
+  // What VS Code and the extension logged (the Rankscope output channel included), for a failure's cause.
+  if (failedStep && tmp) {
+    writeFileSync(join(ARTIFACTS, 'code-server.log'), server?.log.join('') ?? '');
+    const logs = join(tmp, 'user-data', 'logs');
+    if (existsSync(logs)) cpSync(logs, join(ARTIFACTS, 'logs'), { recursive: true });
+  }
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
