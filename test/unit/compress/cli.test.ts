@@ -1,0 +1,114 @@
+// `rankscope compress` as a user runs it: a real process, real files, exit codes.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openOnnx } from '../../../src/core/formats/onnx';
+import { buildFixtures } from './helpers';
+
+let dir: string;
+let model: string;
+let other: string;
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'rankscope-compress-cli-'));
+  buildFixtures(join(dir, 'full'), 0);
+  buildFixtures(join(dir, 'lowrank'), 4);
+  model = join(dir, 'full', 'conv.onnx');
+  other = join(dir, 'lowrank', 'conv.onnx');
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, '../../../src/cli/main.ts'), 'compress', ...args], { encoding: 'utf8' });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test('--dry-run prints the plan table and totals, writes nothing', () => {
+  const out = join(dir, 'dry.onnx');
+  const r = cli(model, '-o', out, '--energy', '0.9', '--dry-run');
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^layer\s+shape\s+k\s+params\s+after\s+energy/m);
+  assert.match(r.out, /^c1\s+40×216\s+\d+\s+8,640\s+[\d,]+\s+9\d\.\d\d %/m);
+  assert.match(r.out, /^c3\s+64×216 g2 /m);
+  assert.match(r.out, /skipped: rank \d+ saves no parameters/);
+  assert.match(r.out, /\d+ of 5 layers factorized, \d+ skipped/);
+  assert.match(r.out, /layer parameters: 40,224 → [\d,]+ \(\d+\.\d %\)/);
+  assert.match(r.out, /model parameters: /);
+  assert.ok(!existsSync(out));
+});
+
+test('writes the model and the plan; the saved plan re-applies to the same bytes; --check reports deviation', () => {
+  const out = join(dir, 'budget.onnx');
+  const planFile = join(dir, 'budget.plan.json');
+  const r = cli(model, '-o', out, '--budget', '40%', '--save-plan', planFile, '--check', '3');
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /wrote .*budget\.onnx: .* → .* \(\d+\.\d %\)/);
+  assert.match(r.out, /check: 3 random inputs, relative output deviation max \d\.\d+e[-+]\d+, mean \d\.\d+e[-+]\d+/);
+  const plan = JSON.parse(readFileSync(planFile, 'utf8'));
+  assert.equal(plan.format, 'rankscope.plan');
+  assert.ok(plan.totals.paramsAfter <= 0.6 * plan.totals.paramsBefore);
+  const again = join(dir, 'budget.again.onnx');
+  const r2 = cli(model, '-o', again, '--plan', planFile);
+  assert.equal(r2.code, 0, r2.err);
+  assert.deepEqual(readFileSync(again), readFileSync(out));
+});
+
+test('a hand-edited plan is applied with the edited rank', async () => {
+  const planFile = join(dir, 'edit.plan.json');
+  assert.equal(cli(model, '--rank', '8', '--layers', 'c1,c3d', '--dry-run', '--save-plan', planFile).code, 0);
+  const plan = JSON.parse(readFileSync(planFile, 'utf8'));
+  plan.layers.find((l: { layer: string }) => l.layer === 'c1').k = 5;
+  writeFileSync(planFile, JSON.stringify(plan));
+  const out = join(dir, 'edited.onnx');
+  const r = cli(model, '-o', out, '--plan', planFile);
+  assert.equal(r.code, 0, r.err);
+  const m = await openOnnx(out);
+  assert.equal(m.layers.find((l) => l.name === 'c1')!.compressed!.rank, 5);
+  assert.equal(m.layers.find((l) => l.name === 'c3d')!.compressed!.rank, 8);
+  assert.ok(!m.layers.find((l) => l.name === 'c2')!.compressed, 'unselected layers stay dense');
+});
+
+test('--restore recomposes a factorized layer, naming its source file', async () => {
+  const packed = join(dir, 'packed.onnx');
+  assert.equal(cli(model, '-o', packed, '--rank', '6', '--layers', 'c1*').code, 0);
+  const restored = join(dir, 'restored.onnx');
+  const r = cli(packed, '-o', restored, '--restore', 'c1');
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, new RegExp(`restored c1 \\(recomposed A·B; original from ${model.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\)`));
+  const m = await openOnnx(restored);
+  assert.ok(!m.layers.find((l) => l.name === 'c1')!.compressed);
+  assert.ok(m.layers.find((l) => l.name === 'c1d')!.compressed, 'the other factorized layer stays');
+});
+
+test('bad input: a clear message and exit code 2', () => {
+  const out = join(dir, 'bad.onnx');
+  const cases: [string[], RegExp][] = [
+    [[model, '-o', out, '--rank', '4', '--layers', 'nope'], /No layer named 'nope'/],
+    [[model, '-o', out, '--rank', '4', '--layers', 'zz*'], /No layer matches 'zz\*'/],
+    [[model, '-o', out, '--rank', '0'], /--rank must be an integer ≥ 1/],
+    [[model, '-o', out, '--rank', '100000'], /Rank 100000 is out of range: the selected layers allow at most \d+/],
+    [[model, '-o', out, '--energy', '1.5'], /energy must be in \(0, 1\]/],
+    [[model, '-o', model, '--rank', '4'], /is the input model; Rankscope never overwrites a model/],
+    [[model, '-o', out], /Missing a policy/],
+    [[model, '-o', out, '--rank', '4', '--energy', '0.9'], /Give one policy/],
+    [[model, '--rank', '4'], /Missing -o OUT/],
+    [[join(dir, 'missing.onnx'), '-o', out, '--rank', '4'], /not found/],
+    [[model, '-o', out, '--budget', '0.9999'], /out of reach/],
+    [[model, '-o', out, '--frobnicate'], /Unknown option/],
+  ];
+  for (const [args, message] of cases) {
+    const r = cli(...args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, message, args.join(' '));
+  }
+  // A plan made for other weights.
+  const planFile = join(dir, 'other.plan.json');
+  assert.equal(cli(other, '--rank', '4', '--dry-run', '--save-plan', planFile).code, 0);
+  const r = cli(model, '-o', out, '--plan', planFile);
+  assert.equal(r.code, 2);
+  assert.match(r.err, /different weights than the plan was made for/);
+  assert.ok(!existsSync(out));
+});
