@@ -63,11 +63,14 @@ export async function computeSpectra(model: Model, options: ComputeSpectraOption
   const cache = options.cacheDir ? new SpectrumCache(options.cacheDir, options.cacheMaxBytes ?? DEFAULT_CACHE_MAX_BYTES) : undefined;
 
   const results: (LayerSpectrum | undefined)[] = new Array(layers.length);
-  const keys = layers.map((l) => SpectrumCache.key(tensorOf(model, l).hash(), `${l.layout}:${l.shape.join('x')}:g${l.groups ?? 1}`));
+  // Hashing reads every byte: without a cache it happens per job, as the job is sent, so the
+  // first result does not wait for the whole model to be hashed.
+  const keys: string[] = new Array(layers.length);
+  const keyOf = (i: number) => (keys[i] ??= SpectrumCache.key(tensorOf(model, layers[i]).hash(), matrixView(layers[i])));
   const pending: number[] = [];
   layers.forEach((layer, i) => {
-    const hit = cache?.get(keys[i]);
-    if (hit) results[i] = toSpectrum(layer, keys[i], hit.singularValues, hit.groups);
+    const hit = cache?.get(keyOf(i));
+    if (hit) results[i] = toSpectrum(layer, keyOf(i), hit.singularValues, hit.groups);
     else pending.push(i);
   });
 
@@ -82,6 +85,7 @@ export async function computeSpectra(model: Model, options: ComputeSpectraOption
   if (pending.length > 0) {
     await runPool(pending, options.threads, signal, (i) => {
       const layer = layers[i];
+      keyOf(i);
       return { label: `Layer '${layer.name}'`, matrices: layerMatrices(model, layer) };
     }, (i, groups) => {
       const layer = layers[i];
@@ -110,6 +114,11 @@ function selectLayers(model: Model, names?: string[]): Layer[] {
     }
     return layer;
   });
+}
+
+/** How the tensor is seen as a matrix: part of the cache key (same bytes, other view, other σ). */
+function matrixView(l: Layer): string {
+  return `${l.layout}:${l.shape.join('x')}:g${l.groups ?? 1}`;
 }
 
 function tensorOf(model: Model, layer: Layer) {
