@@ -45,6 +45,7 @@ export class LayersTreeProvider implements vscode.TreeDataProvider<LayersNode>, 
   private sortBy: SortOrder = settings().sortBy;
   /** Resolves once VS Code asked for the model node's children after the last rebuild. */
   private rendered: { promise: Promise<void>; resolve: () => void } = deferred();
+  private rebuiltAt = 0;
 
   constructor(private readonly session: ModelSession, private readonly imageDir: string) {
     this.disposables.push(
@@ -74,8 +75,11 @@ export class LayersTreeProvider implements vscode.TreeDataProvider<LayersNode>, 
 
   /** Waits (at most `timeoutMs`) until the view has loaded the current model's nodes: revealing a
    * node the view has not fetched yet fails. */
-  whenRendered(timeoutMs = 2000): Promise<void> {
-    return Promise.race([this.rendered.promise, new Promise<void>((r) => setTimeout(r, timeoutMs))]);
+  async whenRendered(timeoutMs = 2000): Promise<void> {
+    await Promise.race([this.rendered.promise, new Promise<void>((r) => setTimeout(r, timeoutMs))]);
+    // The view applies the fetched nodes asynchronously after asking; give a fresh tree a moment.
+    const age = performance.now() - this.rebuiltAt;
+    if (age < 500) await new Promise((r) => setTimeout(r, 500 - age));
   }
 
   getChildren(node?: LayersNode): LayersNode[] {
@@ -108,6 +112,7 @@ export class LayersTreeProvider implements vscode.TreeDataProvider<LayersNode>, 
   private rebuild(): void {
     this.layerNodes.clear();
     this.rendered = deferred();
+    this.rebuiltAt = performance.now();
     const model = this.session.model;
     const path = this.session.path;
     if (!model || !path) {
