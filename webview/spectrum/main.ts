@@ -106,7 +106,7 @@ const chart = new Chart(canvas, {
     interaction: { mode: 'index', intersect: false, axis: 'x' },
     scales: {
       x: { type: 'linear', min: 1, title: { display: true, text: 'rank (index of σ)' }, ticks: { precision: 0 } },
-      y: { type: 'logarithmic', position: 'left', title: { display: true, text: 'σ' }, ticks: { callback: (v) => sigmaTick(Number(v)) } },
+      y: { type: 'logarithmic', position: 'left', title: { display: true, text: 'σ' }, ticks: { callback(v) { return sigmaTick(Number(v), this.max / Math.max(this.min, Number.MIN_VALUE)); } } },
       energy: {
         type: 'linear', position: 'right', min: 0, max: 100,
         title: { display: true, text: 'energy kept %' }, grid: { drawOnChartArea: false },
@@ -127,11 +127,11 @@ const chart = new Chart(canvas, {
   plugins: [cutLine],
 });
 
-/** Log-axis labels only at 1·, 2·, 5·10ⁿ, short. */
-function sigmaTick(v: number): string {
+/** σ-axis labels, short; on a log axis spanning decades only at 1·, 2·, 5·10ⁿ (else they crowd). */
+function sigmaTick(v: number, span: number): string {
   if (!(v > 0)) return String(v);
   const mantissa = Math.round(v / 10 ** Math.floor(Math.log10(v) + 1e-9));
-  if (state.logScale && ![1, 2, 5].includes(mantissa)) return '';
+  if (state.logScale && span > 20 && ![1, 2, 5].includes(mantissa)) return '';
   return v >= 1e4 || v < 1e-2 ? v.toExponential(0) : String(Number(v.toPrecision(2)));
 }
 
