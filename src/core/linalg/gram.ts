@@ -3,6 +3,9 @@
 // singular values come out as √λ: an error δ in λ becomes √δ in σ, which float32 cannot afford.
 import { kernels, kernelMemory } from './wasm';
 
+/** Bytes of G updated per pass over X: fits a 512 KiB L2 with room for X's four rows. */
+const L2_BLOCK_BYTES = 256 * 1024;
+
 export interface GramLayout {
   /** Order of the Gram matrix: min(rows, cols). */
   n: number;
@@ -44,6 +47,14 @@ export function gramToKernelMemory(data: Float32Array | Float64Array, rows: numb
     }
   }
   F.fill(0, x + m * n, end);
-  kernels().gramLower(mPadded, n, x * 8, g * 8);
+  // Row blocks of G of about L2_BLOCK_BYTES (the triangle's rows grow, so blocks shrink).
+  const k = kernels();
+  for (let i0 = 0; i0 < n;) {
+    let i1 = i0;
+    let bytes = 0;
+    while (i1 < n && (i1 === i0 || bytes + (i1 + 1) * 8 <= L2_BLOCK_BYTES)) bytes += (++i1) * 8;
+    k.gramLower(mPadded, n, x * 8, g * 8, i0, i1);
+    i0 = i1;
+  }
   return { n, m, x, g, end };
 }

@@ -4,20 +4,21 @@
 (module
   (memory (export "memory") 1)
 
-  ;; Gram matrix, lower triangle: G[i, j] += Σ_{r<4} X[k+r, i]·X[k+r, j] for j ≤ i, over k = 0, 4, … < m.
+  ;; Gram matrix, lower triangle: G[i, j] += Σ_{r<4} X[k+r, i]·X[k+r, j] for j ≤ i, i in [i0, i1),
+  ;; over k = 0, 4, … < m. Callers pass row blocks of G small enough to stay in L2 while all of X streams by.
   ;; X is m×n row-major (m a multiple of 4, one spare element after it); G is n×n row-major,
   ;; zeroed by the caller, with one spare element (the pairs may write G[i, i+1]).
   ;; Four rows of X per pass over G: 16 flops per load/store of a G pair.
-  (func (export "gramLower") (param $m i32) (param $n i32) (param $X i32) (param $G i32)
+  (func (export "gramLower") (param $m i32) (param $n i32) (param $X i32) (param $G i32) (param $i0 i32) (param $i1 i32)
     (local $k i32) (local $i i32) (local $j i32) (local $row i32) (local $x0 i32) (local $rs i32) (local $off i32) (local $g i32)
     (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
     (local.set $rs (i32.shl (local.get $n) (i32.const 3)))
     (block $doneK (loop $ks
       (br_if $doneK (i32.ge_u (local.get $k) (local.get $m)))
       (local.set $x0 (i32.add (local.get $X) (i32.mul (local.get $k) (local.get $rs))))
-      (local.set $i (i32.const 0))
+      (local.set $i (local.get $i0))
       (block $doneI (loop $is
-        (br_if $doneI (i32.ge_u (local.get $i) (local.get $n)))
+        (br_if $doneI (i32.ge_u (local.get $i) (local.get $i1)))
         (local.set $off (i32.add (local.get $x0) (i32.shl (local.get $i) (i32.const 3))))
         (local.set $a0 (v128.load64_splat (local.get $off)))
         (local.set $a1 (v128.load64_splat (i32.add (local.get $off) (local.get $rs))))

@@ -4,7 +4,7 @@ import { KERNELS_WASM_BASE64 } from './kernelsWasm';
 
 interface KernelExports {
   memory: WebAssembly.Memory;
-  gramLower(m: number, n: number, X: number, G: number): void;
+  gramLower(m: number, n: number, X: number, G: number, i0: number, i1: number): void;
   fusedRank2Symv(n: number, k1: number, A: number, u: number, w: number, v: number, p: number): void;
   rotateRows(x: number, y: number, len: number, c: number, s: number): void;
   reflectRows(Z: number, count: number, n: number, v: number, lo: number, tau: number): void;
