@@ -59,7 +59,7 @@ print(json.dumps({'svdvals': t_svd, 'gram': t_gram, 'numpy': np.__version__, 'sc
   const reference = new Float64Array(refBytes.buffer, refBytes.byteOffset, refBytes.byteLength / 8);
   const model = bertModel(bytes);
 
-  for (const run of ['cold', 'cold (again)']) {
+  for (const run of ['cold']) {
     const t0 = performance.now();
     let first = 0;
     const results = await computeSpectra(model, { order: 'size', onResult: () => { first ||= performance.now() - t0; } });
