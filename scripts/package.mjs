@@ -44,7 +44,8 @@ const vsce = join(root, 'node_modules', '@vscode', 'vsce', 'vsce');
 const common = ['--ignoreFile', ignoreFile];
 mkdirSync(join(root, 'out'), { recursive: true });
 const out = join(root, 'out', `${pkg.name}-${target}-${pkg.version}.vsix`);
-run(process.execPath, [vsce, 'package', '--target', target, '--out', out, '--skip-license', '--allow-missing-repository', ...common]);
+// README links stay relative (docs/images/…): nothing is published to a marketplace from here.
+run(process.execPath, [vsce, 'package', '--target', target, '--out', out, '--skip-license', '--allow-missing-repository', '--no-rewrite-relative-links', ...common]);
 
 // 3. What is inside: `vsce ls` with the same rules, then checks on the file list.
 const files = run(process.execPath, [vsce, 'ls', ...common]).split('\n').map((l) => l.trim()).filter(Boolean);
