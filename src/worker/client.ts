@@ -219,7 +219,7 @@ export class FinetuneWorker {
 
   private errorFrom(e: ErrorMessage): RankscopeError {
     const where = e.missing?.length ? ` Missing ops: ${e.missing.join(', ')}.` : '';
-    const code = e.code === 'SHAPE_MISMATCH' ? 'SHAPE_MISMATCH' : e.code === 'UNSUPPORTED' ? 'UNSUPPORTED' : 'WORKER';
+    const code = e.code === 'SHAPE_MISMATCH' || e.code === 'UNSUPPORTED' || e.code === 'NUMERIC' ? e.code : 'WORKER';
     const err = new RankscopeError(code, `Fine-tuning worker: ${e.message}${code === 'WORKER' ? ` [${e.code}]` : ''}${where}${e.code === 'INTERNAL' ? this.tailText() : ''}`,
       e.hint ?? undefined);
     (err as RankscopeError & { workerCode?: string; traceback?: string }).workerCode = e.code;

@@ -156,6 +156,17 @@ np.savez(sys.argv[1], x_train=np.zeros((8, 23), np.float32), y_train=np.zeros(8,
     (e: unknown) => e instanceof RankscopeError && e.code === 'SHAPE_MISMATCH' && /x_train/.test(e.message) && /\(8, 23\)/.test(e.message) && /24/.test(e.message));
 });
 
+test('a loss that becomes NaN stops training with a NUMERIC error and writes no model', { skip: !hasTorch && 'needs torch' }, async () => {
+  const nan = join(dir, 'nan.npz');
+  runPython(`import numpy as np, sys
+z = dict(np.load(sys.argv[1])); z['x_train'] = z['x_train'].copy(); z['x_train'][::7] = np.nan
+np.savez(sys.argv[2], **z)`, [fixture.data, nan]);
+  const out = join(dir, 'nan.onnx');
+  await assert.rejects(finetune(request({ data: { path: nan }, out, progressEvery: 0 })),
+    (e: unknown) => e instanceof RankscopeError && e.code === 'NUMERIC' && /loss became nan/.test(e.message));
+  assert.equal(existsSync(out), false);
+});
+
 test('a Python without torch: a WORKER error that says what to install, before any training', { skip: !hasTorch && 'needs torch' }, async () => {
   // A `torch` package that fails to import shadows the real one (PYTHONPATH comes first).
   const fake = join(dir, 'fake-no-torch');

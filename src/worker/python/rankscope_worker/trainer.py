@@ -169,9 +169,11 @@ class Trainer:
     # ---- helpers ---------------------------------------------------------------------------------
 
     def _batch(self, split, idx):
-        x = torch.from_numpy(np.ascontiguousarray(split.x[idx])).to(self.device, non_blocking=True)
-        y = torch.from_numpy(split.y[idx]).to(self.device, non_blocking=True)
-        return x, y
+        x = torch.from_numpy(np.ascontiguousarray(split.x[idx]))
+        y = torch.from_numpy(np.ascontiguousarray(split.y[idx]))
+        if self.device.type == "cuda":  # pinned: the copy runs asynchronously
+            x, y = x.pin_memory(), y.pin_memory()
+        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
     def _autocast(self):
         if self.amp is None:
@@ -281,9 +283,22 @@ class Trainer:
             # The permutation depends on (seed, epoch) only, so a resumed epoch sees the same batches.
             perm = np.random.default_rng(cfg["seed"] * 1000003 + epoch).permutation(len(self.train_set))
             run_loss, run_correct, run_n = state.get("epochLoss", 0.0), state.get("epochCorrect", 0), state.get("epochN", 0)
+            # Loss/accuracy sums stay on the device between reports: reading them (.item()) every
+            # step would make the CPU wait for the GPU each step.
+            dev_loss = torch.zeros((), dtype=torch.float64, device=self.device)
+            dev_correct = torch.zeros((), dtype=torch.int64, device=self.device)
+
+            def fold():
+                nonlocal run_loss, run_correct, dev_loss, dev_correct
+                run_loss += dev_loss.item()
+                run_correct += int(dev_correct.item())
+                dev_loss.zero_()
+                dev_correct.zero_()
+
             t_epoch, seen, t_report = time.time(), 0, time.time()
             while step < self.steps_per_epoch:
                 if ch.cancel.is_set():
+                    fold()
                     state.update(epochLoss=run_loss, epochCorrect=run_correct, epochN=run_n)
                     state["wallSeconds"] += time.time() - t_start
                     self._save_checkpoint(epoch, step, state, "cancel")
@@ -291,9 +306,6 @@ class Trainer:
                 idx = np.sort(perm[step * bs:(step + 1) * bs])
                 x, y = self._batch(self.train_set, idx)
                 loss, logits = self._loss(x, y)
-                if not torch.isfinite(loss):
-                    raise WorkerFailure("NUMERIC", f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}",
-                                        "Lower the learning rate or enable gradient clipping.")
                 self.opt.zero_grad(set_to_none=True)
                 if self.scaler:
                     self.scaler.scale(loss).backward()
@@ -310,13 +322,18 @@ class Trainer:
                 self.sched.step()
                 step += 1
                 seen += len(idx)
-                run_loss += loss.item() * len(idx)
-                run_correct += (logits.argmax(1) == y).sum().item()
+                dev_loss += loss.detach().double() * len(idx)
+                dev_correct += (logits.detach().argmax(1) == y).sum()
                 run_n += len(idx)
                 now = time.time()
                 if now - t_report >= cfg["progressEvery"] or step == self.steps_per_epoch:
+                    value = loss.item()
+                    if not math.isfinite(value):
+                        raise WorkerFailure("NUMERIC", f"loss became {value} at epoch {epoch + 1}, step {step}",
+                                            "Lower the learning rate or enable gradient clipping.")
+                    fold()
                     ch.send("progress", epoch=epoch + 1, step=step, stepsPerEpoch=self.steps_per_epoch,
-                            globalStep=epoch * self.steps_per_epoch + step, loss=loss.item(),
+                            globalStep=epoch * self.steps_per_epoch + step, loss=value,
                             lr=self.opt.param_groups[0]["lr"], samplesPerSec=seen / max(1e-9, now - t_epoch),
                             gpuMemory=torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None)
                     t_report = now
