@@ -6,6 +6,9 @@ import {
   AttributeProto_AttributeType, AttributeProtoSchema, NodeProtoSchema, ValueInfoProtoSchema,
   type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto,
 } from '../formats/onnx/gen/onnx_pb';
+import { attr } from '../formats/onnx/inventory';
+
+export { attr };
 
 /** Ops that pass a weight through unchanged in value (Transpose flips a 2-D matrix). */
 const PASS_THROUGH = new Set(['Transpose', 'Cast', 'Identity']);
@@ -21,10 +24,6 @@ export interface WeightUse {
   castTo?: number;
   /** The pass-through nodes on the way (removed when nothing else uses them). */
   via: NodeProto[];
-}
-
-export function attr(node: NodeProto, name: string): AttributeProto | undefined {
-  return node.attribute.find((a) => a.name === name);
 }
 
 export function attrInt(node: NodeProto, name: string, fallback: number): number {

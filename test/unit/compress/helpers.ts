@@ -5,7 +5,9 @@ import * as ort from 'onnxruntime-node';
 import { runPython } from '../../helpers/python';
 import { float32ToFloat16, float16ToFloat32 } from '../../../src/core/model/float16';
 
-export const FIXTURES = ['matmul', 'gemm', 'gemm_opset9', 'conv', 'embedding', 'shared', 'fp16'] as const;
+export const FIXTURES = ['matmul', 'gemm', 'gemm_opset9', 'conv', 'embedding', 'shared', 'fp16', 'cast'] as const;
+/** Fixtures whose weights are stored as float16 (their factors too): looser tolerances. */
+export const HALF_FIXTURES: readonly string[] = ['fp16', 'cast'];
 export type Manifest = Record<string, { inputs: Record<string, [number[], 'float32' | 'float16' | 'int64']> }>;
 
 /** Builds the fixture models into `dir` (rank 0: full-rank weights; r: every weight exactly rank r). */

@@ -11,7 +11,7 @@ import { layerMatrices } from '../../../src/core/model/matrix';
 import { applyPlan, compressToFile, matricesOf, planModel, restoreLayers, type CompressRequest } from '../../../src/core/compress';
 import { RankscopeError } from '../../../src/core/errors';
 import { runPython } from '../../helpers/python';
-import { buildFixtures, FIXTURES, randomFeeds, relativeDeviation, runModel, type Manifest } from './helpers';
+import { buildFixtures, FIXTURES, HALF_FIXTURES, randomFeeds, relativeDeviation, runModel, type Manifest } from './helpers';
 
 let dir: string;
 let full: Manifest;
@@ -40,7 +40,7 @@ async function compare(name: string, input: string, output: string, seeds = [1, 
   return worst;
 }
 
-const float32Fixtures = FIXTURES.filter((f) => f !== 'fp16');
+const float32Fixtures = FIXTURES.filter((f) => !HALF_FIXTURES.includes(f));
 
 test('full rank: every layer kind computes the original outputs within 1e-5 relative (ONNX Runtime)', async () => {
   for (const name of float32Fixtures) {
@@ -84,12 +84,12 @@ test('exactly rank-r weights compressed to r: outputs within 1e-4, exact paramet
     assert.equal(zeros, name === 'gemm_opset9' ? 1 : 0);
     assert.equal(compressed.summary.totalParams, model.summary.totalParams - saved + zeros, `${name}: model parameters`);
     assert.equal(plan.totals.modelParamsAfter + zeros, compressed.summary.totalParams, `${name}: plan totals`);
-    const bytesPer = name === 'fp16' ? 2 : 4;
+    const bytesPer = HALF_FIXTURES.includes(name) ? 2 : 4;
     const shrink = statSync(input).size - statSync(output).size;
     // The file shrinks by the saved weight bytes, less the metadata record and the extra nodes.
     assert.ok(shrink <= saved * bytesPer && shrink > saved * bytesPer - 4096, `${name}: file shrank ${shrink} B for ${saved * bytesPer} B of weights`);
     const deviation = await compare(name, input, output);
-    assert.ok(deviation < (name === 'fp16' ? 2e-2 : 1e-4), `${name}: relative deviation ${deviation}`);
+    assert.ok(deviation < (HALF_FIXTURES.includes(name) ? 2e-2 : 1e-4), `${name}: relative deviation ${deviation}`);
   }
 });
 
