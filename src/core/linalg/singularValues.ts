@@ -6,6 +6,7 @@ import { SingularValueDecomposition, Matrix } from 'ml-matrix';
 import { RankscopeError } from '../errors';
 import { gramToKernelMemory } from './gram';
 import { tridiagonalize, tridiagonalEigen } from './tridiagonal';
+import { MAX_KERNEL_BYTES } from './wasm';
 
 export type MatrixData = Float32Array | Float64Array;
 
@@ -25,16 +26,25 @@ export function checkMatrix(data: MatrixData, rows: number, cols: number, label 
   }
 }
 
+/** A clear error, before any work, when a matrix needs more kernel memory than WASM can give. */
+export function checkKernelMemory(doubles: number, rows: number, cols: number, label = 'matrix'): void {
+  if (doubles * 8 > MAX_KERNEL_BYTES) {
+    throw new RankscopeError('UNSUPPORTED', `${label}: a ${rows}×${cols} matrix needs ${(doubles * 8 / 2 ** 30).toFixed(1)} GiB of working memory; the SVD kernels are limited to ${MAX_KERNEL_BYTES / 2 ** 30} GiB.`,
+      'Select smaller layers with --layer / the layers option.');
+  }
+}
+
 /** All min(rows, cols) singular values, descending. `label` names the layer in errors. */
 export function singularValues(data: MatrixData, rows: number, cols: number, label?: string): Float64Array {
   checkMatrix(data, rows, cols, label);
   if (Math.min(rows, cols) === 0) return new Float64Array(0);
+  checkKernelMemory(2 * Math.min(rows, cols) ** 2, rows, cols, label); // G, plus the streamed chunk of W
   return Math.min(rows, cols) < SMALL_SIDE ? singularValuesReference(data, rows, cols) : singularValuesViaGram(data, rows, cols);
 }
 
 /** The fast path, exposed for tests on every shape. */
 export function singularValuesViaGram(data: MatrixData, rows: number, cols: number): Float64Array {
-  const { n, g, end } = gramToKernelMemory(data, rows, cols, 4 * Math.min(rows, cols));
+  const { n, g, end } = gramToKernelMemory(data, rows, cols, 4 * Math.min(rows, cols), false);
   const { d, e } = tridiagonalize(g, n, end);
   tridiagonalEigen(d, e);
   return sqrtDescending(d);

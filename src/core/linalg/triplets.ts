@@ -7,7 +7,7 @@ import { SingularValueDecomposition } from 'ml-matrix';
 import { RankscopeError } from '../errors';
 import { gramToKernelMemory } from './gram';
 import { tridiagonalize, tridiagonalEigen } from './tridiagonal';
-import { checkMatrix, SMALL_SIDE, toMatrix, type MatrixData } from './singularValues';
+import { checkKernelMemory, checkMatrix, SMALL_SIDE, toMatrix, type MatrixData } from './singularValues';
 import { kernels, kernelMemory } from './wasm';
 
 export interface SingularTriplets {
@@ -26,6 +26,8 @@ export function topSingularTriplets(data: MatrixData, rows: number, cols: number
     throw new RankscopeError('BAD_ARGUMENT', `${label}: rank ${k} is out of range for a ${rows}×${cols} matrix (0…${r}).`);
   }
   if (k === 0) return { u: new Float64Array(0), s: new Float64Array(0), v: new Float64Array(0) };
+  const m = Math.max(rows, cols);
+  checkKernelMemory(m * r + 3 * r * r + k * r + r * (k + 1) + m * (k + 1) + 8 * r, rows, cols, label);
   return r < SMALL_SIDE ? tripletsReference(data, rows, cols, k) : tripletsViaGram(data, rows, cols, k);
 }
 

@@ -24,13 +24,13 @@ export function kernels(): KernelExports {
 
 const PAGE = 65536;
 /** WASM32 memory tops out at 4 GiB; stay well below. */
-const MAX_BYTES = 2 ** 31;
+export const MAX_KERNEL_BYTES = 2 ** 31;
 
 /** Grows the kernel memory to hold `doubles` float64 values and returns a fresh view of it. */
 export function kernelMemory(doubles: number): Float64Array {
   const k = kernels();
   const bytes = doubles * 8;
-  if (bytes > MAX_BYTES) throw new RangeError(`matrix too large for the WASM kernels (${bytes} bytes)`);
+  if (bytes > MAX_KERNEL_BYTES) throw new RangeError(`matrix too large for the WASM kernels (${bytes} bytes)`);
   const have = k.memory.buffer.byteLength;
   if (bytes > have) k.memory.grow(Math.ceil((bytes - have) / PAGE));
   return new Float64Array(k.memory.buffer);

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { singularValues, singularValuesViaGram, singularValuesReference, SMALL_SIDE } from '../../../src/core/linalg/singularValues';
+import { checkKernelMemory, singularValues, singularValuesViaGram, singularValuesReference, SMALL_SIDE } from '../../../src/core/linalg/singularValues';
 import { RankscopeError } from '../../../src/core/errors';
 import { scipyCases, maxAbsDiff } from './reference';
 
@@ -75,4 +75,11 @@ test('a shape that does not match the data is a SHAPE_MISMATCH error', () => {
 test('kernelsWasm.ts is the assembled kernels.wat', () => {
   const r = spawnSync(process.execPath, [join(__dirname, '../../../src/core/linalg/buildKernels.mjs'), '--check']);
   assert.equal(r.status, 0, r.stdout.toString() + r.stderr.toString());
+});
+
+test('a matrix too large for the kernel memory is a clear UNSUPPORTED error before any work', () => {
+  // 17000² doubles of Gram (×2 with the streamed chunk) exceed 2 GiB.
+  assert.throws(() => checkKernelMemory(2 * 17000 ** 2, 17000, 20000, "Layer 'huge'"), (e: unknown) =>
+    e instanceof RankscopeError && e.code === 'UNSUPPORTED' && /Layer 'huge'.*17000×20000/.test(e.message));
+  assert.doesNotThrow(() => checkKernelMemory(2 * 4096 ** 2, 4096, 50000));
 });
