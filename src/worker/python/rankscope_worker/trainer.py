@@ -225,7 +225,7 @@ class Trainer:
             "epoch": epoch, "step": step, "state": state, "weights": {n: t.detach().cpu() for n, t in self.model.named_initializers()},
             "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler else None, "torch_rng": torch.get_rng_state(),
-            "source": self.cfg["graph"],
+            "source": self.cfg["graph"], "batchSize": self.cfg["batchSize"], "trainSamples": len(self.train_set),
         }
         _atomic_save(lambda p: torch.save(ckpt, p), self.paths["checkpoint"])
         self.channel.send("checkpoint", path=self.paths["checkpoint"], epoch=epoch, step=step, reason=reason)
@@ -241,6 +241,10 @@ class Trainer:
                     raise WorkerFailure("BAD_CONFIG", f"checkpoint {path} does not belong to this model (tensor {name!r})",
                                         "Resume with the same compressed model, or start without --resume.")
                 t.copy_(ckpt["weights"][name])
+        for key, now in (("batchSize", self.cfg["batchSize"]), ("trainSamples", len(self.train_set))):
+            if key in ckpt and ckpt[key] != now:
+                raise WorkerFailure("BAD_CONFIG", f"checkpoint {path} was made with {key} {ckpt[key]}, this run has {now}",
+                                    "Resume with the same data and batch size, or start without --resume.")
         self.opt.load_state_dict(ckpt["optimizer"])
         self.sched.load_state_dict(ckpt["scheduler"])
         if self.scaler and ckpt.get("scaler"):
