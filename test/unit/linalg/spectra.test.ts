@@ -148,3 +148,31 @@ test('unknown layer names are NOT_FOUND', async () => {
   const one = await computeSpectra(model, { layers: ['conv'] });
   assert.deepEqual(one.map((r) => r.layer), ['conv']);
 });
+
+test('float16 and bfloat16 weights are widened first and match scipy on the widened values', async () => {
+  const path = join(dir, 'half.onnx');
+  const reference = JSON.parse(runPython(`
+import sys, json, numpy as np, onnx, scipy.linalg as sl
+from onnx import helper as h, TensorProto as T, numpy_helper as nh
+rng = np.random.default_rng(11)
+w16 = (rng.standard_normal((48, 40)) * 0.1).astype(np.float16)
+w32 = (rng.standard_normal((40, 56)) * 0.1).astype(np.float32)
+bf = (w32.view(np.uint32) >> 16).astype(np.uint16)          # truncate to bfloat16
+bf_wide = (bf.astype(np.uint32) << 16).view(np.float32)       # what a reader must widen it to
+bft = h.make_tensor('fc2.weight', T.BFLOAT16, [40, 56], bf.tobytes(), raw=True)
+nodes = [h.make_node('MatMul', ['x', 'fc1.weight'], ['h'], name='/fc1/MatMul'),
+         h.make_node('MatMul', ['h', 'fc2.weight'], ['y'], name='/fc2/MatMul')]
+g = h.make_graph(nodes, 'g', [h.make_tensor_value_info('x', T.FLOAT16, [1, 48])], [h.make_tensor_value_info('y', T.BFLOAT16, None)],
+                 [nh.from_array(w16, 'fc1.weight'), bft])
+m = h.make_model(g, opset_imports=[h.make_opsetid('', 17)]); m.ir_version = 8
+onnx.save(m, sys.argv[1])
+print(json.dumps({'fc1': sl.svdvals(w16.astype(np.float64)).tolist(), 'fc2': sl.svdvals(bf_wide.astype(np.float64)).tolist()}))
+`, [path]));
+  const results = await computeSpectra(await openModel(path), { order: 'module', threads: 1 });
+  assert.deepEqual(results.map((r) => r.layer), ['fc1', 'fc2']);
+  for (const r of results) {
+    const ref: number[] = reference[r.layer];
+    assert.equal(r.singularValues.length, ref.length);
+    r.singularValues.forEach((s, i) => assert.ok(Math.abs(s - ref[i]) <= 1e-5 * ref[0], `${r.layer} σ_${i}`));
+  }
+});
