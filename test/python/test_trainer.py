@@ -78,5 +78,20 @@ class HeadlessTraining(unittest.TestCase):
                 self.assertEqual(json.load(f)["accuracyAfter"], summary["accuracyAfter"])
 
 
+class SoftmaxOutputs(unittest.TestCase):
+    def test_a_model_ending_in_softmax_trains_on_its_log_probabilities(self):
+        from rankscope_worker.trainer import Trainer
+        graph = {"format": "rankscope-graph", "opset": 17, "inputs": [{"name": "x", "dtype": "float32", "shape": ["b", 4]}],
+                 "outputs": [{"name": "p", "dtype": "float32", "shape": ["b", 3]}], "initializers": ["w"],
+                 "nodes": [{"name": "mm", "op": "MatMul", "inputs": ["x", "w"], "outputs": ["z"], "attrs": {}},
+                           {"name": "sm", "op": "Softmax", "inputs": ["z"], "outputs": ["p"], "attrs": {"axis": -1}}]}
+        w = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+        module = OnnxModule(graph, {"w": w.clone()})
+        self.assertTrue(module.outputs_probabilities)
+        x = torch.randn(5, 4)
+        logits = Trainer._logits(module, x)
+        torch.testing.assert_close(torch.log_softmax(logits, 1), torch.log_softmax(x @ w, 1), atol=1e-5, rtol=0)
+
+
 if __name__ == "__main__":
     unittest.main()

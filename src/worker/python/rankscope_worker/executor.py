@@ -156,6 +156,8 @@ class OnnxModule(nn.Module):
         self.input_names = [v["name"] for v in graph["inputs"]]
         self.output_names = [v["name"] for v in graph["outputs"]]
         self.initializer_names = list(graph["initializers"])
+        last = next((n for n in graph["nodes"] if self.output_names and self.output_names[0] in n["outputs"]), None)
+        self.outputs_probabilities = bool(last and last["op"] == "Softmax")
         stats = {n["inputs"][i] for n in graph["nodes"] if n["op"] == "BatchNormalization" for i in (3, 4)
                  if len(n["inputs"]) > i}
         # nn.Module forbids '.' in names and ONNX names are arbitrary, so parameters live in a

@@ -180,6 +180,13 @@ class Trainer:
             return torch.autocast("cpu", enabled=False)
         return torch.autocast("cuda", dtype=self.amp)
 
+    @staticmethod
+    def _logits(module, x):
+        """The first output as logits. A model that ends in Softmax gives probabilities: their log
+        is log_softmax of the logits, which is all cross-entropy and distillation need."""
+        out = module(x)[0].float()
+        return torch.log(out.clamp_min(1e-30)) if module.outputs_probabilities else out
+
     def _check_classes(self, logits, y):
         if logits.dim() != 2:
             raise WorkerFailure("SHAPE_MISMATCH", f"the model's first output has shape {tuple(logits.shape)}; "
@@ -199,7 +206,7 @@ class Trainer:
                 return None
             x, y = self._batch(split, slice(start, start + bs))
             with self._autocast():
-                logits = self.model(x)[0].float()
+                logits = self._logits(self.model, x)
             self._check_classes(logits, y)
             total_loss += F.cross_entropy(logits, y, reduction="sum").item()
             correct += (logits.argmax(1) == y).sum().item()
@@ -207,7 +214,7 @@ class Trainer:
 
     def _loss(self, x, y):
         with self._autocast():
-            logits = self.model(x)[0].float()
+            logits = self._logits(self.model, x)
         self._check_classes(logits, y)
         loss = F.cross_entropy(logits, y)
         kd = self.cfg.get("kd")
@@ -215,7 +222,7 @@ class Trainer:
             t = float(kd.get("temperature", 4.0))
             alpha = float(kd.get("alpha", 0.5))
             with torch.no_grad(), self._autocast():
-                teacher = self.teacher(x)[0].float()
+                teacher = self._logits(self.teacher, x)
             distill = F.kl_div(F.log_softmax(logits / t, 1), F.softmax(teacher / t, 1), reduction="batchmean") * t * t
             loss = alpha * distill + (1 - alpha) * loss
         return loss, logits
