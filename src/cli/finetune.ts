@@ -21,7 +21,7 @@ Fine-tunes a compressed ONNX model (PyTorch worker) and writes MODEL.finetuned.o
   --epochs N (3)   --lr X (1e-3)   --batch-size N (64)   --optimizer adamw|sgd   --momentum X (0.9)
   --weight-decay X (0.01)   --warmup EPOCHS (0)   --schedule cosine|step|constant   --step-epochs N --gamma X
   --grad-clip X (1, 0 = off)   --seed N   --trainable all|lowrank (factors + biases)
-  --device auto|cpu|cuda:N|mps   --amp auto|bf16|fp16|off (CUDA)
+  --device auto|cpu|cuda:N|mps   --amp auto|bf16|fp16|off (CUDA)   --compile (torch.compile, torch ≥ 2)
   -o, --out FILE         output ONNX (default MODEL.finetuned.onnx)    --work-dir DIR   checkpoints
   --resume               continue from the work folder's checkpoint    --resume-from CKPT
   --python PATH          interpreter with torch (default $RANKSCOPE_PYTHON or python3)
@@ -59,7 +59,7 @@ export const finetuneCommand: Command = {
       'step-epochs': { type: 'string' }, gamma: { type: 'string' }, 'grad-clip': { type: 'string' }, seed: { type: 'string' },
       trainable: { type: 'string' }, device: { type: 'string' }, amp: { type: 'string' }, out: { type: 'string', short: 'o' },
       'work-dir': { type: 'string' }, resume: { type: 'boolean' }, 'resume-from': { type: 'string' }, python: { type: 'string' },
-      check: { type: 'boolean' }, json: { type: 'boolean' }, task: { type: 'string' },
+      check: { type: 'boolean' }, json: { type: 'boolean' }, task: { type: 'string' }, compile: { type: 'boolean' },
     });
     const python = values.python ?? defaultPython();
     if (values.check) {
@@ -100,7 +100,7 @@ export const finetuneCommand: Command = {
       stepEpochs: num(values['step-epochs'], '--step-epochs'), gamma: num(values.gamma, '--gamma'),
       gradClip: num(values['grad-clip'], '--grad-clip'), seed: num(values.seed, '--seed', true),
       trainable: oneOf(values.trainable, '--trainable', ['all', 'lowrank'] as const),
-      amp: oneOf(values.amp, '--amp', ['auto', 'bf16', 'fp16', 'off'] as const),
+      amp: oneOf(values.amp, '--amp', ['auto', 'bf16', 'fp16', 'off'] as const), compile: values.compile,
       kd: values.teacher ? { temperature: num(values['kd-temperature'], '--kd-temperature') ?? 4, alpha: num(values['kd-alpha'], '--kd-alpha') ?? 0.5 } : null,
     };
     const onMessage = values.json ? (m: WorkerMessage) => io.out(JSON.stringify(m)) : humanProgress(io.out, io.err);

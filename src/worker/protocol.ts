@@ -76,6 +76,8 @@ export interface FinetuneConfig extends GraphFiles {
   evalBatchSize?: number;
   /** Seconds between progress messages. */
   progressEvery?: number;
+  /** torch.compile the training forward (torch ≥ 2; ignored with a warning before). */
+  compile?: boolean;
 }
 
 // ---- worker → client ----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ DEFAULTS = {
     "epochs": 3, "batchSize": 64, "lr": 1e-3, "optimizer": "adamw", "momentum": 0.9, "weightDecay": 0.01,
     "warmupEpochs": 0.0, "schedule": "cosine", "stepEpochs": 1, "gamma": 0.1, "gradClip": 1.0, "seed": 0,
     "trainable": "all", "device": "auto", "amp": "auto", "kd": None, "probeSamples": 16,
-    "evalBatchSize": 256, "progressEvery": 0.5,
+    "evalBatchSize": 256, "progressEvery": 0.5, "compile": False,
 }
 
 
@@ -132,6 +132,13 @@ class Trainer:
         graph, tensors = load_graph(cfg["graph"], cfg.get("weights"))
         self.graph = graph
         self.model = OnnxModule(graph, tensors).to(self.device)
+        # torch.compile (torch >= 2) wraps the forward only; parameters stay those of self.model.
+        self.forward_model = self.model
+        if cfg["compile"]:
+            if hasattr(torch, "compile"):
+                self.forward_model = torch.compile(self.model)
+            else:
+                channel.log(f"torch {torch.__version__} has no torch.compile; running uncompiled", "warn")
         self.teacher = None
         if cfg.get("teacher"):
             tgraph, ttensors = load_graph(cfg["teacher"]["graph"], cfg["teacher"].get("weights"))
@@ -169,8 +176,10 @@ class Trainer:
     # ---- helpers ---------------------------------------------------------------------------------
 
     def _batch(self, split, idx):
-        x = torch.from_numpy(np.ascontiguousarray(split.x[idx]))
-        y = torch.from_numpy(np.ascontiguousarray(split.y[idx]))
+        x, y = split.x[idx], split.y[idx]
+        # A slice of a memory-mapped file is read-only; torch wants its own writable copy.
+        x = torch.from_numpy(np.ascontiguousarray(x) if x.flags.writeable else np.array(x))
+        y = torch.from_numpy(np.ascontiguousarray(y) if y.flags.writeable else np.array(y))
         if self.device.type == "cuda":  # pinned: the copy runs asynchronously
             x, y = x.pin_memory(), y.pin_memory()
         return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
@@ -185,7 +194,8 @@ class Trainer:
         """The first output as logits. A model that ends in Softmax gives probabilities: their log
         is log_softmax of the logits, which is all cross-entropy and distillation need."""
         out = module(x)[0].float()
-        return torch.log(out.clamp_min(1e-30)) if module.outputs_probabilities else out
+        probabilities = getattr(module, "_orig_mod", module).outputs_probabilities
+        return torch.log(out.clamp_min(1e-30)) if probabilities else out
 
     def _check_classes(self, logits, y):
         if logits.dim() != 2:
@@ -214,7 +224,7 @@ class Trainer:
 
     def _loss(self, x, y):
         with self._autocast():
-            logits = self._logits(self.model, x)
+            logits = self._logits(self.forward_model, x)
         self._check_classes(logits, y)
         loss = F.cross_entropy(logits, y)
         kd = self.cfg.get("kd")
