@@ -1,23 +1,23 @@
 // `npm run results`: the LORTSAR-style results table of the bundled sample, regenerated into
-// README.md between the results markers (and kept as media/samples/results.json).
+// README.md between the results markers (and kept as media/samples/<model>.results.json).
 // The numbers come from `rankscope demo --table` (the same core as every command: plan,
 // compress to a file, ONNX Runtime top-1 and latency, the fine-tuning worker with and without
 // distillation). Options: --epochs N (default 3), --out DIR (default demo-output/results),
-// --render-only (rewrite README from an existing results.json).
+// --model FILE (default the sample Transformer), --render-only (rewrite README from an existing results.json).
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 const START = '<!-- rankscope:results:start -->';
 const END = '<!-- rankscope:results:end -->';
-const KEPT = 'media/samples/results.json';
 
-const { values } = parseArgs({ options: { epochs: { type: 'string', default: '3' }, out: { type: 'string', default: 'demo-output/results' }, 'render-only': { type: 'boolean' } } });
+const { values } = parseArgs({ options: { epochs: { type: 'string', default: '3' }, out: { type: 'string', default: 'demo-output/results' }, model: { type: 'string' }, 'render-only': { type: 'boolean' } } });
 const resultsPath = join(values.out, 'results.json');
+const KEPT = `media/samples/${basename(values.model ?? 'skeleton-transformer.onnx', '.onnx')}.results.json`;
 
 if (!values['render-only']) {
-  const r = spawnSync(process.execPath, ['dist/cli.js', 'demo', '--table', '-o', values.out, '--epochs', values.epochs], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, ['dist/cli.js', 'demo', '--table', '-o', values.out, '--epochs', values.epochs, ...(values.model ? ['--model', values.model] : [])], { stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);
   copyFileSync(resultsPath, KEPT);
 }
@@ -29,7 +29,7 @@ const delta = (x) => (x === null || x === undefined ? '' : ` (${x >= table.basel
 const mib = (b) => `${(b / 1024 / 1024).toFixed(2)} MiB`;
 const params = (n) => `${(n / 1e6).toFixed(2)} M`;
 const lines = [
-  `Bundled sample (\`media/samples/skeleton-transformer.onnx\`, ${table.baseline.params.toLocaleString('en-US')} parameters) on its `
+  `Bundled sample (\`media/samples/${basename(table.model)}\`, ${table.baseline.params.toLocaleString('en-US')} parameters) on its `
   + `cross-subject test split; a cut removes that share of the factorizable layers' parameters. Fine-tuning: ${table.epochs} epochs `
   + `on the CPU with the fine-tuning worker (AdamW, cosine; the best validation epoch is written back); distillation from the `
   + `uncompressed model (T = 4, α = 0.7). Latency: median per batch of 32, ${table.machine}. Top-1 in %, change from the baseline in brackets.`,

@@ -16,7 +16,7 @@ import { evaluate } from '../core/eval/evaluate';
 import { compareLatency, type Latency } from '../core/eval/latency';
 import type { EvalMetrics } from '../core/eval/metrics';
 import { OrtRunner, type OrtSession } from '../core/eval/runner';
-import { allocateBySensitivity, planWithRanks, sensitivityTemplate } from '../core/eval/sensitivity';
+import { allocateBySensitivity, planWithRanks, sensitivityTemplate, type SensitivityOptions } from '../core/eval/sensitivity';
 import { runSweep, type SweepPoint, type SweepResult } from '../core/eval/sweep';
 import { writeSweepReport } from '../core/eval/report';
 import { openOnnx, type OnnxModel } from '../core/formats/onnx';
@@ -166,7 +166,7 @@ async function demo(ctx: Context): Promise<DemoSummary> {
     heading('2/5 sweep: energy thresholds, and parameter cuts × allocation (top-1 with ONNX Runtime)');
     const sweep = await runSweep({ levels: CUTS, energies: ENERGIES, allocations: ALLOCATIONS }, {
       model, spectra, dataset, runner, batchSize: 64, latency: { warmup: 2, runs: ctx.ci ? 3 : 10 },
-      cacheDir: join(out, '.cache', 'sweep'), sensitivity: { samples: ctx.ci ? 128 : 512, measure: 'kl' }, signal: io.signal,
+      cacheDir: join(out, '.cache', 'sweep'), sensitivity: demoSensitivity(ctx), signal: io.signal,
       onPoint: (p) => io.out(`${p.label.padEnd(24)} ${num(p.params).padStart(11)} params  top-1 ${pct(p.metrics.top1).padStart(8)}${p.cached ? '  (cached)' : ''}`),
     });
     await writeSweepReport(sweep, out);
@@ -244,6 +244,11 @@ async function demo(ctx: Context): Promise<DemoSummary> {
     await dataset?.close();
     await runner.dispose();
   }
+}
+
+/** Per-layer probes cost one evaluation each: the demo probes fewer ranks on a calibration subset. */
+function demoSensitivity(ctx: Context): SensitivityOptions {
+  return ctx.ci ? { samples: 96, fractions: [0.3, 0.6], measure: 'kl' } : { samples: 256, fractions: [0.2, 0.4, 0.7], measure: 'kl' };
 }
 
 async function openData(runner: OrtRunner, ctx: Context): Promise<Dataset> {
