@@ -9,6 +9,7 @@ import {
   compressToFile, parsePlan, planModel, refuseOverwrite, restoreLayers, type CompressRequest, type Plan,
 } from '../core/compress';
 import { checkOutputs } from '../core/compress/check';
+import { defaultSpectrumCacheDir } from '../core/linalg';
 import { parseOptions, type Command, type CommandIO } from './command';
 import { formatBytes, formatCount } from './inspect';
 
@@ -28,6 +29,7 @@ const USAGE = `Usage: rankscope compress MODEL -o OUT [policy] [options]
   --round-to N       round ranks up to a multiple of N (8 is common)
   --force            factorize even where it saves no parameters
   --check N          run N random inputs through both models; print the relative output deviation
+  --no-cache         recompute spectra instead of reading the spectrum cache
   --restore L        instead: recompose factorized layers L (names or glob) into dense weights`;
 
 export const compressCommand: Command = {
@@ -51,6 +53,7 @@ export const compressCommand: Command = {
       force: { type: 'boolean', default: false },
       check: { type: 'string' },
       restore: { type: 'string' },
+      'no-cache': { type: 'boolean', default: false },
     });
     if (positionals.length !== 1) {
       throw new RankscopeError('BAD_ARGUMENT', positionals.length ? 'Give exactly one model file.' : 'Missing MODEL.', 'Usage: rankscope compress MODEL -o OUT --energy 0.9');
@@ -82,7 +85,7 @@ export const compressCommand: Command = {
       });
       plan = parsePlan(text, values.plan);
     } else {
-      plan = await planModel(model, requestFrom(values), { signal: io.signal });
+      plan = await planModel(model, requestFrom(values), { signal: io.signal, cacheDir: values['no-cache'] ? undefined : defaultSpectrumCacheDir() });
     }
     for (const line of planTable(plan)) io.out(line);
 

@@ -10,7 +10,7 @@ import { factorInWorkers, type GroupFactors } from './pool';
 import { GraphEditor } from './graph';
 import { entryOf, METHOD, nodeFromJson, nodeToJson, readEntries, RESTORED_METADATA_KEY, withMetadata, type RankscopeEntry } from './metadata';
 import { layerHash, makePlan, recheckRow, selectLayers, type CompressRequest, type Plan, type PlanLayer } from './plan';
-import { matricesOf, planSpectra } from './spectra';
+import { matricesOf, planSpectra, type PlanSpectraOptions } from './spectra';
 import { rewireUses, unsupportedUse, type FactorNames } from './rewrite';
 import { loadFactors, storeDense, storeFactors } from './storage';
 import { writeOnnxAtomic } from '../formats/onnx';
@@ -197,7 +197,7 @@ export function restoreInMemory(model: OnnxModel, names: string[], options: Appl
 }
 
 /** Spectra of the selected layers, then the plan, with the graph check: what the CLI and the extension call. */
-export async function planModel(model: OnnxModel, request: CompressRequest, options: ApplyOptions = {}): Promise<Plan> {
+export async function planModel(model: OnnxModel, request: CompressRequest, options: PlanSpectraOptions = {}): Promise<Plan> {
   const layers = selectLayers(model, request.layers).filter((l) => l.factorizable || l.compressed);
   const spectra = await planSpectra(model, layers, options);
   return makePlan(model, spectra, request, graphCheck(model));
