@@ -6,10 +6,11 @@
 import { performance } from 'node:perf_hooks';
 import { throwIfCancelled, RankscopeError } from '../errors';
 import { applyPlan, graphCheck } from '../compress/apply';
-import { makePlan, type Plan, type SpectrumLike } from '../compress/plan';
+import { makePlan, type Plan, type PlanLayer, type SpectrumLike } from '../compress/plan';
 import type { Allocation } from '../compress/budget';
 import { encodeOnnx, type OnnxModel } from '../formats/onnx';
 import { hashFileContent, PointCache } from './cache';
+import { FactorBank } from './factorBank';
 import type { Batch, Dataset } from './dataset';
 import { evaluate } from './evaluate';
 import { measureLatency, type Latency, type LatencyOptions } from './latency';
@@ -75,6 +76,8 @@ export interface SweepOptions {
   /** Folder for cached points; none = no cache. */
   cacheDir?: string;
   sensitivity?: SensitivityOptions;
+  /** Worker threads for the one-time factorization (default: one per core). */
+  factorThreads?: number;
   signal?: AbortSignal;
   onPoint?: (point: SweepPoint) => void;
   onProgress?: (progress: SweepProgress) => void;
@@ -90,7 +93,7 @@ export interface SweepResult {
   /** Ids of the Pareto-optimal points (params vs score), the original included. */
   front: string[];
   sensitivity?: LayerSensitivity[];
-  /** Wall time split (seconds): compression (plan + apply + encode), evaluation, latency, sensitivity probes. */
+  /** Wall time split (seconds): compression (the one-time factorization + per point apply + encode), evaluation, latency, sensitivity probes. */
   timing: { total: number; compress: number; evaluate: number; latency: number; sensitivity: number; cachedPoints: number };
 }
 
@@ -157,31 +160,45 @@ export async function runSweep(spec: SweepSpec, o: SweepOptions): Promise<SweepR
   done++;
   o.onPoint?.(original);
 
-  /** Evaluates one plan (or takes it from the cache). */
-  const runPlan = async (plan: Plan, id: string, label: string, kind: SweepPoint['kind'], level: number, allocation: Allocation | undefined, samples?: number): Promise<SweepPoint> => {
+  const bank = new FactorBank(model, signal, o.factorThreads);
+  interface Job { id: string; label: string; kind: SweepPoint['kind']; level: number; allocation?: Allocation; plan: Plan; key: string; samples?: number; cached?: SweepPoint }
+  const job = async (plan: Plan, id: string, label: string, kind: SweepPoint['kind'], level: number, allocation: Allocation | undefined, samples?: number): Promise<Job> => {
     const active = plan.layers.filter((r) => !r.skipped);
-    const ranks = Object.fromEntries(active.map((r) => [r.layer, r.k]));
     const key = PointCache.key({ ...settings, samples: samples ?? null, latency: samples ? null : settings.latency, plan: active.map((r) => [r.layer, r.k, r.weightHash]) });
-    const cached = await cache.get<SweepPoint>(key);
-    if (cached) {
+    return { id, label, kind, level, allocation, plan, key, samples, cached: await cache.get<SweepPoint>(key) };
+  };
+  /** Factorizes, once, what the jobs not in the cache need. */
+  const prepare = async (jobs: Job[]) => {
+    const missing = jobs.filter((j) => !j.cached).map((j) => j.plan);
+    if (missing.length === 0) return;
+    progress(`factorizing the layers once for ${missing.length} point${missing.length > 1 ? 's' : ''}`);
+    const before = bank.seconds;
+    await bank.ensure(missing);
+    timing.compress += bank.seconds - before;
+  };
+  /** Evaluates one job (or takes it from the cache). */
+  const runJob = async (j: Job): Promise<SweepPoint> => {
+    const active = j.plan.layers.filter((r) => !r.skipped);
+    const ranks = Object.fromEntries(active.map((r) => [r.layer, r.k]));
+    if (j.cached) {
       timing.cachedPoints++;
-      return { ...cached, id, label, kind, level, allocation, score: scoreOf(cached.metrics, metric), cached: true, pareto: false };
+      return { ...j.cached, id: j.id, label: j.label, kind: j.kind, level: j.level, allocation: j.allocation, score: scoreOf(j.cached.metrics, metric), cached: true, pareto: false };
     }
     throwIfCancelled(signal);
     const tc = performance.now();
-    const bytes = encodeOnnx(applyPlan(model, plan, { signal }));
+    const bytes = encodeOnnx(applyPlan(model, j.plan, { signal, factors: bank.factorsFor(j.plan) }));
     const compressSeconds = (performance.now() - tc) / 1000;
     const te = performance.now();
-    const session = await runner.open(bytes, label);
+    const session = await runner.open(bytes, j.label);
     let point: SweepPoint;
     try {
-      const r = await evaluate(session, dataset, { batchSize, output: o.output, reference, samples, signal });
+      const r = await evaluate(session, dataset, { batchSize, output: o.output, reference, samples: j.samples, signal });
       const evalSeconds = (performance.now() - te) / 1000;
       const tl = performance.now();
-      const latency = latencyOptions && !samples ? await measureLatency(session, (await firstBatch()).feeds, latencyOptions) : undefined;
+      const latency = latencyOptions && !j.samples ? await measureLatency(session, (await firstBatch()).feeds, latencyOptions) : undefined;
       const latencySeconds = (performance.now() - tl) / 1000;
       point = {
-        id, kind, level, allocation, label, params: plan.totals.modelParamsAfter, fileSize: bytes.length, metrics: r.metrics,
+        id: j.id, kind: j.kind, level: j.level, allocation: j.allocation, label: j.label, params: j.plan.totals.modelParamsAfter, fileSize: bytes.length, metrics: r.metrics,
         score: scoreOf(r.metrics, metric), latency, ranks, layersCompressed: active.length,
         seconds: { compress: compressSeconds, evaluate: evalSeconds, latency: latencySeconds }, cached: false, pareto: false,
       };
@@ -191,11 +208,11 @@ export async function runSweep(spec: SweepSpec, o: SweepOptions): Promise<SweepR
     timing.compress += compressSeconds;
     timing.evaluate += point.seconds.evaluate;
     timing.latency += point.seconds.latency;
-    await cache.put(key, point);
+    await cache.put(j.key, point);
     return point;
   };
 
-  // Sensitivity probes, once, when the first sensitivity point needs them.
+  // Sensitivity probes, once, when a sensitivity point needs them.
   let sensitivity: LayerSensitivity[] | undefined;
   let template: Plan | undefined;
   const measureSensitivity = async (): Promise<LayerSensitivity[]> => {
@@ -215,21 +232,20 @@ export async function runSweep(spec: SweepSpec, o: SweepOptions): Promise<SweepR
       baseScore = acc.result()[measure]!;
     }
     const rows = template.layers.filter((r) => !r.skipped);
-    const result: LayerSensitivity[] = [];
-    let probesDone = 0;
-    const probeCount = rows.reduce((s, r) => s + probeRanks(rowShape(r), fractions).length, 0);
+    const probes: { row: PlanLayer; k: number; job: Job }[] = [];
     for (const row of rows) {
-      const shape = rowShape(row);
-      const probes = [];
-      for (const k of probeRanks(shape, fractions)) {
-        progress(`sensitivity: ${row.layer} at rank ${k} (${++probesDone}/${probeCount})`);
+      for (const k of probeRanks(rowShape(row), fractions)) {
         const plan = makePlan(model, o.spectra, { rank: k, layers: [row.layer] }, check);
-        const p = await runPlan(plan, `probe:${row.layer}:${k}`, `${row.layer} @ ${k}`, 'budget', 0, 'sensitivity', samples);
-        // Probe metrics were computed on the subset; the loss is against the full-data original only for 'kl'/'agreement'.
-        const lossValue = measure === 'kl' ? p.metrics.meanKL ?? 0 : baseScore - (p.metrics[measure] ?? 0);
-        probes.push({ k, params: factoredParams(shape, k), loss: lossValue });
+        probes.push({ row, k, job: await job(plan, `probe:${row.layer}:${k}`, `${row.layer} @ ${k}`, 'budget', 0, 'sensitivity', samples) });
       }
-      result.push({ layer: row.layer, shape: row.shape, groups: row.groups, denseParams: denseParams(shape), probes });
+    }
+    await prepare(probes.map((p) => p.job));
+    const result: LayerSensitivity[] = rows.map((row) => ({ layer: row.layer, shape: row.shape, groups: row.groups, denseParams: denseParams(rowShape(row)), probes: [] }));
+    for (const [i, p] of probes.entries()) {
+      progress(`sensitivity: ${p.row.layer} at rank ${p.k} (${i + 1}/${probes.length})`);
+      const point = await runJob(p.job);
+      const loss = measure === 'kl' ? point.metrics.meanKL ?? 0 : baseScore - (point.metrics[measure] ?? 0);
+      result.find((r) => r.layer === p.row.layer)!.probes.push({ k: p.k, params: factoredParams(rowShape(p.row), p.k), loss });
     }
     // Probe time is reported as its own share, not as compression/evaluation of sweep points.
     timing.compress = before.compress;
@@ -238,25 +254,19 @@ export async function runSweep(spec: SweepSpec, o: SweepOptions): Promise<SweepR
     return result;
   };
 
-  const points: SweepPoint[] = [];
-  const emit = (p: SweepPoint) => {
-    points.push(p);
-    done++;
-    o.onPoint?.(p);
-  };
+  // Plans for every point (cheap), then the factors they need (once), then evaluation point by point.
+  const jobs: Job[] = [];
   const pct = (x: number) => `${+(x * 100).toFixed(1)} %`;
   for (const level of [...levels].sort((a, b) => a - b)) {
     for (const allocation of allocations) {
       throwIfCancelled(signal);
-      const id = `${allocation}:${level}`;
       const label = `${allocation} −${pct(level)}`;
-      progress(`${label}: compressing and evaluating`);
       let plan: Plan;
       try {
         if (allocation === 'sensitivity') {
           sensitivity ??= await measureSensitivity();
           const ranks = allocateBySensitivity(sensitivity, level);
-          const weights = Object.fromEntries(sensitivity.map((s) => [s.layer, s.probes[0]?.loss ?? 0]));
+          const weights = Object.fromEntries(sensitivity.map((x) => [x.layer, x.probes[0]?.loss ?? 0]));
           plan = planWithRanks(model, o.spectra, template!, ranks, level, weights);
         } else {
           plan = makePlan(model, o.spectra, { budget: level, allocation, layers: spec.layers }, check);
@@ -270,15 +280,21 @@ export async function runSweep(spec: SweepSpec, o: SweepOptions): Promise<SweepR
         }
         throw e;
       }
-      emit(await runPlan(plan, id, label, 'budget', level, allocation));
+      jobs.push(await job(plan, `${allocation}:${level}`, label, 'budget', level, allocation));
     }
   }
   for (const energy of [...energies].sort((a, b) => b - a)) {
-    throwIfCancelled(signal);
-    const label = `energy ${pct(energy)}`;
-    progress(`${label}: compressing and evaluating`);
     const plan = makePlan(model, o.spectra, { energy, layers: spec.layers }, check);
-    emit(await runPlan(plan, `energy:${energy}`, label, 'energy', energy, undefined));
+    jobs.push(await job(plan, `energy:${energy}`, `energy ${pct(energy)}`, 'energy', energy, undefined));
+  }
+  await prepare(jobs);
+  const points: SweepPoint[] = [];
+  for (const j of jobs) {
+    progress(`${j.label}: ${j.cached ? 'from the cache' : 'compressing and evaluating'}`);
+    const p = await runJob(j);
+    points.push(p);
+    done++;
+    o.onPoint?.(p);
   }
   const front = paretoFront([original, ...points], (p) => p.params, (p) => p.score);
   for (const p of front) p.pareto = true;

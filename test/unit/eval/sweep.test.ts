@@ -15,6 +15,8 @@ import { runSweep, type SweepPoint } from '../../../src/core/eval/sweep';
 import { paretoFront } from '../../../src/core/eval/pareto';
 import { allocateBySensitivity, type LayerSensitivity } from '../../../src/core/eval/sensitivity';
 import { RankscopeError } from '../../../src/core/errors';
+import { factorize, multiply } from '../../../src/core/compress/factor';
+import { truncate } from '../../../src/core/eval/factorBank';
 
 let dir = '';
 let model: OnnxModel;
@@ -136,4 +138,27 @@ test('allocateBySensitivity solves the knapsack exactly on a hand example', () =
   // The generic Pareto helper.
   const front = paretoFront([{ c: 1, v: 1 }, { c: 2, v: 0.5 }, { c: 2, v: 2 }, { c: 3, v: 2 }], (p) => p.c, (p) => p.v);
   assert.deepEqual(front, [{ c: 1, v: 1 }, { c: 2, v: 2 }]);
+});
+
+test('truncating rank-K balanced factors gives the rank-k factorization (product and energy)', () => {
+  const m = 40;
+  const n = 30;
+  const w = new Float32Array(m * n);
+  let seed = 1;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) - 0.5;
+  for (let i = 0; i < w.length; i++) w[i] = rand() * (1 + (i % n) / 5);
+  const total = w.reduce((s, x) => s + x * x, 0);
+  const big = { ...factorize(w, m, n, 20), total };
+  for (const k of [1, 7, 19]) {
+    const t = truncate(big, k);
+    const direct = factorize(w, m, n, k);
+    const p1 = multiply(t.a, t.b, m, k, n);
+    const p2 = multiply(direct.a, direct.b, m, k, n);
+    let diff = 0;
+    let norm = 0;
+    for (let i = 0; i < p1.length; i++) { diff += (p1[i] - p2[i]) ** 2; norm += p2[i] ** 2; }
+    assert.ok(Math.sqrt(diff / norm) < 1e-6, `k=${k}: relative difference ${Math.sqrt(diff / norm)}`);
+    assert.ok(Math.abs(t.energyKept - direct.energyKept) < 1e-9, `k=${k}: energy ${t.energyKept} vs ${direct.energyKept}`);
+    assert.equal(t.k, k);
+  }
 });

@@ -1,0 +1,135 @@
+// `npm run bench:eval`, on the bundled sample (media/samples/skeleton-mlp.onnx + skeleton-actions.npz,
+// NTU layout, 405 test clips):
+// 1. OrtRunner (ONNX Runtime in a worker thread) against a bare onnxruntime-node session.run loop
+//    over the SAME pre-read batches in the same process, same intra-op threads, passes interleaved.
+//    Goal: ≤ 10 % overhead. Also the end-to-end evaluate() from the .npz (read + NTU resampling + metrics).
+// 2. A sweep of 8 budget levels: wall time, and how much is compression vs evaluation.
+// 3. Uniform vs energy vs sensitivity allocation at the same budgets (the table).
+// The machine is shared: the load average is printed with the figures.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { openOnnx } from '../src/core/formats/onnx';
+import { computeSpectra } from '../src/core/linalg';
+import { loadDataset, type Batch } from '../src/core/eval/dataset';
+import { evaluate } from '../src/core/eval/evaluate';
+import { OrtRunner } from '../src/core/eval/runner';
+import { runSweep, type SweepResult } from '../src/core/eval/sweep';
+
+const MODEL = join(__dirname, '../media/samples/skeleton-mlp.onnx');
+const DATA = join(__dirname, '../media/samples/skeleton-actions.npz');
+const THREADS = 1;
+const BATCH = 32;
+const PASSES = 7;
+const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function runnerVsBare(): Promise<void> {
+  const runner = OrtRunner.create({ intraOpThreads: THREADS });
+  const session = await runner.open(MODEL);
+  const dataset = await loadDataset({ data: DATA, preset: 'ntu' }, session.inputs);
+  const batches: Batch[] = [];
+  for await (const b of dataset.batches(BATCH)) batches.push(b);
+  const bare = await ort.InferenceSession.create(MODEL, { executionProviders: ['cpu'], intraOpNumThreads: THREADS, graphOptimizationLevel: 'all' });
+  const input = session.inputs[0].name;
+  const bareTensors = batches.map((b) => new ort.Tensor('float32', b.feeds[input].data as Float32Array, b.feeds[input].dims));
+  const barePass = async () => {
+    const t0 = performance.now();
+    for (const t of bareTensors) await bare.run({ [input]: t });
+    return performance.now() - t0;
+  };
+  const runnerPass = async () => {
+    const t0 = performance.now();
+    for (const b of batches) await session.run(b.feeds); // copies the batch to the worker: counted as overhead
+    return performance.now() - t0;
+  };
+  const evaluatePass = async () => {
+    const t0 = performance.now();
+    await evaluate(session, dataset, { batchSize: BATCH });
+    return performance.now() - t0;
+  };
+  await barePass();
+  await runnerPass(); // warm-up both
+  const bareTimes: number[] = [];
+  const runnerTimes: number[] = [];
+  const evalTimes: number[] = [];
+  for (let i = 0; i < PASSES; i++) {
+    bareTimes.push(await barePass());
+    runnerTimes.push(await runnerPass());
+    evalTimes.push(await evaluatePass());
+  }
+  const n = dataset.size;
+  const tp = (ms: number) => `${((n / ms) * 1000).toFixed(0)} samples/s`;
+  const b = median(bareTimes);
+  const r = median(runnerTimes);
+  const e = median(evalTimes);
+  console.log(`\n1. Runner vs bare session.run — ${n} samples, ${batches.length} batches of ${BATCH}, ${THREADS} intra-op thread, median of ${PASSES} interleaved passes (load ${load()})`);
+  console.log(`   bare session.run loop (main thread)   ${b.toFixed(1).padStart(8)} ms   ${tp(b)}`);
+  console.log(`   OrtRunner.run (worker thread)         ${r.toFixed(1).padStart(8)} ms   ${tp(r)}   overhead ${((r / b - 1) * 100).toFixed(1)} %  (goal ≤ 10 %)`);
+  console.log(`   evaluate() from .npz (read+NTU+metrics) ${e.toFixed(1).padStart(6)} ms   ${tp(e)}   vs bare ${((e / b - 1) * 100).toFixed(1)} %`);
+  await bare.release();
+  await dataset.close();
+  await runner.dispose();
+}
+
+function table(r: SweepResult): void {
+  console.log(`   ${'point'.padEnd(20)} ${'params'.padStart(10)} ${'top-1 %'.padStart(8)} ${'agree %'.padStart(8)} ${'mean KL'.padStart(9)} ${'ms/batch'.padStart(9)} ${'compress s'.padStart(10)} ${'eval s'.padStart(7)}`);
+  for (const p of [r.original, ...r.points]) {
+    console.log(`   ${(p.label + (p.pareto ? ' *' : '')).padEnd(20)} ${String(p.params).padStart(10)} ${(p.metrics.top1! * 100).toFixed(2).padStart(8)} ${((p.metrics.agreement ?? 1) * 100).toFixed(1).padStart(8)} ${(p.metrics.meanKL ?? 0).toExponential(2).padStart(9)} ${(p.latency?.medianMs.toFixed(2) ?? '').padStart(9)} ${p.seconds.compress.toFixed(2).padStart(10)} ${p.seconds.evaluate.toFixed(2).padStart(7)}`);
+  }
+}
+
+async function sweeps(): Promise<void> {
+  const model = await openOnnx(MODEL);
+  const ts = performance.now();
+  const spectra = await computeSpectra(model, { order: 'module' });
+  const spectraSeconds = (performance.now() - ts) / 1000;
+  const runner = OrtRunner.create({ intraOpThreads: THREADS });
+  const probe = await runner.open(MODEL);
+  const dataset = await loadDataset({ data: DATA, preset: 'ntu' }, probe.inputs);
+  await probe.close();
+  const levels = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
+  const cacheDir = mkdtempSync(join(tmpdir(), 'rankscope-bench-eval-'));
+  try {
+    const t0 = performance.now();
+    const r = await runSweep({ levels, allocations: ['energy'] }, { model, spectra, dataset, runner, batchSize: BATCH, latency: { warmup: 2, runs: 5 }, cacheDir });
+    const wall = (performance.now() - t0) / 1000;
+    const t = r.timing;
+    console.log(`\n2. Sweep of ${levels.length} budget levels (energy allocation) + the original, ${dataset.size} samples each (load ${load()})`);
+    console.log(`   wall ${wall.toFixed(2)} s = compression ${t.compress.toFixed(2)} s (${(t.compress / wall * 100).toFixed(0)} %: plan + SVD factors + graph rewrite + encode)`
+      + ` + evaluation ${t.evaluate.toFixed(2)} s (${(t.evaluate / wall * 100).toFixed(0)} %: session load + ${dataset.size} samples)`
+      + ` + latency ${t.latency.toFixed(2)} s + other ${(wall - t.compress - t.evaluate - t.latency).toFixed(2)} s (hashing, points)`);
+    console.log(`   (spectra before the sweep, LINALG pool: ${spectraSeconds.toFixed(2)} s)`);
+    table(r);
+    const t1 = performance.now();
+    const again = await runSweep({ levels, allocations: ['energy'] }, { model, spectra, dataset, runner, batchSize: BATCH, latency: { warmup: 2, runs: 5 }, cacheDir });
+    console.log(`   re-run from the cache: ${((performance.now() - t1) / 1000).toFixed(2)} s, ${again.timing.cachedPoints} of ${1 + levels.length} points cached`);
+
+    const budgets = [0.5, 0.7, 0.8, 0.9];
+    const t2 = performance.now();
+    const cmp = await runSweep({ levels: budgets, allocations: ['uniform', 'energy', 'sensitivity'] }, { model, spectra, dataset, runner, batchSize: BATCH, latency: false, sensitivity: { samples: 256 } });
+    console.log(`\n3. Allocation at the same budgets (sensitivity probes on 256 samples: ${cmp.timing.sensitivity.toFixed(2)} s; total ${((performance.now() - t2) / 1000).toFixed(2)} s; load ${load()})`);
+    console.log(`   ${'budget'.padEnd(8)} ${'uniform top-1 / KL'.padStart(22)} ${'energy top-1 / KL'.padStart(22)} ${'sensitivity top-1 / KL'.padStart(24)}`);
+    for (const b of budgets) {
+      const cell = (a: string) => {
+        const p = cmp.points.find((x) => x.allocation === a && x.level === b);
+        return p ? `${(p.metrics.top1! * 100).toFixed(2)} % / ${p.metrics.meanKL!.toExponential(2)}` : 'out of reach';
+      };
+      console.log(`   ${`−${b * 100} %`.padEnd(8)} ${cell('uniform').padStart(22)} ${cell('energy').padStart(22)} ${cell('sensitivity').padStart(24)}`);
+    }
+  } finally {
+    rmSync(cacheDir, { recursive: true, force: true });
+    await dataset.close();
+    await runner.dispose();
+  }
+}
+
+(async () => {
+  console.log(`bench:eval — ${MODEL.split('/').pop()} on ${DATA.split('/').pop()}; onnxruntime-node ${ort.env.versions?.common ?? ''}; load ${load()}`);
+  await runnerVsBare();
+  await sweeps();
+})().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
