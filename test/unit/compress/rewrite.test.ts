@@ -217,3 +217,14 @@ onnx.save(m, sys.argv[2], save_as_external_data=True, all_tensors_to_one_file=Tr
   await compress(join(dir, 'full', 'matmul.onnx'), direct, { rank: 6 });
   assert.ok(relativeDeviation(await runModel(direct, feeds), await runModel(output, feeds)) < 1e-6);
 });
+
+test('compressToFile is cancellable: CANCELLED, and no output file is left', async () => {
+  const model = await openOnnx(join(dir, 'full', 'conv.onnx'));
+  const plan = await planModel(model, { rank: 3 });
+  const output = join(dir, 'cancelled.onnx');
+  const controller = new AbortController();
+  const pending = compressToFile(model, plan, output, { signal: controller.signal });
+  controller.abort();
+  await assert.rejects(pending, (e: unknown) => e instanceof RankscopeError && e.code === 'CANCELLED');
+  assert.ok(!existsSync(output));
+});
