@@ -67,7 +67,8 @@ for (const file of files) {
   const pass = Number(/ℹ pass (\d+)/.exec(r.stdout ?? '')?.[1] ?? 0);
   const fail = Number(/ℹ fail (\d+)/.exec(r.stdout ?? '')?.[1] ?? 0) || (r.status !== 0 && pass === 0 ? 1 : 0);
   const skipped = Number(/ℹ skipped (\d+)/.exec(r.stdout ?? '')?.[1] ?? 0);
-  console.log(`e2e: ${file}: ${pass} passed, ${fail} failed, ${skipped} skipped (${seconds(tf)} s)`);
+  // Not in the `N passed, N failed` form: test-all.mjs reads the first such line as the total.
+  console.log(`e2e: ${file}: ${pass} pass, ${fail} fail, ${skipped} skipped (${seconds(tf)} s)`);
   passed += pass;
   // A skipped step only happens after a failed one, which is already counted.
   failed += fail;
