@@ -26,7 +26,7 @@ const USAGE = `Usage: rankscope compress MODEL -o OUT [policy] [options]
   --plan FILE        apply a saved (possibly hand-edited) plan instead of a policy
   --save-plan FILE   write the plan JSON (docs/plan.md)
   --dry-run          print the plan, write nothing (no -o needed)
-  --round-to N       round ranks up to a multiple of N (8 is common)
+  --round-to [N]     round ranks up to a multiple of N (default 8)
   --force            factorize even where it saves no parameters
   --check N          run N random inputs through both models; print the relative output deviation
   --no-cache         recompute spectra instead of reading the spectrum cache
@@ -36,7 +36,9 @@ export const compressCommand: Command = {
   name: 'compress',
   summary: 'Compress layers by low-rank SVD factorization; writes a new ONNX model.',
   usage: USAGE,
-  async run(argv, io) {
+  async run(args, io) {
+    // A bare --round-to means multiples of 8 (what GPUs' tensor cores like).
+    const argv = args.flatMap((a, i) => (a === '--round-to' && !/^\d/.test(args[i + 1] ?? '') ? ['--round-to', '8'] : [a]));
     const { values, positionals } = parseOptions(argv, {
       output: { type: 'string', short: 'o' },
       rank: { type: 'string' },

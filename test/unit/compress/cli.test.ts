@@ -112,3 +112,13 @@ test('bad input: a clear message and exit code 2', () => {
   assert.match(r.err, /different weights than the plan was made for/);
   assert.ok(!existsSync(out));
 });
+
+test('--round-to without a value rounds ranks up to multiples of 8', () => {
+  const planFile = join(dir, 'round.plan.json');
+  const r = cli(model, '--energy', '0.8', '--round-to', '--dry-run', '--save-plan', planFile);
+  assert.equal(r.code, 0, r.err);
+  const plan = JSON.parse(readFileSync(planFile, 'utf8'));
+  const ks = plan.layers.filter((l: { skipped?: boolean }) => !l.skipped).map((l: { k: number }) => l.k);
+  assert.ok(ks.length > 0 && ks.every((k: number) => k % 8 === 0), JSON.stringify(ks));
+  assert.equal(plan.request.roundTo, 8);
+});
