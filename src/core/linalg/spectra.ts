@@ -160,6 +160,7 @@ function runPool(
   let next = 0;
   let finished = 0;
   let settled = false;
+  if (signal?.aborted) return Promise.reject(cancelled());
   return new Promise<void>((resolve, reject) => {
     const stop = (error?: unknown) => {
       if (settled) return;
