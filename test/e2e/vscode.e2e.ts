@@ -158,6 +158,22 @@ async function webviewWith(testId: string, timeoutMs = 60_000): Promise<FrameLoc
   }
 }
 
+/** Fails at once with the message when VS Code shows an error notification (instead of a timeout). */
+async function noErrorNotification(): Promise<void> {
+  const toast = page.locator('.notification-list-item').filter({ has: page.locator('.codicon-error') }).first();
+  if (await toast.count()) throw new Error(`VS Code showed an error: ${await toast.getAttribute('aria-label')}`);
+}
+
+/** Polls `ready` (in the page) until true, failing early on an error notification. */
+async function waitUntil(what: string, ready: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const t0 = Date.now();
+  while (!(await ready())) {
+    await noErrorNotification();
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    await page.waitForTimeout(500);
+  }
+}
+
 async function runCommand(title: string): Promise<void> {
   await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input');
@@ -217,6 +233,8 @@ before(async () => {
 
 after(async () => {
   await browser?.close().catch(() => {});
+  // Closing the client lets the extension host flush its logs before the server is stopped.
+  await new Promise((r) => setTimeout(r, 1500));
   server?.stop();
   // What VS Code and the extension logged (the Rankscope output channel included), for a failure's cause.
   if (failedStep && tmp) {
@@ -292,8 +310,7 @@ describe('Rankscope in VS Code (code-server)', () => {
   step('5 writes the new file; the tree shows the compressed layer with its rank', async () => {
     const out = join(workspace, `${stem()}.rankscope.onnx`);
     const t = target();
-    await page.waitForFunction((name) => [...document.querySelectorAll('[role="treeitem"]')]
-      .some((r) => (r.getAttribute('aria-label') ?? '').startsWith(name)), `${stem()}.rankscope.onnx`, { timeout: 120_000 });
+    await waitUntil('the compressed model in the tree', async () => (await treeLabels()).some((l) => l.startsWith(`${stem()}.rankscope.onnx `)), 120_000);
     assert.ok(existsSync(out), `${out} was not written`);
     // The new file is a valid ONNX model holding the factor pair at the numpy 95 % rank.
     const check = JSON.parse(runPython(String.raw`
@@ -326,15 +343,14 @@ print(json.dumps(json.loads(meta.get("rankscope.compressed", "[]"))))`, [out])) 
   step('7 the trade-off view shows points as they are measured', async () => {
     // The sweep compresses the original model at several budgets: open it again first.
     await openFromExplorer(model.file);
-    await page.waitForFunction((f) => [...document.querySelectorAll('[role="treeitem"]')]
-      .some((r) => (r.getAttribute('aria-label') ?? '').startsWith(`${f} `)), model.file);
+    await waitUntil('the original model back in the tree', async () => (await treeLabels()).some((l) => l.startsWith(`${model.file} `)), 120_000);
     await runCommand('Rankscope: Show Accuracy/Size Trade-off');
     const view = await webviewWith('tradeoff-chart');
     const chart = view.getByTestId('tradeoff-chart');
-    await view.locator('[data-testid="tradeoff-chart"]:not([data-drawn-points="0"])').waitFor({ timeout: 180_000 });
+    await waitUntil('the first trade-off point', async () => Number(await chart.getAttribute('data-drawn-points')) > 0, 180_000);
     await shot('07-tradeoff-streaming.png');
     // rankscope.json asks for 2 budgets × 2 allocations + 1 energy threshold = 5 points.
-    await view.locator('[data-testid="tradeoff-chart"][data-drawn-points="5"]').waitFor({ timeout: 240_000 });
+    await waitUntil('5 trade-off points', async () => (await chart.getAttribute('data-drawn-points')) === '5', 240_000);
     const rows = await view.locator('[data-testid="points"] tbody tr').count();
     assert.equal(rows, 5);
     assert.doesNotMatch((await view.locator('.status').textContent()) ?? '', /failed/);
