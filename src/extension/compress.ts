@@ -76,7 +76,7 @@ export async function writeAndOpen(session: ModelSession, plan: Plan, outPath: s
     'Show Log',
   ).then((c) => c === 'Show Log' && log().show(true));
   // Show what changed: the (first) compressed layer, selected in the tree of the new model.
-  if (changed[0]) void vscode.commands.executeCommand('rankscope.showInLayers', changed[0].layer);
+  if (changed[0]) void vscode.commands.executeCommand('rankscope.showInLayers', changed[0].layer, { quiet: true });
   return written.path;
 }
 

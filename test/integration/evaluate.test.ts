@@ -49,6 +49,28 @@ suite('evaluation, trade-off and fine-tuning', () => {
     assert.equal(a.session.totals()!.current, point.params, 'the written model has the point\'s parameters');
   });
 
+  test('Cancel stops a running sweep: fewer points, outcome cancelled, not failed', async () => {
+    const a = await api();
+    await vscode.commands.executeCommand('rankscope.openModel', fx.model);
+    // Slow points (timed latency runs, no point cache) so the cancel lands mid-sweep.
+    const task = JSON.parse(readFileSync(taskFile(), 'utf8'));
+    writeFileSync(taskFile(), JSON.stringify({ ...task, latency: { warmup: 5, runs: 400 } }));
+    await vscode.workspace.getConfiguration('rankscope').update('cache.maxSizeMB', 0, vscode.ConfigurationTarget.Workspace);
+    const spec = { levels: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8], allocations: ['energy', 'uniform'] };
+    try {
+      const running = vscode.commands.executeCommand<number>('rankscope.showTradeoff', { spec });
+      await waitFor('first point of the new sweep', () => a.tradeoff.running && a.tradeoff.points.length >= 1, 60_000);
+      a.tradeoff.cancel();
+      await running;
+      assert.equal(a.tradeoff.lastOutcome, 'cancelled');
+      assert.ok(a.tradeoff.points.length < 16, `${a.tradeoff.points.length} of 16 points`);
+      assert.equal(a.tradeoff.running, false);
+    } finally {
+      writeFileSync(taskFile(), JSON.stringify(task));
+      await vscode.workspace.getConfiguration('rankscope').update('cache.maxSizeMB', undefined, vscode.ConfigurationTarget.Workspace);
+    }
+  });
+
   test('Check Fine-tuning Environment uses the interpreter setting and finds PyTorch', async () => {
     await vscode.workspace.getConfiguration('rankscope').update('python.interpreter', testPython(), vscode.ConfigurationTarget.Workspace);
     const report = await vscode.commands.executeCommand<{ ok: boolean; python: string; hello?: { torch: string } }>('rankscope.checkFinetuneEnvironment');
@@ -74,5 +96,20 @@ suite('evaluation, trade-off and fine-tuning', () => {
     assert.equal(view.status, 'completed');
     assert.ok(view.steps.length > 0 && view.epochs.length === 2, `${view.steps.length} steps, ${view.epochs.length} epochs drawn`);
     await waitFor('fine-tune webview ready', () => a.finetune.webviewReady);
+  });
+
+  test('the fine-tune view\'s Cancel stops the worker; the run ends cancelled with a checkpoint', async function () {
+    this.timeout(300_000);
+    const a = await api();
+    const compressed = a.session.path!;
+    const run = vscode.commands.executeCommand<{ status: string; checkpoint: string | null } | undefined>(
+      'rankscope.finetune', { model: compressed, data: fx.data, preset: null, epochs: 200, lr: 1e-3, batchSize: 8, device: 'cpu', distill: false, out: join(fx.dir, 'cancelled.onnx') },
+    );
+    await waitFor('training steps', () => a.finetune.current.status === 'running' && a.finetune.current.steps.length > 0, 120_000);
+    a.finetune.cancelRun!();
+    const result = await run;
+    assert.equal(a.finetune.current.status, 'cancelled');
+    if (result) assert.equal(result.status, 'cancelled');
+    assert.ok(!existsSync(join(fx.dir, 'cancelled.onnx')), 'no output from a cancelled run');
   });
 });

@@ -1,7 +1,8 @@
 import * as vscode from 'vscode';
 import { RankscopeError } from '../../core/errors';
 import type { RankscopeCommand } from './command';
-import { selectedLayers } from './layerArgs';
+import { optionsArg, selectedLayers } from './layerArgs';
+import { log } from '../log';
 
 /** Focuses a layer in the tree (the overview editor's "Show in Layers"). */
 export const showInLayers: RankscopeCommand = {
@@ -14,12 +15,16 @@ export const showInLayers: RankscopeCommand = {
     if (!node) throw new RankscopeError('NOT_FOUND', `Layer '${name}' is not in the open model.`);
     await vscode.commands.executeCommand('rankscope.layers.focus');
     await s.tree.whenRendered();
-    try {
-      await s.treeView.reveal(node, { select: true, focus: true, expand: true });
-    } catch {
-      // Right after a model opens, the view may still be applying the new nodes: try once more.
-      await new Promise((r) => setTimeout(r, 300));
-      await s.treeView.reveal(s.tree.nodeFor(name) ?? node, { select: true, focus: true, expand: true });
+    // Right after a model opens, the view may still be applying the new nodes: retry a little.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await s.treeView.reveal(s.tree.nodeFor(name) ?? node, { select: true, focus: true, expand: true });
+        return;
+      } catch (e) {
+        if (attempt < 4) await new Promise((r) => setTimeout(r, 400 * attempt));
+        else if (optionsArg<{ quiet: boolean }>(args).quiet) return void log().warn(`Could not reveal ${name} in the Layers tree: ${(e as Error).message}`);
+        else throw e;
+      }
     }
   },
 };

@@ -77,7 +77,10 @@ async function prepare(session: ModelSession, given: Partial<TradeoffOptions>): 
     sink.progress({ done: 0, total: 1, message: 'computing spectra' });
     const names = model.layers.filter((l) => l.factorizable || l.compressed).map((l) => l.name);
     spectra = await session.ensureSpectra(names, signal);
-    const runner = OrtRunner.create({ ep: resolved.ep, intraOpThreads: resolved.threads, signal });
+    // No signal for the runner: aborting it terminates its thread, and terminating a thread
+    // inside a native ONNX Runtime run took the whole extension host down (seen in the
+    // integration suite). The sweep checks `signal` between batches and points instead.
+    const runner = OrtRunner.create({ ep: resolved.ep, intraOpThreads: resolved.threads });
     let dataset: Dataset | undefined;
     try {
       const ort = await runner.open(model.summary.path);

@@ -166,9 +166,11 @@ export class LayersTreeProvider implements vscode.TreeDataProvider<LayersNode>, 
   }
 
   private modelItem(node: ModelNode): vscode.TreeItem {
-    const model = this.session.model!;
-    const totals = this.session.totals()!;
     const item = new vscode.TreeItem(basename(node.path), vscode.TreeItemCollapsibleState.Expanded);
+    const model = this.session.model;
+    const totals = this.session.totals();
+    // A node of a model since replaced (the view may ask once more while it refreshes).
+    if (!model || !totals || node.path !== this.session.path) return item;
     item.id = `model:${node.path}`;
     item.contextValue = 'model';
     item.iconPath = new vscode.ThemeIcon('symbol-structure');

@@ -40,6 +40,8 @@ export class TradeoffPanels implements vscode.Disposable {
   private readonly plans = new Map<string, () => Plan>();
   private sweep?: AbortController;
   private sweepDone: Promise<void> = Promise.resolve();
+  /** How the last sweep ended (tests read it). */
+  lastOutcome?: 'completed' | 'cancelled' | 'failed';
   handlers?: TradeoffHandlers;
 
   constructor(private readonly context: vscode.ExtensionContext) {}
@@ -133,6 +135,7 @@ export class TradeoffPanels implements vscode.Disposable {
         } finally {
           if (this.sweep === controller) this.sweep = undefined;
           this.post(DidChangeProgressNotification, { progress: null });
+          this.lastOutcome = finishOutcome;
           this.post(DidFinishSweepNotification, { outcome: finishOutcome, error });
           log().info(`Sweep ${finishOutcome}: ${this.state.points.length} points`);
         }
