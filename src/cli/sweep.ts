@@ -24,6 +24,7 @@ DIR/sweep.json, sweep.csv, sweep.svg and sweep.html (score vs parameters, Pareto
   --metric M           top1 | top5 | agreement | kl (default top1 with labels, else agreement)
   --layers LIST        layer names or globs to compress (default: all factorizable)
   --sensitivity-samples N   samples the per-layer probes run on (default 512)
+  --sensitivity-measure M   what a probe's loss is: kl (default), top1, top5, agreement
   --runs N             timed runs per point for latency (default 10; 0 = skip)
   --no-cache           recompute every point (default: cache in DIR/.cache, re-runs skip known points)
   data options as in \`rankscope eval\`: --task --input --labels --preset --output --batch-size --limit --ep --threads
@@ -36,6 +37,12 @@ function list(text: string | undefined, name: string): number[] | undefined {
   return values;
 }
 
+function sensitivityMeasure(text: string | undefined): 'kl' | 'top1' | 'top5' | 'agreement' | undefined {
+  if (text === undefined) return undefined;
+  if (!['kl', 'top1', 'top5', 'agreement'].includes(text)) throw new RankscopeError('BAD_ARGUMENT', `--sensitivity-measure takes kl, top1, top5 or agreement; got '${text}'.`);
+  return text as 'kl' | 'top1' | 'top5' | 'agreement';
+}
+
 export const sweepCommand: Command = {
   name: 'sweep',
   summary: 'accuracy vs size over compression levels (Pareto front, HTML/SVG/CSV report)',
@@ -46,7 +53,7 @@ export const sweepCommand: Command = {
       labels: { type: 'string' }, preset: { type: 'string' }, output: { type: 'string' },
       'batch-size': { type: 'string' }, limit: { type: 'string' }, ep: { type: 'string' }, threads: { type: 'string' },
       levels: { type: 'string' }, energies: { type: 'string' }, allocation: { type: 'string' }, metric: { type: 'string' },
-      layers: { type: 'string' }, 'sensitivity-samples': { type: 'string' }, runs: { type: 'string' }, 'no-cache': { type: 'boolean' },
+      layers: { type: 'string' }, 'sensitivity-samples': { type: 'string' }, 'sensitivity-measure': { type: 'string' }, runs: { type: 'string' }, 'no-cache': { type: 'boolean' },
       out: { type: 'string', short: 'o' }, json: { type: 'boolean' },
     });
     const task = resolveTask(await taskFileFor(values.task), cliOverrides(values));
@@ -83,7 +90,10 @@ export const sweepCommand: Command = {
         model, spectra, dataset, runner, metric, batchSize: task.batchSize, output: task.output,
         latency: runs > 0 ? { warmup: task.latency ? task.latency.warmup : 3, runs } : false,
         cacheDir: values['no-cache'] ? undefined : join(out, '.cache'),
-        sensitivity: values['sensitivity-samples'] ? { samples: intOption(values['sensitivity-samples'], '--sensitivity-samples') } : undefined,
+        sensitivity: {
+          samples: values['sensitivity-samples'] ? intOption(values['sensitivity-samples'], '--sensitivity-samples') : undefined,
+          measure: sensitivityMeasure(values['sensitivity-measure']),
+        },
         signal: io.signal,
         onProgress: (p) => status(`[${p.done}/${p.total}] ${p.message}`),
         onPoint: (p) => { status(''); if (!values.json) io.out(line(p)); },

@@ -6,7 +6,7 @@
 // between the probed ranks. Assumes the layers' losses add up, as AIMET does.
 import { RankscopeError } from '../errors';
 import { makePlan, energyAt, planTotals, recheckRow, type Plan, type PlanLayer, type SpectrumLike } from '../compress/plan';
-import { denseParams, factoredParams, maxRank, type FactorShape } from '../compress/policy';
+import { denseParams, energyCurve, factoredParams, maxRank, type FactorShape } from '../compress/policy';
 import type { Layer, Model } from '../model/types';
 
 export interface SensitivityOptions {
@@ -18,7 +18,7 @@ export interface SensitivityOptions {
   measure?: 'kl' | 'top1' | 'top5' | 'agreement';
 }
 
-export const DEFAULT_FRACTIONS = [0.1, 0.25, 0.4, 0.6, 0.8];
+export const DEFAULT_FRACTIONS = [0.05, 0.15, 0.3, 0.5, 0.8];
 
 export interface ProbePoint {
   k: number;
@@ -33,6 +33,17 @@ export interface LayerSensitivity {
   groups: number;
   denseParams: number;
   probes: ProbePoint[];
+}
+
+/** Energy kept per rank (index k) of each layer, from its spectrum: extrapolates losses below the probes. */
+export function energyCurves(spectra: SpectrumLike[], rows: Pick<PlanLayer, 'layer' | 'shape' | 'groups'>[]): Map<string, Float64Array> {
+  const byName = new Map(spectra.map((s) => [s.layer, s]));
+  const out = new Map<string, Float64Array>();
+  for (const row of rows) {
+    const s = byName.get(row.layer);
+    if (s) out.set(row.layer, energyCurve(s.groups && s.groups.length > 1 ? s.groups : [s.singularValues], maxRank(rowShape(row))));
+  }
+  return out;
 }
 
 /** A plan row's factor shape (per conv group). */
@@ -56,16 +67,27 @@ export function probePlan(model: Model, spectra: SpectrumLike[], layer: string, 
   return makePlan(model, spectra, { rank: k, layers: [layer] }, unsupported);
 }
 
-/** Loss per candidate option of a layer on a fine grid: dense (0 loss) and ranks in between probes. */
-function options(s: LayerSensitivity, step: number): { k: number; params: number; loss: number }[] {
+/**
+ * Loss per candidate option of a layer on a fine grid: dense (0 loss), and ranks with the loss
+ * interpolated between probes. Below the smallest probe (when the energy curve is known) the loss
+ * is extrapolated in proportion to the discarded energy, 1 − E(k): a truncation's error grows with it.
+ */
+function options(s: LayerSensitivity, step: number, curve?: Float64Array): { k: number; params: number; loss: number }[] {
   const shape: FactorShape = { m: s.shape[0] / s.groups, n: s.shape[1], groups: s.groups };
   const out = [{ k: 0, params: s.denseParams, loss: 0 }]; // k 0 = kept dense
   if (s.probes.length === 0) return out;
   const probes = [...s.probes].sort((a, b) => a.k - b.k);
+  const first = probes[0];
   // Known points: the probes, and the rank where factorizing stops saving (loss → 0 there).
   const kEnd = Math.floor((shape.m * shape.n) / (shape.m + shape.n));
   const known = [...probes.map((p) => ({ k: p.k, loss: Math.max(0, p.loss) })), { k: Math.max(kEnd, probes[probes.length - 1].k + 1), loss: 0 }];
-  for (let k = probes[0].k; k < kEnd; k += step) {
+  if (curve) {
+    const discardedAtFirst = Math.max(1e-12, 1 - curve[first.k]);
+    for (let k = Math.min(step, first.k); k < first.k; k += step) {
+      out.push({ k, params: factoredParams(shape, k), loss: Math.max(0, first.loss) * Math.max(1, (1 - curve[k]) / discardedAtFirst) });
+    }
+  }
+  for (let k = first.k; k < kEnd; k += step) {
     const params = factoredParams(shape, k);
     if (params >= s.denseParams) break;
     let i = 0;
@@ -82,13 +104,13 @@ function options(s: LayerSensitivity, step: number): { k: number; params: number
  * Ranks per layer (0 = keep dense) whose parameters total ≤ (1 − budget) of the layers' dense
  * parameters, with the least summed loss. Exact over the grid up to the parameter resolution.
  */
-export function allocateBySensitivity(layers: LayerSensitivity[], budget: number, resolution = 4000): Map<string, number> {
+export function allocateBySensitivity(layers: LayerSensitivity[], budget: number, curves?: Map<string, Float64Array>, resolution = 4000): Map<string, number> {
   if (!(budget > 0 && budget < 1)) throw new RankscopeError('BAD_ARGUMENT', `budget must be a fraction in (0, 1); got ${budget}.`);
   const total = layers.reduce((s, l) => s + l.denseParams, 0);
   const target = (1 - budget) * total;
   const opts = layers.map((l) => {
     const full = maxRank({ m: l.shape[0] / l.groups, n: l.shape[1], groups: l.groups });
-    return options(l, Math.max(1, Math.floor(full / 64)));
+    return options(l, Math.max(1, Math.floor(full / 64)), curves?.get(l.layer));
   });
   // Costs rounded to the nearest unit keep exact fits; if rounding let the total slip over the
   // target, solve again with costs rounded up (always feasible in real parameters).

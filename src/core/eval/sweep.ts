@@ -18,7 +18,7 @@ import { MetricAccumulator, score, type EvalMetrics, type ScoreMetric } from './
 import { paretoFront } from './pareto';
 import type { OrtRunner } from './runner';
 import {
-  allocateBySensitivity, DEFAULT_FRACTIONS, planWithRanks, probeRanks, rowShape, sensitivityTemplate,
+  allocateBySensitivity, DEFAULT_FRACTIONS, energyCurves, planWithRanks, probeRanks, rowShape, sensitivityTemplate,
   type LayerSensitivity, type SensitivityOptions,
 } from './sensitivity';
 import { denseParams, factoredParams } from '../compress/policy';
@@ -215,6 +215,7 @@ export async function runSweep(spec: SweepSpec, o: SweepOptions): Promise<SweepR
   // Sensitivity probes, once, when a sensitivity point needs them.
   let sensitivity: LayerSensitivity[] | undefined;
   let template: Plan | undefined;
+  let curves: Map<string, Float64Array> | undefined;
   const measureSensitivity = async (): Promise<LayerSensitivity[]> => {
     const ts = performance.now();
     const before = { ...timing };
@@ -265,7 +266,8 @@ export async function runSweep(spec: SweepSpec, o: SweepOptions): Promise<SweepR
       try {
         if (allocation === 'sensitivity') {
           sensitivity ??= await measureSensitivity();
-          const ranks = allocateBySensitivity(sensitivity, level);
+          curves ??= energyCurves(o.spectra, template!.layers.filter((r) => !r.skipped));
+          const ranks = allocateBySensitivity(sensitivity, level, curves);
           const weights = Object.fromEntries(sensitivity.map((x) => [x.layer, x.probes[0]?.loss ?? 0]));
           plan = planWithRanks(model, o.spectra, template!, ranks, level, weights);
         } else {

@@ -135,6 +135,10 @@ test('allocateBySensitivity solves the knapsack exactly on a hand example', () =
   assert.equal(ranks.get('A'), 0); // dense
   assert.ok(ranks.get('B')! >= 10 && ranks.get('B')! <= 10 + 2);
   assert.throws(() => allocateBySensitivity([layer('A', 1)], 0.95), (e: RankscopeError) => e.code === 'BAD_ARGUMENT' && /out of reach/.test(e.message));
+  // With the layer's energy curve, ranks below the smallest probe become options (loss scaled by discarded energy).
+  const curve = Float64Array.from({ length: 101 }, (_, k) => 1 - (1 - k / 100) ** 2);
+  const low = allocateBySensitivity([layer('A', 1)], 0.95, new Map([['A', curve]]));
+  assert.ok(low.get('A')! >= 1 && low.get('A')! <= 5, `rank ${low.get('A')}`);
   // The generic Pareto helper.
   const front = paretoFront([{ c: 1, v: 1 }, { c: 2, v: 0.5 }, { c: 2, v: 2 }, { c: 3, v: 2 }], (p) => p.c, (p) => p.v);
   assert.deepEqual(front, [{ c: 1, v: 1 }, { c: 2, v: 2 }]);
