@@ -63,17 +63,6 @@ export async function computeSpectra(model: Model, options: ComputeSpectraOption
   const cache = options.cacheDir ? new SpectrumCache(options.cacheDir, options.cacheMaxBytes ?? DEFAULT_CACHE_MAX_BYTES) : undefined;
 
   const results: (LayerSpectrum | undefined)[] = new Array(layers.length);
-  // Hashing reads every byte: without a cache it happens per job, as the job is sent, so the
-  // first result does not wait for the whole model to be hashed.
-  const keys: string[] = new Array(layers.length);
-  const keyOf = (i: number) => (keys[i] ??= SpectrumCache.key(tensorOf(model, layers[i]).hash(), matrixView(layers[i])));
-  const pending: number[] = [];
-  layers.forEach((layer, i) => {
-    const hit = cache?.get(keyOf(i));
-    if (hit) results[i] = toSpectrum(layer, keyOf(i), hit.singularValues, hit.groups);
-    else pending.push(i);
-  });
-
   let emitted = 0;
   const flush = () => {
     while (emitted < layers.length && results[emitted]) {
@@ -81,21 +70,27 @@ export async function computeSpectra(model: Model, options: ComputeSpectraOption
       onResult?.(result);
     }
   };
-  flush();
-  if (pending.length > 0) {
-    await runPool(pending, options.threads, signal, (i) => {
-      const layer = layers[i];
-      keyOf(i);
-      return { label: `Layer '${layer.name}'`, matrices: layerMatrices(model, layer) };
-    }, (i, groups) => {
-      const layer = layers[i];
-      const combined = groups.length === 1 ? groups[0] : mergeDescending(groups);
-      const spectrum = toSpectrum(layer, keys[i], combined, groups.length > 1 ? groups : undefined);
-      cache?.put(keys[i], { singularValues: spectrum.singularValues, groups: spectrum.groups });
-      results[i] = spectrum;
+  // Each layer is hashed and looked up in the cache when its turn comes: the first result waits
+  // for one layer, not for hashing the whole model, and cache hits never start a worker.
+  const keys: string[] = new Array(layers.length);
+  await runPool(layers.length, options.threads, signal, (i) => {
+    const layer = layers[i];
+    keys[i] = SpectrumCache.key(tensorOf(model, layer).hash(), matrixView(layer));
+    const hit = cache?.get(keys[i]);
+    if (hit) {
+      results[i] = toSpectrum(layer, keys[i], hit.singularValues, hit.groups);
       flush();
-    });
-  }
+      return undefined;
+    }
+    return { label: `Layer '${layer.name}'`, matrices: layerMatrices(model, layer) };
+  }, (i, groups) => {
+    const layer = layers[i];
+    const combined = groups.length === 1 ? groups[0] : mergeDescending(groups);
+    const spectrum = toSpectrum(layer, keys[i], combined, groups.length > 1 ? groups : undefined);
+    cache?.put(keys[i], { singularValues: spectrum.singularValues, groups: spectrum.groups });
+    results[i] = spectrum;
+    flush();
+  });
   return results as LayerSpectrum[];
 }
 
@@ -142,25 +137,27 @@ function mergeDescending(groups: Float64Array[]): Float64Array {
 }
 
 /**
- * Runs jobs on worker threads, at most one in flight per worker. Jobs are built lazily (the
- * matrices of 85 M parameters need not all exist at once). Rejects on cancel, on a job's error
- * (terminating the pool) or on a worker crash.
+ * Runs tasks 0…count−1 in order on up to `threads` worker threads, one in flight per worker.
+ * `prepare` builds a task's job lazily, when a worker is free (the matrices of 85 M parameters
+ * need not all exist at once), or returns undefined when it needs no worker (a cache hit).
+ * Workers start only when needed. Rejects on cancel, on a job's error (terminating the pool)
+ * or on a worker crash.
  */
 function runPool(
-  jobs: number[],
+  count: number,
   threads: number | undefined,
   signal: AbortSignal | undefined,
-  makeJob: (index: number) => Omit<SpectraJob, 'id'>,
+  prepare: (index: number) => Omit<SpectraJob, 'id'> | undefined,
   onDone: (index: number, groups: Float64Array[]) => void,
 ): Promise<void> {
-  const size = Math.max(1, Math.min(threads ?? availableParallelism(), jobs.length));
-  const entry = workerEntry();
+  if (signal?.aborted) return Promise.reject(cancelled());
+  const size = Math.max(1, Math.min(threads ?? availableParallelism(), count));
   const workers: Worker[] = [];
+  const idle: Worker[] = [];
   const retired = new Set<Worker>();
   let next = 0;
   let finished = 0;
   let settled = false;
-  if (signal?.aborted) return Promise.reject(cancelled());
   return new Promise<void>((resolve, reject) => {
     const stop = (error?: unknown) => {
       if (settled) return;
@@ -173,24 +170,8 @@ function runPool(
     const onAbort = () => stop(cancelled());
     signal?.addEventListener('abort', onAbort, { once: true });
 
-    const feed = (worker: Worker) => {
-      if (settled) return;
-      if (next >= jobs.length) {
-        retired.add(worker);
-        void worker.terminate();
-        return;
-      }
-      const index = jobs[next++];
-      try {
-        const job: SpectraJob = { id: index, ...makeJob(index) };
-        // Transfer only buffers the job owns whole (a view into a model's buffer would be detached).
-        for (const m of job.matrices) if (m.data.byteLength !== m.data.buffer.byteLength) m.data = m.data.slice();
-        worker.postMessage(job, job.matrices.map((m) => m.data.buffer as ArrayBuffer));
-      } catch (e) {
-        stop(e);
-      }
-    };
-    for (let w = 0; w < size; w++) {
+    const spawn = (): Worker => {
+      const entry = workerEntry();
       const worker = new Worker(entry.file, { execArgv: entry.execArgv });
       workers.push(worker);
       worker.on('message', (reply: SpectraReply) => {
@@ -199,21 +180,51 @@ function runPool(
           stop(reply.code ? new RankscopeError(reply.code, reply.message, reply.hint) : new Error(`spectra worker: ${reply.message}`));
           return;
         }
+        finished++;
+        idle.push(worker);
         try {
           onDone(reply.id, reply.groups);
         } catch (e) {
           stop(e);
           return;
         }
-        if (++finished === jobs.length) stop();
-        else feed(worker);
+        pump();
       });
       worker.on('error', (e) => stop(new Error(`spectra worker crashed: ${e.message}`)));
       worker.on('exit', (code) => {
         if (!settled && !retired.has(worker) && code !== 0) stop(new Error(`spectra worker exited with code ${code}`));
       });
-      feed(worker);
-    }
+      return worker;
+    };
+
+    const pump = () => {
+      try {
+        while (!settled && next < count && (idle.length > 0 || workers.length < size)) {
+          const index = next++;
+          const job = prepare(index);
+          if (settled) return; // prepare's callbacks may have cancelled
+          if (!job) {
+            finished++;
+            continue;
+          }
+          // Transfer only buffers the job owns whole (a view into a model's buffer would be detached).
+          for (const m of job.matrices) if (m.data.byteLength !== m.data.buffer.byteLength) m.data = m.data.slice();
+          const worker = idle.pop() ?? spawn();
+          worker.postMessage({ id: index, ...job } satisfies SpectraJob, job.matrices.map((m) => m.data.buffer as ArrayBuffer));
+        }
+      } catch (e) {
+        stop(e);
+        return;
+      }
+      if (next >= count) {
+        for (const w of idle.splice(0)) {
+          retired.add(w);
+          void w.terminate();
+        }
+      }
+      if (finished === count) stop();
+    };
+    pump();
   });
 }
 
