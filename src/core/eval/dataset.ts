@@ -44,7 +44,11 @@ const LABEL_KEYS = ['y_test', 'y', 'labels', 'label', 'y_val'];
 const NTU_X_KEYS = ['x_test', 'x', 'x_val'];
 
 export class Dataset {
+  /** Bytes of prepared batches kept in memory per dataset. */
+  static memoLimit = 256 * 1024 * 1024;
   private hashValue: string | undefined;
+  private readonly memo = new Map<string, Batch>();
+  private memoBytes = 0;
 
   /** Use Dataset.open / loadDataset; this binds already checked arrays. */
   constructor(
@@ -87,7 +91,25 @@ export class Dataset {
     }
   }
 
+  /**
+   * Samples [start, start+count) as model inputs. Batches of a small dataset are kept in memory
+   * once prepared (a sweep evaluates the same data dozens of times; inflating and resampling it
+   * each time cost more than the inference). Each call returns its own copy: callers may transfer it.
+   */
   async batch(start: number, count: number, signal?: AbortSignal): Promise<Batch> {
+    const key = `${start}:${count}`;
+    const hit = this.memo.get(key);
+    if (hit) return cloneBatch(hit);
+    const batch = await this.readBatch(start, count, signal);
+    const bytes = Object.values(batch.feeds).reduce((s, t) => s + t.data.byteLength, 0) + (batch.labels?.byteLength ?? 0);
+    if (this.memoBytes + bytes <= Dataset.memoLimit) {
+      this.memo.set(key, cloneBatch(batch));
+      this.memoBytes += bytes;
+    }
+    return batch;
+  }
+
+  private async readBatch(start: number, count: number, signal?: AbortSignal): Promise<Batch> {
     const feeds: Record<string, WireTensor> = {};
     for (const b of this.bindings) {
       let data = await b.array.readRows(start, count, signal);
@@ -123,8 +145,15 @@ export class Dataset {
   }
 
   async close(): Promise<void> {
+    this.memo.clear();
     await this.file.close();
   }
+}
+
+function cloneBatch(b: Batch): Batch {
+  const feeds: Record<string, WireTensor> = {};
+  for (const [name, t] of Object.entries(b.feeds)) feeds[name] = { type: t.type, dims: [...t.dims], data: t.data.slice() as WireTensor['data'] };
+  return { start: b.start, count: b.count, feeds, labels: b.labels?.slice() };
 }
 
 export function loadDataset(spec: DatasetSpec, modelInputs: TensorInfo[]): Promise<Dataset> {

@@ -37,16 +37,8 @@ export async function evaluate(session: OrtSession, dataset: Dataset, options: E
   let kept: Float32Array | undefined;
   const samples = Math.min(options.samples ?? dataset.size, dataset.size);
   const batches = dataset.batches(batchSize, signal, samples);
-  // Read batch i+1 while batch i runs.
-  let next = batches.next();
   let done = 0;
-  for (;;) {
-    const item = await next;
-    if (item.done) break;
-    const batch: Batch = item.value;
-    next = batches.next();
-    next.catch(() => undefined); // surfaced when awaited
-    const result = await session.runTransferring(batch.feeds);
+  const score = (batch: Batch, result: Record<string, WireTensor>) => {
     throwIfCancelled(signal);
     const out = result[outputName];
     const logits = asFloat(out, outputName, session.label);
@@ -66,6 +58,20 @@ export async function evaluate(session: OrtSession, dataset: Dataset, options: E
     }
     done += batch.count;
     options.onProgress?.(done, samples);
+  };
+  // Two batches in flight: while the worker runs batch i, batch i+1 is read, prepared and already
+  // queued behind it, so the ONNX Runtime thread never waits for this one.
+  let inflight: { batch: Batch; result: Promise<Record<string, WireTensor>> } | undefined;
+  try {
+    for await (const batch of batches) {
+      const result = session.runTransferring(batch.feeds);
+      result.catch(() => undefined); // surfaced when awaited
+      if (inflight) score(inflight.batch, await inflight.result);
+      inflight = { batch, result };
+    }
+    if (inflight) score(inflight.batch, await inflight.result);
+  } finally {
+    await batches.return(undefined);
   }
   return { metrics: accumulator!.result(), outputs: kept, seconds: (performance.now() - t0) / 1000 };
 }
