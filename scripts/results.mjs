@@ -32,7 +32,7 @@ const lines = [
   `Bundled sample (\`media/samples/${basename(table.model)}\`, ${table.baseline.params.toLocaleString('en-US')} parameters) on its `
   + `cross-subject test split; a cut removes that share of the factorizable layers' parameters. Fine-tuning: ${table.epochs} epochs `
   + `on the CPU with the fine-tuning worker (AdamW, cosine; the best validation epoch is written back); distillation from the `
-  + `uncompressed model (T = 4, α = 0.7). Latency: median per batch of 32, ${table.machine}. Top-1 in %, change from the baseline in brackets.`,
+  + `uncompressed model (T = 4, α = 0.7). Latency: median per batch, ${table.machine}. Top-1 in %, change from the baseline in brackets.`,
   '',
   `| cut | allocation | parameters | file size | top-1 after SVD | top-1 fine-tuned (${table.epochs} ep.) | top-1 distilled (${table.epochs} ep.) | CPU latency |`,
   '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -40,7 +40,8 @@ const lines = [
   ...table.rows.map((r) => `| ${Math.round(r.cut * 100)} % | ${r.allocation} | ${params(r.params)} | ${mib(r.fileSize)} | ${pct(r.top1Svd)}${delta(r.top1Svd)} | `
     + `${pct(r.top1Finetuned)}${delta(r.top1Finetuned)} | ${pct(r.top1Distilled)}${delta(r.top1Distilled)} | ${r.latencyMs.toFixed(2)} ms |`),
   '',
-  `Regenerate with \`npm run results\` (${Math.round(table.seconds / 60)} min on the machine above).`,
+  `Regenerate with \`npm run results${basename(table.model) === 'skeleton-transformer.onnx' ? '' : ` -- --model media/samples/${basename(table.model)}`}\``
+  + ` (${Math.round(table.seconds / 60)} min on the machine above). Latency figures taken under other load are noisy; compare them within one run only.`,
 ];
 const block = `${START}\n${lines.join('\n')}\n${END}`;
 

@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, stat, writeFile, rename } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { cpus, loadavg } from 'node:os';
 import { RankscopeError } from '../core/errors';
 import { compressToFile, graphCheck, makePlan, type Plan } from '../core/compress';
 import type { Allocation } from '../core/compress/budget';
@@ -21,7 +22,7 @@ import { runSweep, type SweepPoint, type SweepResult } from '../core/eval/sweep'
 import { writeSweepReport } from '../core/eval/report';
 import { openOnnx, type OnnxModel } from '../core/formats/onnx';
 import { computeSpectra, type LayerSpectrum } from '../core/linalg';
-import { checkFinetuneEnvironment } from '../worker/envCheck';
+import { checkFinetuneEnvironment, type EnvReport } from '../worker/envCheck';
 import { finetune, type FinetuneResult } from '../worker/finetune';
 import type { WorkerMessage } from '../worker/protocol';
 import { parseOptions, type Command, type CommandIO } from './command';
@@ -212,7 +213,7 @@ async function demo(ctx: Context): Promise<DemoSummary> {
     let ft: DemoSummary['steps']['finetune'];
     if (ctx.epochs === 0) ft = { ran: false, reason: '--epochs 0' };
     else {
-      const env = await checkFinetuneEnvironment(ctx.python, { signal: io.signal });
+      const env = await findTorch(ctx);
       if (!env.ok) {
         const how = env.problems.map((p) => `${p.what}: ${p.fix}`).join(' ');
         io.out(`skipped: fine-tuning needs Python with PyTorch (${env.python}). ${how}`);
@@ -304,6 +305,25 @@ function planFor(point: SweepPoint, model: OnnxModel, spectra: LayerSpectrum[], 
   return makePlan(model, spectra, { budget: point.level, allocation: point.allocation ?? 'energy' }, check);
 }
 
+/**
+ * The interpreter for fine-tuning: --python, else the worker's default (\$RANKSCOPE_PYTHON or
+ * python3), else the system Python when that one has PyTorch (Debian's python3-torch sits
+ * there while a pyenv python3 without it often comes first on PATH). Sets ctx.python.
+ */
+async function findTorch(ctx: Context): Promise<EnvReport> {
+  const first = await checkFinetuneEnvironment(ctx.python, { signal: ctx.io.signal });
+  if (first.ok || ctx.python || process.env.RANKSCOPE_PYTHON || !existsSync(SYSTEM_PYTHON)) {
+    ctx.python = first.python;
+    return first;
+  }
+  const system = await checkFinetuneEnvironment(SYSTEM_PYTHON, { signal: ctx.io.signal });
+  if (!system.ok) return first;
+  ctx.io.out(`(${first.python} has no PyTorch; using ${SYSTEM_PYTHON}, which has)`);
+  ctx.python = SYSTEM_PYTHON;
+  return system;
+}
+const SYSTEM_PYTHON = '/usr/bin/python3';
+
 async function runFinetune(ctx: Context, model: string, out: string, teacher: string | undefined): Promise<FinetuneResult> {
   const r = await finetune({
     model, out, teacher, kd: teacher ? { temperature: 4, alpha: 0.7 } : null, python: ctx.python,
@@ -336,7 +356,7 @@ async function resultsTable(ctx: Context): Promise<ResultsTable> {
       model, spectra, dataset, runner, batchSize: 64, latency: { warmup: 3, runs: 20 }, cacheDir: join(out, '.cache', 'sweep'),
       sensitivity: { samples: 512, measure: 'kl' }, signal: io.signal,
     });
-    const env = ctx.epochs > 0 ? await checkFinetuneEnvironment(ctx.python, { signal: io.signal }) : undefined;
+    const env = ctx.epochs > 0 ? await findTorch(ctx) : undefined;
     if (env && !env.ok) io.out(`fine-tuning skipped: ${env.problems.map((p) => `${p.what}: ${p.fix}`).join(' ')}`);
     const rows: TableRow[] = [];
     for (const point of sweep.points) {
@@ -365,7 +385,7 @@ async function resultsTable(ctx: Context): Promise<ResultsTable> {
     const table: ResultsTable = {
       model: ctx.model, data: ctx.data, epochs: env?.ok ? ctx.epochs : 0,
       baseline: { params: sweep.original.params, fileSize: sweep.original.fileSize, top1: sweep.original.metrics.top1 ?? 0, latencyMs: sweep.original.latency?.medianMs ?? Number.NaN },
-      rows, machine: `${process.platform} ${process.arch}, ONNX Runtime CPU, ${ctx.threads} thread(s), batch 32 latency`, seconds: (performance.now() - t0) / 1000,
+      rows, machine: `${process.platform} ${process.arch} (${cpus().length} cores, load average ${loadavg()[0].toFixed(1)} at the end), ONNX Runtime CPU, ${ctx.threads} thread(s), batch of 32`, seconds: (performance.now() - t0) / 1000,
     };
     await writeAtomic(join(out, 'results.json'), JSON.stringify(table, null, 2));
     return table;
