@@ -90,9 +90,9 @@ export function demoReportHtml(r: DemoReport): string {
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Rankscope demo</title>
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
-<style>body{font-family:system-ui,sans-serif;margin:24px;color:#111;max-width:1000px}table{border-collapse:collapse;margin:12px 0}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}td:first-child,th:first-child,td:nth-child(2){text-align:left}.muted{color:#666}h2{margin-top:32px}</style>
+<style>body{font-family:system-ui,sans-serif;margin:24px;color:#111;max-width:1000px}table{border-collapse:collapse;margin:12px 0}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}td:last-child{white-space:normal}td:first-child,th:first-child,td:nth-child(2){text-align:left}.muted{color:#666}h2{margin-top:32px}</style>
 </head><body>
-<h1>Rankscope demo: low-rank compression of a skeleton-action Transformer</h1>
+<h1>Rankscope demo: low-rank compression of ${esc(s.model.split(/[\\/]/).pop() ?? s.model)}</h1>
 <p class="muted">Model ${esc(s.model)} · data ${esc(s.data)} · ${s.seconds.toFixed(0)} s${s.ci ? ' · CI mode (reduced epochs)' : ''}</p>
 <h2>Steps</h2>
 <table><tbody>${steps}</tbody></table>
