@@ -58,7 +58,7 @@ export async function startCodeServer(opts: { tmp: string; workspace: string; us
     CODE_SERVER, '--config', join(opts.tmp, 'config.yaml'), '--auth', 'none', '--bind-addr', `127.0.0.1:${port}`,
     '--user-data-dir', opts.userData, '--extensions-dir', opts.extensions,
     '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override',
-    '--log', 'warn',
+    '--log', process.env.RANKSCOPE_E2E_LOG_LEVEL ?? 'info',
   ], { cwd: opts.workspace, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   const log: string[] = [];
   server.stdout!.on('data', (d) => log.push(String(d)));

@@ -48,6 +48,10 @@ from onnx import numpy_helper
 m = onnx.load(sys.argv[1])
 inits = {i.name: i for i in m.graph.initializer}
 total = sum(int(np.prod(i.dims)) for i in m.graph.initializer if i.data_type != onnx.TensorProto.STRING)
+for n in m.graph.node:  # Constant nodes hold parameters too (strings do not count)
+    for a in n.attribute:
+        if n.op_type == "Constant" and a.name == "value" and a.t.data_type != onnx.TensorProto.STRING:
+            total += int(np.prod(a.t.dims))
 layers = []
 for n in m.graph.node:
     if n.op_type not in ("MatMul", "Gemm", "Conv") or len(n.input) < 2 or n.input[1] not in inits:
@@ -144,6 +148,16 @@ async function treeLabels(): Promise<string[]> {
   return layersTree().evaluateAll((rows) => rows.map((r) => r.getAttribute('aria-label') ?? ''));
 }
 
+/** Expands every collapsed group of the Layers tree (a click toggles a group, as a person does). */
+async function expandAll(): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const collapsed = layersTree().and(page.locator('[aria-expanded="false"]')).first();
+    if (!(await collapsed.count())) return;
+    await collapsed.click();
+    await page.waitForTimeout(100);
+  }
+}
+
 /** The inner frame of the webview that contains `testId` (webviews live in nested iframes). */
 async function webviewWith(testId: string, timeoutMs = 60_000): Promise<FrameLocator> {
   const t0 = Date.now();
@@ -221,7 +235,7 @@ before(async () => {
   }
   server = await startCodeServer({ tmp, workspace, ...dirs });
   browser = await launchChromium();
-  page = await browser.newPage({ viewport: { width: 1400, height: 880 } });
+  page = await browser.newPage({ viewport: { width: 1400, height: 1400 } });
   page.setDefaultTimeout(30_000);
   let url = server.url;
   if (!vsix) {
@@ -262,12 +276,15 @@ describe('Rankscope in VS Code (code-server)', () => {
   });
 
   step('3 shows the layers, their counts and descriptions', async () => {
+    // Room for every row (the tree only renders what is visible): collapse the Spectrum pane.
+    await page.locator('.pane-header', { hasText: /^\s*Spectrum/i }).first().click();
+    await expandAll();
     // Descriptions gain `r95 N` once the spectra are in (worker threads): wait for all of them.
     const expected = model.layers.map((l) => `${leafName(l.name)} ${l.shape[0]}×${l.shape[1]} · ${count(l.params)} · r95 ${l.r95}`);
-    await page.waitForFunction((n) => [...document.querySelectorAll('[role="treeitem"]')]
-      .filter((r) => / · r95 \d+$/.test(r.getAttribute('aria-label') ?? '')).length >= n, expected.length, { timeout: 120_000 });
+    await waitUntil('every layer with its r95', async () => (await treeLabels()).filter((l) => / · r95 \d+$/.test(l)).length >= expected.length, 120_000);
     const labels = await treeLabels();
-    assert.deepEqual(labels.filter((l) => /\d+×\d+ · /.test(l)), expected);
+    // Same rows as numpy's list; the tree orders them by module path, so compare sorted.
+    assert.deepEqual(labels.filter((l) => /\d+×\d+ · /.test(l)).sort(), [...expected].sort());
     assert.equal(labels[0], `${model.file} ${count(model.totalParams)} params`);
     // Group rows (module containers): `layers.0  2 · 16.4K` = layers inside · their parameters.
     const groups = new Map<string, { n: number; params: number }>();
@@ -285,6 +302,7 @@ describe('Rankscope in VS Code (code-server)', () => {
       assert.equal(await row.locator('.label-description').textContent(), `${g.n} · ${count(g.params)}`, path);
     }
     await shot('03-layers.png');
+    await page.locator('.pane-header', { hasText: /^\s*Spectrum/i }).first().click();
   });
 
   /** The layer that saves the most parameters at 95 % energy (numpy): the one worth compressing. */
@@ -293,7 +311,7 @@ describe('Rankscope in VS Code (code-server)', () => {
 
   step('4 right-click a layer → Compress Layer… → energy 95 %', async () => {
     const t = target();
-    const row = layersTree().filter({ hasText: `${t.shape[0]}×${t.shape[1]}` }).filter({ has: page.getByText(leafName(t.name), { exact: true }) }).first();
+    const row = layersTree().and(page.locator(`[aria-label="${leafName(t.name)} ${t.shape[0]}×${t.shape[1]} · ${count(t.params)} · r95 ${t.r95}"]`)).first();
     await row.click({ button: 'right' });
     await chooseMenuItem(/^Compress Layer…/);
     const pick = page.locator('.quick-input-widget').getByRole('option', { name: /energy 95 %/ });
