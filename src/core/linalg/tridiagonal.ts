@@ -105,7 +105,7 @@ export function tridiagonalEigen(d: Float64Array, e: Float64Array, zt?: number):
         if (++iterations > 60 * n) throw new Error('tridiagonal QL did not converge');
         let g = d[l];
         let p = (d[l + 1] - g) / (2 * e[l]);
-        let r = Math.hypot(p, 1);
+        let r = pythag(p, 1);
         if (p < 0) r = -r;
         d[l] = e[l] / (p + r);
         d[l + 1] = e[l] * (p + r);
@@ -122,7 +122,7 @@ export function tridiagonalEigen(d: Float64Array, e: Float64Array, zt?: number):
           s2 = s;
           g = c * e[i];
           h = c * p;
-          r = Math.hypot(p, e[i]);
+          r = pythag(p, e[i]);
           e[i + 1] = s * r;
           s = e[i] / r;
           c = p / r;
@@ -138,4 +138,10 @@ export function tridiagonalEigen(d: Float64Array, e: Float64Array, zt?: number):
     d[l] += f;
     e[l] = 0;
   }
+}
+
+/** √(a² + b²): Math.hypot is several times slower in V8 and this is the QL's inner loop; fall back to it only where squaring over- or underflows. */
+function pythag(a: number, b: number): number {
+  const r = Math.sqrt(a * a + b * b);
+  return r < Infinity && r > 1e-150 ? r : Math.hypot(a, b);
 }
