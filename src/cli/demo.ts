@@ -272,26 +272,18 @@ async function latencies(sessions: OrtSession[], dataset: Dataset, ctx: Context)
 }
 
 /**
- * The knee of the Pareto front (parameters vs top-1): after scaling both axes to [0, 1], the
- * point farthest above the chord from the smallest model to the original (Kneedle's rule).
+ * The knee of the accuracy/size curve: the smallest model whose plain-SVD score stays within
+ * `tolerance` of the original's (past it the curve bends down, and a few epochs of fine-tuning
+ * no longer win the loss back). With none that close, the best-scoring compressed point.
  */
-export function kneePoint(sweep: SweepResult): SweepPoint {
-  const front = [sweep.original, ...sweep.points].filter((p) => p.pareto && Number.isFinite(p.score)).sort((a, b) => a.params - b.params);
-  const candidates = front.filter((p) => p.kind !== 'original');
-  if (candidates.length === 0) throw new RankscopeError('NUMERIC', 'No compressed point of the sweep beats the original on size and score.', 'Try other levels (rankscope sweep).');
-  const first = front[0];
-  const last = front[front.length - 1];
-  const dx = last.params - first.params || 1;
-  const dy = last.score - first.score || 1;
-  let best = candidates[0];
-  let bestGap = -Infinity;
-  for (const p of candidates) {
-    const x = (p.params - first.params) / dx;
-    const y = (p.score - first.score) / dy;
-    if (y - x > bestGap) { bestGap = y - x; best = p; }
-  }
-  return best;
+export function kneePoint(sweep: SweepResult, tolerance = KNEE_TOLERANCE): SweepPoint {
+  const points = sweep.points.filter((p) => Number.isFinite(p.score) && p.params < sweep.original.params);
+  if (points.length === 0) throw new RankscopeError('NUMERIC', 'The sweep produced no smaller model to compress to.', 'Try other levels (rankscope sweep).');
+  const close = points.filter((p) => p.score >= sweep.original.score - tolerance);
+  if (close.length > 0) return close.reduce((a, b) => (b.params < a.params ? b : a));
+  return points.reduce((a, b) => (b.score > a.score ? b : a));
 }
+const KNEE_TOLERANCE = 0.02;
 
 /** The plan behind a sweep point, rebuilt with the same calls the sweep made. */
 function planFor(point: SweepPoint, model: OnnxModel, spectra: LayerSpectrum[], sweep: SweepResult): Plan {

@@ -17,7 +17,8 @@ test('rankscope demo runs every step on the sample and writes its report', { tim
     const r = spawnSync(process.execPath, ['dist/cli.js', 'demo', '-o', out, '--python', testPython()], {
       env: { ...process.env, CI: 'true' }, encoding: 'utf8', maxBuffer: 1 << 26,
     });
-    assert.equal(r.status, 0, `demo failed:\n${r.stdout}\n${r.stderr}`);
+    console.log(r.stdout); // the demo's own summary, kept in the test log
+    assert.equal(r.status, 0, `demo failed:\n${r.stderr}`);
     for (const step of ['1/5 inspect', '2/5 sweep', '3/5 compress', '4/5 evaluate', '5/5 fine-tune', '== summary']) {
       assert.ok(r.stdout.includes(step), `no '${step}' in the output`);
     }
@@ -39,7 +40,8 @@ test('rankscope demo runs every step on the sample and writes its report', { tim
     assert.equal(statSync(compress.output).size, compress.fileSizeAfter);
     // 4: accuracy figures in range: the original well above chance (1/15), the knee close to it.
     assert.ok(evaluate.top1Original > 0.8 && evaluate.top1Original < 1, `original ${evaluate.top1Original}`);
-    assert.ok(evaluate.top1Compressed > evaluate.top1Original - 0.15 && evaluate.top1Compressed <= 1, `compressed ${evaluate.top1Compressed}`);
+    // The knee keeps plain-SVD top-1 within 2 points of the original (when any sweep point does).
+    assert.ok(evaluate.top1Compressed >= evaluate.top1Original - 0.02 - 1e-9 && evaluate.top1Compressed <= 1, `compressed ${evaluate.top1Compressed}`);
     assert.ok(evaluate.agreement > 0.8 && evaluate.agreement <= 1);
     assert.ok(evaluate.latencyOriginalMs > 0 && evaluate.latencyCompressedMs > 0);
     // 5: with PyTorch here, one epoch ran and its model scores in range; without, the reason is given.
