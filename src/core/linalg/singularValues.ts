@@ -63,6 +63,18 @@ export function toMatrix(data: MatrixData, rows: number, cols: number): Matrix {
   return m;
 }
 
+/** The spectrum of a block-diagonal operator (a grouped conv): all groups' values, descending. */
+export function mergeDescending(groups: Float64Array[]): Float64Array {
+  if (groups.length === 1) return groups[0];
+  const all = new Float64Array(groups.reduce((n, g) => n + g.length, 0));
+  let at = 0;
+  for (const g of groups) {
+    all.set(g, at);
+    at += g.length;
+  }
+  return all.sort().reverse();
+}
+
 /** σ = √max(λ, 0), largest first (rounding can leave tiny negative λ for zero σ). */
 export function sqrtDescending(eigenvalues: Float64Array): Float64Array {
   const s = eigenvalues.map((l) => Math.sqrt(Math.max(l, 0)));

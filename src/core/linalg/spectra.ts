@@ -10,6 +10,7 @@ import { layerMatrices } from '../model/matrix';
 import { FACTORIZABLE_DTYPES, type Layer, type Model } from '../model/types';
 import { SpectrumCache, DEFAULT_CACHE_MAX_BYTES } from './cache';
 import { spectrumMetrics, type SpectrumMetrics } from './metrics';
+import { mergeDescending } from './singularValues';
 
 export interface LayerSpectrum {
   layer: string;
@@ -43,11 +44,13 @@ export interface ComputeSpectraOptions {
 export interface SpectraJob {
   id: number;
   label: string;
+  /** The layer's [out, in] (metrics use it). */
+  shape: [number, number];
   matrices: { rows: number; cols: number; data: Float32Array }[];
 }
 
 export type SpectraReply =
-  | { id: number; ok: true; groups: Float64Array[] }
+  | { id: number; ok: true; groups: Float64Array[]; metrics: SpectrumMetrics }
   | { id: number; ok: false; code?: ErrorCode; message: string; hint?: string };
 
 /** The layers computeSpectra looks at by default. */
@@ -82,11 +85,11 @@ export async function computeSpectra(model: Model, options: ComputeSpectraOption
       flush();
       return undefined;
     }
-    return { label: `Layer '${layer.name}'`, matrices: layerMatrices(model, layer) };
-  }, (i, groups) => {
+    return { label: `Layer '${layer.name}'`, shape: [layer.shape[0], layer.shape[1]], matrices: layerMatrices(model, layer) };
+  }, (i, groups, metrics) => {
     const layer = layers[i];
     const combined = groups.length === 1 ? groups[0] : mergeDescending(groups);
-    const spectrum = toSpectrum(layer, keys[i], combined, groups.length > 1 ? groups : undefined);
+    const spectrum = toSpectrum(layer, keys[i], combined, groups.length > 1 ? groups : undefined, metrics);
     cache?.put(keys[i], { singularValues: spectrum.singularValues, groups: spectrum.groups });
     results[i] = spectrum;
     flush();
@@ -122,18 +125,8 @@ function tensorOf(model: Model, layer: Layer) {
   return t;
 }
 
-function toSpectrum(layer: Layer, hash: string, singularValues: Float64Array, groups?: Float64Array[]): LayerSpectrum {
-  return { layer: layer.name, hash, shape: [layer.shape[0], layer.shape[1]], singularValues, groups, metrics: spectrumMetrics(singularValues, layer.shape) };
-}
-
-function mergeDescending(groups: Float64Array[]): Float64Array {
-  const all = new Float64Array(groups.reduce((n, g) => n + g.length, 0));
-  let at = 0;
-  for (const g of groups) {
-    all.set(g, at);
-    at += g.length;
-  }
-  return all.sort().reverse();
+function toSpectrum(layer: Layer, hash: string, singularValues: Float64Array, groups?: Float64Array[], metrics?: SpectrumMetrics): LayerSpectrum {
+  return { layer: layer.name, hash, shape: [layer.shape[0], layer.shape[1]], singularValues, groups, metrics: metrics ?? spectrumMetrics(singularValues, layer.shape) };
 }
 
 /**
@@ -148,7 +141,7 @@ function runPool(
   threads: number | undefined,
   signal: AbortSignal | undefined,
   prepare: (index: number) => Omit<SpectraJob, 'id'> | undefined,
-  onDone: (index: number, groups: Float64Array[]) => void,
+  onDone: (index: number, groups: Float64Array[], metrics: SpectrumMetrics) => void,
 ): Promise<void> {
   if (signal?.aborted) return Promise.reject(cancelled());
   const size = Math.max(1, Math.min(threads ?? availableParallelism(), count));
@@ -183,7 +176,7 @@ function runPool(
         finished++;
         idle.push(worker);
         try {
-          onDone(reply.id, reply.groups);
+          onDone(reply.id, reply.groups, reply.metrics);
         } catch (e) {
           stop(e);
           return;

@@ -96,6 +96,7 @@ test('cache: a reopened model and a copy with one changed layer recompute only t
   again.forEach((r, i) => {
     assert.equal(r.hash, first[i].hash);
     assert.deepEqual(r.singularValues, first[i].singularValues);
+    assert.deepEqual(r.metrics, first[i].metrics); // worker-computed (cold) = main-thread (cache hit)
   });
   const changedPath = join(dir, 'changed.onnx');
   writeModel(changedPath, false, 2);
