@@ -1,5 +1,5 @@
-// `npm run bench:eval`, on the bundled sample (media/samples/skeleton-mlp.onnx + skeleton-actions.npz,
-// NTU layout, 405 test clips):
+// `npm run bench:eval`, on the bundled sample (media/samples/skeleton-transformer.onnx, 31 layers, + skeleton-actions.npz,
+// NTU layout, 405 test clips; `--mlp` uses skeleton-mlp.onnx instead):
 // 1. OrtRunner (ONNX Runtime in a worker thread) against a bare onnxruntime-node session.run loop
 //    over the SAME pre-read batches in the same process, same intra-op threads, passes interleaved.
 //    Goal: ≤ 10 % overhead for evaluate() (what evaluations and sweeps run: batches prepared from the .npz
@@ -18,11 +18,11 @@ import { evaluate } from '../src/core/eval/evaluate';
 import { OrtRunner } from '../src/core/eval/runner';
 import { runSweep, type SweepResult } from '../src/core/eval/sweep';
 
-const MODEL = join(__dirname, '../media/samples/skeleton-mlp.onnx');
+const MODEL = join(__dirname, `../media/samples/${process.argv.includes('--mlp') ? 'skeleton-mlp' : 'skeleton-transformer'}.onnx`);
 const DATA = join(__dirname, '../media/samples/skeleton-actions.npz');
 const THREADS = 1;
 const BATCH = 32;
-const PASSES = 15;
+const PASSES = 9;
 const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -118,10 +118,10 @@ async function sweeps(): Promise<void> {
     const again = await runSweep({ levels, allocations: ['energy'] }, { model, spectra, dataset, runner, batchSize: BATCH, latency: { warmup: 2, runs: 5 }, cacheDir });
     console.log(`   re-run from the cache: ${((performance.now() - t1) / 1000).toFixed(2)} s, ${again.timing.cachedPoints} of ${1 + levels.length} points cached`);
 
-    const budgets = [0.5, 0.7, 0.8, 0.9];
+    const budgets = [0.3, 0.5, 0.7, 0.9];
     const t2 = performance.now();
-    const cmp = await runSweep({ levels: budgets, allocations: ['uniform', 'energy', 'sensitivity'] }, { model, spectra, dataset, runner, batchSize: BATCH, latency: false, sensitivity: { samples: 256 } });
-    console.log(`\n3. Allocation at the same budgets (sensitivity probes on 256 samples: ${cmp.timing.sensitivity.toFixed(2)} s; total ${((performance.now() - t2) / 1000).toFixed(2)} s; load ${load()})`);
+    const cmp = await runSweep({ levels: budgets, allocations: ['uniform', 'energy', 'sensitivity'] }, { model, spectra, dataset, runner, batchSize: BATCH, latency: false, sensitivity: { samples: 128 } });
+    console.log(`\n3. Allocation at the same budgets (sensitivity probes on 128 samples: ${cmp.timing.sensitivity.toFixed(2)} s; total ${((performance.now() - t2) / 1000).toFixed(2)} s; load ${load()})`);
     console.log(`   ${'budget'.padEnd(8)} ${'uniform top-1 / KL'.padStart(22)} ${'energy top-1 / KL'.padStart(22)} ${'sensitivity top-1 / KL'.padStart(24)}`);
     for (const b of budgets) {
       const cell = (a: string) => {
