@@ -215,7 +215,10 @@ async function chooseMenuItem(name: RegExp): Promise<void> {
 /** Explorer → right-click the file → Open Model… (opens it in the Layers tree). */
 async function openFromExplorer(file: string): Promise<void> {
   await page.getByRole('tab', { name: /^Explorer/ }).click();
-  await page.getByRole('treeitem', { name: file }).click({ button: 'right' });
+  // The Explorer re-renders as files appear (the compressed model): let it settle, then aim exactly.
+  await page.waitForTimeout(1000);
+  const row = page.locator('.explorer-folders-view').getByRole('treeitem', { name: file, exact: true });
+  await row.click({ button: 'right' });
   await chooseMenuItem(/^Open Model…/);
 }
 
@@ -262,7 +265,7 @@ after(async () => {
 describe('Rankscope in VS Code (code-server)', () => {
   step('1 opens a workspace with the model', async () => {
     await page.locator('.monaco-workbench').waitFor({ timeout: 90_000 });
-    await page.getByRole('treeitem', { name: model.file }).waitFor({ timeout: 60_000 });
+    await page.getByRole('treeitem', { name: model.file, exact: true }).waitFor({ timeout: 60_000 });
     await shot('01-workspace.png');
   });
 
@@ -360,6 +363,8 @@ print(json.dumps(json.loads(meta.get("rankscope.compressed", "[]"))))`, [out])) 
 
   step('7 the trade-off view shows points as they are measured', async () => {
     // The sweep compresses the original model at several budgets: open it again first.
+    await page.getByRole('tab', { name: /^Explorer/ }).click();
+    await page.locator('.explorer-folders-view').getByRole('treeitem', { name: `${stem()}.rankscope.onnx`, exact: true }).waitFor();
     await openFromExplorer(model.file);
     await waitUntil('the original model back in the tree', async () => (await treeLabels()).some((l) => l.startsWith(`${model.file} `)), 120_000);
     await runCommand('Rankscope: Show Accuracy/Size Trade-off');
