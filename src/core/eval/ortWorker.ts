@@ -10,13 +10,28 @@ const sessions = new Map<number, ort.InferenceSession>();
 let nextSession = 1;
 // One message at a time: ORT parallelises inside a run; overlapping runs would skew timings.
 let queue: Promise<void> = Promise.resolve();
+// Set to 1 by the caller's thread on cancel. Checked between runs: a native session.run cannot be
+// interrupted, and terminating the thread under it aborts the whole process (Napi::Error).
+let cancelFlag: Int32Array<ArrayBufferLike> = new Int32Array(1);
+const isCancelled = () => Atomics.load(cancelFlag, 0) !== 0;
 
 parentPort!.on('message', (msg: ToWorker) => {
+  if (msg.type === 'init') {
+    cancelFlag = new Int32Array(msg.cancelFlag);
+    return;
+  }
   queue = queue.then(() => handle(msg));
 });
 
 async function handle(msg: ToWorker): Promise<void> {
   try {
+    if (msg.type === 'shutdown') {
+      for (const session of sessions.values()) await session.release();
+      sessions.clear();
+      parentPort!.close();
+      return;
+    }
+    if (isCancelled()) throw new Error('cancelled');
     switch (msg.type) {
       case 'open': {
         const options: ort.InferenceSession.SessionOptions = {
@@ -52,9 +67,9 @@ async function handle(msg: ToWorker): Promise<void> {
       case 'time': {
         const session = need(msg.session);
         const feeds = toFeeds(msg.feeds);
-        for (let i = 0; i < msg.warmup; i++) await session.run(feeds);
+        for (let i = 0; i < msg.warmup && !isCancelled(); i++) await session.run(feeds);
         const times: number[] = [];
-        for (let i = 0; i < msg.runs; i++) {
+        for (let i = 0; i < msg.runs && !isCancelled(); i++) {
           const t0 = performance.now();
           await session.run(feeds);
           times.push(performance.now() - t0);

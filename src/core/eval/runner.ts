@@ -1,7 +1,8 @@
 // OrtRunner: ONNX Runtime (onnxruntime-node) in a worker thread. One runner = one thread that
 // can hold several sessions (the original and compressed models side by side, so latency is
-// compared in the same process). Cancelling terminates the thread: a running session.run stops
-// at once and every pending call rejects with CANCELLED.
+// compared in the same process). Cancelling rejects every pending call with CANCELLED at once; the
+// thread itself ends after the native run in progress returns (terminating a thread inside
+// session.run aborts the whole process), and no further queued run starts.
 import { Worker } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,7 +16,7 @@ export interface RunnerOptions {
   ep?: ExecutionProvider;
   /** ONNX Runtime intra-op threads; default: ORT's choice (all cores). */
   intraOpThreads?: number;
-  /** Aborting terminates the runner's thread. */
+  /** Aborting rejects pending calls at once and stops the thread after the current native run. */
   signal?: AbortSignal;
 }
 
@@ -33,6 +34,8 @@ function startWorker(): Worker {
 
 export class OrtRunner {
   private readonly worker: Worker;
+  private readonly cancelFlag = new Int32Array(new SharedArrayBuffer(4));
+  private exited = false;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private nextId = 1;
   private dead: Error | undefined;
@@ -40,6 +43,7 @@ export class OrtRunner {
 
   private constructor(readonly options: Required<Pick<RunnerOptions, 'ep'>> & RunnerOptions) {
     this.worker = startWorker();
+    this.worker.postMessage({ type: 'init', id: 0, cancelFlag: this.cancelFlag.buffer });
     this.worker.on('message', (msg: FromWorker) => {
       const p = this.pending.get(msg.id);
       if (!p) return;
@@ -48,7 +52,10 @@ export class OrtRunner {
       else p.reject(new RankscopeError('RUNTIME', `ONNX Runtime: ${msg.message}`));
     });
     this.worker.on('error', (e) => this.fail(new RankscopeError('RUNTIME', `ONNX Runtime worker failed: ${e.message}`)));
-    this.worker.on('exit', (code) => this.fail(new RankscopeError('RUNTIME', `ONNX Runtime worker exited (code ${code}).`)));
+    this.worker.on('exit', (code) => {
+      this.exited = true;
+      this.fail(new RankscopeError('RUNTIME', `ONNX Runtime worker exited (code ${code}).`));
+    });
     options.signal?.addEventListener('abort', this.onAbort, { once: true });
   }
 
@@ -92,17 +99,22 @@ export class OrtRunner {
     this.dead = error;
     for (const p of this.pending.values()) p.reject(error);
     this.pending.clear();
-    void this.worker.terminate();
     this.options.signal?.removeEventListener('abort', this.onAbort);
+    this.stopWorker();
+  }
+
+  /** Stops queued work and lets the thread end by itself once no native run is in flight. */
+  private stopWorker(): Promise<void> {
+    if (this.exited) return Promise.resolve();
+    Atomics.store(this.cancelFlag, 0, 1);
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.worker.postMessage({ type: 'shutdown', id: 0 });
+    return exited;
   }
 
   async dispose(): Promise<void> {
-    if (this.dead) return;
-    this.dead = new RankscopeError('RUNTIME', 'The ONNX Runtime runner was disposed.');
-    this.options.signal?.removeEventListener('abort', this.onAbort);
-    for (const p of this.pending.values()) p.reject(this.dead);
-    this.pending.clear();
-    await this.worker.terminate();
+    if (!this.dead) this.fail(new RankscopeError('RUNTIME', 'The ONNX Runtime runner was disposed.'));
+    await this.stopWorker();
   }
 }
 

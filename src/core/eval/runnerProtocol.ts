@@ -28,7 +28,11 @@ export type ToWorker =
   | { type: 'open'; id: number; model: string | Uint8Array; ep: ExecutionProvider; intraOpThreads?: number }
   | { type: 'run'; id: number; session: number; feeds: Record<string, WireTensor> }
   | { type: 'time'; id: number; session: number; feeds: Record<string, WireTensor>; warmup: number; runs: number }
-  | { type: 'close'; id: number; session: number };
+  | { type: 'close'; id: number; session: number }
+  /** Sent once, first: a shared Int32 flag the caller sets to 1 to cancel queued and timing runs. */
+  | { type: 'init'; id: number; cancelFlag: SharedArrayBuffer }
+  /** Release every session and end the thread once the run in progress (if any) has returned. */
+  | { type: 'shutdown'; id: number };
 
 export type FromWorker =
   | { type: 'ok'; id: number; result: unknown }
