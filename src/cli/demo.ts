@@ -17,7 +17,7 @@ import { evaluate } from '../core/eval/evaluate';
 import { compareLatency, type Latency } from '../core/eval/latency';
 import type { EvalMetrics } from '../core/eval/metrics';
 import { OrtRunner, type OrtSession } from '../core/eval/runner';
-import { allocateBySensitivity, planWithRanks, sensitivityTemplate, type SensitivityOptions } from '../core/eval/sensitivity';
+import { planWithRanks, sensitivityTemplate, type SensitivityOptions } from '../core/eval/sensitivity';
 import { runSweep, type SweepPoint, type SweepResult } from '../core/eval/sweep';
 import { writeSweepReport } from '../core/eval/report';
 import { openOnnx, type OnnxModel } from '../core/formats/onnx';
@@ -187,6 +187,9 @@ async function demo(ctx: Context): Promise<DemoSummary> {
     const compressedSize = (await stat(compressedPath)).size;
     io.out(`knee: ${knee.label} → ${plan.totals.compressed} layers factorized, parameters ${num(plan.totals.modelParamsBefore)} → ${num(plan.totals.modelParamsAfter)} (−${pct(1 - plan.totals.modelParamsAfter / plan.totals.modelParamsBefore)}), file ${kib(s.fileSize)} → ${kib(compressedSize)}`);
     io.out(`wrote ${compressedPath}`);
+    if (plan.totals.modelParamsAfter !== knee.params) {
+      throw new RankscopeError('PLAN_MISMATCH', `The plan rebuilt for '${knee.label}' has ${plan.totals.modelParamsAfter} parameters; the sweep scored ${knee.params}.`);
+    }
     const compress = {
       point: knee.label, plan: planPath, output: compressedPath, layersCompressed: plan.totals.compressed,
       paramsBefore: plan.totals.modelParamsBefore, paramsAfter: plan.totals.modelParamsAfter, fileSizeBefore: s.fileSize, fileSizeAfter: compressedSize,
@@ -291,8 +294,11 @@ function planFor(point: SweepPoint, model: OnnxModel, spectra: LayerSpectrum[], 
   if (point.kind === 'energy') return makePlan(model, spectra, { energy: point.level }, check);
   if (point.allocation === 'sensitivity') {
     if (!sweep.sensitivity) throw new RankscopeError('BAD_ARGUMENT', 'sensitivity point without probes.');
+    // The point's own ranks: re-running allocateBySensitivity on sweep.sensitivity gave a
+    // different (much worse) plan for the sample Transformer than the one the sweep scored.
     const template = sensitivityTemplate(model, spectra, undefined, check);
-    return planWithRanks(model, spectra, template, allocateBySensitivity(sweep.sensitivity, point.level), point.level);
+    const weights = Object.fromEntries(sweep.sensitivity.map((l) => [l.layer, l.probes[0]?.loss ?? 0]));
+    return planWithRanks(model, spectra, template, new Map(Object.entries(point.ranks)), point.level, weights);
   }
   return makePlan(model, spectra, { budget: point.level, allocation: point.allocation ?? 'energy' }, check);
 }
