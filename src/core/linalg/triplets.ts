@@ -2,12 +2,15 @@
 // Eigenvectors of the float64 Gram matrix of the smaller side give one set of singular vectors;
 // the other is W·v (or Wᵀ·u) normalized. Then U_k·Σ_k·V_kᵀ = W·V_k·V_kᵀ up to O(δσ) per
 // component, so the reconstruction error is the projection residual, accurate even where small σ
-// are not. Small matrices use ml-matrix's SVD.
+// are not. The Gram's eigenvectors: for k ≤ n/4 only the top k, by inverse iteration on the
+// tridiagonal and the reflectors' back-transformation (O(n²k)); else all of them by QL (O(n³)).
+// Small matrices use ml-matrix's SVD.
 import { SingularValueDecomposition } from 'ml-matrix';
 import { RankscopeError } from '../errors';
 import { gramToKernelMemory } from './gram';
 import { tridiagonalize, tridiagonalEigen } from './tridiagonal';
-import { checkKernelMemory, checkMatrix, SMALL_SIDE, toMatrix, type MatrixData } from './singularValues';
+import { tridiagonalEigenvectors } from './inverseIteration';
+import { checkKernelMemory, checkMatrix, SMALL_SIDE, sqrtDescending, toMatrix, type MatrixData } from './singularValues';
 import { kernels, kernelMemory } from './wasm';
 
 export interface SingularTriplets {
@@ -17,35 +20,79 @@ export interface SingularTriplets {
   s: Float64Array;
   /** cols×k, row-major; orthonormal columns. */
   v: Float64Array;
+  /** All min(rows, cols) singular values, descending (the same as singularValues gives); absent for k = 0. */
+  all?: Float64Array;
 }
 
-export function topSingularTriplets(data: MatrixData, rows: number, cols: number, k: number, label = 'matrix'): SingularTriplets {
+/**
+ * Picks k from all singular values (descending): lets a caller apply a rank policy between the
+ * values and the vectors, so one Gram and one tridiagonalization serve both.
+ */
+export type RankChooser = (singularValues: Float64Array) => number;
+
+/** Top-k triplets; `k` may be a RankChooser called with all singular values once they are known. */
+export function topSingularTriplets(data: MatrixData, rows: number, cols: number, k: number | RankChooser, label = 'matrix'): SingularTriplets {
   checkMatrix(data, rows, cols, label);
   const r = Math.min(rows, cols);
-  if (!Number.isInteger(k) || k < 0 || k > r) {
-    throw new RankscopeError('BAD_ARGUMENT', `${label}: rank ${k} is out of range for a ${rows}×${cols} matrix (0…${r}).`);
-  }
-  if (k === 0) return { u: new Float64Array(0), s: new Float64Array(0), v: new Float64Array(0) };
+  const checkRank = (rank: number) => {
+    if (!Number.isInteger(rank) || rank < 0 || rank > r) {
+      throw new RankscopeError('BAD_ARGUMENT', `${label}: rank ${rank} is out of range for a ${rows}×${cols} matrix (0…${r}).`);
+    }
+    return rank;
+  };
+  if (typeof k === 'number' && checkRank(k) === 0) return { u: new Float64Array(0), s: new Float64Array(0), v: new Float64Array(0) };
   const m = Math.max(rows, cols);
-  checkKernelMemory(m * r + 3 * r * r + k * r + r * (k + 1) + m * (k + 1) + 8 * r, rows, cols, label);
-  return r < SMALL_SIDE ? tripletsReference(data, rows, cols, k) : tripletsViaGram(data, rows, cols, k);
+  const most = typeof k === 'number' ? k : r;
+  checkKernelMemory(m * r + 3 * r * r + most * r + r * (most + 1) + m * (most + 1) + 8 * r, rows, cols, label);
+  const choose = typeof k === 'number' ? () => k : (all: Float64Array) => checkRank(k(all));
+  return r < SMALL_SIDE ? tripletsReference(data, rows, cols, choose) : tripletsViaGram(data, rows, cols, choose);
 }
 
+/** Above this share of n, all eigenvectors by QL are cheaper than k inverse iterations plus their checks. */
+const INVERSE_ITERATION_MAX_SHARE = 0.25;
+
+/**
+ * Which route computes the Gram eigenvectors: 'inverse' (top k by inverse iteration on the
+ * tridiagonal, O(n·k) + O(n²·k) back-transform), 'full' (all of them by QL, O(n³)), or 'auto'
+ * (inverse for k ≤ n/4, falling back to full when its check fails). Exposed for tests.
+ */
+export type EigenvectorRoute = 'auto' | 'inverse' | 'full';
+
 /** Exposed for tests on every shape. */
-export function tripletsViaGram(data: MatrixData, rows: number, cols: number, k: number): SingularTriplets {
+export function tripletsViaGram(data: MatrixData, rows: number, cols: number, rank: number | RankChooser, route: EigenvectorRoute = 'auto'): SingularTriplets {
   const tall = rows >= cols;
   const n = Math.min(rows, cols);
-  // Layout after X and G: work (4n), reflectors (n²), eigenvectors of T (n²), selected rows (k·n).
-  const probe = gramToKernelMemory(data, rows, cols, 4 * n + 2 * n * n + k * n);
+  // Layout after X and G: work (4n), reflectors (n²), eigenvectors of T (n², full route), then
+  // the selected rows (k·n) last, so memory can grow once k is known.
+  const probe = gramToKernelMemory(data, rows, cols, 4 * n + 2 * n * n);
   const work = probe.end, refl = work + 4 * n, zt = refl + n * n, sel = zt + n * n;
   const { d, e, reflectors } = tridiagonalize(probe.g, n, work, true, refl);
+  const d0 = d.slice(), e0 = e.slice();
+  tridiagonalEigen(d, e);
+  const descending = Float64Array.from(d).sort().reverse();
+  const all = sqrtDescending(d);
+  const k = typeof rank === 'number' ? rank : rank(all);
+  if (k === 0) return { u: new Float64Array(0), s: new Float64Array(0), v: new Float64Array(0), all };
+  const values = descending.slice(0, k);
+  const inverse = route === 'inverse' || (route === 'auto' && k <= INVERSE_ITERATION_MAX_SHARE * n)
+    ? tridiagonalEigenvectors(d0, e0, values) : undefined;
+  if (route === 'inverse' && !inverse) throw new Error('inverse iteration failed its check');
   let F = kernelMemory(sel + k * n);
-  F.fill(0, zt, zt + n * n);
-  for (let i = 0; i < n; i++) F[zt + i * n + i] = 1;
-  tridiagonalEigen(d, e, zt);
-  const order = Array.from(d.keys()).sort((a, b) => d[b] - d[a]).slice(0, k);
-  F = kernelMemory(sel + k * n);
-  order.forEach((src, t) => F.copyWithin(sel + t * n, zt + src * n, zt + src * n + n));
+  if (inverse) {
+    F.set(inverse, sel);
+  } else {
+    // All eigenvectors of T by QL (rows of zt), then the k of the largest eigenvalues.
+    F.fill(0, zt, zt + n * n);
+    for (let i = 0; i < n; i++) F[zt + i * n + i] = 1;
+    d.set(d0);
+    e.set(e0);
+    tridiagonalEigen(d, e, zt);
+    const full = Array.from(d.keys()).sort((a, b) => d[b] - d[a]).slice(0, k);
+    full.forEach((src, t) => {
+      values[t] = d[src];
+      F.copyWithin(sel + t * n, zt + src * n, zt + src * n + n);
+    });
+  }
   // Eigenvectors of G = Q·z, Q = H_0⋯H_{n-3}: apply the last reflector first.
   const { tau } = reflectors!;
   const K = kernels();
@@ -71,12 +118,14 @@ export function tripletsViaGram(data: MatrixData, rows: number, cols: number, k:
   for (let i = 0; i < m; i++) for (let t = 0; t < k; t++) other[i * k + t] = F[c + i * kp + t] * scale[t];
   const gramSide = new Float64Array(n * k);
   for (let j = 0; j < n; j++) for (let t = 0; t < k; t++) gramSide[j * k + t] = F[z + j * kp + t];
-  const s = Float64Array.from(order, (src) => Math.sqrt(Math.max(d[src], 0)));
-  return tall ? { u: other, s, v: gramSide } : { u: gramSide, s, v: other };
+  const s = values.map((l) => Math.sqrt(Math.max(l, 0)));
+  return tall ? { u: other, s, v: gramSide, all } : { u: gramSide, s, v: other, all };
 }
 
-function tripletsReference(data: MatrixData, rows: number, cols: number, k: number): SingularTriplets {
+function tripletsReference(data: MatrixData, rows: number, cols: number, choose: RankChooser): SingularTriplets {
   const svd = new SingularValueDecomposition(toMatrix(data, rows, cols), { autoTranspose: true });
+  const all = Float64Array.from(svd.diagonal).sort().reverse();
+  const k = choose(all);
   const order = svd.diagonal.map((_, i) => i).sort((a, b) => svd.diagonal[b] - svd.diagonal[a]).slice(0, k);
   const U = svd.leftSingularVectors, V = svd.rightSingularVectors;
   const u = new Float64Array(rows * k), v = new Float64Array(cols * k), s = new Float64Array(k);
@@ -85,5 +134,5 @@ function tripletsReference(data: MatrixData, rows: number, cols: number, k: numb
     for (let i = 0; i < rows; i++) u[i * k + t] = U.get(i, src);
     for (let j = 0; j < cols; j++) v[j * k + t] = V.get(j, src);
   });
-  return { u, s, v };
+  return { u, s, v, all };
 }

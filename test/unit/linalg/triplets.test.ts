@@ -47,7 +47,10 @@ for (const c of cases) {
       const routes: [string, SingularTriplets][] = [
         ['default', topSingularTriplets(c.data, c.rows, c.cols, k, c.name)],
         ['gram+wasm', tripletsViaGram(c.data, c.rows, c.cols, k)],
+        ['gram+full QL', tripletsViaGram(c.data, c.rows, c.cols, k, 'full')],
       ];
+      // Inverse iteration is the route for k ≤ n/4; its own check may refuse (then 'auto' falls back).
+      if (r >= 32 && k <= r >> 2) routes.push(['gram+inverse iteration', tripletsViaGram(c.data, c.rows, c.cols, k, 'inverse')]);
       for (const [route, t] of routes) {
         assert.equal(t.u.length, c.rows * k);
         assert.equal(t.v.length, c.cols * k);
