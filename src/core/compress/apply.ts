@@ -9,7 +9,10 @@ import { factorize, frobeniusSquared, multiply, type Factors } from './factor';
 import { factorInWorkers, type GroupFactors } from './pool';
 import { GraphEditor } from './graph';
 import { entryOf, METHOD, nodeFromJson, nodeToJson, readEntries, RESTORED_METADATA_KEY, withMetadata, type RankscopeEntry } from './metadata';
-import { layerHash, makePlan, recheckRow, selectLayers, type CompressRequest, type Plan, type PlanLayer } from './plan';
+import { isBudget, layerFactorShape, layerHash, makePlan, policyOf, recheckRow, selectLayers, type CompressRequest, type Plan, type PlanLayer, type SpectrumLike } from './plan';
+import { policyKind } from './policy';
+import { SpectrumCache, spectrumCacheKey } from '../linalg';
+import { mergeDescending } from '../linalg/singularValues';
 import { matricesOf, planSpectra, type PlanSpectraOptions } from './spectra';
 import { rewireUses, unsupportedUse, type FactorNames } from './rewrite';
 import { loadFactors, storeDense, storeFactors } from './storage';
@@ -96,14 +99,70 @@ function factorLayer(model: OnnxModel, layer: Layer, k: number): GroupFactors[] 
 }
 
 /** Factorizes every planned layer in a pool of worker threads (the slow part, off the caller's thread). */
-export async function factorizePlan(model: OnnxModel, plan: Plan, options: { signal?: AbortSignal; threads?: number } = {}): Promise<Map<string, GroupFactors[]>> {
-  const work = matchPlan(model, plan);
+export async function factorizePlan(model: OnnxModel, plan: Plan, options: { signal?: AbortSignal; threads?: number; have?: Map<string, GroupFactors[]> } = {}): Promise<Map<string, GroupFactors[]>> {
+  const have = options.have;
+  // Factors computed earlier at the planned rank are kept; only the rest go to the workers.
+  const work = matchPlan(model, plan).filter(({ row }) => !have?.get(row.layer)?.every((g) => g.k === row.k));
   const results = await factorInWorkers(work.length, (i) => ({
     label: `Layer '${work[i].layer.name}'`,
     k: work[i].row.k,
     matrices: matricesOf(model, work[i].layer),
   }), options);
-  return new Map(work.map(({ layer }, i) => [layer.name, results[i]]));
+  const out = new Map(have);
+  work.forEach(({ layer }, i) => out.set(layer.name, results[i]));
+  return out;
+}
+
+/**
+ * planModel and factorizePlan in one pass for per-layer policies (rank, energy, ratios): each
+ * worker job reduces a layer once, picks k from its singular values by the policy and computes
+ * the factors at that k. The plan is then made from those spectra as planModel would make it;
+ * a layer whose planned k differs from the worker's (none, normally) is factorized again.
+ * Budget requests need every spectrum before any k: they take the two passes.
+ */
+export async function planAndFactorize(model: OnnxModel, request: CompressRequest, options: PlanSpectraOptions = {}): Promise<PlannedFactors> {
+  if (isBudget(request)) {
+    const plan = await planModel(model, request, options);
+    const factors = await factorizePlan(model, plan, options);
+    return { plan, factors, secondPass: [...factors.keys()] };
+  }
+  const policy = policyOf(request);
+  policyKind(policy); // fail on a bad policy before any work
+  const check = graphCheck(model);
+  const layers = selectLayers(model, request.layers).filter((l) => l.factorizable || l.compressed);
+  const fused = layers.filter((l) => !l.compressed && !check(l));
+  // Factorized layers (A·B) and layers the rewrite refuses only need their spectra, as in planModel.
+  const spectra: SpectrumLike[] = await planSpectra(model, layers.filter((l) => l.compressed), options);
+  const cache = options.cacheDir ? new SpectrumCache(options.cacheDir) : undefined;
+  const found = new Map<string, GroupFactors[]>();
+  const results = await factorInWorkers(fused.length, (i) => ({
+    label: `Layer '${fused[i].name}'`,
+    k: 0,
+    policy: { policy, shape: layerFactorShape(fused[i], model) },
+    matrices: matricesOf(model, fused[i]),
+  }), {
+    signal: options.signal,
+    threads: options.threads,
+    onSpectra: (i, groups) => {
+      const singularValues = groups.length === 1 ? groups[0] : mergeDescending(groups);
+      spectra.push({ layer: fused[i].name, singularValues, groups: groups.length > 1 ? groups : undefined });
+      cache?.put(spectrumCacheKey(model, fused[i]), { singularValues, groups: groups.length > 1 ? groups : undefined });
+    },
+  });
+  fused.forEach((l, i) => {
+    if (results[i].length) found.set(l.name, results[i]);
+  });
+  const plan = makePlan(model, spectra, request, check);
+  const factors = await factorizePlan(model, plan, { signal: options.signal, threads: options.threads, have: found });
+  return { plan, factors, secondPass: [...factors.keys()].filter((name) => factors.get(name) !== found.get(name)) };
+}
+
+export interface PlannedFactors {
+  plan: Plan;
+  /** The factors of every layer the plan compresses. */
+  factors: Map<string, GroupFactors[]>;
+  /** Layers factorized in a second pass (a budget, re-compressed layers, a k the plan changed). */
+  secondPass: string[];
 }
 
 function keptShare(groups: { f: Factors; total: number }[]): number {
@@ -134,7 +193,7 @@ export interface WriteResult {
 /** Compresses to a new file (never the input), written atomically; external data kept as the input had it. */
 export async function compressToFile(model: OnnxModel, plan: Plan, outPath: string, options: ApplyOptions = {}): Promise<WriteResult> {
   refuseOverwrite(model, outPath);
-  const factors = await factorizePlan(model, plan, options);
+  const factors = await factorizePlan(model, plan, { ...options, have: options.factors });
   const proto = applyPlan(model, plan, { ...options, factors });
   await writeOnnxAtomic(outPath, proto, { externalData: 'auto', sourceDir: model.dir, signal: options.signal });
   return { path: resolve(outPath), proto };

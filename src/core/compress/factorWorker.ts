@@ -2,22 +2,47 @@
 // it is sent, one job at a time; buffers are transferred both ways.
 import { parentPort } from 'node:worker_threads';
 import { isRankscopeError } from '../errors';
-import { factorize, frobeniusSquared } from './factor';
-import type { FactorJob, FactorReply } from './pool';
+import { singularValues, topSingularTriplets } from '../linalg';
+import { balancedFactors, factorize, frobeniusSquared } from './factor';
+import { chooseRank } from './policy';
+import type { FactorJob, FactorReply, GroupFactors } from './pool';
 
 parentPort?.on('message', (job: FactorJob) => {
   let reply: FactorReply;
   try {
-    const groups = job.matrices.map((m, g) => {
-      const f = factorize(m.data, m.rows, m.cols, job.k, job.matrices.length > 1 ? `${job.label} (group ${g})` : job.label);
-      return { ...f, total: frobeniusSquared(m.data) };
-    });
-    reply = { id: job.id, ok: true, groups };
+    reply = job.policy ? byPolicy(job, job.policy) : { id: job.id, ok: true, groups: job.matrices.map((_, g) => factorGroup(job, g, job.k)) };
   } catch (e) {
     reply = isRankscopeError(e)
       ? { id: job.id, ok: false, code: e.code, message: e.message, hint: e.hint }
       : { id: job.id, ok: false, message: String((e as Error)?.stack ?? e) };
   }
-  const transfer = reply.ok ? reply.groups.flatMap((g) => [g.a.buffer as ArrayBuffer, g.b.buffer as ArrayBuffer]) : [];
+  const transfer = reply.ok ? [...reply.groups.flatMap((g) => [g.a.buffer, g.b.buffer]), ...(reply.spectra ?? []).map((s) => s.buffer)] as ArrayBuffer[] : [];
   parentPort!.postMessage(reply, transfer);
 });
+
+function groupLabel(job: FactorJob, g: number): string {
+  return job.matrices.length > 1 ? `${job.label} (group ${g})` : job.label;
+}
+
+function factorGroup(job: FactorJob, g: number, k: number): GroupFactors {
+  const m = job.matrices[g];
+  return { ...factorize(m.data, m.rows, m.cols, k, groupLabel(job, g)), total: frobeniusSquared(m.data) };
+}
+
+/** Spectra, the policy's k, and the factors at k. One matrix: one reduction serves both; groups need all spectra first. */
+function byPolicy(job: FactorJob, { policy, shape }: NonNullable<FactorJob['policy']>): FactorReply {
+  if (job.matrices.length === 1) {
+    const m = job.matrices[0];
+    let k = 0;
+    const t = topSingularTriplets(m.data, m.rows, m.cols, (all) => {
+      const choice = chooseRank(policy, shape, [all]);
+      return (k = choice.skipped ? 0 : choice.k);
+    }, job.label);
+    const groups = k > 0 ? [{ ...balancedFactors(t, m.rows, m.cols, k, frobeniusSquared(m.data)), total: frobeniusSquared(m.data) }] : [];
+    return { id: job.id, ok: true, groups, spectra: [t.all!] };
+  }
+  const spectra = job.matrices.map((m, g) => singularValues(m.data, m.rows, m.cols, groupLabel(job, g)));
+  const choice = chooseRank(policy, shape, spectra);
+  const groups = choice.skipped ? [] : job.matrices.map((_, g) => factorGroup(job, g, choice.k));
+  return { id: job.id, ok: true, groups, spectra };
+}

@@ -117,7 +117,7 @@ function spectraOf(layer: Layer, spectra: Map<string, SpectrumLike>): Float64Arr
   return s.groups && s.groups.length > 1 ? s.groups : [s.singularValues];
 }
 
-function isBudget(request: CompressRequest): request is BudgetRequest & { layers?: string[] } {
+export function isBudget(request: CompressRequest): request is BudgetRequest & { layers?: string[] } {
   return (request as BudgetRequest).budget !== undefined;
 }
 
@@ -176,7 +176,7 @@ function choosePolicyRank(model: Model, layer: Layer, policy: RankPolicy, spectr
   return choice;
 }
 
-function policyOf(request: CompressRequest): RankPolicy {
+export function policyOf(request: CompressRequest): RankPolicy {
   const { layers: _layers, ...policy } = request as RankPolicy & { layers?: string[] };
   return policy;
 }

@@ -7,11 +7,19 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { cancelled, RankscopeError, throwIfCancelled, type ErrorCode } from '../errors';
 import type { Factors } from './factor';
+import type { FactorShape, RankPolicy } from './policy';
 
 export interface FactorJob {
   id: number;
   label: string;
+  /** The rank; ignored when `policy` is set. */
   k: number;
+  /**
+   * Choose k in the worker by this policy from the layer's singular values, computed from the same
+   * Gram and tridiagonal reduction as the vectors (one reduction per layer). The reply then
+   * carries the spectra, and no factors when the policy skips the layer.
+   */
+  policy?: { policy: RankPolicy; shape: FactorShape };
   matrices: { rows: number; cols: number; data: Float32Array | Float64Array }[];
 }
 
@@ -19,7 +27,7 @@ export interface FactorJob {
 export type GroupFactors = Factors & { total: number };
 
 export type FactorReply =
-  | { id: number; ok: true; groups: GroupFactors[] }
+  | { id: number; ok: true; groups: GroupFactors[]; spectra?: Float64Array[] }
   | { id: number; ok: false; code?: ErrorCode; message: string; hint?: string };
 
 function workerEntry(): { file: string; eval?: boolean } {
@@ -32,7 +40,11 @@ function workerEntry(): { file: string; eval?: boolean } {
 }
 
 /** Runs `count` jobs made by `makeJob(i)`; resolves with the factors of each, in job order. */
-export function factorInWorkers(count: number, makeJob: (index: number) => Omit<FactorJob, 'id'>, options: { threads?: number; signal?: AbortSignal } = {}): Promise<GroupFactors[][]> {
+export function factorInWorkers(
+  count: number,
+  makeJob: (index: number) => Omit<FactorJob, 'id'>,
+  options: { threads?: number; signal?: AbortSignal; onSpectra?: (index: number, spectra: Float64Array[]) => void } = {},
+): Promise<GroupFactors[][]> {
   throwIfCancelled(options.signal);
   const results: GroupFactors[][] = new Array(count);
   if (count === 0) return Promise.resolve(results);
@@ -74,6 +86,7 @@ export function factorInWorkers(count: number, makeJob: (index: number) => Omit<
           return;
         }
         results[reply.id] = reply.groups;
+        if (reply.spectra) options.onSpectra?.(reply.id, reply.spectra);
         if (++finished === count) stop();
         else feed(worker);
       });

@@ -78,7 +78,7 @@ export async function computeSpectra(model: Model, options: ComputeSpectraOption
   const keys: string[] = new Array(layers.length);
   await runPool(layers.length, options.threads, signal, (i) => {
     const layer = layers[i];
-    keys[i] = SpectrumCache.key(tensorOf(model, layer).hash(), matrixView(layer));
+    keys[i] = spectrumCacheKey(model, layer);
     const hit = cache?.get(keys[i]);
     if (hit) {
       results[i] = toSpectrum(layer, keys[i], hit.singularValues, hit.groups);
@@ -112,6 +112,11 @@ function selectLayers(model: Model, names?: string[]): Layer[] {
     }
     return layer;
   });
+}
+
+/** The SpectrumCache key of a layer's spectrum (others that compute spectra share the cache through it). */
+export function spectrumCacheKey(model: Model, layer: Layer): string {
+  return SpectrumCache.key(tensorOf(model, layer).hash(), matrixView(layer));
 }
 
 /** How the tensor is seen as a matrix: part of the cache key (same bytes, other view, other σ). */

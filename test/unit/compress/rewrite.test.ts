@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeOnnx, openOnnx } from '../../../src/core/formats/onnx';
 import { layerMatrices } from '../../../src/core/model/matrix';
-import { applyPlan, compressToFile, matricesOf, planModel, restoreLayers, type CompressRequest } from '../../../src/core/compress';
+import { applyPlan, compressToFile, factorizePlan, matricesOf, planAndFactorize, planModel, restoreLayers, type CompressRequest } from '../../../src/core/compress';
 import { RankscopeError } from '../../../src/core/errors';
 import { runPython } from '../../helpers/python';
 import { buildFixtures, FIXTURES, HALF_FIXTURES, randomFeeds, relativeDeviation, runModel, type Manifest } from './helpers';
@@ -53,6 +53,30 @@ test('full rank: every layer kind computes the original outputs within 1e-5 rela
     assert.equal(compressed.layers.filter((l) => l.compressed).length, plan.layers.length, `${name}: the reader lists every factorized layer`);
     const deviation = await compare(name, input, output);
     assert.ok(deviation < 1e-5, `${name}: relative deviation ${deviation}`);
+  }
+});
+
+test('planAndFactorize (one reduction per layer) gives planModel\'s plan and factorizePlan\'s factors, for every policy kind and a budget', async () => {
+  const requests: CompressRequest[] = [{ energy: 0.8 }, { rank: 3 }, { rankRatio: 0.5, roundTo: 2 }, { paramRatio: 0.4 }, { budget: 0.5 }];
+  for (const name of FIXTURES) {
+    const model = await openOnnx(join(dir, 'full', `${name}.onnx`));
+    for (const request of requests) {
+      const expected = await planModel(model, request);
+      const { plan, factors, secondPass } = await planAndFactorize(model, request);
+      assert.deepEqual(plan, expected, `${name} ${JSON.stringify(request)}: plan`);
+      // Per-layer policies: every factor comes from the single pass; a budget needs all spectra first.
+      assert.deepEqual(secondPass, 'budget' in request ? [...factors.keys()] : [], `${name} ${JSON.stringify(request)}: second pass`);
+      const reference = await factorizePlan(model, expected);
+      assert.deepEqual([...factors.keys()].sort(), [...reference.keys()].sort(), `${name}: factorized layers`);
+      for (const [layer, groups] of reference) {
+        groups.forEach((g, i) => {
+          const f = factors.get(layer)![i];
+          assert.equal(f.k, g.k, `${name} ${layer}: k`);
+          const worst = Math.max(...g.a.map((x, j) => Math.abs(x - f.a[j])), ...g.b.map((x, j) => Math.abs(x - f.b[j])));
+          assert.ok(worst <= 1e-12, `${name} ${layer} ${JSON.stringify(request)}: factors differ by ${worst}`);
+        });
+      }
+    }
   }
 });
 
