@@ -6,7 +6,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { RankscopeError } from '../core/errors';
 import { openOnnx } from '../core/formats/onnx';
 import {
-  compressToFile, parsePlan, planModel, refuseOverwrite, restoreLayers, type CompressRequest, type Plan,
+  compressToFile, parsePlan, planAndFactorize, planModel, refuseOverwrite, restoreLayers, type CompressRequest, type Plan,
 } from '../core/compress';
 import { checkOutputs } from '../core/compress/check';
 import { defaultSpectrumCacheDir } from '../core/linalg';
@@ -80,6 +80,7 @@ export const compressCommand: Command = {
     }
 
     let plan: Plan;
+    let factors: Awaited<ReturnType<typeof planAndFactorize>>['factors'] | undefined;
     if (values.plan !== undefined) {
       if (policyGiven(values)) throw new RankscopeError('BAD_ARGUMENT', '--plan replaces the policy options; give one or the other.');
       const text = await readFile(values.plan, 'utf8').catch(() => {
@@ -87,7 +88,10 @@ export const compressCommand: Command = {
       });
       plan = parsePlan(text, values.plan);
     } else {
-      plan = await planModel(model, requestFrom(values), { signal: io.signal, cacheDir: values['no-cache'] ? undefined : defaultSpectrumCacheDir() });
+      const planning = { signal: io.signal, cacheDir: values['no-cache'] ? undefined : defaultSpectrumCacheDir() };
+      // Writing: the factors come from the same per-layer pass as the spectra (one reduction per layer).
+      if (dryRun) plan = await planModel(model, requestFrom(values), planning);
+      else ({ plan, factors } = await planAndFactorize(model, requestFrom(values), planning));
     }
     for (const line of planTable(plan)) io.out(line);
 
@@ -99,7 +103,7 @@ export const compressCommand: Command = {
     if (plan.totals.compressed === 0) throw new RankscopeError('BAD_ARGUMENT', 'No layer would be compressed; nothing written.', 'See the reasons in the table above.');
     refuseOverwrite(model, out!);
     const t0 = performance.now();
-    const written = await compressToFile(model, plan, out!, { signal: io.signal });
+    const written = await compressToFile(model, plan, out!, { signal: io.signal, factors });
     const before = model.summary.fileSize;
     const after = fileSize(written.path);
     io.out(`wrote ${written.path}: ${formatBytes(before)} → ${formatBytes(after)} (${percent(after, before)}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
