@@ -8,41 +8,89 @@
   ;; over k = 0, 4, … < m. Callers pass row blocks of G small enough to stay in L2 while all of X streams by.
   ;; X is m×n row-major (m a multiple of 4, one spare element after it); G is n×n row-major,
   ;; zeroed by the caller, with one spare element (the pairs may write G[i, i+1]).
-  ;; Four rows of X per pass over G: 16 flops per load/store of a G pair.
+  ;; Four rows of X and two rows of G (from an even i, so both cover the same column pairs) per
+  ;; pass: the X loads are shared, 32 flops per 4 loads of X and 2 load/stores of G pairs.
   (func (export "gramLower") (param $m i32) (param $n i32) (param $X i32) (param $G i32) (param $i0 i32) (param $i1 i32)
     (local $k i32) (local $i i32) (local $j i32) (local $row i32) (local $x0 i32) (local $rs i32) (local $off i32) (local $g i32)
     (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local $b0 v128) (local $b1 v128) (local $b2 v128) (local $b3 v128)
+    (local $y0 v128) (local $y1 v128) (local $y2 v128) (local $y3 v128)
     (local.set $rs (i32.shl (local.get $n) (i32.const 3)))
     (block $doneK (loop $ks
       (br_if $doneK (i32.ge_u (local.get $k) (local.get $m)))
       (local.set $x0 (i32.add (local.get $X) (i32.mul (local.get $k) (local.get $rs))))
       (local.set $i (local.get $i0))
+      ;; an odd first row alone
+      (if (i32.and (i32.lt_u (local.get $i) (local.get $i1)) (i32.and (local.get $i) (i32.const 1))) (then
+        (call $gramRow (local.get $x0) (local.get $rs) (local.get $G) (local.get $i))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))))
       (block $doneI (loop $is
-        (br_if $doneI (i32.ge_u (local.get $i) (local.get $i1)))
+        (br_if $doneI (i32.ge_u (i32.add (local.get $i) (i32.const 1)) (local.get $i1)))
         (local.set $off (i32.add (local.get $x0) (i32.shl (local.get $i) (i32.const 3))))
         (local.set $a0 (v128.load64_splat (local.get $off)))
         (local.set $a1 (v128.load64_splat (i32.add (local.get $off) (local.get $rs))))
         (local.set $a2 (v128.load64_splat (i32.add (local.get $off) (i32.shl (local.get $rs) (i32.const 1)))))
         (local.set $a3 (v128.load64_splat (i32.add (local.get $off) (i32.mul (local.get $rs) (i32.const 3)))))
+        (local.set $off (i32.add (local.get $off) (i32.const 8)))
+        (local.set $b0 (v128.load64_splat (local.get $off)))
+        (local.set $b1 (v128.load64_splat (i32.add (local.get $off) (local.get $rs))))
+        (local.set $b2 (v128.load64_splat (i32.add (local.get $off) (i32.shl (local.get $rs) (i32.const 1)))))
+        (local.set $b3 (v128.load64_splat (i32.add (local.get $off) (i32.mul (local.get $rs) (i32.const 3)))))
         (local.set $row (i32.add (local.get $G) (i32.mul (local.get $i) (local.get $rs))))
         (local.set $j (i32.const 0))
         (block $doneJ (loop $js
           (br_if $doneJ (i32.gt_u (local.get $j) (local.get $i)))
           (local.set $off (i32.add (local.get $x0) (i32.shl (local.get $j) (i32.const 3))))
+          (local.set $y0 (v128.load (local.get $off)))
+          (local.set $y1 (v128.load (i32.add (local.get $off) (local.get $rs))))
+          (local.set $y2 (v128.load (i32.add (local.get $off) (i32.shl (local.get $rs) (i32.const 1)))))
+          (local.set $y3 (v128.load (i32.add (local.get $off) (i32.mul (local.get $rs) (i32.const 3)))))
           (local.set $g (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 3))))
           (v128.store (local.get $g)
             (f64x2.add (v128.load (local.get $g))
               (f64x2.add
-                (f64x2.add (f64x2.mul (local.get $a0) (v128.load (local.get $off)))
-                           (f64x2.mul (local.get $a1) (v128.load (i32.add (local.get $off) (local.get $rs)))))
-                (f64x2.add (f64x2.mul (local.get $a2) (v128.load (i32.add (local.get $off) (i32.shl (local.get $rs) (i32.const 1)))))
-                           (f64x2.mul (local.get $a3) (v128.load (i32.add (local.get $off) (i32.mul (local.get $rs) (i32.const 3)))))))))
+                (f64x2.add (f64x2.mul (local.get $a0) (local.get $y0)) (f64x2.mul (local.get $a1) (local.get $y1)))
+                (f64x2.add (f64x2.mul (local.get $a2) (local.get $y2)) (f64x2.mul (local.get $a3) (local.get $y3))))))
+          (local.set $g (i32.add (local.get $g) (local.get $rs)))
+          (v128.store (local.get $g)
+            (f64x2.add (v128.load (local.get $g))
+              (f64x2.add
+                (f64x2.add (f64x2.mul (local.get $b0) (local.get $y0)) (f64x2.mul (local.get $b1) (local.get $y1)))
+                (f64x2.add (f64x2.mul (local.get $b2) (local.get $y2)) (f64x2.mul (local.get $b3) (local.get $y3))))))
           (local.set $j (i32.add (local.get $j) (i32.const 2)))
           (br $js)))
-        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (local.set $i (i32.add (local.get $i) (i32.const 2)))
         (br $is)))
+      ;; an odd last row alone
+      (if (i32.lt_u (local.get $i) (local.get $i1)) (then
+        (call $gramRow (local.get $x0) (local.get $rs) (local.get $G) (local.get $i))))
       (local.set $k (i32.add (local.get $k) (i32.const 4)))
       (br $ks)))
+  )
+
+  ;; One row i of gramLower for the four rows of X at $x0 (row stride $rs bytes).
+  (func $gramRow (param $x0 i32) (param $rs i32) (param $G i32) (param $i i32)
+    (local $j i32) (local $row i32) (local $off i32) (local $g i32)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local.set $off (i32.add (local.get $x0) (i32.shl (local.get $i) (i32.const 3))))
+    (local.set $a0 (v128.load64_splat (local.get $off)))
+    (local.set $a1 (v128.load64_splat (i32.add (local.get $off) (local.get $rs))))
+    (local.set $a2 (v128.load64_splat (i32.add (local.get $off) (i32.shl (local.get $rs) (i32.const 1)))))
+    (local.set $a3 (v128.load64_splat (i32.add (local.get $off) (i32.mul (local.get $rs) (i32.const 3)))))
+    (local.set $row (i32.add (local.get $G) (i32.mul (local.get $i) (local.get $rs))))
+    (block $doneJ (loop $js
+      (br_if $doneJ (i32.gt_u (local.get $j) (local.get $i)))
+      (local.set $off (i32.add (local.get $x0) (i32.shl (local.get $j) (i32.const 3))))
+      (local.set $g (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 3))))
+      (v128.store (local.get $g)
+        (f64x2.add (v128.load (local.get $g))
+          (f64x2.add
+            (f64x2.add (f64x2.mul (local.get $a0) (v128.load (local.get $off)))
+                       (f64x2.mul (local.get $a1) (v128.load (i32.add (local.get $off) (local.get $rs)))))
+            (f64x2.add (f64x2.mul (local.get $a2) (v128.load (i32.add (local.get $off) (i32.shl (local.get $rs) (i32.const 1)))))
+                       (f64x2.mul (local.get $a3) (v128.load (i32.add (local.get $off) (i32.mul (local.get $rs) (i32.const 3)))))))))
+      (local.set $j (i32.add (local.get $j) (i32.const 2)))
+      (br $js)))
   )
 
   ;; One fused step of the Householder tridiagonalization, over rows/cols [k1, n) of the lower
