@@ -1,8 +1,7 @@
 // One esbuild entry per runtime: the extension host and the CLI run in Node (CommonJS, one
-// file each, so activation loads fast); the spectra worker thread is its own file because
-// worker_threads needs a path; webviews are browser bundles.
+// file each, so activation loads fast); each worker thread (spectra, factorization, ONNX Runtime)
+// is its own file because worker_threads needs a path; webviews are browser bundles.
 import * as esbuild from 'esbuild';
-import { existsSync } from 'node:fs';
 
 const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
@@ -43,13 +42,8 @@ const entries = [
   },
 ];
 
-// Entries whose source does not exist yet are skipped, so the build works while parts land.
-const ready = entries
-  .map((e) => ({ ...e, entryPoints: Object.fromEntries(Object.entries(e.entryPoints).filter(([, p]) => existsSync(p))) }))
-  .filter((e) => Object.keys(e.entryPoints).length > 0);
-
 if (watch) {
-  for (const e of ready) (await esbuild.context(e)).watch();
+  for (const e of entries) (await esbuild.context(e)).watch();
 } else {
-  await Promise.all(ready.map((e) => esbuild.build(e)));
+  await Promise.all(entries.map((e) => esbuild.build(e)));
 }
