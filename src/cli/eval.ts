@@ -37,7 +37,7 @@ export interface EvalReport {
 
 export const evalCommand: Command = {
   name: 'eval',
-  summary: 'accuracy, fidelity and latency of a model on your data (ONNX Runtime)',
+  summary: 'Measure accuracy, fidelity and latency of a model on your data (ONNX Runtime).',
   usage,
   async run(argv, io) {
     const { values, positionals } = parseOptions(argv, {

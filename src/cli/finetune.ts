@@ -47,7 +47,7 @@ const pct = (x: number | null | undefined) => (x === null || x === undefined ? '
 
 export const finetuneCommand: Command = {
   name: 'finetune',
-  summary: 'fine-tune a compressed model (PyTorch worker) and write it back to ONNX',
+  summary: 'Fine-tune a compressed model (PyTorch worker) and write the weights back to ONNX.',
   usage,
   async run(argv, io) {
     const { values, positionals } = parseOptions(argv, {

@@ -45,7 +45,7 @@ function sensitivityMeasure(text: string | undefined): 'kl' | 'top1' | 'top5' | 
 
 export const sweepCommand: Command = {
   name: 'sweep',
-  summary: 'accuracy vs size over compression levels (Pareto front, HTML/SVG/CSV report)',
+  summary: 'Sweep compression levels: accuracy vs size, Pareto front, HTML/SVG/CSV report.',
   usage,
   async run(argv, io) {
     const { values, positionals } = parseOptions(argv, {
