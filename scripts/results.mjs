@@ -30,7 +30,7 @@ const mib = (b) => `${(b / 1024 / 1024).toFixed(2)} MiB`;
 const params = (n) => `${(n / 1e6).toFixed(2)} M`;
 const lines = [
   `Bundled sample (\`media/samples/${basename(table.model)}\`, ${table.baseline.params.toLocaleString('en-US')} parameters) on its `
-  + `cross-subject test split; a cut removes that share of the factorizable layers' parameters. Fine-tuning: ${table.epochs} epochs `
+  + `cross-subject test split; a cut removes that share of the factorizable layers' parameters. Fine-tuning: ${table.epochs} epoch${table.epochs === 1 ? "" : "s"} `
   + `on the CPU with the fine-tuning worker (AdamW, cosine; the best validation epoch is written back); distillation from the `
   + `uncompressed model (T = 4, α = 0.7). Latency: median per batch, ${table.machine}. Top-1 in %, change from the baseline in brackets.`,
   '',
@@ -43,6 +43,8 @@ const lines = [
   `Regenerate with \`npm run results${basename(table.model) === 'skeleton-transformer.onnx' ? '' : ` -- --model media/samples/${basename(table.model)}`}\``
   + ` (${Math.round(table.seconds / 60)} min on the machine above). Latency figures taken under other load are noisy; compare them within one run only.`,
 ];
+const others = ['skeleton-transformer', 'skeleton-mlp'].filter((m) => m !== basename(table.model, '.onnx') && existsSync(`media/samples/${m}.results.json`));
+for (const m of others) lines.push('', `The same table for \`${m}.onnx\`: \`media/samples/${m}.results.json\`.`);
 const block = `${START}\n${lines.join('\n')}\n${END}`;
 
 let readme = readFileSync('README.md', 'utf8');
