@@ -34,9 +34,9 @@ test('the skeleton Transformer: Hyperformer-like layers, 1-3 M parameters, NTU i
       assert.deepEqual(l.kernel, [1, 1]);
       assert.ok(l.factorizable);
     }
-    // (BN folded into it at export gives the weight an opaque name, so its layer name comes from
-    // the node path `/blocks/blocks.0/tconv/Conv`: match the suffix.)
-    const tconv = model.layers.find((l) => l.name.endsWith(`blocks.${b}.tconv`));
+    // BN folded into it at export gives the weight an opaque name, so its layer name comes from
+    // the node path `/blocks/blocks.0/tconv/Conv`.
+    const tconv = byName.get(`blocks.${b}.tconv`);
     assert.deepEqual(tconv?.kernel, [5, 1]);
   }
   assert.equal(byName.get('embed')?.op, 'Conv');

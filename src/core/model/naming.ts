@@ -10,7 +10,8 @@ export function isOpaqueName(name: string): boolean {
 /**
  * Module path of a weight: `encoder.layers.0.fc1.weight` -> `encoder.layers.0.fc1`; an opaque
  * initializer (`onnx::MatMul_123`) takes its bias's name, else the node's path
- * (`/encoder/layers.0/self_attn/q_proj/MatMul` -> `encoder.layers.0.self_attn.q_proj`).
+ * (`/encoder/layers.0/self_attn/q_proj/MatMul` -> `encoder.layers.0.self_attn.q_proj`,
+ * `/blocks/blocks.0/tconv/Conv` -> `blocks.0.tconv`).
  */
 export function modulePath(weightName: string, nodeName: string, biasName?: string): string {
   if (!isOpaqueName(weightName) && /\.(weight|W|kernel)$/.test(weightName)) {
@@ -24,7 +25,10 @@ export function modulePath(weightName: string, nodeName: string, biasName?: stri
   if (nodeName.includes('/')) {
     const parts = nodeName.split('/').filter(Boolean);
     if (parts.length > 1) parts.pop(); // the op's own name (`MatMul`, `Gemm_3`)
-    const path = parts.join('.');
+    // A called container repeats its name in its children's scopes
+    // (`/blocks/blocks.0/tconv/Conv`): keep only the longer, dotted component.
+    const kept = parts.filter((p, i) => !parts[i + 1]?.startsWith(`${p}.`));
+    const path = kept.join('.');
     if (path) return path;
   }
   if (!isOpaqueName(weightName)) return weightName;

@@ -9,6 +9,9 @@ test('module path from the weight name, or from the node path when the name is o
   assert.equal(modulePath('onnx::MatMul_289', '/encoder/layers.0/self_attn/MatMul', 'encoder.layers.0.self_attn.in_proj_bias'), 'encoder.layers.0.self_attn.in_proj');
   assert.equal(modulePath('onnx::MatMul_290', '/encoder/layers.0/linear1/MatMul', 'encoder.layers.0.linear1.bias'), 'encoder.layers.0.linear1');
   assert.equal(modulePath('onnx::MatMul_7', '/fc/MatMul', 'onnx::Add_8'), 'fc');
+  // A called nn.Sequential repeats its name in its children's scopes.
+  assert.equal(modulePath('onnx::Conv_12', '/blocks/blocks.0/tconv/Conv'), 'blocks.0.tconv');
+  assert.equal(modulePath('onnx::Conv_13', '/blocks/blocks.10/blocks.10.x/Conv'), 'blocks.10.x');
   assert.equal(modulePath('fc6_w_0', ''), 'fc6_w_0');
   assert.equal(modulePath('1', ''), '1');
   assert.equal(modulePath('onnx::Conv_5', 'Conv_3'), 'Conv_3');
