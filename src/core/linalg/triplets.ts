@@ -2,7 +2,7 @@
 // Eigenvectors of the float64 Gram matrix of the smaller side give one set of singular vectors;
 // the other is W·v (or Wᵀ·u) normalized. Then U_k·Σ_k·V_kᵀ = W·V_k·V_kᵀ up to O(δσ) per
 // component, so the reconstruction error is the projection residual, accurate even where small σ
-// are not. The Gram's eigenvectors: for k ≤ n/4 only the top k, by inverse iteration on the
+// are not. The Gram's eigenvectors: for k ≤ n/6 only the top k, by inverse iteration on the
 // tridiagonal and the reflectors' back-transformation (O(n²k)); else all of them by QL (O(n³)).
 // Small matrices use ml-matrix's SVD.
 import { SingularValueDecomposition } from 'ml-matrix';
@@ -48,13 +48,16 @@ export function topSingularTriplets(data: MatrixData, rows: number, cols: number
   return r < SMALL_SIDE ? tripletsReference(data, rows, cols, choose) : tripletsViaGram(data, rows, cols, choose);
 }
 
-/** Above this share of n, all eigenvectors by QL are cheaper than k inverse iterations plus their checks. */
-const INVERSE_ITERATION_MAX_SHARE = 0.25;
+/**
+ * Above this share of n, all eigenvectors by QL cost about as much as k inverse iterations with
+ * their re-orthogonalization (O(n·k²)) and checks (measured on 768×768: even at k ≈ 150).
+ */
+const INVERSE_ITERATION_MAX_SHARE = 1 / 6;
 
 /**
  * Which route computes the Gram eigenvectors: 'inverse' (top k by inverse iteration on the
  * tridiagonal, O(n·k) + O(n²·k) back-transform), 'full' (all of them by QL, O(n³)), or 'auto'
- * (inverse for k ≤ n/4, falling back to full when its check fails). Exposed for tests.
+ * (inverse for k ≤ n/6, falling back to full when its check fails). Exposed for tests.
  */
 export type EigenvectorRoute = 'auto' | 'inverse' | 'full';
 
