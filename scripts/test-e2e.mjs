@@ -9,6 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { codeServerInstalled } from './code-server.cjs';
 
 const root = resolve(import.meta.dirname, '..');
 const args = process.argv.slice(2);
@@ -33,8 +34,7 @@ if (!only || only === 'webviews') {
   files.push('test/e2e/webviews.e2e.ts');
 }
 if (!only || only === 'vscode') {
-  const codeServer = join(root, '.vscode-test', 'code-server', 'node_modules', 'code-server', 'out', 'node', 'entry.js');
-  if (!existsSync(codeServer)) {
+  if (!codeServerInstalled()) {
     console.log('e2e: installing code-server (scripts/install-code-server.sh)…');
     const r = spawnSync('bash', ['scripts/install-code-server.sh'], { cwd: root, stdio: 'inherit' });
     if (r.status !== 0) finish(0, 1, 'e2e: code-server install failed');

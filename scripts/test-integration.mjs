@@ -7,16 +7,16 @@
 // Prints `N passed, N failed` last.
 //   --build-only   compile the suites to out/test/integration and stop (for vscode-test)
 //   --grep <re>    run only matching tests
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+// Starting code-server is scripts/code-server.cjs, shared with the e2e suite (test/e2e/codeServer.ts).
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as esbuild from 'esbuild';
+import { CODE_SERVER, codeServerInstalled, startCodeServer } from './code-server.cjs';
 
 const root = resolve(import.meta.dirname, '..');
 const outDir = join(root, 'out', 'test', 'integration');
-const codeServer = join(root, '.vscode-test', 'code-server', 'node_modules', 'code-server', 'out', 'node', 'entry.js');
 const chromium = process.env.RANKSCOPE_CHROMIUM ?? '/usr/bin/chromium';
 const timeoutMs = Number(process.env.RANKSCOPE_IT_TIMEOUT_S ?? 540) * 1000;
 const args = process.argv.slice(2);
@@ -45,22 +45,11 @@ async function buildSuites() {
   });
 }
 
-function freePort() {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => res(port));
-    });
-  });
-}
-
 const t0 = Date.now();
 await buildSuites();
 if (args.includes('--build-only')) process.exit(0);
 
-if (!existsSync(codeServer)) finish(0, 1, `integration: code-server is not installed at ${codeServer}; run scripts/install-code-server.sh`);
+if (!codeServerInstalled()) finish(0, 1, `integration: code-server is not installed at ${CODE_SERVER}; run scripts/install-code-server.sh`);
 if (!existsSync(chromium)) finish(0, 1, `integration: Chromium not found at ${chromium}`);
 if (!existsSync(join(root, 'dist', 'extension.js')) && existsSync(join(root, 'src', 'extension', 'extension.ts'))) {
   const b = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { stdio: 'inherit', cwd: root });
@@ -72,50 +61,15 @@ const workspace = join(tmp, 'workspace');
 const userData = join(tmp, 'user-data');
 const resultsFile = join(tmp, 'results.json');
 mkdirSync(workspace, { recursive: true });
-mkdirSync(join(userData, 'User'), { recursive: true });
-writeFileSync(join(userData, 'User', 'settings.json'), JSON.stringify({
-  'workbench.startupEditor': 'none',
-  'security.workspace.trust.enabled': false,
-  'telemetry.telemetryLevel': 'off',
-  'extensions.autoCheckUpdates': false,
-  'extensions.autoUpdate': false,
-  'workbench.tips.enabled': false,
-}));
-writeFileSync(join(tmp, 'config.yaml'), 'auth: none\ncert: false\n');
-
-const port = await freePort();
-const server = spawn(process.execPath, [
-  codeServer, '--config', join(tmp, 'config.yaml'), '--auth', 'none', '--bind-addr', `127.0.0.1:${port}`,
-  '--user-data-dir', userData, '--extensions-dir', join(tmp, 'extensions'),
-  '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override',
-  '--log', 'warn',
-], {
-  cwd: workspace,
-  detached: true,
-  stdio: ['ignore', 'pipe', 'pipe'],
-  env: { ...process.env, RANKSCOPE_IT_RESULTS: resultsFile, RANKSCOPE_IT_GREP: grep ?? '', RANKSCOPE_IT_WORKSPACE: workspace },
-});
-const serverLog = [];
-const onServerOutput = (d) => {
-  const text = d.toString();
-  serverLog.push(text);
-  for (const line of text.split('\n')) if (line.trim()) console.log(`[server] ${line}`);
-};
-server.stdout.on('data', onServerOutput);
-server.stderr.on('data', onServerOutput);
-const killServer = () => {
-  try { process.kill(-server.pid, 'SIGKILL'); } catch { /* already gone */ }
-};
-process.on('exit', killServer);
-
-// Wait for the HTTP server.
-const ready = Date.now();
-for (;;) {
-  if (server.exitCode !== null) finish(0, 1, `integration: code-server exited (${server.exitCode})`);
-  if (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false)) break;
-  if (Date.now() - ready > 60_000) finish(0, 1, 'integration: code-server did not start in 60 s');
-  await new Promise((r) => setTimeout(r, 200));
-}
+const server = await startCodeServer({
+  tmp, workspace, userData, extensions: join(tmp, 'extensions'),
+  logLevel: 'warn',
+  env: { RANKSCOPE_IT_RESULTS: resultsFile, RANKSCOPE_IT_GREP: grep ?? '', RANKSCOPE_IT_WORKSPACE: workspace },
+  onOutput: (text) => {
+    for (const line of text.split('\n')) if (line.trim()) console.log(`[server] ${line}`);
+  },
+}).catch((e) => finish(0, 1, `integration: ${e.message}`));
+const { port } = server;
 
 const { chromium: pw } = await import('playwright-core');
 const browser = await pw.launch({
@@ -138,7 +92,7 @@ const payload = JSON.stringify([
   ['extensionTestsPath', remote(join(outDir, 'runner.js'))],
   ['skipWelcome', 'true'],
 ]);
-const url = `http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}&payload=${encodeURIComponent(payload)}`;
+const url = `${server.url}&payload=${encodeURIComponent(payload)}`;
 console.log(`integration: VS Code ${'1.100'} (code-server) at 127.0.0.1:${port}, workspace ${workspace}`);
 await page.goto(url);
 
@@ -148,7 +102,7 @@ if (code === 'timeout') {
   await page.screenshot({ path: join(root, 'test-artifacts', 'integration-timeout.png') }).catch(() => {});
 }
 await browser.close().catch(() => {});
-killServer();
+server.stop();
 
 const seconds = ((Date.now() - t0) / 1000).toFixed(1);
 if (!existsSync(resultsFile)) finish(0, 1, `integration: no results (${code === 'timeout' ? `timed out after ${timeoutMs / 1000} s` : `exit code ${code}`}); ${seconds} s`);

@@ -12,15 +12,11 @@ import unittest
 import numpy as np
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-WORKER = os.path.join(HERE, "..", "..", "src", "worker", "python")
-sys.path.insert(0, HERE)
-sys.path.insert(0, WORKER)
-
-from rankscope_worker import safetensors  # noqa: E402
-from rankscope_worker.executor import OnnxModule, load_graph, unsupported_ops  # noqa: E402
-from rankscope_worker.trainer import lowrank_trainable  # noqa: E402
-from rankscope_worker.data import ntu_to_model  # noqa: E402
+from _setup import WORKER
+from rankscope_worker import safetensors
+from rankscope_worker.executor import OnnxModule, load_graph, unsupported_ops
+from rankscope_worker.trainer import lowrank_trainable
+from rankscope_worker.data import ntu_to_model
 
 try:
     import onnx  # noqa: F401  (tests only: to convert exported models)

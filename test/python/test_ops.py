@@ -8,12 +8,10 @@ import unittest
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "..", "src", "worker", "python"))
+import torch
 
-import torch  # noqa: E402
-from rankscope_worker.executor import OnnxModule, load_graph, unsupported_ops  # noqa: E402
+from _setup import HERE
+from rankscope_worker.executor import OnnxModule, load_graph, unsupported_ops
 
 TESTDATA = os.path.join(HERE, "..", "..", "..", "shared", "onnx-testdata")
 if not os.path.isdir(TESTDATA):

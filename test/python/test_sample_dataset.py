@@ -8,7 +8,8 @@ import unittest
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _setup import ROOT
+
 SAMPLES = os.path.join(ROOT, 'media', 'samples')
 DATASET = os.path.join(SAMPLES, 'skeleton-actions.npz')
 SCRIPT = os.path.join(ROOT, 'scripts', 'sample', 'make_dataset.py')

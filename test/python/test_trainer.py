@@ -12,13 +12,9 @@ import unittest
 import numpy as np
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-WORKER = os.path.join(HERE, "..", "..", "src", "worker", "python")
-sys.path.insert(0, HERE)
-sys.path.insert(0, WORKER)
-
-from rankscope_worker import safetensors  # noqa: E402
-from rankscope_worker.executor import OnnxModule, load_graph, to_torch  # noqa: E402
+from _setup import WORKER
+from rankscope_worker import safetensors
+from rankscope_worker.executor import OnnxModule, load_graph, to_torch
 
 try:
     import onnx  # noqa: F401
