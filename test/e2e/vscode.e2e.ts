@@ -70,7 +70,9 @@ for n in m.graph.node:
     if not wname.startswith("onnx::") and wname.endswith(".weight"):
         name = wname[: -len(".weight")]
     else:
-        name = ".".join(n.name.strip("/").split("/")[:-1])
+        # PyTorch scopes: a called Sequential repeats its name (/blocks/blocks.0/tconv -> blocks.0.tconv)
+        parts = n.name.strip("/").split("/")[:-1]
+        name = ".".join(p for i, p in enumerate(parts) if not (i + 1 < len(parts) and parts[i + 1].startswith(p + ".")))
     s = np.linalg.svd(mat, compute_uv=False)
     e = np.cumsum(s ** 2) / np.sum(s ** 2)
     layers.append(dict(name=name, shape=list(mat.shape), params=int(mat.size), sv=s.tolist(), r95=int(np.argmax(e >= 0.95 - 1e-12) + 1)))
