@@ -10,20 +10,14 @@ import { quickPickText } from './format';
 import { reportError, log } from './log';
 import { ModelSession } from './session';
 import { createStatusBar } from './statusBar';
-import { LayersTreeProvider, sparklineDir, type LayersNode } from './tree/layersTree';
+import { LayersTreeProvider, sparklineDir } from './tree/layersTree';
 import { FinetunePanels } from './webviews/finetunePanel';
 import { OverviewEditorProvider, overviewViewType } from './webviews/overviewEditor';
 import { SpectrumViewProvider } from './webviews/spectrumView';
 import { TradeoffPanels } from './webviews/tradeoffPanel';
 
 /** What `activate` returns: the live objects, for integration tests and other extensions. */
-export interface RankscopeApi {
-  session: ModelSession;
-  tree: LayersTreeProvider;
-  treeView: vscode.TreeView<LayersNode>;
-  spectrum: SpectrumViewProvider;
-  tradeoff: TradeoffPanels;
-  finetune: FinetunePanels;
+export interface RankscopeApi extends Omit<Services, 'context'> {
   overview: OverviewEditorProvider;
   statusBar: vscode.StatusBarItem;
   /** Milliseconds from activate() to the registered tree. */
