@@ -35,6 +35,24 @@ export function balancedFactors(t: Triplets, m: number, n: number, k: number, to
   return { m, n, k, a, b, energyKept: totalEnergy > 0 ? Math.min(1, kept / totalEnergy) : 1 };
 }
 
+/** The rank-k balanced factors inside rank-K ones; energy from ‖A[:, j]‖² = σⱼ. */
+export function truncateFactors(f: Factors & { total: number }, k: number): Factors & { total: number } {
+  if (k === f.k) return f;
+  const { m, n, k: K } = f;
+  const a = new Float64Array(m * k);
+  let kept = 0;
+  const sigma = new Float64Array(k);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < k; j++) {
+      const v = f.a[i * K + j];
+      a[i * k + j] = v;
+      sigma[j] += v * v;
+    }
+  }
+  for (let j = 0; j < k; j++) kept += sigma[j] * sigma[j];
+  return { m, n, k, a, b: f.b.slice(0, k * n), total: f.total, energyKept: f.total > 0 ? Math.min(1, kept / f.total) : 1 };
+}
+
 export function frobeniusSquared(data: ArrayLike<number>): number {
   let sum = 0;
   for (let i = 0; i < data.length; i++) sum += data[i] * data[i];

@@ -6,6 +6,6 @@ export {
   type Plan, type PlanLayer, type PlanTotals, type CompressRequest, type SpectrumLike,
 } from './plan';
 export { applyPlan, factorizePlan, planAndFactorize, planModel, compressToFile, restoreLayers, restoreInMemory, graphCheck, refuseOverwrite, type ApplyOptions, type PlannedFactors } from './apply';
-export { balancedFactors, factorize, multiply, type Factors, type Triplets } from './factor';
+export { balancedFactors, factorize, multiply, truncateFactors, type Factors, type Triplets } from './factor';
 export { planSpectra, matricesOf } from './spectra';
 export { METHOD, RESTORED_METADATA_KEY, type RankscopeEntry } from './metadata';

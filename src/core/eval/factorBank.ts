@@ -3,6 +3,7 @@
 // ONCE at the largest rank any point needs (in COMPRESS's worker pool, off this thread) and
 // every point takes a truncation. Without this a sweep re-ran the SVDs at every level.
 import { factorizePlan } from '../compress/apply';
+import { truncateFactors } from '../compress/factor';
 import type { Plan, PlanLayer } from '../compress/plan';
 import type { GroupFactors } from '../compress/pool';
 import type { OnnxModel } from '../formats/onnx';
@@ -39,26 +40,8 @@ export class FactorBank {
       if (row.skipped) continue;
       const groups = this.have.get(row.layer);
       if (!groups || groups[0].k < row.k) throw new Error(`FactorBank: layer '${row.layer}' needed at rank ${row.k} before ensure()`);
-      out.set(row.layer, groups.map((g) => truncate(g, row.k)));
+      out.set(row.layer, groups.map((g) => truncateFactors(g, row.k)));
     }
     return out;
   }
-}
-
-/** The rank-k balanced factors inside rank-K ones; energy from ‖A[:, j]‖² = σⱼ. */
-export function truncate(f: GroupFactors, k: number): GroupFactors {
-  if (k === f.k) return f;
-  const { m, n, k: K } = f;
-  const a = new Float64Array(m * k);
-  let kept = 0;
-  const sigma = new Float64Array(k);
-  for (let i = 0; i < m; i++) {
-    for (let j = 0; j < k; j++) {
-      const v = f.a[i * K + j];
-      a[i * k + j] = v;
-      sigma[j] += v * v;
-    }
-  }
-  for (let j = 0; j < k; j++) kept += sigma[j] * sigma[j];
-  return { m, n, k, a, b: f.b.slice(0, k * n), total: f.total, energyKept: f.total > 0 ? Math.min(1, kept / f.total) : 1 };
 }

@@ -16,7 +16,7 @@ import { paretoFront } from '../../../src/core/eval/pareto';
 import { allocateBySensitivity, type LayerSensitivity } from '../../../src/core/eval/sensitivity';
 import { RankscopeError } from '../../../src/core/errors';
 import { factorize, multiply } from '../../../src/core/compress/factor';
-import { truncate } from '../../../src/core/eval/factorBank';
+import { truncateFactors } from '../../../src/core/compress/factor';
 
 let dir = '';
 let model: OnnxModel;
@@ -154,7 +154,7 @@ test('truncating rank-K balanced factors gives the rank-k factorization (product
   const total = w.reduce((s, x) => s + x * x, 0);
   const big = { ...factorize(w, m, n, 20), total };
   for (const k of [1, 7, 19]) {
-    const t = truncate(big, k);
+    const t = truncateFactors(big, k);
     const direct = factorize(w, m, n, k);
     const p1 = multiply(t.a, t.b, m, k, n);
     const p2 = multiply(direct.a, direct.b, m, k, n);
