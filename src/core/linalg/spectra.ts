@@ -1,16 +1,13 @@
 // computeSpectra: the singular values and metrics of a model's layers, computed in a pool of
 // worker threads sized to the cores (never on the caller's thread), streamed back layer by layer
 // in the requested order, cancellable, and cached on disk by tensor hash.
-import { existsSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
-import { cancelled, RankscopeError, throwIfCancelled, type ErrorCode } from '../errors';
+import { RankscopeError, throwIfCancelled } from '../errors';
 import { layerMatrices } from '../model/matrix';
 import { FACTORIZABLE_DTYPES, type Layer, type Model } from '../model/types';
 import { SpectrumCache, DEFAULT_CACHE_MAX_BYTES } from './cache';
 import { spectrumMetrics, type SpectrumMetrics } from './metrics';
 import { mergeDescending } from './singularValues';
+import { runWorkerPool, workerEntry, type PoolFailure } from './workerPool';
 
 export interface LayerSpectrum {
   layer: string;
@@ -49,9 +46,8 @@ export interface SpectraJob {
   matrices: { rows: number; cols: number; data: Float32Array }[];
 }
 
-export type SpectraReply =
-  | { id: number; ok: true; groups: Float64Array[]; metrics: SpectrumMetrics }
-  | { id: number; ok: false; code?: ErrorCode; message: string; hint?: string };
+export type SpectraSuccess = { id: number; ok: true; groups: Float64Array[]; metrics: SpectrumMetrics };
+export type SpectraReply = SpectraSuccess | PoolFailure;
 
 /** The layers computeSpectra looks at by default. */
 export function spectrumLayers(model: Model): Layer[] {
@@ -76,23 +72,31 @@ export async function computeSpectra(model: Model, options: ComputeSpectraOption
   // Each layer is hashed and looked up in the cache when its turn comes: the first result waits
   // for one layer, not for hashing the whole model, and cache hits never start a worker.
   const keys: string[] = new Array(layers.length);
-  await runPool(layers.length, options.threads, signal, (i) => {
-    const layer = layers[i];
-    keys[i] = spectrumCacheKey(model, layer);
-    const hit = cache?.get(keys[i]);
-    if (hit) {
-      results[i] = toSpectrum(layer, keys[i], hit.singularValues, hit.groups);
+  await runWorkerPool<SpectraJob, SpectraSuccess>({
+    name: 'spectra worker',
+    entry: workerEntry(__dirname, 'spectra-worker.js', 'spectraWorker.ts'),
+    count: layers.length,
+    threads: options.threads,
+    signal,
+    prepare: (i) => {
+      const layer = layers[i];
+      keys[i] = spectrumCacheKey(model, layer);
+      const hit = cache?.get(keys[i]);
+      if (hit) {
+        results[i] = toSpectrum(layer, keys[i], hit.singularValues, hit.groups);
+        flush();
+        return undefined;
+      }
+      return { label: `Layer '${layer.name}'`, shape: [layer.shape[0], layer.shape[1]], matrices: layerMatrices(model, layer) };
+    },
+    onDone: ({ id: i, groups, metrics }) => {
+      const layer = layers[i];
+      const combined = groups.length === 1 ? groups[0] : mergeDescending(groups);
+      const spectrum = toSpectrum(layer, keys[i], combined, groups.length > 1 ? groups : undefined, metrics);
+      cache?.put(keys[i], { singularValues: spectrum.singularValues, groups: spectrum.groups });
+      results[i] = spectrum;
       flush();
-      return undefined;
-    }
-    return { label: `Layer '${layer.name}'`, shape: [layer.shape[0], layer.shape[1]], matrices: layerMatrices(model, layer) };
-  }, (i, groups, metrics) => {
-    const layer = layers[i];
-    const combined = groups.length === 1 ? groups[0] : mergeDescending(groups);
-    const spectrum = toSpectrum(layer, keys[i], combined, groups.length > 1 ? groups : undefined, metrics);
-    cache?.put(keys[i], { singularValues: spectrum.singularValues, groups: spectrum.groups });
-    results[i] = spectrum;
-    flush();
+    },
   });
   return results as LayerSpectrum[];
 }
@@ -132,106 +136,4 @@ function tensorOf(model: Model, layer: Layer) {
 
 function toSpectrum(layer: Layer, hash: string, singularValues: Float64Array, groups?: Float64Array[], metrics?: SpectrumMetrics): LayerSpectrum {
   return { layer: layer.name, hash, shape: [layer.shape[0], layer.shape[1]], singularValues, groups, metrics: metrics ?? spectrumMetrics(singularValues, layer.shape) };
-}
-
-/**
- * Runs tasks 0…count−1 in order on up to `threads` worker threads, one in flight per worker.
- * `prepare` builds a task's job lazily, when a worker is free (the matrices of 85 M parameters
- * need not all exist at once), or returns undefined when it needs no worker (a cache hit).
- * Workers start only when needed. Rejects on cancel, on a job's error (terminating the pool)
- * or on a worker crash.
- */
-function runPool(
-  count: number,
-  threads: number | undefined,
-  signal: AbortSignal | undefined,
-  prepare: (index: number) => Omit<SpectraJob, 'id'> | undefined,
-  onDone: (index: number, groups: Float64Array[], metrics: SpectrumMetrics) => void,
-): Promise<void> {
-  if (signal?.aborted) return Promise.reject(cancelled());
-  const size = Math.max(1, Math.min(threads ?? availableParallelism(), count));
-  const workers: Worker[] = [];
-  const idle: Worker[] = [];
-  const retired = new Set<Worker>();
-  let next = 0;
-  let finished = 0;
-  let settled = false;
-  return new Promise<void>((resolve, reject) => {
-    const stop = (error?: unknown) => {
-      if (settled) return;
-      settled = true;
-      signal?.removeEventListener('abort', onAbort);
-      for (const w of workers) void w.terminate();
-      if (error) reject(error);
-      else resolve();
-    };
-    const onAbort = () => stop(cancelled());
-    signal?.addEventListener('abort', onAbort, { once: true });
-
-    const spawn = (): Worker => {
-      const entry = workerEntry();
-      const worker = new Worker(entry.file, { execArgv: entry.execArgv });
-      workers.push(worker);
-      worker.on('message', (reply: SpectraReply) => {
-        if (settled) return;
-        if (!reply.ok) {
-          stop(reply.code ? new RankscopeError(reply.code, reply.message, reply.hint) : new Error(`spectra worker: ${reply.message}`));
-          return;
-        }
-        finished++;
-        idle.push(worker);
-        try {
-          onDone(reply.id, reply.groups, reply.metrics);
-        } catch (e) {
-          stop(e);
-          return;
-        }
-        pump();
-      });
-      worker.on('error', (e) => stop(new Error(`spectra worker crashed: ${e.message}`)));
-      worker.on('exit', (code) => {
-        if (!settled && !retired.has(worker) && code !== 0) stop(new Error(`spectra worker exited with code ${code}`));
-      });
-      return worker;
-    };
-
-    const pump = () => {
-      try {
-        while (!settled && next < count && (idle.length > 0 || workers.length < size)) {
-          const index = next++;
-          const job = prepare(index);
-          if (settled) return; // prepare's callbacks may have cancelled
-          if (!job) {
-            finished++;
-            continue;
-          }
-          // Transfer only buffers the job owns whole (a view into a model's buffer would be detached).
-          for (const m of job.matrices) if (m.data.byteLength !== m.data.buffer.byteLength) m.data = m.data.slice();
-          const worker = idle.pop() ?? spawn();
-          worker.postMessage({ id: index, ...job } satisfies SpectraJob, job.matrices.map((m) => m.data.buffer as ArrayBuffer));
-        }
-      } catch (e) {
-        stop(e);
-        return;
-      }
-      if (next >= count) {
-        for (const w of idle.splice(0)) {
-          retired.add(w);
-          void w.terminate();
-        }
-      }
-      if (finished === count) stop();
-    };
-    pump();
-  });
-}
-
-/** The bundled worker next to this bundle (dist/), or the TypeScript source run through tsx in development. */
-function workerEntry(): { file: string; execArgv?: string[] } {
-  const bundled = join(__dirname, 'spectra-worker.js');
-  if (existsSync(bundled)) return { file: bundled };
-  const source = join(__dirname, 'spectraWorker.ts');
-  // tsx's ESM hook (--import) does not reach worker threads on Node 20; its CJS hook does.
-  if (existsSync(source)) return { file: source, execArgv: ['--require', 'tsx/cjs'] };
-  throw new Error(`spectra worker not found next to ${__dirname} (run \`npm run build\`)`);
 }

@@ -1,0 +1,125 @@
+// The worker-thread pool behind every matrix job (spectra here, factorization in compress):
+// jobs 0…count−1 in order, one in flight per worker, built lazily when a worker is free (the
+// matrices of 85 M parameters need not all exist at once), workers started only when needed.
+// Cancelling, a job's error or a worker crash terminate the pool.
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { cancelled, RankscopeError, type ErrorCode } from '../errors';
+
+export interface PoolJob {
+  id: number;
+  matrices: { data: Float32Array | Float64Array }[];
+}
+
+export type PoolFailure = { id: number; ok: false; code?: ErrorCode; message: string; hint?: string };
+
+export interface WorkerEntry {
+  file: string;
+  execArgv?: string[];
+}
+
+/**
+ * The bundled worker `<bundled>` next to this bundle (dist/), or the TypeScript source `<source>`
+ * in `sourceDir` run through tsx in development (tests, benches).
+ */
+export function workerEntry(sourceDir: string, bundled: string, source: string): WorkerEntry {
+  const built = join(sourceDir, bundled);
+  if (existsSync(built)) return { file: built };
+  const ts = join(sourceDir, source);
+  // tsx's ESM hook (--import) does not reach worker threads on Node 20; its CJS hook does.
+  if (existsSync(ts)) return { file: ts, execArgv: ['--require', 'tsx/cjs'] };
+  throw new Error(`${bundled} not found next to ${sourceDir} (run \`npm run build\`)`);
+}
+
+export interface PoolOptions<J extends PoolJob, R extends { id: number; ok: true }> {
+  /** Names the pool in crash messages ("spectra worker crashed: …"). */
+  name: string;
+  entry: WorkerEntry;
+  count: number;
+  threads?: number;
+  signal?: AbortSignal;
+  /** Builds job `index`, or returns undefined when it needs no worker (a cache hit). */
+  prepare: (index: number) => Omit<J, 'id'> | undefined;
+  onDone: (reply: R) => void;
+}
+
+export function runWorkerPool<J extends PoolJob, R extends { id: number; ok: true }>(options: PoolOptions<J, R>): Promise<void> {
+  const { name, entry, count, signal, prepare, onDone } = options;
+  if (signal?.aborted) return Promise.reject(cancelled());
+  const size = Math.max(1, Math.min(options.threads ?? availableParallelism(), count));
+  const workers: Worker[] = [];
+  const idle: Worker[] = [];
+  const retired = new Set<Worker>();
+  let next = 0;
+  let finished = 0;
+  let settled = false;
+  return new Promise<void>((resolve, reject) => {
+    const stop = (error?: unknown) => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener('abort', onAbort);
+      for (const w of workers) void w.terminate();
+      if (error) reject(error);
+      else resolve();
+    };
+    const onAbort = () => stop(cancelled());
+    signal?.addEventListener('abort', onAbort, { once: true });
+
+    const spawn = (): Worker => {
+      const worker = new Worker(entry.file, { execArgv: entry.execArgv });
+      workers.push(worker);
+      worker.on('message', (reply: R | PoolFailure) => {
+        if (settled) return;
+        if (!reply.ok) {
+          stop(reply.code ? new RankscopeError(reply.code, reply.message, reply.hint) : new Error(`${name}: ${reply.message}`));
+          return;
+        }
+        finished++;
+        idle.push(worker);
+        try {
+          onDone(reply);
+        } catch (e) {
+          stop(e);
+          return;
+        }
+        pump();
+      });
+      worker.on('error', (e) => stop(new Error(`${name} crashed: ${e.message}`)));
+      worker.on('exit', (code) => {
+        if (!settled && !retired.has(worker) && code !== 0) stop(new Error(`${name} exited with code ${code}`));
+      });
+      return worker;
+    };
+
+    const pump = () => {
+      try {
+        while (!settled && next < count && (idle.length > 0 || workers.length < size)) {
+          const index = next++;
+          const job = prepare(index);
+          if (settled) return; // prepare's callbacks may have cancelled
+          if (!job) {
+            finished++;
+            continue;
+          }
+          // Transfer only buffers the job owns whole (a view into a model's buffer would be detached).
+          for (const m of job.matrices) if (m.data.byteLength !== m.data.buffer.byteLength) m.data = m.data.slice();
+          const worker = idle.pop() ?? spawn();
+          worker.postMessage({ id: index, ...job }, job.matrices.map((m) => m.data.buffer as ArrayBuffer));
+        }
+      } catch (e) {
+        stop(e);
+        return;
+      }
+      if (next >= count) {
+        for (const w of idle.splice(0)) {
+          retired.add(w);
+          void w.terminate();
+        }
+      }
+      if (finished === count) stop();
+    };
+    pump();
+  });
+}
