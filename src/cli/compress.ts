@@ -8,7 +8,7 @@ import { openOnnx } from '../core/formats/onnx';
 import {
   compressToFile, parsePlan, planAndFactorize, planModel, refuseOverwrite, restoreLayers, type CompressRequest, type Plan,
 } from '../core/compress';
-import { checkOutputs } from '../core/compress/check';
+import { checkOutputs } from '../core/eval/check';
 import { defaultSpectrumCacheDir } from '../core/linalg';
 import { parseOptions, type Command, type CommandIO } from './command';
 import { formatBytes, formatCount } from './inspect';
