@@ -4,7 +4,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import { statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { RankscopeError } from '../core/errors';
-import { openOnnx } from '../core/formats/onnx';
+import { openOnnxModel } from '../core/formats';
 import {
   compressToFile, parsePlan, planAndFactorize, planModel, refuseOverwrite, restoreLayers, type CompressRequest, type Plan,
 } from '../core/compress';
@@ -67,7 +67,7 @@ export const compressCommand: Command = {
       throw new RankscopeError('BAD_ARGUMENT', `The output ${out} is the input model; Rankscope never overwrites a model.`, 'Choose another -o path.');
     }
     const checkSamples = values.check === undefined ? 0 : integer('--check', values.check, 1);
-    const model = await openOnnx(positionals[0], { signal: io.signal });
+    const model = await openOnnxModel(positionals[0], { signal: io.signal });
 
     if (values.restore !== undefined) {
       if (!out) throw new RankscopeError('BAD_ARGUMENT', '--restore needs -o OUT.');

@@ -20,7 +20,8 @@ import { OrtRunner, type OrtSession } from '../core/eval/runner';
 import { planWithRanks, sensitivityTemplate, type SensitivityOptions } from '../core/eval/sensitivity';
 import { runSweep, type SweepPoint, type SweepResult } from '../core/eval/sweep';
 import { writeSweepReport } from '../core/eval/report';
-import { openOnnx, type OnnxModel } from '../core/formats/onnx';
+import { openOnnxModel } from '../core/formats';
+import type { OnnxModel } from '../core/formats/onnx';
 import { computeSpectra, type LayerSpectrum } from '../core/linalg';
 import { checkFinetuneEnvironment, type EnvReport } from '../worker/envCheck';
 import { finetune, type FinetuneResult } from '../worker/finetune';
@@ -145,7 +146,7 @@ async function demo(ctx: Context): Promise<DemoSummary> {
   // 1. Inspect.
   heading('1/5 inspect');
   const ti = performance.now();
-  const model = await openOnnx(ctx.model, { signal: io.signal });
+  const model = await openOnnxModel(ctx.model, { signal: io.signal });
   const s = model.summary;
   const factorizable = model.layers.filter((l) => l.factorizable);
   io.out(`${ctx.model}: ${num(s.totalParams)} parameters, ${(s.fileSize / 1024 / 1024).toFixed(2)} MiB, ${model.layers.length} weight layers (${factorizable.length} factorizable, ${num(s.factorizableParams)} parameters)`);
@@ -343,7 +344,7 @@ async function runFinetune(ctx: Context, model: string, out: string, teacher: st
 async function resultsTable(ctx: Context): Promise<ResultsTable> {
   const { io, out } = ctx;
   const t0 = performance.now();
-  const model = await openOnnx(ctx.model, { signal: io.signal });
+  const model = await openOnnxModel(ctx.model, { signal: io.signal });
   const spectra = await computeSpectra(model, { order: 'module', signal: io.signal, cacheDir: join(out, '.cache', 'spectra') });
   const runner = OrtRunner.create({ intraOpThreads: ctx.threads, signal: io.signal });
   let dataset: Dataset | undefined;

@@ -2,7 +2,7 @@
 // documented in docs/cli.md (schema "rankscope.inspect/1").
 import { RankscopeError } from '../core/errors';
 import { computeSpectra, defaultSpectrumCacheDir, type LayerSpectrum } from '../core/linalg';
-import { openModel } from '../core/model/open';
+import { openModel } from '../core/formats';
 import type { Layer, Model, ValueInfo } from '../core/model/types';
 import { parseOptions, type Command } from './command';
 

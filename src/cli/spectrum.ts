@@ -1,7 +1,7 @@
 // `rankscope spectrum MODEL --layer NAME [--json|--csv]`: one layer's singular values, largest first.
 import { RankscopeError } from '../core/errors';
 import { computeSpectra, defaultSpectrumCacheDir, type LayerSpectrum } from '../core/linalg';
-import { openModel } from '../core/model/open';
+import { openModel } from '../core/formats';
 import { parseOptions, type Command } from './command';
 
 const USAGE = `Usage: rankscope spectrum MODEL --layer NAME [--json | --csv] [--no-cache]

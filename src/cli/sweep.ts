@@ -9,7 +9,7 @@ import { metricLabel, writeSweepReport } from '../core/eval/report';
 import { OrtRunner } from '../core/eval/runner';
 import { runSweep, type SweepPoint } from '../core/eval/sweep';
 import { resolveTask } from '../core/eval/task';
-import { openOnnx } from '../core/formats/onnx';
+import { openOnnxModel } from '../core/formats';
 import { computeSpectra } from '../core/linalg';
 import { parseOptions, type Command } from './command';
 import { cliOverrides, intOption, taskFileFor } from './eval';
@@ -72,7 +72,7 @@ export const sweepCommand: Command = {
     const runs = values.runs === undefined ? (task.latency ? Math.min(task.latency.runs, 10) : 0) : intOption(values.runs, '--runs', 0);
     const layers = values.layers?.split(',').map((s) => s.trim()).filter(Boolean) ?? task.sweep.layers;
 
-    const model = await openOnnx(modelPath, { signal: io.signal });
+    const model = await openOnnxModel(modelPath, { signal: io.signal });
     const status = (s: string) => { if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${s}`); else if (s) io.err(s); };
     status('computing spectra…');
     const spectra = await computeSpectra(model, { signal: io.signal, order: 'module' });

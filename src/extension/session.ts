@@ -9,7 +9,7 @@ import { computeSpectra, spectrumMetrics } from '../core/linalg';
 import { layerHash } from '../core/compress/plan';
 import { planSpectra } from '../core/compress/spectra';
 import { OnnxModel } from '../core/formats/onnx';
-import { openModel } from '../core/model/open';
+import { openModel } from '../core/formats';
 import type { Layer, Model } from '../core/model/types';
 import { log } from './log';
 import { settings } from './settings';

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { RankscopeError } from '../core/errors';
-import { openOnnx } from '../core/formats/onnx';
+import { openOnnxModel } from '../core/formats';
 import { OrtRunner } from '../core/eval/runner';
 import { FinetuneWorker, defaultPython } from './client';
 import { exportGraph } from './graphExport';
@@ -77,9 +77,9 @@ export async function finetune(req: FinetuneRequest, handlers: FinetuneHandlers 
   if (resume && !existsSync(resume)) {
     throw new RankscopeError('NOT_FOUND', `No checkpoint to resume from at ${resume}.`, 'Run without --resume to start over.');
   }
-  const model = await openOnnx(req.model, { signal });
+  const model = await openOnnxModel(req.model, { signal });
   const student = await exportGraph(model, workDir, 'student', signal);
-  const teacher = req.teacher ? await exportGraph(await openOnnx(req.teacher, { signal }), workDir, 'teacher', signal) : undefined;
+  const teacher = req.teacher ? await exportGraph(await openOnnxModel(req.teacher, { signal }), workDir, 'teacher', signal) : undefined;
 
   const worker = await FinetuneWorker.launch({
     python: req.python ?? defaultPython(), helloTimeoutMs: req.helloTimeoutMs, cancelGraceMs: req.cancelGraceMs,

@@ -4,7 +4,8 @@
 import { create } from '@bufbuild/protobuf';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { RankscopeError } from '../core/errors';
-import { dtypeOf, ModelProtoSchema, openOnnx, TensorProto_DataLocation, TensorProtoSchema, writeOnnxAtomic, GraphProtoSchema } from '../core/formats/onnx';
+import { openOnnxModel } from '../core/formats';
+import { dtypeOf, ModelProtoSchema, TensorProto_DataLocation, TensorProtoSchema, writeOnnxAtomic, GraphProtoSchema } from '../core/formats/onnx';
 import { readSafetensors } from './safetensors';
 
 /** `<dir>/<stem>.finetuned.onnx`, next to the input. */
@@ -24,7 +25,7 @@ export async function writeBack(modelPath: string, weightsPath: string, outPath:
     throw new RankscopeError('BAD_ARGUMENT', `The output ${outPath} is the input model; Rankscope never overwrites a model.`,
       'Choose another -o path.');
   }
-  const model = await openOnnx(modelPath, { signal });
+  const model = await openOnnxModel(modelPath, { signal });
   const trained = await readSafetensors(weightsPath);
   const graph = model.proto.graph!;
   const known = new Set(graph.initializer.map((t) => t.name));

@@ -10,7 +10,7 @@ import {
 } from '../../../webview/overview/protocol';
 import { isRankscopeError } from '../../core/errors';
 import { computeSpectra, type LayerSpectrum } from '../../core/linalg';
-import { openModel } from '../../core/model/open';
+import { openModel } from '../../core/formats';
 import type { Model, ValueInfo } from '../../core/model/types';
 import { log } from '../log';
 import type { ModelSession } from '../session';

@@ -10,7 +10,7 @@ import {
 } from '../../../src/core/formats/onnx';
 import { RankscopeError } from '../../../src/core/errors';
 import { layerMatrices } from '../../../src/core/model/matrix';
-import { openModel } from '../../../src/core/model/open';
+import { openModel } from '../../../src/core/formats';
 import { runPython } from '../../helpers/python';
 import { buildZoo, runModel, tempDir } from './fixtures';
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { computeSpectra, type LayerSpectrum } from '../../../src/core/linalg/spectra';
 import { SpectrumCache } from '../../../src/core/linalg/cache';
 import { singularValues } from '../../../src/core/linalg/singularValues';
-import { openModel } from '../../../src/core/model/open';
+import { openModel } from '../../../src/core/formats';
 import { layerMatrices } from '../../../src/core/model/matrix';
 import { RankscopeError } from '../../../src/core/errors';
 import { runPython } from '../../helpers/python';

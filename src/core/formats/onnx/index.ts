@@ -1,5 +1,6 @@
 // ONNX in and out. Everything other modules need from this format is exported here.
 export { openOnnx, openModelBytes, sniffOnnx, OnnxModel, sourceDirOf, type OpenOptions } from './read';
+export { onnxFormat } from './format';
 export { encodeOnnx, writeOnnxAtomic, makeTensorProto, type WriteOptions } from './write';
 export {
   buildInventory, nodeId, findNode, attr, readCompressedEntries, COMPRESSED_METADATA_KEY, type CompressedEntry,
