@@ -1,14 +1,14 @@
 // `rankscope compress MODEL -o OUT [policy] [--layers …] [--plan PLAN.json] [--dry-run] …`:
 // plan (or load a plan), print it as a table with totals, write the compressed model.
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
 import { RankscopeError } from '../core/errors';
 import { openOnnxModel } from '../core/formats';
 import {
-  compressToFile, parsePlan, planAndFactorize, planModel, refuseOverwrite, restoreLayers, type CompressRequest, type Plan,
+  compressToFile, parsePlan, planAndFactorize, planModel, restoreLayers, type CompressRequest, type Plan,
 } from '../core/compress';
 import { checkOutputs } from '../core/eval/check';
+import { checkOutputPath, writeFileAtomic } from '../core/fs/atomicWrite';
 import { defaultSpectrumCacheDir } from '../core/linalg';
 import { parseOptions, type Command, type CommandIO } from './command';
 import { formatBytes, formatCount } from './inspect';
@@ -63,9 +63,8 @@ export const compressCommand: Command = {
     const dryRun = values['dry-run'];
     const out = values.output;
     if (!dryRun && !out) throw new RankscopeError('BAD_ARGUMENT', 'Missing -o OUT (or use --dry-run).', 'Usage: rankscope compress MODEL -o OUT --energy 0.9');
-    if (out && resolve(out) === resolve(positionals[0])) {
-      throw new RankscopeError('BAD_ARGUMENT', `The output ${out} is the input model; Rankscope never overwrites a model.`, 'Choose another -o path.');
-    }
+    // Path problems before any work: an unwritable -o is known at once, not after the spectra.
+    for (const path of [out, values['save-plan']]) if (path) checkOutputPath(path, { inputs: [positionals[0]] });
     const checkSamples = values.check === undefined ? 0 : integer('--check', values.check, 1);
     const model = await openOnnxModel(positionals[0], { signal: io.signal });
 
@@ -96,12 +95,11 @@ export const compressCommand: Command = {
     for (const line of planTable(plan)) io.out(line);
 
     if (values['save-plan']) {
-      await writeAtomic(values['save-plan'], JSON.stringify(plan, null, 2) + '\n');
+      await writeFileAtomic(values['save-plan'], JSON.stringify(plan, null, 2) + '\n', { inputs: [positionals[0]], signal: io.signal });
       io.out(`plan saved to ${values['save-plan']}`);
     }
     if (dryRun) return 0;
     if (plan.totals.compressed === 0) throw new RankscopeError('BAD_ARGUMENT', 'No layer would be compressed; nothing written.', 'See the reasons in the table above.');
-    refuseOverwrite(model, out!);
     const t0 = performance.now();
     const written = await compressToFile(model, plan, out!, { signal: io.signal, factors });
     const before = model.summary.fileSize;
@@ -201,10 +199,4 @@ function fileSize(path: string): number {
   } catch {
     return main;
   }
-}
-
-async function writeAtomic(path: string, text: string): Promise<void> {
-  const tmp = join(dirname(resolve(path)), `.${basename(path)}.${process.pid}.tmp`);
-  await writeFile(tmp, text);
-  await rename(tmp, path);
 }

@@ -6,7 +6,7 @@
 // `--table` instead computes the README results table (cuts × allocations, after SVD / after
 // fine-tuning / with distillation) into DIR/results.json; scripts/results.mjs renders it.
 import { existsSync } from 'node:fs';
-import { mkdir, stat, writeFile, rename } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { cpus, loadavg } from 'node:os';
 import { RankscopeError } from '../core/errors';
@@ -22,6 +22,7 @@ import { runSweep, type SweepPoint, type SweepResult } from '../core/eval/sweep'
 import { writeSweepReport } from '../core/eval/report';
 import { openOnnxModel } from '../core/formats';
 import type { OnnxModel } from '../core/formats/onnx';
+import { ensureOutputFolder, writeFileAtomic } from '../core/fs/atomicWrite';
 import { computeSpectra, type LayerSpectrum } from '../core/linalg';
 import { checkFinetuneEnvironment, type EnvReport } from '../worker/envCheck';
 import { finetune, type FinetuneResult } from '../worker/finetune';
@@ -110,7 +111,7 @@ export const demoCommand: Command = {
     const out = resolve(values.out ?? 'demo-output');
     const epochs = values.epochs === undefined ? (ci ? 1 : 3) : intOption(values.epochs, '--epochs', 0);
     const threads = values.threads === undefined ? 1 : intOption(values.threads, '--threads');
-    await mkdir(out, { recursive: true });
+    ensureOutputFolder(out);
     const ctx: Context = { io, model, data, out, epochs, threads, ci, python: values.python };
     if (values.table) {
       const table = await resultsTable(ctx);
@@ -171,7 +172,7 @@ async function demo(ctx: Context): Promise<DemoSummary> {
       cacheDir: join(out, '.cache', 'sweep'), sensitivity: demoSensitivity(ctx), signal: io.signal,
       onPoint: (p) => io.out(`${p.label.padEnd(24)} ${num(p.params).padStart(11)} params  top-1 ${pct(p.metrics.top1).padStart(8)}${p.cached ? '  (cached)' : ''}`),
     });
-    await writeSweepReport(sweep, out);
+    await writeSweepReport(sweep, out, io.signal);
     const sweepSummary = {
       points: sweep.points.length, original: sweep.original.metrics.top1 ?? 0, seconds: sweep.timing.total,
       best: sweep.points.filter((p) => p.pareto).map((p) => ({ label: p.label, top1: p.metrics.top1 ?? 0, params: p.params })),
@@ -182,7 +183,7 @@ async function demo(ctx: Context): Promise<DemoSummary> {
     const knee = kneePoint(sweep);
     const plan = planFor(knee, model, spectra, sweep);
     const planPath = join(out, 'plan.json');
-    await writeAtomic(planPath, JSON.stringify(plan, null, 2));
+    await writeFileAtomic(planPath, JSON.stringify(plan, null, 2), { signal: io.signal });
     const compressedPath = join(out, `${basename(ctx.model, '.onnx')}.compressed.onnx`);
     await compressToFile(model, plan, compressedPath, { signal: io.signal });
     const compressedSize = (await stat(compressedPath)).size;
@@ -240,9 +241,9 @@ async function demo(ctx: Context): Promise<DemoSummary> {
       steps: { inspect, sweep: sweepSummary, compress, evaluate: evaluation, finetune: ft },
       seconds: (performance.now() - t0) / 1000,
     };
-    await writeAtomic(join(out, 'summary.json'), JSON.stringify(summary, null, 2));
+    await writeFileAtomic(join(out, 'summary.json'), JSON.stringify(summary, null, 2), { signal: io.signal });
     const table = await readTable(out);
-    await writeAtomic(join(out, 'report.html'), demoReportHtml({ summary, sweep, spectra: bySize, table }));
+    await writeFileAtomic(join(out, 'report.html'), demoReportHtml({ summary, sweep, spectra: bySize, table }), { signal: io.signal });
     printSummary(summary, io);
     return summary;
   } finally {
@@ -386,7 +387,7 @@ async function resultsTable(ctx: Context): Promise<ResultsTable> {
       baseline: { params: sweep.original.params, fileSize: sweep.original.fileSize, top1: sweep.original.metrics.top1 ?? 0, latencyMs: sweep.original.latency?.medianMs ?? Number.NaN },
       rows, machine: `${process.platform} ${process.arch} (${cpus().length} cores, load average ${loadavg()[0].toFixed(1)} at the end), ONNX Runtime CPU, ${ctx.threads} thread(s), batch of 32`, seconds: (performance.now() - t0) / 1000,
     };
-    await writeAtomic(join(out, 'results.json'), JSON.stringify(table, null, 2));
+    await writeFileAtomic(join(out, 'results.json'), JSON.stringify(table, null, 2), { signal: io.signal });
     return table;
   } finally {
     await dataset?.close();
@@ -414,9 +415,3 @@ function printSummary(s: DemoSummary, io: CommandIO): void {
 }
 
 const kib = (bytes: number) => `${(bytes / 1024).toFixed(0)} KiB`;
-
-async function writeAtomic(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, text);
-  await rename(tmp, path);
-}

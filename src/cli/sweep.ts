@@ -99,7 +99,7 @@ export const sweepCommand: Command = {
         onPoint: (p) => { status(''); if (!values.json) io.out(line(p)); },
       });
       status('');
-      const files = await writeSweepReport(result, out);
+      const files = await writeSweepReport(result, out, io.signal);
       if (values.json) io.out(JSON.stringify(result, null, 2));
       else {
         const t = result.timing;

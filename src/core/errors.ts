@@ -4,6 +4,7 @@
 
 export type ErrorCode =
   | 'NOT_FOUND'        // a file or layer that does not exist
+  | 'OUTPUT'           // an output path that cannot be written (no folder, not a regular file, disk full)
   | 'NOT_ONNX'         // the file is not an ONNX model
   | 'CORRUPT'          // truncated or corrupt protobuf / npy / cache entry
   | 'EXTERNAL_DATA'    // missing or short external-data file

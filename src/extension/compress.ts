@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as vscode from 'vscode';
 import { RankscopeError } from '../core/errors';
+import { outputPathProblem } from '../core/fs/atomicWrite';
 import { compressToFile, graphCheck } from '../core/compress/apply';
 import { makePlan, type CompressRequest, type Plan } from '../core/compress/plan';
 import { OnnxModel } from '../core/formats/onnx';
@@ -89,7 +90,8 @@ export async function askOutputPath(modelPath: string): Promise<string | undefin
     valueSelection: [dirname(proposed).length + 1, proposed.length - '.onnx'.length],
     validateInput: (v) => {
       if (!v.toLowerCase().endsWith('.onnx')) return 'The file name must end in .onnx';
-      if (v === modelPath) return 'Rankscope never overwrites the model it read; choose another name.';
+      const problem = outputPathProblem(v, { inputs: [modelPath] });
+      if (problem) return problem;
       if (existsSync(v)) return 'This file exists; Rankscope does not overwrite files. Choose another name.';
       return undefined;
     },

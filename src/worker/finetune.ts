@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { RankscopeError } from '../core/errors';
 import { openOnnxModel } from '../core/formats';
+import { checkOutputPath } from '../core/fs/atomicWrite';
 import { OrtRunner } from '../core/eval/runner';
 import { FinetuneWorker, defaultPython } from './client';
 import { exportGraph } from './graphExport';
@@ -67,9 +68,7 @@ export function defaultWorkDir(out: string): string {
 export async function finetune(req: FinetuneRequest, handlers: FinetuneHandlers = {}): Promise<FinetuneResult> {
   const { signal } = handlers;
   const out = resolve(req.out ?? defaultFinetunedPath(req.model));
-  if (out === resolve(req.model)) {
-    throw new RankscopeError('BAD_ARGUMENT', `The output ${req.out} is the input model; Rankscope never overwrites a model.`, 'Choose another -o path.');
-  }
+  checkOutputPath(out, { inputs: [req.model, req.teacher] }); // before the training, not after
   if (!existsSync(req.data.path)) throw new RankscopeError('NOT_FOUND', `Data file not found: ${req.data.path}`);
   if (req.kd && !req.teacher) throw new RankscopeError('BAD_ARGUMENT', 'Distillation needs the original model as --teacher.');
   const workDir = resolve(req.workDir ?? defaultWorkDir(out));

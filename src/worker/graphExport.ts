@@ -7,9 +7,9 @@
 //     nodes: [{ name, op, domain, inputs, outputs, attrs: { name: number | string | number[] |
 //       string[] | { tensor: key } | { graph: true } } }], metadata: { key: value } }
 // Empty strings in `inputs` mark absent optional inputs, as in ONNX.
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RankscopeError, throwIfCancelled } from '../core/errors';
+import { ensureOutputFolder, writeFileAtomic } from '../core/fs/atomicWrite';
 import { type AttributeProto, AttributeProto_AttributeType as AT, dtypeOf, type OnnxModel, type TensorProto } from '../core/formats/onnx';
 import type { ValueInfo } from '../core/model/types';
 import { safetensorsCode, type SafeTensor, writeSafetensors } from './safetensors';
@@ -108,14 +108,14 @@ export function graphJson(model: OnnxModel, weightsFile: string, tensors: Map<st
 
 /** Writes `<dir>/<name>.graph.json` and `<dir>/<name>.safetensors`. */
 export async function exportGraph(model: OnnxModel, dir: string, name = 'model', signal?: AbortSignal): Promise<ExportedGraph> {
-  await mkdir(dir, { recursive: true });
+  ensureOutputFolder(dir);
   const tensors = new Map<string, SafeTensor>();
   const weightsFile = `${name}.safetensors`;
   const json = graphJson(model, weightsFile, tensors);
   throwIfCancelled(signal);
   const weights = join(dir, weightsFile);
-  await writeSafetensors(weights, tensors);
+  await writeSafetensors(weights, tensors, undefined, signal);
   const graph = join(dir, `${name}.graph.json`);
-  await writeFile(graph, JSON.stringify(json));
+  await writeFileAtomic(graph, JSON.stringify(json), { signal, durable: false });
   return { graph, weights, json };
 }

@@ -1,10 +1,10 @@
 // The safetensors container (8-byte little-endian header length, a JSON header
 // {name: {dtype, shape, data_offsets}}, then raw little-endian bytes): how tensors cross the
 // process boundary to the Python worker and back. Written to a temp file then renamed.
-import { open, readFile, rename, rm } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
-import { basename, dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { RankscopeError } from '../core/errors';
+import { PendingFile } from '../core/fs/atomicWrite';
 import type { DType } from '../core/model/types';
 
 const CODE: Partial<Record<DType, string>> = {
@@ -23,7 +23,7 @@ export function safetensorsCode(dtype: DType): string | undefined {
   return CODE[dtype];
 }
 
-export async function writeSafetensors(path: string, tensors: Iterable<[string, SafeTensor]>, metadata?: Record<string, string>): Promise<void> {
+export async function writeSafetensors(path: string, tensors: Iterable<[string, SafeTensor]>, metadata?: Record<string, string>, signal?: AbortSignal): Promise<void> {
   const header: Record<string, unknown> = {};
   const parts: Uint8Array[] = [];
   let offset = 0;
@@ -40,18 +40,12 @@ export async function writeSafetensors(path: string, tensors: Iterable<[string, 
   if (pad) head = Buffer.concat([head, Buffer.alloc(pad, 0x20)]);
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(head.length));
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'w');
+  const file = await PendingFile.create(path, { signal, durable: false });
   try {
-    await fh.write(len);
-    await fh.write(head);
-    for (const p of parts) await fh.write(p);
-    await fh.close();
-    await rename(tmp, path);
-  } catch (e) {
-    await fh.close().catch(() => undefined);
-    await rm(tmp, { force: true });
-    throw e;
+    for (const p of [len, head, ...parts]) await file.writeAll(p);
+    await file.commit();
+  } finally {
+    await file.discard();
   }
 }
 

@@ -5,6 +5,7 @@ import { create } from '@bufbuild/protobuf';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { RankscopeError } from '../core/errors';
 import { openOnnxModel } from '../core/formats';
+import { checkOutputPath } from '../core/fs/atomicWrite';
 import { dtypeOf, ModelProtoSchema, TensorProto_DataLocation, TensorProtoSchema, writeOnnxAtomic, GraphProtoSchema } from '../core/formats/onnx';
 import { readSafetensors } from './safetensors';
 
@@ -21,10 +22,7 @@ export interface WriteBackResult {
 }
 
 export async function writeBack(modelPath: string, weightsPath: string, outPath: string, signal?: AbortSignal): Promise<WriteBackResult> {
-  if (resolve(outPath) === resolve(modelPath)) {
-    throw new RankscopeError('BAD_ARGUMENT', `The output ${outPath} is the input model; Rankscope never overwrites a model.`,
-      'Choose another -o path.');
-  }
+  checkOutputPath(outPath, { inputs: [modelPath] });
   const model = await openOnnxModel(modelPath, { signal });
   const trained = await readSafetensors(weightsPath);
   const graph = model.proto.graph!;
@@ -52,6 +50,6 @@ export async function writeBack(modelPath: string, weightsPath: string, outPath:
     });
   });
   const proto = create(ModelProtoSchema, { ...model.proto, graph: create(GraphProtoSchema, { ...graph, initializer }) });
-  await writeOnnxAtomic(outPath, proto, { sourceDir: model.dir, signal });
+  await writeOnnxAtomic(outPath, proto, { sourceDir: model.dir, inputs: [modelPath], signal });
   return { path: resolve(outPath), replaced };
 }

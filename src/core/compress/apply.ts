@@ -17,6 +17,7 @@ import { matricesOf, planSpectra, type PlanSpectraOptions } from './spectra';
 import { rewireUses, unsupportedUse, type FactorNames } from './rewrite';
 import { loadFactors, storeDense, storeFactors } from './storage';
 import { writeOnnxAtomic } from '../formats/onnx';
+import { checkOutputPath } from '../fs/atomicWrite';
 
 export interface ApplyOptions {
   signal?: AbortSignal;
@@ -192,24 +193,18 @@ export interface WriteResult {
 
 /** Compresses to a new file (never the input), written atomically; external data kept as the input had it. */
 export async function compressToFile(model: OnnxModel, plan: Plan, outPath: string, options: ApplyOptions = {}): Promise<WriteResult> {
-  refuseOverwrite(model, outPath);
+  checkOutputPath(outPath, { inputs: [model.path] }); // before the work, not only at the write
   const factors = await factorizePlan(model, plan, { ...options, have: options.factors });
   const proto = applyPlan(model, plan, { ...options, factors });
-  await writeOnnxAtomic(outPath, proto, { externalData: 'auto', sourceDir: model.dir, signal: options.signal });
+  await writeOnnxAtomic(outPath, proto, { externalData: 'auto', sourceDir: model.dir, inputs: [model.path], signal: options.signal });
   return { path: resolve(outPath), proto };
-}
-
-export function refuseOverwrite(model: OnnxModel, outPath: string): void {
-  if (resolve(outPath) === resolve(model.summary.path)) {
-    throw new RankscopeError('BAD_ARGUMENT', `The output ${outPath} is the input model; Rankscope never overwrites a model.`, 'Choose another -o path.');
-  }
 }
 
 /** Recomposes A·B of each named layer into a dense weight, restoring the original nodes; writes a new file. */
 export async function restoreLayers(model: OnnxModel, names: string[], outPath: string, options: ApplyOptions = {}): Promise<WriteResult & { restored: { layer: string; sourceFile?: string }[] }> {
-  refuseOverwrite(model, outPath);
+  checkOutputPath(outPath, { inputs: [model.path] });
   const { proto, restored } = restoreInMemory(model, names, options);
-  await writeOnnxAtomic(outPath, proto, { externalData: 'auto', sourceDir: model.dir, signal: options.signal });
+  await writeOnnxAtomic(outPath, proto, { externalData: 'auto', sourceDir: model.dir, inputs: [model.path], signal: options.signal });
   return { path: resolve(outPath), proto, restored };
 }
 

@@ -3,9 +3,10 @@
 // re-run or a resumed sweep reads what is there and computes the rest.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { throwIfCancelled } from '../errors';
+import { writeFileAtomic } from '../fs/atomicWrite';
 
 export class PointCache {
   constructor(readonly dir: string | undefined) {}
@@ -44,10 +45,7 @@ export class PointCache {
   }
 
   private async atomicWrite(name: string, data: string | Uint8Array): Promise<void> {
-    await mkdir(this.dir!, { recursive: true });
-    const tmp = join(this.dir!, `.${name}.${process.pid}.${Date.now()}.tmp`);
-    await writeFile(tmp, data);
-    await rename(tmp, join(this.dir!, name));
+    await writeFileAtomic(join(this.dir!, name), data, { createFolder: true, durable: false });
   }
 }
 

@@ -1,8 +1,8 @@
 // Static sweep reports: sweep.json (the SweepResult), sweep.csv (one row per point), sweep.svg
 // (score against parameters, one series per allocation, the Pareto front as a line) and
 // sweep.html (the chart inline plus the table; no scripts, opens anywhere). Written atomically.
-import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ensureOutputFolder, writeFileAtomic } from '../fs/atomicWrite';
 import type { SweepPoint, SweepResult } from './sweep';
 
 const COLORS: Record<string, string> = { original: '#111111', energy: '#1f77b4', uniform: '#ff7f0e', sensitivity: '#2ca02c', threshold: '#9467bd' };
@@ -146,8 +146,8 @@ ${rows}
 }
 
 /** Writes sweep.json, sweep.csv, sweep.svg and sweep.html into `dir`; returns their paths. */
-export async function writeSweepReport(r: SweepResult, dir: string): Promise<string[]> {
-  await mkdir(dir, { recursive: true });
+export async function writeSweepReport(r: SweepResult, dir: string, signal?: AbortSignal): Promise<string[]> {
+  ensureOutputFolder(dir);
   const svg = sweepSvg(r);
   const files: [string, string][] = [
     ['sweep.json', JSON.stringify(r, null, 2) + '\n'],
@@ -158,9 +158,7 @@ export async function writeSweepReport(r: SweepResult, dir: string): Promise<str
   const written: string[] = [];
   for (const [name, text] of files) {
     const path = join(dir, name);
-    const tmp = join(dir, `.${name}.${process.pid}.tmp`);
-    await writeFile(tmp, text);
-    await rename(tmp, path);
+    await writeFileAtomic(path, text, { signal });
     written.push(path);
   }
   return written;

@@ -3,9 +3,10 @@
 // One small JSON file per entry with a checksum: an entry that fails to parse or to check is
 // deleted and recomputed, never trusted. Bounded: least recently used entries go first.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, utimesSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { writeFileAtomicSync } from '../fs/atomicWrite';
 
 /** Bump when the algorithm changes what it returns, so old entries stop matching. */
 const CACHE_VERSION = 'sv-1';
@@ -74,9 +75,7 @@ export class SpectrumCache {
     const groups = value.groups?.map((g) => Array.from(g));
     const entry: Entry = { version: CACHE_VERSION, key, singularValues, groups, checksum: checksum(key, singularValues, groups) };
     const file = this.file(key);
-    const temp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    writeFileSync(temp, JSON.stringify(entry));
-    renameSync(temp, file);
+    writeFileAtomicSync(file, JSON.stringify(entry), { durable: false });
     this.enforceBound();
   }
 

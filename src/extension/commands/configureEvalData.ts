@@ -2,10 +2,11 @@
 // NTU preset when the arrays look like NTU skeletons) in the workspace's rankscope.json — the
 // task file the CLI reads too. Existing fields are kept. Tests pass `{ data, preset }`.
 import { existsSync } from 'node:fs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 import * as vscode from 'vscode';
 import { RankscopeError } from '../../core/errors';
+import { writeFileAtomic } from '../../core/fs/atomicWrite';
 import { openArrayFile } from '../../core/eval/npz';
 import { NTU_FRAME_SIZE } from '../../core/eval/ntu';
 import { validateTask, type TaskFile } from '../../core/eval/task';
@@ -56,9 +57,7 @@ export const configureEvalData: RankscopeCommand = {
     const rel = relative(vscode.workspace.workspaceFolders![0]!.uri.fsPath, data);
     task = { ...task, data: rel.startsWith('..') ? data : rel, preset };
     validateTask(task, taskPath);
-    const tmp = `${taskPath}.${process.pid}.tmp`;
-    await writeFile(tmp, `${JSON.stringify(task, null, 2)}\n`);
-    await rename(tmp, taskPath);
+    await writeFileAtomic(taskPath, `${JSON.stringify(task, null, 2)}\n`);
     log().info(`Evaluation data: ${data} (preset ${preset}) recorded in ${taskPath}`);
     if (!given.data) {
       void vscode.window.showInformationMessage(`Rankscope: evaluation data set in rankscope.json${preset === 'ntu' ? ' (NTU skeleton preset)' : ''}.`, 'Open rankscope.json')

@@ -1,8 +1,8 @@
 // Export Report: a Markdown report of the open model (every layer with its spectrum statistics),
 // written next to the model and opened. Tests pass `{ output }`.
 import { existsSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
 import * as vscode from 'vscode';
+import { checkOutputPath, writeFileAtomic } from '../../core/fs/atomicWrite';
 import { withCancellableProgress } from '../progress';
 import { markdownReport } from '../report';
 import type { RankscopeCommand } from './command';
@@ -22,12 +22,11 @@ export const exportReport: RankscopeCommand = {
     }
     if (!output) return undefined;
     const target = output;
+    checkOutputPath(target, { inputs: [s.session.path] }); // before the spectra, not after
     const names = model.layers.filter((l) => l.factorizable || l.compressed).map((l) => l.name);
     await withCancellableProgress('Computing spectra for the report', (signal) => s.session.ensureSpectra(names, signal));
     const text = markdownReport(model, (l) => s.session.spectrum(l), s.session.totals()!);
-    const tmp = `${target}.${process.pid}.tmp`;
-    await writeFile(tmp, text);
-    await rename(tmp, target);
+    await writeFileAtomic(target, text, { inputs: [s.session.path] });
     if (!given && existsSync(target)) await vscode.window.showTextDocument(vscode.Uri.file(target), { preview: false });
     return target;
   },

@@ -1,8 +1,9 @@
 // Spectrum pictures for the Layers tree: a 16×16 sparkline icon and a larger chart for the
 // tooltip, as SVG files (tree icons and Markdown images need URIs, not inline markup), one
 // light and one dark variant coloured like VS Code's `charts.*` theme colours.
-import { existsSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomicSync } from '../../core/fs/atomicWrite';
 
 type Variant = 'light' | 'dark';
 
@@ -80,7 +81,6 @@ export function spectrumChartSvg(sv: ArrayLike<number>, rank95: number | undefin
  * Files are content-addressed by the weight hash, so an unchanged layer reuses them across sessions.
  */
 export function spectrumImages(dir: string, hash: string, sv: ArrayLike<number>, rank95: number | undefined) {
-  mkdirSync(dir, { recursive: true });
   const key = hash.slice(0, 24);
   const files = {
     icon: { light: join(dir, `${key}-icon-light.svg`), dark: join(dir, `${key}-icon-dark.svg`) },
@@ -88,9 +88,7 @@ export function spectrumImages(dir: string, hash: string, sv: ArrayLike<number>,
   };
   const write = (path: string, svg: string) => {
     if (existsSync(path)) return;
-    const tmp = `${path}.${process.pid}.tmp`;
-    writeFileSync(tmp, svg);
-    renameSync(tmp, path);
+    writeFileAtomicSync(path, svg, { createFolder: true, durable: false });
   };
   for (const v of ['light', 'dark'] as const) {
     write(files.icon[v], sparklineSvg(sv, v));

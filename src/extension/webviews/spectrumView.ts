@@ -1,9 +1,9 @@
 // Host of the Spectrum side panel (a WebviewView in the Rankscope container): sends the spectra
 // of the layers the user picked, and answers the panel's requests (compress at the cut, export,
 // add an overlay, reveal a layer). Messages are typed and validated by webview/spectrum/protocol.ts.
-import { writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import * as vscode from 'vscode';
+import { writeFileAtomic } from '../../core/fs/atomicWrite';
 import { HostEndpoint, ReadyCommand } from '../../../webview/shared/ipc';
 import {
   CompressAtRankRequest, DidAddSeriesNotification, DidChangeBusyNotification, DidChangeRankCommand,
@@ -168,7 +168,7 @@ export class SpectrumViewProvider implements vscode.WebviewViewProvider, vscode.
       saveLabel: 'Export',
     });
     if (!target) return { saved: null };
-    await writeFile(target.fsPath, Buffer.from(p.contents, p.encoding));
+    await writeFileAtomic(target.fsPath, Buffer.from(p.contents, p.encoding), { inputs: [this.session.path] });
     log().info(`Exported spectrum ${p.format.toUpperCase()} to ${target.fsPath}`);
     return { saved: target.fsPath };
   }

@@ -1,8 +1,8 @@
 // `rankscope compress` as a user runs it: a real process, real files, exit codes.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openOnnx } from '../../../src/core/formats/onnx';
@@ -111,6 +111,32 @@ test('bad input: a clear message and exit code 2', () => {
   assert.equal(r.code, 2);
   assert.match(r.err, /different weights than the plan was made for/);
   assert.ok(!existsSync(out));
+});
+
+test('-o must name a regular file in a folder that exists: exit 2 naming the path, nothing replaced', () => {
+  const fifo = join(dir, 'out.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const file = join(dir, 'plain.txt');
+  writeFileSync(file, 'x');
+  const folder = join(dir, 'a-folder');
+  mkdirSync(folder);
+  const cases: [string[], RegExp][] = [
+    [['-o', fifo], /out\.fifo is a named pipe \(FIFO\), not a regular file/],
+    [['-o', join(dir, 'no-such-folder', 'x.onnx')], /x\.onnx: the folder .*no-such-folder does not exist\. Create the folder first/],
+    [['-o', join(file, 'x.onnx')], /plain\.txt is a file, not a folder/],
+    [['-o', folder], /a-folder is a folder, not a file/],
+    [['--dry-run', '--save-plan', fifo], /out\.fifo is a named pipe/],
+  ];
+  for (const [args, message] of cases) {
+    const r = cli(model, '--rank', '4', ...args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.equal(r.err.trim().split('\n').length, 1, r.err);
+    assert.match(r.err, message, args.join(' '));
+    assert.doesNotMatch(r.err, /internal error/);
+  }
+  assert.ok(lstatSync(fifo).isFIFO(), 'the FIFO is still a FIFO');
+  assert.deepEqual(readdirSync(folder), []);
+  assert.equal(readFileSync(file, 'utf8'), 'x');
 });
 
 test('--round-to without a value rounds ranks up to multiples of 8', () => {

@@ -1,11 +1,11 @@
-// Writing ONNX: encode (unknown fields kept by bufbuild), write to a temp file, rename over the
-// target; tensors go to an external-data file when the source used one or the model would pass
-// protobuf's 2 GiB limit.
+// Writing ONNX: encode (unknown fields kept by bufbuild), write through core/fs/atomicWrite (a
+// temp file renamed over the target, never over an input); tensors go to an external-data file
+// when the source used one or the model would pass protobuf's 2 GiB limit.
 import { create, toBinary } from '@bufbuild/protobuf';
-import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { RankscopeError, throwIfCancelled } from '../../errors';
+import { commitAll, PendingFile } from '../../fs/atomicWrite';
 import { float32ToBfloat16, float32ToFloat16 } from '../../model/float16';
 import type { DType } from '../../model/types';
 import { dataTypeCode, rawByteLength } from './dtypes';
@@ -13,7 +13,7 @@ import {
   type GraphProto, type ModelProto, ModelProtoSchema, StringStringEntryProtoSchema, type TensorProto, TensorProto_DataLocation, TensorProtoSchema,
 } from './gen/onnx_pb';
 import { sourceDirOf } from './read';
-import { expectedByteLength, tensorBytes } from './tensorData';
+import { expectedByteLength, externalRef, tensorBytes } from './tensorData';
 
 /** Tensors below this stay inline when writing external data (the ONNX tooling's default). */
 const EXTERNAL_THRESHOLD = 1024;
@@ -33,6 +33,8 @@ export interface WriteOptions {
   /** Folder that external-data locations in `proto` are relative to; defaults to where
    * openOnnx read the proto from, else the output folder. */
   sourceDir?: string;
+  /** Files the output must not replace (the model it was read from); its external data is added. */
+  inputs?: readonly (string | undefined)[];
   signal?: AbortSignal;
 }
 
@@ -44,16 +46,17 @@ export async function writeOnnxAtomic(path: string, proto: ModelProto, options: 
   const hasExternal = inits.some((t) => t.dataLocation === TensorProto_DataLocation.EXTERNAL);
   const mode = options.externalData ?? 'auto';
   const external = mode === true || (mode === 'auto' && (hasExternal || estimatedSize(inits) > INLINE_LIMIT));
-  const tmp = (p: string) => join(dirname(p), `.${basename(p)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  // The external-data files the proto reads from are inputs too: never replaced.
+  const inputs = [...(options.inputs ?? []), ...externalFiles(inits, sourceDir)];
+  const check = { inputs, signal: options.signal };
 
   const dataName = `${basename(out)}.data`;
-  const dataPath = join(dirname(out), dataName);
-  const dataTmp = tmp(dataPath);
-  const modelTmp = tmp(out);
+  const model = await PendingFile.create(out, check);
+  const data = external ? await PendingFile.create(join(dirname(out), dataName), check).catch(async (e) => { await model.discard(); throw e; }) : undefined;
   try {
     let written = proto;
-    if (graph && external) {
-      written = withGraph(proto, graph, await writeExternal(inits, sourceDir, dataTmp, dataName, options.signal));
+    if (graph && data) {
+      written = withGraph(proto, graph, await writeExternal(inits, sourceDir, data.handle, dataName, options.signal));
     } else if (graph && hasExternal) {
       written = withGraph(proto, graph, inits.map((t) => t.dataLocation === TensorProto_DataLocation.EXTERNAL
         ? create(TensorProtoSchema, { ...t, rawData: tensorBytes(t, sourceDir, t.name), dataLocation: TensorProto_DataLocation.DEFAULT, externalData: [] })
@@ -67,14 +70,23 @@ export async function writeOnnxAtomic(path: string, proto: ModelProto, options: 
       throw new RankscopeError('UNSUPPORTED', `Cannot encode ${basename(out)}: ${(e as Error).message}`,
         'Write it with external data.');
     }
-    await writeFileFsync(modelTmp, bytes);
-    if (external) await rename(dataTmp, dataPath);
-    await rename(modelTmp, out);
-  } catch (e) {
-    await rm(dataTmp, { force: true });
-    await rm(modelTmp, { force: true });
-    throw e;
+    await model.writeAll(bytes);
+    // The data lands first: a model never points at data that is not there yet.
+    await commitAll(data ? [data, model] : [model], options.signal);
+  } finally {
+    await data?.discard();
+    await model.discard();
   }
+}
+
+/** Absolute paths of the external-data files `inits` read from. */
+function externalFiles(inits: TensorProto[], sourceDir: string): string[] {
+  const files = new Set<string>();
+  for (const t of inits) {
+    const ref = t.dataLocation === TensorProto_DataLocation.EXTERNAL ? externalRef(t) : undefined;
+    if (ref) files.add(resolve(sourceDir, ref.location));
+  }
+  return [...files];
 }
 
 function withGraph(proto: ModelProto, graph: GraphProto, initializer: TensorProto[]): ModelProto {
@@ -88,50 +100,34 @@ function estimatedSize(inits: TensorProto[]): number {
   return n;
 }
 
-async function writeFileFsync(path: string, bytes: Uint8Array): Promise<void> {
-  const fh = await open(path, 'w');
-  try {
-    await fh.writeFile(bytes);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 /** Writes every initializer of at least EXTERNAL_THRESHOLD bytes to `dataPath`; returns the new list. */
-async function writeExternal(inits: TensorProto[], sourceDir: string, dataPath: string, location: string, signal?: AbortSignal): Promise<TensorProto[]> {
-  const fh = await open(dataPath, 'w');
-  try {
-    let offset = 0;
-    const result: TensorProto[] = [];
-    for (const t of inits) {
-      throwIfCancelled(signal);
-      const size = expectedByteLength(t);
-      const isExternal = t.dataLocation === TensorProto_DataLocation.EXTERNAL;
-      if (size === undefined || (!isExternal && size < EXTERNAL_THRESHOLD)) {
-        result.push(t);
-        continue;
-      }
-      const bytes = tensorBytes(t, sourceDir, t.name);
-      offset = Math.ceil(offset / ALIGN) * ALIGN;
-      await fh.write(bytes, 0, bytes.length, offset);
-      result.push(create(TensorProtoSchema, {
-        ...t,
-        rawData: new Uint8Array(0), floatData: [], doubleData: [], int32Data: [], int64Data: [], uint64Data: [],
-        dataLocation: TensorProto_DataLocation.EXTERNAL,
-        externalData: [
-          create(StringStringEntryProtoSchema, { key: 'location', value: location }),
-          create(StringStringEntryProtoSchema, { key: 'offset', value: String(offset) }),
-          create(StringStringEntryProtoSchema, { key: 'length', value: String(bytes.length) }),
-        ],
-      }));
-      offset += bytes.length;
+async function writeExternal(inits: TensorProto[], sourceDir: string, fh: FileHandle, location: string, signal?: AbortSignal): Promise<TensorProto[]> {
+  let offset = 0;
+  const result: TensorProto[] = [];
+  for (const t of inits) {
+    throwIfCancelled(signal);
+    const size = expectedByteLength(t);
+    const isExternal = t.dataLocation === TensorProto_DataLocation.EXTERNAL;
+    if (size === undefined || (!isExternal && size < EXTERNAL_THRESHOLD)) {
+      result.push(t);
+      continue;
     }
-    await fh.sync();
-    return result;
-  } finally {
-    await fh.close();
+    const bytes = tensorBytes(t, sourceDir, t.name);
+    offset = Math.ceil(offset / ALIGN) * ALIGN;
+    await fh.write(bytes, 0, bytes.length, offset);
+    result.push(create(TensorProtoSchema, {
+      ...t,
+      rawData: new Uint8Array(0), floatData: [], doubleData: [], int32Data: [], int64Data: [], uint64Data: [],
+      dataLocation: TensorProto_DataLocation.EXTERNAL,
+      externalData: [
+        create(StringStringEntryProtoSchema, { key: 'location', value: location }),
+        create(StringStringEntryProtoSchema, { key: 'offset', value: String(offset) }),
+        create(StringStringEntryProtoSchema, { key: 'length', value: String(bytes.length) }),
+      ],
+    }));
+    offset += bytes.length;
   }
+  return result;
 }
 
 /**
