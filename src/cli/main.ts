@@ -40,7 +40,9 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    return await command.run(rest, io);
+    const code = await command.run(rest, io);
+    // After Ctrl-C the run ends as cancelled, even when the work was past its last check.
+    return io.signal.aborted ? 130 : code;
   } catch (e) {
     if (isRankscopeError(e)) {
       io.err(`rankscope ${name}: ${e.message}${e.hint ? ` ${e.hint}` : ''}`);
@@ -64,6 +66,32 @@ function abortOnSigint(): AbortSignal {
   return controller.signal;
 }
 
+/**
+ * Exits once stdout and stderr have handed every byte to the OS: process.exit() alone drops
+ * what a pipe has not taken yet (output through `| wc -c` stopped at 64 KiB).
+ */
+export async function exitWhenFlushed(code: number): Promise<never> {
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  process.exit(code);
+}
+
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  // Writes complete in order: the callback of an empty write comes after every earlier byte.
+  return new Promise((resolve) => {
+    if (stream.destroyed || !stream.writable) resolve();
+    else stream.write('', () => resolve());
+  });
+}
+
+/** A reader that stops early (`| head`) closes the pipe: stop as a killed-by-SIGPIPE process would, quietly. */
+function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(128 + 13);
+    throw e;
+  });
+}
+
 if (require.main === module) {
-  main(process.argv.slice(2)).then((code) => process.exit(code));
+  quietOnClosedPipe(process.stdout);
+  void main(process.argv.slice(2)).then(exitWhenFlushed);
 }
