@@ -1,6 +1,5 @@
-// A CLI command: one per file (inspect.ts, spectrum.ts, …), registered in main.ts.
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { RankscopeError } from '../core/errors';
+// A CLI command: one per file (inspect.ts, spectrum.ts, …), registered in main.ts. Commands
+// share option parsing through options.ts, never by importing each other.
 
 export interface Command {
   name: string;
@@ -15,13 +14,4 @@ export interface CommandIO {
   err: (line: string) => void;
   /** Fires on Ctrl-C; long work must stop and clean up. */
   signal: AbortSignal;
-}
-
-/** node:util parseArgs with our error type, so unknown options are a clean exit 2. */
-export function parseOptions<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T) {
-  try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new RankscopeError('BAD_ARGUMENT', (e as Error).message, 'Run `rankscope help` for usage.');
-  }
 }

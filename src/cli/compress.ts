@@ -10,7 +10,8 @@ import {
 import { checkOutputs } from '../core/eval/check';
 import { checkOutputPath, writeFileAtomic } from '../core/fs/atomicWrite';
 import { defaultSpectrumCacheDir } from '../core/linalg';
-import { parseOptions, type Command, type CommandIO } from './command';
+import type { Command, CommandIO } from './command';
+import { fractionOption, intOption, nameList, oneOf, parseOptions } from './options';
 import { formatBytes, formatCount } from './inspect';
 
 const USAGE = `Usage: rankscope compress MODEL -o OUT [policy] [options]
@@ -65,7 +66,7 @@ export const compressCommand: Command = {
     if (!dryRun && !out) throw new RankscopeError('BAD_ARGUMENT', 'Missing -o OUT (or use --dry-run).', 'Usage: rankscope compress MODEL -o OUT --energy 0.9');
     // Path problems before any work: an unwritable -o is known at once, not after the spectra.
     for (const path of [out, values['save-plan']]) if (path) checkOutputPath(path, { inputs: [positionals[0]] });
-    const checkSamples = values.check === undefined ? 0 : integer('--check', values.check, 1);
+    const checkSamples = values.check === undefined ? 0 : intOption(values.check, '--check');
     const model = await openOnnxModel(positionals[0], { signal: io.signal });
 
     if (values.restore !== undefined) {
@@ -122,35 +123,20 @@ function requestFrom(values: Values): CompressRequest {
     throw new RankscopeError('BAD_ARGUMENT', chosen.length ? `Give one policy; got --${chosen.join(', --')}.` : 'Missing a policy.',
       'Use one of --rank K, --energy T, --rank-ratio R, --param-ratio B, --budget X, or --plan FILE.');
   }
-  const layers = typeof values.layers === 'string' ? values.layers.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
-  const roundTo = values['round-to'] === undefined ? undefined : integer('--round-to', values['round-to'] as string, 1);
+  const layers = nameList(values.layers as string | undefined);
+  const roundTo = values['round-to'] === undefined ? undefined : intOption(values['round-to'] as string, '--round-to');
   const common = { ...(layers && { layers }), ...(roundTo && { roundTo }) };
   const text = values[chosen[0]] as string;
   switch (chosen[0]) {
-    case 'rank': return { rank: integer('--rank', text, 1), force: values.force === true, ...common };
-    case 'energy': return { energy: fraction('--energy', text), force: values.force === true, ...common };
-    case 'rank-ratio': return { rankRatio: fraction('--rank-ratio', text), force: values.force === true, ...common };
-    case 'param-ratio': return { paramRatio: fraction('--param-ratio', text), force: values.force === true, ...common };
+    case 'rank': return { rank: intOption(text, '--rank'), force: values.force === true, ...common };
+    case 'energy': return { energy: fractionOption(text, '--energy'), force: values.force === true, ...common };
+    case 'rank-ratio': return { rankRatio: fractionOption(text, '--rank-ratio'), force: values.force === true, ...common };
+    case 'param-ratio': return { paramRatio: fractionOption(text, '--param-ratio'), force: values.force === true, ...common };
     default: {
-      const allocation = (values.allocation as string | undefined) ?? 'energy';
-      if (allocation !== 'energy' && allocation !== 'uniform') throw new RankscopeError('BAD_ARGUMENT', `--allocation must be energy or uniform; got '${allocation}'.`);
-      return { budget: fraction('--budget', text), allocation, ...common };
+      const allocation = oneOf(values.allocation as string | undefined, '--allocation', ['energy', 'uniform'] as const) ?? 'energy';
+      return { budget: fractionOption(text, '--budget'), allocation, ...common };
     }
   }
-}
-
-function integer(flag: string, text: string, min: number): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min) throw new RankscopeError('BAD_ARGUMENT', `${flag} must be an integer ≥ ${min}; got '${text}'.`);
-  return n;
-}
-
-/** A number, or a percentage (`50%`). Range checks are the policies'. */
-function fraction(flag: string, text: string): number {
-  const pct = text.endsWith('%');
-  const n = Number(pct ? text.slice(0, -1) : text);
-  if (!Number.isFinite(n)) throw new RankscopeError('BAD_ARGUMENT', `${flag} must be a number (or a percentage); got '${text}'.`);
-  return pct ? n / 100 : n;
 }
 
 function matches(pattern: string, name: string): boolean {

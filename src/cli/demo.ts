@@ -27,8 +27,8 @@ import { computeSpectra, type LayerSpectrum } from '../core/linalg';
 import { checkFinetuneEnvironment, type EnvReport } from '../worker/envCheck';
 import { finetune, type FinetuneResult } from '../worker/finetune';
 import type { WorkerMessage } from '../worker/protocol';
-import { parseOptions, type Command, type CommandIO } from './command';
-import { intOption } from './eval';
+import type { Command, CommandIO } from './command';
+import { intOption, parseOptions } from './options';
 import { demoReportHtml } from './demoReport';
 
 const usage = `rankscope demo [options]

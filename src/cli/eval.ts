@@ -1,14 +1,14 @@
 // `rankscope eval MODEL --data D.npz`: accuracy (and, with --compare, fidelity to the original
 // and both latencies side by side) with ONNX Runtime.
-import { existsSync } from 'node:fs';
 import { RankscopeError } from '../core/errors';
 import { loadDataset, type Dataset } from '../core/eval/dataset';
 import { evaluate } from '../core/eval/evaluate';
 import { compareLatency, type Latency } from '../core/eval/latency';
 import type { EvalMetrics } from '../core/eval/metrics';
 import { OrtRunner } from '../core/eval/runner';
-import { readTaskFile, resolveTask, type TaskFile } from '../core/eval/task';
-import { parseOptions, type Command } from './command';
+import { resolveTask } from '../core/eval/task';
+import type { Command } from './command';
+import { cliOverrides, intOption, parseOptions, TASK_OPTIONS, taskFileFor } from './options';
 
 const usage = `rankscope eval [MODEL] --data DATA.npz [options]
 
@@ -41,10 +41,7 @@ export const evalCommand: Command = {
   usage,
   async run(argv, io) {
     const { values, positionals } = parseOptions(argv, {
-      task: { type: 'string' }, data: { type: 'string' }, input: { type: 'string', multiple: true },
-      labels: { type: 'string' }, preset: { type: 'string' }, output: { type: 'string' }, compare: { type: 'string' },
-      'batch-size': { type: 'string' }, limit: { type: 'string' }, ep: { type: 'string' }, threads: { type: 'string' },
-      runs: { type: 'string' }, json: { type: 'boolean' },
+      ...TASK_OPTIONS, compare: { type: 'string' }, runs: { type: 'string' }, json: { type: 'boolean' },
     });
     const task = resolveTask(await taskFileFor(values.task), cliOverrides(values));
     const model = positionals[0] ?? task.model;
@@ -83,45 +80,6 @@ export const evalCommand: Command = {
     }
   },
 };
-
-/** --task FILE, else ./rankscope.json when it exists. */
-export async function taskFileFor(path: string | undefined): Promise<TaskFile> {
-  if (path) return readTaskFile(path);
-  return existsSync('rankscope.json') ? readTaskFile('rankscope.json') : {};
-}
-
-export function intOption(text: string, name: string, min = 1): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min) throw new RankscopeError('BAD_ARGUMENT', `${name} must be an integer ≥ ${min}; got '${text}'.`);
-  return n;
-}
-
-/** The data options eval and sweep share, as task-file fields. */
-export function cliOverrides(values: Record<string, string | string[] | boolean | undefined>): Partial<TaskFile> {
-  const str = (k: string) => values[k] as string | undefined;
-  let inputs: Record<string, string> | undefined;
-  for (const pair of (values.input as string[] | undefined) ?? []) {
-    const m = /^([^=]+)=(.+)$/.exec(pair);
-    if (!m) throw new RankscopeError('BAD_ARGUMENT', `--input takes NAME=ARRAY; got '${pair}'.`);
-    (inputs ??= {})[m[1]] = m[2];
-  }
-  const preset = str('preset');
-  if (preset !== undefined && preset !== 'ntu' && preset !== 'none') throw new RankscopeError('BAD_ARGUMENT', `--preset must be ntu or none; got '${preset}'.`);
-  const ep = str('ep');
-  if (ep !== undefined && ep !== 'cpu' && ep !== 'cuda') throw new RankscopeError('BAD_ARGUMENT', `--ep must be cpu or cuda; got '${ep}'.`);
-  const labels = str('labels');
-  return {
-    data: str('data'),
-    inputs,
-    labels: labels === 'none' ? null : labels,
-    preset: preset as TaskFile['preset'],
-    output: str('output'),
-    batchSize: str('batch-size') === undefined ? undefined : intOption(str('batch-size')!, '--batch-size'),
-    limit: str('limit') === undefined ? undefined : intOption(str('limit')!, '--limit'),
-    ep: ep as TaskFile['ep'],
-    threads: str('threads') === undefined ? undefined : intOption(str('threads')!, '--threads'),
-  };
-}
 
 const pct = (x: number | undefined) => (x === undefined ? '—' : `${(x * 100).toFixed(2)} %`);
 

@@ -8,7 +8,8 @@ import { defaultPython } from '../worker/client';
 import { checkFinetuneEnvironment, formatEnvReport } from '../worker/envCheck';
 import { finetune, type FinetuneRequest } from '../worker/finetune';
 import type { DataSpec, WorkerMessage } from '../worker/protocol';
-import { parseOptions, type Command } from './command';
+import type { Command } from './command';
+import { oneOf, optionalNumber as num, parseOptions } from './options';
 
 const usage = `rankscope finetune MODEL --data DATA.npz [options]
 
@@ -27,21 +28,6 @@ Fine-tunes a compressed ONNX model (PyTorch worker) and writes MODEL.finetuned.o
   --python PATH          interpreter with torch (default $RANKSCOPE_PYTHON or python3)
   --check                check the fine-tuning environment and exit
   --json                 print every worker event and the result as JSON lines`;
-
-function num(v: string | undefined, name: string, integer = false): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) {
-    throw new RankscopeError('BAD_ARGUMENT', `${name} must be ${integer ? 'an integer' : 'a number'}; got '${v}'.`);
-  }
-  return n;
-}
-
-function oneOf<T extends string>(v: string | undefined, name: string, allowed: readonly T[]): T | undefined {
-  if (v === undefined) return undefined;
-  if (!allowed.includes(v as T)) throw new RankscopeError('BAD_ARGUMENT', `${name} must be one of ${allowed.join(', ')}; got '${v}'.`);
-  return v as T;
-}
 
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? '—' : `${(100 * x).toFixed(1)}%`);
 

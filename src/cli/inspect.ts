@@ -4,7 +4,8 @@ import { RankscopeError } from '../core/errors';
 import { computeSpectra, defaultSpectrumCacheDir, type LayerSpectrum } from '../core/linalg';
 import { openModel } from '../core/formats';
 import type { Layer, Model, ValueInfo } from '../core/model/types';
-import { parseOptions, type Command } from './command';
+import type { Command } from './command';
+import { parseOptions } from './options';
 
 export const INSPECT_SCHEMA = 'rankscope.inspect/1';
 

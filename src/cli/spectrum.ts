@@ -2,7 +2,8 @@
 import { RankscopeError } from '../core/errors';
 import { computeSpectra, defaultSpectrumCacheDir, type LayerSpectrum } from '../core/linalg';
 import { openModel } from '../core/formats';
-import { parseOptions, type Command } from './command';
+import type { Command } from './command';
+import { parseOptions } from './options';
 
 const USAGE = `Usage: rankscope spectrum MODEL --layer NAME [--json | --csv] [--no-cache]
 

@@ -11,8 +11,8 @@ import { runSweep, type SweepPoint } from '../core/eval/sweep';
 import { resolveTask } from '../core/eval/task';
 import { openOnnxModel } from '../core/formats';
 import { computeSpectra } from '../core/linalg';
-import { parseOptions, type Command } from './command';
-import { cliOverrides, intOption, taskFileFor } from './eval';
+import type { Command } from './command';
+import { cliOverrides, intOption, numberList, parseOptions, TASK_OPTIONS, taskFileFor } from './options';
 
 const usage = `rankscope sweep [MODEL] --data DATA.npz (--levels 0.1,0.3,… | --energies 0.9,0.99,…) -o DIR [options]
 
@@ -30,13 +30,6 @@ DIR/sweep.json, sweep.csv, sweep.svg and sweep.html (score vs parameters, Pareto
   data options as in \`rankscope eval\`: --task --input --labels --preset --output --batch-size --limit --ep --threads
   --json               print sweep.json to stdout as well`;
 
-function list(text: string | undefined, name: string): number[] | undefined {
-  if (text === undefined) return undefined;
-  const values = text.split(',').map((s) => s.trim()).filter(Boolean).map((s) => (s.endsWith('%') ? Number(s.slice(0, -1)) / 100 : Number(s)));
-  if (values.length === 0 || values.some((v) => !Number.isFinite(v))) throw new RankscopeError('BAD_ARGUMENT', `${name} takes numbers separated by commas (0.3 or 30%); got '${text}'.`);
-  return values;
-}
-
 function sensitivityMeasure(text: string | undefined): 'kl' | 'top1' | 'top5' | 'agreement' | undefined {
   if (text === undefined) return undefined;
   if (!['kl', 'top1', 'top5', 'agreement'].includes(text)) throw new RankscopeError('BAD_ARGUMENT', `--sensitivity-measure takes kl, top1, top5 or agreement; got '${text}'.`);
@@ -49,9 +42,7 @@ export const sweepCommand: Command = {
   usage,
   async run(argv, io) {
     const { values, positionals } = parseOptions(argv, {
-      task: { type: 'string' }, data: { type: 'string' }, input: { type: 'string', multiple: true },
-      labels: { type: 'string' }, preset: { type: 'string' }, output: { type: 'string' },
-      'batch-size': { type: 'string' }, limit: { type: 'string' }, ep: { type: 'string' }, threads: { type: 'string' },
+      ...TASK_OPTIONS,
       levels: { type: 'string' }, energies: { type: 'string' }, allocation: { type: 'string' }, metric: { type: 'string' },
       layers: { type: 'string' }, 'sensitivity-samples': { type: 'string' }, 'sensitivity-measure': { type: 'string' }, runs: { type: 'string' }, 'no-cache': { type: 'boolean' },
       out: { type: 'string', short: 'o' }, json: { type: 'boolean' },
@@ -60,8 +51,8 @@ export const sweepCommand: Command = {
     const modelPath = positionals[0] ?? task.model;
     if (!modelPath) throw new RankscopeError('BAD_ARGUMENT', 'which model? Give MODEL or "model" in rankscope.json.');
     if (!task.dataset) throw new RankscopeError('BAD_ARGUMENT', 'no evaluation data: give --data DATA.npz (or "data" in rankscope.json).');
-    const levels = list(values.levels, '--levels') ?? (values.energies ? undefined : task.sweep.levels);
-    const energies = list(values.energies, '--energies') ?? (values.levels ? undefined : task.sweep.energies);
+    const levels = numberList(values.levels, '--levels') ?? (values.energies ? undefined : task.sweep.levels);
+    const energies = numberList(values.energies, '--energies') ?? (values.levels ? undefined : task.sweep.energies);
     if (!levels?.length && !energies?.length) throw new RankscopeError('BAD_ARGUMENT', 'give --levels (budgets) or --energies (thresholds).', 'e.g. --levels 0.1,0.2,0.3,0.5');
     const allocations = (values.allocation?.split(',').map((s) => s.trim()) ?? task.sweep.allocations ?? ['energy']) as Allocation[];
     for (const a of allocations) if (!['energy', 'uniform', 'sensitivity'].includes(a)) throw new RankscopeError('BAD_ARGUMENT', `--allocation takes energy, uniform, sensitivity; got '${a}'.`);
