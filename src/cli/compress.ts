@@ -5,7 +5,7 @@ import { statSync } from 'node:fs';
 import { RankscopeError } from '../core/errors';
 import { openOnnxModel } from '../core/formats';
 import {
-  compressToFile, parsePlan, planAndFactorize, planModel, restoreLayers, type CompressRequest, type Plan,
+  ALLOCATIONS, compressToFile, parsePlan, planAndFactorize, planModel, restoreLayers, selectLayers, type CompressRequest, type Plan,
 } from '../core/compress';
 import { checkOutputs } from '../core/eval/check';
 import { checkOutputPath, writeFileAtomic } from '../core/fs/atomicWrite';
@@ -71,7 +71,7 @@ export const compressCommand: Command = {
 
     if (values.restore !== undefined) {
       if (!out) throw new RankscopeError('BAD_ARGUMENT', '--restore needs -o OUT.');
-      const names = model.layers.filter((l) => l.compressed && matches(values.restore!, l.name)).map((l) => l.name);
+      const names = selectLayers(model, nameList(values.restore)).filter((l) => l.compressed).map((l) => l.name);
       if (!names.length) throw new RankscopeError('NOT_FOUND', `No factorized layer matches '${values.restore}'.`, 'Run `rankscope inspect` to see which layers are factorized.');
       const result = await restoreLayers(model, names, out, { signal: io.signal });
       for (const r of result.restored) io.out(`restored ${r.layer} (recomposed A·B; original from ${r.sourceFile ?? 'an unrecorded file'})`);
@@ -133,14 +133,11 @@ function requestFrom(values: Values): CompressRequest {
     case 'rank-ratio': return { rankRatio: fractionOption(text, '--rank-ratio'), force: values.force === true, ...common };
     case 'param-ratio': return { paramRatio: fractionOption(text, '--param-ratio'), force: values.force === true, ...common };
     default: {
-      const allocation = oneOf(values.allocation as string | undefined, '--allocation', ['energy', 'uniform'] as const) ?? 'energy';
+      // Sensitivity needs evaluation data: it is the sweep's.
+      const allocation = oneOf(values.allocation as string | undefined, '--allocation', ALLOCATIONS.filter((a) => a !== 'sensitivity')) ?? 'energy';
       return { budget: fractionOption(text, '--budget'), allocation, ...common };
     }
   }
-}
-
-function matches(pattern: string, name: string): boolean {
-  return pattern.split(',').some((p) => new RegExp(`^${p.trim().replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`).test(name));
 }
 
 function percent(after: number, before: number): string {

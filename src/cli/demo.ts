@@ -11,7 +11,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { cpus, loadavg } from 'node:os';
 import { RankscopeError } from '../core/errors';
 import { compressToFile, graphCheck, makePlan, type Plan } from '../core/compress';
-import type { Allocation } from '../core/compress/budget';
+import { ALLOCATIONS, type Allocation } from '../core/compress/budget';
 import { loadDataset, type Dataset, type DatasetSpec } from '../core/eval/dataset';
 import { evaluate } from '../core/eval/evaluate';
 import { compareLatency, type Latency } from '../core/eval/latency';
@@ -61,7 +61,6 @@ export interface DemoSummary {
 }
 
 export const CUTS = [0.3, 0.5, 0.7];
-export const ALLOCATIONS: Allocation[] = ['energy', 'uniform', 'sensitivity'];
 const ENERGIES = [0.99, 0.95, 0.9];
 const FINETUNE_LR = 5e-4;
 
@@ -167,7 +166,7 @@ async function demo(ctx: Context): Promise<DemoSummary> {
 
     // 2. Sweep.
     heading('2/5 sweep: energy thresholds, and parameter cuts × allocation (top-1 with ONNX Runtime)');
-    const sweep = await runSweep({ levels: CUTS, energies: ENERGIES, allocations: ALLOCATIONS }, {
+    const sweep = await runSweep({ levels: CUTS, energies: ENERGIES, allocations: [...ALLOCATIONS] }, {
       model, spectra, dataset, runner, batchSize: 64, latency: { warmup: 2, runs: ctx.ci ? 3 : 10 },
       cacheDir: join(out, '.cache', 'sweep'), sensitivity: demoSensitivity(ctx), signal: io.signal,
       onPoint: (p) => io.out(`${p.label.padEnd(24)} ${num(p.params).padStart(11)} params  top-1 ${pct(p.metrics.top1).padStart(8)}${p.cached ? '  (cached)' : ''}`),
@@ -352,7 +351,7 @@ async function resultsTable(ctx: Context): Promise<ResultsTable> {
   try {
     dataset = await openData(runner, ctx);
     io.out('sweep (plain SVD) …');
-    const sweep = await runSweep({ levels: CUTS, allocations: ALLOCATIONS }, {
+    const sweep = await runSweep({ levels: CUTS, allocations: [...ALLOCATIONS] }, {
       model, spectra, dataset, runner, batchSize: 64, latency: { warmup: 3, runs: 20 }, cacheDir: join(out, '.cache', 'sweep'),
       sensitivity: { samples: 512, measure: 'kl' }, signal: io.signal,
     });

@@ -2,7 +2,7 @@
 // written as sweep.json, sweep.csv, sweep.svg and a standalone sweep.html.
 import { join } from 'node:path';
 import { RankscopeError } from '../core/errors';
-import type { Allocation } from '../core/compress/budget';
+import { ALLOCATIONS, isAllocation, type Allocation } from '../core/compress/budget';
 import { loadDataset, type Dataset } from '../core/eval/dataset';
 import type { ScoreMetric } from '../core/eval/metrics';
 import { metricLabel, writeSweepReport } from '../core/eval/report';
@@ -12,7 +12,7 @@ import { resolveTask } from '../core/eval/task';
 import { openOnnxModel } from '../core/formats';
 import { computeSpectra } from '../core/linalg';
 import type { Command } from './command';
-import { cliOverrides, intOption, numberList, parseOptions, TASK_OPTIONS, taskFileFor } from './options';
+import { cliOverrides, intOption, nameList, numberList, parseOptions, TASK_OPTIONS, taskFileFor } from './options';
 
 const usage = `rankscope sweep [MODEL] --data DATA.npz (--levels 0.1,0.3,… | --energies 0.9,0.99,…) -o DIR [options]
 
@@ -54,8 +54,8 @@ export const sweepCommand: Command = {
     const levels = numberList(values.levels, '--levels') ?? (values.energies ? undefined : task.sweep.levels);
     const energies = numberList(values.energies, '--energies') ?? (values.levels ? undefined : task.sweep.energies);
     if (!levels?.length && !energies?.length) throw new RankscopeError('BAD_ARGUMENT', 'give --levels (budgets) or --energies (thresholds).', 'e.g. --levels 0.1,0.2,0.3,0.5');
-    const allocations = (values.allocation?.split(',').map((s) => s.trim()) ?? task.sweep.allocations ?? ['energy']) as Allocation[];
-    for (const a of allocations) if (!['energy', 'uniform', 'sensitivity'].includes(a)) throw new RankscopeError('BAD_ARGUMENT', `--allocation takes energy, uniform, sensitivity; got '${a}'.`);
+    const allocations = (nameList(values.allocation) ?? task.sweep.allocations ?? ['energy']) as Allocation[];
+    for (const a of allocations) if (!isAllocation(a)) throw new RankscopeError('BAD_ARGUMENT', `--allocation takes ${ALLOCATIONS.join(', ')}; got '${a}'.`);
     const metric = (values.metric ?? undefined) as ScoreMetric | undefined;
     if (metric && !['top1', 'top5', 'agreement', 'kl'].includes(metric)) throw new RankscopeError('BAD_ARGUMENT', `--metric takes top1, top5, agreement or kl; got '${metric}'.`);
     const out = values.out ?? task.sweep.out;

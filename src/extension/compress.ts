@@ -7,7 +7,7 @@ import * as vscode from 'vscode';
 import { RankscopeError } from '../core/errors';
 import { outputPathProblem } from '../core/fs/atomicWrite';
 import { compressToFile, graphCheck } from '../core/compress/apply';
-import { makePlan, type CompressRequest, type Plan } from '../core/compress/plan';
+import { isCompressible, makePlan, type CompressRequest, type Plan } from '../core/compress/plan';
 import { OnnxModel } from '../core/formats/onnx';
 import type { Model } from '../core/model/types';
 import { formatCount, formatPercent, formatSaved } from './format';
@@ -32,7 +32,7 @@ export function onnxModel(model: Model): OnnxModel {
 /** The plan for `request` over the open model, computing the selected layers' spectra first. */
 export async function planFor(session: ModelSession, request: CompressRequest, signal?: AbortSignal): Promise<Plan> {
   const model = onnxModel(session.requireModel());
-  const names = request.layers ?? model.layers.filter((l) => l.factorizable || l.compressed).map((l) => l.name);
+  const names = request.layers ?? model.layers.filter(isCompressible).map((l) => l.name);
   const spectra = await session.ensureSpectra(names, signal);
   return makePlan(model, spectra, { ...request, layers: names }, graphCheck(model));
 }

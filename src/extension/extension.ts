@@ -3,6 +3,7 @@
 // nothing else runs until the user opens a model. The time from activate() to a registered tree
 // is logged (goal < 150 ms).
 import * as vscode from 'vscode';
+import { isCompressible } from '../core/compress/plan';
 import { commands } from './commands';
 import { wireTradeoff } from './commands/showTradeoff';
 import type { Services } from './commands/command';
@@ -52,7 +53,7 @@ export function activate(context: vscode.ExtensionContext): RankscopeApi {
       const model = session.model;
       if (!model) return [];
       const picked = await vscode.window.showQuickPick(
-        model.layers.filter((l) => l.factorizable || l.compressed).map((l) => ({ label: quickPickText(l.name), layer: l.name })),
+        model.layers.filter(isCompressible).map((l) => ({ label: quickPickText(l.name), layer: l.name })),
         { title: 'Overlay spectra of', canPickMany: true },
       );
       return picked?.map((p) => p.layer) ?? [];

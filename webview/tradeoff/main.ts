@@ -12,6 +12,7 @@ import {
 import { h, replace } from '../shared/dom';
 import { WebviewClient } from '../shared/webview';
 import { formatBytes, formatCount, formatPercent, formatSaved, formatShape } from '../../src/extension/format';
+import { ALLOCATIONS } from '../../src/core/compress/budget';
 import { paretoFront } from '../../src/core/eval/pareto';
 import {
   ApplyPointRequest, CancelSweepCommand, DidAddPointNotification, DidChangeProgressNotification,
@@ -19,7 +20,6 @@ import {
   type Allocation, type OriginalModel, type PlanView, type TradeoffPoint, type TradeoffState, type XAxis,
 } from './protocol';
 
-const ALLOCATIONS: Allocation[] = ['energy', 'uniform', 'sensitivity'];
 const AXES: Record<XAxis, { label: string; of: (p: TradeoffPoint | OriginalModel) => number | undefined; format: (v: number) => string }> = {
   params: { label: 'parameters', of: (p) => p.params, format: formatCount },
   fileSize: { label: 'file size', of: (p) => p.fileSize, format: formatBytes },

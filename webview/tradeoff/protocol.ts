@@ -11,7 +11,8 @@ import {
 const scope = 'tradeoff';
 
 /** How a budget is spread over layers (compress `makePlan` allocations). */
-export type Allocation = 'energy' | 'uniform' | 'sensitivity';
+export type { Allocation } from '../../src/core/compress/budget';
+import type { Allocation } from '../../src/core/compress/budget';
 
 export interface TradeoffPoint {
   /** Stable id chosen by the host (used in GetPlan / ApplyPoint). */

@@ -9,7 +9,7 @@ import { factorize, frobeniusSquared, multiply, type Factors } from './factor';
 import { factorInWorkers, type GroupFactors } from './pool';
 import { GraphEditor } from './graph';
 import { entryOf, METHOD, nodeFromJson, nodeToJson, readEntries, RESTORED_METADATA_KEY, withMetadata, type RankscopeEntry } from './metadata';
-import { isBudget, layerFactorShape, layerHash, makePlan, policyOf, recheckRow, selectLayers, type CompressRequest, type Plan, type PlanLayer, type SpectrumLike } from './plan';
+import { isBudget, isCompressible, layerFactorShape, layerHash, makePlan, policyOf, recheckRow, selectLayers, type CompressRequest, type Plan, type PlanLayer, type SpectrumLike } from './plan';
 import { policyKind } from './policy';
 import { SpectrumCache, spectrumCacheKey } from '../linalg';
 import { mergeDescending } from '../linalg/singularValues';
@@ -130,7 +130,7 @@ export async function planAndFactorize(model: OnnxModel, request: CompressReques
   const policy = policyOf(request);
   policyKind(policy); // fail on a bad policy before any work
   const check = graphCheck(model);
-  const layers = selectLayers(model, request.layers).filter((l) => l.factorizable || l.compressed);
+  const layers = selectLayers(model, request.layers).filter(isCompressible);
   const fused = layers.filter((l) => !l.compressed && !check(l));
   // Factorized layers (A·B) and layers the rewrite refuses only need their spectra, as in planModel.
   const spectra: SpectrumLike[] = await planSpectra(model, layers.filter((l) => l.compressed), options);
@@ -252,7 +252,7 @@ export function restoreInMemory(model: OnnxModel, names: string[], options: Appl
 
 /** Spectra of the selected layers, then the plan, with the graph check: what the CLI and the extension call. */
 export async function planModel(model: OnnxModel, request: CompressRequest, options: PlanSpectraOptions = {}): Promise<Plan> {
-  const layers = selectLayers(model, request.layers).filter((l) => l.factorizable || l.compressed);
+  const layers = selectLayers(model, request.layers).filter(isCompressible);
   const spectra = await planSpectra(model, layers, options);
   return makePlan(model, spectra, request, graphCheck(model));
 }

@@ -5,7 +5,13 @@
 import { RankscopeError } from '../errors';
 import { decide, denseParams, energyCurve, factoredParams, maxRank, type FactorShape, type GroupSpectra, type RankChoice } from './policy';
 
-export type Allocation = 'energy' | 'uniform' | 'sensitivity';
+/** How a budget is spread over layers; the one list every option, task file and view checks against. */
+export const ALLOCATIONS = ['energy', 'uniform', 'sensitivity'] as const;
+export type Allocation = (typeof ALLOCATIONS)[number];
+
+export function isAllocation(x: unknown): x is Allocation {
+  return ALLOCATIONS.includes(x as Allocation);
+}
 
 export interface BudgetRequest {
   /** Fraction of the selected layers' weight parameters to remove (0 < X < 1). */
@@ -30,8 +36,8 @@ export function validateBudget(request: BudgetRequest): void {
   if (!(Number.isFinite(budget) && budget > 0 && budget < 1)) {
     throw new RankscopeError('BAD_ARGUMENT', `budget must be a fraction in (0, 1) (e.g. 0.5 or 50%); got ${budget}.`);
   }
-  if (!['energy', 'uniform', 'sensitivity'].includes(allocation)) {
-    throw new RankscopeError('BAD_ARGUMENT', `allocation must be energy, uniform or sensitivity; got ${allocation}.`);
+  if (!isAllocation(allocation)) {
+    throw new RankscopeError('BAD_ARGUMENT', `allocation must be one of ${ALLOCATIONS.join(', ')}; got ${allocation}.`);
   }
   if (allocation === 'sensitivity' && !request.sensitivity) {
     throw new RankscopeError('BAD_ARGUMENT', 'allocation "sensitivity" needs a sensitivity weight per layer.');

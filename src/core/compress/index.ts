@@ -1,8 +1,8 @@
 // Low-rank compression: rank policies, budget plans, the ONNX graph rewrite, restore.
 export { chooseRank, energyCurve, policyKind, type RankPolicy, type RankChoice, type FactorShape } from './policy';
-export { allocateBudget, totalEnergyKept, type Allocation, type BudgetRequest } from './budget';
+export { allocateBudget, ALLOCATIONS, isAllocation, totalEnergyKept, type Allocation, type BudgetRequest } from './budget';
 export {
-  makePlan, parsePlan, selectLayers, layerHash, layerFactorShape, planTotals, PLAN_FORMAT, PLAN_VERSION,
+  isCompressible, makePlan, parsePlan, selectLayers, layerHash, layerFactorShape, planTotals, PLAN_FORMAT, PLAN_VERSION,
   type Plan, type PlanLayer, type PlanTotals, type CompressRequest, type SpectrumLike,
 } from './plan';
 export { applyPlan, factorizePlan, planAndFactorize, planModel, compressToFile, restoreLayers, restoreInMemory, graphCheck, type ApplyOptions, type PlannedFactors } from './apply';

@@ -94,6 +94,11 @@ function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${escaped}$`);
 }
 
+/** A layer compression can act on: a dense factorizable weight, or a factorized pair (re-compressed at a lower rank, or restored). */
+export function isCompressible(layer: Layer): boolean {
+  return layer.factorizable || layer.compressed !== undefined;
+}
+
 /** Layers named by `patterns` (names or globs), or every factorizable layer. Unknown names are errors. */
 export function selectLayers(model: Model, patterns?: string[]): Layer[] {
   if (!patterns || patterns.length === 0) return model.layers.filter((l) => l.factorizable);

@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { throwIfCancelled, RankscopeError } from '../errors';
 import { applyPlan, graphCheck } from '../compress/apply';
 import { makePlan, type Plan, type PlanLayer, type SpectrumLike } from '../compress/plan';
-import type { Allocation } from '../compress/budget';
+import { ALLOCATIONS, isAllocation, type Allocation } from '../compress/budget';
 import { encodeOnnx, type OnnxModel } from '../formats/onnx';
 import { hashFileContent, PointCache } from './cache';
 import { FactorBank } from './factorBank';
@@ -107,7 +107,7 @@ export async function runSweep(spec: SweepSpec, o: SweepOptions): Promise<SweepR
   if (levels.length === 0 && energies.length === 0) throw new RankscopeError('BAD_ARGUMENT', 'a sweep needs levels (budgets) or energies.', 'e.g. --levels 0.1,0.2,0.3,0.5 or --energies 0.9,0.95,0.99');
   for (const l of levels) if (!(l > 0 && l < 1)) throw new RankscopeError('BAD_ARGUMENT', `budget level ${l} is not in (0, 1).`, 'A level is the fraction of parameters to remove: 0.3 = 30 %.');
   for (const e of energies) if (!(e > 0 && e <= 1)) throw new RankscopeError('BAD_ARGUMENT', `energy ${e} is not in (0, 1].`);
-  for (const a of allocations) if (!['energy', 'uniform', 'sensitivity'].includes(a)) throw new RankscopeError('BAD_ARGUMENT', `allocation must be energy, uniform or sensitivity; got '${a}'.`);
+  for (const a of allocations) if (!isAllocation(a)) throw new RankscopeError('BAD_ARGUMENT', `allocation must be one of ${ALLOCATIONS.join(', ')}; got '${a}'.`);
   const { model, dataset, runner, signal } = o;
   const metric: ScoreMetric = o.metric ?? (dataset.hasLabels ? 'top1' : 'agreement');
   if ((metric === 'top1' || metric === 'top5') && !dataset.hasLabels) {

@@ -4,7 +4,7 @@
 // model is written and opened. Tests pass `{ layers, policy, output }` to skip every prompt.
 import * as vscode from 'vscode';
 import type { RankPolicy } from '../../core/compress/policy';
-import type { Plan } from '../../core/compress/plan';
+import { isCompressible, type Plan } from '../../core/compress/plan';
 import { askOutputPath, outputPathFor, planFor, planSummary, writeAndOpen } from '../compress';
 import { formatCount, formatShape, quickPickText } from '../format';
 import { withCancellableProgress } from '../progress';
@@ -41,7 +41,7 @@ async function run(s: Services, args: unknown[]): Promise<string | undefined> {
 
 async function pickLayers(session: ModelSession): Promise<string[] | undefined> {
   const model = session.requireModel();
-  const items = model.layers.filter((l) => l.factorizable || l.compressed).map((l) => ({
+  const items = model.layers.filter(isCompressible).map((l) => ({
     label: quickPickText(l.name),
     description: `${formatShape(l.shape)} · ${formatCount(l.params)}${l.compressed ? ` · rank ${l.compressed.rank}` : ''}`,
     layer: l.name,

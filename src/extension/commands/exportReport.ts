@@ -2,6 +2,7 @@
 // written next to the model and opened. Tests pass `{ output }`.
 import { existsSync } from 'node:fs';
 import * as vscode from 'vscode';
+import { isCompressible } from '../../core/compress/plan';
 import { checkOutputPath, writeFileAtomic } from '../../core/fs/atomicWrite';
 import { withCancellableProgress } from '../progress';
 import { markdownReport } from '../report';
@@ -23,7 +24,7 @@ export const exportReport: RankscopeCommand = {
     if (!output) return undefined;
     const target = output;
     checkOutputPath(target, { inputs: [s.session.path] }); // before the spectra, not after
-    const names = model.layers.filter((l) => l.factorizable || l.compressed).map((l) => l.name);
+    const names = model.layers.filter(isCompressible).map((l) => l.name);
     await withCancellableProgress('Computing spectra for the report', (signal) => s.session.ensureSpectra(names, signal));
     const text = markdownReport(model, (l) => s.session.spectrum(l), s.session.totals()!);
     await writeFileAtomic(target, text, { inputs: [s.session.path] });

@@ -1,6 +1,7 @@
 // Show Spectrum: the selected layers in the Spectrum side panel (the first one focused, the rest
 // overlaid). Also what a click on a layer in the tree runs.
 import * as vscode from 'vscode';
+import { isCompressible } from '../../core/compress/plan';
 import { quickPickText } from '../format';
 import { RankscopeError } from '../../core/errors';
 import { withCancellableProgress } from '../progress';
@@ -15,7 +16,7 @@ export const showSpectrum: RankscopeCommand = {
     let names = selectedLayers(s, args);
     if (names.length === 0) {
       const picked = await vscode.window.showQuickPick(
-        model.layers.filter((l) => l.factorizable || l.compressed).map((l) => ({ label: quickPickText(l.name), layer: l.name })),
+        model.layers.filter(isCompressible).map((l) => ({ label: quickPickText(l.name), layer: l.name })),
         { title: 'Show Spectrum of', canPickMany: true },
       );
       names = picked?.map((p) => p.layer) ?? [];

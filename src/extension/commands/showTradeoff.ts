@@ -5,7 +5,7 @@ import { basename } from 'node:path';
 import * as vscode from 'vscode';
 import type { TradeoffPoint } from '../../../webview/tradeoff/protocol';
 import { RankscopeError } from '../../core/errors';
-import type { Plan } from '../../core/compress/plan';
+import { isCompressible, type Plan } from '../../core/compress/plan';
 import { graphCheck } from '../../core/compress/apply';
 import { loadDataset, type Dataset } from '../../core/eval/dataset';
 import { OrtRunner } from '../../core/eval/runner';
@@ -75,7 +75,7 @@ async function prepare(session: ModelSession, given: Partial<TradeoffOptions>): 
   let spectra: LayerSpectrum[] = [];
   const run: SweepRunner = async (signal, sink) => {
     sink.progress({ done: 0, total: 1, message: 'computing spectra' });
-    const names = model.layers.filter((l) => l.factorizable || l.compressed).map((l) => l.name);
+    const names = model.layers.filter(isCompressible).map((l) => l.name);
     spectra = await session.ensureSpectra(names, signal);
     // No signal for the runner: aborting it terminates its thread, and terminating a thread
     // inside a native ONNX Runtime run took the whole extension host down (seen in the
