@@ -48,7 +48,7 @@ export function checkOutputPath(path: string, check: OutputCheck = {}): string {
     }
     info = statSync(target);
   }
-  if (info?.isDirectory()) throw pathProblem(`${path} is a folder, not a file.`, `Give a file path, e.g. ${join(path, basename(path) || 'output')}.`);
+  if (info?.isDirectory()) throw pathProblem(`${path} is a folder, not a file.`, 'Give the path of a file (it may be inside that folder).');
   if (info && !info.isFile()) {
     throw pathProblem(`${path} is ${kindOf(info)}, not a regular file; Rankscope writes only regular files.`, 'Give the path of a file to create or replace.');
   }

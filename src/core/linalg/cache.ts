@@ -3,10 +3,10 @@
 // One small JSON file per entry with a checksum: an entry that fails to parse or to check is
 // deleted and recomputed, never trusted. Bounded: least recently used entries go first.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, utimesSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, unlinkSync, utimesSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { writeFileAtomicSync } from '../fs/atomicWrite';
+import { ensureOutputFolder, writeFileAtomicSync } from '../fs/atomicWrite';
 
 /** Bump when the algorithm changes what it returns, so old entries stop matching. */
 const CACHE_VERSION = 'sv-1';
@@ -36,7 +36,7 @@ export class SpectrumCache {
     readonly dir: string,
     readonly maxBytes = DEFAULT_CACHE_MAX_BYTES,
   ) {
-    mkdirSync(dir, { recursive: true });
+    ensureOutputFolder(dir); // a file in the way is a clear error, not a crash
   }
 
   /** Key for a tensor's content hash plus how the matrix is viewed (layout, shape, groups). */
