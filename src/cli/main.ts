@@ -70,7 +70,7 @@ function abortOnSigint(): AbortSignal {
  * Exits once stdout and stderr have handed every byte to the OS: process.exit() alone drops
  * what a pipe has not taken yet (output through `| wc -c` stopped at 64 KiB).
  */
-export async function exitWhenFlushed(code: number): Promise<never> {
+async function exitWhenFlushed(code: number): Promise<never> {
   await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
   process.exit(code);
 }
