@@ -1,5 +1,5 @@
 # Checkpoints saved by the real torch.save, and what torch.load says is in them (the reference the
-# TypeScript readers are checked against). Usage: torch_checkpoints.py OUT_DIR
+# TypeScript readers are checked against). Usage: torch_checkpoints.py OUT_DIR WORKER_PYTHON_DIR
 # Writes <name>.pt / .safetensors files and expected.json:
 #   {file: {"keys": {key: {"dtype", "shape", "sha256"}}, "svd": {key: [[σ…] per group]}}}
 # Keys are as torch.load returns them after the wrapper prefix (module.) is removed; sha256 is of
@@ -10,7 +10,7 @@ import numpy as np
 import torch, torch.nn as nn
 
 out = sys.argv[1]
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'src', 'worker', 'python'))
+sys.path.insert(0, sys.argv[2])  # src/worker/python
 from rankscope_worker import safetensors  # noqa: E402  (an independent writer: numpy, not our TypeScript)
 
 torch.manual_seed(0)
@@ -116,6 +116,19 @@ ref = {k: v for k, v in enc.state_dict().items()}
 ref_bf = torch.from_numpy(st['extra.bf16_weight'][1].view(np.int16)).view(torch.bfloat16)
 ref['extra.bf16_weight'] = ref_bf
 expected['encoder.safetensors'] = describe(ref)
+
+# 7. The same encoder re-zipped with deflate by another tool (read by inflating).
+import zipfile
+with zipfile.ZipFile(os.path.join(out, 'transformer.pt')) as src, \
+        zipfile.ZipFile(os.path.join(out, 'deflated.pt'), 'w', zipfile.ZIP_DEFLATED) as dst:
+    for info in src.infolist():
+        dst.writestr(info.filename.replace('transformer/', 'deflated/'), src.read(info))
+expected['deflated.pt'] = expected['transformer.pt']
+
+# Files that are refused: the legacy format, TorchScript, a whole pickled module.
+torch.save(enc.state_dict(), os.path.join(out, 'legacy.pt'), _use_new_zipfile_serialization=False)
+torch.jit.save(torch.jit.script(nn.Linear(3, 2)), os.path.join(out, 'scripted.pt'))
+torch.save(nn.Linear(3, 2), os.path.join(out, 'whole_module.pt'))
 
 # Cross-check every file with torch.load itself (weights_only where this torch has it).
 for name in ['transformer.pt', 'skeleton.pth', 'dataparallel.pt', 'fp16.bin', 'nested.pt']:

@@ -42,7 +42,7 @@ export function isCallable(v: unknown): v is PyCallable {
 }
 
 function describe(v: unknown): string {
-  if (isCallable(v)) return v.qualname;
+  if (typeof v === 'object' && v !== null && typeof (v as { qualname?: unknown }).qualname === 'string') return (v as { qualname: string }).qualname;
   if (v === null) return 'None';
   if (Array.isArray(v)) return 'a list/tuple';
   if (v instanceof Map) return 'a dict';

@@ -154,7 +154,7 @@ export function resolveTorchGlobal(module: string, name: string): unknown {
   if (module === 'torch' && STORAGE_DTYPES[name]) return new StorageType(qualname, STORAGE_DTYPES[name]);
   if ((module === 'torch.storage' || module === 'torch') && name === 'UntypedStorage') return new StorageType(qualname, 'uint8');
   if (module === 'torch' && TORCH_DTYPES.has(name)) return new Symbolic(qualname);
-  throw new PickleRefused(qualname, `the pickle calls ${qualname}, which is not one of the tensor-rebuild functions a state dict needs.`);
+  throw new PickleRefused(qualname, `the pickle imports ${qualname}, which is not one of the tensor-rebuild functions a state dict needs.`);
 }
 
 /** persistent_load for torch.save's ('storage', storage_type, key, location, numel) ids. */
