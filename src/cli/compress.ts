@@ -4,16 +4,22 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import { statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { RankscopeError } from '../core/errors';
-import { openOnnx } from '../core/formats/onnx';
+import type { OnnxModel } from '../core/formats/onnx';
+import { StateDictModel } from '../core/formats/stateDict';
+import { openModel } from '../core/model/open';
 import {
   compressToFile, parsePlan, planAndFactorize, planModel, refuseOverwrite, restoreLayers, type CompressRequest, type Plan,
 } from '../core/compress';
 import { checkOutputs } from '../core/compress/check';
 import { defaultSpectrumCacheDir } from '../core/linalg';
 import { parseOptions, type Command, type CommandIO } from './command';
+import { compressStateDict } from './compressStateDict';
 import { formatBytes, formatCount } from './inspect';
 
 const USAGE = `Usage: rankscope compress MODEL -o OUT [policy] [options]
+
+  MODEL: an ONNX model (OUT: a new .onnx), or a PyTorch checkpoint / .safetensors state dict
+  (OUT: a .safetensors file of factors <layer>.lowrank_A/_B and the untouched tensors; docs/pytorch.md)
 
   policy (one of; or --plan):
     --rank K           keep K singular triplets per layer
@@ -34,7 +40,7 @@ const USAGE = `Usage: rankscope compress MODEL -o OUT [policy] [options]
 
 export const compressCommand: Command = {
   name: 'compress',
-  summary: 'Compress layers by low-rank SVD factorization; writes a new ONNX model.',
+  summary: 'Compress layers by low-rank SVD factorization; writes a new ONNX model (or a factors file for a state dict).',
   usage: USAGE,
   async run(args, io) {
     // A bare --round-to means multiples of 8 (what GPUs' tensor cores like).
@@ -67,7 +73,15 @@ export const compressCommand: Command = {
       throw new RankscopeError('BAD_ARGUMENT', `The output ${out} is the input model; Rankscope never overwrites a model.`, 'Choose another -o path.');
     }
     const checkSamples = values.check === undefined ? 0 : integer('--check', values.check, 1);
-    const model = await openOnnx(positionals[0], { signal: io.signal });
+    const opened = await openModel(positionals[0], { signal: io.signal });
+    if (opened instanceof StateDictModel) {
+      // PyTorch checkpoints and safetensors: factors file instead of a graph (compressStateDict.ts).
+      if (values.plan !== undefined && policyGiven(values)) throw new RankscopeError('BAD_ARGUMENT', '--plan replaces the policy options; give one or the other.');
+      return compressStateDict(opened, {
+        out, dryRun, planFile: values.plan, savePlan: values['save-plan'], noCache: values['no-cache'], restore: values.restore, check: checkSamples,
+      }, io, { request: () => requestFrom(values), planTable });
+    }
+    const model = opened as OnnxModel;
 
     if (values.restore !== undefined) {
       if (!out) throw new RankscopeError('BAD_ARGUMENT', '--restore needs -o OUT.');

@@ -27,7 +27,7 @@ let expected: Record<string, Expected>;
 before(() => {
   if (!hasTorch) return;
   dir = tempDir('rankscope-pt-');
-  runPython(readFileSync(join(__dirname, 'torch_checkpoints.py'), 'utf8'), [dir, join(__dirname, '..', '..', '..', 'src', 'worker', 'python')]);
+  runPython(readFileSync(join(__dirname, 'torch_checkpoints.py'), 'utf8'), [dir, join(__dirname, '..', '..', '..', 'src', 'worker', 'python'), __dirname]);
   expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8'));
 });
 after(() => dir && rmSync(dir, { recursive: true, force: true }));

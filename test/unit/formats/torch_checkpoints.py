@@ -1,5 +1,5 @@
 # Checkpoints saved by the real torch.save, and what torch.load says is in them (the reference the
-# TypeScript readers are checked against). Usage: torch_checkpoints.py OUT_DIR WORKER_PYTHON_DIR
+# TypeScript readers are checked against). Usage: torch_checkpoints.py OUT_DIR WORKER_PYTHON_DIR TEST_DIR
 # Writes <name>.pt / .safetensors files and expected.json:
 #   {file: {"keys": {key: {"dtype", "shape", "sha256"}}, "svd": {key: [[σ…] per group]}}}
 # Keys are as torch.load returns them after the wrapper prefix (module.) is removed; sha256 is of
@@ -10,39 +10,11 @@ import numpy as np
 import torch, torch.nn as nn
 
 out = sys.argv[1]
-sys.path.insert(0, sys.argv[2])  # src/worker/python
+sys.path[:0] = [sys.argv[2], sys.argv[3]]  # src/worker/python, test/unit/formats
 from rankscope_worker import safetensors  # noqa: E402  (an independent writer: numpy, not our TypeScript)
+from torch_models import Encoder, Skeleton  # noqa: E402
 
 torch.manual_seed(0)
-
-
-class Encoder(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.embed = nn.Embedding(50, 32)
-        layer = nn.TransformerEncoderLayer(32, 4, 64, batch_first=True, dropout=0.0)
-        self.encoder = nn.TransformerEncoder(layer, 2)
-        self.head = nn.Linear(32, 10)
-
-    def forward(self, ids):
-        return self.head(self.encoder(self.embed(ids))[:, 0])
-
-
-class Skeleton(nn.Module):
-    """CTR-GCN-shaped: (N, C, T, V) convs, a grouped temporal conv, a depthwise conv, BatchNorm, a head."""
-    def __init__(self):
-        super().__init__()
-        self.stem = nn.Conv2d(3, 16, 1)
-        self.bn = nn.BatchNorm2d(16)
-        self.tconv = nn.Conv2d(16, 32, (9, 1), padding=(4, 0), groups=4)
-        self.dwconv = nn.Conv2d(32, 32, (3, 3), padding=1, groups=32)
-        self.conv1d = nn.Conv1d(32, 24, 3, padding=1)
-        self.fc = nn.Linear(24, 60)
-
-    def forward(self, x):
-        x = torch.relu(self.bn(self.stem(x)))
-        x = self.dwconv(self.tconv(x)).mean(-1)
-        return self.fc(self.conv1d(x).mean(-1))
 
 
 def bits(t):
