@@ -56,7 +56,7 @@ const natives = files.filter((f) => f.startsWith('node_modules/onnxruntime-node/
 const foreign = natives.filter((f) => !f.startsWith(`${ortBin}/`));
 if (foreign.length) problems.push(`other platforms' binaries: ${foreign.join(', ')}`);
 if (!natives.some((f) => f.endsWith('onnxruntime_binding.node'))) problems.push(`no ${target} onnxruntime binding`);
-for (const needed of ['dist/extension.js', 'dist/spectra-worker.js', 'dist/ort-worker.js', 'dist/factor-worker.js', 'media/rankscope.svg', 'schemas/rankscope.schema.json', 'src/worker/python/rankscope_worker/__main__.py']) {
+for (const needed of ['dist/extension.js', 'dist/spectra-worker.js', 'dist/ort-worker.js', 'dist/factor-worker.js', 'media/rankscope.svg', 'schemas/rankscope.schema.json', 'src/worker/python/rankscope_worker/__main__.py', 'src/worker/python/rankscope_torch/__init__.py', 'src/worker/python/rankscope_torch/lowrank.py']) {
   if (!files.includes(needed)) problems.push(`missing ${needed}`);
 }
 const otherModules = [...new Set(files.filter((f) => f.startsWith('node_modules/')).map((f) => f.split('/').slice(1, f.split('/')[1].startsWith('@') ? 3 : 2).join('/')))];

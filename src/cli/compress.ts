@@ -3,7 +3,9 @@
 import { readFile } from 'node:fs/promises';
 import { statSync } from 'node:fs';
 import { RankscopeError } from '../core/errors';
-import { openOnnxModel } from '../core/formats';
+import { openModel } from '../core/formats';
+import { OnnxModel } from '../core/formats/onnx';
+import { StateDictModel } from '../core/formats/stateDict';
 import {
   ALLOCATIONS, compressToFile, parsePlan, planAndFactorize, planModel, restoreLayers, selectLayers, type CompressRequest, type Plan,
 } from '../core/compress';
@@ -11,10 +13,14 @@ import { checkOutputs } from '../core/eval/check';
 import { checkOutputPath, writeFileAtomic } from '../core/fs/atomicWrite';
 import { defaultSpectrumCacheDir } from '../core/linalg';
 import type { Command, CommandIO } from './command';
+import { compressStateDict } from './compressStateDict';
 import { fractionOption, intOption, nameList, oneOf, parseOptions } from './options';
 import { formatBytes, formatCount } from './inspect';
 
 const USAGE = `Usage: rankscope compress MODEL -o OUT [policy] [options]
+
+  MODEL: an ONNX model (OUT: a new .onnx), or a PyTorch checkpoint / .safetensors state dict
+  (OUT: a .safetensors file of factors <layer>.lowrank_A/_B and the untouched tensors; docs/pytorch.md)
 
   policy (one of; or --plan):
     --rank K           keep K singular triplets per layer
@@ -35,7 +41,7 @@ const USAGE = `Usage: rankscope compress MODEL -o OUT [policy] [options]
 
 export const compressCommand: Command = {
   name: 'compress',
-  summary: 'Compress layers by low-rank SVD factorization; writes a new ONNX model.',
+  summary: 'Compress layers by low-rank SVD factorization; writes a new ONNX model (or a factors file for a state dict).',
   usage: USAGE,
   async run(args, io) {
     // A bare --round-to means multiples of 8 (what GPUs' tensor cores like).
@@ -67,7 +73,16 @@ export const compressCommand: Command = {
     // Path problems before any work: an unwritable -o is known at once, not after the spectra.
     for (const path of [out, values['save-plan']]) if (path) checkOutputPath(path, { inputs: [positionals[0]] });
     const checkSamples = values.check === undefined ? 0 : intOption(values.check, '--check');
-    const model = await openOnnxModel(positionals[0], { signal: io.signal });
+    const opened = await openModel(positionals[0], { signal: io.signal });
+    if (opened instanceof StateDictModel) {
+      // PyTorch checkpoints and safetensors: factors file instead of a graph (compressStateDict.ts).
+      if (values.plan !== undefined && policyGiven(values)) throw new RankscopeError('BAD_ARGUMENT', '--plan replaces the policy options; give one or the other.');
+      return compressStateDict(opened, {
+        out, dryRun, planFile: values.plan, savePlan: values['save-plan'], noCache: values['no-cache'], restore: values.restore, check: checkSamples,
+      }, io, { request: () => requestFrom(values), planTable });
+    }
+    if (!(opened instanceof OnnxModel)) throw new RankscopeError('UNSUPPORTED', `${positionals[0]} is not a model compress can rewrite.`);
+    const model = opened;
 
     if (values.restore !== undefined) {
       if (!out) throw new RankscopeError('BAD_ARGUMENT', '--restore needs -o OUT.');

@@ -14,7 +14,8 @@ export const inspectCommand: Command = {
   summary: 'List every weight matrix of a model: shape, parameters, dtype, factorizable or why not.',
   usage: `Usage: rankscope inspect MODEL [--json] [--spectra]
 
-  MODEL      an ONNX file (external data is read from its folder)
+  MODEL      an ONNX file (external data is read from its folder), a PyTorch checkpoint
+             (.pt/.pth/.bin, torch.save's zip format) or a .safetensors file
   --json     print the stable JSON schema "${INSPECT_SCHEMA}" (docs/cli.md) instead of a table
   --spectra  add each layer's spectrum metrics (energy ranks, stable/effective rank, alpha; cached)`,
   async run(argv, io) {
@@ -80,17 +81,21 @@ export function inspectTable(model: Model, spectra?: Map<string, LayerSpectrum>)
   const s = model.summary;
   const lines = [
     `${s.path}`,
-    `  ${formatBytes(s.fileSize)}, ONNX IR ${s.irVersion}, opsets ${s.opsets.map((o) => `${o.domain} ${o.version}`).join(', ')}` +
-      (s.producer.name ? `, produced by ${s.producer.name}${s.producer.version ? ` ${s.producer.version}` : ''}` : ''),
-    `  inputs:  ${s.inputs.map(valueInfo).join(', ') || '(none)'}`,
-    `  outputs: ${s.outputs.map(valueInfo).join(', ') || '(none)'}`,
+    ...(s.format === 'onnx'
+      ? [
+        `  ${formatBytes(s.fileSize)}, ONNX IR ${s.irVersion}, opsets ${s.opsets.map((o) => `${o.domain} ${o.version}`).join(', ')}` +
+          (s.producer.name ? `, produced by ${s.producer.name}${s.producer.version ? ` ${s.producer.version}` : ''}` : ''),
+        `  inputs:  ${s.inputs.map(valueInfo).join(', ') || '(none)'}`,
+        `  outputs: ${s.outputs.map(valueInfo).join(', ') || '(none)'}`,
+      ]
+      : [`  ${formatBytes(s.fileSize)}, ${s.format === 'pytorch' ? 'PyTorch checkpoint' : 'safetensors file'} (a state dict: no graph, layers found by parameter names)`]),
     '',
   ];
   const spectrumHeader = spectra ? ['r90', 'r95', 'r99', 'stable', 'eff.rank', 'alpha'] : [];
   const header = ['#', 'layer', 'op', 'out × in', 'dtype', 'params', 'bias', 'users', ...spectrumHeader, 'factorizable'];
   const rows = model.layers.map((l, i) => [
     String(i + 1), l.name, l.op + (l.groups && l.groups > 1 ? `/g${l.groups}` : ''), `${l.shape[0]} × ${l.shape[1]}`, l.dtype,
-    formatCount(l.params), l.biasParams ? formatCount(l.biasParams) : '-', String(l.nodes.length),
+    formatCount(l.params), l.biasParams ? formatCount(l.biasParams) : '-', l.nodes.length ? String(l.nodes.length) : '-',
     ...(spectra ? spectrumCells(spectra.get(l.name)) : []), factorizableText(l),
   ]);
   const numeric = new Set([0, 5, 6, 7, ...spectrumHeader.map((_, i) => 8 + i)]);

@@ -8,9 +8,10 @@ import { compressCommand } from './compress';
 import { finetuneCommand } from './finetune';
 import { demoCommand } from './demo';
 import { spectrumCommand } from './spectrum';
+import { torchPathCommand } from './torchPath';
 
 // Each command lives in its own file and is added here.
-const commands: Command[] = [inspectCommand, spectrumCommand, compressCommand, evalCommand, sweepCommand, finetuneCommand, demoCommand];
+const commands: Command[] = [inspectCommand, spectrumCommand, compressCommand, evalCommand, sweepCommand, finetuneCommand, demoCommand, torchPathCommand];
 
 function help(out: (s: string) => void): void {
   out('rankscope: inspect and compress neural-network layers by low-rank SVD factorization.\n');

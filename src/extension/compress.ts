@@ -25,7 +25,7 @@ export function outputPathFor(modelPath: string, suffix = 'rankscope'): string {
 }
 
 export function onnxModel(model: Model): OnnxModel {
-  if (!(model instanceof OnnxModel)) throw new RankscopeError('UNSUPPORTED', 'Only ONNX models can be compressed today.');
+  if (!(model instanceof OnnxModel)) throw new RankscopeError('UNSUPPORTED', 'Compressing in the editor works on ONNX models.', 'For a PyTorch checkpoint or safetensors file run `rankscope compress MODEL -o MODEL.lowrank.safetensors` (docs/pytorch.md).');
   return model;
 }
 

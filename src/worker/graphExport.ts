@@ -114,7 +114,7 @@ export async function exportGraph(model: OnnxModel, dir: string, name = 'model',
   const json = graphJson(model, weightsFile, tensors);
   throwIfCancelled(signal);
   const weights = join(dir, weightsFile);
-  await writeSafetensors(weights, tensors, undefined, signal);
+  await writeSafetensors(weights, tensors, undefined, { signal });
   const graph = join(dir, `${name}.graph.json`);
   await writeFileAtomic(graph, JSON.stringify(json), { signal, durable: false });
   return { graph, weights, json };

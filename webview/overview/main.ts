@@ -9,10 +9,11 @@ import { WebviewClient } from '../shared/webview';
 import { formatBytes, formatCount, formatPercent, formatShape } from '../../src/extension/format';
 import {
   DidFailNotification, DidLoadNotification, DidUpdateGainsNotification, ShowInLayersCommand, ShowSpectrumCommand,
-  type OverviewState,
+  type OverviewState, type OverviewSummary,
 } from './protocol';
 
 const client = new WebviewClient<OverviewState>();
+const FORMAT_NAMES: Record<OverviewSummary['format'], string> = { onnx: 'ONNX', pytorch: 'PyTorch checkpoint (state dict)', safetensors: 'safetensors (state dict)' };
 let colors = themeColors();
 applyThemeDefaults(colors);
 document.body.classList.add('rs-editor');
@@ -67,8 +68,8 @@ function render(): void {
   );
   const io = (vs: { name: string; dtype: string; shape: string }[]): string => vs.map((v) => `${v.name}: ${v.dtype}[${v.shape}]`).join(', ');
   replace(details,
-    h('dt', null, 'format'), h('dd', null, `ONNX, IR ${s.irVersion}`),
-    h('dt', null, 'opsets'), h('dd', null, s.opsets.join(', ')),
+    h('dt', null, 'format'), h('dd', null, FORMAT_NAMES[s.format] + (s.format === 'onnx' ? `, IR ${s.irVersion}` : '')),
+    ...(s.format === 'onnx' ? [h('dt', null, 'opsets'), h('dd', null, s.opsets.join(', '))] : []),
     h('dt', null, 'producer'), h('dd', null, s.producer),
     h('dt', null, 'inputs'), h('dd', null, io(s.inputs)),
     h('dt', null, 'outputs'), h('dd', null, io(s.outputs)),

@@ -9,7 +9,8 @@ const scope = 'overview';
 export interface OverviewSummary {
   fileName: string;
   fileSize: number;
-  format: 'onnx';
+  /** 'onnx', or a state-dict format (no graph: irVersion 0, no opsets, inputs or outputs). */
+  format: 'onnx' | 'pytorch' | 'safetensors';
   irVersion: number;
   /** e.g. ["ai.onnx 17"]. */
   opsets: string[];

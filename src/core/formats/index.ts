@@ -5,32 +5,26 @@ import { RankscopeError } from '../errors';
 import type { Model } from '../model/types';
 import { type ModelFormat, SNIFF_BYTES } from './modelFormat';
 import { OnnxModel, onnxFormat } from './onnx';
+import { openPytorch, sniffPytorch } from './pytorch';
+import { openSafetensors, sniffSafetensors } from './safetensors';
 
 export type { ModelFormat } from './modelFormat';
 
-/** Formats recognised but not read yet: refused with what to do instead. */
-function notReadable(id: string, description: string, extensions: string[], sniff: ModelFormat['sniff']): ModelFormat {
-  return {
-    id, description, extensions, sniff,
-    open: async (path) => {
-      throw new RankscopeError('UNSUPPORTED', `${path} is ${description}, not ONNX; Rankscope reads ONNX models today.`,
-        'Export the model to ONNX first (torch.onnx.export).');
-    },
-  };
-}
+const pytorchFormat: ModelFormat = {
+  id: 'pytorch', description: 'a PyTorch checkpoint', extensions: ['.pt', '.pth', '.bin'],
+  sniff: (head) => sniffPytorch(head), open: openPytorch,
+};
 
-const zipArchive = notReadable('pytorch', 'a zip archive (a PyTorch checkpoint?)', ['.pt', '.pth', '.zip'],
-  (head) => head.length > 1 && head[0] === 0x50 && head[1] === 0x4b);
-
-// safetensors: an 8-byte little-endian header length (far below 2^48), then the JSON header.
-const safetensors = notReadable('safetensors', 'a safetensors file', ['.safetensors'],
-  (head) => head.length > 8 && head[8] === 0x7b && head[6] === 0 && head[7] === 0);
+const safetensorsFormat: ModelFormat = {
+  id: 'safetensors', description: 'a safetensors file', extensions: ['.safetensors'],
+  sniff: (head) => sniffSafetensors(head), open: openSafetensors,
+};
 
 /**
  * Sniffed in this order, so the precise signatures come before ONNX's (a protobuf's first byte
  * is a field tag, which many files happen to start with).
  */
-export const FORMATS: readonly ModelFormat[] = [zipArchive, safetensors, onnxFormat];
+export const FORMATS: readonly ModelFormat[] = [pytorchFormat, safetensorsFormat, onnxFormat];
 
 /** Explains a file that no format claims (by its name's ending; else as ONNX, the main format). */
 const FALLBACK = onnxFormat;

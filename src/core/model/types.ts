@@ -98,10 +98,14 @@ export interface Layer {
   compressed?: CompressedInfo;
 }
 
+/** File formats a Model is read from: an ONNX graph, or a state dict (PyTorch checkpoint, safetensors). */
+export type ModelFormat = 'onnx' | 'pytorch' | 'safetensors';
+
 export interface ModelSummary {
   path: string;
   fileSize: number;
-  format: 'onnx';
+  /** State-dict formats have no graph: irVersion 0, no opsets, inputs or outputs. */
+  format: ModelFormat;
   irVersion: number;
   opsets: { domain: string; version: number }[];
   producer: { name: string; version: string };

@@ -15,7 +15,7 @@ export const openModel: RankscopeCommand = {
       const picked = await vscode.window.showOpenDialog({
         canSelectMany: false,
         openLabel: 'Open Model',
-        filters: { 'ONNX models': ['onnx'], 'All files': ['*'] },
+        filters: { Models: ['onnx', 'pt', 'pth', 'bin', 'safetensors'], 'ONNX models': ['onnx'], 'PyTorch checkpoints': ['pt', 'pth', 'bin'], safetensors: ['safetensors'], 'All files': ['*'] },
         defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri,
       });
       path = picked?.[0]?.fsPath;

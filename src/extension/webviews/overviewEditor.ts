@@ -1,4 +1,4 @@
-// The read-only custom editor for .onnx files: a model overview (summary, parameters by layer
+// The read-only custom editor for model files (.onnx, PyTorch checkpoints, .safetensors): a model overview (summary, parameters by layer
 // kind, the layers with most to gain). The model is parsed here, on the extension host; the view
 // gets only the summary rows, never tensors. Protocol: webview/overview/protocol.ts.
 import { basename } from 'node:path';

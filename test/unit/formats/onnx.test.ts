@@ -252,14 +252,16 @@ describe('bad input', () => {
     assert.throws(() => m.tensor('embed.weight')!.bytes(), /bad-tensor\.onnx.*embed\.weight.*10 bytes, expected 6400/);
   });
 
-  test('a zip (PyTorch checkpoint) or safetensors file is refused by openModel with a hint', async () => {
+  test('openModel hands zips and safetensors files to their own readers (test/unit/formats/pytorch.test.ts)', async () => {
     const p = join(dir, 'model.pt');
     writeFileSync(p, Buffer.from('PK\u0003\u0004rest of a zip'));
-    await rejects(openModel(p), 'UNSUPPORTED', /zip archive/);
+    await rejects(openModel(p), 'CORRUPT', /model\.pt is not a readable zip archive/);
     const header = Buffer.from('{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}');
     const len = Buffer.alloc(8);
     len.writeBigUInt64LE(BigInt(header.length));
     writeFileSync(join(dir, 'model.safetensors'), Buffer.concat([len, header, Buffer.alloc(4)]));
-    await rejects(openModel(join(dir, 'model.safetensors')), 'UNSUPPORTED', /safetensors/);
+    const m = await openModel(join(dir, 'model.safetensors'));
+    assert.equal(m.summary.format, 'safetensors');
+    assert.deepEqual([...m.tensor('w')!.toFloat32()], [0]);
   });
 });

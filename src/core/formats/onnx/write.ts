@@ -151,7 +151,8 @@ export function makeTensorProto(name: string, dtype: DType, dims: readonly numbe
   return create(TensorProtoSchema, { name, dataType: dataTypeCode(dtype), dims: dims.map(BigInt), rawData: raw });
 }
 
-function encodeFloats(data: Float32Array | Float64Array, dtype: DType, name: string): Uint8Array {
+/** Float values as little-endian bytes of `dtype` (float16/bfloat16 rounded to nearest even). */
+export function encodeFloats(data: Float32Array | Float64Array, dtype: DType, name: string): Uint8Array {
   // Fresh, little-endian buffers (every platform Node ships on is little-endian).
   switch (dtype) {
     case 'float32': {
