@@ -50,7 +50,7 @@ test('each file goes to the format whose own sniff claims it', async () => {
 test('ONNX-only work refuses another format from its first bytes, saying what to do', async () => {
   assert.equal((await openOnnxModel(zooPath)).layers.length, 22);
   await assert.rejects(openOnnxModel(safetensorsPath), isError('UNSUPPORTED', /model\.safetensors is a safetensors file.*Export the model to ONNX/));
-  await assert.rejects(openOnnxModel(zipPath), isError('UNSUPPORTED', /model\.pt is a zip archive.*Export the model to ONNX/));
+  await assert.rejects(openOnnxModel(zipPath), isError('UNSUPPORTED', /model\.pt is a PyTorch checkpoint.*Export the model to ONNX/));
 });
 
 test('a FIFO, a device or a folder is refused at once, never opened for reading', { timeout: 5000 }, async () => {
