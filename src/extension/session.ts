@@ -10,16 +10,10 @@ import { layerHash } from '../core/compress/plan';
 import { planSpectra } from '../core/compress/spectra';
 import { OnnxModel } from '../core/formats/onnx';
 import { openModel } from '../core/model/open';
+import { paramTotals, type ParamTotals } from '../core/model/params';
 import type { Layer, Model } from '../core/model/types';
 import { log } from './log';
 import { settings } from './settings';
-
-export interface ParamTotals {
-  /** Parameters before any Rankscope compression (dense originals of compressed layers). */
-  original: number;
-  /** Parameters of the model as it is on disk. */
-  current: number;
-}
 
 export class ModelSession implements vscode.Disposable {
   private current?: { path: string; model: Model };
@@ -117,15 +111,7 @@ export class ModelSession implements vscode.Disposable {
   }
 
   totals(): ParamTotals | undefined {
-    const model = this.current?.model;
-    if (!model) return undefined;
-    let original = model.summary.totalParams;
-    for (const l of model.layers) {
-      if (!l.compressed) continue;
-      const [out, inn] = l.compressed.originalShape;
-      original += out * inn - l.compressed.rank * (out + inn);
-    }
-    return { original, current: model.summary.totalParams };
+    return this.current && paramTotals(this.current.model);
   }
 
   dispose(): void {

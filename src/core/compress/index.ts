@@ -1,8 +1,8 @@
 // Low-rank compression: rank policies, budget plans, the ONNX graph rewrite, restore.
-export { chooseRank, energyCurve, policyKind, type RankPolicy, type RankChoice, type FactorShape } from './policy';
+export { chooseRank, energyCurve, layerFactorShape, policyKind, type RankPolicy, type RankChoice, type FactorShape } from './policy';
 export { allocateBudget, totalEnergyKept, type Allocation, type BudgetRequest } from './budget';
 export {
-  makePlan, parsePlan, selectLayers, layerHash, layerFactorShape, planTotals, PLAN_FORMAT, PLAN_VERSION,
+  makePlan, parsePlan, selectLayers, layerHash, planTotals, PLAN_FORMAT, PLAN_VERSION,
   type Plan, type PlanLayer, type PlanTotals, type CompressRequest, type SpectrumLike,
 } from './plan';
 export { applyPlan, factorizePlan, planAndFactorize, planModel, compressToFile, restoreLayers, restoreInMemory, graphCheck, refuseOverwrite, type ApplyOptions, type PlannedFactors } from './apply';

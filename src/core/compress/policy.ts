@@ -66,12 +66,26 @@ export function policyKind(policy: RankPolicy): PolicyKey {
   return key;
 }
 
+/**
+ * A layer's FactorShape from its matrix view (Layer.shape) and conv groups (Layer.groups; the
+ * webviews' series carry the same two). One rule for every caller: m = out/groups, n = in.
+ */
+export function layerFactorShape(layer: { readonly shape: readonly number[]; readonly groups?: number }): FactorShape {
+  const groups = layer.groups ?? 1;
+  return { m: layer.shape[0] / groups, n: layer.shape[1], groups };
+}
+
 export function denseParams(shape: FactorShape): number {
   return shape.groups * shape.m * shape.n;
 }
 
 export function factoredParams(shape: FactorShape, k: number): number {
   return shape.groups * k * (shape.m + shape.n);
+}
+
+/** Largest rank that still saves parameters, k(m+n) < mn (0 when none does). */
+export function breakEvenRank(shape: FactorShape): number {
+  return Math.max(0, Math.min(maxRank(shape), Math.ceil((shape.m * shape.n) / (shape.m + shape.n)) - 1));
 }
 
 /** Largest rank a layer can take: min(m, n). */

@@ -4,7 +4,7 @@ import { RankscopeError, throwIfCancelled } from '../errors';
 import type { OnnxModel } from '../formats/onnx';
 import { layerMatrices } from '../model/matrix';
 import { computeSpectra, singularValues } from '../linalg';
-import type { Layer } from '../model/types';
+import type { Layer, Model } from '../model/types';
 import { multiply } from './factor';
 import { entryOf } from './metadata';
 import type { SpectrumLike } from './plan';
@@ -32,12 +32,12 @@ export async function planSpectra(model: OnnxModel, layers: Layer[], options: Pl
   return out;
 }
 
-/** Canonical [out, in] matrices per group; for a factorized layer, A·B. */
-export function matricesOf(model: OnnxModel, layer: Layer): { rows: number; cols: number; data: Float32Array | Float64Array }[] {
+/** Canonical [out, in] matrices per group; for a factorized layer, A·B (stored in the layer's layout, per group). */
+export function matricesOf(model: Model, layer: Layer): { rows: number; cols: number; data: Float32Array | Float64Array }[] {
   if (!layer.compressed) return layerMatrices(model, layer);
-  const entry = entryOf(model, layer.name);
   const [a, b] = layer.compressed.factors.map((n) => model.tensor(n));
-  if (!entry || !a || !b) throw new RankscopeError('UNSUPPORTED', `Layer '${layer.name}' was factorized without a Rankscope record.`);
-  return loadFactors(entry.layout, { dims: a.shape, data: a.toFloat32() }, { dims: b.shape, data: b.toFloat32() }, entry.groups)
+  // Only our own record says for sure how the factors are stored.
+  if (!entryOf(model, layer.name) || !a || !b) throw new RankscopeError('UNSUPPORTED', `Layer '${layer.name}' was factorized without a Rankscope record.`);
+  return loadFactors(layer.layout, { dims: a.shape, data: a.toFloat32() }, { dims: b.shape, data: b.toFloat32() }, layer.groups ?? 1)
     .map((g) => ({ rows: g.m, cols: g.n, data: multiply(g.a, g.b, g.m, g.k, g.n) }));
 }
