@@ -11,7 +11,7 @@ import {
 import { checkOutputs } from '../core/compress/check';
 import { defaultSpectrumCacheDir } from '../core/linalg';
 import { parseOptions, type Command, type CommandIO } from './command';
-import { formatBytes, formatCount } from './inspect';
+import { formatBytes, formatInteger } from '../core/format';
 
 const USAGE = `Usage: rankscope compress MODEL -o OUT [policy] [options]
 
@@ -169,8 +169,8 @@ export function planTable(plan: Plan): string[] {
     l.layer,
     `${l.shape[0]}×${l.shape[1]}${l.groups > 1 ? ` g${l.groups}` : ''}`,
     l.skipped ? '–' : l.currentRank ? `${l.currentRank}→${l.k}` : String(l.k),
-    formatCount(l.paramsBefore),
-    l.skipped ? '–' : formatCount(l.paramsAfter),
+    formatInteger(l.paramsBefore),
+    l.skipped ? '–' : formatInteger(l.paramsAfter),
     l.skipped ? '–' : `${(l.energyKept * 100).toFixed(2)} %`,
     l.skipped ? `skipped: ${l.reason}` : '',
   ]);
@@ -184,8 +184,8 @@ export function planTable(plan: Plan): string[] {
     ...rows.map(fmt),
     '',
     `${t.compressed} of ${plan.layers.length} layers factorized${t.skipped ? `, ${t.skipped} skipped` : ''}`,
-    `layer parameters: ${formatCount(t.paramsBefore)} → ${formatCount(t.paramsAfter)} (${percent(t.paramsAfter, t.paramsBefore)})`,
-    `model parameters: ${formatCount(t.modelParamsBefore)} → ${formatCount(t.modelParamsAfter)} (${percent(t.modelParamsAfter, t.modelParamsBefore)})`,
+    `layer parameters: ${formatInteger(t.paramsBefore)} → ${formatInteger(t.paramsAfter)} (${percent(t.paramsAfter, t.paramsBefore)})`,
+    `model parameters: ${formatInteger(t.modelParamsBefore)} → ${formatInteger(t.modelParamsAfter)} (${percent(t.modelParamsAfter, t.modelParamsBefore)})`,
   ];
 }
 

@@ -7,7 +7,7 @@ import type { LayerSpectrum } from '../../core/linalg';
 import { chooseRank, layerFactorShape } from '../../core/compress/policy';
 import { originalParams } from '../../core/model/params';
 import type { Layer, Model } from '../../core/model/types';
-import { formatCount, formatPercent, formatSaved, formatShape } from '../format';
+import { formatCount, formatPercent, formatSaved, formatShape } from '../../core/format';
 import type { ModelSession } from '../session';
 import { settings, type SortOrder } from '../settings';
 import { moduleSegments } from './modulePath';
