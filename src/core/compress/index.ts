@@ -7,5 +7,5 @@ export {
 } from './plan';
 export { applyPlan, factorizePlan, planAndFactorize, planModel, compressToFile, restoreLayers, restoreInMemory, graphCheck, refuseOverwrite, type ApplyOptions, type PlannedFactors } from './apply';
 export { balancedFactors, factorize, multiply, truncateFactors, type Factors, type Triplets } from './factor';
-export { planSpectra, matricesOf } from './spectra';
+export { layerSpectra, planSpectra, matricesOf, type LayerSpectraOptions } from './spectra';
 export { METHOD, RESTORED_METADATA_KEY, type RankscopeEntry } from './metadata';

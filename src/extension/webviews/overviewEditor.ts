@@ -9,7 +9,8 @@ import {
   type GainRow, type KindRow, type OverviewSummary,
 } from '../../../webview/overview/protocol';
 import { isRankscopeError } from '../../core/errors';
-import { computeSpectra, type LayerSpectrum } from '../../core/linalg';
+import { layerSpectra } from '../../core/compress/spectra';
+import type { LayerSpectrum } from '../../core/linalg';
 import { openModel } from '../../core/model/open';
 import { paramTotals } from '../../core/model/params';
 import type { Model, ValueInfo } from '../../core/model/types';
@@ -126,7 +127,7 @@ export class OverviewEditorProvider implements vscode.CustomReadonlyEditorProvid
     if (layers.length === 0) return send();
     let last = 0;
     try {
-      await computeSpectra(model, {
+      await layerSpectra(model, {
         layers, order: 'size', signal, cacheDir: this.session.cacheDir(),
         onResult: (s) => {
           found.set(s.layer, s);
