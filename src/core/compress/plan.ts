@@ -248,7 +248,7 @@ export function parsePlan(text: string, file: string): Plan {
 
 /** Recomputes a row after a hand edit of k: parameters, skip test (force honoured). */
 export function recheckRow(row: PlanLayer, energyKept: number): RankChoice {
-  const shape: FactorShape = { m: row.shape[0] / row.groups, n: row.shape[1], groups: row.groups };
+  const shape = layerFactorShape(row);
   if (row.k > maxRank(shape)) {
     throw new RankscopeError('BAD_ARGUMENT', `Layer '${row.layer}': rank ${row.k} is out of range (at most ${maxRank(shape)}).`);
   }
