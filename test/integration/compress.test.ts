@@ -200,5 +200,7 @@ suite('a compressed grouped conv counts rank·(out + groups·in)', () => {
     assert.equal(series.groups, 2);
     assert.equal(series.params, 992);
     assert.equal(series.groupSingularValues?.length, 2);
+    // Each group is 32×216: no rank above 32 exists.
+    await assert.rejects(a.spectrum.compressAtRank('gconv', 33), /exceeds min\(out\/groups, in\) = 32/);
   });
 });

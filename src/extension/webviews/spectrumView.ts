@@ -108,8 +108,9 @@ export class SpectrumViewProvider implements vscode.WebviewViewProvider, vscode.
   async compressAtRank(layer: string, rank: number): Promise<CompressAtRankResult> {
     const l = this.session.layer(layer);
     if (!l) throw new Error(`Layer '${layer}' is not in the open model.`);
-    const max = maxRank(layerFactorShape(l));
-    if (rank > max) throw new Error(`Rank ${rank} exceeds min(out/groups, in) = ${max} of ${layer}.`);
+    const shape = layerFactorShape(l);
+    const max = maxRank(shape);
+    if (rank > max) throw new Error(`Rank ${rank} exceeds min(${shape.groups > 1 ? 'out/groups' : 'out'}, in) = ${max} of ${layer}.`);
     return this.actions.compressAtRank(layer, rank);
   }
 
