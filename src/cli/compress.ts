@@ -12,10 +12,10 @@ import {
 import { checkOutputs } from '../core/eval/check';
 import { checkOutputPath, writeFileAtomic } from '../core/fs/atomicWrite';
 import { defaultSpectrumCacheDir } from '../core/linalg';
+import { formatBytes, formatInteger } from '../core/format';
 import type { Command, CommandIO } from './command';
 import { compressStateDict } from './compressStateDict';
 import { fractionOption, intOption, nameList, oneOf, parseOptions } from './options';
-import { formatBytes, formatCount } from './inspect';
 
 const USAGE = `Usage: rankscope compress MODEL -o OUT [policy] [options]
 
@@ -165,8 +165,8 @@ export function planTable(plan: Plan): string[] {
     l.layer,
     `${l.shape[0]}×${l.shape[1]}${l.groups > 1 ? ` g${l.groups}` : ''}`,
     l.skipped ? '–' : l.currentRank ? `${l.currentRank}→${l.k}` : String(l.k),
-    formatCount(l.paramsBefore),
-    l.skipped ? '–' : formatCount(l.paramsAfter),
+    formatInteger(l.paramsBefore),
+    l.skipped ? '–' : formatInteger(l.paramsAfter),
     l.skipped ? '–' : `${(l.energyKept * 100).toFixed(2)} %`,
     l.skipped ? `skipped: ${l.reason}` : '',
   ]);
@@ -180,8 +180,8 @@ export function planTable(plan: Plan): string[] {
     ...rows.map(fmt),
     '',
     `${t.compressed} of ${plan.layers.length} layers factorized${t.skipped ? `, ${t.skipped} skipped` : ''}`,
-    `layer parameters: ${formatCount(t.paramsBefore)} → ${formatCount(t.paramsAfter)} (${percent(t.paramsAfter, t.paramsBefore)})`,
-    `model parameters: ${formatCount(t.modelParamsBefore)} → ${formatCount(t.modelParamsAfter)} (${percent(t.modelParamsAfter, t.modelParamsBefore)})`,
+    `layer parameters: ${formatInteger(t.paramsBefore)} → ${formatInteger(t.paramsAfter)} (${percent(t.paramsAfter, t.paramsBefore)})`,
+    `model parameters: ${formatInteger(t.modelParamsBefore)} → ${formatInteger(t.modelParamsAfter)} (${percent(t.modelParamsAfter, t.modelParamsBefore)})`,
   ];
 }
 

@@ -13,7 +13,7 @@ import type { StateDictModel } from '../core/formats/stateDict';
 import { writeFileAtomic } from '../core/fs/atomicWrite';
 import { defaultSpectrumCacheDir } from '../core/linalg';
 import type { CommandIO } from './command';
-import { formatBytes } from './inspect';
+import { formatBytes } from '../core/format';
 
 export interface StateDictCompressOptions {
   out?: string;

@@ -2,6 +2,7 @@
 // documented in docs/cli.md (schema "rankscope.inspect/1").
 import { RankscopeError } from '../core/errors';
 import { computeSpectra, defaultSpectrumCacheDir, type LayerSpectrum } from '../core/linalg';
+import { formatBytes, formatInteger } from '../core/format';
 import { openModel } from '../core/formats';
 import type { Layer, Model, ValueInfo } from '../core/model/types';
 import type { Command } from './command';
@@ -95,7 +96,7 @@ export function inspectTable(model: Model, spectra?: Map<string, LayerSpectrum>)
   const header = ['#', 'layer', 'op', 'out × in', 'dtype', 'params', 'bias', 'users', ...spectrumHeader, 'factorizable'];
   const rows = model.layers.map((l, i) => [
     String(i + 1), l.name, l.op + (l.groups && l.groups > 1 ? `/g${l.groups}` : ''), `${l.shape[0]} × ${l.shape[1]}`, l.dtype,
-    formatCount(l.params), l.biasParams ? formatCount(l.biasParams) : '-', l.nodes.length ? String(l.nodes.length) : '-',
+    formatInteger(l.params), l.biasParams ? formatInteger(l.biasParams) : '-', l.nodes.length ? String(l.nodes.length) : '-',
     ...(spectra ? spectrumCells(spectra.get(l.name)) : []), factorizableText(l),
   ]);
   const numeric = new Set([0, 5, 6, 7, ...spectrumHeader.map((_, i) => 8 + i)]);
@@ -105,8 +106,8 @@ export function inspectTable(model: Model, spectra?: Map<string, LayerSpectrum>)
   for (const r of rows) lines.push(fmt(r));
   const share = s.totalParams ? (100 * s.factorizableParams) / s.totalParams : 0;
   const nFact = model.layers.filter((l) => l.factorizable).length;
-  lines.push('', `${model.layers.length} layers (${nFact} factorizable); ${formatCount(s.totalParams)} parameters in total, ` +
-    `${formatCount(s.factorizableParams)} (${share.toFixed(1)} %) in factorizable layers.`);
+  lines.push('', `${model.layers.length} layers (${nFact} factorizable); ${formatInteger(s.totalParams)} parameters in total, ` +
+    `${formatInteger(s.factorizableParams)} (${share.toFixed(1)} %) in factorizable layers.`);
   return lines;
 }
 
@@ -125,17 +126,4 @@ function factorizableText(l: Layer): string {
 
 function valueInfo(v: ValueInfo): string {
   return `${v.name} ${v.dtype}${v.shape ? `[${v.shape.map((d) => d ?? '?').join(', ')}]` : ''}`;
-}
-
-export function formatCount(n: number): string {
-  return n.toLocaleString('en-US');
-}
-
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
-  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
 }

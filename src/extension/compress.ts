@@ -10,7 +10,7 @@ import { compressToFile, graphCheck } from '../core/compress/apply';
 import { isCompressible, makePlan, type CompressRequest, type Plan } from '../core/compress/plan';
 import { OnnxModel } from '../core/formats/onnx';
 import type { Model } from '../core/model/types';
-import { formatCount, formatPercent, formatSaved } from './format';
+import { formatCount, formatPercent, formatSaved } from '../core/format';
 import { log, noLinks } from './log';
 import type { ModelSession } from './session';
 

@@ -41,12 +41,7 @@ export function activate(context: vscode.ExtensionContext): RankscopeApi {
       if (!file) throw new Error('Compression did not complete; see the Rankscope log.');
       const row = session.layer(layer);
       const old = before.layers.find((l) => l.name === layer)!;
-      return {
-        file,
-        paramsBefore: old.params,
-        paramsAfter: row?.compressed ? row.compressed.rank * (row.compressed.originalShape[0] + row.compressed.originalShape[1]) : old.params,
-        energyKept: row?.compressed?.energyKept ?? 1,
-      };
+      return { file, paramsBefore: old.params, paramsAfter: row?.params ?? old.params, energyKept: row?.compressed?.energyKept ?? 1 };
     },
     revealLayer: async (layer) => void await run('rankscope.showInLayers', layer),
     pickLayers: async () => {

@@ -1,39 +1,5 @@
-// Numbers as the tree, status bar and notifications show them: `768×3072`, `2.36M`, `−34 %`.
-
-/** 2359296 → "2.36M", 412 → "412", 12_300 → "12.3K" (three significant digits). */
-export function formatCount(n: number): string {
-  const units: [number, string][] = [[1e12, 'T'], [1e9, 'G'], [1e6, 'M'], [1e3, 'K']];
-  for (const [size, suffix] of units) {
-    if (Math.abs(n) >= size) return `${trim3(n / size)}${suffix}`;
-  }
-  return String(Math.round(n));
-}
-
-function trim3(x: number): string {
-  const digits = Math.abs(x) >= 100 ? 0 : Math.abs(x) >= 10 ? 1 : 2;
-  // Strip zeros only after a decimal point: 400 stays "400", 2.50 → "2.5".
-  return x.toFixed(digits).replace(/\.0+$|(\.\d*[1-9])0+$/, '$1');
-}
-
-export function formatShape(shape: readonly number[]): string {
-  return shape.join('×');
-}
-
-export function formatBytes(n: number): string {
-  const units: [number, string][] = [[2 ** 30, 'GiB'], [2 ** 20, 'MiB'], [2 ** 10, 'KiB']];
-  for (const [size, suffix] of units) if (n >= size) return `${trim3(n / size)} ${suffix}`;
-  return `${n} B`;
-}
-
-/** Saved fraction as "−34 %" (U+2212), "0 %" when nothing is saved. */
-export function formatSaved(before: number, after: number): string {
-  if (before <= 0 || after >= before) return '0 %';
-  return `−${Math.round((100 * (before - after)) / before)} %`;
-}
-
-export function formatPercent(fraction: number, digits = 1): string {
-  return `${(100 * fraction).toFixed(digits)} %`;
-}
+// Text for VS Code's own widgets. Numbers are formatted by src/core/format.ts, shared with the
+// CLI and the webviews.
 
 /** Untrusted text for QuickPick labels and titles, which render `$(icon)` syntax: shown literally. */
 export function quickPickText(s: string): string {

@@ -1,25 +1,18 @@
 // The model the user has open, and its spectra as they come in. One per window: the tree, the
-// status bar, the spectrum panel and every command read it; only `open`/`close` change it.
+// status bar, the spectrum panel and every command read it; only `open`/`close` change it. The
+// work is the core's (openModel, compress/spectra.ts layerSpectra, model/params.ts); this class
+// keeps the results, runs the background pass, and fires the events.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { RankscopeError, throwIfCancelled } from '../core/errors';
+import { layerSpectra } from '../core/compress/spectra';
 import type { LayerSpectrum } from '../core/linalg';
-import { computeSpectra, spectrumMetrics } from '../core/linalg';
-import { layerHash } from '../core/compress/plan';
-import { planSpectra } from '../core/compress/spectra';
-import { OnnxModel } from '../core/formats/onnx';
 import { openModel } from '../core/formats';
+import { paramTotals, type ParamTotals } from '../core/model/params';
 import type { Layer, Model } from '../core/model/types';
 import { log } from './log';
 import { settings } from './settings';
-
-export interface ParamTotals {
-  /** Parameters before any Rankscope compression (dense originals of compressed layers). */
-  original: number;
-  /** Parameters of the model as it is on disk. */
-  current: number;
-}
 
 export class ModelSession implements vscode.Disposable {
   private current?: { path: string; model: Model };
@@ -74,30 +67,12 @@ export class ModelSession implements vscode.Disposable {
     this.modelChanged.fire(undefined);
   }
 
-  /**
-   * Spectra of `layers`, computing the missing ones now (ahead of the background run). Dense
-   * layers go to LINALG's worker pool; a factorized layer's spectrum is that of A·B (rank k),
-   * which COMPRESS computes (the pool refuses factorized layers).
-   */
+  /** Spectra of `layers` (dense or factorized), computing the missing ones now, ahead of the background run. */
   async ensureSpectra(layers: string[], signal?: AbortSignal): Promise<LayerSpectrum[]> {
     const model = this.requireModel();
     const missing = layers.filter((l) => !this.spectra.has(l));
-    const dense = missing.filter((l) => !this.layer(l)?.compressed);
-    const factorized = missing.map((l) => this.layer(l)).filter((l): l is Layer => !!l?.compressed);
-    if (dense.length > 0) {
-      await computeSpectra(model, {
-        layers: dense, order: 'size', signal, cacheDir: this.cacheDir(),
-        onResult: (s) => this.accept(model, s),
-      });
-    }
-    if (factorized.length > 0 && model instanceof OnnxModel) {
-      for (const s of await planSpectra(model, factorized, { signal })) {
-        const layer = this.layer(s.layer)!;
-        this.accept(model, {
-          layer: s.layer, hash: layerHash(model, layer), shape: [layer.shape[0], layer.shape[1]],
-          singularValues: s.singularValues, groups: s.groups, metrics: spectrumMetrics(s.singularValues, layer.shape),
-        });
-      }
+    if (missing.length > 0) {
+      await layerSpectra(model, { layers: missing, order: 'size', signal, cacheDir: this.cacheDir(), onResult: (s) => this.accept(model, s) });
     }
     return layers.map((l) => {
       const s = this.spectra.get(l);
@@ -117,15 +92,7 @@ export class ModelSession implements vscode.Disposable {
   }
 
   totals(): ParamTotals | undefined {
-    const model = this.current?.model;
-    if (!model) return undefined;
-    let original = model.summary.totalParams;
-    for (const l of model.layers) {
-      if (!l.compressed) continue;
-      const [out, inn] = l.compressed.originalShape;
-      original += out * inn - l.compressed.rank * (out + inn);
-    }
-    return { original, current: model.summary.totalParams };
+    return this.current && paramTotals(this.current.model);
   }
 
   dispose(): void {
@@ -152,7 +119,7 @@ export class ModelSession implements vscode.Disposable {
       async (progress) => {
         let done = 0;
         try {
-          await computeSpectra(model, {
+          await layerSpectra(model, {
             layers, order: 'size', signal: controller.signal, cacheDir: this.cacheDir(),
             onResult: (s) => {
               done++;

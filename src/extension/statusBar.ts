@@ -2,7 +2,7 @@
 // the Layers tree.
 import { basename } from 'node:path';
 import * as vscode from 'vscode';
-import { formatCount, formatSaved } from './format';
+import { formatCount, formatSaved } from '../core/format';
 import type { ModelSession } from './session';
 
 export function createStatusBar(session: ModelSession): vscode.StatusBarItem & { subscription: vscode.Disposable } {

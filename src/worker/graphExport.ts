@@ -5,7 +5,8 @@
 //   { format, version, source, opset, inputs: ValueInfo[], outputs: ValueInfo[],
 //     initializers: string[] (safetensors keys, graph order), weights: "<file>.safetensors",
 //     nodes: [{ name, op, domain, inputs, outputs, attrs: { name: number | string | number[] |
-//       string[] | { tensor: key } | { graph: true } } }], metadata: { key: value } }
+//       string[] | { tensor: key } | { graph: true } } }], metadata: { key: value },
+//     lowrankFactors: string[] (the A/B tensors of the factorized layers, from the inventory) }
 // Empty strings in `inputs` mark absent optional inputs, as in ONNX.
 import { join } from 'node:path';
 import { RankscopeError, throwIfCancelled } from '../core/errors';
@@ -38,6 +39,9 @@ export interface GraphJson {
   weights: string;
   nodes: GraphNode[];
   metadata: Record<string, string>;
+  /** Factor tensors of the layers Rankscope factorized (trained under trainable = 'lowrank'); the
+   *  worker takes them from here rather than parsing the metadata again. */
+  lowrankFactors: string[];
 }
 
 export interface ExportedGraph {
@@ -103,6 +107,7 @@ export function graphJson(model: OnnxModel, weightsFile: string, tensors: Map<st
     weights: weightsFile,
     nodes,
     metadata: model.summary.metadata,
+    lowrankFactors: model.layers.flatMap((l) => l.compressed?.factors ?? []),
   };
 }
 

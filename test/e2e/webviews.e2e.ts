@@ -12,7 +12,7 @@ import * as T from '../../webview/tradeoff/protocol';
 import * as O from '../../webview/overview/protocol';
 import * as F from '../../webview/finetune/protocol';
 import { spectrumCsv, summarizeCut } from '../../webview/spectrum/rank';
-import { formatPercent } from '../../src/extension/format';
+import { formatPercent } from '../../src/core/format';
 
 const ARTIFACTS = join(__dirname, '..', '..', 'test-artifacts', 'e2e', 'webviews');
 mkdirSync(ARTIFACTS, { recursive: true });

@@ -1,9 +1,10 @@
 import * as assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import * as vscode from 'vscode';
 import { runPython } from '../helpers/python';
-import { api, item, openAndSettle } from './api';
+import { api, item, openAndSettle, waitFor } from './api';
 import { fileHash, makeFixture, type Fixture } from './fixtures';
 
 /** The dense matrix of a layer as ONNX Runtime would compute it, read back with Python's onnx (A·B for a factorized one). */
@@ -132,5 +133,74 @@ suite('compress → new file → tree updated → restore', () => {
     const result = await vscode.commands.executeCommand('rankscope.compressLayers', { layers: ['head'], policy: { rank: 500 } });
     assert.equal(result, undefined);
     assert.equal(a.session.path, path);
+  });
+});
+
+/** A grouped conv (groups 2, weight [64, 24, 3, 3]) and a dense 1×1 conv, written by Python's onnx. */
+function groupedConvModel(): { dir: string; model: string; totalParams: number } {
+  const dir = mkdtempSync(join(tmpdir(), 'rankscope-grouped-'));
+  const totalParams = Number(runPython(String.raw`
+import sys, numpy as np, onnx
+from onnx import helper, TensorProto, numpy_helper
+rng = np.random.default_rng(3)
+w = rng.standard_normal((64, 24, 3, 3)).astype(np.float32)
+p = rng.standard_normal((8, 64, 1, 1)).astype(np.float32)
+inits = [numpy_helper.from_array(w, "gconv.weight"), numpy_helper.from_array(p, "proj.weight")]
+nodes = [helper.make_node("Conv", ["x", "gconv.weight"], ["h"], name="/gconv/Conv", group=2, kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+         helper.make_node("Conv", ["h", "proj.weight"], ["y"], name="/proj/Conv", kernel_shape=[1, 1])]
+graph = helper.make_graph(nodes, "grouped", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 48, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8, 8])], inits)
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+model.ir_version = 8
+onnx.checker.check_model(model)
+onnx.save(model, sys.argv[1])
+print(w.size + p.size)
+`, [join(dir, 'model.onnx')]));
+  return { dir, model: join(dir, 'model.onnx'), totalParams };
+}
+
+/** Element counts of the named initializers of a file, read by Python's onnx. */
+function initializerSizes(model: string, names: string[]): number[] {
+  return JSON.parse(runPython(String.raw`
+import json, sys, onnx, numpy as np
+m = onnx.load(sys.argv[1])
+sizes = {i.name: int(np.prod(i.dims)) for i in m.graph.initializer}
+print(json.dumps([sizes[n] for n in json.loads(sys.argv[2])]))
+`, [model, JSON.stringify(names)])) as number[];
+}
+
+suite('a compressed grouped conv counts rank·(out + groups·in)', () => {
+  test('tree, totals and overview show what the factors hold', async () => {
+    const a = await api();
+    const fx = groupedConvModel();
+    await openAndSettle(a, fx.model);
+    const written = await vscode.commands.executeCommand<string>('rankscope.compressLayers', { layers: ['gconv'], policy: { rank: 2 } });
+    assert.ok(written && existsSync(written), 'compressed file written');
+    const layer = a.session.layer('gconv')!;
+    assert.equal(layer.compressed?.rank, 2);
+    const [aSize, bSize] = initializerSizes(written, layer.compressed!.factors);
+    // Independently: A is [64, 2, 1, 1], B is [2·2, 24, 3, 3]: 2·(64 + 2·216) = 992.
+    assert.equal(aSize! + bSize!, 992);
+    assert.equal(layer.params, 992);
+    assert.equal(item(a, a.tree.nodeFor('gconv')!).description, '64×216 · 13.8K → 992 · rank 2');
+    const totals = a.session.totals()!;
+    assert.equal(totals.original, fx.totalParams, 'original total = the dense model');
+    assert.equal(totals.current, fx.totalParams - 64 * 216 + 992);
+    assert.equal(layer.groups, 2, 'the compressed layer keeps its groups');
+    assert.equal(layer.layout, 'conv');
+    assert.deepEqual(layer.tensorShape, [64, 24, 3, 3], 'the original stored shape');
+    await vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(written), 'rankscope.modelOverview');
+    const loaded = await waitFor('overview loaded', () => a.overview.loaded.get(written));
+    assert.equal(loaded.summary.originalParams, fx.totalParams);
+    assert.equal(loaded.summary.totalParams, totals.current);
+    await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
+    // The spectrum panel sees the real groups: ranks per group of (64/2)×216.
+    await vscode.commands.executeCommand('rankscope.showSpectrum', 'gconv');
+    const series = a.spectrum.current!.series[0]!;
+    assert.equal(series.groups, 2);
+    assert.equal(series.params, 992);
+    assert.equal(series.groupSingularValues?.length, 2);
+    // Each group is 32×216: no rank above 32 exists.
+    await assert.rejects(a.spectrum.compressAtRank('gconv', 33), /exceeds min\(out\/groups, in\) = 32/);
   });
 });

@@ -50,7 +50,8 @@ def train_native(data, seed=0, epochs=30):
 
 
 def write_model(path, layers, rank=None, source=None):
-    """layers: [(W [in, out], b)]; layers 0 and 1 are factorized at `rank` when given."""
+    """layers: [(W [in, out], b)]; layers 0 and 1 are factorized at `rank` when given.
+    Returns the names of the factor tensors written."""
     nodes, inits, meta = [], [], []
     x = "input"
     for i, (w, b) in enumerate(layers):
@@ -86,6 +87,7 @@ def write_model(path, layers, rank=None, source=None):
         helper.set_model_props(model, {"rankscope.compressed": json.dumps(meta)})
     onnx.checker.check_model(model)
     onnx.save(model, path)
+    return [f for entry in meta for f in entry["factors"]]
 
 
 def accuracy(layers, x, y):
@@ -104,8 +106,8 @@ def build(out_dir, rank=2):
     layers = train_native(data)
     original = os.path.join(out_dir, "original.onnx")
     write_model(original, layers)
-    write_model(os.path.join(out_dir, "compressed.onnx"), layers, rank, source=original)
-    return {"originalAccuracy": accuracy(layers, data["x_test"], data["y_test"])}
+    factors = write_model(os.path.join(out_dir, "compressed.onnx"), layers, rank, source=original)
+    return {"originalAccuracy": accuracy(layers, data["x_test"], data["y_test"]), "factors": factors}
 
 
 if __name__ == "__main__":

@@ -33,7 +33,9 @@ def _tensor(t):
     return (_CODES[arr.dtype], np.array(arr, order="C"))  # not ascontiguousarray: it makes 0-d arrays 1-d
 
 
-def convert(model_path, out_graph):
+def convert(model_path, out_graph, lowrank_factors=()):
+    """`lowrank_factors`: the factor tensors of factorized layers, which the product's exporter lists
+    from its inventory (graphExport.ts `lowrankFactors`); the tests pass what their fixture wrote."""
     model = onnx.load(model_path)
     g = model.graph
     tensors = {}
@@ -65,6 +67,7 @@ def convert(model_path, out_graph):
         "outputs": [_value_info(v) for v in g.output],
         "initializers": init_names, "nodes": nodes, "weights": weights,
         "metadata": {p.key: p.value for p in model.metadata_props},
+        "lowrankFactors": list(lowrank_factors),
     }
     with open(out_graph, "w", encoding="utf-8") as f:
         json.dump(graph, f)

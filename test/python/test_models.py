@@ -83,8 +83,9 @@ class Pieces(unittest.TestCase):
             if onnx is None:
                 self.skipTest("needs onnx")
             import fixtures
-            fixtures.build(tmp, 2)
-            graph, _ = load_graph(onnx_graph.convert(os.path.join(tmp, "compressed.onnx"), os.path.join(tmp, "c.graph.json")))
+            built = fixtures.build(tmp, 2)
+            graph, _ = load_graph(onnx_graph.convert(os.path.join(tmp, "compressed.onnx"), os.path.join(tmp, "c.graph.json"),
+                                                     built["factors"]))
             self.assertEqual(sorted(lowrank_trainable(graph)), sorted(
                 ["fc0.lowrank_A", "fc0.lowrank_B", "fc1.lowrank_A", "fc1.lowrank_B", "fc0.bias", "fc1.bias", "fc2.bias"]))
 

@@ -5,7 +5,7 @@ import type { TooltipItem } from 'chart.js';
 import { Chart, applyThemeDefaults, onThemeChange, themeColors, type ThemeColors } from '../shared/chart';
 import { h, replace } from '../shared/dom';
 import { WebviewClient } from '../shared/webview';
-import { formatPercent } from '../../src/extension/format';
+import { formatPercent } from '../../src/core/format';
 import {
   CancelCommand, DidEpochNotification, DidFinishNotification, DidStartNotification, DidStepNotification, OpenOutputCommand,
   type FinetuneState,

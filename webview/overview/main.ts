@@ -6,7 +6,7 @@ import type { TooltipItem } from 'chart.js';
 import { Chart, applyThemeDefaults, onThemeChange, themeColors, type ThemeColors } from '../shared/chart';
 import { h, replace } from '../shared/dom';
 import { WebviewClient } from '../shared/webview';
-import { formatBytes, formatCount, formatPercent, formatShape } from '../../src/extension/format';
+import { formatBytes, formatCount, formatPercent, formatShape } from '../../src/core/format';
 import {
   DidFailNotification, DidLoadNotification, DidUpdateGainsNotification, ShowInLayersCommand, ShowSpectrumCommand,
   type OverviewState, type OverviewSummary,

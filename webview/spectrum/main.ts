@@ -12,7 +12,7 @@ import {
   type ThemeColors,
 } from '../shared/chart';
 import { debounce, h, replace } from '../shared/dom';
-import { formatCount, formatPercent, formatShape } from '../../src/extension/format';
+import { formatCount, formatPercent, formatShape } from '../../src/core/format';
 import { WebviewClient } from '../shared/webview';
 import {
   CompressAtRankRequest, DidAddSeriesNotification, DidChangeBusyNotification, DidChangeRankCommand,

@@ -1,6 +1,11 @@
 // What a cut at rank k means for one layer, computed in the webview from the σ it already holds
-// so the numbers follow the cut line live while dragging. Same accounting as the compress core:
-// each of the `groups` matrices (rows = out/groups, cols = in) becomes A (rows×k) · B (k×cols).
+// so the numbers follow the cut line live while dragging. The math is the compress core's
+// (src/core/compress/policy.ts): each of the `groups` matrices (rows = out/groups, cols = in)
+// becomes A (rows×k) · B (k×cols), one k for all groups, energy pooled over the groups.
+import {
+  breakEvenRank, denseParams, energyCurve as energyByRank, factoredParams, layerFactorShape, maxRank as largestRank,
+  smallestRankWithEnergy, type FactorShape, type GroupSpectra,
+} from '../../src/core/compress/policy';
 import type { SpectrumSeries } from './protocol';
 
 export interface CutSummary {
@@ -17,85 +22,48 @@ export interface CutSummary {
   breakEvenRank: number;
 }
 
-function groupsOf(s: SpectrumSeries): number[][] {
+function shapeOf(s: SpectrumSeries): FactorShape {
+  return layerFactorShape({ shape: s.shape, groups: Math.max(1, s.groups) });
+}
+
+function spectraOf(s: SpectrumSeries): GroupSpectra {
   return s.groups > 1 && s.groupSingularValues?.length ? s.groupSingularValues : [s.singularValues];
 }
 
+/** Energy kept at ranks 0…maxRank (the policies' curve: curve[k]). */
+function curveOf(s: SpectrumSeries): Float64Array {
+  return energyByRank(spectraOf(s), maxRank(s));
+}
+
 export function maxRank(s: SpectrumSeries): number {
-  const rows = s.shape[0] / Math.max(1, s.groups);
-  return Math.min(rows, s.shape[1]);
+  return largestRank(shapeOf(s));
 }
 
 export function summarizeCut(s: SpectrumSeries, rank: number): CutSummary {
-  const groups = Math.max(1, s.groups);
-  const rows = s.shape[0] / groups;
-  const cols = s.shape[1];
-  const max = Math.min(rows, cols);
+  const shape = shapeOf(s);
+  const max = largestRank(shape);
   const k = Math.min(Math.max(1, Math.round(rank)), max);
-  let kept = 0;
-  let total = 0;
-  for (const sv of groupsOf(s)) {
-    for (let i = 0; i < sv.length; i++) {
-      const e = sv[i]! * sv[i]!;
-      total += e;
-      if (i < k) kept += e;
-    }
-  }
-  const paramsBefore = s.shape[0] * s.shape[1];
-  const paramsAfter = groups * k * (rows + cols);
+  const paramsBefore = denseParams(shape);
+  const paramsAfter = factoredParams(shape, k);
   return {
     rank: k,
     maxRank: max,
     paramsBefore,
     paramsAfter,
     saved: paramsBefore - paramsAfter,
-    energyKept: total > 0 ? kept / total : 1,
-    breakEvenRank: Math.min(max, Math.ceil((rows * cols) / (rows + cols)) - 1),
+    energyKept: curveOf(s)[k],
+    breakEvenRank: breakEvenRank(shape),
   };
-}
-
-/** Cumulative energy after each index: out[i] = Σ_{j≤i} σ_j² / Σ σ² (single-matrix view). */
-export function cumulativeEnergy(sv: readonly number[]): number[] {
-  let total = 0;
-  for (const v of sv) total += v * v;
-  const out = new Array<number>(sv.length);
-  let acc = 0;
-  for (let i = 0; i < sv.length; i++) {
-    acc += sv[i]! * sv[i]!;
-    out[i] = total > 0 ? acc / total : 1;
-  }
-  return out;
 }
 
 /** Energy kept at each rank 1..maxRank (per-group ranks for grouped convs, like summarizeCut). */
 export function energyCurve(s: SpectrumSeries): number[] {
-  const groups = groupsOf(s);
-  if (groups.length === 1) return cumulativeEnergy(groups[0]!).slice(0, maxRank(s));
-  let total = 0;
-  for (const sv of groups) for (const v of sv) total += v * v;
-  const out = new Array<number>(maxRank(s)).fill(0);
-  for (const sv of groups) {
-    let acc = 0;
-    for (let i = 0; i < out.length; i++) {
-      acc += (sv[i] ?? 0) ** 2;
-      out[i]! += total > 0 ? acc / total : 1 / groups.length;
-    }
-  }
-  return out;
+  return Array.from(curveOf(s).subarray(1));
 }
 
-/** Smallest rank keeping at least `fraction` of the energy. */
+/** Smallest rank keeping at least `fraction` of the energy (the energy policy's rank). */
 export function rankForEnergy(s: SpectrumSeries, fraction: number): number {
-  const max = maxRank(s);
-  // Grouped energy is monotone in k, so a binary search over summarizeCut is exact.
-  let lo = 1;
-  let hi = max;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (summarizeCut(s, mid).energyKept >= fraction - 1e-12) hi = mid;
-    else lo = mid + 1;
-  }
-  return lo;
+  return smallestRankWithEnergy(curveOf(s), fraction);
 }
 
 /** CSV of the drawn series: index, then σ and cumulative energy per layer (RFC 4180 quoting). */

@@ -11,7 +11,7 @@ import {
 } from '../shared/chart';
 import { h, replace } from '../shared/dom';
 import { WebviewClient } from '../shared/webview';
-import { formatBytes, formatCount, formatPercent, formatSaved, formatShape } from '../../src/extension/format';
+import { formatBytes, formatCount, formatPercent, formatSaved, formatShape } from '../../src/core/format';
 import { ALLOCATIONS } from '../../src/core/compress/budget';
 import { paretoFront } from '../../src/core/eval/pareto';
 import {

@@ -9,8 +9,8 @@ import { factorize, frobeniusSquared, multiply, type Factors } from './factor';
 import { factorInWorkers, type GroupFactors } from './pool';
 import { GraphEditor } from './graph';
 import { entryOf, METHOD, nodeFromJson, nodeToJson, readEntries, RESTORED_METADATA_KEY, withMetadata, type RankscopeEntry } from './metadata';
-import { isBudget, isCompressible, layerFactorShape, layerHash, makePlan, policyOf, recheckRow, selectLayers, type CompressRequest, type Plan, type PlanLayer, type SpectrumLike } from './plan';
-import { policyKind } from './policy';
+import { isBudget, isCompressible, layerHash, makePlan, policyOf, recheckRow, selectLayers, type CompressRequest, type Plan, type PlanLayer, type SpectrumLike } from './plan';
+import { layerFactorShape, policyKind } from './policy';
 import { SpectrumCache, spectrumCacheKey } from '../linalg';
 import { mergeDescending } from '../linalg/singularValues';
 import { matricesOf, planSpectra, type PlanSpectraOptions } from './spectra';
@@ -139,7 +139,7 @@ export async function planAndFactorize(model: OnnxModel, request: CompressReques
   const results = await factorInWorkers(fused.length, (i) => ({
     label: `Layer '${fused[i].name}'`,
     k: 0,
-    policy: { policy, shape: layerFactorShape(fused[i], model) },
+    policy: { policy, shape: layerFactorShape(fused[i]) },
     matrices: matricesOf(model, fused[i]),
   }), {
     signal: options.signal,

@@ -1,11 +1,11 @@
 // Low-rank compression: rank policies, budget plans, the ONNX graph rewrite, restore.
-export { chooseRank, energyCurve, policyKind, type RankPolicy, type RankChoice, type FactorShape } from './policy';
+export { chooseRank, energyCurve, layerFactorShape, policyKind, type RankPolicy, type RankChoice, type FactorShape } from './policy';
 export { allocateBudget, ALLOCATIONS, isAllocation, totalEnergyKept, type Allocation, type BudgetRequest } from './budget';
 export {
-  isCompressible, makePlan, parsePlan, selectLayers, layerHash, layerFactorShape, planTotals, PLAN_FORMAT, PLAN_VERSION,
+  isCompressible, makePlan, parsePlan, selectLayers, layerHash, planTotals, PLAN_FORMAT, PLAN_VERSION,
   type Plan, type PlanLayer, type PlanTotals, type CompressRequest, type SpectrumLike,
 } from './plan';
 export { applyPlan, factorizePlan, planAndFactorize, planModel, compressToFile, restoreLayers, restoreInMemory, graphCheck, type ApplyOptions, type PlannedFactors } from './apply';
 export { balancedFactors, factorize, multiply, truncateFactors, type Factors, type Triplets } from './factor';
-export { planSpectra, matricesOf } from './spectra';
+export { layerSpectra, planSpectra, matricesOf, type LayerSpectraOptions } from './spectra';
 export { METHOD, RESTORED_METADATA_KEY, type RankscopeEntry } from './metadata';

@@ -1,7 +1,8 @@
-// The `rankscope.compressed` metadata record. The agreed fields (CompressedEntry, read by the
-// inventory) plus what restore and re-compression need to undo the rewrite exactly.
+// The `rankscope.compressed` metadata record as Rankscope's rewrite writes it: the agreed fields
+// (CompressedEntry, parsed once by formats/onnx) plus what restore and re-compression need to undo
+// the rewrite exactly. Entries from other writers lack those and are not Rankscope entries.
 import { fromJson, toJson, type JsonValue } from '@bufbuild/protobuf';
-import { COMPRESSED_METADATA_KEY, NodeProtoSchema, readCompressedEntries, type CompressedEntry, type ModelProto, type NodeProto } from '../formats/onnx';
+import { COMPRESSED_METADATA_KEY, NodeProtoSchema, parseCompressedEntries, readCompressedEntries, type CompressedEntry, type ModelProto, type NodeProto } from '../formats/onnx';
 import type { DType, MatrixLayout, Model } from '../model/types';
 
 export const METHOD = 'svd-balanced';
@@ -20,19 +21,17 @@ export interface RankscopeEntry extends CompressedEntry {
   graph: { uses: { original: JsonValue; pair: [string, string] }[]; via: JsonValue[] };
 }
 
-export function readEntries(proto: ModelProto): RankscopeEntry[] {
-  return readCompressedEntries(proto).filter((e): e is RankscopeEntry => typeof (e as RankscopeEntry).layout === 'string' && !!(e as RankscopeEntry).graph);
+function isRankscopeEntry(e: CompressedEntry): e is RankscopeEntry {
+  return e.layout !== undefined && e.groups !== undefined && e.tensorShape !== undefined && e.dtype !== undefined && e.graph !== undefined;
 }
 
-/** Entry of a factorized layer of `model`, from its summary metadata. */
+export function readEntries(proto: ModelProto): RankscopeEntry[] {
+  return readCompressedEntries(proto).filter(isRankscopeEntry);
+}
+
+/** Rankscope's entry for a factorized layer of `model`, from its summary metadata. */
 export function entryOf(model: Model, layerName: string): RankscopeEntry | undefined {
-  const raw = model.summary.metadata[COMPRESSED_METADATA_KEY];
-  if (!raw) return undefined;
-  try {
-    return (JSON.parse(raw) as RankscopeEntry[]).find((e) => e.layer === layerName && e.graph);
-  } catch {
-    return undefined;
-  }
+  return parseCompressedEntries(model.summary.metadata[COMPRESSED_METADATA_KEY]).filter(isRankscopeEntry).find((e) => e.layer === layerName);
 }
 
 export const nodeToJson = (n: NodeProto): JsonValue => toJson(NodeProtoSchema, n);

@@ -3,9 +3,8 @@
 import { createHash } from 'node:crypto';
 import { RankscopeError } from '../errors';
 import type { Layer, Model } from '../model/types';
-import { entryOf } from './metadata';
 import { allocateBudget, validateBudget, type Allocation, type BudgetRequest } from './budget';
-import { chooseRank, decide, energyCurve, maxRank, policyKind, type FactorShape, type RankChoice, type RankPolicy } from './policy';
+import { chooseRank, decide, energyCurve, layerFactorShape, maxRank, policyKind, type FactorShape, type RankChoice, type RankPolicy } from './policy';
 
 export const PLAN_FORMAT = 'rankscope.plan';
 export const PLAN_VERSION = 1;
@@ -68,13 +67,6 @@ export interface PlanTotals {
   /** All parameters of the model, before and after. */
   modelParamsBefore: number;
   modelParamsAfter: number;
-}
-
-export function layerFactorShape(layer: Pick<Layer, 'name' | 'shape' | 'groups' | 'op' | 'compressed'>, model?: Model): FactorShape {
-  // A factorized layer's groups live in our metadata record, not in the inventory.
-  const recorded = layer.compressed && model ? entryOf(model, layer.name)?.groups : undefined;
-  const groups = layer.op === 'Conv' ? recorded ?? layer.groups ?? 1 : 1;
-  return { m: layer.shape[0] / groups, n: layer.shape[1], groups };
 }
 
 /** Hash that identifies a layer's weights: the dense tensor's, or both factors' for a factorized layer. */
@@ -155,10 +147,10 @@ export function makePlan(
     }
   }
   const choices = budget
-    ? allocateBudget(candidates.map((l) => ({ name: l.name, shape: layerFactorShape(l, model), spectra: spectraOf(l, byName) })), request)
+    ? allocateBudget(candidates.map((l) => ({ name: l.name, shape: layerFactorShape(l), spectra: spectraOf(l, byName) })), request)
     : new Map(candidates.map((l) => [l.name, choosePolicyRank(model, l, request as RankPolicy, spectraOf(l, byName))]));
   if (!budget && (request as RankPolicy).rank !== undefined && candidates.length) {
-    const largest = Math.max(...candidates.map((l) => maxRank(layerFactorShape(l, model))));
+    const largest = Math.max(...candidates.map((l) => maxRank(layerFactorShape(l))));
     if ((request as RankPolicy).rank! > largest) {
       throw new RankscopeError('BAD_ARGUMENT', `Rank ${(request as RankPolicy).rank} is out of range: the selected layers allow at most ${largest}.`);
     }
@@ -172,7 +164,7 @@ export function makePlan(
 
 /** An already factorized layer cannot grow past its current rank (A·B has no more). */
 function choosePolicyRank(model: Model, layer: Layer, policy: RankPolicy, spectra: Float64Array[]): RankChoice {
-  const shape = layerFactorShape(layer, model);
+  const shape = layerFactorShape(layer);
   const choice = chooseRank(policy, shape, spectra);
   const current = layer.compressed?.rank;
   if (current !== undefined && !choice.skipped && choice.k >= current) {
@@ -187,7 +179,7 @@ export function policyOf(request: CompressRequest): RankPolicy {
 }
 
 function baseRow(model: Model, layer: Layer, policy: PlanLayer['policy']): PlanLayer {
-  const shape = layerFactorShape(layer, model);
+  const shape = layerFactorShape(layer);
   const row: PlanLayer = {
     layer: layer.name,
     op: layer.op,
@@ -261,7 +253,7 @@ export function parsePlan(text: string, file: string): Plan {
 
 /** Recomputes a row after a hand edit of k: parameters, skip test (force honoured). */
 export function recheckRow(row: PlanLayer, energyKept: number): RankChoice {
-  const shape: FactorShape = { m: row.shape[0] / row.groups, n: row.shape[1], groups: row.groups };
+  const shape = layerFactorShape(row);
   if (row.k > maxRank(shape)) {
     throw new RankscopeError('BAD_ARGUMENT', `Layer '${row.layer}': rank ${row.k} is out of range (at most ${maxRank(shape)}).`);
   }

@@ -1,5 +1,7 @@
 // Rank policies: how many singular triplets a layer keeps. Pure functions of the layer's
-// singular values and shape, so plans are cheap to recompute (EVAL's sweep calls them per point).
+// singular values and shape, so plans are cheap to recompute (EVAL's sweep calls them per point)
+// and the spectrum webview runs the same math live under the cut line (browser-safe: the only
+// import is errors.ts).
 import { RankscopeError } from '../errors';
 
 /** Exactly one of rank / energy / rankRatio / paramRatio, plus the shared options. */
@@ -28,8 +30,8 @@ export interface FactorShape {
   groups: number;
 }
 
-/** Singular values per group (descending), one array for ungrouped layers. */
-export type GroupSpectra = readonly Float64Array[];
+/** Singular values per group (descending), one array for ungrouped layers (plain arrays in the webviews). */
+export type GroupSpectra = readonly ArrayLike<number>[];
 
 export interface RankChoice {
   k: number;
@@ -66,12 +68,26 @@ export function policyKind(policy: RankPolicy): PolicyKey {
   return key;
 }
 
+/**
+ * A layer's FactorShape from its matrix view (Layer.shape) and conv groups (Layer.groups; the
+ * webviews' series carry the same two). One rule for every caller: m = out/groups, n = in.
+ */
+export function layerFactorShape(layer: { readonly shape: readonly number[]; readonly groups?: number }): FactorShape {
+  const groups = layer.groups ?? 1;
+  return { m: layer.shape[0] / groups, n: layer.shape[1], groups };
+}
+
 export function denseParams(shape: FactorShape): number {
   return shape.groups * shape.m * shape.n;
 }
 
 export function factoredParams(shape: FactorShape, k: number): number {
   return shape.groups * k * (shape.m + shape.n);
+}
+
+/** Largest rank that still saves parameters, k(m+n) < mn (0 when none does). */
+export function breakEvenRank(shape: FactorShape): number {
+  return Math.max(0, Math.min(maxRank(shape), Math.ceil((shape.m * shape.n) / (shape.m + shape.n)) - 1));
 }
 
 /** Largest rank a layer can take: min(m, n). */
@@ -83,7 +99,7 @@ export function maxRank(shape: FactorShape): number {
 export function energyCurve(spectra: GroupSpectra, maxK: number): Float64Array {
   const curve = new Float64Array(maxK + 1);
   let total = 0;
-  for (const sv of spectra) for (const s of sv) total += s * s;
+  for (const sv of spectra) for (let i = 0; i < sv.length; i++) total += sv[i] * sv[i];
   for (const sv of spectra) {
     for (let i = 0; i < maxK; i++) {
       const s = i < sv.length ? sv[i] : 0;

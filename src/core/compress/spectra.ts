@@ -1,14 +1,25 @@
-// Spectra for planning: dense layers through LINALG, factorized layers from the product A·B
-// (its singular values are the ones the layer keeps).
-import { RankscopeError, throwIfCancelled } from '../errors';
-import type { OnnxModel } from '../formats/onnx';
+// The entry point for "the spectra of these layers": dense and factorized layers alike, as one
+// record (LINALG's LayerSpectrum). A factorized layer's spectrum is that of A·B (the singular
+// values it keeps), which needs the factors' storage rules (storage.ts); LINALG's pool computes
+// it like any other, cached by the factors' hash.
+import { RankscopeError } from '../errors';
 import { layerMatrices } from '../model/matrix';
-import { computeSpectra, singularValues } from '../linalg';
-import type { Layer } from '../model/types';
+import { computeSpectra, type ComputeSpectraOptions, type LayerSpectrum } from '../linalg';
+import type { Layer, Model } from '../model/types';
 import { multiply } from './factor';
 import { entryOf } from './metadata';
-import type { SpectrumLike } from './plan';
+import { layerHash } from './plan';
 import { loadFactors } from './storage';
+
+export type LayerSpectraOptions = Omit<ComputeSpectraOptions, 'factorized'>;
+
+/**
+ * Spectra of `options.layers` (default: every dense float layer), in LINALG's worker pool,
+ * streamed through `onResult` in the requested order, cancellable, cached when `cacheDir` is set.
+ */
+export function layerSpectra(model: Model, options: LayerSpectraOptions = {}): Promise<LayerSpectrum[]> {
+  return computeSpectra(model, { ...options, factorized: { hash: (layer) => layerHash(model, layer), matrices: (layer) => matricesOf(model, layer) } });
+}
 
 export interface PlanSpectraOptions {
   signal?: AbortSignal;
@@ -17,27 +28,18 @@ export interface PlanSpectraOptions {
   threads?: number;
 }
 
-export async function planSpectra(model: OnnxModel, layers: Layer[], options: PlanSpectraOptions = {}): Promise<SpectrumLike[]> {
-  const dense = layers.filter((l) => !l.compressed).map((l) => l.name);
-  const out: SpectrumLike[] = dense.length
-    ? // (onResult given: computeSpectra's flush loop only advances when there is one)
-      await computeSpectra(model, { layers: dense, order: 'module', signal: options.signal, cacheDir: options.cacheDir, threads: options.threads, onResult: () => undefined })
-    : [];
-  // Factorized layers: A·B has rank k, small next to the dense work; computed here.
-  for (const layer of layers.filter((l) => l.compressed)) {
-    throwIfCancelled(options.signal);
-    const groups = matricesOf(model, layer).map((m) => singularValues(m.data, m.rows, m.cols, layer.name));
-    out.push({ layer: layer.name, singularValues: Float64Array.from(groups.flatMap((g) => [...g])).sort().reverse(), groups: groups.length > 1 ? groups : undefined });
-  }
-  return out;
+/** Spectra for planning, in model order (for an already factorized layer: of A·B, as makePlan wants). */
+export function planSpectra(model: Model, layers: Layer[], options: PlanSpectraOptions = {}): Promise<LayerSpectrum[]> {
+  if (layers.length === 0) return Promise.resolve([]);
+  return layerSpectra(model, { layers: layers.map((l) => l.name), order: 'module', signal: options.signal, cacheDir: options.cacheDir, threads: options.threads });
 }
 
-/** Canonical [out, in] matrices per group; for a factorized layer, A·B. */
-export function matricesOf(model: OnnxModel, layer: Layer): { rows: number; cols: number; data: Float32Array | Float64Array }[] {
+/** Canonical [out, in] matrices per group; for a factorized layer, A·B (stored in the layer's layout, per group). */
+export function matricesOf(model: Model, layer: Layer): { rows: number; cols: number; data: Float32Array | Float64Array }[] {
   if (!layer.compressed) return layerMatrices(model, layer);
-  const entry = entryOf(model, layer.name);
   const [a, b] = layer.compressed.factors.map((n) => model.tensor(n));
-  if (!entry || !a || !b) throw new RankscopeError('UNSUPPORTED', `Layer '${layer.name}' was factorized without a Rankscope record.`);
-  return loadFactors(entry.layout, { dims: a.shape, data: a.toFloat32() }, { dims: b.shape, data: b.toFloat32() }, entry.groups)
+  // Only our own record says for sure how the factors are stored.
+  if (!entryOf(model, layer.name) || !a || !b) throw new RankscopeError('UNSUPPORTED', `Layer '${layer.name}' was factorized without a Rankscope record.`);
+  return loadFactors(layer.layout, { dims: a.shape, data: a.toFloat32() }, { dims: b.shape, data: b.toFloat32() }, layer.groups ?? 1)
     .map((g) => ({ rows: g.m, cols: g.n, data: multiply(g.a, g.b, g.m, g.k, g.n) }));
 }

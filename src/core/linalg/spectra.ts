@@ -1,17 +1,19 @@
 // computeSpectra: the singular values and metrics of a model's layers, computed in a pool of
 // worker threads sized to the cores (never on the caller's thread), streamed back layer by layer
-// in the requested order, cancellable, and cached on disk by tensor hash.
+// in the requested order, cancellable, and cached on disk by tensor hash. Dense weights are read
+// here; factorized layers need a reader from compress (their A·B): compress/spectra.ts
+// layerSpectra is the entry point that passes it.
 import { RankscopeError, throwIfCancelled } from '../errors';
 import { layerMatrices } from '../model/matrix';
 import { FACTORIZABLE_DTYPES, type Layer, type Model } from '../model/types';
 import { SpectrumCache, DEFAULT_CACHE_MAX_BYTES } from './cache';
 import { spectrumMetrics, type SpectrumMetrics } from './metrics';
-import { mergeDescending } from './singularValues';
+import { mergeDescending, type MatrixData } from './singularValues';
 import { runWorkerPool, workerEntry, type PoolFailure } from './workerPool';
 
 export interface LayerSpectrum {
   layer: string;
-  /** Cache key: hash of the tensor bytes and the matrix view. */
+  /** Cache key: hash of the values (the tensor's bytes; both factors' for a factorized layer) and the matrix view. */
   hash: string;
   /** The matrix [out, in] (for grouped convs: the whole [out, in/groups·∏k]). */
   shape: [number, number];
@@ -35,6 +37,16 @@ export interface ComputeSpectraOptions {
   threads?: number;
   /** Called for each layer, strictly in the requested order. */
   onResult?: (result: LayerSpectrum) => void;
+  /** Reads factorized layers (compress/spectra.ts passes A·B); without it they are refused. */
+  factorized?: LayerReader;
+}
+
+/** How a layer's values are read for its spectrum. */
+export interface LayerReader {
+  /** Identifies the values (keys the cache with the matrix view). */
+  hash(layer: Layer): string;
+  /** Canonical [out, in] matrices, one per conv group, each owning its buffer. */
+  matrices(layer: Layer): { rows: number; cols: number; data: MatrixData }[];
 }
 
 /** Message to a spectra worker. */
@@ -43,7 +55,7 @@ export interface SpectraJob {
   label: string;
   /** The layer's [out, in] (metrics use it). */
   shape: [number, number];
-  matrices: { rows: number; cols: number; data: Float32Array }[];
+  matrices: { rows: number; cols: number; data: MatrixData }[];
 }
 
 export type SpectraSuccess = { id: number; ok: true; groups: Float64Array[]; metrics: SpectrumMetrics };
@@ -57,7 +69,9 @@ export function spectrumLayers(model: Model): Layer[] {
 export async function computeSpectra(model: Model, options: ComputeSpectraOptions = {}): Promise<LayerSpectrum[]> {
   const { signal, onResult } = options;
   throwIfCancelled(signal);
-  const layers = selectLayers(model, options.layers);
+  const dense: LayerReader = { hash: (layer) => tensorOf(model, layer).hash(), matrices: (layer) => layerMatrices(model, layer) };
+  const readerOf = (layer: Layer): LayerReader => (layer.compressed ? options.factorized! : dense);
+  const layers = selectLayers(model, options.layers, options.factorized !== undefined);
   if ((options.order ?? 'size') === 'size') layers.sort((a, b) => b.params - a.params); // stable: ties keep model order
   const cache = options.cacheDir ? new SpectrumCache(options.cacheDir, options.cacheMaxBytes ?? DEFAULT_CACHE_MAX_BYTES) : undefined;
 
@@ -80,14 +94,14 @@ export async function computeSpectra(model: Model, options: ComputeSpectraOption
     signal,
     prepare: (i) => {
       const layer = layers[i];
-      keys[i] = spectrumCacheKey(model, layer);
+      keys[i] = SpectrumCache.key(readerOf(layer).hash(layer), matrixView(layer));
       const hit = cache?.get(keys[i]);
       if (hit) {
         results[i] = toSpectrum(layer, keys[i], hit.singularValues, hit.groups);
         flush();
         return undefined;
       }
-      return { label: `Layer '${layer.name}'`, shape: [layer.shape[0], layer.shape[1]], matrices: layerMatrices(model, layer) };
+      return { label: `Layer '${layer.name}'`, shape: [layer.shape[0], layer.shape[1]], matrices: readerOf(layer).matrices(layer) };
     },
     onDone: ({ id: i, groups, metrics }) => {
       const layer = layers[i];
@@ -101,7 +115,7 @@ export async function computeSpectra(model: Model, options: ComputeSpectraOption
   return results as LayerSpectrum[];
 }
 
-function selectLayers(model: Model, names?: string[]): Layer[] {
+function selectLayers(model: Model, names: string[] | undefined, factorizedToo: boolean): Layer[] {
   if (!names) return spectrumLayers(model);
   return names.map((name) => {
     const layer = model.layers.find((l) => l.name === name);
@@ -111,14 +125,14 @@ function selectLayers(model: Model, names?: string[]): Layer[] {
     if (!FACTORIZABLE_DTYPES.has(layer.dtype)) {
       throw new RankscopeError('UNSUPPORTED', `Layer '${name}' has ${layer.dtype} weights; spectra need float weights.`);
     }
-    if (layer.compressed) {
+    if (layer.compressed && !factorizedToo) {
       throw new RankscopeError('UNSUPPORTED', `Layer '${name}' is already factorized (rank ${layer.compressed.rank}).`, 'Open the original model to see its full spectrum.');
     }
     return layer;
   });
 }
 
-/** The SpectrumCache key of a layer's spectrum (others that compute spectra share the cache through it). */
+/** The SpectrumCache key of a dense layer's spectrum (others that compute spectra share the cache through it). */
 export function spectrumCacheKey(model: Model, layer: Layer): string {
   return SpectrumCache.key(tensorOf(model, layer).hash(), matrixView(layer));
 }

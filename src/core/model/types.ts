@@ -62,6 +62,12 @@ export interface CompressedInfo {
   sourceFile?: string;
 }
 
+/**
+ * A weight matrix of the model. A layer Rankscope factorized is listed as the layer it replaced:
+ * `shape`, `tensorShape`, `layout`, `groups` and `kernel` are the original's (A and B keep its
+ * layout, per group), `params` and `bytes` are those of the factors as stored, and `compressed`
+ * says how it was factorized. Counts read `params` or model/params.ts, never the shapes.
+ */
 export interface Layer {
   /** Module path (`encoder.layers.0.self_attn.q_proj`), from node names when the initializer's is opaque. */
   name: string;
@@ -70,11 +76,11 @@ export interface Layer {
   weight: string;
   /** The matrix view [out, in] (for convs: [out, in/groups·∏kernel], per group rows out/groups). */
   shape: [number, number];
-  /** The stored tensor's shape. */
+  /** The stored tensor's shape (for a factorized layer: the original weight's). */
   tensorShape: number[];
   layout: MatrixLayout;
   dtype: DType;
-  /** Weight parameters (elements of W). */
+  /** Weight parameters as stored: elements of W (of A and B for a factorized layer). */
   params: number;
   /** Bias tensor name and its parameters, when the layer has one (Gemm C, Conv B, a following Add). */
   bias?: string;
@@ -88,7 +94,7 @@ export interface Layer {
   nodes: string[];
   /** Nodes between W and the layer node (Transpose/Cast/Identity/DequantizeLinear), same naming. */
   via?: string[];
-  /** Conv only. */
+  /** Conv only: groups, each factorized on its own (layer.shape rows are split among them). */
   groups?: number;
   kernel?: number[];
   factorizable: boolean;

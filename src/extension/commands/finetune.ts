@@ -9,7 +9,7 @@ import { RankscopeError } from '../../core/errors';
 import { finetune as runFinetune, type FinetuneRequest } from '../../worker/finetune';
 import { defaultFinetunedPath } from '../../worker/writeBack';
 import { readWorkspaceTask, taskPath } from '../evalTask';
-import { formatPercent } from '../format';
+import { formatPercent } from '../../core/format';
 import { isCancellation, log, noLinks } from '../log';
 import { pythonInterpreter } from '../python';
 import { settings } from '../settings';

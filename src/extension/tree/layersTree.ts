@@ -4,9 +4,10 @@
 import { basename, join } from 'node:path';
 import * as vscode from 'vscode';
 import type { LayerSpectrum } from '../../core/linalg';
-import { chooseRank, type FactorShape } from '../../core/compress/policy';
+import { chooseRank, layerFactorShape } from '../../core/compress/policy';
+import { originalParams } from '../../core/model/params';
 import type { Layer, Model } from '../../core/model/types';
-import { formatCount, formatPercent, formatSaved, formatShape } from '../format';
+import { formatCount, formatPercent, formatSaved, formatShape } from '../../core/format';
 import type { ModelSession } from '../session';
 import { settings, type SortOrder } from '../settings';
 import { moduleSegments } from './modulePath';
@@ -18,12 +19,6 @@ export interface ModelNode { kind: 'model'; path: string }
 export interface GroupNode { kind: 'group'; path: string; label: string; parent: GroupNode | ModelNode; children: LayersNode[] }
 export interface LayerNode { kind: 'layer'; layer: Layer; label: string; parent: GroupNode | ModelNode }
 
-/** COMPRESS's view of a layer: `groups` blocks of (out/groups)×in. */
-export function factorShape(layer: Layer): FactorShape {
-  const groups = layer.groups ?? 1;
-  return { m: layer.shape[0] / groups, n: layer.shape[1], groups };
-}
-
 export function groupSpectra(spectrum: LayerSpectrum): Float64Array[] {
   return spectrum.groups && spectrum.groups.length > 0 ? spectrum.groups : [spectrum.singularValues];
 }
@@ -31,7 +26,7 @@ export function groupSpectra(spectrum: LayerSpectrum): Float64Array[] {
 /** Parameters saved by factorizing at `energy` (≤ 0: none); undefined before the spectrum is in. */
 export function savingAtEnergy(layer: Layer, spectrum: LayerSpectrum | undefined, energy: number): number | undefined {
   if (!spectrum || !layer.factorizable) return undefined;
-  const choice = chooseRank({ energy }, factorShape(layer), groupSpectra(spectrum));
+  const choice = chooseRank({ energy }, layerFactorShape(layer), groupSpectra(spectrum));
   return choice.paramsBefore - choice.paramsAfter;
 }
 
@@ -234,10 +229,7 @@ export function layerContextValue(layer: Layer): string {
 /** `768×3072 · 2.36M · r95 412`; compressed: `768×3072 · 2.36M → 236K · rank 64`. */
 export function layerDescription(layer: Layer, spectrum: LayerSpectrum | undefined): string {
   const shape = formatShape(layer.shape);
-  if (layer.compressed) {
-    const [out, inn] = layer.compressed.originalShape;
-    return `${shape} · ${formatCount(out * inn)} → ${formatCount(layer.compressed.rank * (out + inn))} · rank ${layer.compressed.rank}`;
-  }
+  if (layer.compressed) return `${shape} · ${formatCount(originalParams(layer))} → ${formatCount(layer.params)} · rank ${layer.compressed.rank}`;
   const parts = [shape, formatCount(layer.params)];
   if (spectrum) parts.push(`r95 ${spectrum.metrics.energyRank['0.95']}`);
   else if (!layer.factorizable) parts.push(layer.dtype);

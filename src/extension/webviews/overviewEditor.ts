@@ -9,8 +9,10 @@ import {
   type GainRow, type KindRow, type OverviewSummary,
 } from '../../../webview/overview/protocol';
 import { isRankscopeError } from '../../core/errors';
-import { computeSpectra, type LayerSpectrum } from '../../core/linalg';
+import { layerSpectra } from '../../core/compress/spectra';
+import type { LayerSpectrum } from '../../core/linalg';
 import { openModel } from '../../core/formats';
+import { paramTotals } from '../../core/model/params';
 import type { Model, ValueInfo } from '../../core/model/types';
 import { log } from '../log';
 import type { ModelSession } from '../session';
@@ -23,12 +25,6 @@ export function overviewOf(model: Model): { summary: OverviewSummary; kinds: Kin
   const s = model.summary;
   const shape = (v: ValueInfo) => (v.shape ? `[${v.shape.map((d) => d ?? '?').join(', ')}]` : '?');
   const compressed = model.layers.filter((l) => l.compressed);
-  const originalParams = compressed.length
-    ? s.totalParams + compressed.reduce((a, l) => {
-      const [out, inn] = l.compressed!.originalShape;
-      return a + out * inn - l.compressed!.rank * (out + inn);
-    }, 0)
-    : undefined;
   const byKind = new Map<string, KindRow>();
   for (const l of model.layers) {
     const row = byKind.get(l.op) ?? { kind: l.op, count: 0, params: 0 };
@@ -53,7 +49,7 @@ export function overviewOf(model: Model): { summary: OverviewSummary; kinds: Kin
       factorizableParams: s.factorizableParams,
       layerCount: model.layers.length,
       compressedCount: compressed.length,
-      originalParams,
+      originalParams: compressed.length ? paramTotals(model).original : undefined,
     },
     kinds,
   };
@@ -131,7 +127,7 @@ export class OverviewEditorProvider implements vscode.CustomReadonlyEditorProvid
     if (layers.length === 0) return send();
     let last = 0;
     try {
-      await computeSpectra(model, {
+      await layerSpectra(model, {
         layers, order: 'size', signal, cacheDir: this.session.cacheDir(),
         onResult: (s) => {
           found.set(s.layer, s);

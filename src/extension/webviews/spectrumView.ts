@@ -10,6 +10,7 @@ import {
   DidSetSeriesNotification, ExportRequest, PickOverlayCommand, RevealLayerCommand,
   type CompressAtRankResult, type DidSetSeriesParams, type SpectrumSeries,
 } from '../../../webview/spectrum/protocol';
+import { layerFactorShape, maxRank } from '../../core/compress/policy';
 import type { LayerSpectrum } from '../../core/linalg';
 import type { Layer } from '../../core/model/types';
 import { log } from '../log';
@@ -107,7 +108,9 @@ export class SpectrumViewProvider implements vscode.WebviewViewProvider, vscode.
   async compressAtRank(layer: string, rank: number): Promise<CompressAtRankResult> {
     const l = this.session.layer(layer);
     if (!l) throw new Error(`Layer '${layer}' is not in the open model.`);
-    if (rank > Math.min(...l.shape)) throw new Error(`Rank ${rank} exceeds min(out, in) = ${Math.min(...l.shape)} of ${layer}.`);
+    const shape = layerFactorShape(l);
+    const max = maxRank(shape);
+    if (rank > max) throw new Error(`Rank ${rank} exceeds min(${shape.groups > 1 ? 'out/groups' : 'out'}, in) = ${max} of ${layer}.`);
     return this.actions.compressAtRank(layer, rank);
   }
 

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeOnnx, openOnnx } from '../../../src/core/formats/onnx';
 import { layerMatrices } from '../../../src/core/model/matrix';
+import { originalParams, paramTotals } from '../../../src/core/model/params';
 import { applyPlan, compressToFile, factorizePlan, matricesOf, planAndFactorize, planModel, restoreLayers, type CompressRequest } from '../../../src/core/compress';
 import { RankscopeError } from '../../../src/core/errors';
 import { runPython } from '../../helpers/python';
@@ -114,6 +115,31 @@ test('exactly rank-r weights compressed to r: outputs within 1e-4, exact paramet
     assert.ok(shrink <= saved * bytesPer && shrink > saved * bytesPer - 4096, `${name}: file shrank ${shrink} B for ${saved * bytesPer} B of weights`);
     const deviation = await compare(name, input, output);
     assert.ok(deviation < (HALF_FIXTURES.includes(name) ? 2e-2 : 1e-4), `${name}: relative deviation ${deviation}`);
+  }
+});
+
+test('a factorized layer is listed as the layer it replaced (layout, groups, kernel, stored shape); counts come from its factors', async () => {
+  for (const name of FIXTURES) {
+    const input = join(dir, 'lowrank', `${name}.onnx`);
+    const output = join(dir, `${name}.facts.onnx`);
+    const { model, plan } = await compress(input, output, { rank: RANK });
+    const compressed = await openOnnx(output);
+    for (const row of plan.layers) {
+      const layer = model.layers.find((l) => l.name === row.layer)!;
+      const listed = compressed.layers.find((l) => l.name === row.layer)!;
+      const where = `${name}/${row.layer}`;
+      assert.equal(listed.layout, layer.layout, `${where}: layout`);
+      assert.equal(listed.groups, layer.groups, `${where}: groups`);
+      assert.deepEqual(listed.kernel, layer.kernel, `${where}: kernel`);
+      assert.deepEqual(listed.tensorShape, layer.tensorShape, `${where}: the original's stored shape`);
+      assert.deepEqual(listed.shape, layer.shape, `${where}: matrix view`);
+      const [a, b] = listed.compressed!.factors.map((f) => compressed.tensor(f)!);
+      assert.equal(listed.params, a.size + b.size, `${where}: parameters are the factors'`);
+      assert.equal(originalParams(listed), layer.params, `${where}: the original's parameters`);
+    }
+    const zeros = compressed.proto.graph!.initializer.filter((t) => t.name.endsWith('.zero')).length;
+    assert.deepEqual(paramTotals(compressed), { original: model.summary.totalParams + zeros, current: compressed.summary.totalParams }, `${name}: totals`);
+    assert.deepEqual(paramTotals(model), { original: model.summary.totalParams, current: model.summary.totalParams });
   }
 });
 

@@ -5,7 +5,8 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { formatCount, formatSaved, formatShape, quickPickText } from '../../../src/extension/format';
+import { formatBytes, formatCount, formatInteger, formatSaved, formatShape } from '../../../src/core/format';
+import { quickPickText } from '../../../src/extension/format';
 import { markdownReport } from '../../../src/extension/report';
 import { moduleSegments } from '../../../src/extension/tree/modulePath';
 import { sparklineSvg, spectrumChartSvg, spectrumImages } from '../../../src/extension/tree/sparkline';
@@ -20,6 +21,16 @@ test('formatCount: three significant digits with K/M/G', () => {
   assert.equal(formatCount(1_000_000), '1M');
   assert.equal(formatCount(7_000_000_000), '7G');
   assert.equal(formatShape([768, 3072]), '768×3072');
+});
+
+test('formatInteger: exact with thousands separators; formatBytes: binary units, three significant digits', () => {
+  assert.equal(formatInteger(9316), '9,316');
+  assert.equal(formatInteger(2_359_296), '2,359,296');
+  assert.equal(formatInteger(412), '412');
+  assert.equal(formatBytes(512), '512 B');
+  assert.equal(formatBytes(1536), '1.5 KiB');
+  assert.equal(formatBytes(5 * 2 ** 20), '5 MiB');
+  assert.equal(formatBytes(123.4 * 2 ** 30), '123 GiB');
 });
 
 test('formatSaved: minus sign, rounded percent, 0 when nothing saved', () => {

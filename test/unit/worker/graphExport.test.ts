@@ -99,3 +99,13 @@ test('graph JSON carries attributes typed, Constant tensors by reference, metada
   for (const name of json.initializers) assert.ok(tensors.has(name));
   assert.equal(JSON.parse(readFileSync(join(dir, 'again', 'm.graph.json'), 'utf8')).format, 'rankscope-graph');
 });
+
+test('lowrankFactors lists the factor tensors the fixture wrote (what trainable = lowrank trains), none for a dense model', { skip: !hasTorch && 'needs torch + onnx' }, async () => {
+  const out = join(dir, 'lowrank');
+  const built = JSON.parse(runPython(`import sys, json; sys.path.insert(0, 'test/python'); import fixtures; print(json.dumps(fixtures.build(sys.argv[1], 2)))`, [out])) as { factors: string[] };
+  assert.equal(built.factors.length, 4);
+  const compressed = await exportGraph(await openOnnx(join(out, 'compressed.onnx')), out, 'compressed');
+  assert.deepEqual([...compressed.json.lowrankFactors].sort(), [...built.factors].sort());
+  const original = await exportGraph(await openOnnx(join(out, 'original.onnx')), out, 'original');
+  assert.deepEqual(original.json.lowrankFactors, []);
+});

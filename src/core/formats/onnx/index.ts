@@ -3,7 +3,7 @@ export { openOnnx, openModelBytes, sniffOnnx, OnnxModel, sourceDirOf, type OpenO
 export { onnxFormat } from './format';
 export { encodeOnnx, writeOnnxAtomic, makeTensorProto, type WriteOptions } from './write';
 export {
-  buildInventory, nodeId, findNode, attr, readCompressedEntries, COMPRESSED_METADATA_KEY, type CompressedEntry,
+  buildInventory, nodeId, findNode, attr, readCompressedEntries, parseCompressedEntries, COMPRESSED_METADATA_KEY, type CompressedEntry,
 } from './inventory';
 export { tensorBytes, externalRef, dimsOf, elementCount } from './tensorData';
 export { dtypeOf, dataTypeCode, elementBits, rawByteLength } from './dtypes';

@@ -3,13 +3,19 @@
 // DequantizeLinear, named by module path, listed once however many nodes share it, and low-rank
 // pairs written by Rankscope folded back into the layer they replaced.
 import { notFactorizableReason, modulePath } from '../../model/naming';
-import type { CompressedInfo, Layer, LayerOp, MatrixLayout, Model } from '../../model/types';
+import type { JsonValue } from '@bufbuild/protobuf';
+import type { CompressedInfo, DType, Layer, LayerOp, MatrixLayout, Model } from '../../model/types';
 import { rawByteLength } from './dtypes';
 import type { AttributeProto, ModelProto, NodeProto } from './gen/onnx_pb';
 
 /** Metadata key COMPRESS writes and the inventory reads (JSON array of CompressedEntry). */
 export const COMPRESSED_METADATA_KEY = 'rankscope.compressed';
 
+/**
+ * One entry of `rankscope.compressed`. The first fields are the agreed minimum any writer gives;
+ * Rankscope's rewrite also records how it stored the factors and what it replaced
+ * (compress/metadata.ts RankscopeEntry requires those).
+ */
 export interface CompressedEntry {
   layer: string;
   weight: string;
@@ -19,6 +25,15 @@ export interface CompressedEntry {
   energyKept: number;
   method: string;
   sourceFile?: string;
+  /** The original weight's layout, which the factors keep (compress/storage.ts). */
+  layout?: MatrixLayout;
+  /** Conv groups factorized one by one (1 for every other layer). */
+  groups?: number;
+  /** The original weight's stored shape and dtype. */
+  tensorShape?: number[];
+  dtype?: DType;
+  /** The nodes the rewrite replaced (ONNX JSON), for restore. */
+  graph?: { uses: { original: JsonValue; pair: [string, string] }[]; via: JsonValue[] };
 }
 
 /** How Layer.nodes names a node: its name, or `OpType(first output)` when it has none. */
@@ -212,6 +227,8 @@ export function buildInventory(proto: ModelProto, model: Pick<Model, 'tensor'>):
     return t && t.shape.length === 1 && t.shape[0] === out ? other : undefined;
   }
 
+  /** A factorized layer is listed as the layer it replaced: its matrix view, layout, groups and
+   *  stored shape are the original's (the factors keep them), its parameters those of A and B. */
   function addCompressedUse(entry: CompressedEntry, f: Found): void {
     let layer = compressedLayers.get(entry);
     if (!layer) {
@@ -226,13 +243,16 @@ export function buildInventory(proto: ModelProto, model: Pick<Model, 'tensor'>):
         factors: entry.factors,
       };
       if (entry.sourceFile) info.sourceFile = entry.sourceFile;
+      // Another writer's entry may not say how it stored the factors: the graph's use of them does.
+      const layout = entry.layout ?? f.layout;
+      const tensorShape = entry.tensorShape ?? [...entry.originalShape];
       layer = {
         name: entry.layer,
         op: f.use.op,
         weight: entry.weight,
         shape: [...entry.originalShape],
-        tensorShape: [...entry.originalShape],
-        layout: 'out_in',
+        tensorShape: [...tensorShape],
+        layout,
         dtype,
         params,
         biasParams: 0,
@@ -242,6 +262,10 @@ export function buildInventory(proto: ModelProto, model: Pick<Model, 'tensor'>):
         reason: `already factorized at rank ${entry.rank}; restore the layer to compress it again`,
         compressed: info,
       };
+      if (layout === 'conv') {
+        layer.groups = entry.groups ?? intAttr(f.node, 'group', 1);
+        if (tensorShape.length > 2) layer.kernel = tensorShape.slice(2);
+      }
       compressedLayers.set(entry, layer);
       layers.push(layer);
     }
@@ -256,18 +280,44 @@ export function buildInventory(proto: ModelProto, model: Pick<Model, 'tensor'>):
   }
 }
 
-/** Reads `rankscope.compressed` from metadata_props; malformed entries are ignored. */
+/** The `rankscope.compressed` entries of a model. */
 export function readCompressedEntries(proto: ModelProto): CompressedEntry[] {
-  const raw = proto.metadataProps.find((p) => p.key === COMPRESSED_METADATA_KEY)?.value;
+  return parseCompressedEntries(proto.metadataProps.find((p) => p.key === COMPRESSED_METADATA_KEY)?.value);
+}
+
+const LAYOUTS: ReadonlySet<unknown> = new Set<MatrixLayout>(['in_out', 'out_in', 'conv']);
+
+/**
+ * The one reader of `rankscope.compressed` (its JSON text, from metadata_props or a summary's
+ * metadata). Entries without the agreed fields are ignored; optional fields of the wrong type
+ * are dropped, so a consumer can trust every field that is present.
+ */
+export function parseCompressedEntries(raw: string | undefined): CompressedEntry[] {
   if (!raw) return [];
+  let parsed: unknown;
   try {
-    const parsed: unknown = JSON.parse(raw);
-    if (!Array.isArray(parsed)) return [];
-    return parsed.filter((e): e is CompressedEntry =>
-      e && typeof e.layer === 'string' && Array.isArray(e.factors) && e.factors.length === 2 && Array.isArray(e.originalShape));
+    parsed = JSON.parse(raw);
   } catch {
     return [];
   }
+  if (!Array.isArray(parsed)) return [];
+  const entries: CompressedEntry[] = [];
+  for (const e of parsed as Record<string, unknown>[]) {
+    if (!e || typeof e.layer !== 'string' || !isPair(e.factors, 'string') || !isPair(e.originalShape, 'number')) continue;
+    const entry = { ...e } as unknown as CompressedEntry;
+    if (!LAYOUTS.has(e.layout)) delete entry.layout;
+    if (!(Number.isInteger(e.groups) && (e.groups as number) >= 1)) delete entry.groups;
+    if (!(Array.isArray(e.tensorShape) && e.tensorShape.every((d) => Number.isInteger(d)))) delete entry.tensorShape;
+    if (typeof e.dtype !== 'string') delete entry.dtype;
+    const graph = e.graph as CompressedEntry['graph'] | undefined;
+    if (!(graph && Array.isArray(graph.uses) && Array.isArray(graph.via))) delete entry.graph;
+    entries.push(entry);
+  }
+  return entries;
+}
+
+function isPair(v: unknown, type: 'string' | 'number'): boolean {
+  return Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === type);
 }
 
 /** Two layers may derive the same module path (unnamed nodes); keep names unique and stable. */

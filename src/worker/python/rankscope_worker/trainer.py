@@ -68,11 +68,10 @@ def pick_amp(name, device):
 
 
 def lowrank_trainable(graph):
-    """Names trained under trainable='lowrank': the factors Rankscope wrote (metadata
-    `rankscope.compressed`) plus biases (1-D initializers feeding Gemm/Conv C/B or an Add after a MatMul)."""
-    names = set()
-    for entry in json.loads(graph.get("metadata", {}).get("rankscope.compressed", "[]") or "[]"):
-        names.update(entry.get("factors", []))
+    """Names trained under trainable='lowrank': the factors Rankscope wrote (the graph's
+    `lowrankFactors`, listed by the TypeScript exporter from the model's inventory) plus biases
+    (1-D initializers feeding Gemm/Conv C/B or an Add after a MatMul)."""
+    names = set(graph.get("lowrankFactors", []))
     inits = set(graph["initializers"])
     producer = {o: n for n in graph["nodes"] for o in n["outputs"]}
     for n in graph["nodes"]:
