@@ -7,7 +7,6 @@ import { performance } from 'node:perf_hooks';
 import { throwIfCancelled, RankscopeError } from '../errors';
 import { applyPlan, graphCheck } from '../compress/apply';
 import { makePlan, type Plan, type PlanLayer, type SpectrumLike } from '../compress/plan';
-import type { Allocation } from '../compress/budget';
 import { encodeOnnx, type OnnxModel } from '../formats/onnx';
 import { hashFileContent, PointCache } from './cache';
 import { FactorBank } from './factorBank';
@@ -18,10 +17,13 @@ import { MetricAccumulator, score, type EvalMetrics, type ScoreMetric } from './
 import { paretoFront } from './pareto';
 import type { OrtRunner } from './runner';
 import {
-  allocateBySensitivity, DEFAULT_FRACTIONS, energyCurves, planWithRanks, probeRanks, rowShape, sensitivityTemplate,
-  type LayerSensitivity, type SensitivityOptions,
+  DEFAULT_FRACTIONS, probeRanks, probesOf, rowShape, sensitivityTemplate, type LayerSensitivity, type SensitivityOptions,
 } from './sensitivity';
 import { denseParams, factoredParams } from '../compress/policy';
+
+/** The budget allocations a sweep compares ('weighted' needs weights a sweep does not have). */
+export const SWEEP_ALLOCATIONS = ['energy', 'uniform', 'sensitivity'] as const;
+export type SweepAllocation = (typeof SWEEP_ALLOCATIONS)[number];
 
 export interface SweepSpec {
   /** Global budgets: fraction of the selected layers' parameters to remove. */
@@ -29,7 +31,7 @@ export interface SweepSpec {
   /** Energy thresholds: each layer keeps the smallest rank with this energy. */
   energies?: number[];
   /** For budgets; default ['energy']. */
-  allocations?: Allocation[];
+  allocations?: SweepAllocation[];
   /** Layer names or globs (default: every factorizable layer). */
   layers?: string[];
 }
@@ -39,7 +41,7 @@ export interface SweepPoint {
   kind: 'original' | 'budget' | 'energy';
   /** The budget or energy threshold (1 for the original). */
   level: number;
-  allocation?: Allocation;
+  allocation?: SweepAllocation;
   label: string;
   /** All parameters of the model. */
   params: number;
@@ -51,6 +53,9 @@ export interface SweepPoint {
   latency?: Latency;
   /** Compressed layers and their ranks. */
   ranks: Record<string, number>;
+  /** The plan this point measured (none for the original). `makePlan(model, spectra, plan.request)`
+   *  reproduces it: apply it to write this point's model. */
+  plan?: Plan;
   layersCompressed: number;
   /** Seconds spent, when computed (not cached). */
   seconds: { compress: number; evaluate: number; latency: number };
@@ -107,7 +112,7 @@ export async function runSweep(spec: SweepSpec, o: SweepOptions): Promise<SweepR
   if (levels.length === 0 && energies.length === 0) throw new RankscopeError('BAD_ARGUMENT', 'a sweep needs levels (budgets) or energies.', 'e.g. --levels 0.1,0.2,0.3,0.5 or --energies 0.9,0.95,0.99');
   for (const l of levels) if (!(l > 0 && l < 1)) throw new RankscopeError('BAD_ARGUMENT', `budget level ${l} is not in (0, 1).`, 'A level is the fraction of parameters to remove: 0.3 = 30 %.');
   for (const e of energies) if (!(e > 0 && e <= 1)) throw new RankscopeError('BAD_ARGUMENT', `energy ${e} is not in (0, 1].`);
-  for (const a of allocations) if (!['energy', 'uniform', 'sensitivity'].includes(a)) throw new RankscopeError('BAD_ARGUMENT', `allocation must be energy, uniform or sensitivity; got '${a}'.`);
+  for (const a of allocations) if (!SWEEP_ALLOCATIONS.includes(a)) throw new RankscopeError('BAD_ARGUMENT', `allocation must be ${SWEEP_ALLOCATIONS.join(', ')}; got '${a}'.`);
   const { model, dataset, runner, signal } = o;
   const metric: ScoreMetric = o.metric ?? (dataset.hasLabels ? 'top1' : 'agreement');
   if ((metric === 'top1' || metric === 'top5') && !dataset.hasLabels) {
@@ -161,8 +166,8 @@ export async function runSweep(spec: SweepSpec, o: SweepOptions): Promise<SweepR
   o.onPoint?.(original);
 
   const bank = new FactorBank(model, signal, o.factorThreads);
-  interface Job { id: string; label: string; kind: SweepPoint['kind']; level: number; allocation?: Allocation; plan: Plan; key: string; samples?: number; cached?: SweepPoint }
-  const job = async (plan: Plan, id: string, label: string, kind: SweepPoint['kind'], level: number, allocation: Allocation | undefined, samples?: number): Promise<Job> => {
+  interface Job { id: string; label: string; kind: SweepPoint['kind']; level: number; allocation?: SweepAllocation; plan: Plan; key: string; samples?: number; cached?: SweepPoint }
+  const job = async (plan: Plan, id: string, label: string, kind: SweepPoint['kind'], level: number, allocation: SweepAllocation | undefined, samples?: number): Promise<Job> => {
     const active = plan.layers.filter((r) => !r.skipped);
     const key = PointCache.key({ ...settings, samples: samples ?? null, latency: samples ? null : settings.latency, plan: active.map((r) => [r.layer, r.k, r.weightHash]) });
     return { id, label, kind, level, allocation, plan, key, samples, cached: await cache.get<SweepPoint>(key) };
@@ -182,7 +187,7 @@ export async function runSweep(spec: SweepSpec, o: SweepOptions): Promise<SweepR
     const ranks = Object.fromEntries(active.map((r) => [r.layer, r.k]));
     if (j.cached) {
       timing.cachedPoints++;
-      return { ...j.cached, id: j.id, label: j.label, kind: j.kind, level: j.level, allocation: j.allocation, score: scoreOf(j.cached.metrics, metric), cached: true, pareto: false };
+      return { ...j.cached, id: j.id, label: j.label, kind: j.kind, level: j.level, allocation: j.allocation, plan: j.plan, score: scoreOf(j.cached.metrics, metric), cached: true, pareto: false };
     }
     throwIfCancelled(signal);
     const tc = performance.now();
@@ -199,7 +204,7 @@ export async function runSweep(spec: SweepSpec, o: SweepOptions): Promise<SweepR
       const latencySeconds = (performance.now() - tl) / 1000;
       point = {
         id: j.id, kind: j.kind, level: j.level, allocation: j.allocation, label: j.label, params: j.plan.totals.modelParamsAfter, fileSize: bytes.length, metrics: r.metrics,
-        score: scoreOf(r.metrics, metric), latency, ranks, layersCompressed: active.length,
+        score: scoreOf(r.metrics, metric), latency, ranks, plan: j.plan, layersCompressed: active.length,
         seconds: { compress: compressSeconds, evaluate: evalSeconds, latency: latencySeconds }, cached: false, pareto: false,
       };
     } finally {
@@ -208,18 +213,17 @@ export async function runSweep(spec: SweepSpec, o: SweepOptions): Promise<SweepR
     timing.compress += compressSeconds;
     timing.evaluate += point.seconds.evaluate;
     timing.latency += point.seconds.latency;
-    await cache.put(j.key, point);
+    // The plan is not cached: the key is made from it, and the job has it.
+    await cache.put(j.key, { ...point, plan: undefined });
     return point;
   };
 
   // Sensitivity probes, once, when a sensitivity point needs them.
   let sensitivity: LayerSensitivity[] | undefined;
-  let template: Plan | undefined;
-  let curves: Map<string, Float64Array> | undefined;
   const measureSensitivity = async (): Promise<LayerSensitivity[]> => {
     const ts = performance.now();
     const before = { ...timing };
-    template = sensitivityTemplate(model, o.spectra, spec.layers, check);
+    const template = sensitivityTemplate(model, o.spectra, spec.layers, check);
     const fractions = o.sensitivity?.fractions ?? DEFAULT_FRACTIONS;
     const samples = Math.min(o.sensitivity?.samples ?? 512, dataset.size);
     const measure = o.sensitivity?.measure ?? 'kl';
@@ -264,18 +268,12 @@ export async function runSweep(spec: SweepSpec, o: SweepOptions): Promise<SweepR
       const label = `${allocation} −${pct(level)}`;
       let plan: Plan;
       try {
-        if (allocation === 'sensitivity') {
-          sensitivity ??= await measureSensitivity();
-          curves ??= energyCurves(o.spectra, template!.layers.filter((r) => !r.skipped));
-          const ranks = allocateBySensitivity(sensitivity, level, curves);
-          const weights = Object.fromEntries(sensitivity.map((x) => [x.layer, x.probes[0]?.loss ?? 0]));
-          plan = planWithRanks(model, o.spectra, template!, ranks, level, weights);
-        } else {
-          plan = makePlan(model, o.spectra, { budget: level, allocation, layers: spec.layers }, check);
-        }
+        if (allocation === 'sensitivity') sensitivity ??= await measureSensitivity();
+        const probes = allocation === 'sensitivity' ? { probes: probesOf(sensitivity!) } : {};
+        plan = makePlan(model, o.spectra, { budget: level, allocation, ...probes, layers: spec.layers }, check);
       } catch (e) {
         // An unreachable budget skips this point, not the sweep.
-        if (e instanceof RankscopeError && e.code === 'BAD_ARGUMENT' && /out of reach/.test(e.message)) {
+        if (e instanceof RankscopeError && e.code === 'BUDGET_UNREACHABLE') {
           progress(`${label}: skipped (${e.message})`);
           done++;
           continue;
