@@ -157,6 +157,16 @@ test('energy thresholds, progress per point, and bad sweep requests', async () =
   await assert.rejects(runSweep({ levels: [0.5], allocations: ['random' as never] }, { model, spectra, dataset: data, runner }), (e: RankscopeError) => e.code === 'BAD_ARGUMENT');
 });
 
+test('an unreachable budget skips that point (BUDGET_UNREACHABLE), not the sweep', async () => {
+  const messages: string[] = [];
+  const r = await runSweep({ levels: [0.5, 0.9999], allocations: ['energy', 'sensitivity'] }, {
+    model, spectra, dataset: data, runner, latency: false, sensitivity: { samples: 64 }, onProgress: (p) => messages.push(`${p.done}/${p.total} ${p.message}`),
+  });
+  assert.deepEqual(r.points.map((p) => p.id), ['energy:0.5', 'sensitivity:0.5']);
+  assert.equal(messages.filter((m) => /: skipped \(budget 0\.9999 is out of reach/.test(m)).length, 2, messages.join('\n'));
+  assert.equal(messages.at(-1), '5/5 done');
+});
+
 test('allocateBySensitivity solves the knapsack exactly on a hand example', () => {
   // Two equal layers; A loses a lot when cut, B little: at a 40 % budget B takes the cut.
   const layer = (name: string, loss: number): LayerSensitivity => ({
