@@ -310,10 +310,12 @@ async function findTorch(ctx: Context): Promise<EnvReport> {
 const SYSTEM_PYTHON = '/usr/bin/python3';
 
 async function runFinetune(ctx: Context, model: string, out: string, teacher: string | undefined): Promise<FinetuneResult> {
+  // The demo's own choices (a small model on the CPU); the rest are TRAINING_DEFAULTS.
   const r = await finetune({
-    model, out, teacher, kd: teacher ? { temperature: 4, alpha: 0.7 } : null, python: ctx.python,
-    data: { path: ctx.data, preset: 'ntu' }, epochs: ctx.epochs, lr: FINETUNE_LR, batchSize: 32, weightDecay: 0.01,
-    schedule: 'cosine', seed: 1, device: 'cpu', progressEvery: 30,
+    model, out, teacher, worker: { python: ctx.python }, data: { path: ctx.data, preset: 'ntu' },
+    training: {
+      kd: teacher ? { alpha: 0.7 } : null, epochs: ctx.epochs, lr: FINETUNE_LR, batchSize: 32, schedule: 'cosine', seed: 1, device: 'cpu', progressEvery: 30,
+    },
   }, {
     signal: ctx.io.signal,
     onMessage: (m: WorkerMessage) => {

@@ -16,14 +16,8 @@ import torch.nn.functional as F
 
 from . import data as data_mod
 from . import safetensors
+from .config import with_defaults
 from .executor import OnnxModule, load_graph, to_numpy, to_torch
-
-DEFAULTS = {
-    "epochs": 3, "batchSize": 64, "lr": 1e-3, "optimizer": "adamw", "momentum": 0.9, "weightDecay": 0.01,
-    "warmupEpochs": 0.0, "schedule": "cosine", "stepEpochs": 1, "gamma": 0.1, "gradClip": 1.0, "seed": 0,
-    "trainable": "all", "device": "auto", "amp": "auto", "kd": None, "probeSamples": 16,
-    "evalBatchSize": 256, "progressEvery": 0.5, "compile": False,
-}
 
 
 class WorkerFailure(Exception):
@@ -121,7 +115,7 @@ def _weights(model):
 
 class Trainer:
     def __init__(self, config, channel):
-        self.cfg = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
+        self.cfg = with_defaults(config)
         self.channel = channel
         cfg = self.cfg
         self.out_dir = cfg["outDir"]
@@ -229,8 +223,7 @@ class Trainer:
         loss = F.cross_entropy(logits, y)
         kd = self.cfg.get("kd")
         if self.teacher is not None and kd:
-            t = float(kd.get("temperature", 4.0))
-            alpha = float(kd.get("alpha", 0.5))
+            t, alpha = float(kd["temperature"]), float(kd["alpha"])
             with torch.no_grad(), self._autocast():
                 teacher = self._logits(self.teacher, x)
             distill = F.kl_div(F.log_softmax(logits / t, 1), F.softmax(teacher / t, 1), reduction="batchmean") * t * t
@@ -293,6 +286,11 @@ class Trainer:
             before = self.evaluate(self.val_set)
             if before is None:
                 return self._finish("cancelled", state, t_start)
+            if not math.isfinite(before["loss"]):
+                raise WorkerFailure(
+                    "NUMERIC", f"the validation loss of the model before fine-tuning is {before['loss']}: "
+                    "the model or the validation data gives non-finite values",
+                    "Check the validation data for NaN/Inf, and that the model's outputs are finite (rankscope eval).")
             state["before"] = before
             state["best"] = before["accuracy"]
             state["bestEpoch"] = 0
@@ -350,9 +348,10 @@ class Trainer:
                 if now - t_report >= cfg["progressEvery"] or step == self.steps_per_epoch:
                     value = loss.item()
                     if not math.isfinite(value):
-                        raise WorkerFailure("NUMERIC", f"loss became {value} at epoch {epoch + 1}, step {step}",
-                                            "Lower the learning rate or enable gradient clipping.")
+                        raise self._diverged(f"the training loss became {value} at epoch {epoch + 1}, step {step}")
                     fold()
+                    if not math.isfinite(run_loss):  # a step since the last report diverged
+                        raise self._diverged(f"the training loss became {run_loss / max(1, run_n)} by epoch {epoch + 1}, step {step}")
                     ch.send("progress", epoch=epoch + 1, step=step, stepsPerEpoch=self.steps_per_epoch,
                             globalStep=epoch * self.steps_per_epoch + step, loss=value,
                             lr=self.opt.param_groups[0]["lr"], samplesPerSec=seen / max(1e-9, now - t_epoch),
@@ -365,6 +364,9 @@ class Trainer:
                 state["wallSeconds"] += time.time() - t_start
                 self._save_checkpoint(epoch, step, state, "cancel")
                 return self._finish("cancelled", state, None)
+            if not math.isfinite(val["loss"]):  # the last steps blew the weights up: keep nothing of them
+                raise self._diverged(f"the validation loss became {val['loss']} after epoch {epoch + 1} "
+                                     f"(training loss {run_loss / max(1, run_n):.4g})")
             best = val["accuracy"] > state["best"]
             if best:
                 state["best"], state["bestEpoch"] = val["accuracy"], epoch + 1
@@ -378,6 +380,17 @@ class Trainer:
             state.update(epochLoss=0.0, epochCorrect=0, epochN=0)
             self._save_checkpoint(epoch, step, {**state, "wallSeconds": state["wallSeconds"] + time.time() - t_start}, "epoch")
         return self._finish("completed", state, t_start)
+
+    def _diverged(self, what):
+        """The run diverged: a NUMERIC failure saying what and what to try (no model is written)."""
+        cfg = self.cfg
+        tries = [f"a lower learning rate (--lr {cfg['lr'] / 10:g}; now {cfg['lr']:g})"]
+        if not cfg["gradClip"]:
+            tries.append("gradient clipping (--grad-clip 1)")
+        if not cfg["warmupEpochs"]:
+            tries.append("a warm-up (--warmup 1)")
+        return WorkerFailure("NUMERIC", f"fine-tuning diverged: {what}; no model was written.",
+                             f"Try {', '.join(tries)}.")
 
     def _finish(self, status, state, t_start):
         if t_start is not None:
