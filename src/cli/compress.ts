@@ -7,7 +7,7 @@ import { openModel } from '../core/formats';
 import { OnnxModel } from '../core/formats/onnx';
 import { StateDictModel } from '../core/formats/stateDict';
 import {
-  ALLOCATIONS, compressToFile, parsePlan, planAndFactorize, planModel, restoreLayers, selectLayers, type CompressRequest, type Plan,
+  compressToFile, parsePlan, planAndFactorize, planModel, restoreLayers, selectLayers, type CompressRequest, type Plan,
 } from '../core/compress';
 import { checkOutputs } from '../core/eval/check';
 import { checkOutputPath, writeFileAtomic } from '../core/fs/atomicWrite';
@@ -148,8 +148,8 @@ function requestFrom(values: Values): CompressRequest {
     case 'rank-ratio': return { rankRatio: fractionOption(text, '--rank-ratio'), force: values.force === true, ...common };
     case 'param-ratio': return { paramRatio: fractionOption(text, '--param-ratio'), force: values.force === true, ...common };
     default: {
-      // Sensitivity needs evaluation data: it is the sweep's.
-      const allocation = oneOf(values.allocation as string | undefined, '--allocation', ALLOCATIONS.filter((a) => a !== 'sensitivity')) ?? 'energy';
+      // 'sensitivity' needs probes measured on evaluation data and 'weighted' per-layer weights: a sweep has them.
+      const allocation = oneOf(values.allocation as string | undefined, '--allocation', ['energy', 'uniform'] as const) ?? 'energy';
       return { budget: fractionOption(text, '--budget'), allocation, ...common };
     }
   }

@@ -10,15 +10,15 @@ import { stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { cpus, loadavg } from 'node:os';
 import { RankscopeError } from '../core/errors';
-import { compressToFile, graphCheck, makePlan, type Plan } from '../core/compress';
-import { ALLOCATIONS, type Allocation } from '../core/compress/budget';
+import { compressToFile, type Plan } from '../core/compress';
+import { SWEEP_ALLOCATIONS } from '../core/compress/budget';
 import { loadDataset, type Dataset, type DatasetSpec } from '../core/eval/dataset';
 import { evaluate } from '../core/eval/evaluate';
 import { compareLatency, type Latency } from '../core/eval/latency';
 import type { EvalMetrics } from '../core/eval/metrics';
 import { OrtRunner, type OrtSession } from '../core/eval/runner';
-import { planWithRanks, sensitivityTemplate, type SensitivityOptions } from '../core/eval/sensitivity';
-import { runSweep, type SweepPoint, type SweepResult } from '../core/eval/sweep';
+import type { SensitivityOptions } from '../core/eval/sensitivity';
+import { runSweep, type SweepAllocation, type SweepPoint, type SweepResult } from '../core/eval/sweep';
 import { writeSweepReport } from '../core/eval/report';
 import { openOnnxModel } from '../core/formats';
 import type { OnnxModel } from '../core/formats/onnx';
@@ -66,7 +66,7 @@ const FINETUNE_LR = 5e-4;
 
 export interface TableRow {
   cut: number;
-  allocation: Allocation;
+  allocation: SweepAllocation;
   params: number;
   fileSize: number;
   top1Svd: number;
@@ -166,7 +166,7 @@ async function demo(ctx: Context): Promise<DemoSummary> {
 
     // 2. Sweep.
     heading('2/5 sweep: energy thresholds, and parameter cuts × allocation (top-1 with ONNX Runtime)');
-    const sweep = await runSweep({ levels: CUTS, energies: ENERGIES, allocations: [...ALLOCATIONS] }, {
+    const sweep = await runSweep({ levels: CUTS, energies: ENERGIES, allocations: [...SWEEP_ALLOCATIONS] }, {
       model, spectra, dataset, runner, batchSize: 64, latency: { warmup: 2, runs: ctx.ci ? 3 : 10 },
       cacheDir: join(out, '.cache', 'sweep'), sensitivity: demoSensitivity(ctx), signal: io.signal,
       onPoint: (p) => io.out(`${p.label.padEnd(24)} ${num(p.params).padStart(11)} params  top-1 ${pct(p.metrics.top1).padStart(8)}${p.cached ? '  (cached)' : ''}`),
@@ -180,7 +180,7 @@ async function demo(ctx: Context): Promise<DemoSummary> {
     // 3. Compress at the knee.
     heading('3/5 compress at the knee of the accuracy/size curve');
     const knee = kneePoint(sweep);
-    const plan = planFor(knee, model, spectra, sweep);
+    const plan = planOf(knee);
     const planPath = join(out, 'plan.json');
     await writeFileAtomic(planPath, JSON.stringify(plan, null, 2), { signal: io.signal });
     const compressedPath = join(out, `${basename(ctx.model, '.onnx')}.compressed.onnx`);
@@ -188,9 +188,6 @@ async function demo(ctx: Context): Promise<DemoSummary> {
     const compressedSize = (await stat(compressedPath)).size;
     io.out(`knee: ${knee.label} → ${plan.totals.compressed} layers factorized, parameters ${num(plan.totals.modelParamsBefore)} → ${num(plan.totals.modelParamsAfter)} (−${pct(1 - plan.totals.modelParamsAfter / plan.totals.modelParamsBefore)}), file ${kib(s.fileSize)} → ${kib(compressedSize)}`);
     io.out(`wrote ${compressedPath}`);
-    if (plan.totals.modelParamsAfter !== knee.params) {
-      throw new RankscopeError('PLAN_MISMATCH', `The plan rebuilt for '${knee.label}' has ${plan.totals.modelParamsAfter} parameters; the sweep scored ${knee.params}.`);
-    }
     const compress = {
       point: knee.label, plan: planPath, output: compressedPath, layersCompressed: plan.totals.compressed,
       paramsBefore: plan.totals.modelParamsBefore, paramsAfter: plan.totals.modelParamsAfter, fileSizeBefore: s.fileSize, fileSizeAfter: compressedSize,
@@ -289,19 +286,10 @@ export function kneePoint(sweep: SweepResult, tolerance = KNEE_TOLERANCE): Sweep
 }
 const KNEE_TOLERANCE = 0.02;
 
-/** The plan behind a sweep point, rebuilt with the same calls the sweep made. */
-function planFor(point: SweepPoint, model: OnnxModel, spectra: LayerSpectrum[], sweep: SweepResult): Plan {
-  const check = graphCheck(model);
-  if (point.kind === 'energy') return makePlan(model, spectra, { energy: point.level }, check);
-  if (point.allocation === 'sensitivity') {
-    if (!sweep.sensitivity) throw new RankscopeError('BAD_ARGUMENT', 'sensitivity point without probes.');
-    // The point's own ranks: re-running allocateBySensitivity on sweep.sensitivity gave a
-    // different (much worse) plan for the sample Transformer than the one the sweep scored.
-    const template = sensitivityTemplate(model, spectra, undefined, check);
-    const weights = Object.fromEntries(sweep.sensitivity.map((l) => [l.layer, l.probes[0]?.loss ?? 0]));
-    return planWithRanks(model, spectra, template, new Map(Object.entries(point.ranks)), point.level, weights);
-  }
-  return makePlan(model, spectra, { budget: point.level, allocation: point.allocation ?? 'energy' }, check);
+/** The plan a sweep point measured (the original has none). */
+function planOf(point: SweepPoint): Plan {
+  if (!point.plan) throw new RankscopeError('BAD_ARGUMENT', `sweep point '${point.label}' has no plan.`);
+  return point.plan;
 }
 
 /**
@@ -324,10 +312,12 @@ async function findTorch(ctx: Context): Promise<EnvReport> {
 const SYSTEM_PYTHON = '/usr/bin/python3';
 
 async function runFinetune(ctx: Context, model: string, out: string, teacher: string | undefined): Promise<FinetuneResult> {
+  // The demo's own choices (a small model on the CPU); the rest are TRAINING_DEFAULTS.
   const r = await finetune({
-    model, out, teacher, kd: teacher ? { temperature: 4, alpha: 0.7 } : null, python: ctx.python,
-    data: { path: ctx.data, preset: 'ntu' }, epochs: ctx.epochs, lr: FINETUNE_LR, batchSize: 32, weightDecay: 0.01,
-    schedule: 'cosine', seed: 1, device: 'cpu', progressEvery: 30,
+    model, out, teacher, worker: { python: ctx.python }, data: { path: ctx.data, preset: 'ntu' },
+    training: {
+      kd: teacher ? { alpha: 0.7 } : null, epochs: ctx.epochs, lr: FINETUNE_LR, batchSize: 32, schedule: 'cosine', seed: 1, device: 'cpu', progressEvery: 30,
+    },
   }, {
     signal: ctx.io.signal,
     onMessage: (m: WorkerMessage) => {
@@ -351,7 +341,7 @@ async function resultsTable(ctx: Context): Promise<ResultsTable> {
   try {
     dataset = await openData(runner, ctx);
     io.out('sweep (plain SVD) …');
-    const sweep = await runSweep({ levels: CUTS, allocations: [...ALLOCATIONS] }, {
+    const sweep = await runSweep({ levels: CUTS, allocations: [...SWEEP_ALLOCATIONS] }, {
       model, spectra, dataset, runner, batchSize: 64, latency: { warmup: 3, runs: 20 }, cacheDir: join(out, '.cache', 'sweep'),
       sensitivity: { samples: 512, measure: 'kl' }, signal: io.signal,
     });
@@ -362,7 +352,7 @@ async function resultsTable(ctx: Context): Promise<ResultsTable> {
       const cut = point.level;
       const allocation = point.allocation!;
       const file = join(out, `cut${Math.round(cut * 100)}-${allocation}.onnx`);
-      await compressToFile(model, planFor(point, model, spectra, sweep), file, { signal: io.signal });
+      await compressToFile(model, planOf(point), file, { signal: io.signal });
       const row: TableRow = {
         cut, allocation, params: point.params, fileSize: (await stat(file)).size, top1Svd: point.metrics.top1 ?? 0,
         top1Finetuned: null, top1Distilled: null, latencyMs: point.latency?.medianMs ?? Number.NaN,

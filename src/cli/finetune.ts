@@ -7,7 +7,8 @@ import { readTaskFile } from '../core/eval/task';
 import { defaultPython } from '../worker/client';
 import { checkFinetuneEnvironment, formatEnvReport } from '../worker/envCheck';
 import { finetune, type FinetuneRequest } from '../worker/finetune';
-import type { DataSpec, WorkerMessage } from '../worker/protocol';
+import type { DataSpec, TrainingOptions, WorkerMessage } from '../worker/protocol';
+import { KD_DEFAULTS, TRAINING_DEFAULTS as D } from '../worker/trainingOptions';
 import type { Command } from './command';
 import { oneOf, optionalNumber as num, parseOptions } from './options';
 
@@ -18,16 +19,25 @@ Fine-tunes a compressed ONNX model (PyTorch worker) and writes MODEL.finetuned.o
   --data FILE            training data (default: "data" of ./rankscope.json)
   --val-data FILE        separate validation .npz     --train-x/--train-y/--val-x/--val-y KEY   array names
   --preset ntu           NTU RGB+D skeletons (N, 300, 150) → (N, 3, T, 25, 2)   --frames T
-  --teacher ORIG.onnx    distil from the uncompressed model (--kd-temperature 4, --kd-alpha 0.5)
-  --epochs N (3)   --lr X (1e-3)   --batch-size N (64)   --optimizer adamw|sgd   --momentum X (0.9)
-  --weight-decay X (0.01)   --warmup EPOCHS (0)   --schedule cosine|step|constant   --step-epochs N --gamma X
-  --grad-clip X (1, 0 = off)   --seed N   --trainable all|lowrank (factors + biases)
-  --device auto|cpu|cuda:N|mps   --amp auto|bf16|fp16|off (CUDA)   --compile (torch.compile, torch ≥ 2)
+  --teacher ORIG.onnx    distil from the uncompressed model (--kd-temperature ${KD_DEFAULTS.temperature}, --kd-alpha ${KD_DEFAULTS.alpha} in [0, 1])
+  --epochs N (${D.epochs})   --lr X (${D.lr}, in (0, 1])   --batch-size N (${D.batchSize})   --optimizer adamw|sgd (${D.optimizer})
+  --momentum X (${D.momentum}, in (0, 1))   --weight-decay X (${D.weightDecay})   --warmup EPOCHS (${D.warmupEpochs})
+  --schedule cosine|step|constant (${D.schedule})   --step-epochs N (${D.stepEpochs})   --gamma X (${D.gamma}, in (0, 1])
+  --grad-clip X (${D.gradClip}, 0 = off)   --seed N (${D.seed})   --trainable all|lowrank (factors + biases; ${D.trainable})
+  --device auto|cpu|cuda:N|mps (${D.device})   --amp auto|bf16|fp16|off (CUDA; ${D.amp})   --compile (torch.compile, torch ≥ 2)
+  A value out of range is refused before anything runs; a run whose loss diverges (NaN/Inf) stops
+  with exit 2, naming what diverged, and writes no model.
   -o, --out FILE         output ONNX (default MODEL.finetuned.onnx)    --work-dir DIR   checkpoints
   --resume               continue from the work folder's checkpoint    --resume-from CKPT
   --python PATH          interpreter with torch (default $RANKSCOPE_PYTHON or python3)
   --check                check the fine-tuning environment and exit
   --json                 print every worker event and the result as JSON lines`;
+
+/** A choice passed on as given: finetune()'s shared check refuses what is not allowed. */
+const choice = <K extends keyof TrainingOptions>(v: string | undefined) => v as TrainingOptions[K] | undefined;
+
+/** A loss with 4 decimals, '—' when the worker sent none (it sends a non-finite value as null). */
+const fixed = (x: number | null | undefined) => (typeof x === 'number' ? x.toFixed(4) : '—');
 
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? '—' : `${(100 * x).toFixed(1)}%`);
 
@@ -66,28 +76,25 @@ export const finetuneCommand: Command = {
     const data: DataSpec = {
       path: dataPath, valPath: values['val-data'], trainX: values['train-x'], trainY: values['train-y'], valX: values['val-x'], valY: values['val-y'],
       preset: preset === 'ntu' ? 'ntu' : null,
-      ...(preset === 'ntu' ? { ntu: { ...task?.ntu, ...(frames ? { frames } : {}) } } : {}),
+      ...(preset === 'ntu' ? { ntu: { ...task?.ntu, ...(frames !== undefined ? { frames } : {}) } } : {}),
     };
-    const epochs = num(values.epochs, '--epochs', true) ?? 3;
-    if (epochs < 1) throw new RankscopeError('BAD_ARGUMENT', `--epochs must be ≥ 1; got ${epochs}.`);
-    const lr = num(values.lr, '--lr') ?? 1e-3;
-    if (!(lr > 0)) throw new RankscopeError('BAD_ARGUMENT', `--lr must be > 0; got ${lr}.`);
-    const batchSize = num(values['batch-size'], '--batch-size', true);
-    if (batchSize !== undefined && batchSize < 1) throw new RankscopeError('BAD_ARGUMENT', `--batch-size must be ≥ 1; got ${batchSize}.`);
-    const device = values.device ?? 'auto';
-    if (!/^(auto|cpu|mps|cuda(:\d+)?)$/.test(device)) throw new RankscopeError('BAD_ARGUMENT', `--device must be auto, cpu, mps or cuda:N; got '${device}'.`);
+    if (!values.teacher && (values['kd-temperature'] !== undefined || values['kd-alpha'] !== undefined)) {
+      throw new RankscopeError('BAD_ARGUMENT', '--kd-temperature and --kd-alpha set up distillation, which needs --teacher ORIGINAL.onnx.');
+    }
+    // Parsed here, checked (ranges, choices) and defaulted in finetune(): the extension shares that.
     const request: FinetuneRequest = {
-      model, data, teacher: values.teacher, out: values.out, python, workDir: values['work-dir'],
+      model, data, teacher: values.teacher, out: values.out, worker: { python }, workDir: values['work-dir'],
       resume: values['resume-from'] ?? (values.resume ? true : undefined),
-      epochs, lr, batchSize, device,
-      optimizer: oneOf(values.optimizer, '--optimizer', ['adamw', 'sgd'] as const),
-      momentum: num(values.momentum, '--momentum'), weightDecay: num(values['weight-decay'], '--weight-decay'),
-      warmupEpochs: num(values.warmup, '--warmup'), schedule: oneOf(values.schedule, '--schedule', ['cosine', 'step', 'constant'] as const),
-      stepEpochs: num(values['step-epochs'], '--step-epochs'), gamma: num(values.gamma, '--gamma'),
-      gradClip: num(values['grad-clip'], '--grad-clip'), seed: num(values.seed, '--seed', true),
-      trainable: oneOf(values.trainable, '--trainable', ['all', 'lowrank'] as const),
-      amp: oneOf(values.amp, '--amp', ['auto', 'bf16', 'fp16', 'off'] as const), compile: values.compile,
-      kd: values.teacher ? { temperature: num(values['kd-temperature'], '--kd-temperature') ?? 4, alpha: num(values['kd-alpha'], '--kd-alpha') ?? 0.5 } : null,
+      training: {
+        epochs: num(values.epochs, '--epochs', true), lr: num(values.lr, '--lr'), batchSize: num(values['batch-size'], '--batch-size', true),
+        device: values.device, optimizer: choice<'optimizer'>(values.optimizer),
+        momentum: num(values.momentum, '--momentum'), weightDecay: num(values['weight-decay'], '--weight-decay'),
+        warmupEpochs: num(values.warmup, '--warmup'), schedule: choice<'schedule'>(values.schedule),
+        stepEpochs: num(values['step-epochs'], '--step-epochs'), gamma: num(values.gamma, '--gamma'),
+        gradClip: num(values['grad-clip'], '--grad-clip'), seed: num(values.seed, '--seed', true),
+        trainable: choice<'trainable'>(values.trainable), amp: choice<'amp'>(values.amp), compile: values.compile,
+        kd: values.teacher ? { temperature: num(values['kd-temperature'], '--kd-temperature'), alpha: num(values['kd-alpha'], '--kd-alpha') } : null,
+      },
     };
     const onMessage = values.json ? (m: WorkerMessage) => io.out(JSON.stringify(m)) : humanProgress(io.out, io.err);
     const result = await finetune(request, { signal: io.signal, onMessage, onStderr: (l) => io.err(`[worker] ${l}`) });
@@ -121,13 +128,13 @@ function humanProgress(out: (s: string) => void, err: (s: string) => void): (m: 
       case 'progress':
         if (Date.now() - lastLine > 2000 || m.step === m.stepsPerEpoch) {
           lastLine = Date.now();
-          out(`  epoch ${m.epoch} step ${m.step}/${m.stepsPerEpoch}  loss ${m.loss.toFixed(4)}  lr ${m.lr.toExponential(2)}  ${Math.round(m.samplesPerSec)} samples/s${m.gpuMemory ? `  ${(m.gpuMemory / 2 ** 30).toFixed(2)} GiB` : ''}`);
+          out(`  epoch ${m.epoch} step ${m.step}/${m.stepsPerEpoch}  loss ${fixed(m.loss)}  lr ${m.lr.toExponential(2)}  ${Math.round(m.samplesPerSec)} samples/s${m.gpuMemory ? `  ${(m.gpuMemory / 2 ** 30).toFixed(2)} GiB` : ''}`);
         }
         break;
       case 'eval':
         out(m.phase === 'before'
-          ? `before: val accuracy ${pct(m.valAccuracy)} (loss ${m.valLoss.toFixed(4)})`
-          : `epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)}, val accuracy ${pct(m.valAccuracy)} (loss ${m.valLoss.toFixed(4)})${m.best ? '  ★ best' : ''}`);
+          ? `before: val accuracy ${pct(m.valAccuracy)} (loss ${fixed(m.valLoss)})`
+          : `epoch ${m.epoch}: train loss ${fixed(m.trainLoss)}, val accuracy ${pct(m.valAccuracy)} (loss ${fixed(m.valLoss)})${m.best ? '  ★ best' : ''}`);
         break;
       case 'log':
         if (m.level !== 'debug') err(`[worker ${m.level}] ${m.message}`);

@@ -2,7 +2,7 @@
 // written as sweep.json, sweep.csv, sweep.svg and a standalone sweep.html.
 import { join } from 'node:path';
 import { RankscopeError } from '../core/errors';
-import { ALLOCATIONS, isAllocation, type Allocation } from '../core/compress/budget';
+import { isSweepAllocation, SWEEP_ALLOCATIONS, type SweepAllocation } from '../core/compress/budget';
 import { loadDataset, type Dataset } from '../core/eval/dataset';
 import type { ScoreMetric } from '../core/eval/metrics';
 import { metricLabel, writeSweepReport } from '../core/eval/report';
@@ -20,7 +20,9 @@ Compresses MODEL in memory at each level, evaluates it with ONNX Runtime and wri
 DIR/sweep.json, sweep.csv, sweep.svg and sweep.html (score vs parameters, Pareto front).
   --levels LIST        global budgets: fraction of the layers' parameters to remove
   --energies LIST      energy thresholds: each layer keeps this fraction of its spectral energy
-  --allocation LIST    for budgets: energy, uniform, sensitivity (comma-separated; default energy)
+  --allocation LIST    for budgets (comma-separated; default energy): energy (greedy by energy kept
+                       per parameter), uniform (every layer alike), sensitivity (probes each layer
+                       alone, then the least summed measured loss: a knapsack)
   --metric M           top1 | top5 | agreement | kl (default top1 with labels, else agreement)
   --layers LIST        layer names or globs to compress (default: all factorizable)
   --sensitivity-samples N   samples the per-layer probes run on (default 512)
@@ -54,8 +56,8 @@ export const sweepCommand: Command = {
     const levels = numberList(values.levels, '--levels') ?? (values.energies ? undefined : task.sweep.levels);
     const energies = numberList(values.energies, '--energies') ?? (values.levels ? undefined : task.sweep.energies);
     if (!levels?.length && !energies?.length) throw new RankscopeError('BAD_ARGUMENT', 'give --levels (budgets) or --energies (thresholds).', 'e.g. --levels 0.1,0.2,0.3,0.5');
-    const allocations = (nameList(values.allocation) ?? task.sweep.allocations ?? ['energy']) as Allocation[];
-    for (const a of allocations) if (!isAllocation(a)) throw new RankscopeError('BAD_ARGUMENT', `--allocation takes ${ALLOCATIONS.join(', ')}; got '${a}'.`);
+    const allocations = (nameList(values.allocation) ?? task.sweep.allocations ?? ['energy']) as SweepAllocation[];
+    for (const a of allocations) if (!isSweepAllocation(a)) throw new RankscopeError('BAD_ARGUMENT', `--allocation takes ${SWEEP_ALLOCATIONS.join(', ')}; got '${a}'.`);
     const metric = (values.metric ?? undefined) as ScoreMetric | undefined;
     if (metric && !['top1', 'top5', 'agreement', 'kl'].includes(metric)) throw new RankscopeError('BAD_ARGUMENT', `--metric takes top1, top5, agreement or kl; got '${metric}'.`);
     const out = values.out ?? task.sweep.out;

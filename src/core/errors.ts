@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'EXTERNAL_DATA'    // missing or short external-data file
   | 'UNSUPPORTED'      // an op, dtype or layout we do not handle
   | 'BAD_ARGUMENT'     // an option out of range, output == input, …
+  | 'BUDGET_UNREACHABLE' // a parameter budget no allocation of ranks can meet (a sweep skips that point)
   | 'SHAPE_MISMATCH'   // data that does not fit the model's inputs
   | 'NUMERIC'          // NaN/Inf in a weight
   | 'PLAN_MISMATCH'    // a plan applied to a model whose weights differ

@@ -12,29 +12,35 @@ import { FinetuneWorker, defaultPython } from './client';
 import { exportGraph } from './graphExport';
 import type { DataSpec, DoneMessage, FinetuneConfig, FinetuneSummary, HelloMessage, WorkerMessage } from './protocol';
 import { readSafetensors } from './safetensors';
+import { checkTraining, resolveTraining, type TrainingRequest } from './trainingOptions';
 import { defaultFinetunedPath, writeBack } from './writeBack';
 
-export type TrainingOptions = Omit<FinetuneConfig, 'graph' | 'weights' | 'teacher' | 'data' | 'outDir' | 'resume'>;
-
-export interface FinetuneRequest extends TrainingOptions {
+export interface FinetuneRequest {
   /** The compressed ONNX model. */
   model: string;
   data: DataSpec;
-  /** The uncompressed original, for distillation (needs `kd`). */
+  /** The uncompressed original, for distillation (kd defaults to KD_DEFAULTS with a teacher). */
   teacher?: string;
   /** Output ONNX; default `<model>.finetuned.onnx` next to the model. */
   out?: string;
-  /** Interpreter; default defaultPython(). */
-  python?: string;
+  /** How to train; unset options take TRAINING_DEFAULTS. Every value is range-checked first. */
+  training?: TrainingRequest;
   /** Work folder (exported graph, checkpoints); default `.<out name>.finetune/` next to the output. */
   workDir?: string;
   /** Continue from the work folder's checkpoint (true) or from a given checkpoint.pt. */
   resume?: boolean | string;
   /** Check the written model in ONNX Runtime against the worker's own outputs (default true). */
   verify?: boolean;
+  /** How the worker process starts. */
+  worker?: WorkerStart;
+}
+
+export interface WorkerStart {
+  /** Interpreter; default defaultPython(). */
+  python?: string;
   helloTimeoutMs?: number;
   cancelGraceMs?: number;
-  workerEnv?: NodeJS.ProcessEnv;
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface FinetuneHandlers {
@@ -68,9 +74,11 @@ export function defaultWorkDir(out: string): string {
 export async function finetune(req: FinetuneRequest, handlers: FinetuneHandlers = {}): Promise<FinetuneResult> {
   const { signal } = handlers;
   const out = resolve(req.out ?? defaultFinetunedPath(req.model));
+  const training = resolveTraining(req.training, req.teacher !== undefined);
+  checkTraining(training, req.data);
   checkOutputPath(out, { inputs: [req.model, req.teacher] }); // before the training, not after
   if (!existsSync(req.data.path)) throw new RankscopeError('NOT_FOUND', `Data file not found: ${req.data.path}`);
-  if (req.kd && !req.teacher) throw new RankscopeError('BAD_ARGUMENT', 'Distillation needs the original model as --teacher.');
+  if (training.kd && !req.teacher) throw new RankscopeError('BAD_ARGUMENT', 'Distillation needs the original model as --teacher.');
   const workDir = resolve(req.workDir ?? defaultWorkDir(out));
   const resume = req.resume === true ? join(workDir, 'checkpoint.pt') : req.resume || null;
   if (resume && !existsSync(resume)) {
@@ -80,15 +88,15 @@ export async function finetune(req: FinetuneRequest, handlers: FinetuneHandlers 
   const student = await exportGraph(model, workDir, 'student', signal);
   const teacher = req.teacher ? await exportGraph(await openOnnxModel(req.teacher, { signal }), workDir, 'teacher', signal) : undefined;
 
+  const start = req.worker ?? {};
   const worker = await FinetuneWorker.launch({
-    python: req.python ?? defaultPython(), helloTimeoutMs: req.helloTimeoutMs, cancelGraceMs: req.cancelGraceMs,
-    env: req.workerEnv, onStderr: handlers.onStderr,
+    python: start.python ?? defaultPython(), helloTimeoutMs: start.helloTimeoutMs, cancelGraceMs: start.cancelGraceMs,
+    env: start.env, onStderr: handlers.onStderr,
   }, signal);
   handlers.onMessage?.(worker.hello);
   handlers.onWorker?.(worker);
-  const { model: _m, data, teacher: _t, out: _o, python: _p, workDir: _w, resume: _r, verify, helloTimeoutMs: _h, cancelGraceMs: _c, workerEnv: _e, ...training } = req;
   const config: FinetuneConfig = {
-    ...training, data, graph: student.graph, weights: student.weights,
+    ...training, data: req.data, graph: student.graph, weights: student.weights,
     teacher: teacher ? { graph: teacher.graph, weights: teacher.weights } : null, outDir: workDir, resume,
   };
   let done: DoneMessage;
@@ -103,7 +111,7 @@ export async function finetune(req: FinetuneRequest, handlers: FinetuneHandlers 
   if (done.status !== 'completed' || !done.weights) return result;
   await writeBack(req.model, done.weights, out, signal);
   result.output = out;
-  if (verify !== false && done.probe) result.verification = await verifyWithOrt(out, done.probe, signal);
+  if (req.verify !== false && done.probe) result.verification = await verifyWithOrt(out, done.probe, signal);
   return result;
 }
 

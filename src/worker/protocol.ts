@@ -40,44 +40,53 @@ export interface GraphFiles {
   weights?: string;
 }
 
-export interface FinetuneConfig extends GraphFiles {
+/** Knowledge distillation: loss = alpha·KL(student/T ‖ teacher/T)·T² + (1 − alpha)·cross-entropy. */
+export interface KdOptions { temperature: number; alpha: number }
+
+/** How to train. TRAINING_DEFAULTS (trainingOptions.ts) is the one set of defaults. */
+export interface TrainingOptions {
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  optimizer: 'adamw' | 'sgd';
+  /** SGD (always Nesterov). */
+  momentum: number;
+  weightDecay: number;
+  /** Linear warm-up length in epochs (fractions allowed), then `schedule`. */
+  warmupEpochs: number;
+  schedule: 'cosine' | 'step' | 'constant';
+  /** Step decay: multiply by `gamma` every `stepEpochs`. */
+  stepEpochs: number;
+  gamma: number;
+  /** Max gradient norm; 0 = off. */
+  gradClip: number;
+  seed: number;
+  /** 'lowrank': only the factors Rankscope wrote and the biases. */
+  trainable: 'all' | 'lowrank';
+  /** 'auto' | 'cpu' | 'cuda:N' | 'mps'. */
+  device: string;
+  /** CUDA autocast; 'auto' = bf16 where supported, else fp16. */
+  amp: 'auto' | 'bf16' | 'fp16' | 'off';
+  /** Distillation from `teacher` (null: labels only). */
+  kd: KdOptions | null;
+  /** Validation samples whose outputs the worker records for the write-back check. */
+  probeSamples: number;
+  evalBatchSize: number;
+  /** Seconds between progress messages. */
+  progressEvery: number;
+  /** torch.compile the training forward (torch ≥ 2; ignored with a warning before). */
+  compile: boolean;
+}
+
+/** The `start` message's config: every training option filled in, plus where things are. */
+export interface FinetuneConfig extends GraphFiles, TrainingOptions {
   data: DataSpec;
   /** Uncompressed original for knowledge distillation; run by the same executor. */
   teacher?: GraphFiles | null;
-  kd?: { temperature: number; alpha: number } | null;
-  epochs: number;
-  batchSize?: number;
-  lr: number;
-  optimizer?: 'adamw' | 'sgd';
-  /** SGD (always Nesterov). */
-  momentum?: number;
-  weightDecay?: number;
-  /** Linear warm-up length in epochs (fractions allowed), then `schedule`. */
-  warmupEpochs?: number;
-  schedule?: 'cosine' | 'step' | 'constant';
-  /** Step decay: multiply by `gamma` every `stepEpochs`. */
-  stepEpochs?: number;
-  gamma?: number;
-  /** Max gradient norm; 0 = off. */
-  gradClip?: number;
-  seed?: number;
-  /** 'lowrank': only the factors Rankscope wrote and the biases. */
-  trainable?: 'all' | 'lowrank';
-  /** 'auto' | 'cpu' | 'cuda:N' | 'mps'. */
-  device?: string;
-  /** CUDA autocast; 'auto' = bf16 where supported, else fp16. */
-  amp?: 'auto' | 'bf16' | 'fp16' | 'off';
   /** Folder for checkpoint.pt, best.safetensors, probe.safetensors, summary.json. */
   outDir: string;
   /** checkpoint.pt to continue from. */
   resume?: string | null;
-  /** Validation samples whose outputs the worker records for the write-back check. */
-  probeSamples?: number;
-  evalBatchSize?: number;
-  /** Seconds between progress messages. */
-  progressEvery?: number;
-  /** torch.compile the training forward (torch ≥ 2; ignored with a warning before). */
-  compile?: boolean;
 }
 
 // ---- worker → client ----------------------------------------------------------------------------

@@ -62,7 +62,7 @@ class WholeModels(unittest.TestCase):
     def test_exported_patterns_are_fused_back(self):
         with tempfile.TemporaryDirectory() as tmp:
             _, module = self._pair("transformer", 17, tmp)
-            fused = [n[5] for n in module.nodes if n[5].startswith("_")]
+            fused = [step.op for step in module.nodes if step.op.startswith("_")]
             self.assertEqual(fused.count("_Gelu"), 2)   # one per encoder layer
             self.assertGreaterEqual(fused.count("_Linear"), 4)
 

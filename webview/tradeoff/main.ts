@@ -12,7 +12,7 @@ import {
 import { h, replace } from '../shared/dom';
 import { WebviewClient } from '../shared/webview';
 import { formatBytes, formatCount, formatPercent, formatSaved, formatShape } from '../../src/core/format';
-import { ALLOCATIONS } from '../../src/core/compress/budget';
+import { SWEEP_ALLOCATIONS } from '../../src/core/compress/budget';
 import { paretoFront } from '../../src/core/eval/pareto';
 import {
   ApplyPointRequest, CancelSweepCommand, DidAddPointNotification, DidChangeProgressNotification,
@@ -102,7 +102,7 @@ const chart = new Chart(canvas, {
 });
 
 function toggleSeries(item: LegendItem): void {
-  const allocation = ALLOCATIONS.find((a) => a === (chart.data.datasets[item.datasetIndex!] as { allocation?: string }).allocation);
+  const allocation = SWEEP_ALLOCATIONS.find((a) => a === (chart.data.datasets[item.datasetIndex!] as { allocation?: string }).allocation);
   if (!allocation) {
     chart.setDatasetVisibility(item.datasetIndex!, !chart.isDatasetVisible(item.datasetIndex!));
     chart.update();
@@ -116,7 +116,7 @@ function toggleSeries(item: LegendItem): void {
 function rebuildChart(): void {
   const axis = AXES[state.xAxis];
   const datasets: typeof chart.data.datasets = [];
-  ALLOCATIONS.forEach((allocation, i) => {
+  SWEEP_ALLOCATIONS.forEach((allocation, i) => {
     const pts = state.points.filter((p) => p.allocation === allocation && axis.of(p) !== undefined);
     if (pts.length === 0) return;
     const color = colors.series[i]!;

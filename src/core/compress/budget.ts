@@ -1,27 +1,42 @@
 // Whole-model budget: "cut the factorizable parameters by X %" turned into per-layer ranks.
-// Greedy by energy kept per parameter spent: every layer starts at the smallest rank, then the
-// move with the best (energy gained) / (parameters spent) ratio is taken while it fits. Each
-// layer's σ² are descending, so its marginal gains shrink and greedy is near-optimal.
+// 'energy' is greedy by energy kept per parameter spent: every layer starts at the smallest rank,
+// then the move with the best (energy gained) / (parameters spent) ratio is taken while it fits.
+// Each layer's σ² are descending, so its marginal gains shrink and greedy is near-optimal.
+// 'weighted' is the same greedy with each layer's gain scaled by a given weight; 'sensitivity' is
+// the knapsack over measured per-layer losses (knapsack.ts); 'uniform' cuts every layer alike.
 import { RankscopeError } from '../errors';
+import { allocateBySensitivity, layerProbes, type ProbePoint } from './knapsack';
 import { decide, denseParams, energyCurve, factoredParams, maxRank, type FactorShape, type GroupSpectra, type RankChoice } from './policy';
 
 /** How a budget is spread over layers; the one list every option, task file and view checks against. */
-export const ALLOCATIONS = ['energy', 'uniform', 'sensitivity'] as const;
+export const ALLOCATIONS = ['energy', 'uniform', 'weighted', 'sensitivity'] as const;
 export type Allocation = (typeof ALLOCATIONS)[number];
 
 export function isAllocation(x: unknown): x is Allocation {
   return ALLOCATIONS.includes(x as Allocation);
 }
 
+/** The allocations a sweep compares ('weighted' needs per-layer weights a sweep does not have). */
+export const SWEEP_ALLOCATIONS = ['energy', 'uniform', 'sensitivity'] as const satisfies readonly Allocation[];
+export type SweepAllocation = (typeof SWEEP_ALLOCATIONS)[number];
+
+export function isSweepAllocation(x: unknown): x is SweepAllocation {
+  return SWEEP_ALLOCATIONS.includes(x as SweepAllocation);
+}
+
 export interface BudgetRequest {
   /** Fraction of the selected layers' weight parameters to remove (0 < X < 1). */
   budget: number;
   /** 'energy' (default): greedy by energy per parameter; 'uniform': every layer keeps 1−X of its
-   *  parameters; 'sensitivity': greedy with each layer's gain weighted by `sensitivity[layer]`. */
+   *  parameters; 'weighted': the energy greedy with each layer's gain scaled by `weights[layer]`;
+   *  'sensitivity': the least summed measured loss (`probes`), solved as a knapsack. */
   allocation?: Allocation;
-  /** Per-layer weights for 'sensitivity' (e.g. accuracy lost when the layer alone is compressed). */
-  sensitivity?: Record<string, number>;
-  /** Ranks move in steps of this (and are multiples of it). */
+  /** Per-layer gain weights for 'weighted' (missing layers weigh 1). */
+  weights?: Record<string, number>;
+  /** For 'sensitivity': the layers the budget is spread over, each with its probed losses (the
+   *  loss of the model with only that layer at rank k). Selected layers not named stay dense. */
+  probes?: Record<string, ProbePoint[]>;
+  /** Ranks move in steps of this (and are multiples of it); not for 'sensitivity'. */
   roundTo?: number;
 }
 
@@ -39,8 +54,14 @@ export function validateBudget(request: BudgetRequest): void {
   if (!isAllocation(allocation)) {
     throw new RankscopeError('BAD_ARGUMENT', `allocation must be one of ${ALLOCATIONS.join(', ')}; got ${allocation}.`);
   }
-  if (allocation === 'sensitivity' && !request.sensitivity) {
-    throw new RankscopeError('BAD_ARGUMENT', 'allocation "sensitivity" needs a sensitivity weight per layer.');
+  if (allocation === 'weighted' && !request.weights) {
+    throw new RankscopeError('BAD_ARGUMENT', 'allocation "weighted" needs a weight per layer (weights).');
+  }
+  if (allocation === 'sensitivity' && !request.probes) {
+    throw new RankscopeError('BAD_ARGUMENT', 'allocation "sensitivity" needs the per-layer probes (probes).', 'A sweep measures them: rankscope sweep --allocation sensitivity.');
+  }
+  if (allocation === 'sensitivity' && roundTo !== undefined) {
+    throw new RankscopeError('BAD_ARGUMENT', 'roundTo does not apply to the sensitivity allocation.');
   }
   if (roundTo !== undefined && !(Number.isInteger(roundTo) && roundTo >= 1)) {
     throw new RankscopeError('BAD_ARGUMENT', `roundTo must be an integer ≥ 1; got ${roundTo}.`);
@@ -50,7 +71,31 @@ export function validateBudget(request: BudgetRequest): void {
 /** Per-layer rank choices whose parameters total ≤ (1 − budget) of the layers' dense parameters. */
 export function allocateBudget(layers: BudgetLayer[], request: BudgetRequest): Map<string, RankChoice> {
   validateBudget(request);
-  return request.allocation === 'uniform' ? allocateUniform(layers, request) : allocateGreedy(layers, request);
+  switch (request.allocation ?? 'energy') {
+    case 'uniform': return allocateUniform(layers, request);
+    case 'sensitivity': return allocateByProbes(layers, request);
+    default: return allocateGreedy(layers, request);
+  }
+}
+
+/** The knapsack over the probed layers; a layer without probes keeps its dense weight. */
+function allocateByProbes(layers: BudgetLayer[], request: BudgetRequest): Map<string, RankChoice> {
+  const probed = layers.filter((l) => request.probes![l.name] !== undefined);
+  const curves = new Map(probed.map((l) => [l.name, energyCurve(l.spectra, maxRank(l.shape))]));
+  const ranks = allocateBySensitivity(probed.map((l) => layerProbes(l.name, l.shape, request.probes![l.name])), request.budget, curves);
+  const result = new Map<string, RankChoice>();
+  for (const layer of layers) {
+    const k = ranks.get(layer.name) ?? 0;
+    const before = denseParams(layer.shape);
+    if (k > 0) result.set(layer.name, decide(layer.shape, k, curves.get(layer.name)![k], false));
+    else {
+      // Unprobed layers are those the probes left out, usually because no rank saves parameters.
+      const atOne = decide(layer.shape, 1, 0, false);
+      const reason = ranks.has(layer.name) ? 'the sensitivity allocation keeps it dense' : atOne.skipped ? atOne.reason : 'not probed: kept dense';
+      result.set(layer.name, { k: 0, energyKept: 1, paramsBefore: before, paramsAfter: before, skipped: true, reason });
+    }
+  }
+  return result;
 }
 
 function allocateUniform(layers: BudgetLayer[], request: BudgetRequest): Map<string, RankChoice> {
@@ -84,7 +129,7 @@ function allocateGreedy(layers: BudgetLayer[], request: BudgetRequest): Map<stri
   const target = (1 - request.budget) * totalDense;
   const states: LayerState[] = layers.map((layer) => {
     const full = maxRank(layer.shape);
-    const weight = request.allocation === 'sensitivity' ? request.sensitivity?.[layer.name] ?? 1 : 1;
+    const weight = request.allocation === 'weighted' ? request.weights?.[layer.name] ?? 1 : 1;
     // A layer that cannot save at the smallest rank stays dense and costs its full size.
     const dense = step > full || factoredParams(layer.shape, step) >= denseParams(layer.shape);
     return { layer, curve: energyCurve(layer.spectra, full), weight, k: dense ? full : step, dense, done: dense };
@@ -92,7 +137,7 @@ function allocateGreedy(layers: BudgetLayer[], request: BudgetRequest): Map<stri
   const cost = (s: LayerState) => (s.dense ? denseParams(s.layer.shape) : factoredParams(s.layer.shape, s.k));
   let used = states.reduce((sum, s) => sum + cost(s), 0);
   if (used > target) {
-    throw new RankscopeError('BAD_ARGUMENT',
+    throw new RankscopeError('BUDGET_UNREACHABLE',
       `budget ${request.budget} is out of reach: even rank ${step} in every layer keeps ${(used / totalDense * 100).toFixed(1)} % of the parameters.`,
       'Choose a smaller budget or fewer layers.');
   }

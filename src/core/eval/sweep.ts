@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { throwIfCancelled, RankscopeError } from '../errors';
 import { applyPlan, graphCheck } from '../compress/apply';
 import { makePlan, type Plan, type PlanLayer, type SpectrumLike } from '../compress/plan';
-import { ALLOCATIONS, isAllocation, type Allocation } from '../compress/budget';
+import { isSweepAllocation, SWEEP_ALLOCATIONS, type SweepAllocation } from '../compress/budget';
 import { encodeOnnx, type OnnxModel } from '../formats/onnx';
 import { hashFileContent, PointCache } from './cache';
 import { FactorBank } from './factorBank';
@@ -18,10 +18,11 @@ import { MetricAccumulator, score, type EvalMetrics, type ScoreMetric } from './
 import { paretoFront } from './pareto';
 import type { OrtRunner } from './runner';
 import {
-  allocateBySensitivity, DEFAULT_FRACTIONS, energyCurves, planWithRanks, probeRanks, rowShape, sensitivityTemplate,
-  type LayerSensitivity, type SensitivityOptions,
+  DEFAULT_FRACTIONS, probeRanks, probesOf, rowShape, sensitivityTemplate, type LayerSensitivity, type SensitivityOptions,
 } from './sensitivity';
 import { denseParams, factoredParams } from '../compress/policy';
+
+export { SWEEP_ALLOCATIONS, type SweepAllocation } from '../compress/budget';
 
 export interface SweepSpec {
   /** Global budgets: fraction of the selected layers' parameters to remove. */
@@ -29,7 +30,7 @@ export interface SweepSpec {
   /** Energy thresholds: each layer keeps the smallest rank with this energy. */
   energies?: number[];
   /** For budgets; default ['energy']. */
-  allocations?: Allocation[];
+  allocations?: SweepAllocation[];
   /** Layer names or globs (default: every factorizable layer). */
   layers?: string[];
 }
@@ -39,7 +40,7 @@ export interface SweepPoint {
   kind: 'original' | 'budget' | 'energy';
   /** The budget or energy threshold (1 for the original). */
   level: number;
-  allocation?: Allocation;
+  allocation?: SweepAllocation;
   label: string;
   /** All parameters of the model. */
   params: number;
@@ -51,6 +52,9 @@ export interface SweepPoint {
   latency?: Latency;
   /** Compressed layers and their ranks. */
   ranks: Record<string, number>;
+  /** The plan this point measured (none for the original). `makePlan(model, spectra, plan.request)`
+   *  reproduces it: apply it to write this point's model. */
+  plan?: Plan;
   layersCompressed: number;
   /** Seconds spent, when computed (not cached). */
   seconds: { compress: number; evaluate: number; latency: number };
@@ -99,213 +103,302 @@ export interface SweepResult {
 
 const CACHE_VERSION = 1;
 
+/**
+ * The sweep, in order: check the request, evaluate the original (reference outputs and the
+ * baseline), plan every point (probing layer sensitivity first when an allocation needs it),
+ * factorize once what the plans need, then evaluate point by point; mark the Pareto front.
+ */
 export async function runSweep(spec: SweepSpec, o: SweepOptions): Promise<SweepResult> {
   const t0 = performance.now();
+  const request = checkRequest(spec, o);
+  const progress = new Progress(1 + request.levels.length * request.allocations.length + request.energies.length, o.onProgress);
+  const points = await PointEvaluator.create(o, request.metric, progress);
+  const original = await points.original();
+  progress.advance();
+  o.onPoint?.(original);
+
+  const { jobs, sensitivity } = await planPoints(spec, request, points, o, progress);
+  await points.factorize(jobs);
+  const measured: SweepPoint[] = [];
+  for (const j of jobs) {
+    progress.report(`${j.label}: ${j.cached ? 'from the cache' : 'compressing and evaluating'}`);
+    const p = await points.run(j);
+    measured.push(p);
+    progress.advance();
+    o.onPoint?.(p);
+  }
+  const front = paretoFront([original, ...measured], (p) => p.params, (p) => p.score);
+  for (const p of front) p.pareto = true;
+  points.timing.total = (performance.now() - t0) / 1000;
+  progress.report('done');
+  return {
+    model: o.model.summary.path, data: o.dataset.spec.data, metric: request.metric, samples: o.dataset.size, original, points: measured,
+    front: front.map((p) => p.id), sensitivity, timing: points.timing,
+  };
+}
+
+interface CheckedRequest {
+  levels: number[];
+  energies: number[];
+  allocations: SweepAllocation[];
+  metric: ScoreMetric;
+}
+
+/** The sweep's levels, energies, allocations and metric, validated (BAD_ARGUMENT naming the problem). */
+function checkRequest(spec: SweepSpec, o: SweepOptions): CheckedRequest {
   const levels = spec.levels ?? [];
   const energies = spec.energies ?? [];
   const allocations = spec.allocations ?? ['energy'];
   if (levels.length === 0 && energies.length === 0) throw new RankscopeError('BAD_ARGUMENT', 'a sweep needs levels (budgets) or energies.', 'e.g. --levels 0.1,0.2,0.3,0.5 or --energies 0.9,0.95,0.99');
   for (const l of levels) if (!(l > 0 && l < 1)) throw new RankscopeError('BAD_ARGUMENT', `budget level ${l} is not in (0, 1).`, 'A level is the fraction of parameters to remove: 0.3 = 30 %.');
   for (const e of energies) if (!(e > 0 && e <= 1)) throw new RankscopeError('BAD_ARGUMENT', `energy ${e} is not in (0, 1].`);
-  for (const a of allocations) if (!isAllocation(a)) throw new RankscopeError('BAD_ARGUMENT', `allocation must be one of ${ALLOCATIONS.join(', ')}; got '${a}'.`);
-  const { model, dataset, runner, signal } = o;
-  const metric: ScoreMetric = o.metric ?? (dataset.hasLabels ? 'top1' : 'agreement');
-  if ((metric === 'top1' || metric === 'top5') && !dataset.hasLabels) {
-    throw new RankscopeError('BAD_ARGUMENT', `metric ${metric} needs labels, and ${dataset.spec.data} has none.`, 'Name the labels array (--labels KEY) or use --metric agreement / kl.');
+  for (const a of allocations) if (!isSweepAllocation(a)) throw new RankscopeError('BAD_ARGUMENT', `allocation must be ${SWEEP_ALLOCATIONS.join(', ')}; got '${a}'.`);
+  const metric: ScoreMetric = o.metric ?? (o.dataset.hasLabels ? 'top1' : 'agreement');
+  if ((metric === 'top1' || metric === 'top5') && !o.dataset.hasLabels) {
+    throw new RankscopeError('BAD_ARGUMENT', `metric ${metric} needs labels, and ${o.dataset.spec.data} has none.`, 'Name the labels array (--labels KEY) or use --metric agreement / kl.');
   }
-  const batchSize = o.batchSize ?? 32;
-  const latencyOptions = o.latency === false ? undefined : { warmup: 3, runs: 10, ...(o.latency ?? {}) };
-  const cache = new PointCache(o.cacheDir);
-  const timing = { total: 0, compress: 0, evaluate: 0, latency: 0, sensitivity: 0, cachedPoints: 0 };
-  const total = 1 + levels.length * allocations.length + energies.length;
-  let done = 0;
-  const progress = (message: string) => o.onProgress?.({ done, total, message });
+  return { levels, energies, allocations, metric };
+}
 
-  progress('hashing model and data');
-  const [modelHash, dataHash] = await Promise.all([hashFileContent(model.summary.path, signal), dataset.hash(signal)]);
-  const settings = { v: CACHE_VERSION, model: modelHash, data: dataHash, output: o.output ?? null, ep: runner.options.ep, batchSize, latency: latencyOptions ?? null };
-  const check = graphCheck(model);
-  let latencyBatch: Batch | undefined;
-  const firstBatch = async () => (latencyBatch ??= await dataset.batch(0, Math.min(batchSize, dataset.size), signal));
+/** Points done out of the total, for onProgress. */
+class Progress {
+  private done = 0;
 
-  // The original: reference outputs for fidelity, and the baseline point.
-  progress('evaluating the original model');
-  const originalKey = PointCache.key({ ...settings, original: true });
-  let original = await cache.get<SweepPoint>(originalKey);
-  let reference = original ? await cache.getFloats(originalKey) : undefined;
-  if (!original || !reference) {
-    const session = await runner.open(model.summary.path, model.summary.path);
-    const te = performance.now();
-    const r = await evaluate(session, dataset, { batchSize, output: o.output, keepOutputs: true, signal });
-    const evalSeconds = (performance.now() - te) / 1000;
-    const tl = performance.now();
-    const latency = latencyOptions ? await measureLatency(session, (await firstBatch()).feeds, latencyOptions) : undefined;
-    const latencySeconds = (performance.now() - tl) / 1000;
-    await session.close();
-    timing.evaluate += evalSeconds;
-    timing.latency += latencySeconds;
-    reference = r.outputs!;
-    original = {
-      id: 'original', kind: 'original', level: 1, label: 'original', params: model.summary.totalParams, fileSize: model.summary.fileSize,
-      // Fidelity of the original to itself, so 'agreement' and 'kl' sweeps have a baseline too.
-      metrics: { ...r.metrics, agreement: 1, relativeError: 0, meanKL: 0 }, score: 0, latency, ranks: {}, layersCompressed: 0, seconds: { compress: 0, evaluate: evalSeconds, latency: latencySeconds }, cached: false, pareto: false,
+  constructor(private readonly total: number, private readonly onProgress?: (p: SweepProgress) => void) {}
+
+  report(message: string): void {
+    this.onProgress?.({ done: this.done, total: this.total, message });
+  }
+
+  /** One point (or a skipped one) finished. */
+  advance(): void {
+    this.done++;
+  }
+}
+
+/** One point to measure: its plan, and the cached result when there is one. */
+interface Job {
+  id: string;
+  label: string;
+  kind: SweepPoint['kind'];
+  level: number;
+  allocation?: SweepAllocation;
+  plan: Plan;
+  key: string;
+  /** Score only the first N samples, and skip latency (a sensitivity probe). */
+  samples?: number;
+  cached?: SweepPoint;
+}
+
+type JobInfo = Pick<Job, 'id' | 'label' | 'kind' | 'level' | 'allocation' | 'samples'>;
+
+/**
+ * What every point shares: the model, data and runner, the cache and its settings, the
+ * original's reference outputs, the factors computed once, and the time accounts.
+ */
+class PointEvaluator {
+  readonly timing = { total: 0, compress: 0, evaluate: 0, latency: 0, sensitivity: 0, cachedPoints: 0 };
+  readonly check: ReturnType<typeof graphCheck>;
+  private readonly cache: PointCache;
+  private readonly bank: FactorBank;
+  private readonly batchSize: number;
+  private readonly latency?: LatencyOptions;
+  private latencyBatch?: Batch;
+  /** The original's outputs over the whole dataset (fidelity metrics compare against them). */
+  private reference?: Float32Array;
+  private originalPoint?: SweepPoint;
+
+  private constructor(readonly o: SweepOptions, readonly metric: ScoreMetric, private readonly progress: Progress, private readonly settings: Record<string, unknown>) {
+    this.cache = new PointCache(o.cacheDir);
+    this.bank = new FactorBank(o.model, o.signal, o.factorThreads);
+    this.check = graphCheck(o.model);
+    this.batchSize = o.batchSize ?? 32;
+    this.latency = latencyOptions(o);
+  }
+
+  static async create(o: SweepOptions, metric: ScoreMetric, progress: Progress): Promise<PointEvaluator> {
+    progress.report('hashing model and data');
+    const [modelHash, dataHash] = await Promise.all([hashFileContent(o.model.summary.path, o.signal), o.dataset.hash(o.signal)]);
+    const settings = {
+      v: CACHE_VERSION, model: modelHash, data: dataHash, output: o.output ?? null, ep: o.runner.options.ep,
+      batchSize: o.batchSize ?? 32, latency: latencyOptions(o) ?? null,
     };
-    await cache.put(originalKey, original);
-    await cache.putFloats(originalKey, reference);
-  } else {
-    original = { ...original, cached: true };
-    timing.cachedPoints++;
+    return new PointEvaluator(o, metric, progress, settings);
   }
-  original.score = scoreOf(original.metrics, metric);
-  done++;
-  o.onPoint?.(original);
 
-  const bank = new FactorBank(model, signal, o.factorThreads);
-  interface Job { id: string; label: string; kind: SweepPoint['kind']; level: number; allocation?: Allocation; plan: Plan; key: string; samples?: number; cached?: SweepPoint }
-  const job = async (plan: Plan, id: string, label: string, kind: SweepPoint['kind'], level: number, allocation: Allocation | undefined, samples?: number): Promise<Job> => {
+  /** The baseline point and the reference outputs (from the cache when there). */
+  async original(): Promise<SweepPoint> {
+    const { model, dataset, runner, signal } = this.o;
+    this.progress.report('evaluating the original model');
+    const key = PointCache.key({ ...this.settings, original: true });
+    let original = await this.cache.get<SweepPoint>(key);
+    this.reference = original ? await this.cache.getFloats(key) : undefined;
+    if (!original || !this.reference) {
+      const session = await runner.open(model.summary.path, model.summary.path);
+      const te = performance.now();
+      const r = await evaluate(session, dataset, { batchSize: this.batchSize, output: this.o.output, keepOutputs: true, signal });
+      const evalSeconds = (performance.now() - te) / 1000;
+      const tl = performance.now();
+      const latency = this.latency ? await measureLatency(session, (await this.firstBatch()).feeds, this.latency) : undefined;
+      const latencySeconds = (performance.now() - tl) / 1000;
+      await session.close();
+      this.timing.evaluate += evalSeconds;
+      this.timing.latency += latencySeconds;
+      this.reference = r.outputs!;
+      original = {
+        id: 'original', kind: 'original', level: 1, label: 'original', params: model.summary.totalParams, fileSize: model.summary.fileSize,
+        // Fidelity of the original to itself, so 'agreement' and 'kl' sweeps have a baseline too.
+        metrics: { ...r.metrics, agreement: 1, relativeError: 0, meanKL: 0 }, score: 0, latency, ranks: {}, layersCompressed: 0, seconds: { compress: 0, evaluate: evalSeconds, latency: latencySeconds }, cached: false, pareto: false,
+      };
+      await this.cache.put(key, original);
+      await this.cache.putFloats(key, this.reference);
+    } else {
+      original = { ...original, cached: true };
+      this.timing.cachedPoints++;
+    }
+    original.score = scoreOf(original.metrics, this.metric);
+    this.originalPoint = original;
+    return original;
+  }
+
+  /** The original's score on the first `samples` samples, from its kept outputs (call original() first). */
+  async originalScoreOn(samples: number, measure: 'top1' | 'top5'): Promise<number> {
+    const labels = await this.o.dataset.allLabels(this.o.signal);
+    if (!labels) throw new RankscopeError('BAD_ARGUMENT', `sensitivity measure ${measure} needs labels.`, 'Use --sensitivity-measure kl or agreement.');
+    const acc = new MetricAccumulator(this.originalPoint!.metrics.classes);
+    acc.add(this.reference!, samples, labels.subarray(0, samples));
+    return acc.result()[measure]!;
+  }
+
+  /** A job for `plan`, with its cache key and cached result. */
+  async job(plan: Plan, info: JobInfo): Promise<Job> {
     const active = plan.layers.filter((r) => !r.skipped);
-    const key = PointCache.key({ ...settings, samples: samples ?? null, latency: samples ? null : settings.latency, plan: active.map((r) => [r.layer, r.k, r.weightHash]) });
-    return { id, label, kind, level, allocation, plan, key, samples, cached: await cache.get<SweepPoint>(key) };
-  };
-  /** Factorizes, once, what the jobs not in the cache need. */
-  const prepare = async (jobs: Job[]) => {
+    const key = PointCache.key({ ...this.settings, samples: info.samples ?? null, latency: info.samples ? null : this.settings.latency, plan: active.map((r) => [r.layer, r.k, r.weightHash]) });
+    return { ...info, plan, key, cached: await this.cache.get<SweepPoint>(key) };
+  }
+
+  /** Factorizes, once, what the jobs not in the cache need; `account: false` leaves the time out of `compress`. */
+  async factorize(jobs: Job[], account = true): Promise<void> {
     const missing = jobs.filter((j) => !j.cached).map((j) => j.plan);
     if (missing.length === 0) return;
-    progress(`factorizing the layers once for ${missing.length} point${missing.length > 1 ? 's' : ''}`);
-    const before = bank.seconds;
-    await bank.ensure(missing);
-    timing.compress += bank.seconds - before;
-  };
-  /** Evaluates one job (or takes it from the cache). */
-  const runJob = async (j: Job): Promise<SweepPoint> => {
+    this.progress.report(`factorizing the layers once for ${missing.length} point${missing.length > 1 ? 's' : ''}`);
+    const before = this.bank.seconds;
+    await this.bank.ensure(missing);
+    if (account) this.timing.compress += this.bank.seconds - before;
+  }
+
+  /** Compresses in memory, evaluates and times one job (or takes it from the cache). Probe time is not point time. */
+  async run(j: Job): Promise<SweepPoint> {
+    const { model, dataset, runner, signal } = this.o;
     const active = j.plan.layers.filter((r) => !r.skipped);
     const ranks = Object.fromEntries(active.map((r) => [r.layer, r.k]));
     if (j.cached) {
-      timing.cachedPoints++;
-      return { ...j.cached, id: j.id, label: j.label, kind: j.kind, level: j.level, allocation: j.allocation, score: scoreOf(j.cached.metrics, metric), cached: true, pareto: false };
+      this.timing.cachedPoints++;
+      return { ...j.cached, id: j.id, label: j.label, kind: j.kind, level: j.level, allocation: j.allocation, plan: j.plan, score: scoreOf(j.cached.metrics, this.metric), cached: true, pareto: false };
     }
     throwIfCancelled(signal);
     const tc = performance.now();
-    const bytes = encodeOnnx(applyPlan(model, j.plan, { signal, factors: bank.factorsFor(j.plan) }));
+    const bytes = encodeOnnx(applyPlan(model, j.plan, { signal, factors: this.bank.factorsFor(j.plan) }));
     const compressSeconds = (performance.now() - tc) / 1000;
     const te = performance.now();
     const session = await runner.open(bytes, j.label);
     let point: SweepPoint;
     try {
-      const r = await evaluate(session, dataset, { batchSize, output: o.output, reference, samples: j.samples, signal });
+      const r = await evaluate(session, dataset, { batchSize: this.batchSize, output: this.o.output, reference: this.reference, samples: j.samples, signal });
       const evalSeconds = (performance.now() - te) / 1000;
       const tl = performance.now();
-      const latency = latencyOptions && !j.samples ? await measureLatency(session, (await firstBatch()).feeds, latencyOptions) : undefined;
+      const latency = this.latency && !j.samples ? await measureLatency(session, (await this.firstBatch()).feeds, this.latency) : undefined;
       const latencySeconds = (performance.now() - tl) / 1000;
       point = {
         id: j.id, kind: j.kind, level: j.level, allocation: j.allocation, label: j.label, params: j.plan.totals.modelParamsAfter, fileSize: bytes.length, metrics: r.metrics,
-        score: scoreOf(r.metrics, metric), latency, ranks, layersCompressed: active.length,
+        score: scoreOf(r.metrics, this.metric), latency, ranks, plan: j.plan, layersCompressed: active.length,
         seconds: { compress: compressSeconds, evaluate: evalSeconds, latency: latencySeconds }, cached: false, pareto: false,
       };
     } finally {
       await session.close().catch(() => undefined);
     }
-    timing.compress += compressSeconds;
-    timing.evaluate += point.seconds.evaluate;
-    timing.latency += point.seconds.latency;
-    await cache.put(j.key, point);
+    if (!j.samples) {
+      this.timing.compress += compressSeconds;
+      this.timing.evaluate += point.seconds.evaluate;
+      this.timing.latency += point.seconds.latency;
+    }
+    // The plan is not cached: the key is made from it, and the job has it.
+    await this.cache.put(j.key, { ...point, plan: undefined });
     return point;
-  };
+  }
 
-  // Sensitivity probes, once, when a sensitivity point needs them.
-  let sensitivity: LayerSensitivity[] | undefined;
-  let template: Plan | undefined;
-  let curves: Map<string, Float64Array> | undefined;
-  const measureSensitivity = async (): Promise<LayerSensitivity[]> => {
-    const ts = performance.now();
-    const before = { ...timing };
-    template = sensitivityTemplate(model, o.spectra, spec.layers, check);
-    const fractions = o.sensitivity?.fractions ?? DEFAULT_FRACTIONS;
-    const samples = Math.min(o.sensitivity?.samples ?? 512, dataset.size);
-    const measure = o.sensitivity?.measure ?? 'kl';
-    // The original's score on the same calibration subset, from its kept outputs.
-    let baseScore = 1;
-    if (measure === 'top1' || measure === 'top5') {
-      const labels = await dataset.allLabels(signal);
-      if (!labels) throw new RankscopeError('BAD_ARGUMENT', `sensitivity measure ${measure} needs labels.`, 'Use --sensitivity-measure kl or agreement.');
-      const acc = new MetricAccumulator(original!.metrics.classes);
-      acc.add(reference!, samples, labels.subarray(0, samples));
-      baseScore = acc.result()[measure]!;
-    }
-    const rows = template.layers.filter((r) => !r.skipped);
-    const probes: { row: PlanLayer; k: number; job: Job }[] = [];
-    for (const row of rows) {
-      for (const k of probeRanks(rowShape(row), fractions)) {
-        const plan = makePlan(model, o.spectra, { rank: k, layers: [row.layer] }, check);
-        probes.push({ row, k, job: await job(plan, `probe:${row.layer}:${k}`, `${row.layer} @ ${k}`, 'budget', 0, 'sensitivity', samples) });
-      }
-    }
-    await prepare(probes.map((p) => p.job));
-    const result: LayerSensitivity[] = rows.map((row) => ({ layer: row.layer, shape: row.shape, groups: row.groups, denseParams: denseParams(rowShape(row)), probes: [] }));
-    for (const [i, p] of probes.entries()) {
-      progress(`sensitivity: ${p.row.layer} at rank ${p.k} (${i + 1}/${probes.length})`);
-      const point = await runJob(p.job);
-      const loss = measure === 'kl' ? point.metrics.meanKL ?? 0 : baseScore - (point.metrics[measure] ?? 0);
-      result.find((r) => r.layer === p.row.layer)!.probes.push({ k: p.k, params: factoredParams(rowShape(p.row), p.k), loss });
-    }
-    // Probe time is reported as its own share, not as compression/evaluation of sweep points.
-    timing.compress = before.compress;
-    timing.evaluate = before.evaluate;
-    timing.sensitivity += (performance.now() - ts) / 1000;
-    return result;
-  };
+  private async firstBatch(): Promise<Batch> {
+    return (this.latencyBatch ??= await this.o.dataset.batch(0, Math.min(this.batchSize, this.o.dataset.size), this.o.signal));
+  }
+}
 
-  // Plans for every point (cheap), then the factors they need (once), then evaluation point by point.
+function latencyOptions(o: SweepOptions): LatencyOptions | undefined {
+  return o.latency === false ? undefined : { warmup: 3, runs: 10, ...(o.latency ?? {}) };
+}
+
+/**
+ * Plans for every point (cheap): budgets × allocations, smallest budget first, then energy
+ * thresholds, largest first. A budget no allocation can reach skips that point, not the sweep.
+ * Probes layer sensitivity first when an allocation needs it.
+ */
+async function planPoints(spec: SweepSpec, request: CheckedRequest, points: PointEvaluator, o: SweepOptions, progress: Progress): Promise<{ jobs: Job[]; sensitivity?: LayerSensitivity[] }> {
   const jobs: Job[] = [];
+  let sensitivity: LayerSensitivity[] | undefined;
   const pct = (x: number) => `${+(x * 100).toFixed(1)} %`;
-  for (const level of [...levels].sort((a, b) => a - b)) {
-    for (const allocation of allocations) {
-      throwIfCancelled(signal);
+  for (const level of [...request.levels].sort((a, b) => a - b)) {
+    for (const allocation of request.allocations) {
+      throwIfCancelled(o.signal);
       const label = `${allocation} −${pct(level)}`;
+      if (allocation === 'sensitivity') sensitivity ??= await measureSensitivity(spec, points, o, progress);
+      const probes = allocation === 'sensitivity' ? { probes: probesOf(sensitivity!) } : {};
       let plan: Plan;
       try {
-        if (allocation === 'sensitivity') {
-          sensitivity ??= await measureSensitivity();
-          curves ??= energyCurves(o.spectra, template!.layers.filter((r) => !r.skipped));
-          const ranks = allocateBySensitivity(sensitivity, level, curves);
-          const weights = Object.fromEntries(sensitivity.map((x) => [x.layer, x.probes[0]?.loss ?? 0]));
-          plan = planWithRanks(model, o.spectra, template!, ranks, level, weights);
-        } else {
-          plan = makePlan(model, o.spectra, { budget: level, allocation, layers: spec.layers }, check);
-        }
+        plan = makePlan(o.model, o.spectra, { budget: level, allocation, ...probes, layers: spec.layers }, points.check);
       } catch (e) {
-        // An unreachable budget skips this point, not the sweep.
-        if (e instanceof RankscopeError && e.code === 'BAD_ARGUMENT' && /out of reach/.test(e.message)) {
-          progress(`${label}: skipped (${e.message})`);
-          done++;
-          continue;
-        }
-        throw e;
+        if (!(e instanceof RankscopeError && e.code === 'BUDGET_UNREACHABLE')) throw e;
+        progress.report(`${label}: skipped (${e.message})`);
+        progress.advance();
+        continue;
       }
-      jobs.push(await job(plan, `${allocation}:${level}`, label, 'budget', level, allocation));
+      jobs.push(await points.job(plan, { id: `${allocation}:${level}`, label, kind: 'budget', level, allocation }));
     }
   }
-  for (const energy of [...energies].sort((a, b) => b - a)) {
-    const plan = makePlan(model, o.spectra, { energy, layers: spec.layers }, check);
-    jobs.push(await job(plan, `energy:${energy}`, `energy ${pct(energy)}`, 'energy', energy, undefined));
+  for (const energy of [...request.energies].sort((a, b) => b - a)) {
+    const plan = makePlan(o.model, o.spectra, { energy, layers: spec.layers }, points.check);
+    jobs.push(await points.job(plan, { id: `energy:${energy}`, label: `energy ${pct(energy)}`, kind: 'energy', level: energy }));
   }
-  await prepare(jobs);
-  const points: SweepPoint[] = [];
-  for (const j of jobs) {
-    progress(`${j.label}: ${j.cached ? 'from the cache' : 'compressing and evaluating'}`);
-    const p = await runJob(j);
-    points.push(p);
-    done++;
-    o.onPoint?.(p);
+  return { jobs, sensitivity };
+}
+
+/**
+ * The sensitivity probes: each layer alone at a few ranks, scored on a calibration subset
+ * (the first `samples`) as the loss against the original. Their wall time is its own share.
+ */
+async function measureSensitivity(spec: SweepSpec, points: PointEvaluator, o: SweepOptions, progress: Progress): Promise<LayerSensitivity[]> {
+  const ts = performance.now();
+  const template = sensitivityTemplate(o.model, o.spectra, spec.layers, points.check);
+  const fractions = o.sensitivity?.fractions ?? DEFAULT_FRACTIONS;
+  const samples = Math.min(o.sensitivity?.samples ?? 512, o.dataset.size);
+  const measure = o.sensitivity?.measure ?? 'kl';
+  const baseScore = measure === 'top1' || measure === 'top5' ? await points.originalScoreOn(samples, measure) : 1;
+  const rows = template.layers.filter((r) => !r.skipped);
+  const probes: { row: PlanLayer; k: number; job: Job }[] = [];
+  for (const row of rows) {
+    for (const k of probeRanks(rowShape(row), fractions)) {
+      const plan = makePlan(o.model, o.spectra, { rank: k, layers: [row.layer] }, points.check);
+      probes.push({ row, k, job: await points.job(plan, { id: `probe:${row.layer}:${k}`, label: `${row.layer} @ ${k}`, kind: 'budget', level: 0, allocation: 'sensitivity', samples }) });
+    }
   }
-  const front = paretoFront([original, ...points], (p) => p.params, (p) => p.score);
-  for (const p of front) p.pareto = true;
-  timing.total = (performance.now() - t0) / 1000;
-  progress('done');
-  return {
-    model: model.summary.path, data: dataset.spec.data, metric, samples: dataset.size, original, points,
-    front: front.map((p) => p.id), sensitivity, timing,
-  };
+  await points.factorize(probes.map((p) => p.job), false);
+  const result: LayerSensitivity[] = rows.map((row) => ({ layer: row.layer, shape: row.shape, groups: row.groups, denseParams: denseParams(rowShape(row)), probes: [] }));
+  for (const [i, p] of probes.entries()) {
+    progress.report(`sensitivity: ${p.row.layer} at rank ${p.k} (${i + 1}/${probes.length})`);
+    const point = await points.run(p.job);
+    const loss = measure === 'kl' ? point.metrics.meanKL ?? 0 : baseScore - (point.metrics[measure] ?? 0);
+    result.find((r) => r.layer === p.row.layer)!.probes.push({ k: p.k, params: factoredParams(rowShape(p.row), p.k), loss });
+  }
+  points.timing.sensitivity += (performance.now() - ts) / 1000;
+  return result;
 }
 
 function scoreOf(m: EvalMetrics, metric: ScoreMetric): number {

@@ -4,7 +4,7 @@
 // CLI and the extension one clear message per mistake.
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { ALLOCATIONS, isAllocation, type Allocation } from '../compress/budget';
+import { isSweepAllocation, SWEEP_ALLOCATIONS, type SweepAllocation } from '../compress/budget';
 import { RankscopeError } from '../errors';
 import type { DatasetSpec } from './dataset';
 import type { ScoreMetric } from './metrics';
@@ -28,7 +28,7 @@ export interface TaskFile {
   sweep?: {
     levels?: number[];
     energies?: number[];
-    allocations?: Allocation[];
+    allocations?: SweepAllocation[];
     layers?: string[];
     out?: string;
   };
@@ -121,8 +121,8 @@ export function validateTask(json: unknown, path: string): asserts json is TaskF
     };
     fractions('levels', '(0, 1)', (x) => x > 0 && x < 1);
     fractions('energies', '(0, 1]', (x) => x > 0 && x <= 1);
-    if (s.allocations !== undefined && !(Array.isArray(s.allocations) && s.allocations.every(isAllocation))) {
-      throw bad('sweep.allocations', `must be a list of ${ALLOCATIONS.join(', ')}`);
+    if (s.allocations !== undefined && !(Array.isArray(s.allocations) && s.allocations.every(isSweepAllocation))) {
+      throw bad('sweep.allocations', `must be a list of ${SWEEP_ALLOCATIONS.join(', ')}`);
     }
     if (s.layers !== undefined && !(Array.isArray(s.layers) && s.layers.every((x) => typeof x === 'string'))) throw bad('sweep.layers', 'must be a list of layer names or globs');
     if (s.out !== undefined && typeof s.out !== 'string') throw bad('sweep.out', 'must be a folder path');

@@ -7,6 +7,7 @@ import { basename } from 'node:path';
 import * as vscode from 'vscode';
 import { RankscopeError } from '../../core/errors';
 import { finetune as runFinetune, type FinetuneRequest } from '../../worker/finetune';
+import { numberProblem, TRAINING_DEFAULTS } from '../../worker/trainingOptions';
 import { defaultFinetunedPath } from '../../worker/writeBack';
 import { readWorkspaceTask, taskPath } from '../evalTask';
 import { formatPercent } from '../../core/format';
@@ -43,13 +44,14 @@ async function ask(s: Services, given: Partial<FinetuneOptions>): Promise<Finetu
     data = picked?.[0]?.fsPath;
   }
   if (!data) return undefined;
-  const number = async (title: string, value: string, check: (x: number) => boolean, hint: string) => {
-    const v = await vscode.window.showInputBox({ title, value, validateInput: (t) => (check(Number(t)) ? undefined : hint) });
+  // Prefilled with the shared defaults and checked by the same rules as the CLI's options.
+  const number = async (title: string, option: 'epochs' | 'lr', value: number) => {
+    const v = await vscode.window.showInputBox({ title, value: String(value), validateInput: (t) => (t.trim() === '' ? 'Enter a number' : numberProblem(option, Number(t))) });
     return v === undefined ? undefined : Number(v);
   };
-  const epochs = given.epochs ?? await number('Epochs', '5', (x) => Number.isInteger(x) && x >= 1, 'A whole number ≥ 1');
+  const epochs = given.epochs ?? await number('Epochs', 'epochs', TRAINING_DEFAULTS.epochs);
   if (epochs === undefined) return undefined;
-  const lr = given.lr ?? await number('Learning rate', '1e-4', (x) => x > 0 && x < 1, 'A positive number below 1, e.g. 1e-4');
+  const lr = given.lr ?? await number('Learning rate', 'lr', TRAINING_DEFAULTS.lr);
   if (lr === undefined) return undefined;
   let device = given.device;
   if (!device) {
@@ -69,7 +71,7 @@ async function ask(s: Services, given: Partial<FinetuneOptions>): Promise<Finetu
   }
   if (distill === undefined) return undefined;
   const preset = given.preset !== undefined ? given.preset : task?.task.preset === 'ntu' ? 'ntu' : null;
-  return { model, data, preset, epochs, lr, device, distill, batchSize: given.batchSize ?? 32, out: given.out ?? defaultFinetunedPath(model) };
+  return { model, data, preset, epochs, lr, device, distill, batchSize: given.batchSize ?? TRAINING_DEFAULTS.batchSize, out: given.out ?? defaultFinetunedPath(model) };
 }
 
 export const finetune: RankscopeCommand = {
@@ -85,12 +87,11 @@ export const finetune: RankscopeCommand = {
       if (!teacher) throw new RankscopeError('BAD_ARGUMENT', `${basename(o.model)} does not record its original model, so there is no teacher to distil from.`, 'Fine-tune with labels only.');
     }
     const python = await pythonInterpreter();
+    // Distillation and every option not asked for take the shared defaults (trainingOptions.ts).
     const req: FinetuneRequest = {
-      model: o.model, out: o.out, python: python.path, teacher,
-      kd: teacher ? { temperature: 4, alpha: 0.5 } : null,
+      model: o.model, out: o.out, worker: { python: python.path }, teacher,
       data: { path: o.data, preset: o.preset },
-      epochs: o.epochs, lr: o.lr, batchSize: o.batchSize,
-      device: o.device === 'cuda' ? 'cuda:0' : o.device,
+      training: { epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, device: o.device === 'cuda' ? 'cuda:0' : o.device },
     };
     log().info(`Fine-tuning ${o.model} on ${o.data} with ${python.path} (${python.source}): ${o.epochs} epochs, lr ${o.lr}, device ${o.device}${teacher ? `, distilling from ${teacher}` : ''}`);
     const view = s.finetune;

@@ -6,10 +6,8 @@ import * as vscode from 'vscode';
 import type { TradeoffPoint } from '../../../webview/tradeoff/protocol';
 import { RankscopeError } from '../../core/errors';
 import { isCompressible, type Plan } from '../../core/compress/plan';
-import { graphCheck } from '../../core/compress/apply';
 import { loadDataset, type Dataset } from '../../core/eval/dataset';
 import { OrtRunner } from '../../core/eval/runner';
-import { planWithRanks, sensitivityTemplate } from '../../core/eval/sensitivity';
 import { runSweep, type SweepPoint, type SweepSpec } from '../../core/eval/sweep';
 import { resolveTask } from '../../core/eval/task';
 import type { LayerSpectrum } from '../../core/linalg';
@@ -94,7 +92,7 @@ async function prepare(session: ModelSession, given: Partial<TradeoffOptions>): 
           if (p.kind === 'original') {
             sink.original({ params: p.params, fileSize: p.fileSize, latencyMs: p.latency?.medianMs, accuracy: p.metrics.top1 ?? p.score, name: basename(model.summary.path) });
           } else {
-            sink.point(toPoint(p), () => planOf(model, spectra, p));
+            sink.point(toPoint(p), p.plan!);
           }
         },
       });
@@ -105,12 +103,6 @@ async function prepare(session: ModelSession, given: Partial<TradeoffOptions>): 
     }
   };
   return { title: `${basename(model.summary.path)} on ${basename(dataSpec.data)}`, run, spectra: () => spectra };
-}
-
-/** The exact plan a sweep point measured: its recorded ranks over the sweep's layer selection. */
-function planOf(model: ReturnType<typeof onnxModel>, spectra: LayerSpectrum[], p: SweepPoint): Plan {
-  const template = sensitivityTemplate(model, spectra, undefined, graphCheck(model));
-  return planWithRanks(model, spectra, template, new Map(Object.entries(p.ranks)), p.kind === 'budget' ? p.level : 0);
 }
 
 export function wireTradeoff(s: Services): void {

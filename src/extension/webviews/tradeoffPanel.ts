@@ -17,8 +17,8 @@ export const tradeoffViewType = 'rankscope.tradeoff';
 
 export interface SweepSink {
   original(model: OriginalModel): void;
-  /** `plan` builds the point's plan on demand (shown on click, written by Apply). */
-  point(point: TradeoffPoint, plan: () => Plan): void;
+  /** `plan` is the plan the point measured (shown on click, written by Apply). */
+  point(point: TradeoffPoint, plan: Plan): void;
   progress(progress: SweepProgress): void;
 }
 
@@ -37,7 +37,7 @@ export class TradeoffPanels implements vscode.Disposable {
   private endpoint?: HostEndpoint;
   private ready = false;
   private state: { title: string; points: TradeoffPoint[]; original: OriginalModel | null } = { title: '', points: [], original: null };
-  private readonly plans = new Map<string, () => Plan>();
+  private readonly plans = new Map<string, Plan>();
   private sweep?: AbortController;
   private sweepDone: Promise<void> = Promise.resolve();
   /** How the last sweep ended (tests read it). */
@@ -153,7 +153,7 @@ export class TradeoffPanels implements vscode.Disposable {
     const plan = this.plans.get(id);
     const point = this.state.points.find((p) => p.id === id);
     if (!plan || !point || !this.handlers) throw new Error(`No plan for point ${id}; run the sweep again.`);
-    return { file: await this.handlers.apply(plan(), point) };
+    return { file: await this.handlers.apply(plan, point) };
   }
 
   dispose(): void {
@@ -192,10 +192,9 @@ export class TradeoffPanels implements vscode.Disposable {
   }
 
   private planView(pointId: string): PlanView {
-    const planOf = this.plans.get(pointId);
+    const plan = this.plans.get(pointId);
     const point = this.state.points.find((p) => p.id === pointId);
-    if (!planOf || !point) throw new Error(`No plan for point ${pointId}.`);
-    const plan = planOf();
+    if (!plan || !point) throw new Error(`No plan for point ${pointId}.`);
     return {
       pointId,
       label: point.label,

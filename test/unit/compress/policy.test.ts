@@ -127,13 +127,34 @@ test('budget: greedy is optimal on a tiny case checked by brute force', () => {
   assert.ok(Math.abs(greedy - best) < 1e-12, `greedy ${greedy} vs best ${best}`);
 });
 
-test('budget: roundTo steps, sensitivity weights, unreachable budgets', () => {
+test('budget: roundTo steps, weighted allocation, unreachable budgets', () => {
   const layers = mixedLayers();
   const rounded = allocateBudget(layers, { budget: 0.5, roundTo: 8 });
   for (const c of rounded.values()) if (!c.skipped) assert.equal(c.k % 8, 0);
   const plain = allocateBudget(layers, { budget: 0.5 });
-  const favoured = allocateBudget(layers, { budget: 0.5, allocation: 'sensitivity', sensitivity: { steep: 100 } });
+  const favoured = allocateBudget(layers, { budget: 0.5, allocation: 'weighted', weights: { steep: 100 } });
   assert.ok(favoured.get('steep')!.k > plain.get('steep')!.k, 'a sensitive layer gets more rank');
   assert.throws(() => allocateBudget(layers, { budget: 0.999 }), /out of reach/);
   assert.throws(() => allocateBudget(layers, { budget: 1.5 }), /budget must be a fraction/);
+});
+
+test('budget: the sensitivity allocation spends the budget where the probed loss is least; unprobed layers stay dense', () => {
+  const layers = mixedLayers();
+  // 'flat' loses a lot when cut, 'steep' little; 'wide' is not probed.
+  const probes = {
+    steep: [{ k: 16, loss: 0.01 }, { k: 64, loss: 0.001 }],
+    flat: [{ k: 16, loss: 2 }, { k: 64, loss: 0.5 }],
+    medium: [{ k: 16, loss: 0.2 }, { k: 64, loss: 0.05 }],
+  };
+  const choices = allocateBudget(layers, { budget: 0.4, allocation: 'sensitivity', probes });
+  const probed = layers.filter((l) => l.name !== 'wide');
+  const dense = probed.reduce((s, l) => s + l.shape.m * l.shape.n, 0);
+  const after = probed.reduce((s, l) => s + choices.get(l.name)!.paramsAfter, 0);
+  assert.ok(after <= 0.6 * dense, `${after} > ${0.6 * dense}`);
+  assert.ok(choices.get('wide')!.skipped && /not probed/.test(choices.get('wide')!.reason!));
+  assert.ok(choices.get('flat')!.skipped || choices.get('flat')!.k > choices.get('steep')!.k, 'the sensitive layer keeps more');
+  assert.throws(() => allocateBudget(layers, { budget: 0.4, allocation: 'sensitivity' }), (e: RankscopeError) => e.code === 'BAD_ARGUMENT' && /probes/.test(e.message));
+  assert.throws(() => allocateBudget(layers, { budget: 0.4, allocation: 'sensitivity', probes, roundTo: 8 }), (e: RankscopeError) => e.code === 'BAD_ARGUMENT');
+  assert.throws(() => allocateBudget(layers, { budget: 0.999, allocation: 'sensitivity', probes }), (e: RankscopeError) => e.code === 'BUDGET_UNREACHABLE');
+  assert.throws(() => allocateBudget(layers, { budget: 0.999 }), (e: RankscopeError) => e.code === 'BUDGET_UNREACHABLE');
 });

@@ -13,8 +13,11 @@ import { OrtRunner } from '../../../src/core/eval/runner';
 import { loadDataset, type Dataset } from '../../../src/core/eval/dataset';
 import { runSweep, type SweepPoint } from '../../../src/core/eval/sweep';
 import { paretoFront } from '../../../src/core/eval/pareto';
-import { allocateBySensitivity, type LayerSensitivity } from '../../../src/core/eval/sensitivity';
+import type { LayerSensitivity } from '../../../src/core/eval/sensitivity';
+import { allocateBySensitivity } from '../../../src/core/compress/knapsack';
 import { RankscopeError } from '../../../src/core/errors';
+import { graphCheck } from '../../../src/core/compress/apply';
+import { makePlan } from '../../../src/core/compress/plan';
 import { factorize, multiply } from '../../../src/core/compress/factor';
 import { truncateFactors } from '../../../src/core/compress/factor';
 
@@ -75,6 +78,35 @@ test('sensitivity allocation beats uniform (and energy) at the same budgets on a
   assert.equal(r.original.metrics.agreement, 1);
 });
 
+test('every point carries the plan it measured, and the plan\'s recorded request reproduces it (cached points too)', async () => {
+  const cacheDir = join(dir, 'cache-plans');
+  const spec = { levels: [0.3, 0.6], energies: [0.9], allocations: ['energy', 'uniform', 'sensitivity'] as const, layers: ['*.in', 'loud.out'] };
+  const options = { model, spectra, dataset: data, runner, metric: 'top1' as const, latency: false as const, cacheDir, sensitivity: { samples: 128 } };
+  const first = await runSweep({ ...spec, allocations: [...spec.allocations] }, options);
+  const again = await runSweep({ ...spec, allocations: [...spec.allocations] }, options);
+  assert.equal(first.points.length, 7);
+  assert.ok(again.points.every((p) => p.cached));
+  assert.equal(first.original.plan, undefined);
+  const check = graphCheck(model);
+  for (const p of [...first.points, ...again.points]) {
+    const plan = p.plan!;
+    assert.ok(plan, `${p.id} has no plan`);
+    assert.deepEqual(plan.request.layers, spec.layers, `${p.id}: the sweep's layer selection is recorded`);
+    const remade = makePlan(model, spectra, plan.request, check);
+    assert.deepEqual(remade.layers, plan.layers, `${p.id}: makePlan(plan.request) gives other rows`);
+    assert.deepEqual(remade.totals, plan.totals);
+    // The plan is the one scored: its parameters and ranks are the point's.
+    assert.equal(plan.totals.modelParamsAfter, p.params, p.id);
+    assert.deepEqual(Object.fromEntries(plan.layers.filter((r) => !r.skipped).map((r) => [r.layer, r.k])), p.ranks, p.id);
+    const policy = p.kind === 'energy' ? { energy: p.level } : { budget: p.level, allocation: p.allocation };
+    assert.deepEqual(plan.layers[0].policy, policy, p.id);
+  }
+  // The sensitivity point's request holds the probes the sweep measured, not a stand-in.
+  const s = first.points.find((p) => p.allocation === 'sensitivity')!;
+  assert.deepEqual(Object.keys((s.plan!.request as { probes: object }).probes).sort(), first.sensitivity!.map((l) => l.layer).sort());
+  assert.deepEqual(again.points.map((p) => p.plan), first.points.map((p) => p.plan));
+});
+
 test('re-running hits the cache for every point; a longer sweep computes only the new points', async () => {
   const cacheDir = join(dir, 'cache');
   const first = await runSweep({ levels: [0.4, 0.6], allocations: ['energy', 'uniform'] }, { model, spectra, dataset: data, runner, cacheDir, latency: { warmup: 0, runs: 2 } });
@@ -125,6 +157,16 @@ test('energy thresholds, progress per point, and bad sweep requests', async () =
   await assert.rejects(runSweep({ levels: [0.5], allocations: ['random' as never] }, { model, spectra, dataset: data, runner }), (e: RankscopeError) => e.code === 'BAD_ARGUMENT');
 });
 
+test('an unreachable budget skips that point (BUDGET_UNREACHABLE), not the sweep', async () => {
+  const messages: string[] = [];
+  const r = await runSweep({ levels: [0.5, 0.9999], allocations: ['energy', 'sensitivity'] }, {
+    model, spectra, dataset: data, runner, latency: false, sensitivity: { samples: 64 }, onProgress: (p) => messages.push(`${p.done}/${p.total} ${p.message}`),
+  });
+  assert.deepEqual(r.points.map((p) => p.id), ['energy:0.5', 'sensitivity:0.5']);
+  assert.equal(messages.filter((m) => /: skipped \(budget 0\.9999 is out of reach/.test(m)).length, 2, messages.join('\n'));
+  assert.equal(messages.at(-1), '5/5 done');
+});
+
 test('allocateBySensitivity solves the knapsack exactly on a hand example', () => {
   // Two equal layers; A loses a lot when cut, B little: at a 40 % budget B takes the cut.
   const layer = (name: string, loss: number): LayerSensitivity => ({
@@ -134,7 +176,7 @@ test('allocateBySensitivity solves the knapsack exactly on a hand example', () =
   const ranks = allocateBySensitivity([layer('A', 1), layer('B', 0.01)], 0.4);
   assert.equal(ranks.get('A'), 0); // dense
   assert.ok(ranks.get('B')! >= 10 && ranks.get('B')! <= 10 + 2);
-  assert.throws(() => allocateBySensitivity([layer('A', 1)], 0.95), (e: RankscopeError) => e.code === 'BAD_ARGUMENT' && /out of reach/.test(e.message));
+  assert.throws(() => allocateBySensitivity([layer('A', 1)], 0.95), (e: RankscopeError) => e.code === 'BUDGET_UNREACHABLE' && /out of reach/.test(e.message));
   // With the layer's energy curve, ranks below the smallest probe become options (loss scaled by discarded energy).
   const curve = Float64Array.from({ length: 101 }, (_, k) => 1 - (1 - k / 100) ** 2);
   const low = allocateBySensitivity([layer('A', 1)], 0.95, new Map([['A', curve]]));

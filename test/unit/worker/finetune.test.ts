@@ -30,7 +30,7 @@ const fixture = { compressed: join(dir, 'compressed.onnx'), original: join(dir, 
 const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
 
 function request(extra: Partial<FinetuneRequest> = {}): FinetuneRequest {
-  return { model: fixture.compressed, data: { path: fixture.data }, epochs: 3, lr: 3e-3, python: testPython(), seed: 1, ...extra };
+  return { model: fixture.compressed, data: { path: fixture.data }, ...extra, training: { epochs: 3, lr: 3e-3, seed: 1, ...extra.training }, worker: { python: testPython(), ...extra.worker } };
 }
 
 before(() => {
@@ -90,7 +90,7 @@ test('fine-tuning raises validation accuracy; the written ONNX runs in ORT and m
 
 test('distillation from the teacher with only low-rank factors and biases training', { skip: !hasTorch && 'needs torch' }, async () => {
   const out = join(dir, 'kd.onnx');
-  const r = await finetune(request({ out, teacher: fixture.original, kd: { temperature: 4, alpha: 0.7 }, trainable: 'lowrank', epochs: 2 }));
+  const r = await finetune(request({ out, teacher: fixture.original, training: { kd: { temperature: 4, alpha: 0.7 }, trainable: 'lowrank', epochs: 2 } }));
   assert.equal(r.status, 'completed');
   assert.equal(r.summary.teacher, true);
   assert.ok(r.summary.params.trainable < r.summary.params.total);
@@ -103,7 +103,7 @@ test('distillation from the teacher with only low-rank factors and biases traini
 });
 
 test('cancel mid-epoch checkpoints cleanly; resume finishes bit-identical to an uninterrupted run', { skip: !hasTorch && 'needs torch' }, async () => {
-  const common = { epochs: 2, batchSize: 4, progressEvery: 0 };
+  const common = { training: { epochs: 2, batchSize: 4, progressEvery: 0 } };
   const workDir = join(dir, 'cancel-work');
   const out = join(dir, 'cancel.onnx');
   const controller = new AbortController();
@@ -139,7 +139,7 @@ test('kill -9 of the worker becomes a WORKER error with its last output, and no 
   const out = join(dir, 'killed.onnx');
   let pid: number | undefined;
   await assert.rejects(
-    finetune(request({ out, epochs: 2, batchSize: 2, progressEvery: 0 }), {
+    finetune(request({ out, training: { epochs: 2, batchSize: 2, progressEvery: 0 } }), {
       onWorker: (w) => { pid = w.pid; },
       onMessage: (m) => { if (m.type === 'progress' && pid) { process.kill(pid, 'SIGKILL'); pid = undefined; } },
     }),
@@ -162,7 +162,7 @@ test('a loss that becomes NaN stops training with a NUMERIC error and writes no 
 z = dict(np.load(sys.argv[1])); z['x_train'] = z['x_train'].copy(); z['x_train'][::7] = np.nan
 np.savez(sys.argv[2], **z)`, [fixture.data, nan]);
   const out = join(dir, 'nan.onnx');
-  await assert.rejects(finetune(request({ data: { path: nan }, out, progressEvery: 0 })),
+  await assert.rejects(finetune(request({ data: { path: nan }, out, training: { progressEvery: 0 } })),
     (e: unknown) => e instanceof RankscopeError && e.code === 'NUMERIC' && /loss became nan/.test(e.message));
   assert.equal(existsSync(out), false);
 });
@@ -172,7 +172,7 @@ test('a Python without torch: a WORKER error that says what to install, before a
   const fake = join(dir, 'fake-no-torch');
   mkdirSync(join(fake, 'torch'), { recursive: true });
   writeFileSync(join(fake, 'torch', '__init__.py'), 'raise ImportError("No module named \'torch\'", name="torch")\n');
-  await assert.rejects(finetune(request({ workerEnv: { PYTHONPATH: fake }, out: join(dir, 'nt.onnx') })),
+  await assert.rejects(finetune(request({ worker: { env: { PYTHONPATH: fake } }, out: join(dir, 'nt.onnx') })),
     (e: unknown) => e instanceof RankscopeError && e.code === 'WORKER' && /cannot import torch/.test(e.message) && /pip install torch/.test(e.hint ?? ''));
   const report = await checkFinetuneEnvironment(testPython(), { env: { PYTHONPATH: fake } });
   assert.equal(report.ok, false);
@@ -183,7 +183,7 @@ test('a Python without torch: a WORKER error that says what to install, before a
 });
 
 test('an interpreter that does not exist: a WORKER error naming it', async () => {
-  await assert.rejects(finetune(request({ python: join(dir, 'no-such-python'), out: join(dir, 'np.onnx') })),
+  await assert.rejects(finetune(request({ worker: { python: join(dir, 'no-such-python') }, out: join(dir, 'np.onnx') })),
     (e: unknown) => e instanceof RankscopeError && e.code === 'WORKER' && /no-such-python/.test(e.message));
 });
 

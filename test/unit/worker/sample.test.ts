@@ -26,8 +26,8 @@ test('sample model: compress at rank 8, fine-tune 2 epochs, ORT accuracy = worke
   await compressToFile(model, await planModel(model, { rank: 8 }), compressed);
 
   const r = await finetune({
-    model: compressed, teacher: MODEL, kd: { temperature: 4, alpha: 0.5 }, data: { path: DATA, preset: 'ntu' },
-    epochs: 2, lr: 2e-3, batchSize: 32, python: testPython(), seed: 0,
+    model: compressed, teacher: MODEL, data: { path: DATA, preset: 'ntu' }, worker: { python: testPython() },
+    training: { kd: { temperature: 4, alpha: 0.5 }, epochs: 2, lr: 2e-3, batchSize: 32, seed: 0 },
   });
   assert.equal(r.status, 'completed');
   const { accuracyBefore, accuracyAfter } = r.summary;

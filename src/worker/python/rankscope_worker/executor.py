@@ -6,6 +6,7 @@ statistics become buffers: they are updated, not trained); integer initializers 
 import json
 import math
 import os
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -134,6 +135,18 @@ def fuse(nodes, tensors, graph_outputs, initializers):
     return [replace.get(id(n), n) for n in nodes if id(n) not in drop]
 
 
+class Step(NamedTuple):
+    """One graph node as the executor runs it."""
+    fn: Callable
+    attrs: dict
+    inputs: list
+    outputs: list
+    # Positions of inputs the op reads on the host (shapes, indices): never moved to the device.
+    host_inputs: tuple
+    op: str
+    name: str
+
+
 class _Context:
     __slots__ = ("opset", "training", "update_batch_norm")
 
@@ -194,8 +207,8 @@ class OnnxModule(nn.Module):
                 if isinstance(v, dict) and "tensor" in v:
                     v = tensors[v["tensor"]]
                 attrs[k] = v
-            self.nodes.append((OPS[node["op"]], attrs, node["inputs"], node["outputs"],
-                               HOST_INPUTS.get(node["op"], ()), node["op"], node.get("name", "")))
+            self.nodes.append(Step(OPS[node["op"]], attrs, node["inputs"], node["outputs"],
+                                   HOST_INPUTS.get(node["op"], ()), node["op"], node.get("name", "")))
         self.param_names = [n for n in self.initializer_names if self.index.get(n, ("",))[0] == "param"]
         self.stat_names = [(n, self.stats[self.index[n][1]]) for n in self.initializer_names if self.index.get(n, ("",))[0] == "stat"]
         # Shape arithmetic (Shape → Gather → Unsqueeze → Concat → Reshape, as PyTorch exports it)
@@ -203,23 +216,23 @@ class OnnxModule(nn.Module):
         # outputs are replayed from a cache. Float initializers are trained, so never static.
         static_values = set(self.host)
         self.static = []
-        for op_fn, attrs, ins, outs, _, op, _ in self.nodes:
-            is_static = op in ("Shape", "Size", "Constant") or (
-                op not in _NEVER_STATIC and all((not n) or n in static_values for n in ins))
+        for step in self.nodes:
+            is_static = step.op in ("Shape", "Size", "Constant") or (
+                step.op not in _NEVER_STATIC and all((not n) or n in static_values for n in step.inputs))
             self.static.append(is_static)
             if is_static:
-                static_values.update(o for o in outs if o)
-        self.static_outputs = [o for (_, _, _, outs, _, _, _), st in zip(self.nodes, self.static) if st for o in outs if o]
+                static_values.update(o for o in step.outputs if o)
+        self.static_outputs = [o for step, st in zip(self.nodes, self.static) if st for o in step.outputs if o]
         self.shape_cache = {}
         self._device_copies = {}
         # Free every intermediate after its last use (eval memory); graph outputs are kept.
         last = {}
-        for i, (_, _, ins, _, _, _, _) in enumerate(self.nodes):
-            for n in ins:
+        for i, step in enumerate(self.nodes):
+            for n in step.inputs:
                 last[n] = i
         keep = set(self.output_names)
-        self.release = [[n for n in set(ins) if n and last.get(n) == i and n not in keep]
-                        for i, (_, _, ins, _, _, _, _) in enumerate(self.nodes)]
+        self.release = [[n for n in set(step.inputs) if n and last.get(n) == i and n not in keep]
+                        for i, step in enumerate(self.nodes)]
         self._const_slots, self._replay = self._generate(static_values)
 
     def _on(self, t, device):
@@ -295,11 +308,12 @@ class OnnxModule(nn.Module):
             raise GraphError(f"the graph reads {n!r}, which no node produced")
 
         body = []
-        for i, ((fn, attrs, ins, outs, host_inputs, op, name), static) in enumerate(zip(self.nodes, self.static)):
+        for i, (step, static) in enumerate(zip(self.nodes, self.static)):
             if static:
                 continue
-            args = ", ".join("None" if not n else ref(n, j not in host_inputs) for j, n in enumerate(ins))
-            extra = f", _n_outputs={len(outs)}" if op == "Split" else ""
+            outs = step.outputs
+            args = ", ".join("None" if not n else ref(n, j not in step.host_inputs) for j, n in enumerate(step.inputs))
+            extra = f", _n_outputs={len(outs)}" if step.op == "Split" else ""
             call = f"F[{i}](ctx, A[{i}]{', ' if args else ''}{args}{extra})"
             if len(outs) == 1:
                 computed[outs[0]] = f"v{i}"
@@ -316,7 +330,7 @@ class OnnxModule(nn.Module):
         outputs = ", ".join(ref(n, True) for n in self.output_names)
         head = ["def replay(ctx, X, C, P, B):"] + [f"    x{k} = X[{k}]" for k in range(len(self.input_names))]
         source = "\n".join(head + lines + body + [f"    return ({outputs},)"]) + "\n"
-        scope = {"F": [node[0] for node in self.nodes], "A": [node[1] for node in self.nodes], "GraphError": GraphError}
+        scope = {"F": [step.fn for step in self.nodes], "A": [step.attrs for step in self.nodes], "GraphError": GraphError}
         exec(compile(source, f"<rankscope graph {self.graph.get('source', '')}>", "exec"), scope)
         self.replay_source = source
         return const_slots, scope["replay"]
@@ -328,34 +342,34 @@ class OnnxModule(nn.Module):
         env.update((name, getattr(self, attr)) for name, attr in self.stat_names)
         env.update(zip(self.input_names, inputs))
         keep_static = {}
-        for (fn, attrs, ins, outs, host_inputs, op, name), release, static in zip(self.nodes, self.release, self.static):
+        for step, release, static in zip(self.nodes, self.release, self.static):
             args = []
             device = None
-            for n in ins:
+            for n in step.inputs:
                 if not n:
                     args.append(None)
                     continue
                 t = env.get(n)
                 if t is None:
-                    raise GraphError(f"node {name or op} reads {n!r}, which no node produced")
+                    raise GraphError(f"node {step.name or step.op} reads {n!r}, which no node produced")
                 if t.device.type != "cpu":
                     device = t.device
                 args.append(t)
             if device is not None:  # CPU-held constants meet accelerator tensors: move them over
-                args = [t if t is None or j in host_inputs or t.device == device else self._on(t, device)
+                args = [t if t is None or j in step.host_inputs or t.device == device else self._on(t, device)
                         for j, t in enumerate(args)]
-            if op == "Split":
-                result = fn(self.ctx, attrs, *args, _n_outputs=len(outs))
+            if step.op == "Split":
+                result = step.fn(self.ctx, step.attrs, *args, _n_outputs=len(step.outputs))
             else:
-                result = fn(self.ctx, attrs, *args)
+                result = step.fn(self.ctx, step.attrs, *args)
             if isinstance(result, tuple):
-                for o, r in zip(outs, result):
+                for o, r in zip(step.outputs, result):
                     if o:
                         env[o] = r
             else:
-                env[outs[0]] = result
+                env[step.outputs[0]] = result
             for n in release:
                 env.pop(n, None)
             if static:
-                keep_static.update((o, env[o]) for o in outs if o)
+                keep_static.update((o, env[o]) for o in step.outputs if o)
         return tuple(env[n] for n in self.output_names), keep_static

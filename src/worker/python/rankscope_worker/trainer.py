@@ -16,14 +16,8 @@ import torch.nn.functional as F
 
 from . import data as data_mod
 from . import safetensors
+from .config import with_defaults
 from .executor import OnnxModule, load_graph, to_numpy, to_torch
-
-DEFAULTS = {
-    "epochs": 3, "batchSize": 64, "lr": 1e-3, "optimizer": "adamw", "momentum": 0.9, "weightDecay": 0.01,
-    "warmupEpochs": 0.0, "schedule": "cosine", "stepEpochs": 1, "gamma": 0.1, "gradClip": 1.0, "seed": 0,
-    "trainable": "all", "device": "auto", "amp": "auto", "kd": None, "probeSamples": 16,
-    "evalBatchSize": 256, "progressEvery": 0.5, "compile": False,
-}
 
 
 class WorkerFailure(Exception):
@@ -114,13 +108,52 @@ def _atomic_save(write, path):
     os.replace(tmp, path)
 
 
+def _write_text(path, text):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 def _weights(model):
     return {name: to_numpy(t) for name, t in model.named_initializers()}
 
 
+class _EpochSums:
+    """Training loss and accuracy sums of the running epoch (carried over a resume). The per-step
+    sums stay on the device between reports: reading them (.item()) every step would make the CPU
+    wait for the GPU each step."""
+
+    def __init__(self, state, device):
+        self.loss, self.correct, self.n = state.get("epochLoss", 0.0), state.get("epochCorrect", 0), state.get("epochN", 0)
+        self._device_loss = torch.zeros((), dtype=torch.float64, device=device)
+        self._device_correct = torch.zeros((), dtype=torch.int64, device=device)
+
+    def add(self, loss, logits, y, n):
+        self._device_loss += loss.detach().double() * n
+        self._device_correct += (logits.detach().argmax(1) == y).sum()
+        self.n += n
+
+    def fold(self):
+        """Moves the device sums into the host totals."""
+        self.loss += self._device_loss.item()
+        self.correct += int(self._device_correct.item())
+        self._device_loss.zero_()
+        self._device_correct.zero_()
+
+    def saved(self):
+        return {"epochLoss": self.loss, "epochCorrect": self.correct, "epochN": self.n}
+
+    @property
+    def mean_loss(self):
+        return self.loss / max(1, self.n)
+
+    @property
+    def accuracy(self):
+        return self.correct / max(1, self.n)
+
+
 class Trainer:
     def __init__(self, config, channel):
-        self.cfg = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
+        self.cfg = with_defaults(config)
         self.channel = channel
         cfg = self.cfg
         self.out_dir = cfg["outDir"]
@@ -228,8 +261,7 @@ class Trainer:
         loss = F.cross_entropy(logits, y)
         kd = self.cfg.get("kd")
         if self.teacher is not None and kd:
-            t = float(kd.get("temperature", 4.0))
-            alpha = float(kd.get("alpha", 0.5))
+            t, alpha = float(kd["temperature"]), float(kd["alpha"])
             with torch.no_grad(), self._autocast():
                 teacher = self._logits(self.teacher, x)
             distill = F.kl_div(F.log_softmax(logits / t, 1), F.softmax(teacher / t, 1), reduction="batchmean") * t * t
@@ -274,109 +306,145 @@ class Trainer:
     # ---- the run ---------------------------------------------------------------------------------
 
     def run(self):
-        cfg, ch = self.cfg, self.channel
+        """Start (or resume), validate the untrained model, train epoch by epoch keeping the best
+        weights, finish. Returns 'completed' or 'cancelled'; a diverged run raises NUMERIC."""
         t_start = time.time()
-        state = {"curves": [], "before": None, "best": None, "bestEpoch": None, "wallSeconds": 0.0}
-        epoch, step = 0, 0
-        resumed = None
-        if cfg.get("resume") and os.path.exists(cfg["resume"]):
-            ckpt = self._load_checkpoint(cfg["resume"])
-            epoch, step, state = ckpt["epoch"], ckpt["step"], ckpt["state"]
-            resumed = {"epoch": epoch, "step": step}
-        total = sum(p.numel() for p in self.model.parameters())
-        ch.send("started", device=str(self.device), amp=str(self.amp).replace("torch.", "") if self.amp else None,
-                params={"total": total, "trainable": sum(p.numel() for p in self.params)},
-                trainSamples=len(self.train_set), valSamples=len(self.val_set), stepsPerEpoch=self.steps_per_epoch,
-                epochs=cfg["epochs"], resumedFrom=resumed)
-        if state["before"] is None:
-            before = self.evaluate(self.val_set)
-            if before is None:
-                return self._finish("cancelled", state, t_start)
-            state["before"] = before
-            state["best"] = before["accuracy"]
-            state["bestEpoch"] = 0
-            self._write_best()
-            ch.send("eval", phase="before", epoch=0, valLoss=before["loss"], valAccuracy=before["accuracy"], best=True)
-        bs = cfg["batchSize"]
-        while epoch < cfg["epochs"]:
-            self.model.train()
-            # The permutation depends on (seed, epoch) only, so a resumed epoch sees the same batches.
-            perm = np.random.default_rng(cfg["seed"] * 1000003 + epoch).permutation(len(self.train_set))
-            run_loss, run_correct, run_n = state.get("epochLoss", 0.0), state.get("epochCorrect", 0), state.get("epochN", 0)
-            # Loss/accuracy sums stay on the device between reports: reading them (.item()) every
-            # step would make the CPU wait for the GPU each step.
-            dev_loss = torch.zeros((), dtype=torch.float64, device=self.device)
-            dev_correct = torch.zeros((), dtype=torch.int64, device=self.device)
-
-            def fold():
-                nonlocal run_loss, run_correct, dev_loss, dev_correct
-                run_loss += dev_loss.item()
-                run_correct += int(dev_correct.item())
-                dev_loss.zero_()
-                dev_correct.zero_()
-
-            t_epoch, seen, t_report = time.time(), 0, time.time()
-            while step < self.steps_per_epoch:
-                if ch.cancel.is_set():
-                    fold()
-                    state.update(epochLoss=run_loss, epochCorrect=run_correct, epochN=run_n)
-                    state["wallSeconds"] += time.time() - t_start
-                    self._save_checkpoint(epoch, step, state, "cancel")
-                    return self._finish("cancelled", state, None)
-                idx = np.sort(perm[step * bs:(step + 1) * bs])
-                x, y = self._batch(self.train_set, idx)
-                loss, logits = self._loss(x, y)
-                self.opt.zero_grad(set_to_none=True)
-                if self.scaler:
-                    self.scaler.scale(loss).backward()
-                    self.scaler.unscale_(self.opt)
-                else:
-                    loss.backward()
-                if cfg["gradClip"]:
-                    torch.nn.utils.clip_grad_norm_(self.params, cfg["gradClip"])
-                if self.scaler:
-                    self.scaler.step(self.opt)
-                    self.scaler.update()
-                else:
-                    self.opt.step()
-                self.sched.step()
-                step += 1
-                seen += len(idx)
-                dev_loss += loss.detach().double() * len(idx)
-                dev_correct += (logits.detach().argmax(1) == y).sum()
-                run_n += len(idx)
-                now = time.time()
-                if now - t_report >= cfg["progressEvery"] or step == self.steps_per_epoch:
-                    value = loss.item()
-                    if not math.isfinite(value):
-                        raise WorkerFailure("NUMERIC", f"loss became {value} at epoch {epoch + 1}, step {step}",
-                                            "Lower the learning rate or enable gradient clipping.")
-                    fold()
-                    ch.send("progress", epoch=epoch + 1, step=step, stepsPerEpoch=self.steps_per_epoch,
-                            globalStep=epoch * self.steps_per_epoch + step, loss=value,
-                            lr=self.opt.param_groups[0]["lr"], samplesPerSec=seen / max(1e-9, now - t_epoch),
-                            gpuMemory=torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None)
-                    t_report = now
-            seconds = time.time() - t_epoch
-            val = self.evaluate(self.val_set)
-            if val is None:  # cancelled during validation: redo the validation on resume
-                state.update(epochLoss=run_loss, epochCorrect=run_correct, epochN=run_n)
-                state["wallSeconds"] += time.time() - t_start
-                self._save_checkpoint(epoch, step, state, "cancel")
-                return self._finish("cancelled", state, None)
-            best = val["accuracy"] > state["best"]
-            if best:
-                state["best"], state["bestEpoch"] = val["accuracy"], epoch + 1
-                self._write_best()
-            point = {"epoch": epoch + 1, "trainLoss": run_loss / max(1, run_n), "trainAccuracy": run_correct / max(1, run_n),
-                     "valLoss": val["loss"], "valAccuracy": val["accuracy"], "lr": self.opt.param_groups[0]["lr"],
-                     "seconds": seconds, "samplesPerSec": seen / max(1e-9, seconds)}
-            state["curves"].append(point)
-            ch.send("eval", phase="epoch", **point, best=best)
+        state, epoch, step = self._start()
+        if state["before"] is None and not self._evaluate_before(state):
+            return self._finish("cancelled", state, t_start)
+        while epoch < self.cfg["epochs"]:
+            sums = _EpochSums(state, self.device)
+            step, seconds, seen = self._train_epoch(epoch, step, sums)
+            val = self.evaluate(self.val_set) if step == self.steps_per_epoch else None
+            if val is None:  # cancelled while training or validating (then validation is redone on resume)
+                return self._stop_cancelled(epoch, step, state, sums, t_start)
+            self._end_epoch(epoch, val, sums, seconds, seen, state)
             epoch, step = epoch + 1, 0
-            state.update(epochLoss=0.0, epochCorrect=0, epochN=0)
             self._save_checkpoint(epoch, step, {**state, "wallSeconds": state["wallSeconds"] + time.time() - t_start}, "epoch")
         return self._finish("completed", state, t_start)
+
+    def _start(self):
+        """(state, epoch, step): fresh, or from the checkpoint to resume; sends `started`."""
+        state = {"curves": [], "before": None, "best": None, "bestEpoch": None, "wallSeconds": 0.0}
+        epoch, step, resumed = 0, 0, None
+        if self.cfg.get("resume") and os.path.exists(self.cfg["resume"]):
+            ckpt = self._load_checkpoint(self.cfg["resume"])
+            epoch, step, state = ckpt["epoch"], ckpt["step"], ckpt["state"]
+            resumed = {"epoch": epoch, "step": step}
+        self.channel.send("started", device=str(self.device), amp=str(self.amp).replace("torch.", "") if self.amp else None,
+                          params={"total": sum(p.numel() for p in self.model.parameters()),
+                                  "trainable": sum(p.numel() for p in self.params)},
+                          trainSamples=len(self.train_set), valSamples=len(self.val_set), stepsPerEpoch=self.steps_per_epoch,
+                          epochs=self.cfg["epochs"], resumedFrom=resumed)
+        return state, epoch, step
+
+    def _evaluate_before(self, state):
+        """Validation of the model as given: the baseline, and the best until an epoch beats it.
+        False when cancelled."""
+        before = self.evaluate(self.val_set)
+        if before is None:
+            return False
+        if not math.isfinite(before["loss"]):
+            raise WorkerFailure(
+                "NUMERIC", f"the validation loss of the model before fine-tuning is {before['loss']}: "
+                "the model or the validation data gives non-finite values",
+                "Check the validation data for NaN/Inf, and that the model's outputs are finite (rankscope eval).")
+        state["before"] = before
+        state["best"] = before["accuracy"]
+        state["bestEpoch"] = 0
+        self._write_best()
+        self.channel.send("eval", phase="before", epoch=0, valLoss=before["loss"], valAccuracy=before["accuracy"], best=True)
+        return True
+
+    def _train_epoch(self, epoch, step, sums):
+        """Steps `step` … the end of `epoch` (or until cancelled); returns (step reached, seconds, samples seen)."""
+        cfg = self.cfg
+        bs = cfg["batchSize"]
+        self.model.train()
+        # The permutation depends on (seed, epoch) only, so a resumed epoch sees the same batches.
+        perm = np.random.default_rng(cfg["seed"] * 1000003 + epoch).permutation(len(self.train_set))
+        t_epoch, seen, t_report = time.time(), 0, time.time()
+        while step < self.steps_per_epoch:
+            if self.channel.cancel.is_set():
+                break
+            idx = np.sort(perm[step * bs:(step + 1) * bs])
+            x, y = self._batch(self.train_set, idx)
+            loss, logits = self._train_step(x, y)
+            step += 1
+            seen += len(idx)
+            sums.add(loss, logits, y, len(idx))
+            now = time.time()
+            if now - t_report >= cfg["progressEvery"] or step == self.steps_per_epoch:
+                self._report(epoch, step, loss, sums, seen / max(1e-9, now - t_epoch))
+                t_report = now
+        return step, time.time() - t_epoch, seen
+
+    def _train_step(self, x, y):
+        """One optimizer step (gradient scaling under fp16, clipping); returns (loss, logits)."""
+        loss, logits = self._loss(x, y)
+        self.opt.zero_grad(set_to_none=True)
+        if self.scaler:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.opt)
+        else:
+            loss.backward()
+        if self.cfg["gradClip"]:
+            torch.nn.utils.clip_grad_norm_(self.params, self.cfg["gradClip"])
+        if self.scaler:
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            self.opt.step()
+        self.sched.step()
+        return loss, logits
+
+    def _report(self, epoch, step, loss, sums, samples_per_sec):
+        """A `progress` message; a non-finite loss (this step's, or any since the last report) is divergence."""
+        value = loss.item()
+        if not math.isfinite(value):
+            raise self._diverged(f"the training loss became {value} at epoch {epoch + 1}, step {step}")
+        sums.fold()
+        if not math.isfinite(sums.loss):
+            raise self._diverged(f"the training loss became {sums.mean_loss} by epoch {epoch + 1}, step {step}")
+        self.channel.send("progress", epoch=epoch + 1, step=step, stepsPerEpoch=self.steps_per_epoch,
+                          globalStep=epoch * self.steps_per_epoch + step, loss=value,
+                          lr=self.opt.param_groups[0]["lr"], samplesPerSec=samples_per_sec,
+                          gpuMemory=torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None)
+
+    def _end_epoch(self, epoch, val, sums, seconds, seen, state):
+        """Records the finished epoch: its curve point, the best weights when it is the best so far."""
+        if not math.isfinite(val["loss"]):  # the last steps blew the weights up: keep nothing of them
+            raise self._diverged(f"the validation loss became {val['loss']} after epoch {epoch + 1} "
+                                 f"(training loss {sums.mean_loss:.4g})")
+        best = val["accuracy"] > state["best"]
+        if best:
+            state["best"], state["bestEpoch"] = val["accuracy"], epoch + 1
+            self._write_best()
+        point = {"epoch": epoch + 1, "trainLoss": sums.mean_loss, "trainAccuracy": sums.accuracy,
+                 "valLoss": val["loss"], "valAccuracy": val["accuracy"], "lr": self.opt.param_groups[0]["lr"],
+                 "seconds": seconds, "samplesPerSec": seen / max(1e-9, seconds)}
+        state["curves"].append(point)
+        self.channel.send("eval", phase="epoch", **point, best=best)
+        state.update(epochLoss=0.0, epochCorrect=0, epochN=0)
+
+    def _stop_cancelled(self, epoch, step, state, sums, t_start):
+        """Checkpoints where the run stopped (mid-epoch sums included) so --resume continues there."""
+        sums.fold()
+        state.update(sums.saved())
+        state["wallSeconds"] += time.time() - t_start
+        self._save_checkpoint(epoch, step, state, "cancel")
+        return self._finish("cancelled", state, None)
+
+    def _diverged(self, what):
+        """The run diverged: a NUMERIC failure saying what and what to try (no model is written)."""
+        cfg = self.cfg
+        tries = [f"a lower learning rate (--lr {cfg['lr'] / 10:g}; now {cfg['lr']:g})"]
+        if not cfg["gradClip"]:
+            tries.append("gradient clipping (--grad-clip 1)")
+        if not cfg["warmupEpochs"]:
+            tries.append("a warm-up (--warmup 1)")
+        return WorkerFailure("NUMERIC", f"fine-tuning diverged: {what}; no model was written.",
+                             f"Try {', '.join(tries)}.")
 
     def _finish(self, status, state, t_start):
         if t_start is not None:
@@ -400,7 +468,7 @@ class Trainer:
             "params": {"total": sum(p.numel() for p in self.model.parameters()), "trainable": sum(p.numel() for p in self.params)},
             "torch": torch.__version__,
         }
-        _atomic_save(lambda p: open(p, "w").write(json.dumps(summary, indent=2)), self.paths["summary"])
+        _atomic_save(lambda p: _write_text(p, json.dumps(summary, indent=2)), self.paths["summary"])
         self.channel.send("done", status=status, summary=summary, checkpoint=self.paths["checkpoint"]
                           if os.path.exists(self.paths["checkpoint"]) else None,
                           weights=self.paths["best"] if status == "completed" else None, probe=probe,
