@@ -238,8 +238,7 @@ export function restoreInMemory(model: OnnxModel, names: string[], options: Appl
     const local = entry.weightLocal ?? entry.weight;
     const weight = editor.unique(local);
     editor.addInitializer(makeTensorProto(weight, entry.dtype as DType, dims, dense.data));
-    // (a Reshape's shape Constant that another node still uses stayed in the graph)
-    const via = entry.graph.via.map(nodeFromJson).filter((v) => !v.output.every((o) => editor.has(o)));
+    const via = entry.graph.via.map(nodeFromJson);
     if (weight !== local) for (const v of via) v.input = v.input.map((i) => (i === local ? weight : i));
     editor.prepend(via);
     for (const use of entry.graph.uses) {

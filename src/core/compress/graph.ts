@@ -138,11 +138,6 @@ export class GraphEditor {
     return undefined;
   }
 
-  /** Whether `name` is a value or node name somewhere in the model (or made by this editor). */
-  has(name: string): boolean {
-    return this.names.has(name);
-  }
-
   initializer(name: string): TensorProto | undefined {
     return this.graph.initializer.find((t) => t.name === name);
   }
@@ -199,10 +194,7 @@ export class GraphEditor {
               return;
             }
             const cast = node.opType === 'Cast' ? attrInt(node, 'to', 0) : castTo;
-            // A Reshape's shape Constant goes with it (restore puts both back).
-            const shapeNode = node.opType === 'Reshape' ? scope.producer.get(node.input[1]) : undefined;
-            const extra = shapeNode?.opType === 'Constant' ? [shapeNode] : [];
-            walk(scope, node.output[0], transposed !== flips, cast, [...via, ...extra, node]);
+            walk(scope, node.output[0], transposed !== flips, cast, [...via, node]);
           } else {
             uses.push({ node, scope, input: index, transposed, castTo, via });
           }
@@ -229,25 +221,19 @@ export class GraphEditor {
   /**
    * Applies the replacements in every graph and drops the candidates that nothing references
    * any more: `nodes` (pass-through nodes) and `tensors` (OnnxModel keys of initializers,
-   * Constant and ConstantOfShape outputs, with a fill's shape tensor). Returns the edited model
+   * Constant and ConstantOfShape outputs). Returns the edited model
    * (a new message; untouched tensors are shared).
    */
   finish(candidates: { nodes: NodeProto[]; tensors: string[] }): ModelProto {
+    // (Shape tensors of a fill or a Reshape stay: the plan's totals count only the weights, and
+    // restore puts a Reshape back reading its shape.)
     const deadCandidates = new Set(candidates.nodes);
     const tensorSitesToDrop: TensorSite[] = [];
-    const queue = [...candidates.tensors];
-    for (let i = 0; i < queue.length; i++) {
-      const site = this.sites.get(queue[i]);
+    for (const key of candidates.tensors) {
+      const site = this.sites.get(key);
       if (!site) continue; // a tensor added by this editor
-      if (!site.node) {
-        tensorSitesToDrop.push(site);
-        continue;
-      }
-      deadCandidates.add(site.node);
-      if (site.node.opType === 'ConstantOfShape' && site.node.input[0]) {
-        const shape = tensorKeyIn(site.scope, site.node.input[0]);
-        if (shape && !queue.includes(shape)) queue.push(shape);
-      }
+      if (site.node) deadCandidates.add(site.node);
+      else tensorSitesToDrop.push(site);
     }
     const dead = new Set<NodeProto>();
     const main = this.scopes[0];

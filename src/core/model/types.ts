@@ -100,6 +100,7 @@ export interface Layer {
 
 export interface ModelSummary {
   path: string;
+  /** Bytes on disk: the model file and the external-data files it uses. */
   fileSize: number;
   format: 'onnx';
   irVersion: number;

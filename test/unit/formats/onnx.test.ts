@@ -2,9 +2,11 @@
 // package and checked against numpy and onnxruntime-node.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
+import * as ort from 'onnxruntime-node';
 import {
   encodeOnnx, makeTensorProto, ModelProtoSchema, openModelBytes, openOnnx, writeOnnxAtomic, type OnnxModel,
 } from '../../../src/core/formats/onnx';
@@ -184,6 +186,32 @@ m=onnx.load(sys.argv[1]); onnx.save(m, sys.argv[2], save_as_external_data=True, 
       writeFileSync(join(ext, 'evil.onnx'), toBinary(ModelProtoSchema, evil));
       await rejects(openOnnx(join(ext, 'evil.onnx')), 'EXTERNAL_DATA', /outside the model's folder/);
 
+      // A link in the model's folder to data elsewhere is refused after resolving it (ONNX Runtime refuses it too).
+      const outside = tempDir();
+      try {
+        const wbPath = join(ext, 'weights.bin');
+        renameSync(wbPath, join(outside, 'weights.bin'));
+        symlinkSync(join(outside, 'weights.bin'), wbPath);
+        await rejects(openOnnx(join(ext, 'ext.onnx')), 'EXTERNAL_DATA', /ext\.onnx: tensor '.*' keeps its data in 'weights\.bin', which links to .*weights\.bin, outside the model's folder/);
+        await assert.rejects(ort.InferenceSession.create(join(ext, 'ext.onnx'), { logSeverityLevel: 4 }), 'ONNX Runtime refuses the link too');
+        // A link inside the folder is fine.
+        mkdirSync(join(ext, 'sub'));
+        rmSync(wbPath);
+        renameSync(join(outside, 'weights.bin'), join(ext, 'sub', 'weights.bin'));
+        symlinkSync(join(ext, 'sub', 'weights.bin'), wbPath);
+        assert.equal((await openOnnx(join(ext, 'ext.onnx'))).layers.length, zoo.layers.length);
+        rmSync(wbPath);
+        renameSync(join(ext, 'sub', 'weights.bin'), wbPath);
+        // Not a regular file (a FIFO would block the read forever).
+        const fifo = join(ext, 'fifo.onnx');
+        const viaFifo = fromBinary(ModelProtoSchema, readFileSync(join(ext, 'ext.onnx')));
+        for (const t of viaFifo.graph!.initializer) for (const e of t.externalData) if (e.key === 'location') e.value = 'weights.fifo';
+        writeFileSync(fifo, toBinary(ModelProtoSchema, viaFifo));
+        if (spawnSync('mkfifo', [join(ext, 'weights.fifo')]).status === 0) await rejects(openOnnx(fifo), 'EXTERNAL_DATA', /weights\.fifo', which is not a regular file/);
+      } finally {
+        rmSync(outside, { recursive: true, force: true });
+      }
+
       // Short and missing external data: typed errors naming the file.
       const wb = join(ext, 'weights.bin');
       copyFileSync(wb, wb + '.bak');
@@ -231,6 +259,42 @@ describe('bad input', () => {
       await rejects(openModel(p), code, pattern);
     });
   }
+
+  test('structurally invalid models are refused at open with what is wrong and where (CORRUPT)', async () => {
+    const bad = tempDir();
+    try {
+      runPython(readFileSync(join(__dirname, 'invalid_models.py'), 'utf8'), [bad]);
+      const cases: [string, RegExp][] = [
+        ['cycle', /the main graph has a cycle: '\/b\/Relu' \(Relu\) → '\/a\/Add' \(Add\) → '\/b\/Relu' \(Relu\)/],
+        ['dangling', /node '\/fc\/MatMul' \(MatMul\) in the main graph reads 'ghost', which no node, graph input or initializer defines/],
+        ['duplicate_initializer', /two initializers are named 'fc\.weight' in the main graph/],
+        ['duplicate_output', /'h' is produced by two nodes in the main graph, '\/fc\/MatMul' \(MatMul\) and '\/relu' \(Relu\)/],
+        ['negative_dims', /initializer 'w' in the main graph has a negative dimension \[16, -8\]/],
+        ['raw_data_length', /initializer 'w' in the main graph \(float32 \[16, 8\]\) holds 100 bytes of raw_data, expected 512/],
+        ['huge_no_data', /initializer 'w' in the main graph \(float32 \[16, 68719476736\]\) holds no data for its 1099511627776 elements/],
+        ['subgraph_dangling', /node '\/then\/MatMul' \(MatMul\) in If '\/If' then_branch reads 'ghost'/],
+        ['fill_negative', /ConstantOfShape '\/fc\/ConstantOfShape' in the main graph fills the shape \[-3, 8\]/],
+      ];
+      assert.deepEqual(cases.map((c) => `${c[0]}.onnx`).sort(), readdirSync(bad).filter((f) => f.endsWith('.onnx')).sort());
+      for (const [name, pattern] of cases) {
+        const path = join(bad, `${name}.onnx`);
+        await rejects(openOnnx(path), 'CORRUPT', new RegExp(`^${name}\\.onnx is not a valid ONNX model: ${pattern.source}`));
+        // The models really are broken: ONNX Runtime refuses to load or run them (it takes the
+        // first of two same-named initializers silently, which is worse).
+        if (name === 'duplicate_initializer') continue;
+        await assert.rejects(async () => {
+          const session = await ort.InferenceSession.create(path, { logSeverityLevel: 4 });
+          try {
+            await session.run({ x: new ort.Tensor('float32', new Float32Array(32), [2, 16]), ...(session.inputNames.includes('cond') && { cond: new ort.Tensor('bool', Uint8Array.from([1]), []) }) });
+          } finally {
+            await session.release();
+          }
+        }, `ONNX Runtime accepted ${name}`);
+      }
+    } finally {
+      rmSync(bad, { recursive: true, force: true });
+    }
+  });
 
   test('an aborted signal cancels the open', async () => {
     const controller = new AbortController();

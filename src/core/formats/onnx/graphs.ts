@@ -10,7 +10,7 @@ export interface GraphScope {
   parent?: GraphScope;
   /** The node whose attribute holds this graph, and the attribute's name. */
   owner?: { node: NodeProto; attribute: string };
-  /** Where the graph is, for messages: `main graph`, `If '/If' then_branch`, nested with ' > '. */
+  /** Where the graph is, for messages: `the main graph`, `If '/If' then_branch`, nested with ' > '. */
   where: string;
   /** Names defined in this graph: its inputs, initializers and node outputs. */
   defined: Set<string>;
@@ -51,7 +51,7 @@ export function isConstantNode(node: NodeProto): boolean {
 export function graphScopes(proto: ModelProto): GraphScope[] {
   const scopes: GraphScope[] = [];
   const visit = (graph: GraphProto, parent: GraphScope | undefined, owner: GraphScope['owner']) => {
-    const where = !parent ? 'main graph'
+    const where = !parent ? 'the main graph'
       : `${parent.parent ? `${parent.where} > ` : ''}${owner!.node.opType} '${owner!.node.name || owner!.node.output[0] || ''}' ${owner!.attribute}`;
     const scope: GraphScope = { graph, parent, owner, where, defined: new Set(), producer: new Map(), tensorKeys: new Map() };
     for (const v of graph.input) scope.defined.add(v.name);

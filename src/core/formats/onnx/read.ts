@@ -184,8 +184,8 @@ export class OnnxModel implements Model {
     const shape = Array.from(new BigInt64Array(b.slice().buffer, 0, shapeTensor.size), Number);
     const size = shape.reduce((a, d) => a * d, 1);
     if (shape.some((d) => d < 0) || !Number.isSafeInteger(size)) {
-      throw new RankscopeError('CORRUPT', `${file} is not a valid ONNX model: ConstantOfShape '${node.name || site.local}' (${site.scope.where}) fills the shape [${shape.join(', ')}].`,
-        'ONNX Runtime refuses it too; re-export the model or fix the tool that wrote it.');
+      throw new RankscopeError('CORRUPT', `${file} is not a valid ONNX model: ConstantOfShape '${node.name || site.local}' in ${site.scope.where} fills the shape [${shape.join(', ')}].`,
+        'Re-export the model, or fix the tool that wrote it.');
     }
     const value = node.attribute.find((a) => a.name === 'value')?.t;
     const dtype: DType = value ? dtypeOf(value.dataType) : 'float32';

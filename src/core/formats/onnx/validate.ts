@@ -9,21 +9,20 @@ import { dtypeOf, elementBits, rawByteLength } from './dtypes';
 import { type ModelProto, type NodeProto, type TensorProto, TensorProto_DataLocation } from './gen/onnx_pb';
 import { definingScope, type GraphScope, graphScopes, outerReferences, subgraphsOf } from './graphs';
 
-/** Throws CORRUPT naming the first problem found; returns the scopes it built. */
+/** Throws CORRUPT naming the first problem found (what and where); returns the scopes it built. */
 export function validateModel(proto: ModelProto, file: string): GraphScope[] {
   const scopes = graphScopes(proto);
   const fail = (what: string): never => {
-    throw new RankscopeError('CORRUPT', `${file} is not a valid ONNX model: ${what}.`,
-      'ONNX Runtime refuses it too; re-export the model or fix the tool that wrote it.');
+    throw new RankscopeError('CORRUPT', `${file} is not a valid ONNX model: ${what}.`, INVALID_HINT);
   };
   for (const scope of scopes) {
     checkDefinitions(scope, fail);
     checkReferences(scope, fail);
     checkAcyclic(scope, fail);
-    for (const t of scope.graph.initializer) checkTensor(t, `initializer '${t.name}' (${scope.where})`, fail);
+    for (const t of scope.graph.initializer) checkTensor(t, `initializer '${t.name}' in ${scope.where}`, fail);
     for (const n of scope.graph.node) {
       for (const a of n.attribute) {
-        const at = `attribute '${a.name}' of node ${describe(n)} (${scope.where})`;
+        const at = `attribute '${a.name}' of node ${describe(n)} in ${scope.where}`;
         if (a.t) checkTensor(a.t, at, fail);
         a.tensors.forEach((t, i) => checkTensor(t, `${at}[${i}]`, fail));
       }
@@ -31,6 +30,8 @@ export function validateModel(proto: ModelProto, file: string): GraphScope[] {
   }
   return scopes;
 }
+
+const INVALID_HINT = 'Re-export the model, or fix the tool that wrote it.';
 
 function describe(n: NodeProto): string {
   return `'${n.name || n.output[0] || '?'}' (${n.opType})`;
@@ -41,12 +42,12 @@ function checkDefinitions(scope: GraphScope, fail: (what: string) => never): voi
   const g = scope.graph;
   const initializers = new Set<string>();
   for (const t of g.initializer) {
-    if (initializers.has(t.name)) fail(`two initializers are named '${t.name}' (${scope.where})`);
+    if (initializers.has(t.name)) fail(`two initializers are named '${t.name}' in ${scope.where}`);
     initializers.add(t.name);
   }
   const inputs = new Set<string>();
   for (const v of g.input) {
-    if (inputs.has(v.name)) fail(`two graph inputs are named '${v.name}' (${scope.where})`);
+    if (inputs.has(v.name)) fail(`two graph inputs are named '${v.name}' in ${scope.where}`);
     inputs.add(v.name);
   }
   const producedBy = new Map<string, NodeProto>();
@@ -54,8 +55,8 @@ function checkDefinitions(scope: GraphScope, fail: (what: string) => never): voi
     for (const o of n.output) {
       if (!o) continue;
       const other = producedBy.get(o);
-      if (other) fail(`'${o}' is produced by two nodes, ${describe(other)} and ${describe(n)} (${scope.where})`);
-      if (initializers.has(o) || inputs.has(o)) fail(`node ${describe(n)} produces '${o}', which is also a graph input or initializer (${scope.where})`);
+      if (other) fail(`'${o}' is produced by two nodes in ${scope.where}, ${describe(other)} and ${describe(n)}`);
+      if (initializers.has(o) || inputs.has(o)) fail(`node ${describe(n)} in ${scope.where} produces '${o}', which is also a graph input or initializer`);
       producedBy.set(o, n);
     }
   }
@@ -66,12 +67,12 @@ function checkReferences(scope: GraphScope, fail: (what: string) => never): void
   for (const n of scope.graph.node) {
     for (const i of n.input) {
       if (i && !definingScope(scope, i)) {
-        fail(`node ${describe(n)} reads '${i}', which no node, graph input or initializer produces (${scope.where})`);
+        fail(`node ${describe(n)} in ${scope.where} reads '${i}', which no node, graph input or initializer defines`);
       }
     }
   }
   for (const o of scope.graph.output) {
-    if (!definingScope(scope, o.name)) fail(`graph output '${o.name}' is not produced by anything (${scope.where})`);
+    if (!definingScope(scope, o.name)) fail(`output '${o.name}' of ${scope.where} is not produced by anything`);
   }
 }
 
@@ -108,7 +109,7 @@ function checkAcyclic(scope: GraphScope, fail: (what: string) => never): void {
     at = [...deps[at]].find((p) => waiting[p] > 0)!;
   }
   const cycle = seen.slice(seen.indexOf(at)).reverse();
-  fail(`the graph has a cycle: ${[...cycle, cycle[0]].map((i) => describe(nodes[i])).join(' → ')} (${scope.where})`);
+  fail(`${scope.where} has a cycle: ${[...cycle, cycle[0]].map((i) => describe(nodes[i])).join(' → ')}`);
 }
 
 /** Non-negative dims, a countable size, and in-file data that holds exactly that many elements. */
