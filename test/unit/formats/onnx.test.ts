@@ -296,6 +296,33 @@ describe('bad input', () => {
     }
   });
 
+  test('valid but unusual structure is accepted: unsorted nodes, a sparse initializer, an omitted optional input', async () => {
+    const odd = tempDir();
+    try {
+      runPython(`import sys, os, numpy as np, onnx
+from onnx import helper, numpy_helper, TensorProto
+F = TensorProto.FLOAT
+def save(name, nodes, inits, sparse=()):
+    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info('x', F, [2, 16])], [helper.make_tensor_value_info('y', F, None)], inits, sparse_initializer=list(sparse))
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]), os.path.join(sys.argv[1], name + '.onnx'))
+w = numpy_helper.from_array(np.eye(16, 8, dtype=np.float32), 'fc.weight')
+save('unsorted', [helper.make_node('Relu', ['h'], ['y'], name='/relu'), helper.make_node('MatMul', ['x', 'fc.weight'], ['h'], name='/fc/MatMul')], [w])
+values = numpy_helper.from_array(np.ones(8, np.float32), 'sp.weight')
+indices = numpy_helper.from_array(np.arange(8, dtype=np.int64) * 17 % 128, 'sp.indices')
+save('sparse', [helper.make_node('MatMul', ['x', 'sp.weight'], ['y'], name='/sp/MatMul')], [], [helper.make_sparse_tensor(values, indices, [16, 8])])
+save('optional', [helper.make_node('Clip', ['x', '', 'hi'], ['y'], name='/clip')], [numpy_helper.from_array(np.array(0.5, np.float32), 'hi')])`, [odd]);
+      for (const name of ['unsorted', 'sparse', 'optional']) {
+        const m = await openOnnx(join(odd, `${name}.onnx`));
+        assert.ok(m.summary.outputs.length === 1, name);
+        const out = await runModel(join(odd, `${name}.onnx`));
+        assert.ok(out.y.data.length > 0, `${name} runs in ONNX Runtime`);
+      }
+      assert.deepEqual((await openOnnx(join(odd, 'unsorted.onnx'))).layers.map((l) => l.name), ['fc']);
+    } finally {
+      rmSync(odd, { recursive: true, force: true });
+    }
+  });
+
   test('an aborted signal cancels the open', async () => {
     const controller = new AbortController();
     controller.abort();

@@ -12,7 +12,7 @@ export interface GraphScope {
   owner?: { node: NodeProto; attribute: string };
   /** Where the graph is, for messages: `the main graph`, `If '/If' then_branch`, nested with ' > '. */
   where: string;
-  /** Names defined in this graph: its inputs, initializers and node outputs. */
+  /** Names defined in this graph: its inputs, (sparse) initializers and node outputs. */
   defined: Set<string>;
   /** Node output → the node producing it (this graph only). */
   producer: Map<string, NodeProto>;
@@ -56,6 +56,7 @@ export function graphScopes(proto: ModelProto): GraphScope[] {
     const scope: GraphScope = { graph, parent, owner, where, defined: new Set(), producer: new Map(), tensorKeys: new Map() };
     for (const v of graph.input) scope.defined.add(v.name);
     for (const t of graph.initializer) scope.defined.add(t.name);
+    for (const t of graph.sparseInitializer) if (t.values) scope.defined.add(t.values.name);
     for (const n of graph.node) {
       for (const o of n.output) {
         if (!o) continue;
@@ -123,7 +124,8 @@ export function tensorSites(scopes: GraphScope[]): TensorSite[] {
 
 /** Names a graph's nodes read from outside it (outer-scope references), nested subgraphs included. */
 export function outerReferences(graph: GraphProto): Set<string> {
-  const defined = new Set<string>([...graph.input.map((v) => v.name), ...graph.initializer.map((t) => t.name)]);
+  const defined = new Set<string>([...graph.input.map((v) => v.name), ...graph.initializer.map((t) => t.name),
+    ...graph.sparseInitializer.flatMap((t) => (t.values ? [t.values.name] : []))]);
   for (const n of graph.node) for (const o of n.output) if (o) defined.add(o);
   const refs = new Set<string>();
   for (const n of graph.node) {
