@@ -143,3 +143,21 @@ test('restore inside subgraphs puts the dense weights back: the original outputs
     }
   }
 });
+
+test('a subgraph\'s external-data initializer is written inline when the output goes to another folder', { skip }, async () => {
+  const src = join(dir, 'ext-in');
+  runPython(`import onnx, sys, os
+os.makedirs(sys.argv[2], exist_ok=True)
+onnx.save(onnx.load(sys.argv[1]), os.path.join(sys.argv[2], 'li.onnx'), save_as_external_data=True, all_tensors_to_one_file=True, location='li.bin', size_threshold=0)`,
+  [join(dir, 'loop_initializer.onnx'), src]);
+  const model = await openOnnx(join(src, 'li.onnx'));
+  const body = model.site('cell.weight')!;
+  assert.equal(body.tensor!.dataLocation, 1, 'the body initializer is external');
+  assert.equal(body.scope.where, "Loop '/Loop' body");
+  const out = join(dir, 'li.k3.onnx');
+  await compressToFile(model, await planModel(model, { rank: K, layers: ['head'] }), out);
+  const inline = await compress('loop_initializer', { rank: K, layers: ['head'] }, 'head-k3');
+  const run = expected.loop_initializer.runs[0];
+  const want = await outputs(inline.out, run);
+  assert.ok(deviation(await outputs(out, run), Array.from(want)) < 1e-6);
+});
