@@ -8,7 +8,7 @@ import {
   AttributeProto_AttributeType, AttributeProtoSchema, NodeProtoSchema, ValueInfoProtoSchema,
   type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto,
 } from '../formats/onnx/gen/onnx_pb';
-import { type GraphScope, graphScopes, tensorKeyIn, type TensorSite, tensorSites } from '../formats/onnx/graphs';
+import { type GraphScope, graphScopes, tensorKeyIn, type TensorSite, tensorSites } from '../formats/onnx';
 import { attr } from '../formats/onnx/inventory';
 
 export { attr };
