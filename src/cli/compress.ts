@@ -1,7 +1,6 @@
 // `rankscope compress MODEL -o OUT [policy] [--layers …] [--plan PLAN.json] [--dry-run] …`:
 // plan (or load a plan), print it as a table with totals, write the compressed model.
 import { readFile } from 'node:fs/promises';
-import { statSync } from 'node:fs';
 import { RankscopeError } from '../core/errors';
 import { openModel } from '../core/formats';
 import { OnnxModel } from '../core/formats/onnx';
@@ -118,8 +117,9 @@ export const compressCommand: Command = {
     if (plan.totals.compressed === 0) throw new RankscopeError('BAD_ARGUMENT', 'No layer would be compressed; nothing written.', 'See the reasons in the table above.');
     const t0 = performance.now();
     const written = await compressToFile(model, plan, out!, { signal: io.signal, factors });
+    // Both sides count external data: the model file and the data files it uses.
     const before = model.summary.fileSize;
-    const after = fileSize(written.path);
+    const after = written.bytes;
     io.out(`wrote ${written.path}: ${formatBytes(before)} → ${formatBytes(after)} (${percent(after, before)}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     if (checkSamples) await reportCheck(model, written.path, checkSamples, io);
     return 0;
@@ -188,13 +188,4 @@ export function planTable(plan: Plan): string[] {
 async function reportCheck(model: Parameters<typeof checkOutputs>[0], path: string, samples: number, io: CommandIO): Promise<void> {
   const r = await checkOutputs(model, path, samples, { signal: io.signal });
   io.out(`check: ${r.samples} random inputs, relative output deviation max ${r.maxRelative.toExponential(3)}, mean ${r.meanRelative.toExponential(3)}`);
-}
-
-function fileSize(path: string): number {
-  const main = statSync(path).size;
-  try {
-    return main + statSync(`${path}.data`).size;
-  } catch {
-    return main;
-  }
 }

@@ -84,6 +84,7 @@ export function applyPlan(model: OnnxModel, plan: Plan, options: ApplyOptions = 
       layer: layer.name, weight: layer.weight, factors: [names.a, names.b], rank: row.k, originalShape: [...layer.shape],
       energyKept, method: METHOD, sourceFile: resolve(model.summary.path),
       layout: layer.layout, groups: groups.length, tensorShape: [...layer.tensorShape], dtype: layer.dtype,
+      ...(editor.localName(layer.weight) !== layer.weight && { weightLocal: editor.localName(layer.weight) }),
       graph: { uses: rewritten.map((r) => ({ original: nodeToJson(r.original), pair: r.pair })), via: via.map(nodeToJson) },
     });
   }
@@ -189,6 +190,8 @@ function recompress(model: OnnxModel, editor: GraphEditor, entry: RankscopeEntry
 export interface WriteResult {
   path: string;
   proto: ModelProto;
+  /** Bytes written: the model file and its external-data file together. */
+  bytes: number;
 }
 
 /** Compresses to a new file (never the input), written atomically; external data kept as the input had it. */
@@ -196,16 +199,16 @@ export async function compressToFile(model: OnnxModel, plan: Plan, outPath: stri
   checkOutputPath(outPath, { inputs: [model.path] }); // before the work, not only at the write
   const factors = await factorizePlan(model, plan, { ...options, have: options.factors });
   const proto = applyPlan(model, plan, { ...options, factors });
-  await writeOnnxAtomic(outPath, proto, { externalData: 'auto', sourceDir: model.dir, inputs: [model.path], signal: options.signal });
-  return { path: resolve(outPath), proto };
+  const bytes = await writeOnnxAtomic(outPath, proto, { externalData: 'auto', sourceDir: model.dir, inputs: [model.path], signal: options.signal });
+  return { path: resolve(outPath), proto, bytes };
 }
 
 /** Recomposes A·B of each named layer into a dense weight, restoring the original nodes; writes a new file. */
 export async function restoreLayers(model: OnnxModel, names: string[], outPath: string, options: ApplyOptions = {}): Promise<WriteResult & { restored: { layer: string; sourceFile?: string }[] }> {
   checkOutputPath(outPath, { inputs: [model.path] });
   const { proto, restored } = restoreInMemory(model, names, options);
-  await writeOnnxAtomic(outPath, proto, { externalData: 'auto', sourceDir: model.dir, inputs: [model.path], signal: options.signal });
-  return { path: resolve(outPath), proto, restored };
+  const bytes = await writeOnnxAtomic(outPath, proto, { externalData: 'auto', sourceDir: model.dir, inputs: [model.path], signal: options.signal });
+  return { path: resolve(outPath), proto, restored, bytes };
 }
 
 export function restoreInMemory(model: OnnxModel, names: string[], options: ApplyOptions = {}): { proto: ModelProto; restored: { layer: string; weight: string; sourceFile?: string }[] } {
@@ -224,16 +227,20 @@ export function restoreInMemory(model: OnnxModel, names: string[], options: Appl
     if (!a || !b) throw new RankscopeError('CORRUPT', `Layer '${name}': factor tensors ${entry.factors.join(', ')} are missing.`);
     const groups = loadFactors(entry.layout, { dims: a.shape, data: a.toFloat32() }, { dims: b.shape, data: b.toFloat32() }, entry.groups);
     const dense = storeDense(entry.layout, groups.map((g) => ({ m: g.m, n: g.n, data: multiply(g.a, g.b, g.m, g.k, g.n) })), entry.tensorShape);
-    const weight = editor.unique(entry.weight);
-    editor.addInitializer(makeTensorProto(weight, entry.dtype as DType, dense.dims, dense.data));
+    // The stored shape as it was (a weight reshaped on its way to the node: same row-major values).
+    const dims = dense.dims.reduce((a, d) => a * d, 1) === entry.tensorShape.reduce((a, d) => a * d, 1) ? entry.tensorShape : dense.dims;
+    // Back as a main-graph initializer (visible in subgraphs), under its own name when free.
+    const local = entry.weightLocal ?? entry.weight;
+    const weight = editor.unique(local);
+    editor.addInitializer(makeTensorProto(weight, entry.dtype as DType, dims, dense.data));
     const via = entry.graph.via.map(nodeFromJson);
-    if (weight !== entry.weight) for (const v of via) v.input = v.input.map((i) => (i === entry.weight ? weight : i));
+    if (weight !== local) for (const v of via) v.input = v.input.map((i) => (i === local ? weight : i));
     editor.prepend(via);
     for (const use of entry.graph.uses) {
       const [first, second] = use.pair.map((n) => editor.findNode(n));
       if (!first || !second) throw new RankscopeError('UNSUPPORTED', `Cannot restore '${name}': node ${use.pair.join(' / ')} was changed after compression.`);
       const original = nodeFromJson(use.original);
-      if (weight !== entry.weight) original.input = original.input.map((i) => (i === entry.weight ? weight : i));
+      if (weight !== local) original.input = original.input.map((i) => (i === local ? weight : i));
       editor.replace(first, []);
       editor.replace(second, [original]);
     }

@@ -16,6 +16,8 @@ export interface RankscopeEntry extends CompressedEntry {
   /** The original weight's stored shape and dtype (restore rebuilds it). */
   tensorShape: number[];
   dtype: DType;
+  /** The weight's name in its graph when it differs from `weight` (a subgraph tensor whose name a sibling subgraph also uses). */
+  weightLocal?: string;
   /** The nodes the rewrite replaced, as ONNX JSON, each with the pair of node names replacing it,
    *  and the Transpose/Cast/Identity nodes it bypassed. */
   graph: { uses: { original: JsonValue; pair: [string, string] }[]; via: JsonValue[] };

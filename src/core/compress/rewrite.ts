@@ -31,12 +31,19 @@ export function unsupportedUse(editor: GraphEditor, layer: Pick<Layer, 'weight' 
     const reason = useProblem(use, layer.layout);
     if (reason) return reason;
   }
+  // Every use must see the same matrix: the same Reshape (if any) on the way.
+  const reshapes = (use: WeightUse) => use.via.filter((v) => v.opType === 'Reshape');
+  const first = reshapes(uses[0]);
+  if (uses.some((u) => { const r = reshapes(u); return r.length !== first.length || r.some((v, i) => v !== first[i]); })) {
+    return 'the weight is reshaped differently for different users';
+  }
   return undefined;
 }
 
 function useProblem(use: WeightUse, layout: MatrixLayout): string | undefined {
   const { node, input } = use;
   if (node.domain !== '' && node.domain !== 'ai.onnx') return `used by ${node.domain}.${node.opType}`;
+  if (layout === 'conv' && node.opType !== 'Conv') return `a Conv kernel also used by ${node.opType} ${node.name}`;
   switch (node.opType) {
     case 'MatMul': return input <= 1 ? undefined : 'unexpected MatMul input';
     case 'Gemm': return input <= 1 ? undefined : 'the weight is a Gemm bias';

@@ -22,9 +22,10 @@ export function modulePath(weightName: string, nodeName: string, biasName?: stri
   if (biasName && !isOpaqueName(biasName) && /[._]bias$/.test(biasName) && biasName.includes('.')) {
     return biasName.replace(/[._]bias$/, '');
   }
-  if (nodeName.includes('/')) {
-    const parts = nodeName.split('/').filter(Boolean);
-    if (parts.length > 1) parts.pop(); // the op's own name (`MatMul`, `Gemm_3`)
+  // A scoped node name: `/module/…/Op`. A bare `/Gemm` is an op of the root module: no path in it.
+  const parts = nodeName.split('/').filter(Boolean);
+  if (parts.length > 1) {
+    parts.pop(); // the op's own name (`MatMul`, `Gemm_3`)
     // A called container repeats its name in its children's scopes
     // (`/blocks/blocks.0/tconv/Conv`): keep only the longer, dotted component.
     const kept = parts.filter((p, i) => !parts[i + 1]?.startsWith(`${p}.`));
@@ -32,7 +33,7 @@ export function modulePath(weightName: string, nodeName: string, biasName?: stri
     if (path) return path;
   }
   if (!isOpaqueName(weightName)) return weightName;
-  return nodeName || weightName;
+  return parts.join('.') || weightName;
 }
 
 /**

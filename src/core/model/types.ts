@@ -109,6 +109,7 @@ export type ModelFormat = 'onnx' | 'pytorch' | 'safetensors';
 
 export interface ModelSummary {
   path: string;
+  /** Bytes on disk: the model file and the external-data files it uses. */
   fileSize: number;
   /** State-dict formats have no graph: irVersion 0, no opsets, inputs or outputs. */
   format: ModelFormat;

@@ -2,10 +2,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openOnnx } from '../../../src/core/formats/onnx';
+import { runPython } from '../../helpers/python';
 import { buildFixtures } from './helpers';
 
 let dir: string;
@@ -147,4 +148,34 @@ test('--round-to without a value rounds ranks up to multiples of 8', () => {
   const ks = plan.layers.filter((l: { skipped?: boolean }) => !l.skipped).map((l: { k: number }) => l.k);
   assert.ok(ks.length > 0 && ks.every((k: number) => k % 8 === 0), JSON.stringify(ks));
   assert.equal(plan.request.roundTo, 8);
+});
+
+test('a structurally invalid model: exit 2, one line naming the problem, nothing written', () => {
+  const bad = join(dir, 'invalid');
+  mkdirSync(bad);
+  runPython(readFileSync(join(__dirname, '../formats/invalid_models.py'), 'utf8'), [bad]);
+  for (const file of readdirSync(bad)) {
+    const out = join(dir, `from-${file}`);
+    const r = cli(join(bad, file), '-o', out, '--rank', '2');
+    assert.equal(r.code, 2, `${file}: ${r.err}`);
+    assert.match(r.err, new RegExp(`^rankscope compress: ${file.replace('.', '\\.')} is not a valid ONNX model: .+\\n$`), file);
+    assert.ok(!existsSync(out), `${file}: nothing written`);
+  }
+});
+
+test('with external data the size line counts the data files on both sides', () => {
+  const ext = join(dir, 'ext');
+  runPython(`
+import onnx, sys, os
+os.makedirs(os.path.dirname(sys.argv[2]), exist_ok=True)
+onnx.save(onnx.load(sys.argv[1]), sys.argv[2], save_as_external_data=True, all_tensors_to_one_file=True, location='conv.weights', size_threshold=0)`,
+  [model, join(ext, 'conv.onnx')]);
+  const out = join(ext, 'conv.k4.onnx');
+  const r = cli(join(ext, 'conv.onnx'), '-o', out, '--rank', '4');
+  assert.equal(r.code, 0, r.err);
+  const before = statSync(join(ext, 'conv.onnx')).size + statSync(join(ext, 'conv.weights')).size;
+  const after = statSync(out).size + statSync(`${out}.data`).size;
+  const [, ratio] = r.out.match(/wrote .*conv\.k4\.onnx: .* → .* \((\d+\.\d) %\)/) ?? [];
+  assert.equal(ratio, ((after / before) * 100).toFixed(1), r.out);
+  assert.ok(Number(ratio) < 100, 'compressing shrinks the model');
 });

@@ -278,3 +278,25 @@ test('compressToFile is cancellable: CANCELLED, and no output file is left', asy
   await assert.rejects(pending, (e: unknown) => e instanceof RankscopeError && e.code === 'CANCELLED');
   assert.ok(!existsSync(output));
 });
+
+test('a weight held in a ConstantOfShape fill (ONNX light models) leaves the graph with its node: totals shrink as planned', async () => {
+  const input = join(dir, 'fill.onnx');
+  runPython(`
+import sys, numpy as np, onnx
+from onnx import helper, numpy_helper, TensorProto
+g = helper.make_graph([
+    helper.make_node('ConstantOfShape', ['fill.shape'], ['fill.weight'], name='/fill/ConstantOfShape', value=numpy_helper.from_array(np.array([0.25], np.float32))),
+    helper.make_node('MatMul', ['x', 'fill.weight'], ['y'], name='/fill/MatMul'),
+], 'fill', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [3, 48])], [helper.make_tensor_value_info('y', TensorProto.FLOAT, [3, 40])],
+   [numpy_helper.from_array(np.array([48, 40], np.int64), 'fill.shape')])
+onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 17)]), sys.argv[1])`, [input]);
+  const output = join(dir, 'fill.k1.onnx');
+  const { model, plan } = await compress(input, output, { rank: 1 });
+  assert.equal(model.layers[0].params, 48 * 40);
+  const compressed = await openOnnx(output);
+  assert.deepEqual(compressed.proto.graph!.node.map((n) => n.opType), ['MatMul', 'MatMul'], 'the fill node is gone');
+  assert.equal(compressed.summary.totalParams, plan.totals.modelParamsAfter);
+  assert.equal(compressed.summary.totalParams, model.summary.totalParams - 48 * 40 + 48 + 40);
+  const feeds = { x: randomFeeds({ x: [[3, 48], 'float32'] }, 5).x };
+  assert.ok(relativeDeviation(await runModel(input, feeds), await runModel(output, feeds)) < 1e-5, 'a constant matrix is exactly rank 1');
+});

@@ -160,10 +160,13 @@ res={}
 for p in sys.argv[1:]:
     m=onnx.load(p); g=m.graph; init={t.name:nh.to_array(t) for t in g.initializer}
     shapes={n.output[0]:[int(d) for d in init[n.input[0]]] for n in g.node if n.op_type=='ConstantOfShape' and n.input[0] in init}
+    # a weight may reach its Gemm through a Reshape (inception's classifier [1,1,1000,1024] -> [1000,1024])
+    reshaped={n.output[0]:n.input[0] for n in g.node if n.op_type=='Reshape' and n.input[0] in shapes}
     seen=[]
     for n in g.node:
-        if n.op_type in ('Conv','Gemm','MatMul') and len(n.input)>1 and n.input[1] in shapes and n.input[1] not in [s[0] for s in seen]:
-            seen.append((n.input[1], shapes[n.input[1]]))
+        w=reshaped.get(n.input[1], n.input[1]) if n.op_type in ('Gemm','MatMul') and len(n.input)>1 else n.input[1] if len(n.input)>1 else None
+        if n.op_type in ('Conv','Gemm','MatMul') and w in shapes and w not in [s[0] for s in seen]:
+            seen.append((w, shapes[w]))
     res[p.split('/')[-1]]=seen
 print(json.dumps(res))`, files.map((f) => join(ROOT, 'light', f))));
   for (const f of files) {

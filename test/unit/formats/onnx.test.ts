@@ -2,9 +2,11 @@
 // package and checked against numpy and onnxruntime-node.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
+import * as ort from 'onnxruntime-node';
 import {
   encodeOnnx, makeTensorProto, ModelProtoSchema, openModelBytes, openOnnx, writeOnnxAtomic, type OnnxModel,
 } from '../../../src/core/formats/onnx';
@@ -184,6 +186,32 @@ m=onnx.load(sys.argv[1]); onnx.save(m, sys.argv[2], save_as_external_data=True, 
       writeFileSync(join(ext, 'evil.onnx'), toBinary(ModelProtoSchema, evil));
       await rejects(openOnnx(join(ext, 'evil.onnx')), 'EXTERNAL_DATA', /outside the model's folder/);
 
+      // A link in the model's folder to data elsewhere is refused after resolving it (ONNX Runtime refuses it too).
+      const outside = tempDir();
+      try {
+        const wbPath = join(ext, 'weights.bin');
+        renameSync(wbPath, join(outside, 'weights.bin'));
+        symlinkSync(join(outside, 'weights.bin'), wbPath);
+        await rejects(openOnnx(join(ext, 'ext.onnx')), 'EXTERNAL_DATA', /ext\.onnx: tensor '.*' keeps its data in 'weights\.bin', which links to .*weights\.bin, outside the model's folder/);
+        await assert.rejects(ort.InferenceSession.create(join(ext, 'ext.onnx'), { logSeverityLevel: 4 }), 'ONNX Runtime refuses the link too');
+        // A link inside the folder is fine.
+        mkdirSync(join(ext, 'sub'));
+        rmSync(wbPath);
+        renameSync(join(outside, 'weights.bin'), join(ext, 'sub', 'weights.bin'));
+        symlinkSync(join(ext, 'sub', 'weights.bin'), wbPath);
+        assert.equal((await openOnnx(join(ext, 'ext.onnx'))).layers.length, zoo.layers.length);
+        rmSync(wbPath);
+        renameSync(join(ext, 'sub', 'weights.bin'), wbPath);
+        // Not a regular file (a FIFO would block the read forever).
+        const fifo = join(ext, 'fifo.onnx');
+        const viaFifo = fromBinary(ModelProtoSchema, readFileSync(join(ext, 'ext.onnx')));
+        for (const t of viaFifo.graph!.initializer) for (const e of t.externalData) if (e.key === 'location') e.value = 'weights.fifo';
+        writeFileSync(fifo, toBinary(ModelProtoSchema, viaFifo));
+        if (spawnSync('mkfifo', [join(ext, 'weights.fifo')]).status === 0) await rejects(openOnnx(fifo), 'EXTERNAL_DATA', /weights\.fifo', which is not a regular file/);
+      } finally {
+        rmSync(outside, { recursive: true, force: true });
+      }
+
       // Short and missing external data: typed errors naming the file.
       const wb = join(ext, 'weights.bin');
       copyFileSync(wb, wb + '.bak');
@@ -232,6 +260,69 @@ describe('bad input', () => {
     });
   }
 
+  test('structurally invalid models are refused at open with what is wrong and where (CORRUPT)', async () => {
+    const bad = tempDir();
+    try {
+      runPython(readFileSync(join(__dirname, 'invalid_models.py'), 'utf8'), [bad]);
+      const cases: [string, RegExp][] = [
+        ['cycle', /the main graph has a cycle: '\/b\/Relu' \(Relu\) → '\/a\/Add' \(Add\) → '\/b\/Relu' \(Relu\)/],
+        ['dangling', /node '\/fc\/MatMul' \(MatMul\) in the main graph reads 'ghost', which no node, graph input or initializer defines/],
+        ['duplicate_initializer', /two initializers are named 'fc\.weight' in the main graph/],
+        ['duplicate_output', /'h' is produced by two nodes in the main graph, '\/fc\/MatMul' \(MatMul\) and '\/relu' \(Relu\)/],
+        ['negative_dims', /initializer 'w' in the main graph has a negative dimension \[16, -8\]/],
+        ['raw_data_length', /initializer 'w' in the main graph \(float32 \[16, 8\]\) holds 100 bytes of raw_data, expected 512/],
+        ['huge_no_data', /initializer 'w' in the main graph \(float32 \[16, 68719476736\]\) holds no data for its 1099511627776 elements/],
+        ['subgraph_dangling', /node '\/then\/MatMul' \(MatMul\) in If '\/If' then_branch reads 'ghost'/],
+        ['fill_negative', /ConstantOfShape '\/fc\/ConstantOfShape' in the main graph fills the shape \[-3, 8\]/],
+      ];
+      assert.deepEqual(cases.map((c) => `${c[0]}.onnx`).sort(), readdirSync(bad).filter((f) => f.endsWith('.onnx')).sort());
+      for (const [name, pattern] of cases) {
+        const path = join(bad, `${name}.onnx`);
+        await rejects(openOnnx(path), 'CORRUPT', new RegExp(`^${name}\\.onnx is not a valid ONNX model: ${pattern.source}`));
+        // The models really are broken: ONNX Runtime refuses to load or run them (it takes the
+        // first of two same-named initializers silently, which is worse).
+        if (name === 'duplicate_initializer') continue;
+        await assert.rejects(async () => {
+          const session = await ort.InferenceSession.create(path, { logSeverityLevel: 4 });
+          try {
+            await session.run({ x: new ort.Tensor('float32', new Float32Array(32), [2, 16]), ...(session.inputNames.includes('cond') && { cond: new ort.Tensor('bool', Uint8Array.from([1]), []) }) });
+          } finally {
+            await session.release();
+          }
+        }, `ONNX Runtime accepted ${name}`);
+      }
+    } finally {
+      rmSync(bad, { recursive: true, force: true });
+    }
+  });
+
+  test('valid but unusual structure is accepted: unsorted nodes, a sparse initializer, an omitted optional input', async () => {
+    const odd = tempDir();
+    try {
+      runPython(`import sys, os, numpy as np, onnx
+from onnx import helper, numpy_helper, TensorProto
+F = TensorProto.FLOAT
+def save(name, nodes, inits, sparse=()):
+    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info('x', F, [2, 16])], [helper.make_tensor_value_info('y', F, None)], inits, sparse_initializer=list(sparse))
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]), os.path.join(sys.argv[1], name + '.onnx'))
+w = numpy_helper.from_array(np.eye(16, 8, dtype=np.float32), 'fc.weight')
+save('unsorted', [helper.make_node('Relu', ['h'], ['y'], name='/relu'), helper.make_node('MatMul', ['x', 'fc.weight'], ['h'], name='/fc/MatMul')], [w])
+values = numpy_helper.from_array(np.ones(8, np.float32), 'sp.weight')
+indices = numpy_helper.from_array(np.arange(8, dtype=np.int64) * 17 % 128, 'sp.indices')
+save('sparse', [helper.make_node('MatMul', ['x', 'sp.weight'], ['y'], name='/sp/MatMul')], [], [helper.make_sparse_tensor(values, indices, [16, 8])])
+save('optional', [helper.make_node('Clip', ['x', '', 'hi'], ['y'], name='/clip')], [numpy_helper.from_array(np.array(0.5, np.float32), 'hi')])`, [odd]);
+      for (const name of ['unsorted', 'sparse', 'optional']) {
+        const m = await openOnnx(join(odd, `${name}.onnx`));
+        assert.ok(m.summary.outputs.length === 1, name);
+        const out = await runModel(join(odd, `${name}.onnx`));
+        assert.ok(out.y.data.length > 0, `${name} runs in ONNX Runtime`);
+      }
+      assert.deepEqual((await openOnnx(join(odd, 'unsorted.onnx'))).layers.map((l) => l.name), ['fc']);
+    } finally {
+      rmSync(odd, { recursive: true, force: true });
+    }
+  });
+
   test('an aborted signal cancels the open', async () => {
     const controller = new AbortController();
     controller.abort();
@@ -244,12 +335,12 @@ describe('bad input', () => {
     await rejects(openOnnx(dir), 'BAD_ARGUMENT', /folder/);
   });
 
-  test('a corrupt tensor (raw_data of the wrong length) is named when read', () => {
+  test('a corrupt tensor (raw_data of the wrong length) is refused at open, named', () => {
     const p = fromBinary(ModelProtoSchema, readFileSync(zooPath));
     const t = p.graph!.initializer.find((x) => x.name === 'embed.weight')!;
     t.rawData = t.rawData.subarray(0, 10);
-    const m = openModelBytes(toBinary(ModelProtoSchema, p), join(dir, 'bad-tensor.onnx'));
-    assert.throws(() => m.tensor('embed.weight')!.bytes(), /bad-tensor\.onnx.*embed\.weight.*10 bytes, expected 6400/);
+    assert.throws(() => openModelBytes(toBinary(ModelProtoSchema, p), join(dir, 'bad-tensor.onnx')),
+      (e: unknown) => e instanceof RankscopeError && e.code === 'CORRUPT' && /bad-tensor\.onnx.*initializer 'embed\.weight'.*10 bytes of raw_data, expected 6400/.test(e.message));
   });
 
   test('openModel hands zips and safetensors files to their own readers (test/unit/formats/pytorch.test.ts)', async () => {

@@ -28,3 +28,10 @@ test('factorizable only when some rank saves parameters: m + n < m·n (per group
   assert.match(notFactorizableReason('int8', 64, 64)!, /integer dtype int8/);
   assert.match(notFactorizableReason('float8e4m3fn', 64, 64)!, /not supported/);
 });
+
+test('a root-level op (`/Gemm`, no module scope) names the layer after a readable weight, else the op', () => {
+  assert.equal(modulePath('w', '/Gemm'), 'w');
+  assert.equal(modulePath('onnx::Gemm_12', '/Gemm_1'), 'Gemm_1');
+  assert.equal(modulePath('onnx::Gemm_12', '/Gemm_1', 'proj.bias'), 'proj');
+  assert.equal(modulePath('onnx::MatMul_3', '/enc/enc.0/MatMul', 'onnx::Add_4'), 'enc.0');
+});

@@ -1,12 +1,13 @@
-// The layer inventory of an ONNX graph: every weight matrix a user would recognise
-// (MatMul, Gemm, Conv, Gather and their quantized forms), found through Transpose/Cast/Identity/
-// DequantizeLinear, named by module path, listed once however many nodes share it, and low-rank
+// The layer inventory of an ONNX model: every weight matrix a user would recognise
+// (MatMul, Gemm, Conv, Gather and their quantized forms), in every graph (If/Loop/Scan bodies
+// too), found through Transpose/Cast/Identity/DequantizeLinear/constant Reshape, named by module path, listed once however many nodes share it, and low-rank
 // pairs written by Rankscope folded back into the layer they replaced.
 import { notFactorizableReason, modulePath } from '../../model/naming';
 import type { JsonValue } from '@bufbuild/protobuf';
 import type { CompressedInfo, DType, Layer, LayerOp, MatrixLayout, Model } from '../../model/types';
 import { rawByteLength } from './dtypes';
 import type { AttributeProto, ModelProto, NodeProto } from './gen/onnx_pb';
+import { type GraphScope, producerIn, tensorKeyIn } from './graphs';
 
 /** Metadata key COMPRESS writes and the inventory reads (JSON array of CompressedEntry). */
 export const COMPRESSED_METADATA_KEY = 'rankscope.compressed';
@@ -55,8 +56,11 @@ function intAttr(node: NodeProto, name: string, fallback: number): number {
   return a ? Number(a.i) : fallback;
 }
 
-/** Ops a weight passes through unchanged in content (Transpose swaps the layout). */
-const PASS_THROUGH = new Set(['Transpose', 'Cast', 'Identity', 'DequantizeLinear']);
+/** Ops a weight passes through unchanged in content (Transpose swaps the layout; Reshape with a
+ * constant shape re-reads the row-major values as another 2-D matrix). */
+const PASS_THROUGH = new Set(['Transpose', 'Cast', 'Identity', 'DequantizeLinear', 'Reshape']);
+/** Ops a bias passes through unchanged. */
+const BIAS_PASS_THROUGH = new Set(['Cast', 'Identity', 'DequantizeLinear']);
 
 /** Which input of each op is the weight matrix, and how the op sees it. */
 interface WeightUse {
@@ -96,56 +100,101 @@ function weightUses(node: NodeProto): WeightUse[] {
 interface Found {
   use: WeightUse;
   node: NodeProto;
-  index: number;
+  scope: GraphScope;
+  /** The weight's tensor key, and its name in the graph defining it. */
   weight: string;
+  local: string;
   layout: MatrixLayout;
+  /** Shape of the matrix as the node sees it before any Transpose (the stored shape, or a Reshape's). */
+  dims: number[];
   via: NodeProto[];
 }
 
-export function buildInventory(proto: ModelProto, model: Pick<Model, 'tensor'>): Layer[] {
-  const nodes = proto.graph?.node ?? [];
-  const producer = new Map<string, NodeProto>();
-  const consumers = new Map<string, NodeProto[]>();
-  for (const n of nodes) {
-    for (const o of n.output) producer.set(o, n);
-    for (const i of n.input) if (i) (consumers.get(i) ?? consumers.set(i, []).get(i)!).push(n);
-  }
+const isDefaultDomain = (n: NodeProto) => !n.domain || n.domain === 'ai.onnx';
 
-  /** Follows a value back through pass-through ops to a stored tensor. */
-  function resolveWeight(value: string, layout: MatrixLayout): { weight: string; layout: MatrixLayout; via: NodeProto[] } | undefined {
+/**
+ * The layers of every graph of the model, subgraphs (If/Loop/Scan bodies) included; a weight is
+ * found where it is defined, in the node's graph or an outer one. `scopes` come from graphScopes
+ * with tensorSites applied (their tensorKeys name the model's tensors).
+ */
+export function buildInventory(proto: ModelProto, model: Pick<Model, 'tensor'>, scopes: GraphScope[]): Layer[] {
+  const consumers = new Map<GraphScope, Map<string, NodeProto[]>>();
+  for (const scope of scopes) {
+    const map = new Map<string, NodeProto[]>();
+    for (const n of scope.graph.node) for (const i of n.input) if (i) (map.get(i) ?? map.set(i, []).get(i)!).push(n);
+    consumers.set(scope, map);
+  }
+  const tensorIn = (scope: GraphScope, name: string) => {
+    const key = tensorKeyIn(scope, name);
+    return key && model.tensor(key) ? key : undefined;
+  };
+
+  /** Follows a value back through pass-through ops (in its graph and outer ones) to a stored tensor. */
+  function resolveWeight(scope: GraphScope, value: string, layout: MatrixLayout): Omit<Found, 'use' | 'node' | 'scope'> | undefined {
     const via: NodeProto[] = [];
+    const reshapes: { shape: number[]; allowZero: boolean }[] = [];
     let name = value;
+    let at = scope;
     for (let depth = 0; depth < 8; depth++) {
-      if (model.tensor(name)) return { weight: name, layout, via };
-      const p = producer.get(name);
-      if (!p || !PASS_THROUGH.has(p.opType)) return undefined;
-      if (p.opType === 'Transpose') {
-        if (layout === 'conv') return undefined;
-        const perm = attr(p, 'perm')?.ints.map(Number);
+      const key = tensorIn(at, name);
+      if (key) return { weight: key, local: name, layout, via, dims: reshapedDims([...model.tensor(key)!.shape], reshapes) ?? [] };
+      const p = producerIn(at, name);
+      if (!p || !PASS_THROUGH.has(p.node.opType) || !isDefaultDomain(p.node)) return undefined;
+      if (p.node.opType === 'Transpose') {
+        // 2-D flips only, and only after every Reshape (seen from the stored tensor).
+        if (layout === 'conv' || reshapes.length) return undefined;
+        const perm = attr(p.node, 'perm')?.ints.map(Number);
         if (perm && !(perm.length === 2 && perm[0] === 1 && perm[1] === 0)) return undefined;
         layout = layout === 'in_out' ? 'out_in' : 'in_out';
+      } else if (p.node.opType === 'Reshape') {
+        const shapeKey = layout === 'conv' ? undefined : tensorIn(p.scope, p.node.input[1] ?? '');
+        const shape = shapeKey ? model.tensor(shapeKey)! : undefined;
+        if (!shape || shape.dtype !== 'int64' || shape.shape.length !== 1) return undefined;
+        const b = shape.bytes();
+        reshapes.unshift({ shape: Array.from(new BigInt64Array(b.slice().buffer, 0, shape.size), Number), allowZero: intAttr(p.node, 'allowzero', 0) === 1 });
       }
-      via.push(p);
-      name = p.input[0];
+      via.push(p.node);
+      name = p.node.input[0];
+      at = p.scope;
     }
     return undefined;
   }
 
-  // 1. Every (node, weight) pair, in graph order.
-  const found: Found[] = [];
-  nodes.forEach((node, index) => {
-    for (const use of weightUses(node)) {
-      const value = node.input[use.input];
-      if (!value) continue;
-      const r = resolveWeight(value, use.layout);
-      if (!r) continue;
-      const t = model.tensor(r.weight)!;
-      const rankOk = use.layout === 'conv' ? t.shape.length >= 3 : t.shape.length === 2;
-      if (!rankOk) continue;
-      found.push({ use, node, index, ...r });
-      break; // one weight per node (MatMul of two constants: the right one)
+  /** A constant reached directly or through Cast/Identity/DequantizeLinear (fp16 biases behind a Cast). */
+  function resolveConstant(scope: GraphScope, value: string): string | undefined {
+    let name = value;
+    let at = scope;
+    for (let depth = 0; depth < 8 && name; depth++) {
+      const key = tensorIn(at, name);
+      if (key) return key;
+      const p = producerIn(at, name);
+      if (!p || !BIAS_PASS_THROUGH.has(p.node.opType) || !isDefaultDomain(p.node)) return undefined;
+      name = p.node.input[0];
+      at = p.scope;
     }
-  });
+    return undefined;
+  }
+
+  // 1. Every (node, weight) pair, in graph order; a subgraph's nodes right after the node holding it.
+  const children = new Map<NodeProto, GraphScope[]>();
+  for (const scope of scopes) if (scope.owner) (children.get(scope.owner.node) ?? children.set(scope.owner.node, []).get(scope.owner.node)!).push(scope);
+  const found: Found[] = [];
+  const visit = (scope: GraphScope) => {
+    for (const node of scope.graph.node) {
+      for (const use of weightUses(node)) {
+        const value = node.input[use.input];
+        if (!value) continue;
+        const r = resolveWeight(scope, value, use.layout);
+        if (!r) continue;
+        const rankOk = use.layout === 'conv' ? r.dims.length >= 3 : r.dims.length === 2;
+        if (!rankOk) continue;
+        found.push({ use, node, scope, ...r });
+        break; // one weight per node (MatMul of two constants: the right one)
+      }
+      for (const child of children.get(node) ?? []) visit(child);
+    }
+  };
+  if (scopes.length) visit(scopes[0]);
 
   // 2. Low-rank pairs written by Rankscope.
   const compressed = readCompressedEntries(proto);
@@ -176,7 +225,7 @@ export function buildInventory(proto: ModelProto, model: Pick<Model, 'tensor'>):
 
   function makeLayer(f: Found): Layer {
     const t = model.tensor(f.weight)!;
-    const dims = [...t.shape];
+    const dims = f.dims;
     let shape: [number, number];
     let groups: number | undefined;
     let kernel: number[] | undefined;
@@ -190,11 +239,11 @@ export function buildInventory(proto: ModelProto, model: Pick<Model, 'tensor'>):
     const bias = findBias(f, shape[0]);
     const reason = notFactorizableReason(t.dtype, shape[0], shape[1], groups ?? 1);
     const layer: Layer = {
-      name: modulePath(f.weight, f.node.name, bias),
+      name: modulePath(f.local, f.node.name, bias),
       op: f.use.op,
       weight: f.weight,
       shape,
-      tensorShape: dims,
+      tensorShape: [...t.shape],
       layout: f.layout,
       dtype: t.dtype,
       params: t.size,
@@ -211,20 +260,20 @@ export function buildInventory(proto: ModelProto, model: Pick<Model, 'tensor'>):
     return layer;
   }
 
-  /** Gemm C / Conv B, or a constant 1-D `Add` right after a MatMul. */
+  /** Gemm C / Conv B, or a constant 1-D `Add` right after a MatMul; through a Cast/Identity too. */
   function findBias(f: Found, out: number): string | undefined {
     if (f.use.bias !== undefined) {
       const b = f.node.input[f.use.bias];
-      const t = b ? model.tensor(b) : undefined;
-      return t ? b : undefined;
+      return b ? resolveConstant(f.scope, b) : undefined;
     }
     if (f.use.op !== 'MatMul' || f.use.input !== 1) return undefined;
-    const users = consumers.get(f.node.output[0]) ?? [];
+    const users = consumers.get(f.scope)!.get(f.node.output[0]) ?? [];
     if (users.length !== 1 || users[0].opType !== 'Add') return undefined;
     const add = users[0];
     const other = add.input[0] === f.node.output[0] ? add.input[1] : add.input[0];
-    const t = other ? model.tensor(other) : undefined;
-    return t && t.shape.length === 1 && t.shape[0] === out ? other : undefined;
+    const key = other ? resolveConstant(f.scope, other) : undefined;
+    const t = key ? model.tensor(key) : undefined;
+    return t && t.shape.length === 1 && t.shape[0] === out ? key : undefined;
   }
 
   /** A factorized layer is listed as the layer it replaced: its matrix view, layout, groups and
@@ -278,6 +327,23 @@ export function buildInventory(proto: ModelProto, model: Pick<Model, 'tensor'>):
       }
     }
   }
+}
+
+/** The dims after a chain of Reshapes (0 copies the input's dim unless allowzero, -1 is inferred); undefined when one does not fit. */
+function reshapedDims(dims: number[], reshapes: { shape: number[]; allowZero: boolean }[]): number[] | undefined {
+  for (const r of reshapes) {
+    const size = dims.reduce((a, d) => a * d, 1);
+    const out = r.shape.map((d, i) => (d === 0 && !r.allowZero ? dims[i] : d));
+    const unknown = out.indexOf(-1);
+    if (out.some((d, i) => d === undefined || d < -1 || (d === -1 && i !== unknown))) return undefined;
+    const known = out.reduce((a, d) => (d === -1 ? a : a * d), 1);
+    if (unknown >= 0) {
+      if (known === 0 || size % known !== 0) return undefined;
+      out[unknown] = size / known;
+    } else if (known !== size) return undefined;
+    dims = out;
+  }
+  return dims;
 }
 
 /** The `rankscope.compressed` entries of a model. */

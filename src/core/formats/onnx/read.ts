@@ -7,9 +7,11 @@ import { RankscopeError, throwIfCancelled } from '../../errors';
 import { LazyTensor } from '../../model/tensor';
 import type { DType, Layer, Model, ModelSummary, Tensor, ValueInfo } from '../../model/types';
 import { dtypeOf, rawByteLength } from './dtypes';
-import { type ModelProto, ModelProtoSchema, type NodeProto, type TensorProto, type ValueInfoProto } from './gen/onnx_pb';
+import { type ModelProto, ModelProtoSchema, type TensorProto, TensorProto_DataLocation, type ValueInfoProto } from './gen/onnx_pb';
+import { type GraphScope, tensorKeyIn, type TensorSite, tensorSites } from './graphs';
 import { buildInventory } from './inventory';
-import { checkExternal, dimsOf, tensorBytes } from './tensorData';
+import { checkExternal, dimsOf, externalDataBytes, tensorBytes } from './tensorData';
+import { validateModel } from './validate';
 
 /** Protobuf cannot address more than 2 GiB; bigger models must use external data. */
 const MAX_PROTOBUF_BYTES = 2 ** 31 - 1;
@@ -100,34 +102,43 @@ export function openModelBytes(bytes: Uint8Array, path: string): OnnxModel {
   if (!proto.graph || proto.irVersion <= 0n || proto.irVersion > 100n) {
     throw new RankscopeError('NOT_ONNX', `${name} is not an ONNX model (no graph or no IR version).`);
   }
-  return new OnnxModel(proto, path, bytes.length);
+  // Structure first, before any work (a cycle, a dangling input or a lying tensor is refused here).
+  const scopes = validateModel(proto, name);
+  return new OnnxModel(proto, path, bytes.length, scopes);
 }
 
 export class OnnxModel implements Model {
   readonly dir: string;
   readonly summary: ModelSummary;
   readonly layers: Layer[];
-  /** Every weight-like tensor: initializers, Constant outputs, ConstantOfShape fills. */
+  /** Every graph of the model (main graph first, then subgraphs) with its names. */
+  readonly scopes: GraphScope[];
+  /** Every weight-like tensor: initializers, Constant outputs, ConstantOfShape fills, subgraphs included. */
   private readonly tensors = new Map<string, LazyTensor>();
+  private readonly sites = new Map<string, TensorSite>();
 
-  constructor(readonly proto: ModelProto, readonly path: string, fileSize: number) {
+  constructor(readonly proto: ModelProto, readonly path: string, fileSize: number, scopes?: GraphScope[]) {
     this.dir = dirname(resolve(path));
     sourceDirOf.set(proto, this.dir);
     const graph = proto.graph!;
     const name = basename(path);
-    for (const t of graph.initializer) {
-      if (t.dataLocation === 1) checkExternal(t, this.dir, name); // fail at open, not mid-analysis
-      this.addTensor(t.name, t);
+    this.scopes = scopes ?? validateModel(proto, name);
+    const sites = tensorSites(this.scopes);
+    for (const site of sites) {
+      this.sites.set(site.key, site);
+      if (site.tensor?.dataLocation === TensorProto_DataLocation.EXTERNAL) checkExternal(site.tensor, this.dir, name); // fail at open, not mid-analysis
+      if (site.tensor) this.addTensor(site.key, site.tensor);
     }
-    for (const node of graph.node) this.addConstant(node);
+    // Fills last: their shape may come from a Constant defined further down.
+    for (const site of sites) if (!site.tensor && site.node) this.addFill(site, name);
 
-    this.layers = buildInventory(proto, this);
+    this.layers = buildInventory(proto, this, this.scopes);
     let totalParams = 0;
     for (const t of this.tensors.values()) if (t.dtype !== 'string') totalParams += t.size;
     const factorizableParams = this.layers.filter((l) => l.factorizable).reduce((a, l) => a + l.params, 0);
     this.summary = {
       path: this.path,
-      fileSize,
+      fileSize: fileSize + externalDataBytes(sites.flatMap((s) => (s.tensor ? [s.tensor] : [])), this.dir),
       format: 'onnx',
       irVersion: Number(proto.irVersion),
       opsets: proto.opsetImport.map((o) => ({ domain: o.domain || 'ai.onnx', version: Number(o.version) })),
@@ -144,9 +155,14 @@ export class OnnxModel implements Model {
     return this.tensors.get(name);
   }
 
-  /** Names of every weight-like tensor (initializers and constant-node outputs). */
+  /** Keys of every weight-like tensor (initializers and constant-node outputs, subgraphs included). */
   tensorNames(): string[] {
     return [...this.tensors.keys()];
+  }
+
+  /** Where the tensor `key` is defined: its graph, its local name, its initializer or node. */
+  site(key: string): TensorSite | undefined {
+    return this.sites.get(key);
   }
 
   /** Raw bytes of a TensorProto of this model, external data included (a view when in-file). */
@@ -154,35 +170,33 @@ export class OnnxModel implements Model {
     return tensorBytes(t, this.dir, basename(this.path));
   }
 
-  private addTensor(name: string, t: TensorProto): void {
-    this.tensors.set(name, new LazyTensor(name, dtypeOf(t.dataType), dimsOf(t), () => this.bytesOf(t)));
+  private addTensor(key: string, t: TensorProto): void {
+    this.tensors.set(key, new LazyTensor(key, dtypeOf(t.dataType), dimsOf(t), () => this.bytesOf(t)));
   }
 
-  private addConstant(node: NodeProto): void {
-    if (node.domain && node.domain !== 'ai.onnx') return;
-    const out = node.output[0];
-    if (!out) return;
-    if (node.opType === 'Constant') {
-      const value = node.attribute.find((a) => a.name === 'value')?.t;
-      if (value) this.addTensor(out, value);
-    } else if (node.opType === 'ConstantOfShape') {
-      // Weights replaced by a fill (ONNX's light models): shape from a constant int64 input.
-      const shapeTensor = this.tensors.get(node.input[0] ?? '');
-      if (!shapeTensor || shapeTensor.dtype !== 'int64') return;
-      const b = shapeTensor.bytes();
-      const shape = Array.from(new BigInt64Array(b.slice().buffer, 0, shapeTensor.size), Number);
-      const value = node.attribute.find((a) => a.name === 'value')?.t;
-      const dtype: DType = value ? dtypeOf(value.dataType) : 'float32';
-      const fill = value ? this.bytesOf(value) : new Uint8Array(4);
-      this.tensors.set(out, new LazyTensor(out, dtype, shape, () => {
-        const size = shape.reduce((a, d) => a * d, 1);
-        const bytes = new Uint8Array(rawByteLength(dtype, size));
-        if (bytes.length === 0 || fill.length === 0) return bytes;
-        bytes.set(fill.subarray(0, Math.min(fill.length, bytes.length)));
-        for (let n = fill.length; n < bytes.length; n *= 2) bytes.copyWithin(n, 0, Math.min(n, bytes.length - n));
-        return bytes;
-      }));
+  /** Weights replaced by a fill (ONNX's light models): a ConstantOfShape of a constant int64 shape. */
+  private addFill(site: TensorSite, file: string): void {
+    const node = site.node!;
+    const shapeKey = node.input[0] ? tensorKeyIn(site.scope, node.input[0]) : undefined;
+    const shapeTensor = shapeKey ? this.tensors.get(shapeKey) : undefined;
+    if (!shapeTensor || shapeTensor.dtype !== 'int64' || shapeTensor.shape.length !== 1) return;
+    const b = shapeTensor.bytes();
+    const shape = Array.from(new BigInt64Array(b.slice().buffer, 0, shapeTensor.size), Number);
+    const size = shape.reduce((a, d) => a * d, 1);
+    if (shape.some((d) => d < 0) || !Number.isSafeInteger(size)) {
+      throw new RankscopeError('CORRUPT', `${file} is not a valid ONNX model: ConstantOfShape '${node.name || site.local}' in ${site.scope.where} fills the shape [${shape.join(', ')}].`,
+        'Re-export the model, or fix the tool that wrote it.');
     }
+    const value = node.attribute.find((a) => a.name === 'value')?.t;
+    const dtype: DType = value ? dtypeOf(value.dataType) : 'float32';
+    const fill = value ? this.bytesOf(value) : new Uint8Array(4);
+    this.tensors.set(site.key, new LazyTensor(site.key, dtype, shape, () => {
+      const bytes = new Uint8Array(rawByteLength(dtype, size));
+      if (bytes.length === 0 || fill.length === 0) return bytes;
+      bytes.set(fill.subarray(0, Math.min(fill.length, bytes.length)));
+      for (let n = fill.length; n < bytes.length; n *= 2) bytes.copyWithin(n, 0, Math.min(n, bytes.length - n));
+      return bytes;
+    }));
   }
 }
 

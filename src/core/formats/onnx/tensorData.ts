@@ -1,6 +1,6 @@
 // The bytes of a TensorProto, wherever ONNX put them: raw_data (a zero-copy view of the file
 // buffer), the typed repeated fields (float_data, int32_data, …), or an external-data file.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { isAbsolute, relative, resolve } from 'node:path';
 import { RankscopeError } from '../../errors';
 import type { DType } from '../../model/types';
@@ -43,12 +43,46 @@ export function externalRef(t: TensorProto): ExternalRef | undefined {
  */
 export function externalPath(dir: string, ref: ExternalRef, tensor = 'tensor'): string {
   const path = resolve(dir, ref.location);
-  const rel = relative(resolve(dir), path);
-  if (isAbsolute(ref.location) || rel.startsWith('..') || isAbsolute(rel)) {
+  if (isAbsolute(ref.location) || !inside(resolve(dir), path)) {
     throw new RankscopeError('EXTERNAL_DATA', `Tensor '${tensor}' points at external data outside the model's folder ('${ref.location}').`,
       'Keep external-data files next to the model (relative locations only).');
   }
   return path;
+}
+
+function inside(dir: string, path: string): boolean {
+  const rel = relative(dir, path);
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+}
+
+/**
+ * The same rule after resolving symbolic links (ONNX Runtime checks it too): a link in the
+ * model's folder must not lead to data elsewhere. Undefined when the file does not exist.
+ */
+function realExternalPath(dir: string, path: string, ref: ExternalRef, tensor: string, model: string): string | undefined {
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch {
+    return undefined;
+  }
+  if (!inside(realpathSync(dir), real)) {
+    throw new RankscopeError('EXTERNAL_DATA', `${model}: tensor '${tensor}' keeps its data in '${ref.location}', which links to ${real}, outside the model's folder.`,
+      'Copy the external-data file itself into the model\'s folder (not a link to it).');
+  }
+  return real;
+}
+
+/** Bytes on disk of the distinct external-data files the tensors use (0 when none). */
+export function externalDataBytes(tensors: TensorProto[], dir: string): number {
+  const files = new Set<string>();
+  for (const t of tensors) {
+    const ref = externalRef(t);
+    if (ref) files.add(externalPath(dir, ref, t.name));
+  }
+  let total = 0;
+  for (const f of files) total += statSync(f).size;
+  return total;
 }
 
 /**
@@ -57,21 +91,18 @@ export function externalPath(dir: string, ref: ExternalRef, tensor = 'tensor'): 
  */
 export function checkExternal(t: TensorProto, dir: string, model: string): { path: string; offset: number; length: number } {
   const ref = externalRef(t)!;
-  const path = externalPath(dir, ref, t.name);
+  const path = realExternalPath(dir, externalPath(dir, ref, t.name), ref, t.name, model);
   const expected = expectedByteLength(t);
-  let size: number;
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch {
-    throw new RankscopeError('EXTERNAL_DATA', `${model}: tensor '${t.name}' keeps its data in '${ref.location}', which does not exist next to the model (${path}).`,
+  if (path === undefined) {
+    throw new RankscopeError('EXTERNAL_DATA', `${model}: tensor '${t.name}' keeps its data in '${ref.location}', which does not exist next to the model (${resolve(dir, ref.location)}).`,
       'Copy the external-data file into the model\'s folder.');
   }
-  try {
-    size = fstatSync(fd).size;
-  } finally {
-    closeSync(fd);
+  // Only a regular file (a FIFO would block the read, a device never ends).
+  const stats = statSync(path);
+  if (!stats.isFile()) {
+    throw new RankscopeError('EXTERNAL_DATA', `${model}: tensor '${t.name}' keeps its data in '${ref.location}', which is not a regular file.`);
   }
+  const size = stats.size;
   const length = ref.length ?? (expected ?? size - ref.offset);
   if (ref.offset + length > size) {
     throw new RankscopeError('EXTERNAL_DATA', `${model}: external-data file '${ref.location}' is too short for tensor '${t.name}' (needs bytes ${ref.offset}..${ref.offset + length}, file has ${size}).`,

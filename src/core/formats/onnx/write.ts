@@ -38,7 +38,8 @@ export interface WriteOptions {
   signal?: AbortSignal;
 }
 
-export async function writeOnnxAtomic(path: string, proto: ModelProto, options: WriteOptions = {}): Promise<void> {
+/** Writes `proto` to `path` (and `<path>.data` when external); returns the bytes written, both files together. */
+export async function writeOnnxAtomic(path: string, proto: ModelProto, options: WriteOptions = {}): Promise<number> {
   const out = resolve(path);
   const sourceDir = options.sourceDir ?? sourceDirOf.get(proto) ?? dirname(out);
   const graph = proto.graph;
@@ -55,13 +56,15 @@ export async function writeOnnxAtomic(path: string, proto: ModelProto, options: 
   const data = external ? await PendingFile.create(join(dirname(out), dataName), check).catch(async (e) => { await model.discard(); throw e; }) : undefined;
   try {
     let written = proto;
+    let dataBytes = 0;
     if (graph && data) {
-      written = withGraph(proto, graph, await writeExternal(inits, sourceDir, data.handle, dataName, options.signal));
+      const result = await writeExternal(inits, sourceDir, data.handle, dataName, options.signal);
+      dataBytes = result.bytes;
+      written = withGraph(proto, graph, result.initializers);
     } else if (graph && hasExternal) {
-      written = withGraph(proto, graph, inits.map((t) => t.dataLocation === TensorProto_DataLocation.EXTERNAL
-        ? create(TensorProtoSchema, { ...t, rawData: tensorBytes(t, sourceDir, t.name), dataLocation: TensorProto_DataLocation.DEFAULT, externalData: [] })
-        : t));
+      written = withGraph(proto, graph, inits.map((t) => (isExternal(t) ? inlined(t, sourceDir) : t)));
     }
+    written = inlineNestedExternal(written, sourceDir);
     throwIfCancelled(options.signal);
     let bytes: Uint8Array;
     try {
@@ -73,10 +76,41 @@ export async function writeOnnxAtomic(path: string, proto: ModelProto, options: 
     await model.writeAll(bytes);
     // The data lands first: a model never points at data that is not there yet.
     await commitAll(data ? [data, model] : [model], options.signal);
+    return bytes.length + dataBytes;
   } finally {
     await data?.discard();
     await model.discard();
   }
+}
+
+const isExternal = (t: TensorProto) => t.dataLocation === TensorProto_DataLocation.EXTERNAL;
+
+function inlined(t: TensorProto, sourceDir: string): TensorProto {
+  return create(TensorProtoSchema, { ...t, rawData: tensorBytes(t, sourceDir, t.name), dataLocation: TensorProto_DataLocation.DEFAULT, externalData: [] });
+}
+
+/**
+ * External tensors other than the main graph's initializers (a Constant's value, a subgraph's
+ * initializer) are written inline: their locations are relative to the source folder.
+ */
+function inlineNestedExternal(proto: ModelProto, sourceDir: string): ModelProto {
+  const needs = (g: GraphProto, main: boolean): boolean => (!main && g.initializer.some(isExternal)) ||
+    g.node.some((n) => n.attribute.some((a) => (a.t && isExternal(a.t)) || a.tensors.some(isExternal) || (a.g && needs(a.g, false)) || a.graphs.some((x) => needs(x, false))));
+  const fix = (g: GraphProto, main: boolean): GraphProto => ({
+    ...g,
+    initializer: main ? g.initializer : g.initializer.map((t) => (isExternal(t) ? inlined(t, sourceDir) : t)),
+    node: g.node.map((n) => ({
+      ...n,
+      attribute: n.attribute.map((a) => ({
+        ...a,
+        t: a.t && isExternal(a.t) ? inlined(a.t, sourceDir) : a.t,
+        tensors: a.tensors.map((t) => (isExternal(t) ? inlined(t, sourceDir) : t)),
+        g: a.g && fix(a.g, false),
+        graphs: a.graphs.map((x) => fix(x, false)),
+      })),
+    })),
+  });
+  return proto.graph && needs(proto.graph, true) ? { ...proto, graph: fix(proto.graph, true) } : proto;
 }
 
 /** Absolute paths of the external-data files `inits` read from. */
@@ -101,7 +135,7 @@ function estimatedSize(inits: TensorProto[]): number {
 }
 
 /** Writes every initializer of at least EXTERNAL_THRESHOLD bytes to `dataPath`; returns the new list. */
-async function writeExternal(inits: TensorProto[], sourceDir: string, fh: FileHandle, location: string, signal?: AbortSignal): Promise<TensorProto[]> {
+async function writeExternal(inits: TensorProto[], sourceDir: string, fh: FileHandle, location: string, signal?: AbortSignal): Promise<{ initializers: TensorProto[]; bytes: number }> {
   let offset = 0;
   const result: TensorProto[] = [];
   for (const t of inits) {
@@ -127,7 +161,7 @@ async function writeExternal(inits: TensorProto[], sourceDir: string, fh: FileHa
     }));
     offset += bytes.length;
   }
-  return result;
+  return { initializers: result, bytes: offset };
 }
 
 /**
