@@ -8,7 +8,7 @@ import { openOnnx } from '../core/formats/onnx';
 import {
   compressToFile, parsePlan, planAndFactorize, planModel, refuseOverwrite, restoreLayers, type CompressRequest, type Plan,
 } from '../core/compress';
-import { checkOutputs } from '../core/compress/check';
+import { checkOutputs, preflightCheck, type CheckOptions } from '../core/compress/check';
 import { defaultSpectrumCacheDir } from '../core/linalg';
 import { parseOptions, type Command, type CommandIO } from './command';
 import { formatBytes, formatCount } from './inspect';
@@ -28,7 +28,10 @@ const USAGE = `Usage: rankscope compress MODEL -o OUT [policy] [options]
   --dry-run          print the plan, write nothing (no -o needed)
   --round-to [N]     round ranks up to a multiple of N (default 8)
   --force            factorize even where it saves no parameters
-  --check N          run N random inputs through both models; print the relative output deviation
+  --check N          run N inputs through both models; print the relative output deviation. Inputs:
+                     the first N samples of --data DATA.npz (--input NAME=ARRAY maps arrays to
+                     inputs), else random ones; symbolic dimensions other than the batch need
+                     --input-shape NAME=1x3x48x320 (repeatable)
   --no-cache         recompute spectra instead of reading the spectrum cache
   --restore L        instead: recompose factorized layers L (names or glob) into dense weights`;
 
@@ -54,6 +57,9 @@ export const compressCommand: Command = {
       'round-to': { type: 'string' },
       force: { type: 'boolean', default: false },
       check: { type: 'string' },
+      data: { type: 'string' },
+      input: { type: 'string', multiple: true },
+      'input-shape': { type: 'string', multiple: true },
       restore: { type: 'string' },
       'no-cache': { type: 'boolean', default: false },
     });
@@ -67,7 +73,12 @@ export const compressCommand: Command = {
       throw new RankscopeError('BAD_ARGUMENT', `The output ${out} is the input model; Rankscope never overwrites a model.`, 'Choose another -o path.');
     }
     const checkSamples = values.check === undefined ? 0 : integer('--check', values.check, 1);
+    const checkInputs = checkInputsFrom(values);
+    if (!checkSamples && (checkInputs.data || checkInputs.inputShapes)) {
+      throw new RankscopeError('BAD_ARGUMENT', '--data, --input and --input-shape say what --check feeds; they need --check N.');
+    }
     const model = await openOnnx(positionals[0], { signal: io.signal });
+    if (checkSamples) preflightCheck(model, checkInputs);
 
     if (values.restore !== undefined) {
       if (!out) throw new RankscopeError('BAD_ARGUMENT', '--restore needs -o OUT.');
@@ -107,12 +118,29 @@ export const compressCommand: Command = {
     const before = model.summary.fileSize;
     const after = fileSize(written.path);
     io.out(`wrote ${written.path}: ${formatBytes(before)} → ${formatBytes(after)} (${percent(after, before)}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    if (checkSamples) await reportCheck(model, written.path, checkSamples, io);
+    if (checkSamples) await reportCheck(model, written.path, checkSamples, checkInputs, io);
     return 0;
   },
 };
 
-type Values = Record<string, string | boolean | undefined>;
+type Values = Record<string, string | string[] | boolean | undefined>;
+
+/** --data / --input NAME=ARRAY / --input-shape NAME=1x3x48x320 as check options. */
+function checkInputsFrom(values: Values): Pick<CheckOptions, 'data' | 'inputShapes'> {
+  const pairs = (flag: string, pattern: RegExp, form: string) => ((values[flag] as string[] | undefined) ?? []).map((text) => {
+    const m = pattern.exec(text);
+    if (!m) throw new RankscopeError('BAD_ARGUMENT', `--${flag} takes ${form}; got '${text}'.`);
+    return [m[1], m[2]] as const;
+  });
+  const inputs = Object.fromEntries(pairs('input', /^([^=]+)=(.+)$/, 'NAME=ARRAY'));
+  const shapes = pairs('input-shape', /^(.+)=(\d+(?:[x×,]\d+)*)$/, 'NAME=DIMS, e.g. x=1x3x48x320');
+  const data = values.data as string | undefined;
+  if (!data && Object.keys(inputs).length) throw new RankscopeError('BAD_ARGUMENT', '--input maps arrays of --data; give --data DATA.npz too.');
+  return {
+    ...(data ? { data: { data, ...(Object.keys(inputs).length ? { inputs } : {}) } } : {}),
+    ...(shapes.length ? { inputShapes: Object.fromEntries(shapes.map(([name, dims]) => [name, dims.split(/[x×,]/).map(Number)])) } : {}),
+  };
+}
 
 function policyGiven(values: Values): boolean {
   return ['rank', 'energy', 'rank-ratio', 'param-ratio', 'budget'].some((k) => values[k] !== undefined);
@@ -189,9 +217,11 @@ export function planTable(plan: Plan): string[] {
   ];
 }
 
-async function reportCheck(model: Parameters<typeof checkOutputs>[0], path: string, samples: number, io: CommandIO): Promise<void> {
-  const r = await checkOutputs(model, path, samples, { signal: io.signal });
-  io.out(`check: ${r.samples} random inputs, relative output deviation max ${r.maxRelative.toExponential(3)}, mean ${r.meanRelative.toExponential(3)}`);
+async function reportCheck(model: Parameters<typeof checkOutputs>[0], path: string, samples: number, inputs: Pick<CheckOptions, 'data' | 'inputShapes'>, io: CommandIO): Promise<void> {
+  const r = await checkOutputs(model, path, samples, { signal: io.signal, ...inputs });
+  const what = r.source === 'random' ? 'random inputs' : `samples of ${r.source}`;
+  const shapes = Object.entries(r.shapes).map(([name, dims]) => `${name} ${dims.join('×')}`).join(', ');
+  io.out(`check: ${r.samples} ${what} (${shapes}), relative output deviation max ${r.maxRelative.toExponential(3)}, mean ${r.meanRelative.toExponential(3)}`);
 }
 
 function fileSize(path: string): number {
