@@ -199,6 +199,7 @@ async function dataFeeds(session: OrtSession, spec: DatasetSpec, samples: number
           const batch = await dataset.batch(i, 1, signal);
           yield fixed ? padFeeds(batch.feeds, 1, fixed) : batch.feeds;
         }
+        await dataset.verify(signal);
       } finally {
         await dataset.close();
       }

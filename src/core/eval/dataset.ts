@@ -5,7 +5,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { RankscopeError, throwIfCancelled } from '../errors';
 import { openArrayFile, type ArrayFile } from './npz';
-import type { NpyArray, NpyData } from './npy';
+import { ITEM_SIZE, type NpyArray } from './npy';
 import { checkNtuOptions, ntuToModel, NTU_CHANNELS, NTU_FRAME_SIZE, NTU_JOINTS, NTU_PERSONS, type NtuOptions } from './ntu';
 import { classIndices, shapeText, type ClassLayout } from './labels';
 import type { TensorInfo, WireTensor } from './runnerProtocol';
@@ -181,6 +181,14 @@ export class Dataset {
     return this.hashValue;
   }
 
+  /**
+   * Completes the integrity check of every array in use (an .npz member's CRC-32): free after a
+   * full pass over the data, which checks as it reads; otherwise reads the unchecked rest.
+   */
+  async verify(signal?: AbortSignal): Promise<void> {
+    for (const array of [...this.bindings.map((b) => b.array), ...(this.labelArray ? [this.labelArray] : [])]) await array.verify(signal);
+  }
+
   async close(): Promise<void> {
     this.memo.clear();
     await this.file.close();
@@ -302,8 +310,15 @@ async function bind(file: ArrayFile, spec: DatasetSpec, modelInputs: TensorInfo[
     size = Math.min(size, spec.limit);
   }
   if (size === 0) throw new RankscopeError('SHAPE_MISMATCH', `${where}:${nKey} has no samples (first axis is 0).`);
+  // Small members are checked now, before any model runs on them; bigger ones as they are read (Dataset.verify).
+  for (const array of [...bindings.map((b) => b.array), ...(labelArray ? [labelArray] : [])]) {
+    if (array.size * ITEM_SIZE[array.dtype] <= VERIFY_AT_OPEN_BYTES) await array.verify();
+  }
   return new Dataset(spec, file, bindings, labelArray, labelKey, size, ntu);
 }
+
+/** Arrays up to this size get their checksum verified when the dataset opens (a second pass over them is cheap). */
+const VERIFY_AT_OPEN_BYTES = 64 * 1024 * 1024;
 
 function ntuOptionsFor(input: TensorInfo, given: Partial<NtuOptions> | undefined, label: string): NtuOptions {
   const dims = input.shape;

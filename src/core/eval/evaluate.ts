@@ -111,6 +111,7 @@ export async function evaluate(session: OrtSession, dataset: Dataset, options: E
   } finally {
     await batches.return(undefined);
   }
+  await dataset.verify(signal); // the data just scored passes its checksums (a full pass already did)
   const metrics: EvalMetrics = { ...scoring!.accumulator.result(), outputShape: scoring!.dims };
   if (scoring!.layout) metrics.classAxis = scoring!.layout.axis;
   return { metrics, outputs: kept, seconds: (performance.now() - t0) / 1000, batchSize };
