@@ -85,6 +85,7 @@ export function inputDims(inputs: TensorInfo[], given: Record<string, number[]> 
  * run is refused before the compressed model is written, not after.
  */
 export function preflightCheck(model: Model, options: Pick<CheckOptions, 'data' | 'inputShapes'>): void {
+  refuseBothSources(options);
   if (options.data) return; // the data gives the shapes; binding it checks them
   const inputs: TensorInfo[] = model.summary.inputs.map((i) => {
     if (!i.shape) throw new RankscopeError('BAD_ARGUMENT', `--check cannot make inputs for '${i.name}': the model does not give its shape.`, HOW);
@@ -141,10 +142,14 @@ function deviation(ya: Record<string, WireTensor>, yb: Record<string, WireTensor
   return worst;
 }
 
-export async function checkOutputs(original: Model, compressed: string | Uint8Array, samples: number, options: CheckOptions = {}): Promise<CheckResult> {
+function refuseBothSources(options: Pick<CheckOptions, 'data' | 'inputShapes'>): void {
   if (options.data && options.inputShapes && Object.keys(options.inputShapes).length) {
     throw new RankscopeError('BAD_ARGUMENT', '--input-shape is for random inputs; with --data the data gives the shapes.', 'Give one of --data or --input-shape.');
   }
+}
+
+export async function checkOutputs(original: Model, compressed: string | Uint8Array, samples: number, options: CheckOptions = {}): Promise<CheckResult> {
+  refuseBothSources(options);
   const runner = OrtRunner.create({ signal: options.signal });
   try {
     const a = await runner.open(original.summary.path, 'original');

@@ -166,6 +166,7 @@ np.savez(sys.argv[2], x=rng.standard_normal((5, 7, 16)).astype(np.float32))
     const r = cli(seq, '-o', join(dir, 'seq.bad.onnx'), '--rank', '4', '--check', '1', ...args);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
     assert.match(r.err, message, args.join(' '));
+    assert.ok(!existsSync(join(dir, 'seq.bad.onnx')), `${args.join(' ')}: refused before writing`);
   }
   const noCheck = cli(seq, '-o', join(dir, 'seq.bad.onnx'), '--rank', '4', '--data', data);
   assert.equal(noCheck.code, 2);
