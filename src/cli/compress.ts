@@ -8,7 +8,7 @@ import { StateDictModel } from '../core/formats/stateDict';
 import {
   compressToFile, parsePlan, planAndFactorize, planModel, restoreLayers, selectLayers, type CompressRequest, type Plan,
 } from '../core/compress';
-import { checkOutputs } from '../core/eval/check';
+import { checkOutputs, preflightCheck, type CheckOptions } from '../core/eval/check';
 import { checkOutputPath, writeFileAtomic } from '../core/fs/atomicWrite';
 import { defaultSpectrumCacheDir } from '../core/linalg';
 import { formatBytes, formatInteger } from '../core/format';
@@ -34,7 +34,10 @@ const USAGE = `Usage: rankscope compress MODEL -o OUT [policy] [options]
   --dry-run          print the plan, write nothing (no -o needed)
   --round-to [N]     round ranks up to a multiple of N (default 8)
   --force            factorize even where it saves no parameters
-  --check N          run N random inputs through both models; print the relative output deviation
+  --check N          run N inputs through both models; print the relative output deviation. Inputs:
+                     the first N samples of --data DATA.npz (--input NAME=ARRAY maps arrays to
+                     inputs), else random ones; symbolic dimensions other than the batch need
+                     --input-shape NAME=1x3x48x320 (repeatable)
   --no-cache         recompute spectra instead of reading the spectrum cache
   --restore L        instead: recompose factorized layers L (names or glob) into dense weights`;
 
@@ -60,6 +63,9 @@ export const compressCommand: Command = {
       'round-to': { type: 'string' },
       force: { type: 'boolean', default: false },
       check: { type: 'string' },
+      data: { type: 'string' },
+      input: { type: 'string', multiple: true },
+      'input-shape': { type: 'string', multiple: true },
       restore: { type: 'string' },
       'no-cache': { type: 'boolean', default: false },
     });
@@ -72,6 +78,10 @@ export const compressCommand: Command = {
     // Path problems before any work: an unwritable -o is known at once, not after the spectra.
     for (const path of [out, values['save-plan']]) if (path) checkOutputPath(path, { inputs: [positionals[0]] });
     const checkSamples = values.check === undefined ? 0 : intOption(values.check, '--check');
+    const checkInputs = checkInputsFrom(values);
+    if (!checkSamples && (checkInputs.data || checkInputs.inputShapes)) {
+      throw new RankscopeError('BAD_ARGUMENT', '--data, --input and --input-shape say what --check feeds; they need --check N.');
+    }
     const opened = await openModel(positionals[0], { signal: io.signal });
     if (opened instanceof StateDictModel) {
       // PyTorch checkpoints and safetensors: factors file instead of a graph (compressStateDict.ts).
@@ -82,6 +92,7 @@ export const compressCommand: Command = {
     }
     if (!(opened instanceof OnnxModel)) throw new RankscopeError('UNSUPPORTED', `${positionals[0]} is not a model compress can rewrite.`);
     const model = opened;
+    if (checkSamples) preflightCheck(model, checkInputs);
 
     if (values.restore !== undefined) {
       if (!out) throw new RankscopeError('BAD_ARGUMENT', '--restore needs -o OUT.');
@@ -121,12 +132,29 @@ export const compressCommand: Command = {
     const before = model.summary.fileSize;
     const after = written.bytes;
     io.out(`wrote ${written.path}: ${formatBytes(before)} → ${formatBytes(after)} (${percent(after, before)}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    if (checkSamples) await reportCheck(model, written.path, checkSamples, io);
+    if (checkSamples) await reportCheck(model, written.path, checkSamples, checkInputs, io);
     return 0;
   },
 };
 
-type Values = Record<string, string | boolean | undefined>;
+type Values = Record<string, string | string[] | boolean | undefined>;
+
+/** --data / --input NAME=ARRAY / --input-shape NAME=1x3x48x320 as check options. */
+function checkInputsFrom(values: Values): Pick<CheckOptions, 'data' | 'inputShapes'> {
+  const pairs = (flag: string, pattern: RegExp, form: string) => ((values[flag] as string[] | undefined) ?? []).map((text) => {
+    const m = pattern.exec(text);
+    if (!m) throw new RankscopeError('BAD_ARGUMENT', `--${flag} takes ${form}; got '${text}'.`);
+    return [m[1], m[2]] as const;
+  });
+  const inputs = Object.fromEntries(pairs('input', /^([^=]+)=(.+)$/, 'NAME=ARRAY'));
+  const shapes = pairs('input-shape', /^(.+)=(\d+(?:[x×,]\d+)*)$/, 'NAME=DIMS, e.g. x=1x3x48x320');
+  const data = values.data as string | undefined;
+  if (!data && Object.keys(inputs).length) throw new RankscopeError('BAD_ARGUMENT', '--input maps arrays of --data; give --data DATA.npz too.');
+  return {
+    ...(data ? { data: { data, ...(Object.keys(inputs).length ? { inputs } : {}) } } : {}),
+    ...(shapes.length ? { inputShapes: Object.fromEntries(shapes.map(([name, dims]) => [name, dims.split(/[x×,]/).map(Number)])) } : {}),
+  };
+}
 
 function policyGiven(values: Values): boolean {
   return ['rank', 'energy', 'rank-ratio', 'param-ratio', 'budget'].some((k) => values[k] !== undefined);
@@ -185,7 +213,9 @@ export function planTable(plan: Plan): string[] {
   ];
 }
 
-async function reportCheck(model: Parameters<typeof checkOutputs>[0], path: string, samples: number, io: CommandIO): Promise<void> {
-  const r = await checkOutputs(model, path, samples, { signal: io.signal });
-  io.out(`check: ${r.samples} random inputs, relative output deviation max ${r.maxRelative.toExponential(3)}, mean ${r.meanRelative.toExponential(3)}`);
+async function reportCheck(model: Parameters<typeof checkOutputs>[0], path: string, samples: number, inputs: Pick<CheckOptions, 'data' | 'inputShapes'>, io: CommandIO): Promise<void> {
+  const r = await checkOutputs(model, path, samples, { signal: io.signal, ...inputs });
+  const what = r.source === 'random' ? 'random inputs' : `samples of ${r.source}`;
+  const shapes = Object.entries(r.shapes).map(([name, dims]) => `${name} ${dims.join('×')}`).join(', ');
+  io.out(`check: ${r.samples} ${what} (${shapes}), relative output deviation max ${r.maxRelative.toExponential(3)}, mean ${r.meanRelative.toExponential(3)}`);
 }

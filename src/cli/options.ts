@@ -60,9 +60,16 @@ export function oneOf<T extends string>(text: string | undefined, flag: string, 
 /** The task options eval and sweep share (rankscope.json fields; docs/task-file.md). */
 export const TASK_OPTIONS = {
   task: { type: 'string' }, data: { type: 'string' }, input: { type: 'string', multiple: true },
-  labels: { type: 'string' }, preset: { type: 'string' }, output: { type: 'string' },
+  labels: { type: 'string' }, preset: { type: 'string' }, output: { type: 'string' }, 'class-axis': { type: 'string' },
   'batch-size': { type: 'string' }, limit: { type: 'string' }, ep: { type: 'string' }, threads: { type: 'string' },
 } as const;
+
+/** --class-axis K: an axis of the output (negative counts from the end). */
+function axisOption(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || text.trim() === '') throw new RankscopeError('BAD_ARGUMENT', `--class-axis must be an integer (an axis of the output; negative counts from the end); got '${text}'.`);
+  return n;
+}
 
 /** --task FILE, else ./rankscope.json when it exists. */
 export async function taskFileFor(path: string | undefined): Promise<TaskFile> {
@@ -87,6 +94,7 @@ export function cliOverrides(values: Record<string, string | string[] | boolean 
     labels: labels === 'none' ? null : labels,
     preset: oneOf(str('preset'), '--preset', ['ntu', 'none'] as const),
     output: str('output'),
+    classAxis: str('class-axis') === undefined ? undefined : axisOption(str('class-axis')!),
     batchSize: optionalInt('batch-size'),
     limit: optionalInt('limit'),
     ep: oneOf(str('ep'), '--ep', ['cpu', 'cuda'] as const),

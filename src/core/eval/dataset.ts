@@ -5,8 +5,9 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { RankscopeError, throwIfCancelled } from '../errors';
 import { openArrayFile, type ArrayFile } from './npz';
-import type { NpyArray, NpyData } from './npy';
+import { ITEM_SIZE, type NpyArray } from './npy';
 import { checkNtuOptions, ntuToModel, NTU_CHANNELS, NTU_FRAME_SIZE, NTU_JOINTS, NTU_PERSONS, type NtuOptions } from './ntu';
+import { classIndices, shapeText, type ClassLayout } from './labels';
 import type { TensorInfo, WireTensor } from './runnerProtocol';
 
 export interface DatasetSpec {
@@ -14,7 +15,7 @@ export interface DatasetSpec {
   data: string;
   /** Model input name → array key. Default: by name, or the single input ← the single data array. */
   inputs?: Record<string, string>;
-  /** Array with labels: class indices (N,) or one-hot/scores (N, C). null = no labels. Default: y_test / y / labels if present. */
+  /** Array with labels: class indices (N, …) or one-hot/scores (N, …, C) (labels.ts). null = no labels. Default: y_test / y / labels if present. */
   labels?: string | null;
   /** 'ntu': x (N, 300, 150) → (N, 3, T, 25, 2), CTR-GCN test-time resampling. */
   preset?: 'ntu' | 'none';
@@ -28,8 +29,6 @@ export interface Batch {
   start: number;
   count: number;
   feeds: Record<string, WireTensor>;
-  /** Class index per sample, when the data has labels. */
-  labels?: Int32Array;
 }
 
 interface InputBinding {
@@ -49,6 +48,9 @@ export class Dataset {
   private hashValue: string | undefined;
   private readonly memo = new Map<string, Batch>();
   private memoBytes = 0;
+  /** Checked class indices of all used samples, per class layout (the last one also serves allLabels). */
+  private readonly indices = new Map<string, Int32Array>();
+  private lastIndices: Int32Array | undefined;
 
   /** Use Dataset.open / loadDataset; this binds already checked arrays. */
   constructor(
@@ -81,6 +83,34 @@ export class Dataset {
     return this.labelArray !== undefined;
   }
 
+  /** The labels array's shape over the used samples, when there are labels. */
+  get labelShape(): number[] | undefined {
+    return this.labelArray ? [this.size, ...this.labelArray.shape.slice(1)] : undefined;
+  }
+
+  /** `file:key` of the labels, for messages. */
+  get labelName(): string | undefined {
+    return this.labelArray?.label;
+  }
+
+  /**
+   * The class index of every position of every used sample for an output with dims `dims` and
+   * class layout `layout`, checked (labels.ts: integers in range, one-hot rows with one class);
+   * read once per layout. Undefined without labels.
+   */
+  async classIndices(dims: readonly number[], layout: ClassLayout, output: string, signal?: AbortSignal): Promise<Int32Array | undefined> {
+    if (!this.labelArray) return undefined;
+    const key = `${output}:${layout.axis}:${dims.slice(1).join('x')}`;
+    let found = this.indices.get(key);
+    if (!found) {
+      const data = await this.labelArray.readRows(0, this.size, signal);
+      found = classIndices(data, this.labelArray.dtype, this.labelShape!, dims, layout, 0, this.size, output, this.labelArray.label);
+      this.indices.set(key, found);
+    }
+    this.lastIndices = found;
+    return found;
+  }
+
   /** Batches in order over the first `samples` (default all); the last one may be short. */
   async *batches(batchSize: number, signal?: AbortSignal, samples = this.size): AsyncGenerator<Batch> {
     if (!(Number.isInteger(batchSize) && batchSize >= 1)) throw new RankscopeError('BAD_ARGUMENT', `batch size must be an integer ≥ 1; got ${batchSize}.`);
@@ -101,7 +131,7 @@ export class Dataset {
     const hit = this.memo.get(key);
     if (hit) return cloneBatch(hit);
     const batch = await this.readBatch(start, count, signal);
-    const bytes = Object.values(batch.feeds).reduce((s, t) => s + t.data.byteLength, 0) + (batch.labels?.byteLength ?? 0);
+    const bytes = Object.values(batch.feeds).reduce((s, t) => s + t.data.byteLength, 0);
     if (this.memoBytes + bytes <= Dataset.memoLimit) {
       this.memo.set(key, cloneBatch(batch));
       this.memoBytes += bytes;
@@ -124,14 +154,21 @@ export class Dataset {
       }
       feeds[b.input.name] = { type: b.convertTo ?? b.input.type, dims, data };
     }
-    const labels = this.labelArray ? toClassIndices(await this.labelArray.readRows(start, count, signal), this.labelArray.shape, count) : undefined;
-    return { start, count, feeds, labels };
+    return { start, count, feeds };
   }
 
-  /** All labels (class indices) of the used samples. */
+  /**
+   * All labels of the used samples as class indices: those of the last layout an evaluation
+   * checked them against, else read as (N,) indices or (N, C) one-hot rows (checked, but the
+   * range of indices only against the int32 limit: MetricAccumulator checks it against C).
+   */
   async allLabels(signal?: AbortSignal): Promise<Int32Array | undefined> {
     if (!this.labelArray) return undefined;
-    return toClassIndices(await this.labelArray.readRows(0, this.size, signal), this.labelArray.shape, this.size);
+    if (this.lastIndices) return this.lastIndices;
+    const shape = this.labelShape!;
+    const classes = shape.length === 2 ? shape[1] : 2 ** 31 - 1;
+    const layout = { axis: 1, classes, before: 1, after: 1 };
+    return classIndices(await this.labelArray.readRows(0, this.size, signal), this.labelArray.dtype, shape, [this.size, classes], layout, 0, this.size, 'the model', this.labelArray.label);
   }
 
   /** Identifies the data as evaluated: file content (streamed), mapping, preset and limit. */
@@ -144,6 +181,14 @@ export class Dataset {
     return this.hashValue;
   }
 
+  /**
+   * Completes the integrity check of every array in use (an .npz member's CRC-32): free after a
+   * full pass over the data, which checks as it reads; otherwise reads the unchecked rest.
+   */
+  async verify(signal?: AbortSignal): Promise<void> {
+    for (const array of [...this.bindings.map((b) => b.array), ...(this.labelArray ? [this.labelArray] : [])]) await array.verify(signal);
+  }
+
   async close(): Promise<void> {
     this.memo.clear();
     await this.file.close();
@@ -153,7 +198,7 @@ export class Dataset {
 function cloneBatch(b: Batch): Batch {
   const feeds: Record<string, WireTensor> = {};
   for (const [name, t] of Object.entries(b.feeds)) feeds[name] = { type: t.type, dims: [...t.dims], data: t.data.slice() as WireTensor['data'] };
-  return { start: b.start, count: b.count, feeds, labels: b.labels?.slice() };
+  return { start: b.start, count: b.count, feeds };
 }
 
 export function loadDataset(spec: DatasetSpec, modelInputs: TensorInfo[]): Promise<Dataset> {
@@ -174,10 +219,6 @@ async function hashFile(path: string, h: ReturnType<typeof createHash>, signal?:
       h.update(chunk as Buffer);
     }
   }
-}
-
-function shapeText(shape: readonly (number | string | null)[]): string {
-  return `(${shape.map((d) => (d === null || d === -1 ? '?' : d)).join(', ')}${shape.length === 1 ? ',' : ''})`;
 }
 
 async function bind(file: ArrayFile, spec: DatasetSpec, modelInputs: TensorInfo[]): Promise<Dataset> {
@@ -258,8 +299,8 @@ async function bind(file: ArrayFile, spec: DatasetSpec, modelInputs: TensorInfo[
     labelArray = await file.array(labelKey);
     const label = `${where}:${labelKey}`;
     const s = labelArray.shape;
-    if (s.length < 1 || s.length > 2 || (s.length === 2 && s[1] < 1)) {
-      throw new RankscopeError('SHAPE_MISMATCH', `${label} has shape ${shapeText(s)}; labels must be class indices (N,) or one-hot (N, classes).`);
+    if (s.length < 1) {
+      throw new RankscopeError('SHAPE_MISMATCH', `${label} is a 0-d array; labels must be class indices (N,) or one-hot (N, classes).`);
     }
     if (s[0] !== n) throw new RankscopeError('SHAPE_MISMATCH', `${label} has ${s[0]} labels but ${where}:${nKey} has ${n} samples.`);
   }
@@ -269,8 +310,15 @@ async function bind(file: ArrayFile, spec: DatasetSpec, modelInputs: TensorInfo[
     size = Math.min(size, spec.limit);
   }
   if (size === 0) throw new RankscopeError('SHAPE_MISMATCH', `${where}:${nKey} has no samples (first axis is 0).`);
+  // Small members are checked now, before any model runs on them; bigger ones as they are read (Dataset.verify).
+  for (const array of [...bindings.map((b) => b.array), ...(labelArray ? [labelArray] : [])]) {
+    if (array.size * ITEM_SIZE[array.dtype] <= VERIFY_AT_OPEN_BYTES) await array.verify();
+  }
   return new Dataset(spec, file, bindings, labelArray, labelKey, size, ntu);
 }
+
+/** Arrays up to this size get their checksum verified when the dataset opens (a second pass over them is cheap). */
+const VERIFY_AT_OPEN_BYTES = 64 * 1024 * 1024;
 
 function ntuOptionsFor(input: TensorInfo, given: Partial<NtuOptions> | undefined, label: string): NtuOptions {
   const dims = input.shape;
@@ -293,24 +341,4 @@ function ntuOptionsFor(input: TensorInfo, given: Partial<NtuOptions> | undefined
   const options = { crop: 0.95, resample: 'linear' as const, ...given, frames };
   checkNtuOptions(options);
   return options;
-}
-
-/** Labels as class indices: integer labels as they are, one-hot / score rows by argmax. */
-export function toClassIndices(data: NpyData, shape: readonly number[], count: number): Int32Array {
-  const out = new Int32Array(count);
-  if (shape.length === 1) {
-    for (let i = 0; i < count; i++) out[i] = Number(data[i]);
-    return out;
-  }
-  const classes = shape[1];
-  for (let i = 0; i < count; i++) {
-    let best = 0;
-    let bestValue = -Infinity;
-    for (let c = 0; c < classes; c++) {
-      const v = Number(data[i * classes + c]);
-      if (v > bestValue) { bestValue = v; best = c; }
-    }
-    out[i] = best;
-  }
-  return out;
 }

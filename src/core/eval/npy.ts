@@ -94,6 +94,11 @@ export class NpyArray {
     return reverseAxes(gathered, [...shape.slice(1).reverse(), count]);
   }
 
+  /** Completes the source's integrity check (an .npz member's CRC-32): CORRUPT when the bytes are damaged. */
+  verify(signal?: AbortSignal): Promise<void> {
+    return this.source.verify(signal);
+  }
+
   async close(): Promise<void> {
     await this.source.close();
   }

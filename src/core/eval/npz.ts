@@ -4,12 +4,14 @@
 import { basename } from 'node:path';
 import type { FileHandle } from 'node:fs/promises';
 import { RankscopeError } from '../errors';
-import { FileRangeSource, InflateSource, openFile } from './byteSource';
+import { FileRangeSource, InflateSource, MemberChecksum, openFile } from './byteSource';
 import { npyFromSource, readNpy, type NpyArray } from './npy';
 
 interface Member {
   key: string;
   method: number;
+  /** CRC-32 of the uncompressed member, from the central directory. */
+  crc: number;
   compressedSize: number;
   size: number;
   localHeaderOffset: number;
@@ -51,9 +53,10 @@ export class Npz implements ArrayFile {
     const dv = new DataView(local.buffer);
     if (dv.getUint32(0, true) !== 0x04034b50) throw new RankscopeError('CORRUPT', `${label}: bad local zip header.`);
     const dataStart = m.localHeaderOffset + 30 + dv.getUint16(26, true) + dv.getUint16(28, true);
+    const checksum = new MemberChecksum(m.crc, m.size, label);
     const source = m.method === 0
-      ? FileRangeSource.window(this.handle, dataStart, m.size, label)
-      : new InflateSource(this.path, dataStart, m.compressedSize, m.size, label);
+      ? FileRangeSource.window(this.handle, dataStart, m.size, label, checksum)
+      : new InflateSource(this.path, dataStart, m.compressedSize, m.size, label, checksum);
     return npyFromSource(source, label);
   }
 
@@ -132,6 +135,7 @@ async function readCentralDirectory(handle: FileHandle, path: string): Promise<M
     if (p + 46 > cd.length || dv.getUint32(p, true) !== 0x02014b50) throw new RankscopeError('CORRUPT', `${path}: damaged zip central directory.`);
     const flags = dv.getUint16(p + 8, true);
     const method = dv.getUint16(p + 10, true);
+    const crc = dv.getUint32(p + 16, true);
     let compressedSize = dv.getUint32(p + 20, true);
     let uncompressedSize = dv.getUint32(p + 24, true);
     const nameLength = dv.getUint16(p + 28, true);
@@ -160,7 +164,7 @@ async function readCentralDirectory(handle: FileHandle, path: string): Promise<M
     if (method !== 0 && method !== 8) {
       throw new RankscopeError('UNSUPPORTED', `${path}:${key}: zip compression method ${method} is not supported (stored and deflate are).`, 'Write it with numpy.savez or numpy.savez_compressed.');
     }
-    members.set(key, { key, method, compressedSize, size: uncompressedSize, localHeaderOffset });
+    members.set(key, { key, method, crc, compressedSize, size: uncompressedSize, localHeaderOffset });
   }
   return members;
 }

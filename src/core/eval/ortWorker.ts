@@ -6,6 +6,13 @@ import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import type { FromWorker, ToWorker, WireTensor } from './runnerProtocol';
 
+// ONNX Runtime's native logger writes straight to the process's stderr (coloured, timestamped,
+// unasked for: "Removing initializer …"). Only fatal lines may pass; every error that matters
+// comes back as the rejected call's message and reaches the user through RankscopeError.
+const QUIET = 4;
+ort.env.logLevel = 'fatal';
+const runOptions: ort.InferenceSession.RunOptions = { logSeverityLevel: QUIET };
+
 const sessions = new Map<number, ort.InferenceSession>();
 let nextSession = 1;
 // One message at a time: ORT parallelises inside a run; overlapping runs would skew timings.
@@ -37,6 +44,7 @@ async function handle(msg: ToWorker): Promise<void> {
         const options: ort.InferenceSession.SessionOptions = {
           executionProviders: [msg.ep],
           graphOptimizationLevel: 'all',
+          logSeverityLevel: QUIET,
           ...(msg.intraOpThreads ? { intraOpNumThreads: msg.intraOpThreads } : {}),
         };
         const session = typeof msg.model === 'string'
@@ -51,7 +59,7 @@ async function handle(msg: ToWorker): Promise<void> {
       }
       case 'run': {
         const session = need(msg.session);
-        const outputs = await session.run(toFeeds(msg.feeds));
+        const outputs = await session.run(toFeeds(msg.feeds), runOptions);
         const result: Record<string, WireTensor> = {};
         const transfer: ArrayBuffer[] = [];
         for (const [name, t] of Object.entries(outputs)) {
@@ -67,11 +75,11 @@ async function handle(msg: ToWorker): Promise<void> {
       case 'time': {
         const session = need(msg.session);
         const feeds = toFeeds(msg.feeds);
-        for (let i = 0; i < msg.warmup && !isCancelled(); i++) await session.run(feeds);
+        for (let i = 0; i < msg.warmup && !isCancelled(); i++) await session.run(feeds, runOptions);
         const times: number[] = [];
         for (let i = 0; i < msg.runs && !isCancelled(); i++) {
           const t0 = performance.now();
-          await session.run(feeds);
+          await session.run(feeds, runOptions);
           times.push(performance.now() - t0);
         }
         reply({ type: 'ok', id: msg.id, result: times });

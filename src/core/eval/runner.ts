@@ -49,7 +49,8 @@ export class OrtRunner {
       if (!p) return;
       this.pending.delete(msg.id);
       if (msg.type === 'ok') p.resolve(msg.result);
-      else p.reject(new RankscopeError('RUNTIME', `ONNX Runtime: ${msg.message}`));
+      // ONNX Runtime's messages span lines; the CLI's error is one line.
+      else p.reject(new RankscopeError('RUNTIME', `ONNX Runtime: ${msg.message.trim().replace(/\s*\n\s*/g, ' ')}`));
     });
     this.worker.on('error', (e) => this.fail(new RankscopeError('RUNTIME', `ONNX Runtime worker failed: ${e.message}`)));
     this.worker.on('exit', (code) => {

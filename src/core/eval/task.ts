@@ -17,6 +17,8 @@ export interface TaskFile {
   inputs?: Record<string, string>;
   labels?: string | null;
   output?: string;
+  /** Axis of `output` holding the classes (batch = 0; negative from the end). */
+  classAxis?: number;
   preset?: 'ntu' | 'none';
   ntu?: Partial<NtuOptions>;
   metric?: ScoreMetric;
@@ -39,6 +41,7 @@ export interface EvalTask {
   model?: string;
   dataset: DatasetSpec | undefined;
   output?: string;
+  classAxis?: number;
   metric: ScoreMetric;
   batchSize: number;
   ep: ExecutionProvider;
@@ -47,7 +50,7 @@ export interface EvalTask {
   sweep: NonNullable<TaskFile['sweep']>;
 }
 
-const KEYS = ['$schema', 'model', 'data', 'inputs', 'labels', 'output', 'preset', 'ntu', 'metric', 'batchSize', 'limit', 'ep', 'threads', 'latency', 'sweep'];
+const KEYS = ['$schema', 'model', 'data', 'inputs', 'labels', 'output', 'classAxis', 'preset', 'ntu', 'metric', 'batchSize', 'limit', 'ep', 'threads', 'latency', 'sweep'];
 
 export async function readTaskFile(path: string): Promise<TaskFile> {
   let text: string;
@@ -91,6 +94,7 @@ export function validateTask(json: unknown, path: string): asserts json is TaskF
     for (const [k, v] of Object.entries(t.inputs)) if (typeof v !== 'string' || !v) throw bad(`inputs.${k}`, 'must be an array name');
   }
   if (t.labels !== undefined && t.labels !== null && (typeof t.labels !== 'string' || !t.labels)) throw bad('labels', 'must be an array name or null');
+  if (t.classAxis !== undefined && !Number.isInteger(t.classAxis)) throw bad('classAxis', 'must be an integer (an axis of the output; negative counts from the end)');
   oneOf(t.preset, 'preset', ['ntu', 'none']);
   if (t.ntu !== undefined) {
     const n = t.ntu as Record<string, unknown>;
@@ -146,6 +150,7 @@ export function resolveTask(file: TaskFile, overrides: Partial<TaskFile> = {}): 
     model: t.model,
     dataset,
     output: t.output,
+    classAxis: t.classAxis,
     metric: t.metric ?? 'top1',
     batchSize: t.batchSize ?? 32,
     ep: t.ep ?? 'cpu',

@@ -1,7 +1,9 @@
 // The Gram matrix of a layer's smaller side, in float64, in the WASM kernel memory:
 // WᵀW (n = cols) when rows ≥ cols, W·Wᵀ (n = rows) otherwise. float64 because the small
 // singular values come out as √λ: an error δ in λ becomes √δ in σ, which float32 cannot afford.
+// X is W scaled by a power of two (exact) so the squares neither over- nor underflow.
 import { kernels, kernelMemory } from './wasm';
+import { powerOfTwoScale } from './scale';
 
 /** Bytes of G updated per pass over X: fits a 512 KiB L2 with room for X's four rows. */
 const L2_BLOCK_BYTES = 256 * 1024;
@@ -17,6 +19,8 @@ export interface GramLayout {
   g: number;
   /** First free float64 index after G. */
   end: number;
+  /** X = scale·W (or scale·Wᵀ), a power of two: σ(W) = √λ(G) / scale. */
+  scale: number;
 }
 
 /** Rows of X copied into kernel memory per pass when X is not kept (bounds memory for huge layers). */
@@ -42,9 +46,11 @@ export function gramToKernelMemory(data: Float32Array | Float64Array, rows: numb
   const F = kernelMemory(Math.max(end + extraDoubles, x + xSize));
   F.fill(0, g, end);
   const k = kernels();
+  const scale = powerOfTwoScale(data);
   for (let r0 = 0; r0 < m; r0 += chunkRows) {
     const r1 = Math.min(m, r0 + chunkRows);
     copyRowsOfX(F, x, data, rows, cols, tall, r0, r1);
+    if (scale !== 1) for (let i = x, end = x + (r1 - r0) * n; i < end; i++) F[i] *= scale;
     F.fill(0, x + (r1 - r0) * n, x + xSize); // padding rows and the spare element
     const passRows = Math.ceil((r1 - r0) / 4) * 4;
     // Row blocks of G of about L2_BLOCK_BYTES (the triangle's rows grow, so blocks shrink).
@@ -56,7 +62,7 @@ export function gramToKernelMemory(data: Float32Array | Float64Array, rows: numb
       i0 = i1;
     }
   }
-  return { n, m, x, g, end };
+  return { n, m, x, g, end, scale };
 }
 
 /** X rows [r0, r1) to kernel memory at `at`: rows of W when tall, columns of W (rows of Wᵀ) when wide. */

@@ -1,17 +1,27 @@
 // All min(m, n) singular values of a matrix, largest first.
 // Fast path (any size): float64 Gram of the smaller side → tridiagonal → implicit QL, σ = √λ,
-// with the hot loops in WASM SIMD. Small matrices go to ml-matrix's SVD (the reference path).
+// with the hot loops in WASM SIMD. Small matrices go to one-sided Jacobi (jacobi.ts).
 // Accuracy of the fast path: |δσ| ≲ √(n·ε)·σ_max ≈ 1e-7·σ_max, inside the 1e-5·σ_max bar.
-import { SingularValueDecomposition, Matrix } from 'ml-matrix';
+// Every iterative step is bounded and has a fallback that still gives the right values:
+// Jacobi → Gram route; QL → bisection (which cannot fail to converge).
 import { RankscopeError } from '../errors';
 import { gramToKernelMemory } from './gram';
-import { tridiagonalize, tridiagonalEigen } from './tridiagonal';
+import { jacobiSvd } from './jacobi';
+import { tridiagonalize, tridiagonalEigenvalues } from './tridiagonal';
 import { MAX_KERNEL_BYTES } from './wasm';
 
 export type MatrixData = Float32Array | Float64Array;
 
-/** Below this smaller side, ml-matrix's Golub–Kahan SVD is fast enough and the most accurate. */
+/** Below this smaller side, one-sided Jacobi is fast enough and the most accurate. */
 export const SMALL_SIDE = 32;
+
+/** Iteration budgets, lowered only by tests to drive the fallbacks. */
+export interface SolverLimits {
+  /** Total implicit-QL steps (default 30 per eigenvalue). */
+  qlIterations?: number;
+  /** Jacobi sweeps (default 30). */
+  jacobiSweeps?: number;
+}
 
 export function checkMatrix(data: MatrixData, rows: number, cols: number, label = 'matrix'): void {
   if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 0 || cols < 0 || rows * cols !== data.length) {
@@ -39,28 +49,19 @@ export function singularValues(data: MatrixData, rows: number, cols: number, lab
   checkMatrix(data, rows, cols, label);
   if (Math.min(rows, cols) === 0) return new Float64Array(0);
   checkKernelMemory(2 * Math.min(rows, cols) ** 2, rows, cols, label); // G, plus the streamed chunk of W
-  return Math.min(rows, cols) < SMALL_SIDE ? singularValuesReference(data, rows, cols) : singularValuesViaGram(data, rows, cols);
+  return Math.min(rows, cols) < SMALL_SIDE ? singularValuesJacobi(data, rows, cols) : singularValuesViaGram(data, rows, cols);
 }
 
 /** The fast path, exposed for tests on every shape. */
-export function singularValuesViaGram(data: MatrixData, rows: number, cols: number): Float64Array {
-  const { n, g, end } = gramToKernelMemory(data, rows, cols, 4 * Math.min(rows, cols), false);
+export function singularValuesViaGram(data: MatrixData, rows: number, cols: number, limits: SolverLimits = {}): Float64Array {
+  const { n, g, end, scale } = gramToKernelMemory(data, rows, cols, 4 * Math.min(rows, cols), false);
   const { d, e } = tridiagonalize(g, n, end);
-  tridiagonalEigen(d, e);
-  return sqrtDescending(d);
+  return sqrtDescending(tridiagonalEigenvalues(d, e, limits.qlIterations), scale);
 }
 
-/** ml-matrix's SVD (Golub–Kahan–Reinsch), for small matrices and as a reference. */
-export function singularValuesReference(data: MatrixData, rows: number, cols: number): Float64Array {
-  const svd = new SingularValueDecomposition(toMatrix(data, rows, cols),
-    { computeLeftSingularVectors: false, computeRightSingularVectors: false, autoTranspose: true });
-  return Float64Array.from(svd.diagonal).sort().reverse();
-}
-
-export function toMatrix(data: MatrixData, rows: number, cols: number): Matrix {
-  const m = new Matrix(rows, cols);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) m.set(i, j, data[i * cols + j]);
-  return m;
+/** One-sided Jacobi, for small matrices; the Gram route if Jacobi runs out of sweeps. Exposed for tests. */
+export function singularValuesJacobi(data: MatrixData, rows: number, cols: number, limits: SolverLimits = {}): Float64Array {
+  return jacobiSvd(data, rows, cols, false, limits.jacobiSweeps)?.s ?? singularValuesViaGram(data, rows, cols, limits);
 }
 
 /** The spectrum of a block-diagonal operator (a grouped conv): all groups' values, descending. */
@@ -75,8 +76,8 @@ export function mergeDescending(groups: Float64Array[]): Float64Array {
   return all.sort().reverse();
 }
 
-/** σ = √max(λ, 0), largest first (rounding can leave tiny negative λ for zero σ). */
-export function sqrtDescending(eigenvalues: Float64Array): Float64Array {
-  const s = eigenvalues.map((l) => Math.sqrt(Math.max(l, 0)));
+/** σ = √max(λ, 0) / scale, largest first (rounding can leave tiny negative λ for zero σ). */
+export function sqrtDescending(eigenvalues: Float64Array, scale = 1): Float64Array {
+  const s = eigenvalues.map((l) => Math.sqrt(Math.max(l, 0)) / scale);
   return s.sort().reverse();
 }

@@ -86,10 +86,12 @@ export function tridiagonalize(a: number, n: number, work: number, keepReflector
  * (EISPACK tql2, as in JAMA). d is overwritten with the eigenvalues (unsorted), e destroyed.
  * With `zt` (float64 index of an n×n row-major identity in kernel memory), also accumulates
  * eigenvectors: row i of zt ends as the eigenvector of d[i].
+ * Bounded: after `maxIterations` QL steps in all (LAPACK's dsteqr allows 30 per eigenvalue; about
+ * 2 are needed) it stops and returns false, leaving d, e and zt unusable; true when it converged.
  */
-export function tridiagonalEigen(d: Float64Array, e: Float64Array, zt?: number): void {
+export function tridiagonalEigen(d: Float64Array, e: Float64Array, zt?: number, maxIterations = QL_ITERATIONS_PER_VALUE * d.length): boolean {
   const n = d.length;
-  if (n === 0) return;
+  if (n === 0) return true;
   const k = kernels();
   const eps = 2 ** -52;
   let f = 0;
@@ -102,7 +104,7 @@ export function tridiagonalEigen(d: Float64Array, e: Float64Array, zt?: number):
     while (m < n - 1 && Math.abs(e[m]) > eps * tst1) m++;
     if (m > l) {
       do {
-        if (++iterations > 60 * n) throw new Error('tridiagonal QL did not converge');
+        if (++iterations > maxIterations) return false;
         let g = d[l];
         let p = (d[l + 1] - g) / (2 * e[l]);
         let r = pythag(p, 1);
@@ -138,7 +140,80 @@ export function tridiagonalEigen(d: Float64Array, e: Float64Array, zt?: number):
     d[l] += f;
     e[l] = 0;
   }
+  return true;
 }
+
+/** The QL budget per eigenvalue (LAPACK dsteqr's MAXIT). */
+export const QL_ITERATIONS_PER_VALUE = 30;
+
+/**
+ * All eigenvalues of the tridiagonal (d, e), unsorted: implicit QL, and bisection where QL runs
+ * out of its iteration budget. d and e are left untouched.
+ */
+export function tridiagonalEigenvalues(d: Float64Array, e: Float64Array, maxQlIterations?: number): Float64Array {
+  const values = d.slice();
+  if (tridiagonalEigen(values, e.slice(), undefined, maxQlIterations)) return values;
+  return bisectionEigenvalues(d, e);
+}
+
+/**
+ * All eigenvalues of the tridiagonal (d, e) (e[i] couples i and i+1), ascending, by bisection on
+ * Sturm counts (LAPACK dstebz): slow (O(n²·60)) but it cannot fail to converge, which is why it
+ * backs QL. Each value is found to within 4ε·‖T‖, each search is at most BISECTION_STEPS halvings.
+ */
+export function bisectionEigenvalues(d: Float64Array, e: Float64Array): Float64Array {
+  const n = d.length;
+  const eps = 2 ** -52;
+  const e2 = new Float64Array(n);
+  let lo = Infinity, hi = -Infinity, maxE2 = 0;
+  for (let i = 0; i < n; i++) {
+    const off = (i > 0 ? Math.abs(e[i - 1]) : 0) + (i < n - 1 ? Math.abs(e[i]) : 0);
+    lo = Math.min(lo, d[i] - off);
+    hi = Math.max(hi, d[i] + off);
+    if (i < n - 1) {
+      e2[i] = e[i] * e[i];
+      maxE2 = Math.max(maxE2, e2[i]);
+    }
+  }
+  const values = new Float64Array(n);
+  const norm = Math.max(Math.abs(lo), Math.abs(hi));
+  if (n === 0 || norm === 0) return values;
+  // Pivots smaller than this are replaced by it (dstebz's PIVMIN), so a count never divides by 0.
+  const pivmin = 2 ** -1022 * Math.max(1, maxE2);
+  const tolerance = 4 * eps * norm;
+  // Gershgorin bounds, widened so that every eigenvalue lies strictly inside.
+  const widen = 2 * eps * n * norm + 2 * pivmin;
+  lo -= widen;
+  hi += widen;
+  /** How many eigenvalues are < x (the negative pivots of the LDLᵀ of T − x·I). */
+  const below = (x: number): number => {
+    let count = 0;
+    let q = d[0] - x;
+    if (Math.abs(q) < pivmin) q = -pivmin;
+    if (q < 0) count++;
+    for (let i = 1; i < n; i++) {
+      q = d[i] - x - e2[i - 1] / q;
+      if (Math.abs(q) < pivmin) q = -pivmin;
+      if (q < 0) count++;
+    }
+    return count;
+  };
+  for (let j = 0; j < n; j++) {
+    // Invariant: below(a) ≤ j < below(b), i.e. the (j+1)-th smallest value lies in [a, b).
+    let a = lo, b = hi;
+    for (let step = 0; step < BISECTION_STEPS && b - a > tolerance; step++) {
+      const mid = a + (b - a) / 2;
+      if (mid <= a || mid >= b) break; // adjacent doubles
+      if (below(mid) > j) b = mid;
+      else a = mid;
+    }
+    values[j] = a + (b - a) / 2;
+  }
+  return values;
+}
+
+/** Halvings from the Gershgorin interval to 4ε·‖T‖ take about 52; well past that the interval is already two adjacent doubles. */
+const BISECTION_STEPS = 128;
 
 /** √(a² + b²): Math.hypot is several times slower in V8 and this is the QL's inner loop; fall back to it only where squaring over- or underflows. */
 function pythag(a: number, b: number): number {

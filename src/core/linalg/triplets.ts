@@ -4,13 +4,14 @@
 // component, so the reconstruction error is the projection residual, accurate even where small σ
 // are not. The Gram's eigenvectors: for k ≤ n/6 only the top k, by inverse iteration on the
 // tridiagonal and the reflectors' back-transformation (O(n²k)); else all of them by QL (O(n³)).
-// Small matrices use ml-matrix's SVD.
-import { SingularValueDecomposition } from 'ml-matrix';
+// Small matrices use one-sided Jacobi. Every route is bounded and falls back to the next:
+// inverse iteration → QL with vectors → Jacobi on W, and Jacobi (small) → the Gram route.
 import { RankscopeError } from '../errors';
 import { gramToKernelMemory } from './gram';
-import { tridiagonalize, tridiagonalEigen } from './tridiagonal';
+import { jacobiSvd } from './jacobi';
+import { tridiagonalize, tridiagonalEigen, tridiagonalEigenvalues } from './tridiagonal';
 import { tridiagonalEigenvectors } from './inverseIteration';
-import { checkKernelMemory, checkMatrix, SMALL_SIDE, sqrtDescending, toMatrix, type MatrixData } from './singularValues';
+import { checkKernelMemory, checkMatrix, SMALL_SIDE, sqrtDescending, type MatrixData, type SolverLimits } from './singularValues';
 import { kernels, kernelMemory } from './wasm';
 
 export interface SingularTriplets {
@@ -45,7 +46,8 @@ export function topSingularTriplets(data: MatrixData, rows: number, cols: number
   const most = typeof k === 'number' ? k : r;
   checkKernelMemory(m * r + 3 * r * r + most * r + r * (most + 1) + m * (most + 1) + 8 * r, rows, cols, label);
   const choose = typeof k === 'number' ? () => k : (all: Float64Array) => checkRank(k(all));
-  return r < SMALL_SIDE ? tripletsReference(data, rows, cols, choose) : tripletsViaGram(data, rows, cols, choose);
+  if (r >= SMALL_SIDE) return tripletsViaGram(data, rows, cols, choose, 'auto', {}, label);
+  return tripletsJacobi(data, rows, cols, choose) ?? tripletsViaGram(data, rows, cols, choose, 'auto', {}, label);
 }
 
 /**
@@ -61,8 +63,9 @@ const INVERSE_ITERATION_MAX_SHARE = 1 / 6;
  */
 export type EigenvectorRoute = 'auto' | 'inverse' | 'full';
 
-/** Exposed for tests on every shape. */
-export function tripletsViaGram(data: MatrixData, rows: number, cols: number, rank: number | RankChooser, route: EigenvectorRoute = 'auto'): SingularTriplets {
+/** Exposed for tests on every shape; `limits` lowers the iteration budgets to drive the fallbacks. */
+export function tripletsViaGram(data: MatrixData, rows: number, cols: number, rank: number | RankChooser, route: EigenvectorRoute = 'auto',
+  limits: SolverLimits = {}, label = 'matrix'): SingularTriplets {
   const tall = rows >= cols;
   const n = Math.min(rows, cols);
   // Layout after X and G: work (4n), reflectors (n²), eigenvectors of T (n², full route), then
@@ -70,32 +73,38 @@ export function tripletsViaGram(data: MatrixData, rows: number, cols: number, ra
   const probe = gramToKernelMemory(data, rows, cols, 4 * n + 2 * n * n);
   const work = probe.end, refl = work + 4 * n, zt = refl + n * n, sel = zt + n * n;
   const { d, e, reflectors } = tridiagonalize(probe.g, n, work, true, refl);
-  const d0 = d.slice(), e0 = e.slice();
-  tridiagonalEigen(d, e);
-  const descending = Float64Array.from(d).sort().reverse();
-  const all = sqrtDescending(d);
+  const eigenvalues = tridiagonalEigenvalues(d, e, limits.qlIterations);
+  const descending = Float64Array.from(eigenvalues).sort().reverse();
+  const all = sqrtDescending(eigenvalues, probe.scale);
   const k = typeof rank === 'number' ? rank : rank(all);
   if (k === 0) return { u: new Float64Array(0), s: new Float64Array(0), v: new Float64Array(0), all };
   const values = descending.slice(0, k);
-  const inverse = route === 'inverse' || (route === 'auto' && k <= INVERSE_ITERATION_MAX_SHARE * n)
-    ? tridiagonalEigenvectors(d0, e0, values) : undefined;
+  const triedInverse = route === 'inverse' || (route === 'auto' && k <= INVERSE_ITERATION_MAX_SHARE * n);
+  let inverse = triedInverse ? tridiagonalEigenvectors(d, e, values) : undefined;
   if (route === 'inverse' && !inverse) throw new Error('inverse iteration failed its check');
   let F = kernelMemory(sel + k * n);
-  if (inverse) {
-    F.set(inverse, sel);
-  } else {
+  if (!inverse) {
     // All eigenvectors of T by QL (rows of zt), then the k of the largest eigenvalues.
     F.fill(0, zt, zt + n * n);
     for (let i = 0; i < n; i++) F[zt + i * n + i] = 1;
-    d.set(d0);
-    e.set(e0);
-    tridiagonalEigen(d, e, zt);
-    const full = Array.from(d.keys()).sort((a, b) => d[b] - d[a]).slice(0, k);
-    full.forEach((src, t) => {
-      values[t] = d[src];
-      F.copyWithin(sel + t * n, zt + src * n, zt + src * n + n);
-    });
+    const dq = d.slice(), eq = e.slice();
+    if (tridiagonalEigen(dq, eq, zt, limits.qlIterations)) {
+      const full = Array.from(dq.keys()).sort((a, b) => dq[b] - dq[a]).slice(0, k);
+      full.forEach((src, t) => {
+        values[t] = dq[src];
+        F.copyWithin(sel + t * n, zt + src * n, zt + src * n + n);
+      });
+    } else {
+      // QL ran out of iterations: inverse iteration if not tried yet, else Jacobi on W itself.
+      inverse = triedInverse ? undefined : tridiagonalEigenvectors(d, e, values);
+      if (!inverse) {
+        const jacobi = tripletsJacobi(data, rows, cols, () => k, limits);
+        if (!jacobi) throw new RankscopeError('NUMERIC', `${label}: the singular vectors of a ${rows}×${cols} matrix did not converge.`, 'Report this matrix (it is a solver bug).');
+        return { ...jacobi, all };
+      }
+    }
   }
+  if (inverse) F.set(inverse, sel);
   // Eigenvectors of G = Q·z, Q = H_0⋯H_{n-3}: apply the last reflector first.
   const { tau } = reflectors!;
   const K = kernels();
@@ -121,21 +130,25 @@ export function tripletsViaGram(data: MatrixData, rows: number, cols: number, ra
   for (let i = 0; i < m; i++) for (let t = 0; t < k; t++) other[i * k + t] = F[c + i * kp + t] * scale[t];
   const gramSide = new Float64Array(n * k);
   for (let j = 0; j < n; j++) for (let t = 0; t < k; t++) gramSide[j * k + t] = F[z + j * kp + t];
-  const s = values.map((l) => Math.sqrt(Math.max(l, 0)));
+  const s = values.map((l) => Math.sqrt(Math.max(l, 0)) / probe.scale);
   return tall ? { u: other, s, v: gramSide, all } : { u: gramSide, s, v: other, all };
 }
 
-function tripletsReference(data: MatrixData, rows: number, cols: number, choose: RankChooser): SingularTriplets {
-  const svd = new SingularValueDecomposition(toMatrix(data, rows, cols), { autoTranspose: true });
-  const all = Float64Array.from(svd.diagonal).sort().reverse();
-  const k = choose(all);
-  const order = svd.diagonal.map((_, i) => i).sort((a, b) => svd.diagonal[b] - svd.diagonal[a]).slice(0, k);
-  const U = svd.leftSingularVectors, V = svd.rightSingularVectors;
-  const u = new Float64Array(rows * k), v = new Float64Array(cols * k), s = new Float64Array(k);
-  order.forEach((src, t) => {
-    s[t] = svd.diagonal[src];
-    for (let i = 0; i < rows; i++) u[i * k + t] = U.get(i, src);
-    for (let j = 0; j < cols; j++) v[j * k + t] = V.get(j, src);
-  });
-  return { u, s, v, all };
+/** Top triplets from one-sided Jacobi (small sides, and the Gram route's last fallback); undefined when Jacobi runs out of sweeps. */
+function tripletsJacobi(data: MatrixData, rows: number, cols: number, choose: RankChooser, limits: SolverLimits = {}): SingularTriplets | undefined {
+  const svd = jacobiSvd(data, rows, cols, true, limits.jacobiSweeps);
+  if (!svd) return undefined;
+  const r = svd.s.length;
+  const k = choose(svd.s);
+  const firstColumns = (m: Float64Array, count: number) => {
+    const out = new Float64Array(count * k);
+    for (let i = 0; i < count; i++) for (let t = 0; t < k; t++) out[i * k + t] = m[i * r + t];
+    return out;
+  };
+  return { u: firstColumns(svd.u!, rows), s: svd.s.slice(0, k), v: firstColumns(svd.v!, cols), all: svd.s };
+}
+
+/** Exposed for tests: the small-side route with its budget lowered. */
+export function tripletsViaJacobi(data: MatrixData, rows: number, cols: number, k: number, limits: SolverLimits = {}): SingularTriplets {
+  return tripletsJacobi(data, rows, cols, () => k, limits) ?? tripletsViaGram(data, rows, cols, k, 'auto', limits);
 }

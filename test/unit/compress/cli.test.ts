@@ -47,7 +47,7 @@ test('writes the model and the plan; the saved plan re-applies to the same bytes
   const r = cli(model, '-o', out, '--budget', '40%', '--save-plan', planFile, '--check', '3');
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /wrote .*budget\.onnx: .* → .* \(\d+\.\d %\)/);
-  assert.match(r.out, /check: 3 random inputs, relative output deviation max \d\.\d+e[-+]\d+, mean \d\.\d+e[-+]\d+/);
+  assert.match(r.out, /check: 3 random inputs \(x 2×24×12×11, s 2×16×30, v 1×12×6×5×4\), relative output deviation max \d\.\d+e[-+]\d+, mean \d\.\d+e[-+]\d+/);
   const plan = JSON.parse(readFileSync(planFile, 'utf8'));
   assert.equal(plan.format, 'rankscope.plan');
   assert.ok(plan.totals.paramsAfter <= 0.6 * plan.totals.paramsBefore);
@@ -178,4 +178,53 @@ onnx.save(onnx.load(sys.argv[1]), sys.argv[2], save_as_external_data=True, all_t
   const [, ratio] = r.out.match(/wrote .*conv\.k4\.onnx: .* → .* \((\d+\.\d) %\)/) ?? [];
   assert.equal(ratio, ((after / before) * 100).toFixed(1), r.out);
   assert.ok(Number(ratio) < 100, 'compressing shrinks the model');
+});
+
+test('--check: inputs from --data or --input-shape; a symbolic dimension is refused, not set to 1; ORT logs stay off stderr', () => {
+  // x (N, T, 16) with T symbolic; an unused initializer makes ONNX Runtime log a warning when it loads.
+  const seq = join(dir, 'seq.onnx');
+  const data = join(dir, 'seq.npz');
+  runPython(`
+import sys, numpy as np, onnx
+from onnx import helper as h, TensorProto as T, numpy_helper as nh
+rng = np.random.default_rng(4)
+w = rng.standard_normal((16, 48)).astype(np.float32)
+g = h.make_graph([h.make_node('MatMul', ['x', 'fc.weight'], ['y'], name='/fc/MatMul')], 'g',
+  [h.make_tensor_value_info('x', T.FLOAT, ['N', 'T', 16])], [h.make_tensor_value_info('y', T.FLOAT, ['N', 'T', 48])],
+  [nh.from_array(w, 'fc.weight'), nh.from_array(w[:2], 'unused')])
+m = h.make_model(g, opset_imports=[h.make_opsetid('', 17)]); m.ir_version = 8
+onnx.save(m, sys.argv[1])
+np.savez(sys.argv[2], x=rng.standard_normal((5, 7, 16)).astype(np.float32))
+`, [seq, data]);
+  const out = join(dir, 'seq.small.onnx');
+  const refused = cli(seq, '-o', out, '--rank', '4', '--check', '2');
+  assert.equal(refused.code, 2, refused.err);
+  assert.match(refused.err, /--check cannot make inputs for 'x' \(N, T, 16\): axis 1 is symbolic dimension 'T'.*--input-shape NAME=1x3x48x320.*--data DATA\.npz/);
+  assert.equal(refused.err.trim().split('\n').length, 1);
+  assert.ok(!existsSync(out), 'refused before anything is written');
+  const shaped = cli(seq, '-o', out, '--rank', '4', '--check', '2', '--input-shape', 'x=2x9x16');
+  assert.equal(shaped.code, 0, shaped.err);
+  assert.match(shaped.out, /check: 2 random inputs \(x 2×9×16\), relative output deviation max \d\.\d+e[-+]\d+/);
+  const real = cli(seq, '-o', join(dir, 'seq.small2.onnx'), '--rank', '4', '--check', '3', '--data', data);
+  assert.equal(real.code, 0, real.err);
+  assert.match(real.out, new RegExp(`check: 3 samples of ${data.replace(/[.*+?^$\{\}()|[\]\\/]/g, '\\$&')} \\(x 1×7×16\\), relative output deviation max`));
+  for (const r of [shaped, real]) {
+    assert.doesNotMatch(r.err, /onnxruntime|\x1b\[/, 'ONNX Runtime log lines on stderr');
+  }
+  const bad: [string[], RegExp][] = [
+    [['--input-shape', 'x=1x9'], /--input-shape x=1x9 does not fit model input 'x' \(N, T, 16\)/],
+    [['--input-shape', 'x=1x9x15'], /does not fit/],
+    [['--input-shape', 'z=1x9x16'], /names 'z', which is not a model input/],
+    [['--input-shape', 'x=big'], /--input-shape takes NAME=DIMS/],
+    [['--input-shape', 'x=1x9x16', '--data', data], /--input-shape is for random inputs/],
+  ];
+  for (const [args, message] of bad) {
+    const r = cli(seq, '-o', join(dir, 'seq.bad.onnx'), '--rank', '4', '--check', '1', ...args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, message, args.join(' '));
+    assert.ok(!existsSync(join(dir, 'seq.bad.onnx')), `${args.join(' ')}: refused before writing`);
+  }
+  const noCheck = cli(seq, '-o', join(dir, 'seq.bad.onnx'), '--rank', '4', '--data', data);
+  assert.equal(noCheck.code, 2);
+  assert.match(noCheck.err, /need --check N/);
 });

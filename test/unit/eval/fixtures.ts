@@ -136,6 +136,68 @@ np.savez(os.path.join(d, 'two_branch.npz'), x=x, y=y)
 `, [dir]);
 }
 
+/**
+ * Models whose outputs are not (N, classes), or whose batch is fixed, and label arrays good and bad:
+ * - cls32.onnx: x (N, 16) → (N, 32) logits; fixed1.onnx / fixed4.onnx: the same with the batch fixed to 1 / 4
+ * - seq.onnx / seq_perturbed.onnx: x (N, 16) → (N, 6, 5), a recogniser's (N, T, C)
+ * - square.onnx: x (N, 16) → (N, 5, 5) (which axis is the class?); seg.onnx: x (N, 16) → (N, 4, 3, 2), classes on axis 1
+ * - labels.npz: x (40, 16); y (40,) good; bad ones: y_big (1000 at sample 7), y_neg (−1 at 3), y_nan (NaN at 5),
+ *   y_frac (2.5 at 9), y_narrow one-hot (40, 10), y_tie (a zero one-hot row at 11), y_col (40, 1) = y, y_float = y as float64;
+ *   y_seq (40, 6), y_seq_onehot (40, 6, 5), y_seq_big (5 at sample 2, position 4), y_square (40, 5), y_seg (40, 3, 2)
+ * - labels_ref.json: numpy float64 scores (top1 for y; per-position top1/agreement/relative error/KL for seq; top1 for seg)
+ */
+export function writeLabelFixtures(dir: string): void {
+  runPython(String.raw`
+import numpy as np, onnx, json, sys, os
+from onnx import helper, TensorProto, numpy_helper
+d = sys.argv[1]
+rng = np.random.default_rng(21)
+def save(name, W, out_shape, batch='N'):
+    nodes = [helper.make_node('MatMul', ['x', 'W'], ['z'])]
+    inits = [numpy_helper.from_array(W, 'W')]
+    if len(out_shape) > 1:
+        inits.append(numpy_helper.from_array(np.array([-1] + list(out_shape), dtype=np.int64), 'shape'))
+        nodes.append(helper.make_node('Reshape', ['z', 'shape'], ['y']))
+    else:
+        nodes.append(helper.make_node('Identity', ['z'], ['y']))
+    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info('x', TensorProto.FLOAT, [batch, 16])],
+                          [helper.make_tensor_value_info('y', TensorProto.FLOAT, [batch] + list(out_shape))], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]); m.ir_version = 8
+    onnx.checker.check_model(m); onnx.save(m, os.path.join(d, name + '.onnx'))
+W32 = (rng.standard_normal((16, 32)) / 4).astype(np.float32)
+save('cls32', W32, [32]); save('fixed1', W32, [32], 1); save('fixed4', W32, [32], 4)
+Wseq = (rng.standard_normal((16, 30)) / 4).astype(np.float32)
+Wseq_p = (Wseq + rng.standard_normal(Wseq.shape) * 0.05).astype(np.float32)
+save('seq', Wseq, [6, 5]); save('seq_perturbed', Wseq_p, [6, 5])
+save('square', (rng.standard_normal((16, 25)) / 4).astype(np.float32), [5, 5])
+Wseg = (rng.standard_normal((16, 24)) / 4).astype(np.float32)
+save('seg', Wseg, [4, 3, 2])
+x = rng.standard_normal((40, 16)).astype(np.float32)
+X = x.astype(np.float64)
+L = X @ W32
+y = np.argmax(L + rng.standard_normal(L.shape) * 0.8, axis=1).astype(np.int64)
+def with_at(a, i, v): a = a.copy(); a[i] = v; return a
+onehot = np.eye(32, dtype=np.float32)[y]
+Ls = (X @ Wseq).reshape(40, 6, 5); Lp = (X @ Wseq_p).reshape(40, 6, 5)
+y_seq = np.argmax(Ls + rng.standard_normal(Ls.shape) * 0.8, axis=2).astype(np.int64)
+Lg = (X @ Wseg).reshape(40, 4, 3, 2)
+y_seg = np.argmax(Lg + rng.standard_normal(Lg.shape) * 0.8, axis=1).astype(np.int64)
+np.savez(os.path.join(d, 'labels.npz'), x=x, y=y,
+    y_big=with_at(y, 7, 1000), y_neg=with_at(y, 3, -1), y_nan=with_at(y.astype(np.float64), 5, np.nan), y_frac=with_at(y.astype(np.float64), 9, 2.5),
+    y_narrow=np.eye(10, dtype=np.float32)[y % 10], y_tie=with_at(onehot, 11, 0), y_col=y[:, None], y_float=y.astype(np.float64),
+    y_seq=y_seq, y_seq_onehot=np.eye(5, dtype=np.float32)[y_seq], y_seq_big=with_at(y_seq, (2, 4), 5),
+    y_square=rng.integers(0, 5, (40, 5)), y_seg=y_seg)
+def logsoftmax(L, axis): m = L.max(axis, keepdims=True); return L - m - np.log(np.exp(L - m).sum(axis, keepdims=True))
+p0, p1 = logsoftmax(Ls, 2), logsoftmax(Lp, 2)
+ref = {'cls32_top1': float(np.mean(L.argmax(1) == y)),
+       'seq_top1': float(np.mean(Ls.argmax(2) == y_seq)), 'seq_pert_top1': float(np.mean(Lp.argmax(2) == y_seq)),
+       'seq_agreement': float(np.mean(Ls.argmax(2) == Lp.argmax(2))), 'seq_relativeError': float(np.linalg.norm(Lp - Ls) / np.linalg.norm(Ls)),
+       'seq_meanKL': float(np.mean((np.exp(p0) * (p0 - p1)).sum(2))),
+       'seg_top1': float(np.mean(Lg.argmax(1) == y_seg))}
+json.dump(ref, open(os.path.join(d, 'labels_ref.json'), 'w'))
+`, [dir]);
+}
+
 /** Spectra of every factorizable layer, on this thread (small test models only). */
 export function spectraOnThread(model: Model): SpectrumLike[] {
   return model.layers.filter((l) => l.factorizable && !l.compressed).map((layer) => {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { runPython } from '../../helpers/python';
 import { readNpy, NpyArray } from '../../../src/core/eval/npy';
 import { openNpz, openArrayFile } from '../../../src/core/eval/npz';
+import { loadDataset } from '../../../src/core/eval/dataset';
 import { RankscopeError } from '../../../src/core/errors';
 
 let dir = '';
@@ -164,4 +165,66 @@ test('bad files get a clear error naming the file', async () => {
   const zipCut = join(dir, 'cut.npz');
   writeFileSync(zipCut, readFileSync(join(dir, 'deflated.npz')).subarray(0, 2000));
   await assert.rejects(openNpz(zipCut), (e: RankscopeError) => e.code === 'CORRUPT' && e.message.includes(zipCut));
+});
+
+test('an .npz member with a bad CRC-32 is a CORRUPT error naming the member, stored or deflated, read whole or in part', async () => {
+  // Copies of the archives with (a) the central directory's CRC of 'x' changed and (b), stored
+  // only, one data byte of 'x' flipped (deflated data that is flipped already fails to inflate).
+  runPython(String.raw`
+import sys, os, struct
+d = sys.argv[1]
+def patch(src, dst, flip_data):
+    b = bytearray(open(os.path.join(d, src), 'rb').read())
+    at = 0
+    while True:
+        at = b.find(b'PK\x01\x02', at)
+        if at < 0: break
+        n = struct.unpack_from('<H', b, at + 28)[0]
+        if bytes(b[at + 46:at + 46 + n]) == b'x.npy':
+            if flip_data:
+                local = struct.unpack_from('<I', b, at + 42)[0]
+                start = local + 30 + sum(struct.unpack_from('<HH', b, local + 26))
+                b[start + 5000] ^= 0x10
+            else:
+                struct.pack_into('<I', b, at + 16, struct.unpack_from('<I', b, at + 16)[0] ^ 0x1)
+        at += 4
+    open(os.path.join(d, dst), 'wb').write(b)
+patch('stored.npz', 'stored_badcrc.npz', False)
+patch('deflated.npz', 'deflated_badcrc.npz', False)
+patch('stored.npz', 'stored_flipped.npz', True)
+`, [dir]);
+  const crcError = (file: string) => (e: unknown) => e instanceof RankscopeError && e.code === 'CORRUPT'
+    && e.message.startsWith(`${join(dir, file)}:x: the member's data fails its CRC-32 check`) && /write the \.npz again/i.test(e.hint ?? '');
+  for (const file of ['stored_badcrc.npz', 'deflated_badcrc.npz', 'stored_flipped.npz']) {
+    const z = await openNpz(join(dir, file));
+    // Read in batches to the end. (A deflated member whose first inflated chunk holds all of it fails as soon as it is opened.)
+    await assert.rejects(async () => {
+      const x = await z.array('x');
+      for (let s = 0; s < 1000; s += 64) await x.readRows(s, Math.min(64, 1000 - s));
+    }, crcError(file), file);
+    // Read in part: verify() reads the rest and fails; once failed, the member stays failed.
+    let partial: NpyArray | undefined;
+    await assert.rejects(async () => {
+      partial = await z.array('x');
+      await partial.readRows(0, 3);
+      await partial.verify();
+    }, crcError(file), `${file}: verify after a partial read`);
+    if (partial) await assert.rejects(partial.readRows(0, 3), crcError(file), `${file}: a read after the failure`);
+    // Other members of the same archive are fine.
+    const y = await z.array('y');
+    assert.ok(bytesOf(await y.readAll()).equals(readFileSync(join(dir, 'labels.ref'))));
+    await y.verify();
+    await z.close();
+  }
+  // A dataset checks small members when it opens, before any model runs on them.
+  await assert.rejects(loadDataset({ data: join(dir, 'stored_flipped.npz'), inputs: { x: 'x' }, labels: null }, [{ name: 'x', type: 'float32', shape: ['N', 3, 50] }]),
+    crcError('stored_flipped.npz'));
+  // The intact archives pass the same checks.
+  for (const file of ['stored.npz', 'deflated.npz']) {
+    const z = await openNpz(join(dir, file));
+    const x = await z.array('x');
+    await x.readRows(0, 3);
+    await x.verify();
+    await z.close();
+  }
 });

@@ -7,11 +7,12 @@ import { kernelMemory } from '../../../src/core/linalg/wasm';
 import { rng } from './reference';
 
 function lowerTriangle(rows: number, cols: number, data: Float32Array, keepX: boolean, chunkDoubles?: number): Float64Array {
-  const { n, g } = gramToKernelMemory(data, rows, cols, 0, keepX, chunkDoubles);
+  const { n, g, scale } = gramToKernelMemory(data, rows, cols, 0, keepX, chunkDoubles);
   const F = kernelMemory(0);
   const out = new Float64Array((n * (n + 1)) / 2);
   let at = 0;
-  for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) out[at++] = F[g + i * n + j];
+  // G is the Gram of scale·W; scale is a power of two, so dividing it out is exact.
+  for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) out[at++] = F[g + i * n + j] / (scale * scale);
   return out;
 }
 

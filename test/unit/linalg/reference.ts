@@ -13,7 +13,8 @@ export interface Case {
   name: string;
   rows: number;
   cols: number;
-  data: Float32Array;
+  /** float32 unless the cases were built with dtype 'float64'. */
+  data: Float32Array | Float64Array;
   /** scipy.linalg.svdvals in float64, descending. */
   reference: Float64Array;
 }
@@ -21,8 +22,9 @@ export interface Case {
 /**
  * Builds every case of `spec` (name → numpy expression of a float64 matrix, with `rng` and the
  * helpers `spectrum(m, n, s)` = U·diag(s)·Vᵀ with random orthogonal U, V) in one Python run.
+ * The matrix is rounded to float32 (as weights are) unless `dtype` is 'float64'.
  */
-export function scipyCases(spec: Record<string, string>): Case[] {
+export function scipyCases(spec: Record<string, string>, dtype: 'float32' | 'float64' = 'float32'): Case[] {
   const dir = tempDir();
   const meta = JSON.parse(runPython(`
 import json, sys, numpy as np, scipy.linalg as sl
@@ -37,16 +39,17 @@ spec = json.loads(sys.argv[2])
 meta = {}
 for name, expr in spec.items():
     a = np.asarray(eval(expr), dtype=np.float64)
-    a32 = np.ascontiguousarray(a.astype(np.float32))
-    a32.tofile(f"{sys.argv[1]}/{name}.f32")
+    a32 = np.ascontiguousarray(a.astype(np.float32 if sys.argv[3] == 'float32' else np.float64))
+    a32.tofile(f"{sys.argv[1]}/{name}.w")
     sv = sl.svdvals(a32.astype(np.float64)) if a32.size else np.zeros(0)
     np.ascontiguousarray(sv, dtype='<f8').tofile(f"{sys.argv[1]}/{name}.sv")
     meta[name] = list(a32.shape)
 print(json.dumps(meta))
-`, [dir, JSON.stringify(spec)])) as Record<string, [number, number]>;
+`, [dir, JSON.stringify(spec), dtype])) as Record<string, [number, number]>;
   return Object.keys(spec).map((name) => {
     const [rows, cols] = meta[name];
-    return { name, rows, cols, data: f32(join(dir, `${name}.f32`)), reference: f64(join(dir, `${name}.sv`)) };
+    const path = join(dir, `${name}.w`);
+    return { name, rows, cols, data: dtype === 'float32' ? f32(path) : f64(path), reference: f64(join(dir, `${name}.sv`)) };
   });
 }
 

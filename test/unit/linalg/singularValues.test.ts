@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { checkKernelMemory, singularValues, singularValuesViaGram, singularValuesReference, SMALL_SIDE } from '../../../src/core/linalg/singularValues';
+import { checkKernelMemory, singularValues, singularValuesViaGram, singularValuesJacobi, SMALL_SIDE } from '../../../src/core/linalg/singularValues';
 import { RankscopeError } from '../../../src/core/errors';
 import { scipyCases, maxAbsDiff } from './reference';
 
@@ -31,7 +31,7 @@ for (const c of cases) {
       ['default', singularValues(c.data, c.rows, c.cols, c.name)],
       ['gram+wasm', singularValuesViaGram(c.data, c.rows, c.cols)],
     ];
-    if (Math.min(c.rows, c.cols) <= 150) routes.push(['ml-matrix', singularValuesReference(c.data, c.rows, c.cols)]);
+    if (Math.min(c.rows, c.cols) <= 150) routes.push(['jacobi', singularValuesJacobi(c.data, c.rows, c.cols)]);
     for (const [route, s] of routes) {
       assert.equal(s.length, Math.min(c.rows, c.cols), route);
       for (let i = 1; i < s.length; i++) assert.ok(s[i] <= s[i - 1], `${route}: not descending at ${i}`);

@@ -79,3 +79,36 @@ test('inspect --spectra adds each layer\'s metrics to the JSON and the table', (
   assert.equal(table.status, 0);
   assert.match(table.stdout.toString(), /r90 +r95 +r99 +stable +eff\.rank +alpha/);
 });
+
+test('a constant 24×512 weight (Inception-v1 inception_4b/5x5_reduce-like) returns: spectrum, inspect --spectra, compress --dry-run', () => {
+  // Issue 12 item 3: the solver never returned on this matrix; each command now has a time bound.
+  const constant = join(dir, 'constant.onnx');
+  runPython(`
+import sys, numpy as np, onnx
+from onnx import helper as h, TensorProto as T, numpy_helper as nh
+w = np.full((24, 512, 1, 1), 0.02, dtype=np.float32)
+g = h.make_graph([h.make_node('Conv', ['x', 'reduce.weight'], ['y'], name='/reduce/Conv')], 'g',
+  [h.make_tensor_value_info('x', T.FLOAT, [1, 512, 4, 4])], [h.make_tensor_value_info('y', T.FLOAT, [1, 24, 4, 4])], [nh.from_array(w, 'reduce.weight')])
+m = h.make_model(g, opset_imports=[h.make_opsetid('', 17)]); m.ir_version = 8
+onnx.save(m, sys.argv[1])
+`, [constant]);
+  const run = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, '../../../src/cli/main.ts'), ...args], {
+    env: { ...process.env, RANKSCOPE_CACHE_DIR: join(dir, 'cache-constant') }, timeout: 60_000, killSignal: 'SIGKILL',
+  });
+  const spectrum = run('spectrum', constant, '--layer', 'reduce', '--json');
+  assert.notEqual(spectrum.signal, 'SIGKILL', 'spectrum did not return within 60 s');
+  assert.equal(spectrum.status, 0, spectrum.stderr.toString());
+  const s: number[] = JSON.parse(spectrum.stdout.toString()).singularValues;
+  // Rank 1: σ_1 = 0.02·√(24·512) (float32 0.02), the rest zero to rounding.
+  const sigma1 = Math.fround(0.02) * Math.sqrt(24 * 512);
+  assert.ok(Math.abs(s[0] - sigma1) <= 1e-12 * sigma1, `σ_1 ${s[0]} vs ${sigma1}`);
+  assert.ok(s.slice(1).every((x) => x <= 1e-12 * sigma1), 'σ_2… are rounding noise');
+  const inspect = run('inspect', constant, '--spectra', '--json');
+  assert.notEqual(inspect.signal, 'SIGKILL', 'inspect --spectra did not return within 60 s');
+  assert.equal(inspect.status, 0, inspect.stderr.toString());
+  assert.equal(JSON.parse(inspect.stdout.toString()).layers[0].spectrum.energyRank['0.99'], 1);
+  const compress = run('compress', constant, '-o', join(dir, 'constant.small.onnx'), '--energy', '0.99', '--dry-run');
+  assert.notEqual(compress.signal, 'SIGKILL', 'compress --dry-run did not return within 60 s');
+  assert.equal(compress.status, 0, compress.stderr.toString());
+  assert.match(compress.stdout.toString(), /^reduce\s+24×512\s+1\s/m);
+});
