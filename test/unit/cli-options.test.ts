@@ -36,7 +36,7 @@ test('numbers, fractions, lists and choices: values, and errors that name the op
 test('the shared task options parse into task-file fields', () => {
   const { values } = parseOptions(['--data', 'd.npz', '--input', 'x=x_test', '--labels', 'none', '--preset', 'ntu', '--batch-size', '8', '--ep', 'cpu'], TASK_OPTIONS);
   assert.deepEqual(cliOverrides(values), {
-    data: 'd.npz', inputs: { x: 'x_test' }, labels: null, preset: 'ntu', output: undefined, batchSize: 8, limit: undefined, ep: 'cpu', threads: undefined,
+    data: 'd.npz', inputs: { x: 'x_test' }, labels: null, preset: 'ntu', output: undefined, classAxis: undefined, batchSize: 8, limit: undefined, ep: 'cpu', threads: undefined,
   });
   assert.throws(() => cliOverrides({ input: ['x'] }), badArgument(/--input takes NAME=ARRAY; got 'x'/));
   assert.throws(() => cliOverrides({ ep: 'tpu' }), badArgument(/--ep must be one of cpu, cuda/));
