@@ -4,8 +4,8 @@
 import { existsSync } from 'node:fs';
 import { RankscopeError } from '../core/errors';
 import { readTaskFile } from '../core/eval/task';
-import { defaultPython } from '../worker/client';
-import { checkFinetuneEnvironment, formatEnvReport } from '../worker/envCheck';
+import { checkDiscoveredEnvironment, formatEnvReport } from '../worker/envCheck';
+import { describeDiscovery, requirePython, type PythonCandidate } from '../worker/pythonDiscovery';
 import { finetune, type FinetuneRequest } from '../worker/finetune';
 import type { DataSpec, WorkerMessage } from '../worker/protocol';
 import { parseOptions, type Command } from './command';
@@ -13,7 +13,7 @@ import { parseOptions, type Command } from './command';
 const usage = `rankscope finetune MODEL --data DATA.npz [options]
 
 Fine-tunes a compressed ONNX model (PyTorch worker) and writes MODEL.finetuned.onnx next to it
-(only initializer values change). Data: .npz with x_train, y_train, x_test, y_test.
+(MODEL.finetuned-2.onnx, … when that exists; only initializer values change). Data: .npz with x_train, y_train, x_test, y_test.
   --data FILE            training data (default: "data" of ./rankscope.json)
   --val-data FILE        separate validation .npz     --train-x/--train-y/--val-x/--val-y KEY   array names
   --preset ntu           NTU RGB+D skeletons (N, 300, 150) → (N, 3, T, 25, 2)   --frames T
@@ -22,11 +22,14 @@ Fine-tunes a compressed ONNX model (PyTorch worker) and writes MODEL.finetuned.o
   --weight-decay X (0.01)   --warmup EPOCHS (0)   --schedule cosine|step|constant   --step-epochs N --gamma X
   --grad-clip X (1, 0 = off)   --seed N   --trainable all|lowrank (factors + biases)
   --device auto|cpu|cuda:N|mps   --amp auto|bf16|fp16|off (CUDA)   --compile (torch.compile, torch ≥ 2)
-  -o, --out FILE         output ONNX (default MODEL.finetuned.onnx)    --work-dir DIR   checkpoints
+  -o, --out FILE         output ONNX (default: the next free MODEL.finetuned.onnx)    --work-dir DIR   checkpoints
   --resume               continue from the work folder's checkpoint    --resume-from CKPT
-  --python PATH          interpreter with torch (default $RANKSCOPE_PYTHON or python3)
+  --python PATH          interpreter with torch (default: the first with torch of $RANKSCOPE_PYTHON,
+                         the active venv/conda, python3/python on PATH, /usr/bin/python3)
   --check                check the fine-tuning environment and exit
   --json                 print every worker event and the result as JSON lines`;
+
+const PYTHON_HOW = 'Give --python PATH (a Python 3 with torch and numpy), or set $RANKSCOPE_PYTHON.';
 
 function num(v: string | undefined, name: string, integer = false): number | undefined {
   if (v === undefined) return undefined;
@@ -61,9 +64,9 @@ export const finetuneCommand: Command = {
       'work-dir': { type: 'string' }, resume: { type: 'boolean' }, 'resume-from': { type: 'string' }, python: { type: 'string' },
       check: { type: 'boolean' }, json: { type: 'boolean' }, task: { type: 'string' }, compile: { type: 'boolean' },
     });
-    const python = values.python ?? defaultPython();
+    const first: PythonCandidate[] = values.python ? [{ path: values.python, source: '--python' }] : [];
     if (values.check) {
-      const report = await checkFinetuneEnvironment(python, { signal: io.signal });
+      const report = await checkDiscoveredEnvironment(first, PYTHON_HOW, { signal: io.signal });
       if (values.json) io.out(JSON.stringify(report, null, 2));
       else for (const line of formatEnvReport(report)) io.out(line);
       return report.ok ? 0 : 2;
@@ -90,6 +93,9 @@ export const finetuneCommand: Command = {
     if (batchSize !== undefined && batchSize < 1) throw new RankscopeError('BAD_ARGUMENT', `--batch-size must be ≥ 1; got ${batchSize}.`);
     const device = values.device ?? 'auto';
     if (!/^(auto|cpu|mps|cuda(:\d+)?)$/.test(device)) throw new RankscopeError('BAD_ARGUMENT', `--device must be auto, cpu, mps or cuda:N; got '${device}'.`);
+    const found = await requirePython(first, PYTHON_HOW, { signal: io.signal });
+    for (const line of describeDiscovery(found)) io.err(line.trim());
+    const python = found.chosen.executable;
     const request: FinetuneRequest = {
       model, data, teacher: values.teacher, out: values.out, python, workDir: values['work-dir'],
       resume: values['resume-from'] ?? (values.resume ? true : undefined),

@@ -1,16 +1,24 @@
-// Fine-tune Compressed Model…: asks for the model (default: the open one), the data (default:
-// rankscope.json's), epochs, learning rate, device and distillation; runs WORKER's `finetune`
+// Fine-tune Compressed Model…: first finds a Python with PyTorch (python.ts; before any prompt, so
+// a missing torch is said at once), then asks for the model (default: the open one), the data
+// (default: rankscope.json's), epochs, learning rate, device, distillation and the output file
+// (the next free `model.finetuned.onnx`; an existing file is never replaced without asking); runs WORKER's `finetune`
 // (export → Python/PyTorch worker → write-back → ONNX Runtime check) under a cancellable progress
 // notification while the fine-tune view draws the curves; then offers to open the result.
-// Tests pass `{ model, data, epochs, lr, device, distill, preset, out }` to skip the prompts.
-import { basename } from 'node:path';
+// Tests pass `{ model, data, epochs, lr, device, distill, preset, out }` to skip the prompts
+// (without `out`: the next free name) and `discovery` to steer the interpreter search.
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import * as vscode from 'vscode';
 import { RankscopeError } from '../../core/errors';
 import { finetune as runFinetune, type FinetuneRequest } from '../../worker/finetune';
+import type { DiscoveryOptions } from '../../worker/pythonDiscovery';
 import { defaultFinetunedPath } from '../../worker/writeBack';
+import { askOutputPath } from '../compress';
 import { readWorkspaceTask, taskPath } from '../evalTask';
 import { formatPercent } from '../format';
 import { isCancellation, log, noLinks } from '../log';
+import { withCancellableProgress } from '../progress';
 import { pythonInterpreter } from '../python';
 import { settings } from '../settings';
 import type { RankscopeCommand, Services } from './command';
@@ -27,9 +35,12 @@ export interface FinetuneOptions {
   /** Distil from the uncompressed original (the model's recorded source file). */
   distill: boolean;
   out: string;
+  /** For tests: the environment the interpreter search reads (PATH, VIRTUAL_ENV…) and the system Pythons. */
+  discovery: Pick<DiscoveryOptions, 'env' | 'systemPythons'>;
 }
 
-async function ask(s: Services, given: Partial<FinetuneOptions>): Promise<FinetuneOptions | undefined> {
+async function ask(s: Services, given: Partial<FinetuneOptions>): Promise<Omit<FinetuneOptions, 'discovery'> | undefined> {
+  const scripted = Object.keys(given).length > 0;
   const task = await readWorkspaceTask();
   let model = given.model ?? s.session.path;
   if (!model || (!given.model && !s.session.model?.layers.some((l) => l.compressed))) {
@@ -69,14 +80,34 @@ async function ask(s: Services, given: Partial<FinetuneOptions>): Promise<Finetu
   }
   if (distill === undefined) return undefined;
   const preset = given.preset !== undefined ? given.preset : task?.task.preset === 'ntu' ? 'ntu' : null;
-  return { model, data, preset, epochs, lr, device, distill, batchSize: given.batchSize ?? 32, out: given.out ?? defaultFinetunedPath(model) };
+  const out = given.out !== undefined ? await confirmReplace(given.out)
+    : scripted ? defaultFinetunedPath(model) : await askOutputPath(model, 'finetuned', 'Write the fine-tuned model to');
+  if (!out) return undefined;
+  return { model, data, preset, epochs, lr, device, distill, batchSize: given.batchSize ?? 32, out };
+}
+
+/** `out` when it is free; when it exists, only after the user said to replace it. */
+async function confirmReplace(out: string): Promise<string | undefined> {
+  if (!existsSync(out)) return out;
+  const choice = await vscode.window.showWarningMessage(`${basename(out)} exists. Replace it with the new fine-tuned model?`, { modal: true }, 'Replace');
+  return choice === 'Replace' ? out : undefined;
+}
+
+/** The worker's checkpoints and exported graph: in the extension's storage, not the user's folder. */
+function workDirFor(s: Services, out: string): string {
+  const root = (s.context.storageUri ?? s.context.globalStorageUri).fsPath;
+  return join(root, 'finetune', `${basename(out)}-${createHash('sha256').update(resolve(out)).digest('hex').slice(0, 12)}`);
 }
 
 export const finetune: RankscopeCommand = {
   id: 'rankscope.finetune',
   action: 'Fine-tune',
   run: async (s, ...args) => {
-    const o = await ask(s, optionsArg<FinetuneOptions>(args));
+    const given = optionsArg<FinetuneOptions>(args);
+    // The interpreter first: no prompt is worth answering when no Python has torch.
+    const { discovery, ...rest } = given;
+    const python = await withCancellableProgress('Looking for Python with PyTorch', (signal) => pythonInterpreter({ ...discovery, signal }));
+    const o = await ask(s, rest);
     if (!o) return undefined;
     let teacher: string | undefined;
     if (o.distill) {
@@ -84,9 +115,8 @@ export const finetune: RankscopeCommand = {
       teacher = opened?.layers.find((l) => l.compressed?.sourceFile)?.compressed?.sourceFile;
       if (!teacher) throw new RankscopeError('BAD_ARGUMENT', `${basename(o.model)} does not record its original model, so there is no teacher to distil from.`, 'Fine-tune with labels only.');
     }
-    const python = await pythonInterpreter();
     const req: FinetuneRequest = {
-      model: o.model, out: o.out, python: python.path, teacher,
+      model: o.model, out: o.out, python: python.path, teacher, workDir: workDirFor(s, o.out),
       kd: teacher ? { temperature: 4, alpha: 0.5 } : null,
       data: { path: o.data, preset: o.preset },
       epochs: o.epochs, lr: o.lr, batchSize: o.batchSize,
