@@ -6,7 +6,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { RankscopeError } from '../core/errors';
 import { openOnnx } from '../core/formats/onnx';
 import {
-  compressToFile, parsePlan, planAndFactorize, planModel, refuseOverwrite, restoreLayers, type CompressRequest, type Plan,
+  compressToFile, parsePlan, planAndFactorize, planModel, recomposeLayers, refuseOverwrite, restoreOriginalLayers, type CompressRequest, type Plan,
 } from '../core/compress';
 import { checkOutputs } from '../core/compress/check';
 import { defaultSpectrumCacheDir } from '../core/linalg';
@@ -30,7 +30,10 @@ const USAGE = `Usage: rankscope compress MODEL -o OUT [policy] [options]
   --force            factorize even where it saves no parameters
   --check N          run N random inputs through both models; print the relative output deviation
   --no-cache         recompute spectra instead of reading the spectrum cache
-  --restore L        instead: recompose factorized layers L (names or glob) into dense weights`;
+  --restore L        instead: put back the original weights of factorized layers L (names or glob),
+                     read from the source model the compression recorded (its hash checked)
+  --recompose L      instead: make factorized layers L dense again as A·B (keeps the compression
+                     error; needs no source model)`;
 
 export const compressCommand: Command = {
   name: 'compress',
@@ -55,6 +58,7 @@ export const compressCommand: Command = {
       force: { type: 'boolean', default: false },
       check: { type: 'string' },
       restore: { type: 'string' },
+      recompose: { type: 'string' },
       'no-cache': { type: 'boolean', default: false },
     });
     if (positionals.length !== 1) {
@@ -69,12 +73,18 @@ export const compressCommand: Command = {
     const checkSamples = values.check === undefined ? 0 : integer('--check', values.check, 1);
     const model = await openOnnx(positionals[0], { signal: io.signal });
 
-    if (values.restore !== undefined) {
-      if (!out) throw new RankscopeError('BAD_ARGUMENT', '--restore needs -o OUT.');
-      const names = model.layers.filter((l) => l.compressed && matches(values.restore!, l.name)).map((l) => l.name);
-      if (!names.length) throw new RankscopeError('NOT_FOUND', `No factorized layer matches '${values.restore}'.`, 'Run `rankscope inspect` to see which layers are factorized.');
-      const result = await restoreLayers(model, names, out, { signal: io.signal });
-      for (const r of result.restored) io.out(`restored ${r.layer} (recomposed A·B; original from ${r.sourceFile ?? 'an unrecorded file'})`);
+    if (values.restore !== undefined || values.recompose !== undefined) {
+      if (values.restore !== undefined && values.recompose !== undefined) throw new RankscopeError('BAD_ARGUMENT', 'Give --restore or --recompose, not both.');
+      const original = values.restore !== undefined;
+      const flag = original ? '--restore' : '--recompose';
+      const pattern = (original ? values.restore : values.recompose)!;
+      if (!out) throw new RankscopeError('BAD_ARGUMENT', `${flag} needs -o OUT.`);
+      const names = model.layers.filter((l) => l.compressed && matches(pattern, l.name)).map((l) => l.name);
+      if (!names.length) throw new RankscopeError('NOT_FOUND', `No factorized layer matches '${pattern}'.`, 'Run `rankscope inspect` to see which layers are factorized.');
+      const result = await (original ? restoreOriginalLayers : recomposeLayers)(model, names, out, { signal: io.signal });
+      for (const r of result.restored) {
+        io.out(original ? `restored ${r.layer}: original weights from ${r.sourceFile}` : `recomposed ${r.layer} to dense A·B (original was ${r.sourceFile ?? 'an unrecorded file'})`);
+      }
       io.out(`wrote ${result.path}`);
       return 0;
     }
