@@ -41,13 +41,13 @@ export interface FinetuneOptions {
 
 async function ask(s: Services, given: Partial<FinetuneOptions>): Promise<Omit<FinetuneOptions, 'discovery'> | undefined> {
   const scripted = Object.keys(given).length > 0;
-  const task = await readWorkspaceTask();
   let model = given.model ?? s.session.path;
   if (!model || (!given.model && !s.session.model?.layers.some((l) => l.compressed))) {
     const picked = await vscode.window.showOpenDialog({ title: 'Compressed model to fine-tune', filters: { 'ONNX models': ['onnx'] }, openLabel: 'Fine-tune' });
     model = picked?.[0]?.fsPath;
   }
   if (!model) return undefined;
+  const task = await readWorkspaceTask(model);
   let data = given.data ?? (task?.task.data ? taskPath(task.path, task.task.data) : undefined);
   if (!data) {
     const picked = await vscode.window.showOpenDialog({ title: 'Training data (.npz with x_train, y_train, x_test, y_test)', filters: { 'NumPy archives': ['npz'] }, openLabel: 'Use Data' });
