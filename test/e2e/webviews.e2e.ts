@@ -112,6 +112,26 @@ describe('spectrum panel', () => {
     await v.close();
   });
 
+  test('a factorized layer can be compressed again below its rank (issue 13 item 11)', async () => {
+    const v = await spectrum();
+    // As the host sends it: the inventory lists a factorized pair as not factorizable, with its rank.
+    const compressed: S.SpectrumSeries = { ...seriesB, layer: 'enc.fc', factorizable: false, reason: 'factorized at rank 20; it re-compresses only to a lower rank', compressedRank: 20 };
+    await v.notify(S.DidSetSeriesNotification, { series: [compressed], rank: 12 });
+    const disabled = () => v.page.getByTestId('compress').evaluate((b) => (b as unknown as { disabled: boolean }).disabled);
+    assert.equal(await disabled(), false, 'rank 12 < 20: re-compression is offered');
+    assert.doesNotMatch((await v.page.locator('body').textContent()) ?? '', /[Cc]annot (be )?compress/);
+    await v.page.getByTestId('compress').click();
+    const req = await v.waitForPost(S.CompressAtRankRequest.method);
+    assert.deepEqual(req.params, { layer: 'enc.fc', rank: 12 });
+    await v.reply(req.id!, { file: '/w/m.rankscope.onnx', paramsBefore: 9600, paramsAfter: 5760, energyKept: 0.9 });
+    await v.page.locator('canvas').focus();
+    for (let i = 0; i < 8; i++) await v.page.keyboard.press('ArrowRight');
+    assert.equal(await rankValue(v), 20);
+    assert.equal(await disabled(), true, 'at its own rank there is nothing to re-compress');
+    await v.page.getByText('Factorized at rank 20: re-compression needs a lower rank.').waitFor();
+    await v.close();
+  });
+
   test('exports: CSV equals the data, PNG is a PNG, SVG has one line per series plus the energy curve', async () => {
     const v = await spectrum('light');
     await v.notify(S.DidSetSeriesNotification, { series: [seriesA, seriesB] });
