@@ -56,6 +56,20 @@ suite('driven like a person', () => {
     await assert.rejects(a.spectrum.compressAtRank('encoder.layers.0.fc2', 65), /exceeds min\(out, in\) = 64/);
   });
 
+  test('Recompose to Dense from the tree asks for the file name like Compress does, proposing the next free one', async () => {
+    const a = await api();
+    const node = a.tree.nodeFor('encoder.layers.0.fc2')!; // compressed by the spectrum test above
+    assert.ok(a.session.layer('encoder.layers.0.fc2')?.compressed);
+    const stem = a.session.path!.replace(/\.onnx$/, '');
+    let done = false;
+    const pending = Promise.resolve(vscode.commands.executeCommand<string>('rankscope.recomposeToDense', node, [node])).finally(() => { done = true; });
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(done, false, 'it waits for the file name');
+    const written = await acceptUntilDone(pending);
+    assert.equal(written, `${stem}.dense.onnx`, 'Enter accepted the proposed name');
+    assert.ok(existsSync(written));
+  });
+
   test('Open Sample Model copies the sample into the workspace and opens the Transformer there; the install folder stays as shipped', async () => {
     const a = await api();
     const ext = vscode.extensions.getExtension('rankscope.rankscope')!;
