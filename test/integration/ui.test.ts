@@ -61,10 +61,12 @@ suite('driven like a person', () => {
     const node = a.tree.nodeFor('encoder.layers.0.fc2')!; // compressed by the spectrum test above
     assert.ok(a.session.layer('encoder.layers.0.fc2')?.compressed);
     const stem = a.session.path!.replace(/\.onnx$/, '');
+    // The previous test's "Show in Layers" moves the focus a moment later, which would close an input box.
+    await new Promise((r) => setTimeout(r, 2000));
     let done = false;
     const pending = Promise.resolve(vscode.commands.executeCommand<string>('rankscope.recomposeToDense', node, [node])).finally(() => { done = true; });
     await new Promise((r) => setTimeout(r, 1500));
-    assert.equal(done, false, 'it waits for the file name');
+    assert.equal(done, false, `it waits for the file name (returned ${done ? await pending : ''})`);
     const written = await acceptUntilDone(pending);
     assert.equal(written, `${stem}.dense.onnx`, 'Enter accepted the proposed name');
     assert.ok(existsSync(written));
