@@ -15,6 +15,8 @@ const node = {
   minify: production,
   // Native addon and the editor API are resolved at run time, never bundled.
   external: ['vscode', 'onnxruntime-node'],
+  // jsonc-parser's `main` is a UMD build whose inner requires esbuild cannot follow; its ES build bundles.
+  alias: { 'jsonc-parser': 'jsonc-parser/lib/esm/main.js' },
   logLevel: 'info',
 };
 

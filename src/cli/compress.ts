@@ -6,7 +6,7 @@ import { openModel } from '../core/formats';
 import { OnnxModel } from '../core/formats/onnx';
 import { StateDictModel } from '../core/formats/stateDict';
 import {
-  compressToFile, parsePlan, planAndFactorize, planModel, restoreLayers, selectLayers, type CompressRequest, type Plan,
+  compressToFile, parsePlan, planAndFactorize, planModel, recomposeLayers, restoreOriginalLayers, selectLayers, type CompressRequest, type Plan,
 } from '../core/compress';
 import { checkOutputs, preflightCheck, type CheckOptions } from '../core/eval/check';
 import { checkOutputPath, writeFileAtomic } from '../core/fs/atomicWrite';
@@ -39,7 +39,10 @@ const USAGE = `Usage: rankscope compress MODEL -o OUT [policy] [options]
                      inputs), else random ones; symbolic dimensions other than the batch need
                      --input-shape NAME=1x3x48x320 (repeatable)
   --no-cache         recompute spectra instead of reading the spectrum cache
-  --restore L        instead: recompose factorized layers L (names or glob) into dense weights`;
+  --restore L        instead: put back the original weights of factorized layers L (names or glob),
+                     read from the source model the compression recorded (its hash checked)
+  --recompose L      instead: make factorized layers L dense again as A·B (keeps the compression
+                     error; needs no source model)`;
 
 export const compressCommand: Command = {
   name: 'compress',
@@ -67,6 +70,7 @@ export const compressCommand: Command = {
       input: { type: 'string', multiple: true },
       'input-shape': { type: 'string', multiple: true },
       restore: { type: 'string' },
+      recompose: { type: 'string' },
       'no-cache': { type: 'boolean', default: false },
     });
     if (positionals.length !== 1) {
@@ -94,12 +98,18 @@ export const compressCommand: Command = {
     const model = opened;
     if (checkSamples) preflightCheck(model, checkInputs);
 
-    if (values.restore !== undefined) {
-      if (!out) throw new RankscopeError('BAD_ARGUMENT', '--restore needs -o OUT.');
-      const names = selectLayers(model, nameList(values.restore)).filter((l) => l.compressed).map((l) => l.name);
-      if (!names.length) throw new RankscopeError('NOT_FOUND', `No factorized layer matches '${values.restore}'.`, 'Run `rankscope inspect` to see which layers are factorized.');
-      const result = await restoreLayers(model, names, out, { signal: io.signal });
-      for (const r of result.restored) io.out(`restored ${r.layer} (recomposed A·B; original from ${r.sourceFile ?? 'an unrecorded file'})`);
+    if (values.restore !== undefined || values.recompose !== undefined) {
+      if (values.restore !== undefined && values.recompose !== undefined) throw new RankscopeError('BAD_ARGUMENT', 'Give --restore or --recompose, not both.');
+      const original = values.restore !== undefined;
+      const flag = original ? '--restore' : '--recompose';
+      const pattern = (original ? values.restore : values.recompose)!;
+      if (!out) throw new RankscopeError('BAD_ARGUMENT', `${flag} needs -o OUT.`);
+      const names = selectLayers(model, nameList(pattern)).filter((l) => l.compressed).map((l) => l.name);
+      if (!names.length) throw new RankscopeError('NOT_FOUND', `No factorized layer matches '${pattern}'.`, 'Run `rankscope inspect` to see which layers are factorized.');
+      const result = await (original ? restoreOriginalLayers : recomposeLayers)(model, names, out, { signal: io.signal });
+      for (const r of result.restored) {
+        io.out(original ? `restored ${r.layer}: original weights from ${r.sourceFile}` : `recomposed ${r.layer} to dense A·B (original was ${r.sourceFile ?? 'an unrecorded file'})`);
+      }
       io.out(`wrote ${result.path}`);
       return 0;
     }

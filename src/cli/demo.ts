@@ -24,7 +24,7 @@ import { openOnnxModel } from '../core/formats';
 import type { OnnxModel } from '../core/formats/onnx';
 import { ensureOutputFolder, writeFileAtomic } from '../core/fs/atomicWrite';
 import { computeSpectra, type LayerSpectrum } from '../core/linalg';
-import { checkFinetuneEnvironment, type EnvReport } from '../worker/envCheck';
+import { checkDiscoveredEnvironment, type EnvReport } from '../worker/envCheck';
 import { finetune, type FinetuneResult } from '../worker/finetune';
 import type { WorkerMessage } from '../worker/protocol';
 import type { Command, CommandIO } from './command';
@@ -293,23 +293,19 @@ function planOf(point: SweepPoint): Plan {
 }
 
 /**
- * The interpreter for fine-tuning: --python, else the worker's default (\$RANKSCOPE_PYTHON or
- * python3), else the system Python when that one has PyTorch (Debian's python3-torch sits
- * there while a pyenv python3 without it often comes first on PATH). Sets ctx.python.
+ * The interpreter for fine-tuning, found as `rankscope finetune` finds it (pythonDiscovery.ts:
+ * --python, $RANKSCOPE_PYTHON, the active venv/conda, PATH, /usr/bin/python3; the first with
+ * PyTorch), then checked. Sets ctx.python.
  */
 async function findTorch(ctx: Context): Promise<EnvReport> {
-  const first = await checkFinetuneEnvironment(ctx.python, { signal: ctx.io.signal });
-  if (first.ok || ctx.python || process.env.RANKSCOPE_PYTHON || !existsSync(SYSTEM_PYTHON)) {
-    ctx.python = first.python;
-    return first;
+  const first = ctx.python ? [{ path: ctx.python, source: '--python' }] : [];
+  const report = await checkDiscoveredEnvironment(first, 'Give --python PATH (a Python 3 with torch and numpy).', { signal: ctx.io.signal });
+  if (report.discovery?.chosen) {
+    ctx.python = report.discovery.chosen.executable;
+    ctx.io.out(`(Python for fine-tuning: ${ctx.python}, ${report.discovery.chosen.source})`);
   }
-  const system = await checkFinetuneEnvironment(SYSTEM_PYTHON, { signal: ctx.io.signal });
-  if (!system.ok) return first;
-  ctx.io.out(`(${first.python} has no PyTorch; using ${SYSTEM_PYTHON}, which has)`);
-  ctx.python = SYSTEM_PYTHON;
-  return system;
+  return report;
 }
-const SYSTEM_PYTHON = '/usr/bin/python3';
 
 async function runFinetune(ctx: Context, model: string, out: string, teacher: string | undefined): Promise<FinetuneResult> {
   // The demo's own choices (a small model on the CPU); the rest are TRAINING_DEFAULTS.

@@ -4,18 +4,18 @@
 import { existsSync } from 'node:fs';
 import { RankscopeError } from '../core/errors';
 import { readTaskFile } from '../core/eval/task';
-import { defaultPython } from '../worker/client';
-import { checkFinetuneEnvironment, formatEnvReport } from '../worker/envCheck';
+import { checkDiscoveredEnvironment, formatEnvReport } from '../worker/envCheck';
+import { describeDiscovery, requirePython, type PythonCandidate } from '../worker/pythonDiscovery';
 import { finetune, type FinetuneRequest } from '../worker/finetune';
 import type { DataSpec, TrainingOptions, WorkerMessage } from '../worker/protocol';
-import { KD_DEFAULTS, TRAINING_DEFAULTS as D } from '../worker/trainingOptions';
+import { checkTraining, KD_DEFAULTS, resolveTraining, TRAINING_DEFAULTS as D, type TrainingRequest } from '../worker/trainingOptions';
 import type { Command } from './command';
 import { oneOf, optionalNumber as num, parseOptions } from './options';
 
 const usage = `rankscope finetune MODEL --data DATA.npz [options]
 
 Fine-tunes a compressed ONNX model (PyTorch worker) and writes MODEL.finetuned.onnx next to it
-(only initializer values change). Data: .npz with x_train, y_train, x_test, y_test.
+(MODEL.finetuned-2.onnx, … when that exists; only initializer values change). Data: .npz with x_train, y_train, x_test, y_test.
   --data FILE            training data (default: "data" of ./rankscope.json)
   --val-data FILE        separate validation .npz     --train-x/--train-y/--val-x/--val-y KEY   array names
   --preset ntu           NTU RGB+D skeletons (N, 300, 150) → (N, 3, T, 25, 2)   --frames T
@@ -27,14 +27,17 @@ Fine-tunes a compressed ONNX model (PyTorch worker) and writes MODEL.finetuned.o
   --device auto|cpu|cuda:N|mps (${D.device})   --amp auto|bf16|fp16|off (CUDA; ${D.amp})   --compile (torch.compile, torch ≥ 2)
   A value out of range is refused before anything runs; a run whose loss diverges (NaN/Inf) stops
   with exit 2, naming what diverged, and writes no model.
-  -o, --out FILE         output ONNX (default MODEL.finetuned.onnx)    --work-dir DIR   checkpoints
+  -o, --out FILE         output ONNX (default: the next free MODEL.finetuned.onnx)    --work-dir DIR   checkpoints
   --resume               continue from the work folder's checkpoint    --resume-from CKPT
-  --python PATH          interpreter with torch (default $RANKSCOPE_PYTHON or python3)
+  --python PATH          interpreter with torch (default: the first with torch of $RANKSCOPE_PYTHON,
+                         the active venv/conda, python3/python on PATH, /usr/bin/python3)
   --check                check the fine-tuning environment and exit
   --json                 print every worker event and the result as JSON lines`;
 
 /** A choice passed on as given: finetune()'s shared check refuses what is not allowed. */
 const choice = <K extends keyof TrainingOptions>(v: string | undefined) => v as TrainingOptions[K] | undefined;
+
+const PYTHON_HOW = 'Give --python PATH (a Python 3 with torch and numpy), or set $RANKSCOPE_PYTHON.';
 
 /** A loss with 4 decimals, '—' when the worker sent none (it sends a non-finite value as null). */
 const fixed = (x: number | null | undefined) => (typeof x === 'number' ? x.toFixed(4) : '—');
@@ -57,9 +60,9 @@ export const finetuneCommand: Command = {
       'work-dir': { type: 'string' }, resume: { type: 'boolean' }, 'resume-from': { type: 'string' }, python: { type: 'string' },
       check: { type: 'boolean' }, json: { type: 'boolean' }, task: { type: 'string' }, compile: { type: 'boolean' },
     });
-    const python = values.python ?? defaultPython();
+    const first: PythonCandidate[] = values.python ? [{ path: values.python, source: '--python' }] : [];
     if (values.check) {
-      const report = await checkFinetuneEnvironment(python, { signal: io.signal });
+      const report = await checkDiscoveredEnvironment(first, PYTHON_HOW, { signal: io.signal });
       if (values.json) io.out(JSON.stringify(report, null, 2));
       else for (const line of formatEnvReport(report)) io.out(line);
       return report.ok ? 0 : 2;
@@ -82,19 +85,25 @@ export const finetuneCommand: Command = {
       throw new RankscopeError('BAD_ARGUMENT', '--kd-temperature and --kd-alpha set up distillation, which needs --teacher ORIGINAL.onnx.');
     }
     // Parsed here, checked (ranges, choices) and defaulted in finetune(): the extension shares that.
+    const training: TrainingRequest = {
+      epochs: num(values.epochs, '--epochs', true), lr: num(values.lr, '--lr'), batchSize: num(values['batch-size'], '--batch-size', true),
+      device: values.device, optimizer: choice<'optimizer'>(values.optimizer),
+      momentum: num(values.momentum, '--momentum'), weightDecay: num(values['weight-decay'], '--weight-decay'),
+      warmupEpochs: num(values.warmup, '--warmup'), schedule: choice<'schedule'>(values.schedule),
+      stepEpochs: num(values['step-epochs'], '--step-epochs'), gamma: num(values.gamma, '--gamma'),
+      gradClip: num(values['grad-clip'], '--grad-clip'), seed: num(values.seed, '--seed', true),
+      trainable: choice<'trainable'>(values.trainable), amp: choice<'amp'>(values.amp), compile: values.compile,
+      kd: values.teacher ? { temperature: num(values['kd-temperature'], '--kd-temperature'), alpha: num(values['kd-alpha'], '--kd-alpha') } : null,
+    };
+    // Bad options are refused before the interpreter search, which starts Python processes.
+    checkTraining(resolveTraining(training, values.teacher !== undefined), data);
+    const found = await requirePython(first, PYTHON_HOW, { signal: io.signal });
+    for (const line of describeDiscovery(found)) io.err(line.trim());
+    const python = found.chosen.executable;
     const request: FinetuneRequest = {
       model, data, teacher: values.teacher, out: values.out, worker: { python }, workDir: values['work-dir'],
       resume: values['resume-from'] ?? (values.resume ? true : undefined),
-      training: {
-        epochs: num(values.epochs, '--epochs', true), lr: num(values.lr, '--lr'), batchSize: num(values['batch-size'], '--batch-size', true),
-        device: values.device, optimizer: choice<'optimizer'>(values.optimizer),
-        momentum: num(values.momentum, '--momentum'), weightDecay: num(values['weight-decay'], '--weight-decay'),
-        warmupEpochs: num(values.warmup, '--warmup'), schedule: choice<'schedule'>(values.schedule),
-        stepEpochs: num(values['step-epochs'], '--step-epochs'), gamma: num(values.gamma, '--gamma'),
-        gradClip: num(values['grad-clip'], '--grad-clip'), seed: num(values.seed, '--seed', true),
-        trainable: choice<'trainable'>(values.trainable), amp: choice<'amp'>(values.amp), compile: values.compile,
-        kd: values.teacher ? { temperature: num(values['kd-temperature'], '--kd-temperature'), alpha: num(values['kd-alpha'], '--kd-alpha') } : null,
-      },
+      training,
     };
     const onMessage = values.json ? (m: WorkerMessage) => io.out(JSON.stringify(m)) : humanProgress(io.out, io.err);
     const result = await finetune(request, { signal: io.signal, onMessage, onStderr: (l) => io.err(`[worker] ${l}`) });

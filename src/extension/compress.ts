@@ -2,26 +2,22 @@
 // spectrum panel's "Compress at this rank", the trade-off view's "Apply"): plan through the core,
 // write a NEW file next to the model (never over it), open it in the tree and say what changed.
 import { existsSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname } from 'node:path';
 import * as vscode from 'vscode';
 import { RankscopeError } from '../core/errors';
 import { outputPathProblem } from '../core/fs/atomicWrite';
 import { compressToFile, graphCheck } from '../core/compress/apply';
 import { isCompressible, makePlan, type CompressRequest, type Plan } from '../core/compress/plan';
 import { OnnxModel } from '../core/formats/onnx';
+import { nextFreeOutputPath } from '../core/outputPath';
 import type { Model } from '../core/model/types';
 import { formatCount, formatPercent, formatSaved } from '../core/format';
 import { log, noLinks } from './log';
 import type { ModelSession } from './session';
 
-/** `dir/model.rankscope.onnx`, then `model.rankscope-2.onnx`, … — the first that does not exist. */
+/** The next free `model.<suffix>.onnx` next to the model (core's one naming rule). */
 export function outputPathFor(modelPath: string, suffix = 'rankscope'): string {
-  const dir = dirname(modelPath);
-  const stem = basename(modelPath).replace(/\.onnx$/i, '').replace(new RegExp(`\\.${suffix}(-\\d+)?$`), '');
-  for (let i = 1; ; i++) {
-    const candidate = join(dir, `${stem}.${suffix}${i === 1 ? '' : `-${i}`}.onnx`);
-    if (!existsSync(candidate)) return candidate;
-  }
+  return nextFreeOutputPath(modelPath, suffix);
 }
 
 export function onnxModel(model: Model): OnnxModel {
@@ -81,11 +77,14 @@ export async function writeAndOpen(session: ModelSession, plan: Plan, outPath: s
   return written.path;
 }
 
-/** Asks for the output file, proposing the next free `model.rankscope.onnx`. */
-export async function askOutputPath(modelPath: string): Promise<string | undefined> {
-  const proposed = outputPathFor(modelPath);
+/**
+ * Asks for the output file of a command that writes a model, proposing the next free
+ * `model.<suffix>.onnx`; existing files and the input are refused (Rankscope never overwrites).
+ */
+export async function askOutputPath(modelPath: string, suffix = 'rankscope', title = 'Write the compressed model to'): Promise<string | undefined> {
+  const proposed = outputPathFor(modelPath, suffix);
   const value = await vscode.window.showInputBox({
-    title: 'Write the compressed model to',
+    title,
     value: proposed,
     valueSelection: [dirname(proposed).length + 1, proposed.length - '.onnx'.length],
     validateInput: (v) => {

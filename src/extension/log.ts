@@ -2,7 +2,26 @@
 // "Show Log" action. RankscopeError (user-caused) shows its message and hint; anything else is a
 // bug, logged with its stack.
 import * as vscode from 'vscode';
-import { isRankscopeError } from '../core/errors';
+import { isRankscopeError, RankscopeError, type ErrorCode } from '../core/errors';
+
+/** A button on an error notification: runs `command` with `args`. */
+export interface ErrorAction {
+  title: string;
+  command: string;
+  args?: unknown[];
+}
+
+/** A user error whose notification offers a fix (e.g. "Open Settings" at the right setting). */
+export class ActionableError extends RankscopeError {
+  constructor(code: ErrorCode, message: string, hint: string | undefined, readonly actions: ErrorAction[]) {
+    super(code, message, hint);
+  }
+}
+
+/** The buttons of an error's notification, "Show Log" last. */
+export function errorActions(e: unknown): ErrorAction[] {
+  return [...(e instanceof ActionableError ? e.actions : []), { title: 'Show Log', command: 'rankscope.showLog' }];
+}
 
 let channel: vscode.LogOutputChannel | undefined;
 
@@ -34,7 +53,10 @@ export function reportError(action: string, e: unknown): void {
     : `Internal error: ${(e as Error)?.message ?? String(e)}`;
   if (isRankscopeError(e)) log().error(`${action}: [${e.code}] ${message}`);
   else log().error(`${action}: ${(e as Error)?.stack ?? String(e)}`);
-  void vscode.window.showErrorMessage(noLinks(`Rankscope: ${action} failed. ${message}`), 'Show Log').then((choice) => {
-    if (choice === 'Show Log') log().show(true);
+  const actions = errorActions(e);
+  void vscode.window.showErrorMessage(noLinks(`Rankscope: ${action} failed. ${message}`), ...actions.map((a) => a.title)).then((choice) => {
+    const picked = actions.find((a) => a.title === choice);
+    if (picked?.command === 'rankscope.showLog') log().show(true);
+    else if (picked) void vscode.commands.executeCommand(picked.command, ...(picked.args ?? []));
   });
 }

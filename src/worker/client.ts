@@ -92,7 +92,7 @@ export class FinetuneWorker {
         worker.next('hello'),
         spawnError.then((e) => {
           throw new RankscopeError('WORKER', `Cannot start Python '${options.python}': ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such interpreter' : e.message}.`,
-            'Set rankscope.pythonPath (or --python) to a Python with PyTorch, e.g. /usr/bin/python3.');
+            'Choose a Python with PyTorch: the rankscope.python.interpreter setting in VS Code, --python on the command line.');
         }),
         worker.exited.then(() => { throw worker.failure('before saying hello'); }),
         new Promise<never>((_, reject) => {

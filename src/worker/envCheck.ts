@@ -1,9 +1,10 @@
-// "Rankscope: Check Fine-tuning Environment": starts the worker in `--hello` mode with the
-// interpreter the fine-tuning would use, and says exactly what is missing and how to fix it.
-// The extension shows the lines; the CLI prints them (`rankscope finetune --check`).
+// "Rankscope: Check Fine-tuning Environment": finds the interpreter the fine-tuning would use
+// (pythonDiscovery.ts), starts the worker in `--hello` mode with it, and says exactly what is
+// missing and how to fix it. The extension shows the lines; the CLI prints them (`rankscope finetune --check`).
 import { isRankscopeError } from '../core/errors';
 import { defaultPython, FinetuneWorker } from './client';
 import type { HelloMessage } from './protocol';
+import { describeDiscovery, discoverPython, noPythonError, type DiscoveryOptions, type PythonCandidate, type PythonDiscovery } from './pythonDiscovery';
 
 export interface EnvProblem {
   what: string;
@@ -19,6 +20,24 @@ export interface EnvReport {
   device?: string;
   problems: EnvProblem[];
   notes: string[];
+  /** How the interpreter was found (checkDiscoveredEnvironment). */
+  discovery?: PythonDiscovery;
+}
+
+/**
+ * Discovers the interpreter (the caller's candidates first, then the environment's) and checks
+ * it. `how` tells the user how to name an interpreter in this front end (setting or --python).
+ */
+export async function checkDiscoveredEnvironment(first: PythonCandidate[], how: string, options: DiscoveryOptions & { timeoutMs?: number } = {}): Promise<EnvReport> {
+  const discovery = await discoverPython(first, { env: options.env, systemPythons: options.systemPythons, signal: options.signal });
+  if (!discovery.chosen) {
+    const e = noPythonError(discovery, how);
+    return { ok: false, python: first[0]?.path ?? defaultPython(), problems: [{ what: e.message, fix: e.hint! }], notes: describeDiscovery(discovery).slice(1), discovery };
+  }
+  const report = await checkFinetuneEnvironment(discovery.chosen.executable, { signal: options.signal, timeoutMs: options.timeoutMs, env: options.env });
+  report.discovery = discovery;
+  report.notes.push(...describeDiscovery(discovery));
+  return report;
 }
 
 const MIN_TORCH: [number, number] = [1, 13];
@@ -33,7 +52,7 @@ export async function checkFinetuneEnvironment(python = defaultPython(), options
     const noTorch = /cannot import/.test(e.message);
     report.problems.push({
       what: noTorch ? `${python} has no PyTorch (or numpy).` : e.message.split('\n')[0],
-      fix: e.hint ?? 'Point rankscope.pythonPath (or --python) at a Python 3 with torch and numpy.',
+      fix: e.hint ?? 'Choose a Python 3 with torch and numpy: the rankscope.python.interpreter setting in VS Code, --python on the command line.',
     });
     return report;
   }

@@ -2,17 +2,17 @@
 // of initializers named in the worker's best.safetensors change (same names, dtypes, shapes;
 // nodes, metadata and every other initializer untouched), written atomically next to the input.
 import { create } from '@bufbuild/protobuf';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { RankscopeError } from '../core/errors';
 import { openOnnxModel } from '../core/formats';
 import { checkOutputPath } from '../core/fs/atomicWrite';
 import { dtypeOf, ModelProtoSchema, TensorProto_DataLocation, TensorProtoSchema, writeOnnxAtomic, GraphProtoSchema } from '../core/formats/onnx';
+import { nextFreeOutputPath } from '../core/outputPath';
 import { readSafetensors } from './safetensors';
 
-/** `<dir>/<stem>.finetuned.onnx`, next to the input. */
+/** `<dir>/<stem>.finetuned.onnx` next to the input, or `-2`, `-3`, … when taken: never an earlier result. */
 export function defaultFinetunedPath(modelPath: string): string {
-  const stem = basename(modelPath, extname(modelPath));
-  return join(dirname(resolve(modelPath)), `${stem}.finetuned.onnx`);
+  return nextFreeOutputPath(modelPath, 'finetuned');
 }
 
 export interface WriteBackResult {

@@ -89,6 +89,9 @@ const THEMES: Record<Theme, { bodyClass: string; vars: Record<string, string> }>
   },
 };
 
+/** The text colour a theme gives the views (the editor foreground). */
+export const themeForeground = (theme: Theme): string => THEMES[theme].vars['editor-foreground']!;
+
 const ORIGIN = 'https://rankscope-webview.test';
 
 export interface ViewHarness {
@@ -99,6 +102,8 @@ export interface ViewHarness {
   waitForPost(method: string, timeoutMs?: number): Promise<{ type: string; method: string; id?: number; params: unknown }>;
   notify<P>(type: NotificationType<P>, params: P): Promise<void>;
   reply(id: number, result: unknown, error?: string): Promise<void>;
+  /** Switches the theme the way VS Code's webview host does (body class, then the variables on <html>). */
+  switchTheme(theme: Theme): Promise<void>;
   /** Console errors and CSP violations seen so far. */
   problems: string[];
   close(): Promise<void>;
@@ -175,6 +180,19 @@ export async function openView(
         (m) => [...(window as unknown as { __posted: { method: string }[] }).__posted].reverse().find((x) => x.method === m),
         method, { timeout: timeoutMs });
       return handle.jsonValue() as never;
+    },
+    async switchTheme(to) {
+      // VS Code's pre/index.html `applyStyles`, in one task: swap the class, drop and re-add the variables.
+      await page.evaluate(({ bodyClass, vars }) => {
+        document.body.classList.remove('vscode-light', 'vscode-dark', 'vscode-high-contrast', 'vscode-high-contrast-light');
+        document.body.classList.add(bodyClass);
+        document.body.dataset.vscodeThemeKind = bodyClass;
+        const style = document.documentElement.style;
+        for (let i = style.length - 1; i >= 0; i--) if (style[i]!.startsWith('--vscode-')) style.removeProperty(style[i]!);
+        for (const [k, v] of Object.entries(vars)) style.setProperty(`--vscode-${k}`, v);
+      }, THEMES[to]);
+      // The view redraws in the observer's microtask; one frame later the canvas shows it.
+      await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => r(undefined))));
     },
     notify: (type, params) => send({ type: 'notification', method: type.method, params }),
     reply: (id, result, error) => send(error === undefined ? { type: 'response', id, result } : { type: 'response', id, error }),

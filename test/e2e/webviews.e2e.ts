@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
-import { launchChromium, openView, type Theme, type ViewHarness } from './harness';
+import { launchChromium, openView, themeForeground, type Theme, type ViewHarness } from './harness';
 import * as S from '../../webview/spectrum/protocol';
 import * as T from '../../webview/tradeoff/protocol';
 import * as O from '../../webview/overview/protocol';
@@ -109,6 +109,26 @@ describe('spectrum panel', () => {
     assert.equal(await rankValue(v), 96);
     assert.equal(await v.page.getByTestId('compress').evaluate((b) => (b as unknown as { disabled: boolean }).disabled), true);
     await v.page.getByText('saves parameters only up to rank 76').waitFor();
+    await v.close();
+  });
+
+  test('a factorized layer can be compressed again below its rank (issue 13 item 11)', async () => {
+    const v = await spectrum();
+    // As the host sends it: the inventory lists a factorized pair as not factorizable, with its rank.
+    const compressed: S.SpectrumSeries = { ...seriesB, layer: 'enc.fc', factorizable: false, reason: 'factorized at rank 20; it re-compresses only to a lower rank', compressedRank: 20 };
+    await v.notify(S.DidSetSeriesNotification, { series: [compressed], rank: 12 });
+    const disabled = () => v.page.getByTestId('compress').evaluate((b) => (b as unknown as { disabled: boolean }).disabled);
+    assert.equal(await disabled(), false, 'rank 12 < 20: re-compression is offered');
+    assert.doesNotMatch((await v.page.locator('body').textContent()) ?? '', /[Cc]annot (be )?compress/);
+    await v.page.getByTestId('compress').click();
+    const req = await v.waitForPost(S.CompressAtRankRequest.method);
+    assert.deepEqual(req.params, { layer: 'enc.fc', rank: 12 });
+    await v.reply(req.id!, { file: '/w/m.rankscope.onnx', paramsBefore: 9600, paramsAfter: 5760, energyKept: 0.9 });
+    await v.page.locator('canvas').focus();
+    for (let i = 0; i < 8; i++) await v.page.keyboard.press('ArrowRight');
+    assert.equal(await rankValue(v), 20);
+    assert.equal(await disabled(), true, 'at its own rank there is nothing to re-compress');
+    await v.page.getByText('Factorized at rank 20: re-compression needs a lower rank.').waitFor();
     await v.close();
   });
 
@@ -267,4 +287,73 @@ describe('fine-tune view', () => {
     await assertSafe(v);
     await v.close();
   });
+});
+
+/**
+ * The colour of the axis text a chart drew: the most frequent fully opaque grey in a strip at the left edge
+ * (the y-axis title and tick labels; a canvas is transparent where nothing is drawn). The three
+ * themes' text colours are greys; series colours and the high-contrast border are not.
+ */
+function axisInk(v: ViewHarness, selector: string): Promise<string> {
+  return v.page.locator(selector).evaluate((el) => {
+    const c = el as HTMLCanvasElement;
+    const img = c.getContext('2d')!.getImageData(0, Math.floor(c.height * 0.05), Math.floor(c.width * 0.035), Math.floor(c.height * 0.8)).data;
+    const counts = new Map<string, number>();
+    for (let i = 0; i < img.length; i += 4) {
+      if (img[i + 3]! < 250 || img[i] !== img[i + 1] || img[i] !== img[i + 2]) continue;
+      const hex = `#${[img[i]!, img[i + 1]!, img[i + 2]!].map((x) => x.toString(16).padStart(2, '0')).join('')}`;
+      counts.set(hex, (counts.get(hex) ?? 0) + 1);
+    }
+    return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 'nothing drawn';
+  });
+}
+
+/** Distance of two greys `#xxxxxx` (any channel); Infinity when nothing was drawn. */
+const greyDistance = (a: string, b: string): number => (a.startsWith('#') ? Math.abs(parseInt(a.slice(1, 3), 16) - parseInt(b.slice(1, 3), 16)) : Infinity);
+
+describe('charts follow a theme switch (issue 13 item 10)', () => {
+  // Each view with data enough to draw its axes; the theme is switched while the view stays open.
+  const views: { view: 'spectrum' | 'tradeoff' | 'finetune' | 'overview'; charts: string[]; load: (v: ViewHarness) => Promise<void> }[] = [
+    { view: 'spectrum', charts: ['canvas'], load: (v) => v.notify(S.DidSetSeriesNotification, { series: [seriesA, seriesB], modelName: 'm.onnx' }) },
+    {
+      view: 'tradeoff', charts: ['canvas'], load: (v) => v.notify(T.DidSetPointsNotification, {
+        points: [1, 2, 3].map((i) => ({ id: `e${i}`, allocation: 'energy' as const, label: `${i}`, params: 1e5 * i, fileSize: 4e5 * i, latencyMs: 1, accuracy: 0.6 + 0.1 * i })),
+        original: { name: 'm.onnx', params: 4e5, fileSize: 16e5, accuracy: 0.95 }, title: 'm',
+      }),
+    },
+    {
+      view: 'finetune', charts: ['[data-testid="loss-chart"]', '[data-testid="accuracy-chart"]'], load: async (v) => {
+        await v.notify(F.DidStartNotification, { run: { model: 'm', output: '/w/o.onnx', device: 'cpu', epochs: 2, stepsPerEpoch: 5, baselineAccuracy: 0.7 } });
+        await v.notify(F.DidStepNotification, { steps: Array.from({ length: 5 }, (_, i) => ({ epoch: 0, step: i, loss: 2 / (1 + i) })) });
+        await v.notify(F.DidEpochNotification, { epoch: { epoch: 1, valAccuracy: 0.8 } });
+      },
+    },
+    {
+      view: 'overview', charts: ['canvas'], load: (v) => v.notify(O.DidLoadNotification, {
+        summary: {
+          fileName: 'm.onnx', fileSize: 1e6, format: 'onnx', irVersion: 8, opsets: ['ai.onnx 17'], producer: 'pytorch',
+          inputs: [], outputs: [], totalParams: 2e5, factorizableParams: 1e5, layerCount: 3, compressedCount: 0,
+        },
+        kinds: [{ kind: 'MatMul', count: 2, params: 1.5e5 }, { kind: 'Conv', count: 1, params: 5e4 }],
+      }),
+    },
+  ];
+  for (const { view, charts, load } of views) {
+    test(`${view}: axis text takes each theme's colour (dark → light → high contrast → dark)`, async () => {
+      const v = await openView(browser, view, { theme: 'dark', width: 900, height: 900 });
+      await v.waitForPost('webview/ready');
+      await load(v);
+      for (const theme of ['dark', 'light', 'high-contrast', 'dark'] as const) {
+        await v.switchTheme(theme);
+        for (const chart of charts) {
+          const ink = await axisInk(v, chart);
+          // Anti-aliased glyphs: the most frequent grey can be one step off the exact colour.
+          assert.ok(greyDistance(ink, themeForeground(theme)) <= 4, `${view} ${chart} in ${theme}: axis text ${ink}, theme foreground ${themeForeground(theme)}`);
+        }
+        await v.page.screenshot({ path: join(ARTIFACTS, `theme-switch-${view}-${theme}.png`), fullPage: true });
+      }
+      await assertSafe(v);
+      await v.close();
+    });
+  }
 });

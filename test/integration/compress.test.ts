@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import * as vscode from 'vscode';
@@ -27,7 +27,7 @@ function oriented(m: number[][], like: number[][]): number[][] {
   return m[0]!.map((_, j) => m.map((row) => row[j]!));
 }
 
-suite('compress → new file → tree updated → restore', () => {
+suite('compress → new file → tree updated → restore / recompose', () => {
   let fx: Fixture;
   suiteSetup(async () => {
     fx = makeFixture();
@@ -84,14 +84,14 @@ suite('compress → new file → tree updated → restore', () => {
     assert.equal(a.session.layer('encoder.layers.1.fc2')?.compressed?.rank, fx.layers[3]!.r95, 'earlier compression kept');
   });
 
-  test('Restore Layer puts the dense weight back (= A·B) in a new file', async () => {
+  test('Recompose to Dense puts A·B back as a dense weight in a new file', async () => {
     const a = await api();
     const compressedFile = a.session.path!;
     const c = a.session.layer('head')!.compressed!;
     const ab = denseOf(compressedFile, '', c.factors);
-    const node = a.tree.nodeFor('head')!;
-    const written = await vscode.commands.executeCommand<string>('rankscope.restoreLayer', node, [node]);
-    assert.ok(written && existsSync(written) && written !== compressedFile);
+    const written = await vscode.commands.executeCommand<string>('rankscope.recomposeToDense', { layers: ['head'] });
+    assert.equal(written, join(fx.dir, 'model.rankscope-2.dense.onnx'));
+    assert.ok(existsSync(written));
     assert.equal(a.session.path, written);
     const head = a.session.layer('head')!;
     assert.equal(head.compressed, undefined);
@@ -101,7 +101,52 @@ suite('compress → new file → tree updated → restore', () => {
     const abs = oriented(ab, dense);
     let max = 0;
     for (let i = 0; i < 10; i++) for (let j = 0; j < 64; j++) max = Math.max(max, Math.abs(dense[i]![j]! - abs[i]![j]!));
-    assert.ok(max < 1e-5, `restored weight differs from A·B by ${max}`);
+    assert.ok(max < 1e-5, `recomposed weight differs from A·B by ${max}`);
+  });
+
+  test('Restore Original Weights brings back the original weight exactly (not A·B), from the recorded source', async () => {
+    const a = await api();
+    await vscode.commands.executeCommand('rankscope.openModel', join(fx.dir, 'model.rankscope-2.onnx'));
+    const target = 'encoder.layers.1.fc2'; // compressed first, from model.onnx
+    const c = a.session.layer(target)!.compressed!;
+    const node = a.tree.nodeFor(target)!;
+    const written = await vscode.commands.executeCommand<string>('rankscope.restoreOriginalWeights', node, [node], { layers: [target] });
+    assert.equal(written, join(fx.dir, 'model.rankscope-2.restored.onnx'));
+    assert.equal(a.session.path, written);
+    const layer = a.session.layer(target)!;
+    assert.equal(layer.compressed, undefined);
+    assert.ok(a.session.layer('head')?.compressed, 'the other factorized layers stay factorized');
+    const original = denseOf(fx.model, 'onnx::MatMul_103');
+    assert.deepEqual(denseOf(written, layer.weight), original, 'the weight is the original\'s, value for value');
+    const ab = oriented(denseOf(join(fx.dir, 'model.rankscope-2.onnx'), '', c.factors), original);
+    const gap = Math.max(...original.flatMap((row, i) => row.map((v, j) => Math.abs(v - ab[i]![j]!))));
+    assert.ok(gap > 1e-3, `A·B is not the original (max |Δ| ${gap}), so the test tells the two apart`);
+  });
+
+  test('Restore Original Weights refuses a changed or missing source and writes nothing', async () => {
+    const a = await api();
+    const source = join(fx.dir, 'source.onnx');
+    copyFileSync(fx.model, source);
+    await vscode.commands.executeCommand('rankscope.openModel', source);
+    const packed = await vscode.commands.executeCommand<string>('rankscope.compressLayers', { layers: ['head'], policy: { rank: 3 } });
+    assert.equal(packed, join(fx.dir, 'source.rankscope.onnx'));
+    // The source's head weight changes after compression: its hash no longer matches the record.
+    runPython(String.raw`
+import sys, onnx
+from onnx import numpy_helper
+m = onnx.load(sys.argv[1])
+for i, t in enumerate(m.graph.initializer):
+    if t.name == "head.weight":
+        m.graph.initializer[i].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t) + 0.5, t.name))
+onnx.save(m, sys.argv[1])`, [source]);
+    assert.equal(await vscode.commands.executeCommand('rankscope.restoreOriginalWeights', { layers: ['head'] }), undefined);
+    assert.ok(!existsSync(join(fx.dir, 'source.rankscope.restored.onnx')), 'nothing written for a changed source');
+    assert.equal(a.session.path, packed);
+    rmSync(source);
+    assert.equal(await vscode.commands.executeCommand('rankscope.restoreOriginalWeights', { layers: ['head'] }), undefined);
+    assert.ok(!existsSync(join(fx.dir, 'source.rankscope.restored.onnx')), 'nothing written for a missing source');
+    // Recompose needs no source.
+    assert.equal(await vscode.commands.executeCommand('rankscope.recomposeToDense', { layers: ['head'] }), join(fx.dir, 'source.rankscope.dense.onnx'));
   });
 
   test('Compress Model to Budget removes at least half of the factorizable parameters', async () => {

@@ -1,9 +1,9 @@
 import * as assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
-import { api, openAndSettle, waitFor } from './api';
+import { api, openAndSettle, waitFor, workspaceDir } from './api';
 import { makeFixture } from './fixtures';
 
 const config = () => vscode.workspace.getConfiguration('rankscope');
@@ -39,6 +39,23 @@ suite('settings', () => {
     await waitFor('cache files', () => existsSync(dir) && readdirSync(dir, { recursive: true }).length > 0);
     await config().update('cache.maxSizeMB', 0, vscode.ConfigurationTarget.Workspace);
     assert.equal(a.session.cacheDir(), undefined);
+  });
+
+  test('Sort Layers… stores the order in the user\'s settings, not in the workspace\'s .vscode/settings.json', async () => {
+    const a = await api();
+    await config().update('layers.sortBy', undefined, vscode.ConfigurationTarget.Workspace);
+    const workspaceSettings = join(workspaceDir(), '.vscode', 'settings.json');
+    const before = existsSync(workspaceSettings) ? readFileSync(workspaceSettings, 'utf8') : undefined;
+    try {
+      assert.equal(await vscode.commands.executeCommand('rankscope.sortLayers', 'params'), 'params');
+      await waitFor('flat list', () => a.tree.sortOrder === 'params');
+      assert.equal(config().inspect('layers.sortBy')?.globalValue, 'params');
+      assert.equal(config().inspect('layers.sortBy')?.workspaceValue, undefined);
+      assert.equal(existsSync(workspaceSettings) ? readFileSync(workspaceSettings, 'utf8') : undefined, before, '.vscode/settings.json changed');
+    } finally {
+      await config().update('layers.sortBy', undefined, vscode.ConfigurationTarget.Global);
+    }
+    await waitFor('module order again', () => a.tree.sortOrder === 'module');
   });
 
   test('layers.sortBy drives the tree', async () => {

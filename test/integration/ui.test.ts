@@ -2,11 +2,12 @@
 // keyboard's Enter (the workbench's accept command), the spectrum panel's "Compress at this rank",
 // the status bar, the sample model.
 import * as assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
-import { api, openAndSettle } from './api';
-import { makeFixture, type Fixture } from './fixtures';
+import { api, openAndSettle, workspaceDir } from './api';
+import { fileHash, makeFixture, type Fixture } from './fixtures';
 
 /** Presses Enter in whatever quick input is open until `pending` settles. */
 async function acceptUntilDone<T>(pending: Thenable<T>, timeoutMs = 60_000): Promise<T> {
@@ -55,17 +56,46 @@ suite('driven like a person', () => {
     await assert.rejects(a.spectrum.compressAtRank('encoder.layers.0.fc2', 65), /exceeds min\(out, in\) = 64/);
   });
 
-  test('Open Sample Model opens the bundled sample when there is one', async () => {
+  test('Recompose to Dense from the tree asks for the file name like Compress does, proposing the next free one', async () => {
+    const a = await api();
+    const node = a.tree.nodeFor('encoder.layers.0.fc2')!; // compressed by the spectrum test above
+    assert.ok(a.session.layer('encoder.layers.0.fc2')?.compressed);
+    const stem = a.session.path!.replace(/\.onnx$/, '');
+    // The previous test's "Show in Layers" moves the focus a moment later, which would close an input box.
+    await new Promise((r) => setTimeout(r, 2000));
+    let done = false;
+    const pending = Promise.resolve(vscode.commands.executeCommand<string>('rankscope.recomposeToDense', node, [node])).finally(() => { done = true; });
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(done, false, `it waits for the file name (returned ${done ? await pending : ''})`);
+    const written = await acceptUntilDone(pending);
+    assert.equal(written, `${stem}.dense.onnx`, 'Enter accepted the proposed name');
+    assert.ok(existsSync(written));
+  });
+
+  test('Open Sample Model copies the sample into the workspace and opens the Transformer there; the install folder stays as shipped', async () => {
     const a = await api();
     const ext = vscode.extensions.getExtension('rankscope.rankscope')!;
-    const dir = join(ext.extensionPath, 'media', 'samples');
-    const sample = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.onnx')).sort()[0] : undefined;
+    const bundled = join(ext.extensionPath, 'media', 'samples');
+    const shipped = readdirSync(bundled).sort();
+    const copy = join(workspaceDir(), 'rankscope-sample');
     const opened = await vscode.commands.executeCommand<string | undefined>('rankscope.openSampleModel');
-    if (sample) {
-      assert.equal(opened, join(dir, sample));
-      assert.ok(a.session.model!.layers.length > 0);
-    } else {
-      assert.equal(opened, undefined, 'no sample: a clear error, nothing opened');
-    }
+    assert.equal(opened, join(copy, 'skeleton-transformer.onnx'), 'the model media/samples/README.md and the task file describe');
+    assert.equal(a.session.path, opened);
+    for (const f of ['skeleton-transformer.onnx', 'skeleton-actions.npz', 'rankscope.json']) assert.ok(existsSync(join(copy, f)), `${f} copied`);
+    assert.equal(fileHash(join(copy, 'skeleton-transformer.onnx')), fileHash(join(bundled, 'skeleton-transformer.onnx')));
+    // The copied task file: the same text (formatting and all) without the $schema that pointed into the source tree.
+    const text = readFileSync(join(copy, 'rankscope.json'), 'utf8');
+    assert.ok(!text.includes('$schema'));
+    assert.equal(text, readFileSync(join(bundled, 'rankscope.json'), 'utf8').replace(/\n\s*"\$schema": [^\n]*/, ''));
+    // Work on the sample lands next to the copy.
+    const layer = a.session.model!.layers.find((l) => l.factorizable)!.name;
+    const written = await vscode.commands.executeCommand<string>('rankscope.compressLayers', { layers: [layer], policy: { rank: 4 } });
+    assert.equal(written, join(copy, 'skeleton-transformer.rankscope.onnx'));
+    assert.deepEqual(readdirSync(bundled).sort(), shipped, 'nothing written into the extension\'s install folder');
+    // Opening it again reuses the copy (the compressed model stays); another folder gets its own.
+    assert.equal(await vscode.commands.executeCommand('rankscope.openSampleModel'), opened);
+    assert.ok(existsSync(written));
+    const elsewhere = mkdtempSync(join(tmpdir(), 'rankscope-sample-'));
+    assert.equal(await vscode.commands.executeCommand('rankscope.openSampleModel', { folder: elsewhere }), join(elsewhere, 'rankscope-sample', 'skeleton-transformer.onnx'));
   });
 });

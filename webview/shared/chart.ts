@@ -59,13 +59,34 @@ export function applyThemeDefaults(c: ThemeColors): void {
   Chart.defaults.maintainAspectRatio = false;
 }
 
-/** Calls `fn` with fresh colours whenever VS Code switches theme (it changes the body class). */
+/**
+ * Writes the theme's colours into a chart's own options. Chart.js copies the defaults it sees when
+ * a chart is created into that chart's scale options (ticks, title, grid and border colours), so
+ * new defaults alone leave the axes of an existing chart in the previous theme's colours.
+ */
+export function applyThemeToChart(chart: AnyChart, c: ThemeColors): void {
+  for (const scale of Object.values(chart.options.scales ?? {}) as Record<string, Record<string, unknown> | undefined>[]) {
+    if (!scale) continue;
+    for (const [part, key, color] of [['ticks', 'color', c.foreground], ['title', 'color', c.foreground], ['grid', 'color', c.grid], ['border', 'color', c.grid]] as const) {
+      if (scale[part]) scale[part][key] = color;
+    }
+  }
+  const legend = chart.options.plugins?.legend as { labels?: { color?: string } } | undefined;
+  if (legend?.labels) legend.labels.color = c.foreground;
+}
+
+/**
+ * Calls `fn` with fresh colours whenever VS Code switches theme. VS Code's webview host swaps the
+ * body's theme class and the `--vscode-*` variables in one task, so the observer (a microtask)
+ * reads the new variables. Every live chart gets the new colours before `fn` redraws it.
+ */
 export function onThemeChange(fn: (c: ThemeColors) => void): void {
   new MutationObserver(() => {
     const c = themeColors();
     applyThemeDefaults(c);
+    for (const chart of Object.values(Chart.instances) as AnyChart[]) applyThemeToChart(chart, c);
     fn(c);
-  }).observe(document.body, { attributes: true, attributeFilter: ['class'] });
+  }).observe(document.body, { attributes: true, attributeFilter: ['class', 'data-vscode-theme-id'] });
 }
 
 // Chart's generics are invariant through its plugin hooks, so helpers that serve every chart

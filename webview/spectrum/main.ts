@@ -216,7 +216,10 @@ function renderCut(): void {
   const pct = cut.paramsBefore > 0 ? cut.saved / cut.paramsBefore : 0;
   replace(paramsText, `params ${formatCount(cut.paramsBefore)} → ${formatCount(cut.paramsAfter)} (${pct >= 0 ? '−' : '+'}${formatPercent(Math.abs(pct))})`);
   replace(energyText, `energy kept ${formatPercent(cut.energyKept, 2)}`);
-  const why = !f.factorizable ? `Cannot compress this layer: ${f.reason ?? 'not factorizable'}.`
+  // A factorized layer re-compresses to any lower rank (the core re-factorizes A·B).
+  const k = f.compressedRank;
+  const why = k !== undefined ? (cut.rank >= k ? `Factorized at rank ${k}: re-compression needs a lower rank.` : '')
+    : !f.factorizable ? `Cannot compress this layer: ${f.reason ?? 'not factorizable'}.`
     : cut.saved <= 0 ? `No saving at rank ${cut.rank}: factorizing saves parameters only up to rank ${cut.breakEvenRank}.`
       : '';
   replace(warning, why);

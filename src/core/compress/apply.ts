@@ -1,10 +1,12 @@
 // Applying a plan: factorize each planned layer and rewrite the graph, in memory (applyPlan, for
-// sweeps) or to a new file (compressToFile). restoreLayers is the inverse.
+// sweeps) or to a new file (compressToFile). The inverses: restoreOriginalLayers (the source's
+// weights, hash-checked) and recomposeLayers (A·B as a dense weight).
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { RankscopeError, throwIfCancelled } from '../errors';
-import { makeTensorProto, type ModelProto, type NodeProto, type OnnxModel } from '../formats/onnx';
+import { makeTensorProto, openOnnx, type ModelProto, type NodeProto, type OnnxModel, type TensorProto } from '../formats/onnx';
 import { COMPRESSED_METADATA_KEY } from '../formats/onnx';
-import type { DType, Layer } from '../model/types';
+import type { DType, Layer, Tensor } from '../model/types';
 import { factorize, frobeniusSquared, multiply, type Factors } from './factor';
 import { factorInWorkers, type GroupFactors } from './pool';
 import { GraphEditor } from './graph';
@@ -82,7 +84,7 @@ export function applyPlan(model: OnnxModel, plan: Plan, options: ApplyOptions = 
     dropTensors.push(layer.weight);
     entries.push({
       layer: layer.name, weight: layer.weight, factors: [names.a, names.b], rank: row.k, originalShape: [...layer.shape],
-      energyKept, method: METHOD, sourceFile: resolve(model.summary.path),
+      energyKept, method: METHOD, sourceFile: resolve(model.summary.path), sourceHash: row.weightHash,
       layout: layer.layout, groups: groups.length, tensorShape: [...layer.tensorShape], dtype: layer.dtype,
       ...(editor.localName(layer.weight) !== layer.weight && { weightLocal: editor.localName(layer.weight) }),
       graph: { uses: rewritten.map((r) => ({ original: nodeToJson(r.original), pair: r.pair })), via: via.map(nodeToJson) },
@@ -203,36 +205,95 @@ export async function compressToFile(model: OnnxModel, plan: Plan, outPath: stri
   return { path: resolve(outPath), proto, bytes };
 }
 
-/** Recomposes A·B of each named layer into a dense weight, restoring the original nodes; writes a new file. */
-export async function restoreLayers(model: OnnxModel, names: string[], outPath: string, options: ApplyOptions = {}): Promise<WriteResult & { restored: { layer: string; sourceFile?: string }[] }> {
+export type RestoredLayer = { layer: string; weight: string; sourceFile?: string; from: 'original' | 'recomposed' };
+
+/** Recomposes A·B of each named layer into a dense weight, restoring the original nodes; writes a new file. The compression error stays. */
+export async function recomposeLayers(model: OnnxModel, names: string[], outPath: string, options: ApplyOptions = {}): Promise<WriteResult & { restored: RestoredLayer[] }> {
   checkOutputPath(outPath, { inputs: [model.path] });
-  const { proto, restored } = restoreInMemory(model, names, options);
+  const { proto, restored } = restoreInMemory(model, names, recomposed(model), options);
   const bytes = await writeOnnxAtomic(outPath, proto, { externalData: 'auto', sourceDir: model.dir, inputs: [model.path], signal: options.signal });
   return { path: resolve(outPath), proto, restored, bytes };
 }
 
-export function restoreInMemory(model: OnnxModel, names: string[], options: ApplyOptions = {}): { proto: ModelProto; restored: { layer: string; weight: string; sourceFile?: string }[] } {
+/**
+ * Puts back each named layer's original weight, read from the source model its record names
+ * (sourceFile) and checked against the hash recorded at compression; restores the original
+ * nodes; writes a new file. Refuses (NOT_FOUND / PLAN_MISMATCH) when the source is gone, lacks
+ * the weight or holds different values, naming recomposeLayers as the way that needs no source.
+ */
+export async function restoreOriginalLayers(model: OnnxModel, names: string[], outPath: string, options: ApplyOptions = {}): Promise<WriteResult & { restored: RestoredLayer[] }> {
+  checkOutputPath(outPath, { inputs: [model.path] });
   const entries = readEntries(model.proto);
-  const editor = new GraphEditor(model.proto);
-  const dropTensors: string[] = [];
-  const restored: { layer: string; weight: string; sourceFile?: string }[] = [];
+  const sources = new Map<string, OnnxModel>();
+  const originals = new Map<string, Tensor>();
+  const instead = 'Use "Recompose to Dense" (CLI: --recompose), which rebuilds the weight from A·B and needs no source.';
   for (const name of names) {
-    throwIfCancelled(options.signal);
-    const entry = entries.find((e) => e.layer === name);
-    if (!entry) {
-      const known = entries.map((e) => e.layer).join(', ') || 'none';
-      throw new RankscopeError('NOT_FOUND', `Layer '${name}' is not a layer Rankscope factorized (factorized layers: ${known}).`);
+    const entry = requireEntry(entries, name);
+    const file = entry.sourceFile;
+    if (!file) throw new RankscopeError('NOT_FOUND', `Layer '${name}': the model does not record which file it was compressed from.`, instead);
+    if (!entry.sourceHash) {
+      throw new RankscopeError('NOT_FOUND', `Layer '${name}': the record has no hash of the original weight (written by an older Rankscope), so the weight in ${file} cannot be checked.`, instead);
     }
+    let source = sources.get(file);
+    if (!source) {
+      if (!existsSync(file)) throw new RankscopeError('NOT_FOUND', `Layer '${name}': its source model ${file} is gone.`, `Put the original model back at that path, or: ${instead}`);
+      source = await openOnnx(file, { signal: options.signal });
+      sources.set(file, source);
+    }
+    const tensor = source.tensor(entry.weight);
+    if (!tensor) throw new RankscopeError('PLAN_MISMATCH', `Layer '${name}': ${file} no longer holds its weight '${entry.weight}'.`, instead);
+    if (tensor.hash() !== entry.sourceHash) {
+      throw new RankscopeError('PLAN_MISMATCH', `Layer '${name}': the weight '${entry.weight}' in ${file} has changed since compression (hash mismatch).`, instead);
+    }
+    originals.set(name, tensor);
+  }
+  const { proto, restored } = restoreInMemory(model, names, (entry, weight) => {
+    const t = originals.get(entry.layer)!;
+    return makeTensorProto(weight, t.dtype, t.shape, t.bytes().slice());
+  }, options, 'original');
+  const inputs = [model.path, ...[...sources.values()].map((m) => m.path)];
+  const bytes = await writeOnnxAtomic(outPath, proto, { externalData: 'auto', sourceDir: model.dir, inputs, signal: options.signal });
+  return { path: resolve(outPath), proto, restored, bytes };
+}
+
+function requireEntry(entries: RankscopeEntry[], name: string): RankscopeEntry {
+  const entry = entries.find((e) => e.layer === name);
+  if (!entry) {
+    const known = entries.map((e) => e.layer).join(', ') || 'none';
+    throw new RankscopeError('NOT_FOUND', `Layer '${name}' is not a layer Rankscope factorized (factorized layers: ${known}).`);
+  }
+  return entry;
+}
+
+/** The dense weight as A·B of the model's factors. */
+function recomposed(model: OnnxModel): (entry: RankscopeEntry, weight: string) => TensorProto {
+  return (entry, weight) => {
     const [a, b] = entry.factors.map((n) => model.tensor(n));
-    if (!a || !b) throw new RankscopeError('CORRUPT', `Layer '${name}': factor tensors ${entry.factors.join(', ')} are missing.`);
+    if (!a || !b) throw new RankscopeError('CORRUPT', `Layer '${entry.layer}': factor tensors ${entry.factors.join(', ')} are missing.`);
     const groups = loadFactors(entry.layout, { dims: a.shape, data: a.toFloat32() }, { dims: b.shape, data: b.toFloat32() }, entry.groups);
     const dense = storeDense(entry.layout, groups.map((g) => ({ m: g.m, n: g.n, data: multiply(g.a, g.b, g.m, g.k, g.n) })), entry.tensorShape);
     // The stored shape as it was (a weight reshaped on its way to the node: same row-major values).
-    const dims = dense.dims.reduce((a, d) => a * d, 1) === entry.tensorShape.reduce((a, d) => a * d, 1) ? entry.tensorShape : dense.dims;
+    const dims = dense.dims.reduce((x, d) => x * d, 1) === entry.tensorShape.reduce((x, d) => x * d, 1) ? entry.tensorShape : dense.dims;
+    return makeTensorProto(weight, entry.dtype as DType, dims, dense.data);
+  };
+}
+
+/** The graph with each named layer's original nodes back around the dense weight `denseFor` gives (A·B, or the original's). */
+export function restoreInMemory(
+  model: OnnxModel, names: string[], denseFor: (entry: RankscopeEntry, weightName: string) => TensorProto = recomposed(model),
+  options: ApplyOptions = {}, from: RestoredLayer['from'] = 'recomposed',
+): { proto: ModelProto; restored: RestoredLayer[] } {
+  const entries = readEntries(model.proto);
+  const editor = new GraphEditor(model.proto);
+  const dropTensors: string[] = [];
+  const restored: RestoredLayer[] = [];
+  for (const name of names) {
+    throwIfCancelled(options.signal);
+    const entry = requireEntry(entries, name);
     // Back as a main-graph initializer (visible in subgraphs), under its own name when free.
     const local = entry.weightLocal ?? entry.weight;
     const weight = editor.unique(local);
-    editor.addInitializer(makeTensorProto(weight, entry.dtype as DType, dims, dense.data));
+    editor.addInitializer(denseFor(entry, weight));
     const via = entry.graph.via.map(nodeFromJson);
     if (weight !== local) for (const v of via) v.input = v.input.map((i) => (i === local ? weight : i));
     editor.prepend(via);
@@ -246,12 +307,13 @@ export function restoreInMemory(model: OnnxModel, names: string[], options: Appl
     }
     dropTensors.push(...entry.factors);
     entries.splice(entries.indexOf(entry), 1);
-    restored.push({ layer: name, weight, sourceFile: entry.sourceFile });
+    restored.push({ layer: name, weight, sourceFile: entry.sourceFile, from });
   }
   // Factor transposes/casts in front of the graph die with the factors.
   const refNodes = editor.graph.node.filter((n) => (n.opType === 'Transpose' || n.opType === 'Cast') && dropTensors.includes(n.input[0]));
   const out = editor.finish({ nodes: refNodes, tensors: dropTensors });
   const previous = JSON.parse(model.summary.metadata[RESTORED_METADATA_KEY] ?? '[]') as unknown[];
+  // `from` says whether the weight is the original's or A·B (which keeps the compression error).
   let props = withMetadata(out, COMPRESSED_METADATA_KEY, entries.length ? JSON.stringify(entries) : undefined);
   props = withMetadata({ ...out, metadataProps: props }, RESTORED_METADATA_KEY, JSON.stringify([...previous, ...restored]));
   return { proto: { ...out, metadataProps: props }, restored };

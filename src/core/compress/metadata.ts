@@ -6,10 +6,12 @@ import { COMPRESSED_METADATA_KEY, NodeProtoSchema, parseCompressedEntries, readC
 import type { DType, MatrixLayout, Model } from '../model/types';
 
 export const METHOD = 'svd-balanced';
-/** Layers restored to dense: `[{ layer, weight, sourceFile }]`. */
+/** Layers restored to dense: `[{ layer, weight, sourceFile, from: 'original' | 'recomposed' }]`. */
 export const RESTORED_METADATA_KEY = 'rankscope.restored';
 
 export interface RankscopeEntry extends CompressedEntry {
+  /** Tensor hash (Tensor.hash) of the original weight in sourceFile, checked before restoring from it. */
+  sourceHash?: string;
   /** How A and B are stored (rewrite.ts). */
   layout: MatrixLayout;
   groups: number;

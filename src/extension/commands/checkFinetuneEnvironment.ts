@@ -1,25 +1,34 @@
-// Check Fine-tuning Environment: WORKER's check (starts the worker in --hello mode with the
-// interpreter fine-tuning would use) shown as a notification, details in the log.
+// Check Fine-tuning Environment: finds the interpreter fine-tuning would use (the setting, the
+// Python extension's, then the environment's; the first with torch), starts the worker in --hello
+// mode with it and shows the result as a notification — with "Open Settings" when no Python has
+// torch — details in the log. Tests pass `{ discovery: { env, systemPythons } }`.
 import * as vscode from 'vscode';
-import { checkFinetuneEnvironment as check, formatEnvReport } from '../../worker/envCheck';
+import { checkDiscoveredEnvironment, formatEnvReport } from '../../worker/envCheck';
+import type { DiscoveryOptions } from '../../worker/pythonDiscovery';
 import { log } from '../log';
 import { withCancellableProgress } from '../progress';
-import { pythonInterpreter } from '../python';
+import { extensionCandidates, openPythonSetting, PYTHON_HOW } from '../python';
 import type { RankscopeCommand } from './command';
+import { optionsArg } from './layerArgs';
 
 export const checkFinetuneEnvironment: RankscopeCommand = {
   id: 'rankscope.checkFinetuneEnvironment',
   action: 'Check fine-tuning environment',
-  run: async () => {
-    const python = await pythonInterpreter();
-    const report = await withCancellableProgress(`Checking ${python.path}`, (signal) => check(python.path, { signal }));
+  run: async (_s, ...args) => {
+    const discovery = optionsArg<{ discovery: Pick<DiscoveryOptions, 'env' | 'systemPythons'> }>(args).discovery ?? {};
+    const first = await extensionCandidates();
+    const report = await withCancellableProgress('Looking for Python with PyTorch', (signal) =>
+      checkDiscoveredEnvironment(first, PYTHON_HOW, { ...discovery, signal }));
     for (const line of formatEnvReport(report)) log().info(line);
-    log().info(`(interpreter from ${python.source})`);
-    const first = report.ok
-      ? `Rankscope: fine-tuning is ready on ${report.device}. ${report.notes[0] ?? ''}`
+    const text = report.ok
+      ? `Rankscope: fine-tuning is ready on ${report.device} with ${report.python}. ${report.notes[0] ?? ''}`
       : `Rankscope: fine-tuning cannot run: ${report.problems.map((p) => `${p.what} Fix: ${p.fix}`).join(' ')}`;
+    const buttons = report.ok ? ['Show Log'] : [openPythonSetting.title, 'Show Log'];
     const show = report.ok ? vscode.window.showInformationMessage : vscode.window.showWarningMessage;
-    void show(first, 'Show Log').then((c) => c && log().show(true));
+    void show(text, ...buttons).then((c) => {
+      if (c === 'Show Log') log().show(true);
+      else if (c === openPythonSetting.title) void vscode.commands.executeCommand(openPythonSetting.command, ...openPythonSetting.args);
+    });
     return report;
   },
 };

@@ -1,17 +1,25 @@
-// Fine-tune Compressed Model…: asks for the model (default: the open one), the data (default:
-// rankscope.json's), epochs, learning rate, device and distillation; runs WORKER's `finetune`
+// Fine-tune Compressed Model…: first finds a Python with PyTorch (python.ts; before any prompt, so
+// a missing torch is said at once), then asks for the model (default: the open one), the data
+// (default: rankscope.json's), epochs, learning rate, device, distillation and the output file
+// (the next free `model.finetuned.onnx`; an existing file is never replaced without asking); runs WORKER's `finetune`
 // (export → Python/PyTorch worker → write-back → ONNX Runtime check) under a cancellable progress
 // notification while the fine-tune view draws the curves; then offers to open the result.
-// Tests pass `{ model, data, epochs, lr, device, distill, preset, out }` to skip the prompts.
-import { basename } from 'node:path';
+// Tests pass `{ model, data, epochs, lr, device, distill, preset, out }` to skip the prompts
+// (without `out`: the next free name) and `discovery` to steer the interpreter search.
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import * as vscode from 'vscode';
 import { RankscopeError } from '../../core/errors';
 import { finetune as runFinetune, type FinetuneRequest } from '../../worker/finetune';
 import { numberProblem, TRAINING_DEFAULTS } from '../../worker/trainingOptions';
+import type { DiscoveryOptions } from '../../worker/pythonDiscovery';
 import { defaultFinetunedPath } from '../../worker/writeBack';
+import { askOutputPath } from '../compress';
 import { readWorkspaceTask, taskPath } from '../evalTask';
 import { formatPercent } from '../../core/format';
 import { isCancellation, log, noLinks } from '../log';
+import { withCancellableProgress } from '../progress';
 import { pythonInterpreter } from '../python';
 import { settings } from '../settings';
 import type { RankscopeCommand, Services } from './command';
@@ -28,16 +36,19 @@ export interface FinetuneOptions {
   /** Distil from the uncompressed original (the model's recorded source file). */
   distill: boolean;
   out: string;
+  /** For tests: the environment the interpreter search reads (PATH, VIRTUAL_ENV…) and the system Pythons. */
+  discovery: Pick<DiscoveryOptions, 'env' | 'systemPythons'>;
 }
 
-async function ask(s: Services, given: Partial<FinetuneOptions>): Promise<FinetuneOptions | undefined> {
-  const task = await readWorkspaceTask();
+async function ask(s: Services, given: Partial<FinetuneOptions>): Promise<Omit<FinetuneOptions, 'discovery'> | undefined> {
+  const scripted = Object.keys(given).length > 0;
   let model = given.model ?? s.session.path;
   if (!model || (!given.model && !s.session.model?.layers.some((l) => l.compressed))) {
     const picked = await vscode.window.showOpenDialog({ title: 'Compressed model to fine-tune', filters: { 'ONNX models': ['onnx'] }, openLabel: 'Fine-tune' });
     model = picked?.[0]?.fsPath;
   }
   if (!model) return undefined;
+  const task = await readWorkspaceTask(model);
   let data = given.data ?? (task?.task.data ? taskPath(task.path, task.task.data) : undefined);
   if (!data) {
     const picked = await vscode.window.showOpenDialog({ title: 'Training data (.npz with x_train, y_train, x_test, y_test)', filters: { 'NumPy archives': ['npz'] }, openLabel: 'Use Data' });
@@ -71,14 +82,34 @@ async function ask(s: Services, given: Partial<FinetuneOptions>): Promise<Finetu
   }
   if (distill === undefined) return undefined;
   const preset = given.preset !== undefined ? given.preset : task?.task.preset === 'ntu' ? 'ntu' : null;
-  return { model, data, preset, epochs, lr, device, distill, batchSize: given.batchSize ?? TRAINING_DEFAULTS.batchSize, out: given.out ?? defaultFinetunedPath(model) };
+  const out = given.out !== undefined ? await confirmReplace(given.out)
+    : scripted ? defaultFinetunedPath(model) : await askOutputPath(model, 'finetuned', 'Write the fine-tuned model to');
+  if (!out) return undefined;
+  return { model, data, preset, epochs, lr, device, distill, batchSize: given.batchSize ?? TRAINING_DEFAULTS.batchSize, out };
+}
+
+/** `out` when it is free; when it exists, only after the user said to replace it. */
+async function confirmReplace(out: string): Promise<string | undefined> {
+  if (!existsSync(out)) return out;
+  const choice = await vscode.window.showWarningMessage(`${basename(out)} exists. Replace it with the new fine-tuned model?`, { modal: true }, 'Replace');
+  return choice === 'Replace' ? out : undefined;
+}
+
+/** The worker's checkpoints and exported graph: in the extension's storage, not the user's folder. */
+function workDirFor(s: Services, out: string): string {
+  const root = (s.context.storageUri ?? s.context.globalStorageUri).fsPath;
+  return join(root, 'finetune', `${basename(out)}-${createHash('sha256').update(resolve(out)).digest('hex').slice(0, 12)}`);
 }
 
 export const finetune: RankscopeCommand = {
   id: 'rankscope.finetune',
   action: 'Fine-tune',
   run: async (s, ...args) => {
-    const o = await ask(s, optionsArg<FinetuneOptions>(args));
+    const given = optionsArg<FinetuneOptions>(args);
+    // The interpreter first: no prompt is worth answering when no Python has torch.
+    const { discovery, ...rest } = given;
+    const python = await withCancellableProgress('Looking for Python with PyTorch', (signal) => pythonInterpreter({ ...discovery, signal }));
+    const o = await ask(s, rest);
     if (!o) return undefined;
     let teacher: string | undefined;
     if (o.distill) {
@@ -86,10 +117,9 @@ export const finetune: RankscopeCommand = {
       teacher = opened?.layers.find((l) => l.compressed?.sourceFile)?.compressed?.sourceFile;
       if (!teacher) throw new RankscopeError('BAD_ARGUMENT', `${basename(o.model)} does not record its original model, so there is no teacher to distil from.`, 'Fine-tune with labels only.');
     }
-    const python = await pythonInterpreter();
     // Distillation and every option not asked for take the shared defaults (trainingOptions.ts).
     const req: FinetuneRequest = {
-      model: o.model, out: o.out, worker: { python: python.path }, teacher,
+      model: o.model, out: o.out, worker: { python: python.path }, teacher, workDir: workDirFor(s, o.out),
       data: { path: o.data, preset: o.preset },
       training: { epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, device: o.device === 'cuda' ? 'cuda:0' : o.device },
     };

@@ -10,7 +10,7 @@ import { exportReport } from './exportReport';
 import { finetune } from './finetune';
 import { openModel } from './openModel';
 import { openSampleModel } from './openSampleModel';
-import { restoreLayer } from './restoreLayer';
+import { recomposeToDense, restoreOriginalWeights } from './restoreLayer';
 import { showInLayers } from './showInLayers';
 import { showLog } from './showLog';
 import { showSpectrum } from './showSpectrum';
@@ -18,7 +18,7 @@ import { showTradeoff } from './showTradeoff';
 import { sortLayers } from './sortLayers';
 
 export const commands: RankscopeCommand[] = [
-  openModel, openSampleModel, closeModel, compressLayer, compressLayers, compressModelToBudget, restoreLayer,
+  openModel, openSampleModel, closeModel, compressLayer, compressLayers, compressModelToBudget, restoreOriginalWeights, recomposeToDense,
   showSpectrum, showInLayers, copyName, sortLayers, showTradeoff, finetune, checkFinetuneEnvironment,
   configureEvalData, exportReport, showLog,
 ];

@@ -46,13 +46,13 @@ function toPoint(p: SweepPoint): TradeoffPoint {
 /** The sweep for the open model, or undefined when the user backed out of configuring data. */
 async function prepare(session: ModelSession, given: Partial<TradeoffOptions>): Promise<{ title: string; run: SweepRunner; spectra: () => LayerSpectrum[] } | undefined> {
   const model = onnxModel(session.requireModel());
-  let task = await readWorkspaceTask();
+  let task = await readWorkspaceTask(session.path);
   if (!task?.task.data) {
     const choice = await vscode.window.showInformationMessage(
       'Rankscope: the trade-off needs evaluation data (an .npz with inputs and labels).', 'Configure Evaluation Data…');
     if (!choice) return undefined;
     await vscode.commands.executeCommand('rankscope.configureEvalData');
-    task = await readWorkspaceTask();
+    task = await readWorkspaceTask(session.path);
     if (!task?.task.data) return undefined;
   }
   const s = settings();

@@ -8,7 +8,11 @@ const orders: { order: SortOrder; label: string; detail: string }[] = [
   { order: 'compressibility', label: 'Compressibility', detail: 'Most parameters saved at the default energy first' },
 ];
 
-/** Sort Layers…: stored in the `rankscope.layers.sortBy` setting, which the tree follows. */
+/**
+ * Sort Layers…: stored in the `rankscope.layers.sortBy` setting, which the tree follows — in the
+ * user's settings, never a new `.vscode/settings.json` in their project; only where a workspace
+ * (folder) value already overrides the user's is that one changed, so the choice takes effect.
+ */
 export const sortLayers: RankscopeCommand = {
   id: 'rankscope.sortLayers',
   action: 'Sort layers',
@@ -23,8 +27,11 @@ export const sortLayers: RankscopeCommand = {
       order = picked?.order;
     }
     if (!order) return undefined;
-    const target = vscode.workspace.workspaceFolders ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
-    await vscode.workspace.getConfiguration('rankscope').update('layers.sortBy', order, target);
+    const config = vscode.workspace.getConfiguration('rankscope');
+    const where = config.inspect('layers.sortBy');
+    const target = where?.workspaceFolderValue !== undefined ? vscode.ConfigurationTarget.WorkspaceFolder
+      : where?.workspaceValue !== undefined ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
+    await config.update('layers.sortBy', order, target);
     return order;
   },
 };

@@ -2,7 +2,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openOnnx } from '../../../src/core/formats/onnx';
@@ -72,16 +72,42 @@ test('a hand-edited plan is applied with the edited rank', async () => {
   assert.ok(!m.layers.find((l) => l.name === 'c2')!.compressed, 'unselected layers stay dense');
 });
 
-test('--restore recomposes a factorized layer, naming its source file', async () => {
+test('--recompose makes a factorized layer dense as A·B, naming its source file', async () => {
   const packed = join(dir, 'packed.onnx');
   assert.equal(cli(model, '-o', packed, '--rank', '6', '--layers', 'c1*').code, 0);
   const restored = join(dir, 'restored.onnx');
-  const r = cli(packed, '-o', restored, '--restore', 'c1');
+  const r = cli(packed, '-o', restored, '--recompose', 'c1');
   assert.equal(r.code, 0, r.err);
-  assert.match(r.out, new RegExp(`restored c1 \\(recomposed A·B; original from ${model.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\)`));
+  assert.match(r.out, new RegExp(`recomposed c1 to dense A·B \\(original was ${model.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\)`));
   const m = await openOnnx(restored);
   assert.ok(!m.layers.find((l) => l.name === 'c1')!.compressed);
   assert.ok(m.layers.find((l) => l.name === 'c1d')!.compressed, 'the other factorized layer stays');
+});
+
+test('--restore puts back the original weights byte for byte; a changed or missing source is refused (exit 2)', async () => {
+  const source = join(dir, 'source.onnx');
+  copyFileSync(model, source);
+  const packed = join(dir, 'packed-from-source.onnx');
+  assert.equal(cli(source, '-o', packed, '--rank', '6', '--layers', 'c1').code, 0);
+  const out = join(dir, 'restored-original.onnx');
+  const r = cli(packed, '-o', out, '--restore', 'c1');
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, new RegExp(`^restored c1: original weights from ${source.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'));
+  const [orig, back] = [await openOnnx(source), await openOnnx(out)];
+  const weight = (m: typeof orig) => Buffer.from(m.tensor(m.layers.find((l) => l.name === 'c1')!.weight)!.bytes());
+  assert.ok(!back.layers.find((l) => l.name === 'c1')!.compressed);
+  assert.ok(weight(back).equals(weight(orig)), 'the original bytes, not A·B');
+  // Same names and shapes, other values (the low-rank fixture): the recorded hash does not match.
+  copyFileSync(other, source);
+  const changed = cli(packed, '-o', join(dir, 'restored-2.onnx'), '--restore', 'c1');
+  assert.equal(changed.code, 2);
+  assert.match(changed.err, /the weight '.+' in .*source\.onnx has changed since compression \(hash mismatch\)\. Use "Recompose to Dense" \(CLI: --recompose\)/);
+  rmSync(source);
+  const gone = cli(packed, '-o', join(dir, 'restored-3.onnx'), '--restore', 'c1');
+  assert.equal(gone.code, 2);
+  assert.match(gone.err, /its source model .*source\.onnx is gone/);
+  assert.equal(gone.err.trim().split('\n').length, 1, 'one line, no stack');
+  assert.ok(!existsSync(join(dir, 'restored-2.onnx')) && !existsSync(join(dir, 'restored-3.onnx')), 'nothing written');
 });
 
 test('bad input: a clear message and exit code 2', () => {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { encodeOnnx, openOnnx } from '../../../src/core/formats/onnx';
 import { layerMatrices } from '../../../src/core/model/matrix';
 import { originalParams, paramTotals } from '../../../src/core/model/params';
-import { applyPlan, compressToFile, factorizePlan, matricesOf, planAndFactorize, planModel, restoreLayers, type CompressRequest } from '../../../src/core/compress';
+import { applyPlan, compressToFile, factorizePlan, matricesOf, planAndFactorize, planModel, recomposeLayers, type CompressRequest } from '../../../src/core/compress';
 import { RankscopeError } from '../../../src/core/errors';
 import { runPython } from '../../helpers/python';
 import { buildFixtures, FIXTURES, HALF_FIXTURES, randomFeeds, relativeDeviation, runModel, type Manifest } from './helpers';
@@ -201,7 +201,7 @@ test('re-compressing a factorized layer re-factorizes A·B (no third matrix) and
   assert.equal(grow.layers[0].skipped, true);
 });
 
-test('restore recomposes A·B into a dense weight with the original nodes, naming the source file', async () => {
+test('recompose makes A·B a dense weight with the original nodes, naming the source file', async () => {
   for (const name of ['matmul', 'gemm', 'conv', 'embedding', 'shared']) {
     const input = join(dir, 'full', `${name}.onnx`);
     const packed = join(dir, `${name}.k5.onnx`);
@@ -209,7 +209,7 @@ test('restore recomposes A·B into a dense weight with the original nodes, namin
     await compress(input, packed, { rank: 5 });
     const model = await openOnnx(packed);
     const names = model.layers.filter((l) => l.compressed).map((l) => l.name);
-    const result = await restoreLayers(model, names, restored);
+    const result = await recomposeLayers(model, names, restored);
     assert.ok(result.restored.every((r) => r.sourceFile === input), JSON.stringify(result.restored));
     const dense = await openOnnx(restored);
     const original = await openOnnx(input);

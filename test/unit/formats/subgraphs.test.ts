@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { openOnnx, type OnnxModel } from '../../../src/core/formats/onnx';
 import { layerMatrices } from '../../../src/core/model/matrix';
-import { compressToFile, planModel, restoreLayers, type CompressRequest } from '../../../src/core/compress';
+import { compressToFile, planModel, recomposeLayers, type CompressRequest } from '../../../src/core/compress';
 import { pythonHas, runPython } from '../../helpers/python';
 import { tempDir } from './fixtures';
 
@@ -133,7 +133,7 @@ test('restore inside subgraphs puts the dense weights back: the original outputs
     const packed = join(dir, `${name}.k${K}.onnx`);
     const model = await openOnnx(packed);
     const restored = join(dir, `${name}.restored.onnx`);
-    await restoreLayers(model, model.layers.filter((l) => l.compressed).map((l) => l.name), restored);
+    await recomposeLayers(model, model.layers.filter((l) => l.compressed).map((l) => l.name), restored);
     const dense = await openOnnx(restored);
     assert.ok(dense.layers.every((l) => !l.compressed && l.factorizable), name);
     for (const run of expected[name].runs) {

@@ -308,7 +308,7 @@ export function buildInventory(proto: ModelProto, model: Pick<Model, 'tensor'>, 
         bytes: rawByteLength(dtype, params),
         nodes: [],
         factorizable: false,
-        reason: `already factorized at rank ${entry.rank}; restore the layer to compress it again`,
+        reason: `factorized at rank ${entry.rank}; it re-compresses only to a lower rank`,
         compressed: info,
       };
       if (layout === 'conv') {

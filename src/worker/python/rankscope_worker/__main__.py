@@ -41,7 +41,7 @@ def main(argv):
     except ImportError as e:
         _fail_early("NO_TORCH", f"{sys.executable} cannot import {e.name or 'torch'}: {e}",
                     f"Install PyTorch and numpy for this interpreter ({sys.executable} -m pip install torch numpy), "
-                    "or point the rankscope.pythonPath setting / --python at a Python that has them.")
+                    "or choose a Python that has them: the rankscope.python.interpreter setting in VS Code, --python on the command line.")
     from .protocol import Channel
 
     headless = "--config" in argv
