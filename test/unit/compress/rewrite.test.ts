@@ -111,8 +111,9 @@ test('exactly rank-r weights compressed to r: outputs within 1e-4, exact paramet
     assert.equal(plan.totals.modelParamsAfter + zeros, compressed.summary.totalParams, `${name}: plan totals`);
     const bytesPer = HALF_FIXTURES.includes(name) ? 2 : 4;
     const shrink = statSync(input).size - statSync(output).size;
-    // The file shrinks by the saved weight bytes, less the metadata record and the extra nodes.
-    assert.ok(shrink <= saved * bytesPer && shrink > saved * bytesPer - 4096, `${name}: file shrank ${shrink} B for ${saved * bytesPer} B of weights`);
+    // The file shrinks by the saved weight bytes, less the metadata record and the extra nodes (under 2 KiB here).
+    const record = Buffer.byteLength(compressed.summary.metadata['rankscope.compressed'] ?? '');
+    assert.ok(shrink <= saved * bytesPer && shrink > saved * bytesPer - record - 2048, `${name}: file shrank ${shrink} B for ${saved * bytesPer} B of weights (record ${record} B)`);
     const deviation = await compare(name, input, output);
     assert.ok(deviation < (HALF_FIXTURES.includes(name) ? 2e-2 : 1e-4), `${name}: relative deviation ${deviation}`);
   }
