@@ -1,5 +1,5 @@
-// `npm test`: every suite in order, then one closing line the CI reads: `N passed, N failed`.
-// Stages: unit (node:test, plain Node), python worker (unittest under the PyTorch interpreter),
+// `npm test`: every suite in order, then one closing line the CI reads: `N passed, N failed, N skipped`.
+// Stages: lint (ESLint: the house rules), build, unit (node:test, plain Node), python worker (unittest under the PyTorch interpreter),
 // extension-host integration and end-to-end (a real VS Code: code-server + Chromium).
 // Set RANKSCOPE_TEST_ONLY=unit,python to run a subset.
 import { spawnSync } from 'node:child_process';
@@ -24,6 +24,13 @@ function run(cmd, args, env = {}) {
 
 const stages = [
   {
+    name: 'lint',
+    run: () => {
+      const r = run(process.execPath, ['node_modules/eslint/bin/eslint.js', '--max-warnings=0', '.']);
+      return { passed: r.status === 0 ? 1 : 0, failed: r.status === 0 ? 0 : 1 };
+    },
+  },
+  {
     name: 'build',
     run: () => {
       const r = run(process.execPath, ['scripts/build.mjs']);
@@ -37,7 +44,8 @@ const stages = [
       const r = run(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files]);
       const pass = Number(/ℹ pass (\d+)/.exec(r.out)?.[1] ?? 0);
       const fail = Number(/ℹ fail (\d+)/.exec(r.out)?.[1] ?? 0);
-      return { passed: pass, failed: fail || (r.status !== 0 && pass === 0 ? 1 : 0) };
+      const skipped = Number(/ℹ skipped (\d+)/.exec(r.out)?.[1] ?? 0) + Number(/ℹ todo (\d+)/.exec(r.out)?.[1] ?? 0);
+      return { passed: pass, failed: fail || (r.status !== 0 && pass === 0 ? 1 : 0), skipped };
     },
   },
   {
@@ -53,7 +61,8 @@ const stages = [
       const m = /FAILED \(([^)]*)\)/.exec(err);
       const count = (k) => Number(new RegExp(`${k}=(\\d+)`).exec(m?.[1] ?? '')?.[1] ?? 0);
       const failed = count('failures') + count('errors') || (r.status !== 0 ? 1 : 0);
-      return { passed: ran - failed - count('skipped'), failed };
+      const skipped = Number(/OK \(skipped=(\d+)\)/.exec(err)?.[1] ?? 0) || count('skipped');
+      return { passed: ran - failed - skipped, failed, skipped };
     },
   },
   ...['integration', 'e2e'].map((name) => ({
@@ -62,9 +71,9 @@ const stages = [
       const script = `scripts/test-${name}.mjs`;
       if (!existsSync(script)) return { passed: 0, failed: 0 };
       const r = run(process.execPath, [script]);
-      const m = /(\d+) passed, (\d+) failed/.exec(r.out);
+      const m = /(\d+) passed, (\d+) failed(?:, (\d+) skipped)?/.exec(r.out);
       if (!m) return { passed: 0, failed: 1 };
-      return { passed: Number(m[1]), failed: Number(m[2]) || (r.status !== 0 ? 1 : 0) };
+      return { passed: Number(m[1]), failed: Number(m[2]) || (r.status !== 0 ? 1 : 0), skipped: Number(m[3] ?? 0) };
     },
   })),
 ];
@@ -72,14 +81,16 @@ const stages = [
 const only = process.env.RANKSCOPE_TEST_ONLY?.split(',');
 let passed = 0;
 let failed = 0;
+let skipped = 0;
 for (const stage of stages) {
   if (only && !only.includes(stage.name)) continue;
   const t0 = Date.now();
   console.log(`\n=== ${stage.name} ===`);
-  const r = stage.run();
-  console.log(`=== ${stage.name}: ${r.passed} passed, ${r.failed} failed (${((Date.now() - t0) / 1000).toFixed(1)} s) ===`);
+  const r = { skipped: 0, ...stage.run() };
+  console.log(`=== ${stage.name}: ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped (${((Date.now() - t0) / 1000).toFixed(1)} s) ===`);
   passed += r.passed;
   failed += r.failed;
+  skipped += r.skipped;
 }
-console.log(`\n${passed} passed, ${failed} failed`);
+console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(failed ? 1 : 0);

@@ -1,7 +1,7 @@
 // DESIGN.md's boundary rule: only src/extension may import 'vscode'; the core runs in plain Node.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 function sources(dir: string): string[] {
@@ -13,9 +13,15 @@ function sources(dir: string): string[] {
 
 const importsVscode = /(from\s+['"]vscode['"]|require\(\s*['"]vscode['"]\s*\)|import\(\s*['"]vscode['"]\s*\))/;
 
+const CHECKED = ['src/core', 'src/cli', 'src/worker', 'webview'];
+
+test('every folder the boundary check reads exists (a renamed folder must not pass unchecked)', () => {
+  assert.deepEqual(CHECKED.filter((d) => !existsSync(d) || sources(d).length === 0), []);
+});
+
 test('no file outside src/extension imports vscode', () => {
-  const offenders = ['src/core', 'src/cli', 'src/worker', 'webview']
-    .flatMap((d) => { try { return sources(d); } catch { return []; } })
+  const offenders = CHECKED
+    .flatMap(sources)
     .filter((f) => importsVscode.test(readFileSync(f, 'utf8')));
   assert.deepEqual(offenders, []);
 });
