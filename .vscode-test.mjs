@@ -1,10 +1,10 @@
 // @vscode/test-cli configuration: the integration suites in a downloaded VS Code (Electron).
 // `npm run test:integration:electron` compiles them first; offline, scripts/test-integration.mjs
 // runs the very same files in code-server instead.
-import { defineConfig } from '@vscode/test-cli';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { defineConfig } from '@vscode/test-cli';
 
 export default defineConfig({
   label: 'integration',

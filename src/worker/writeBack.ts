@@ -1,8 +1,8 @@
 // Fine-tuned values back into the compressed ONNX: a copy of the model in which ONLY the values
 // of initializers named in the worker's best.safetensors change (same names, dtypes, shapes;
 // nodes, metadata and every other initializer untouched), written atomically next to the input.
-import { create } from '@bufbuild/protobuf';
 import { basename, resolve } from 'node:path';
+import { create } from '@bufbuild/protobuf';
 import { RankscopeError } from '../core/errors';
 import { openOnnxModel } from '../core/formats';
 import { checkOutputPath } from '../core/fs/atomicWrite';

@@ -25,7 +25,7 @@ const client = new WebviewClient<SpectrumState>();
 let colors = themeColors();
 applyThemeDefaults(colors);
 
-let state: SpectrumState = client.getState(1) ?? {
+const state: SpectrumState = client.getState(1) ?? {
   version: 1, series: [], focus: null, rank: null, modelName: null, logScale: true, normalize: false,
 };
 

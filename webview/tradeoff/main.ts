@@ -17,7 +17,7 @@ import { paretoFront } from '../../src/core/eval/pareto';
 import {
   ApplyPointRequest, CancelSweepCommand, DidAddPointNotification, DidChangeProgressNotification,
   DidFinishSweepNotification, DidSetPointsNotification, GetPlanRequest, RunSweepCommand,
-  type Allocation, type OriginalModel, type PlanView, type TradeoffPoint, type TradeoffState, type XAxis,
+  type OriginalModel, type PlanView, type TradeoffPoint, type TradeoffState, type XAxis,
 } from './protocol';
 
 const AXES: Record<XAxis, { label: string; of: (p: TradeoffPoint | OriginalModel) => number | undefined; format: (v: number) => string }> = {

@@ -7,12 +7,12 @@
 import {
   command, is, noParams, notification, request,
 } from '../shared/ipc';
+import type { Allocation } from '../../src/core/compress/budget';
 
 const scope = 'tradeoff';
 
 /** How a budget is spread over layers (compress `makePlan` allocations). */
 export type { Allocation } from '../../src/core/compress/budget';
-import type { Allocation } from '../../src/core/compress/budget';
 
 export interface TradeoffPoint {
   /** Stable id chosen by the host (used in GetPlan / ApplyPoint). */

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { RankscopeError, throwIfCancelled } from '../errors';
 import { makeTensorProto, openOnnx, type ModelProto, type NodeProto, type OnnxModel, type TensorProto } from '../formats/onnx';
-import { COMPRESSED_METADATA_KEY } from '../formats/onnx';
+import { COMPRESSED_METADATA_KEY, writeOnnxAtomic } from '../formats/onnx';
 import type { DType, Layer, Tensor } from '../model/types';
 import { factorize, frobeniusSquared, multiply, type Factors } from './factor';
 import { factorInWorkers, type GroupFactors } from './pool';
@@ -18,7 +18,6 @@ import { mergeDescending } from '../linalg/singularValues';
 import { matricesOf, planSpectra, type PlanSpectraOptions } from './spectra';
 import { rewireUses, unsupportedUse, type FactorNames } from './rewrite';
 import { loadFactors, storeDense, storeFactors } from './storage';
-import { writeOnnxAtomic } from '../formats/onnx';
 import { checkOutputPath } from '../fs/atomicWrite';
 
 export interface ApplyOptions {

@@ -65,7 +65,8 @@ export function sweepSvg(r: SweepResult, width = 760, height = 460): string {
   const h = height - m.top - m.bottom;
   const xs = all.map((p) => p.params);
   const ys = all.map((p) => plotted(p, r.metric));
-  let [x0, x1] = [Math.min(...xs, 0), Math.max(...xs)];
+  const x0 = Math.min(...xs, 0);
+  let x1 = Math.max(...xs);
   let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
   if (x1 === x0) x1 = x0 + 1;
   const pad = (y1 - y0) * 0.08 || 1;

@@ -1,7 +1,7 @@
+import { basename } from 'node:path';
 import * as vscode from 'vscode';
 import { withCancellableProgress } from '../progress';
 import type { RankscopeCommand } from './command';
-import { basename } from 'node:path';
 
 /** Open Model…: from the palette (file dialog), the Explorer context menu (a Uri) or a path. */
 export const openModel: RankscopeCommand = {

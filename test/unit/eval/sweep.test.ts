@@ -18,8 +18,7 @@ import { allocateBySensitivity } from '../../../src/core/compress/knapsack';
 import { RankscopeError } from '../../../src/core/errors';
 import { graphCheck } from '../../../src/core/compress/apply';
 import { makePlan } from '../../../src/core/compress/plan';
-import { factorize, multiply } from '../../../src/core/compress/factor';
-import { truncateFactors } from '../../../src/core/compress/factor';
+import { factorize, multiply, truncateFactors } from '../../../src/core/compress/factor';
 
 let dir = '';
 let model: OnnxModel;

@@ -2,8 +2,8 @@
 // (MatMul, Gemm, Conv, Gather and their quantized forms), in every graph (If/Loop/Scan bodies
 // too), found through Transpose/Cast/Identity/DequantizeLinear/constant Reshape, named by module path, listed once however many nodes share it, and low-rank
 // pairs written by Rankscope folded back into the layer they replaced.
-import { notFactorizableReason, modulePath } from '../../model/naming';
 import type { JsonValue } from '@bufbuild/protobuf';
+import { notFactorizableReason, modulePath } from '../../model/naming';
 import type { CompressedInfo, DType, Layer, LayerOp, MatrixLayout, Model } from '../../model/types';
 import { rawByteLength } from './dtypes';
 import type { AttributeProto, ModelProto, NodeProto } from './gen/onnx_pb';

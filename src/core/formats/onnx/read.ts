@@ -1,8 +1,8 @@
 // Reading ONNX: one read of the file into a Buffer, one protobuf decode whose bytes fields are
 // views into that Buffer (bufbuild's reader returns subarrays), tensors resolved lazily.
-import { fromBinary } from '@bufbuild/protobuf';
 import { open, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
+import { fromBinary } from '@bufbuild/protobuf';
 import { RankscopeError, throwIfCancelled } from '../../errors';
 import { LazyTensor } from '../../model/tensor';
 import type { DType, Layer, Model, ModelSummary, Tensor, ValueInfo } from '../../model/types';

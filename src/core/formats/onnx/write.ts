@@ -1,9 +1,9 @@
 // Writing ONNX: encode (unknown fields kept by bufbuild), write through core/fs/atomicWrite (a
 // temp file renamed over the target, never over an input); tensors go to an external-data file
 // when the source used one or the model would pass protobuf's 2 GiB limit.
-import { create, toBinary } from '@bufbuild/protobuf';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { create, toBinary } from '@bufbuild/protobuf';
 import { RankscopeError, throwIfCancelled } from '../../errors';
 import { commitAll, PendingFile } from '../../fs/atomicWrite';
 import { float32ToBfloat16, float32ToFloat16 } from '../../model/float16';
