@@ -78,7 +78,8 @@ const stages = [
   })),
 ];
 
-const only = process.env.RANKSCOPE_TEST_ONLY?.split(',');
+const named = process.env.RANKSCOPE_TEST_ONLY?.split(',').filter(Boolean);
+const only = named?.length ? named : undefined;
 let passed = 0;
 let failed = 0;
 let skipped = 0;
@@ -93,4 +94,5 @@ for (const stage of stages) {
   skipped += r.skipped;
 }
 console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);
-process.exit(failed ? 1 : 0);
+// A run that executed nothing is a broken run, not a green one.
+process.exit(failed || passed === 0 ? 1 : 0);

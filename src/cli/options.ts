@@ -5,13 +5,32 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { RankscopeError } from '../core/errors';
 import { readTaskFile, type TaskFile } from '../core/eval/task';
 
-/** node:util parseArgs with our error type, so unknown options are a clean exit 2. */
+/** node:util parseArgs with our error type, so unknown options are a clean exit 2 on one line. */
 export function parseOptions<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T) {
   try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return parseArgs({ args: negativeValuesJoined(argv, options), options, allowPositionals: true, strict: true });
   } catch (e) {
-    throw new RankscopeError('BAD_ARGUMENT', (e as Error).message, 'Run `rankscope help` for usage.');
+    throw new RankscopeError('BAD_ARGUMENT', (e as Error).message.replace(/\s*\n\s*/g, ' '), 'Run `rankscope help` for usage.');
   }
+}
+
+/**
+ * `--lr -1` as `--lr=-1`: parseArgs takes a value starting with '-' for an option and refuses it,
+ * but a negative number is a value, which the option's own check then judges.
+ */
+function negativeValuesJoined(argv: string[], options: NonNullable<ParseArgsConfig['options']>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const name = /^--([^=]+)$/.exec(argv[i])?.[1];
+    const next = argv[i + 1];
+    if (name && options[name]?.type === 'string' && next !== undefined && /^-(\d|\.\d|inf|nan)/i.test(next)) {
+      out.push(`--${name}=${next}`);
+      i++;
+    } else {
+      out.push(argv[i]);
+    }
+  }
+  return out;
 }
 
 export function intOption(text: string, flag: string, min = 1): number {
