@@ -10,7 +10,7 @@ import { finetune, type FinetuneRequest } from '../worker/finetune';
 import type { DataSpec, TrainingOptions, WorkerMessage } from '../worker/protocol';
 import { checkTraining, KD_DEFAULTS, resolveTraining, TRAINING_DEFAULTS as D, type TrainingRequest } from '../worker/trainingOptions';
 import type { Command } from './command';
-import { oneOf, optionalNumber as num, parseOptions } from './options';
+import { intOption, oneOf, optionalNumber as num, parseOptions } from './options';
 
 const usage = `rankscope finetune MODEL --data DATA.npz [options]
 
@@ -75,7 +75,8 @@ export const finetuneCommand: Command = {
     const dataPath = values.data ?? task?.data;
     if (!dataPath) throw new RankscopeError('BAD_ARGUMENT', 'no training data: give --data DATA.npz (or "data" in rankscope.json).');
     const preset = oneOf(values.preset ?? (task?.preset === 'ntu' ? 'ntu' : undefined), '--preset', ['ntu', 'none'] as const);
-    const frames = num(values.frames, '--frames', true) ?? task?.ntu?.frames;
+    if (values.frames !== undefined && preset !== 'ntu') throw new RankscopeError('BAD_ARGUMENT', '--frames sets the NTU preset\'s clip length; it needs --preset ntu.');
+    const frames = values.frames === undefined ? task?.ntu?.frames : intOption(values.frames, '--frames', 1);
     const data: DataSpec = {
       path: dataPath, valPath: values['val-data'], trainX: values['train-x'], trainY: values['train-y'], valX: values['val-x'], valY: values['val-y'],
       preset: preset === 'ntu' ? 'ntu' : null,

@@ -15,6 +15,7 @@ export function validateModel(proto: ModelProto, file: string): GraphScope[] {
   const fail = (what: string): never => {
     throw new RankscopeError('CORRUPT', `${file} is not a valid ONNX model: ${what}.`, INVALID_HINT);
   };
+  checkOpsetImports(proto, scopes, fail);
   for (const scope of scopes) {
     checkDefinitions(scope, fail);
     checkReferences(scope, fail);
@@ -32,6 +33,20 @@ export function validateModel(proto: ModelProto, file: string): GraphScope[] {
 }
 
 const INVALID_HINT = 'Re-export the model, or fix the tool that wrote it.';
+
+/** Every operator domain a node uses is imported (opset_import exists since IR version 3). */
+function checkOpsetImports(proto: ModelProto, scopes: GraphScope[], fail: (what: string) => never): void {
+  if (proto.irVersion < 3n) return;
+  const domain = (d: string) => (d === 'ai.onnx' ? '' : d);
+  const imported = new Set(proto.opsetImport.map((o) => domain(o.domain)));
+  for (const scope of scopes) {
+    for (const n of scope.graph.node) {
+      if (!imported.has(domain(n.domain))) {
+        fail(`node ${describe(n)} in ${scope.where} uses the operator domain '${n.domain || 'ai.onnx'}', which the model's opset_import does not list`);
+      }
+    }
+  }
+}
 
 function describe(n: NodeProto): string {
   return `'${n.name || n.output[0] || '?'}' (${n.opType})`;
