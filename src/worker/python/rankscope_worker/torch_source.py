@@ -142,7 +142,9 @@ class ModuleAdapter(nn.Module):
         else:  # the first call: a failure here is almost always data that does not fit the model
             try:
                 out = self.inner(x)
-            except RuntimeError as e:
+            except (WorkerFailure, MemoryError):
+                raise
+            except Exception as e:  # a shape check may raise anything: RuntimeError, AssertionError (MHA), ValueError, …
                 if "out of memory" in str(e).lower():
                     raise
                 raise WorkerFailure("SHAPE_MISMATCH", f"the model failed on the data (input shaped {tuple(x.shape)}): {_brief(e)}",
