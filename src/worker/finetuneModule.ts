@@ -187,7 +187,8 @@ export async function finetuneModule(req: FinetuneModuleRequest, handlers: Finet
   const result: FinetuneResult = {
     status: done.status, summary: done.summary, hello, checkpoint: done.checkpoint, workDir, summaryPath: done.summaryPath,
   };
-  if (done.status !== 'completed' || !done.result) return result;
+  if (done.status !== 'completed') return result;
+  if (!done.result) throw new RankscopeError('WORKER', 'The worker finished without writing the fine-tuned state dict.', 'Check that the Python worker is the one shipped with this Rankscope.');
   result.output = await copyFileAtomic(done.result.path, out, { inputs, signal });
   await rm(done.result.path, { force: true });
   if (done.result.verification) result.verification = done.result.verification;
