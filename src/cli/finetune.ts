@@ -6,10 +6,12 @@ import { RankscopeError } from '../core/errors';
 import { readTaskFile } from '../core/eval/task';
 import { checkDiscoveredEnvironment, formatEnvReport } from '../worker/envCheck';
 import { describeDiscovery, requirePython, type PythonCandidate } from '../worker/pythonDiscovery';
-import { finetune, type FinetuneRequest } from '../worker/finetune';
+import { finetune, type FinetuneRequest, type FinetuneResult } from '../worker/finetune';
+import { finetuneModule, isStateDictFile } from '../worker/finetuneModule';
 import type { DataSpec, TrainingOptions, WorkerMessage } from '../worker/protocol';
 import { checkTraining, KD_DEFAULTS, resolveTraining, TRAINING_DEFAULTS as D, type TrainingRequest } from '../worker/trainingOptions';
 import type { Command } from './command';
+import { moduleArgs, MODULE_OPTIONS, MODULE_USAGE, refuseModuleArgs } from './finetuneModuleArgs';
 import { intOption, oneOf, optionalNumber as num, parseOptions } from './options';
 
 const usage = `rankscope finetune MODEL --data DATA.npz [options]
@@ -32,7 +34,9 @@ Fine-tunes a compressed ONNX model (PyTorch worker) and writes MODEL.finetuned.o
   --python PATH          interpreter with torch (default: the first with torch of $RANKSCOPE_PYTHON,
                          the active venv/conda, python3/python on PATH, /usr/bin/python3)
   --check                check the fine-tuning environment and exit
-  --json                 print every worker event and the result as JSON lines`;
+  --json                 print every worker event and the result as JSON lines
+
+${MODULE_USAGE}`;
 
 /** A choice passed on as given: finetune()'s shared check refuses what is not allowed. */
 const choice = <K extends keyof TrainingOptions>(v: string | undefined) => v as TrainingOptions[K] | undefined;
@@ -59,6 +63,7 @@ export const finetuneCommand: Command = {
       trainable: { type: 'string' }, device: { type: 'string' }, amp: { type: 'string' }, out: { type: 'string', short: 'o' },
       'work-dir': { type: 'string' }, resume: { type: 'boolean' }, 'resume-from': { type: 'string' }, python: { type: 'string' },
       check: { type: 'boolean' }, json: { type: 'boolean' }, task: { type: 'string' }, compile: { type: 'boolean' },
+      ...MODULE_OPTIONS,
     });
     const first: PythonCandidate[] = values.python ? [{ path: values.python, source: '--python' }] : [];
     if (values.check) {
@@ -70,8 +75,13 @@ export const finetuneCommand: Command = {
     const taskPath = values.task ?? (existsSync('rankscope.json') ? 'rankscope.json' : undefined);
     const task = taskPath ? await readTaskFile(taskPath) : undefined;
     const model = positionals[0];
-    if (!model) throw new RankscopeError('BAD_ARGUMENT', 'which model? Give the compressed MODEL.onnx.', usage.split('\n')[0]);
+    if (!model) throw new RankscopeError('BAD_ARGUMENT', 'which model? Give the compressed MODEL.onnx, or a PyTorch checkpoint with --factors and --factory.', usage.split('\n')[0]);
     if (positionals.length > 1) throw new RankscopeError('BAD_ARGUMENT', `one model at a time (got ${positionals.join(', ')}); the original goes in --teacher.`);
+    // A PyTorch checkpoint trains as the user's own nn.Module (finetuneModuleArgs.ts); ONNX as its graph.
+    const isCheckpoint = await isStateDictFile(model);
+    if (!isCheckpoint) refuseModuleArgs(values);
+    const moduleRun = isCheckpoint ? moduleArgs(values, model) : undefined;
+    const distilling = moduleRun ? values.distill === true : values.teacher !== undefined;
     const dataPath = values.data ?? task?.data;
     if (!dataPath) throw new RankscopeError('BAD_ARGUMENT', 'no training data: give --data DATA.npz (or "data" in rankscope.json).');
     const preset = oneOf(values.preset ?? (task?.preset === 'ntu' ? 'ntu' : undefined), '--preset', ['ntu', 'none'] as const);
@@ -82,8 +92,8 @@ export const finetuneCommand: Command = {
       preset: preset === 'ntu' ? 'ntu' : null,
       ...(preset === 'ntu' ? { ntu: { ...task?.ntu, ...(frames !== undefined ? { frames } : {}) } } : {}),
     };
-    if (!values.teacher && (values['kd-temperature'] !== undefined || values['kd-alpha'] !== undefined)) {
-      throw new RankscopeError('BAD_ARGUMENT', '--kd-temperature and --kd-alpha set up distillation, which needs --teacher ORIGINAL.onnx.');
+    if (!distilling && (values['kd-temperature'] !== undefined || values['kd-alpha'] !== undefined)) {
+      throw new RankscopeError('BAD_ARGUMENT', `--kd-temperature and --kd-alpha set up distillation, which needs ${moduleRun ? '--distill' : '--teacher ORIGINAL.onnx'}.`);
     }
     // Parsed here, checked (ranges, choices) and defaulted in finetune(): the extension shares that.
     const training: TrainingRequest = {
@@ -94,10 +104,10 @@ export const finetuneCommand: Command = {
       stepEpochs: num(values['step-epochs'], '--step-epochs'), gamma: num(values.gamma, '--gamma'),
       gradClip: num(values['grad-clip'], '--grad-clip'), seed: num(values.seed, '--seed', true),
       trainable: choice<'trainable'>(values.trainable), amp: choice<'amp'>(values.amp), compile: values.compile,
-      kd: values.teacher ? { temperature: num(values['kd-temperature'], '--kd-temperature'), alpha: num(values['kd-alpha'], '--kd-alpha') } : null,
+      kd: distilling ? { temperature: num(values['kd-temperature'], '--kd-temperature'), alpha: num(values['kd-alpha'], '--kd-alpha') } : null,
     };
     // Bad options are refused before the interpreter search, which starts Python processes.
-    checkTraining(resolveTraining(training, values.teacher !== undefined), data);
+    checkTraining(resolveTraining(training, distilling), data);
     const found = await requirePython(first, PYTHON_HOW, { signal: io.signal });
     for (const line of describeDiscovery(found)) io.err(line.trim());
     const python = found.chosen.executable;
@@ -107,7 +117,10 @@ export const finetuneCommand: Command = {
       training,
     };
     const onMessage = values.json ? (m: WorkerMessage) => io.out(JSON.stringify(m)) : humanProgress(io.out, io.err);
-    const result = await finetune(request, { signal: io.signal, onMessage, onStderr: (l) => io.err(`[worker] ${l}`) });
+    const handlers = { signal: io.signal, onMessage, onStderr: (l: string) => io.err(`[worker] ${l}`) };
+    const result: FinetuneResult = moduleRun
+      ? await finetuneModule({ ...moduleRun, checkpoint: model, data, distill: distilling, out: values.out, worker: { python }, workDir: request.workDir, resume: request.resume, training }, handlers)
+      : await finetune(request, handlers);
     if (values.json) {
       io.out(JSON.stringify({ type: 'result', ...result }));
     } else if (result.status === 'cancelled') {
@@ -117,7 +130,8 @@ export const finetuneCommand: Command = {
       io.out(`accuracy ${pct(s.accuracyBefore)} → ${pct(s.accuracyAfter)} (best epoch ${s.bestEpoch}), ${s.wallSeconds.toFixed(1)} s on ${s.device}${s.amp ? ` (${s.amp} autocast)` : ''}`);
       io.out(`wrote ${result.output}`);
       if (result.verification) {
-        io.out(`ONNX Runtime matches the worker on ${result.verification.samples} samples: max |Δ| = ${result.verification.maxAbsDiff.toExponential(2)}`);
+        const checker = moduleRun ? 'Reloaded into a new module, it matches' : 'ONNX Runtime matches';
+        io.out(`${checker} the worker on ${result.verification.samples} samples: max |Δ| = ${result.verification.maxAbsDiff.toExponential(2)}`);
       }
       io.out(`summary: ${result.summaryPath}`);
     }

@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { RankscopeError, cancelled } from '../core/errors';
 import {
   encodeClientMessage, parseWorkerLine, PROTOCOL_VERSION, type ClientMessage, type DoneMessage, type ErrorMessage,
-  type FinetuneConfig, type HelloMessage, type WorkerMessage,
+  type FinetuneConfig, type HelloMessage, type ModuleFinetuneConfig, type WorkerMessage,
 } from './protocol';
 
 /** Folder holding the `rankscope_worker` Python package: next to this file under tsx, or the
@@ -138,7 +138,7 @@ export class FinetuneWorker {
    * `cancel`; the worker checkpoints and answers `done`, or is killed after the grace period
    * (then this rejects with CANCELLED). An `error` message or a crash rejects with WORKER.
    */
-  run(config: FinetuneConfig, options: { signal?: AbortSignal; onMessage?: (m: WorkerMessage) => void } = {}): Promise<DoneMessage> {
+  run(config: FinetuneConfig | ModuleFinetuneConfig, options: { signal?: AbortSignal; onMessage?: (m: WorkerMessage) => void } = {}): Promise<DoneMessage> {
     const off = options.onMessage ? this.onMessage(options.onMessage) : () => undefined;
     let grace: NodeJS.Timeout | undefined;
     let killedAfterCancel = false;

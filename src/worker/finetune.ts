@@ -8,9 +8,10 @@ import { RankscopeError } from '../core/errors';
 import { openOnnxModel } from '../core/formats';
 import { checkOutputPath } from '../core/fs/atomicWrite';
 import { OrtRunner } from '../core/eval/runner';
-import { FinetuneWorker, defaultPython } from './client';
+import type { FinetuneWorker } from './client';
 import { exportGraph } from './graphExport';
-import type { DataSpec, DoneMessage, FinetuneConfig, FinetuneSummary, HelloMessage, WorkerMessage } from './protocol';
+import type { DataSpec, FinetuneConfig, FinetuneSummary, HelloMessage, WorkerMessage } from './protocol';
+import { runWorker } from './runWorker';
 import { readSafetensors } from './safetensors';
 import { checkTraining, resolveTraining, type TrainingRequest } from './trainingOptions';
 import { defaultFinetunedPath, writeBack } from './writeBack';
@@ -88,25 +89,13 @@ export async function finetune(req: FinetuneRequest, handlers: FinetuneHandlers 
   const student = await exportGraph(model, workDir, 'student', signal);
   const teacher = req.teacher ? await exportGraph(await openOnnxModel(req.teacher, { signal }), workDir, 'teacher', signal) : undefined;
 
-  const start = req.worker ?? {};
-  const worker = await FinetuneWorker.launch({
-    python: start.python ?? defaultPython(), helloTimeoutMs: start.helloTimeoutMs, cancelGraceMs: start.cancelGraceMs,
-    env: start.env, onStderr: handlers.onStderr,
-  }, signal);
-  handlers.onMessage?.(worker.hello);
-  handlers.onWorker?.(worker);
   const config: FinetuneConfig = {
     ...training, data: req.data, graph: student.graph, weights: student.weights,
     teacher: teacher ? { graph: teacher.graph, weights: teacher.weights } : null, outDir: workDir, resume,
   };
-  let done: DoneMessage;
-  try {
-    done = await worker.run(config, { signal, onMessage: handlers.onMessage });
-  } finally {
-    await worker.dispose();
-  }
+  const { done, hello } = await runWorker(config, req.worker, handlers);
   const result: FinetuneResult = {
-    status: done.status, summary: done.summary, hello: worker.hello, checkpoint: done.checkpoint, workDir, summaryPath: done.summaryPath,
+    status: done.status, summary: done.summary, hello, checkpoint: done.checkpoint, workDir, summaryPath: done.summaryPath,
   };
   if (done.status !== 'completed' || !done.weights) return result;
   await writeBack(req.model, done.weights, out, signal);

@@ -8,11 +8,11 @@
 // cancel at any time (the worker checkpoints at the next step and answers done{status:'cancelled'})
 // and exit when it is finished with the process.
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 // ---- client → worker ----------------------------------------------------------------------------
 
-export interface StartMessage { type: 'start'; config: FinetuneConfig }
+export interface StartMessage { type: 'start'; config: FinetuneConfig | ModuleFinetuneConfig }
 export interface CancelMessage { type: 'cancel' }
 export interface ExitMessage { type: 'exit' }
 export type ClientMessage = StartMessage | CancelMessage | ExitMessage;
@@ -86,6 +86,34 @@ export interface FinetuneConfig extends GraphFiles, TrainingOptions {
   /** Folder for checkpoint.pt, best.safetensors, probe.safetensors, summary.json. */
   outDir: string;
   /** checkpoint.pt to continue from. */
+  resume?: string | null;
+}
+
+/** Fine-tuning the user's own PyTorch module (src/worker/finetuneModule.ts; rankscope_worker/torch_source.py). */
+export interface ModuleSpec {
+  /** `package.module:function` (the function part may be dotted) that builds the nn.Module. */
+  factory: string;
+  /** Folder put first on sys.path to import the factory from. */
+  factoryPath: string | null;
+  /** Keyword arguments for the factory. */
+  factoryArgs: Record<string, unknown> | null;
+  /** The dense checkpoint as safetensors, keys unwrapped (exported from the .pt by finetuneModule.ts). */
+  stateDict: string;
+  /** The factors file of `rankscope compress model.pt` (rankscope_torch.apply_factors reads it). */
+  factors: string;
+  /** Distil from the dense module (the checkpoint alone). */
+  teacher: boolean;
+  /** Where the worker writes the fine-tuned state dict of the factorized module (in the work folder). */
+  result: { path: string; format: 'pt' | 'safetensors'; metadata: Record<string, string> | null };
+  /** Reload the written result into a freshly built module and compare its outputs with the probe's. */
+  verify: boolean;
+}
+
+/** The `start` config of a run on the user's module: the training options and data as for a graph. */
+export interface ModuleFinetuneConfig extends TrainingOptions {
+  data: DataSpec;
+  module: ModuleSpec;
+  outDir: string;
   resume?: string | null;
 }
 
@@ -189,9 +217,11 @@ export interface DoneMessage {
   /** probe.safetensors: `input:<name>` and `output:<name>` tensors computed by the worker. */
   probe: string | null;
   summaryPath: string;
+  /** Module runs: the fine-tuned state dict the worker wrote, and its reload check (max |Δ| on the probe). */
+  result?: { path: string; format: 'pt' | 'safetensors'; verification: { samples: number; maxAbsDiff: number } | null } | null;
 }
 
-/** NO_TORCH, DEVICE, BAD_CONFIG, SHAPE_MISMATCH, UNSUPPORTED (with `missing` ops), NUMERIC, OOM, INTERNAL. */
+/** NO_TORCH, DEVICE, BAD_CONFIG, FACTORY, FACTORS, SHAPE_MISMATCH, UNSUPPORTED (with `missing` ops), NUMERIC, OOM, INTERNAL. */
 export interface ErrorMessage {
   type: 'error';
   code: string;

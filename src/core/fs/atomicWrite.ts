@@ -93,6 +93,27 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
   }
 }
 
+/** Copies the file `source` to `path` atomically (a result made elsewhere, e.g. in a work folder); returns the path written. */
+export async function copyFileAtomic(source: string, path: string, options: AtomicWriteOptions = {}): Promise<string> {
+  const file = await PendingFile.create(path, options);
+  try {
+    const input = await open(source, 'r').catch((e: unknown) => { throw asWriteError(e, source); });
+    try {
+      const buffer = Buffer.allocUnsafe(CHUNK);
+      for (;;) {
+        const { bytesRead } = await input.read(buffer, 0, CHUNK, null);
+        if (bytesRead === 0) break;
+        await file.writeAll(buffer.subarray(0, bytesRead));
+      }
+    } finally {
+      await input.close();
+    }
+    return await file.commit();
+  } finally {
+    await file.discard();
+  }
+}
+
 /** The same, synchronously (caches written from synchronous code). */
 export function writeFileAtomicSync(path: string, data: string | Uint8Array, options: Omit<AtomicWriteOptions, 'signal'> = {}): string {
   const target = checkOutputPath(path, options);

@@ -6,15 +6,21 @@
 // notification while the fine-tune view draws the curves; then offers to open the result.
 // Tests pass `{ model, data, epochs, lr, device, distill, preset, out }` to skip the prompts
 // (without `out`: the next free name) and `discovery` to steer the interpreter search.
+// A PyTorch checkpoint (.pt/.safetensors) trains as the user's own nn.Module (finetuneModule.ts):
+// then the factors file and the factory (`module:function` and its folder, remembered in the
+// workspace state) are asked too, the teacher is the checkpoint itself, and the result is the
+// next free `model.finetuned.pt`.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import * as vscode from 'vscode';
 import { RankscopeError } from '../../core/errors';
-import { finetune as runFinetune, type FinetuneRequest } from '../../worker/finetune';
+import { finetune as runFinetune, type FinetuneHandlers, type FinetuneRequest } from '../../worker/finetune';
+import { checkFactory, defaultModuleOutput, finetuneModule, isStateDictFile, moduleResultFormat, type ModuleFactory } from '../../worker/finetuneModule';
 import { numberProblem, TRAINING_DEFAULTS } from '../../worker/trainingOptions';
 import type { DiscoveryOptions } from '../../worker/pythonDiscovery';
 import { defaultFinetunedPath } from '../../worker/writeBack';
+import { outputPathProblem } from '../../core/fs/atomicWrite';
 import { askOutputPath } from '../compress';
 import { readWorkspaceTask, taskPath } from '../evalTask';
 import { formatPercent } from '../../core/format';
@@ -36,6 +42,9 @@ export interface FinetuneOptions {
   /** Distil from the uncompressed original (the model's recorded source file). */
   distill: boolean;
   out: string;
+  /** A PyTorch checkpoint: its factors file and the factory that builds the nn.Module. */
+  factors?: string;
+  factory?: ModuleFactory;
   /** For tests: the environment the interpreter search reads (PATH, VIRTUAL_ENV…) and the system Pythons. */
   discovery: Pick<DiscoveryOptions, 'env' | 'systemPythons'>;
 }
@@ -43,11 +52,17 @@ export interface FinetuneOptions {
 async function ask(s: Services, given: Partial<FinetuneOptions>): Promise<Omit<FinetuneOptions, 'discovery'> | undefined> {
   const scripted = Object.keys(given).length > 0;
   let model = given.model ?? s.session.path;
-  if (!model || (!given.model && !s.session.model?.layers.some((l) => l.compressed))) {
-    const picked = await vscode.window.showOpenDialog({ title: 'Compressed model to fine-tune', filters: { 'ONNX models': ['onnx'] }, openLabel: 'Fine-tune' });
+  const opened = s.session.model;
+  if (!model || (!given.model && !(opened?.layers.some((l) => l.compressed) || (opened && opened.summary.format !== 'onnx')))) {
+    const picked = await vscode.window.showOpenDialog({
+      title: 'Compressed model (or PyTorch checkpoint) to fine-tune', openLabel: 'Fine-tune',
+      filters: { 'ONNX models': ['onnx'], 'PyTorch checkpoints': ['pt', 'pth', 'bin', 'safetensors'] },
+    });
     model = picked?.[0]?.fsPath;
   }
   if (!model) return undefined;
+  const module = (await isStateDictFile(model)) ? await askModule(s, model, given) : undefined;
+  if (module === null) return undefined;
   const task = await readWorkspaceTask(model);
   let data = given.data ?? (task?.task.data ? taskPath(task.path, task.task.data) : undefined);
   if (!data) {
@@ -83,9 +98,62 @@ async function ask(s: Services, given: Partial<FinetuneOptions>): Promise<Omit<F
   if (distill === undefined) return undefined;
   const preset = given.preset !== undefined ? given.preset : task?.task.preset === 'ntu' ? 'ntu' : null;
   const out = given.out !== undefined ? await confirmReplace(given.out)
-    : scripted ? defaultFinetunedPath(model) : await askOutputPath(model, 'finetuned', 'Write the fine-tuned model to');
+    : module ? (scripted ? defaultModuleOutput(model) : await askModuleOutput(model, [module.factors]))
+      : scripted ? defaultFinetunedPath(model) : await askOutputPath(model, 'finetuned', 'Write the fine-tuned model to');
   if (!out) return undefined;
-  return { model, data, preset, epochs, lr, device, distill, batchSize: given.batchSize ?? TRAINING_DEFAULTS.batchSize, out };
+  return { model, data, preset, epochs, lr, device, distill, batchSize: given.batchSize ?? TRAINING_DEFAULTS.batchSize, out, ...module };
+}
+
+const FACTORY_STATE = 'rankscope.finetune.factory';
+
+/** The factors file (default the checkpoint's `.lowrank.safetensors` sibling) and the factory, remembered per workspace; null when dismissed. */
+async function askModule(s: Services, checkpoint: string, given: Partial<FinetuneOptions>): Promise<{ factors: string; factory: ModuleFactory } | null> {
+  let factors = given.factors;
+  if (!factors) {
+    const sibling = join(dirname(checkpoint), `${basename(checkpoint).replace(/\.(pt|pth|bin|safetensors)$/i, '')}.lowrank.safetensors`);
+    const picked = existsSync(sibling) ? [vscode.Uri.file(sibling)] : await vscode.window.showOpenDialog({
+      title: `Factors of ${basename(checkpoint)} (from rankscope compress … -o model.lowrank.safetensors)`, filters: { Factors: ['safetensors'] }, openLabel: 'Use Factors',
+    });
+    factors = picked?.[0]?.fsPath;
+  }
+  if (!factors) return null;
+  let factory = given.factory;
+  if (!factory) {
+    const remembered = s.context.workspaceState.get<ModuleFactory>(FACTORY_STATE);
+    const name = await vscode.window.showInputBox({
+      title: 'Factory that builds your nn.Module (package.module:function)', value: remembered?.factory ?? '', placeHolder: 'mypkg.models:build',
+      validateInput: (v) => problem(() => checkFactory({ factory: v.trim() })),
+    });
+    if (!name) return null;
+    const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? resolve(checkpoint, '..');
+    const path = await vscode.window.showInputBox({
+      title: `Folder to import ${name.split(':')[0]} from`, value: remembered?.path ?? root,
+      validateInput: (v) => problem(() => checkFactory({ factory: name.trim(), path: v.trim() })),
+    });
+    if (!path) return null;
+    factory = { factory: name.trim(), path: path.trim(), ...(remembered?.factory === name.trim() && remembered.args ? { args: remembered.args } : {}) };
+  }
+  await s.context.workspaceState.update(FACTORY_STATE, factory); // the next Fine-tune proposes it
+  return { factors, factory };
+}
+
+/** The message of the error `check` throws, or undefined (for input-box validation). */
+function problem(check: () => void): string | undefined {
+  try {
+    check();
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+async function askModuleOutput(checkpoint: string, inputs: string[]): Promise<string | undefined> {
+  const value = await vscode.window.showInputBox({
+    title: 'Write the fine-tuned state dict to', value: defaultModuleOutput(checkpoint),
+    validateInput: (v) => problem(() => moduleResultFormat(v)) ?? outputPathProblem(v, { inputs: [checkpoint, ...inputs] })
+      ?? (existsSync(v) ? 'This file exists; Rankscope does not overwrite files. Choose another name.' : undefined),
+  });
+  return value?.trim() || undefined;
 }
 
 /** `out` when it is free; when it exists, only after the user said to replace it. */
@@ -112,7 +180,7 @@ export const finetune: RankscopeCommand = {
     const o = await ask(s, rest);
     if (!o) return undefined;
     let teacher: string | undefined;
-    if (o.distill) {
+    if (o.distill && !o.factory) {
       const opened = s.session.path === o.model ? s.session.model : undefined;
       teacher = opened?.layers.find((l) => l.compressed?.sourceFile)?.compressed?.sourceFile;
       if (!teacher) throw new RankscopeError('BAD_ARGUMENT', `${basename(o.model)} does not record its original model, so there is no teacher to distil from.`, 'Fine-tune with labels only.');
@@ -123,7 +191,14 @@ export const finetune: RankscopeCommand = {
       data: { path: o.data, preset: o.preset },
       training: { epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, device: o.device === 'cuda' ? 'cuda:0' : o.device },
     };
-    log().info(`Fine-tuning ${o.model} on ${o.data} with ${python.path} (${python.source}): ${o.epochs} epochs, lr ${o.lr}, device ${o.device}${teacher ? `, distilling from ${teacher}` : ''}`);
+    // A checkpoint trains as the user's nn.Module, its own dense model the teacher.
+    const run = (handlers: FinetuneHandlers) => (o.factory && o.factors
+      ? finetuneModule({
+        checkpoint: o.model, factors: o.factors, factory: o.factory, distill: o.distill,
+        data: req.data, out: req.out, worker: req.worker, workDir: req.workDir, training: req.training,
+      }, handlers)
+      : runFinetune(req, handlers));
+    log().info(`Fine-tuning ${o.model} on ${o.data} with ${python.path} (${python.source}): ${o.epochs} epochs, lr ${o.lr}, device ${o.device}${teacher || (o.factory && o.distill) ? `, distilling from ${teacher ?? o.model}` : ''}${o.factory ? `, module ${o.factory.factory}` : ''}`);
     const view = s.finetune;
     const controller = new AbortController();
     view.cancelRun = () => controller.abort();
@@ -134,7 +209,7 @@ export const finetune: RankscopeCommand = {
         (progress, token) => {
           token.onCancellationRequested(() => controller.abort());
           let reported = 0;
-          return runFinetune(req, {
+          return run({
             signal: controller.signal,
             onStderr: (line) => log().debug(`[worker] ${line}`),
             onMessage: (m) => {

@@ -79,6 +79,38 @@ def lowrank_trainable(graph):
     return names
 
 
+class GraphSource:
+    """The model as an ONNX graph (graph JSON + safetensors from src/worker/graphExport.ts), run by
+    executor.OnnxModule; the TypeScript side writes the result back into the ONNX file. A model
+    source gives the Trainer `model` and `teacher` (modules with OnnxModule's interface), `inputs`,
+    `name`, `lowrank_names()` and `finish(model, probe)` (extra fields of `done`); the other one is
+    torch_source.ModuleSource, the user's own nn.Module."""
+
+    def __init__(self, cfg):
+        self.name = cfg["graph"]
+        self.graph, tensors = load_graph(cfg["graph"], cfg.get("weights"))
+        self.model = OnnxModule(self.graph, tensors)
+        self.inputs = self.graph["inputs"]
+        self.teacher = None
+        if cfg.get("teacher"):
+            tgraph, ttensors = load_graph(cfg["teacher"]["graph"], cfg["teacher"].get("weights"))
+            self.teacher = OnnxModule(tgraph, ttensors)
+
+    def lowrank_names(self):
+        return lowrank_trainable(self.graph)
+
+    def finish(self, model, probe):
+        return {}
+
+
+def open_source(cfg):
+    """The model to train: the user's nn.Module when the config has `module`, else the ONNX graph."""
+    if cfg.get("module"):
+        from .torch_source import ModuleSource
+        return ModuleSource(cfg)
+    return GraphSource(cfg)
+
+
 def _lr_factor(cfg, steps_per_epoch):
     warm = int(cfg["warmupEpochs"] * steps_per_epoch)
     total = max(1, cfg["epochs"] * steps_per_epoch)
@@ -161,9 +193,8 @@ class Trainer:
         self.device = pick_device(cfg["device"])
         self.amp = pick_amp(cfg["amp"], self.device)
         torch.manual_seed(cfg["seed"])
-        graph, tensors = load_graph(cfg["graph"], cfg.get("weights"))
-        self.graph = graph
-        self.model = OnnxModule(graph, tensors).to(self.device)
+        self.source = open_source(cfg)
+        self.model = self.source.model.to(self.device)
         # torch.compile (torch >= 2) wraps the forward only; parameters stay those of self.model.
         self.forward_model = self.model
         if cfg["compile"]:
@@ -171,17 +202,16 @@ class Trainer:
                 self.forward_model = torch.compile(self.model)
             else:
                 channel.log(f"torch {torch.__version__} has no torch.compile; running uncompiled", "warn")
-        self.teacher = None
-        if cfg.get("teacher"):
-            tgraph, ttensors = load_graph(cfg["teacher"]["graph"], cfg["teacher"].get("weights"))
-            self.teacher = OnnxModule(tgraph, ttensors).to(self.device).eval()
+        self.teacher = self.source.teacher
+        if self.teacher is not None:
+            self.teacher = self.teacher.to(self.device).eval()
             for p in self.teacher.parameters():
                 p.requires_grad_(False)
         if len(self.model.input_names) != 1:
             raise WorkerFailure("UNSUPPORTED", f"the model has {len(self.model.input_names)} inputs; fine-tuning handles one")
-        self.train_set, self.val_set = data_mod.load(cfg["data"], graph["inputs"][0])
+        self.train_set, self.val_set = data_mod.load(cfg["data"], self.source.inputs[0])
         if cfg["trainable"] == "lowrank":
-            keep = lowrank_trainable(graph)
+            keep = self.source.lowrank_names()
             if not any(n in keep for n, _ in self.model.named_initializers()):
                 raise WorkerFailure("BAD_CONFIG", "trainable=lowrank but the model has no low-rank factors or biases",
                                     "Compress the model with Rankscope first, or train all parameters.")
@@ -273,7 +303,7 @@ class Trainer:
             "epoch": epoch, "step": step, "state": state, "weights": {n: t.detach().cpu() for n, t in self.model.named_initializers()},
             "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler else None, "torch_rng": torch.get_rng_state(),
-            "source": self.cfg["graph"], "batchSize": self.cfg["batchSize"], "trainSamples": len(self.train_set),
+            "source": self.source.name, "batchSize": self.cfg["batchSize"], "trainSamples": len(self.train_set),
         }
         _atomic_save(lambda p: torch.save(ckpt, p), self.paths["checkpoint"])
         self.channel.send("checkpoint", path=self.paths["checkpoint"], epoch=epoch, step=step, reason=reason)
@@ -449,13 +479,14 @@ class Trainer:
     def _finish(self, status, state, t_start):
         if t_start is not None:
             state["wallSeconds"] += time.time() - t_start
-        probe = None
+        probe, extra = None, {}
         if status == "completed":
             best, _ = safetensors.read(self.paths["best"])
             with torch.no_grad():
                 for name, t in self.model.named_initializers():
                     t.copy_(to_torch(*best[name]))
             probe = self._write_probe()
+            extra = self.source.finish(self.model, probe)
         curves = state["curves"]
         summary = {
             "status": status, "device": str(self.device), "amp": str(self.amp).replace("torch.", "") if self.amp else None,
@@ -472,7 +503,7 @@ class Trainer:
         self.channel.send("done", status=status, summary=summary, checkpoint=self.paths["checkpoint"]
                           if os.path.exists(self.paths["checkpoint"]) else None,
                           weights=self.paths["best"] if status == "completed" else None, probe=probe,
-                          summaryPath=self.paths["summary"])
+                          summaryPath=self.paths["summary"], **extra)
         return status
 
     @torch.no_grad()
