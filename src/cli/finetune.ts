@@ -78,7 +78,8 @@ export const finetuneCommand: Command = {
     if (!model) throw new RankscopeError('BAD_ARGUMENT', 'which model? Give the compressed MODEL.onnx, or a PyTorch checkpoint with --factors and --factory.', usage.split('\n')[0]);
     if (positionals.length > 1) throw new RankscopeError('BAD_ARGUMENT', `one model at a time (got ${positionals.join(', ')}); the original goes in --teacher.`);
     // A PyTorch checkpoint trains as the user's own nn.Module (finetuneModuleArgs.ts); ONNX as its graph.
-    const isCheckpoint = await isStateDictFile(model);
+    // A missing file is said after the option checks (as for ONNX); its name tells the path meanwhile.
+    const isCheckpoint = existsSync(model) ? await isStateDictFile(model) : /\.(pt|pth|bin|safetensors)$/i.test(model);
     if (!isCheckpoint) refuseModuleArgs(values);
     const moduleRun = isCheckpoint ? moduleArgs(values, model) : undefined;
     const distilling = moduleRun ? values.distill === true : values.teacher !== undefined;
