@@ -11,7 +11,7 @@
 // Tests pass `{ model, data, epochs, lr, device, distill, preset, out }` to skip the prompts
 // (without `out`: the next free name) and `discovery` to steer the interpreter search.
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import * as vscode from 'vscode';
 import { RankscopeError } from '../../core/errors';
@@ -145,6 +145,15 @@ function viewSummary(sum: WorkerSummary, result: FinetuneResult): FinetuneSummar
   };
 }
 
+/** The worker's summary.json in `workDir` (the last run's), if readable. */
+function readSummary(workDir: string): WorkerSummary | undefined {
+  try {
+    return JSON.parse(readFileSync(join(workDir, 'summary.json'), 'utf8')) as WorkerSummary;
+  } catch {
+    return undefined;
+  }
+}
+
 /** "validation 35.00 % → 88.00 % (epoch 2); test 86.40 % with the best weights". */
 function outcomeLine(sum: WorkerSummary): string {
   const best = sum.bestEpoch === 0 ? 'before fine-tuning: no epoch beat it' : `epoch ${sum.bestEpoch}`;
@@ -171,6 +180,20 @@ export async function runInView(s: Services, req: FinetuneRequest, python: Chose
   view.cancelRun = () => controller.abort();
   const measured = new Measured();
   const resume = (): void => { void vscode.commands.executeCommand('rankscope.resumeFinetune', { workDir }); };
+  if (resumed) {
+    // The curve so far, from the earlier run's summary: the worker sends only what it measures now.
+    const earlier = readSummary(workDir);
+    if (earlier?.valAccuracyBefore != null) {
+      const before = { epoch: 0, valAccuracy: earlier.valAccuracyBefore, valLoss: earlier.valLossBefore ?? undefined };
+      measured.add(before, earlier.bestEpoch === 0);
+      view.epoch(before);
+    }
+    for (const e of earlier?.epochs ?? []) {
+      const point = { epoch: e.epoch, trainAccuracy: e.trainAccuracy, valAccuracy: e.valAccuracy, valLoss: e.valLoss };
+      measured.add(point, earlier!.bestEpoch === e.epoch);
+      view.epoch(point);
+    }
+  }
   try {
     const result = await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: `Fine-tuning ${basename(req.model)}`, cancellable: true },
