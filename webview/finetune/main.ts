@@ -122,7 +122,7 @@ function renderProgress(): void {
   if (!run) return;
   replace(heading, `Fine-tuning ${run.model}`);
   replace(caption, [run.device ? `on ${run.device}` : 'starting the worker…',
-    run.stepsPerEpoch ? `${run.epochs} epochs × ${run.stepsPerEpoch} steps` : `${run.epochs} epochs`,
+    `${run.epochs} epoch${run.epochs === 1 ? '' : 's'}${run.stepsPerEpoch ? ` × ${run.stepsPerEpoch} steps` : ''}`,
     `output ${run.output}`, run.resumed ?? null].filter(Boolean).join(' · '));
   replace(splitsBox, ...[run.validation, run.test].filter((t): t is string => !!t).map((t) => h('li', null, t)));
   const total = run.epochs * (run.stepsPerEpoch ?? 0);
