@@ -156,7 +156,7 @@ function humanProgress(out: (s: string) => void, err: (s: string) => void): (m: 
         break;
       case 'started':
         epochs = m.epochs;
-        out(`fine-tuning on ${m.device}${m.amp ? ` (${m.amp})` : ''}: ${m.params.trainable}/${m.params.total} parameters train, ${m.trainSamples} training / ${m.valSamples} validation${m.testSamples !== null ? ` / ${m.testSamples} test` : ''} samples, ${m.epochs} epochs × ${m.stepsPerEpoch} steps${m.resumedFrom ? `, resumed with ${m.resumedFrom.epochsDone} epochs and ${m.resumedFrom.step} steps done` : ''}`);
+        out(`fine-tuning on ${m.device}${m.amp ? ` (${m.amp})` : ''}: ${m.params.trainable}/${m.params.total} parameters train, ${m.trainSamples} training / ${m.valSamples} validation${m.testSamples !== null ? ` / ${m.testSamples} test` : ''} samples, ${m.epochs} epoch${m.epochs === 1 ? '' : 's'} × ${m.stepsPerEpoch} steps${m.resumedFrom ? `, resumed with ${m.resumedFrom.epochsDone} epochs and ${m.resumedFrom.step} steps done` : ''}`);
         for (const line of describeSplits(m.splits)) out(`  ${line}`);
         break;
       case 'progress':
