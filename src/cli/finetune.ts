@@ -85,6 +85,7 @@ export const finetuneCommand: Command = {
     if (!dataPath) throw new RankscopeError('BAD_ARGUMENT', 'no training data: give --data DATA.npz (or "data" in rankscope.json).');
     const preset = oneOf(values.preset ?? (task?.preset === 'ntu' ? 'ntu' : undefined), '--preset', ['ntu', 'none'] as const);
     const frames = num(values.frames, '--frames', true) ?? task?.ntu?.frames;
+    if (values.frames !== undefined && preset !== 'ntu') throw new RankscopeError('BAD_ARGUMENT', '--frames sets the clip length of the NTU preset; give it with --preset ntu.');
     const data: DataSpec = {
       path: dataPath, valPath: values['val-data'], trainX: values['train-x'], trainY: values['train-y'], valX: values['val-x'], valY: values['val-y'],
       testX: values['test-x'], testY: values['test-y'], subjects: values.subjects,

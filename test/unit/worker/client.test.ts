@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RankscopeError } from '../../../src/core/errors';
 import { FinetuneWorker } from '../../../src/worker/client';
-import type { FinetuneConfig } from '../../../src/worker/protocol';
+import { PROTOCOL_VERSION, type FinetuneConfig } from '../../../src/worker/protocol';
 
 const posix = process.platform !== 'win32';
 const dir = mkdtempSync(join(tmpdir(), 'rankscope-client-'));
@@ -33,7 +33,7 @@ function alive(pid: number): boolean {
     return true; // no /proc (macOS): trust kill(0)
   }
 }
-const hello = JSON.stringify({ type: 'hello', protocol: 1, worker: 'fake', python: '0', executable: 'sh', platform: 'x', torch: '0', numpy: '0', cuda: { available: false, version: null, devices: [] }, mps: false, bf16: false });
+const hello = JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, worker: 'fake', python: '0', executable: 'sh', platform: 'x', torch: '0', numpy: '0', cuda: { available: false, version: null, devices: [] }, mps: false, bf16: false });
 
 test('no hello within the timeout: a WORKER error, and the process is gone', { skip: !posix && 'POSIX shell' }, async () => {
   const python = script('silent.sh', 'echo "loading torch…" >&2\nexec sleep 30');
@@ -60,6 +60,6 @@ test('a worker that ignores cancel is killed with its children after the grace p
 });
 
 test('a wrong protocol version is refused', { skip: !posix && 'POSIX shell' }, async () => {
-  const python = script('old.sh', `echo '${hello.replace('"protocol":1', '"protocol":0')}'\nexec sleep 30`);
+  const python = script('old.sh', `echo '${hello.replace(`"protocol":${PROTOCOL_VERSION}`, '"protocol":0')}'\nexec sleep 30`);
   await assert.rejects(FinetuneWorker.launch({ python }), (e: unknown) => e instanceof RankscopeError && /protocol 0/.test(e.message));
 });
