@@ -42,15 +42,22 @@ const denseLabel = (l: ExpectedLayer): string => `${leafName(l.name)} ${l.shape[
 const target = (): ExpectedLayer => [...original.layers]
   .sort((a, b) => (b.params - b.r95 * (b.shape[0] + b.shape[1])) - (a.params - a.r95 * (a.shape[0] + a.shape[1])))[0]!;
 
-/** Answers the open quick input: types `value` (or keeps the proposed one) and accepts. */
-async function answerInput(value?: string): Promise<void> {
-  const input = page.locator('.quick-input-widget input');
-  await input.waitFor();
-  if (value !== undefined) await input.fill(value);
-  await input.press('Enter');
+/** Waits for the quick input titled `title` (one prompt replaces the last in the same widget). */
+async function prompt(title: string): Promise<void> {
+  await page.locator('.quick-input-widget .quick-input-title', { hasText: new RegExp(`^${escape(title)}`) }).waitFor();
 }
 
-async function pickOption(name: RegExp): Promise<void> {
+/** Answers the input box titled `title`: types `value` (or keeps the proposed one) and accepts. */
+async function answerInput(title: string, value?: string): Promise<void> {
+  await prompt(title);
+  const input = page.locator('.quick-input-widget input');
+  if (value !== undefined) await input.fill(value);
+  await input.press('Enter');
+  await page.locator('.quick-input-widget .quick-input-title', { hasText: new RegExp(`^${escape(title)}`) }).waitFor({ state: 'hidden' });
+}
+
+async function pickOption(title: string | undefined, name: RegExp): Promise<void> {
+  if (title) await prompt(title);
   const option = page.locator('.quick-input-widget').getByRole('option', { name });
   await option.first().waitFor();
   await option.first().click();
@@ -116,10 +123,10 @@ describe('walkthrough: sample → tree → spectrum → compress → trade-off �
     const t = target();
     await layersTree().and(page.locator(`[aria-label="${denseLabel(t)}"]`)).first().click({ button: 'right' });
     await chooseMenuItem(/^Compress Layer…/);
-    await pickOption(/energy 95 %/);
+    await pickOption(undefined, /energy 95 %/);
     await page.waitForFunction(() => (document.querySelector('.quick-input-widget input') as HTMLInputElement | null)?.value.endsWith('.onnx'));
     assert.ok((await page.locator('.quick-input-widget input').inputValue()).endsWith(`/${SAMPLE_DIR}/${stem}.rankscope.onnx`));
-    await answerInput();
+    await answerInput('Write the compressed model to');
     const [m, n] = t.shape;
     const want = `${leafName(t.name)} ${m}×${n} · ${count(m * n)} → ${count(t.r95 * (m + n))} · rank ${t.r95}`;
     await waitUntil('the compressed layer in the tree', async () => (await treeLabels()).includes(want), 120_000);
@@ -144,12 +151,13 @@ describe('walkthrough: sample → tree → spectrum → compress → trade-off �
     await openFromExplorer(`${SAMPLE_DIR}/${stem}.rankscope.onnx`);
     await waitUntil('the compressed model in the tree', async () => (await treeLabels())[0]?.startsWith(`${stem}.rankscope.onnx `) ?? false, 120_000);
     await runCommand('Rankscope: Fine-tune Compressed Model…');
-    await answerInput('1'); // epochs
-    await answerInput(); // learning rate: the default
-    await pickOption(/^cpu/);
-    await pickOption(/^Labels only/);
-    await page.waitForFunction(() => (document.querySelector('.quick-input-widget input') as HTMLInputElement | null)?.value.endsWith('.finetuned.onnx'));
-    await answerInput(); // the proposed output: the next free name
+    await answerInput('Epochs', '1');
+    await answerInput('Learning rate'); // the default
+    await pickOption('Device', /^cpu/);
+    await pickOption('Distillation', /^Labels only/);
+    await prompt('Write the fine-tuned model to');
+    assert.match(await page.locator('.quick-input-widget input').inputValue(), new RegExp(`/${escape(`${stem}.rankscope.finetuned.onnx`)}$`));
+    await answerInput('Write the fine-tuned model to'); // the proposed output: the next free name
     const view: FrameLocator = await webviewWith('progress', 120_000);
     const progress = view.getByTestId('progress');
     // Watch the view and the notification while it runs: both number the epoch as the worker does.
@@ -186,7 +194,7 @@ describe('walkthrough: sample → tree → spectrum → compress → trade-off �
     await page.waitForFunction(() => (document.querySelector('.quick-input-widget input') as HTMLInputElement | null)?.value.endsWith('.onnx'));
     const out = await page.locator('.quick-input-widget input').inputValue();
     assert.match(out, new RegExp(`/${escape(`${stem}.rankscope.restored.onnx`)}$`));
-    await answerInput();
+    await answerInput('Restore Original Weights: write the model to');
     await waitUntil('the restored model in the tree', async () => (await treeLabels())[0]?.startsWith(`${stem}.rankscope.restored.onnx `) ?? false, 120_000);
     await waitUntil('the restored layer dense again', async () => (await treeLabels()).includes(denseLabel(t)), 120_000);
     // The restored weight is the original's, bit for bit (numpy on both files).
