@@ -3,7 +3,7 @@
 // write the best weights back into a copy of the compressed ONNX — then check that copy in
 // ONNX Runtime against the outputs the worker itself computed (the `probe`). The work folder keeps
 // a run record (run.json: the request, how far the run got, how it ended) that a resume reads.
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { RankscopeError } from '../core/errors';
 import { openOnnxModel } from '../core/formats';
@@ -146,6 +146,8 @@ export async function finetune(req: FinetuneRequest, handlers: FinetuneHandlers 
   const teacher = req.teacher ? await exportGraph(await openOnnxModel(req.teacher, { signal }), workDir, 'teacher', signal) : undefined;
 
   mkdirSync(workDir, { recursive: true });
+  // A fresh run owns the folder: an earlier run's checkpoint must not be resumed as this one's.
+  if (!resume) for (const f of [CHECKPOINT, 'summary.json']) rmSync(join(workDir, f), { force: true });
   const previous = resume ? readRunRecord(workDir) : undefined;
   const data: DataSpec = { ...req.data, path: resolve(req.data.path), ...(req.data.valPath ? { valPath: resolve(req.data.valPath) } : {}) };
   const record: RunRecord = {

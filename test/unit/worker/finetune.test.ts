@@ -172,6 +172,18 @@ np.savez(sys.argv[1], x_train=np.zeros((8, 23), np.float32), y_train=np.zeros(8,
     (e: unknown) => e instanceof RankscopeError && e.code === 'SHAPE_MISMATCH' && /x_train/.test(e.message) && /\(8, 23\)/.test(e.message) && /24/.test(e.message));
 });
 
+test('a fresh run in a work folder drops an earlier run\'s checkpoint: a failure then offers nothing to resume', { skip: !hasTorch && 'needs torch' }, async () => {
+  const workDir = join(dir, 'reused-work');
+  mkdirSync(workDir, { recursive: true });
+  writeFileSync(join(workDir, 'checkpoint.pt'), 'an earlier run\'s checkpoint');
+  const bad = join(dir, 'bad.npz'); // from the SHAPE_MISMATCH test above
+  await assert.rejects(finetune(request({ data: { path: bad }, out: join(dir, 'reused.onnx'), workDir })), (e: unknown) => e instanceof RankscopeError && e.code === 'SHAPE_MISMATCH');
+  assert.equal(existsSync(join(workDir, 'checkpoint.pt')), false);
+  assert.equal(readRunRecord(workDir)?.status, 'failed');
+  assert.match(readRunRecord(workDir)?.error ?? '', /x_train/);
+  assert.ok(!findResumable(dir).some((r) => r.workDir === workDir));
+});
+
 test('a loss that becomes NaN stops training with a NUMERIC error and writes no model', { skip: !hasTorch && 'needs torch' }, async () => {
   const nan = join(dir, 'nan.npz');
   runPython(`import numpy as np, sys
