@@ -2,10 +2,12 @@
 // reads it):
 //   test/e2e/webviews.e2e.ts  the four built webviews in the extension's CSP shell (component level)
 //   test/e2e/vscode.e2e.ts    code-server with the packaged .vsix installed, driven as a person does
+//   test/e2e/walkthrough.e2e.ts  the same, issue 13's walk: sample → tree → spectrum → compress →
+//                             trade-off → fine-tune → restore (screenshots in test-artifacts/e2e/walkthrough/)
 // The .vsix comes from `npm run package` (scripts/package.mjs) unless RANKSCOPE_E2E_VSIX names one;
 // RANKSCOPE_E2E_DEV=1 loads the working tree as a development extension instead (quick iteration;
 // the run then says so). code-server is installed by scripts/install-code-server.sh when missing.
-//   node scripts/test-e2e.mjs [--only webviews|vscode]
+//   node scripts/test-e2e.mjs [--only webviews|vscode|walkthrough]
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -33,7 +35,7 @@ if (!only || only === 'webviews') {
   }
   files.push('test/e2e/webviews.e2e.ts');
 }
-if (!only || only === 'vscode') {
+if (!only || only === 'vscode' || only === 'walkthrough') {
   if (!codeServerInstalled()) {
     console.log('e2e: installing code-server (scripts/install-code-server.sh)…');
     const r = spawnSync('bash', ['scripts/install-code-server.sh'], { cwd: root, stdio: 'inherit' });
@@ -53,7 +55,8 @@ if (!only || only === 'vscode') {
     env.RANKSCOPE_E2E_VSIX = newest;
     console.log(`e2e: packaged ${newest} (${(statSync(newest).size / 2 ** 20).toFixed(1)} MiB) in ${seconds(tp)} s`);
   }
-  files.push('test/e2e/vscode.e2e.ts');
+  if (only !== 'walkthrough') files.push('test/e2e/vscode.e2e.ts');
+  if (only !== 'vscode') files.push('test/e2e/walkthrough.e2e.ts');
 }
 
 let passed = 0;

@@ -4,11 +4,13 @@
 import { existsSync } from 'node:fs';
 import { RankscopeError } from '../core/errors';
 import { readTaskFile } from '../core/eval/task';
+import { formatEpochProgress } from '../core/format';
 import { checkDiscoveredEnvironment, formatEnvReport } from '../worker/envCheck';
 import { describeDiscovery, requirePython, type PythonCandidate } from '../worker/pythonDiscovery';
 import { finetune, type FinetuneRequest, type FinetuneResult } from '../worker/finetune';
 import { finetuneModule, isStateDictFile } from '../worker/finetuneModule';
-import type { DataSpec, TrainingOptions, WorkerMessage } from '../worker/protocol';
+import type { DataSpec, FinetuneSummary, TrainingOptions, WorkerMessage } from '../worker/protocol';
+import { describeSplits } from '../worker/splits';
 import { checkTraining, KD_DEFAULTS, resolveTraining, TRAINING_DEFAULTS as D, type TrainingRequest } from '../worker/trainingOptions';
 import type { Command } from './command';
 import { moduleArgs, MODULE_OPTIONS, MODULE_USAGE, refuseModuleArgs } from './finetuneModuleArgs';
@@ -18,8 +20,14 @@ const usage = `rankscope finetune MODEL --data DATA.npz [options]
 
 Fine-tunes a compressed ONNX model (PyTorch worker) and writes MODEL.finetuned.onnx next to it
 (MODEL.finetuned-2.onnx, … when that exists; only initializer values change). Data: .npz with x_train, y_train, x_test, y_test.
+Splits: the best epoch is picked on VALIDATION, held out of the training arrays (seeded; whole
+subjects when the file has subject ids: s_train under --preset ntu, else stratified by class);
+TEST (x_test, y_test) is scored once at the end with the best weights.
   --data FILE            training data (default: "data" of ./rankscope.json)
-  --val-data FILE        separate validation .npz     --train-x/--train-y/--val-x/--val-y KEY   array names
+  --val-fraction X       share of the training samples held out for validation (${D.valFraction}, in (0, 0.5])
+  --subjects KEY         training subject ids to hold out whole subjects (default s_train with --preset ntu)
+  --val-data FILE        validate on this .npz instead (its x_test/y_test, or --val-x/--val-y KEY)
+  --train-x/--train-y/--val-x/--val-y/--test-x/--test-y KEY   array names
   --preset ntu           NTU RGB+D skeletons (N, 300, 150) → (N, 3, T, 25, 2)   --frames T
   --teacher ORIG.onnx    distil from the uncompressed model (--kd-temperature ${KD_DEFAULTS.temperature}, --kd-alpha ${KD_DEFAULTS.alpha} in [0, 1])
   --epochs N (${D.epochs})   --lr X (${D.lr}, in (0, 1])   --batch-size N (${D.batchSize})   --optimizer adamw|sgd (${D.optimizer})
@@ -55,7 +63,8 @@ export const finetuneCommand: Command = {
   async run(argv, io) {
     const { values, positionals } = parseOptions(argv, {
       data: { type: 'string' }, 'val-data': { type: 'string' }, 'train-x': { type: 'string' }, 'train-y': { type: 'string' },
-      'val-x': { type: 'string' }, 'val-y': { type: 'string' }, preset: { type: 'string' }, frames: { type: 'string' },
+      'val-x': { type: 'string' }, 'val-y': { type: 'string' }, 'test-x': { type: 'string' }, 'test-y': { type: 'string' },
+      subjects: { type: 'string' }, 'val-fraction': { type: 'string' }, preset: { type: 'string' }, frames: { type: 'string' },
       teacher: { type: 'string' }, 'kd-temperature': { type: 'string' }, 'kd-alpha': { type: 'string' },
       epochs: { type: 'string' }, lr: { type: 'string' }, 'batch-size': { type: 'string' }, optimizer: { type: 'string' },
       momentum: { type: 'string' }, 'weight-decay': { type: 'string' }, warmup: { type: 'string' }, schedule: { type: 'string' },
@@ -90,6 +99,7 @@ export const finetuneCommand: Command = {
     const frames = values.frames === undefined ? task?.ntu?.frames : intOption(values.frames, '--frames', 1);
     const data: DataSpec = {
       path: dataPath, valPath: values['val-data'], trainX: values['train-x'], trainY: values['train-y'], valX: values['val-x'], valY: values['val-y'],
+      testX: values['test-x'], testY: values['test-y'], subjects: values.subjects,
       preset: preset === 'ntu' ? 'ntu' : null,
       ...(preset === 'ntu' ? { ntu: { ...task?.ntu, ...(frames !== undefined ? { frames } : {}) } } : {}),
     };
@@ -105,6 +115,7 @@ export const finetuneCommand: Command = {
       stepEpochs: num(values['step-epochs'], '--step-epochs'), gamma: num(values.gamma, '--gamma'),
       gradClip: num(values['grad-clip'], '--grad-clip'), seed: num(values.seed, '--seed', true),
       trainable: choice<'trainable'>(values.trainable), amp: choice<'amp'>(values.amp), compile: values.compile,
+      valFraction: num(values['val-fraction'], '--val-fraction'),
       kd: distilling ? { temperature: num(values['kd-temperature'], '--kd-temperature'), alpha: num(values['kd-alpha'], '--kd-alpha') } : null,
     };
     // Bad options are refused before the interpreter search, which starts Python processes.
@@ -125,10 +136,10 @@ export const finetuneCommand: Command = {
     if (values.json) {
       io.out(JSON.stringify({ type: 'result', ...result }));
     } else if (result.status === 'cancelled') {
-      io.err(`Cancelled. Checkpoint: ${result.checkpoint}. Continue with the same command plus --resume.`);
+      io.err(`Cancelled with ${result.summary.epochs.length} of ${result.summary.epochsPlanned} epochs done; best validation accuracy so far ${bestText(result.summary)}. Checkpoint: ${result.checkpoint}. Continue with the same command plus --resume.`);
     } else {
       const s = result.summary;
-      io.out(`accuracy ${pct(s.accuracyBefore)} → ${pct(s.accuracyAfter)} (best epoch ${s.bestEpoch}), ${s.wallSeconds.toFixed(1)} s on ${s.device}${s.amp ? ` (${s.amp} autocast)` : ''}`);
+      io.out(`validation accuracy ${pct(s.valAccuracyBefore)} → ${bestText(s)}; test accuracy ${testText(s)}; ${s.wallSeconds.toFixed(1)} s on ${s.device}${s.amp ? ` (${s.amp} autocast)` : ''}`);
       io.out(`wrote ${result.output}`);
       if (result.verification) {
         const checker = moduleRun ? 'Reloaded into a new module, it matches' : 'ONNX Runtime matches';
@@ -140,26 +151,40 @@ export const finetuneCommand: Command = {
   },
 };
 
+/** "88.0% (epoch 2)", "35.0% (before fine-tuning: no epoch beat it)", or "—" when nothing was validated. */
+function bestText(s: FinetuneSummary): string {
+  if (s.valAccuracyBest === null || s.bestEpoch === null) return '— (nothing validated yet)';
+  return `${pct(s.valAccuracyBest)} (${s.bestEpoch === 0 ? 'before fine-tuning: no epoch beat it' : `best: epoch ${s.bestEpoch}`})`;
+}
+
+function testText(s: FinetuneSummary): string {
+  if (s.testAccuracy === null) return `— (${'missing' in s.splits.test ? s.splits.test.missing : 'not measured'})`;
+  return `${pct(s.testAccuracy)} (${s.testSamples} samples, the best weights, scored once)`;
+}
+
 function humanProgress(out: (s: string) => void, err: (s: string) => void): (m: WorkerMessage) => void {
   let lastLine = 0;
+  let epochs = 0;
   return (m) => {
     switch (m.type) {
       case 'hello':
         err(`worker: Python ${m.python}, torch ${m.torch}${m.cuda.devices.length ? `, ${m.cuda.devices.map((d) => `cuda:${d.index} ${d.name}`).join(', ')}` : ', no CUDA'}`);
         break;
       case 'started':
-        out(`fine-tuning on ${m.device}${m.amp ? ` (${m.amp})` : ''}: ${m.params.trainable}/${m.params.total} parameters train, ${m.trainSamples} training / ${m.valSamples} validation samples, ${m.epochs} epochs × ${m.stepsPerEpoch} steps${m.resumedFrom ? `, resumed at epoch ${m.resumedFrom.epoch + 1} step ${m.resumedFrom.step}` : ''}`);
+        epochs = m.epochs;
+        out(`fine-tuning on ${m.device}${m.amp ? ` (${m.amp})` : ''}: ${m.params.trainable}/${m.params.total} parameters train, ${m.trainSamples} training / ${m.valSamples} validation${m.testSamples !== null ? ` / ${m.testSamples} test` : ''} samples, ${m.epochs} epoch${m.epochs === 1 ? '' : 's'} × ${m.stepsPerEpoch} steps${m.resumedFrom ? `, resumed with ${m.resumedFrom.epochsDone} epochs and ${m.resumedFrom.step} steps done` : ''}`);
+        for (const line of describeSplits(m.splits)) out(`  ${line}`);
         break;
       case 'progress':
         if (Date.now() - lastLine > 2000 || m.step === m.stepsPerEpoch) {
           lastLine = Date.now();
-          out(`  epoch ${m.epoch} step ${m.step}/${m.stepsPerEpoch}  loss ${fixed(m.loss)}  lr ${m.lr.toExponential(2)}  ${Math.round(m.samplesPerSec)} samples/s${m.gpuMemory ? `  ${(m.gpuMemory / 2 ** 30).toFixed(2)} GiB` : ''}`);
+          out(`  ${formatEpochProgress(m.epoch, epochs, m.globalStep, epochs * m.stepsPerEpoch)}  loss ${fixed(m.loss)}  lr ${m.lr.toExponential(2)}  ${Math.round(m.samplesPerSec)} samples/s${m.gpuMemory ? `  ${(m.gpuMemory / 2 ** 30).toFixed(2)} GiB` : ''}`);
         }
         break;
       case 'eval':
-        out(m.phase === 'before'
-          ? `before: val accuracy ${pct(m.valAccuracy)} (loss ${fixed(m.valLoss)})`
-          : `epoch ${m.epoch}: train loss ${fixed(m.trainLoss)}, val accuracy ${pct(m.valAccuracy)} (loss ${fixed(m.valLoss)})${m.best ? '  ★ best' : ''}`);
+        if (m.phase === 'before') out(`before fine-tuning: validation accuracy ${pct(m.valAccuracy)} (loss ${fixed(m.valLoss)})`);
+        else if (m.phase === 'epoch') out(`epoch ${m.epoch} / ${epochs}: train loss ${fixed(m.trainLoss)}, validation accuracy ${pct(m.valAccuracy)} (loss ${fixed(m.valLoss)})${m.best ? '  ★ best' : ''}`);
+        else out(`test, with the best weights (${m.epoch === 0 ? 'before fine-tuning' : `epoch ${m.epoch}`}): accuracy ${pct(m.testAccuracy)} (loss ${fixed(m.testLoss)}, ${m.samples} samples)`);
         break;
       case 'log':
         if (m.level !== 'debug') err(`[worker ${m.level}] ${m.message}`);

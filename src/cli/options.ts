@@ -8,26 +8,27 @@ import { readTaskFile, type TaskFile } from '../core/eval/task';
 /** node:util parseArgs with our error type, so unknown options are a clean exit 2 on one line. */
 export function parseOptions<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T) {
   try {
-    return parseArgs({ args: negativeValuesJoined(argv, options), options, allowPositionals: true, strict: true });
+    return parseArgs({ args: withNegativeValues(argv, options), options, allowPositionals: true, strict: true });
   } catch (e) {
-    throw new RankscopeError('BAD_ARGUMENT', (e as Error).message.replace(/\s*\n\s*/g, ' '), 'Run `rankscope help` for usage.');
+    // parseArgs explains over several lines; the CLI's rule is one line on stderr.
+    throw new RankscopeError('BAD_ARGUMENT', (e as Error).message.split('\n')[0]!, 'Run `rankscope help` for usage.');
   }
 }
 
 /**
  * `--lr -1` as `--lr=-1`: parseArgs takes a value starting with '-' for an option and refuses it,
- * but a negative number is a value, which the option's own check then judges.
+ * so a negative number would be "ambiguous" instead of reaching the range check that says why.
  */
-function negativeValuesJoined(argv: string[], options: NonNullable<ParseArgsConfig['options']>): string[] {
+function withNegativeValues(argv: string[], options: NonNullable<ParseArgsConfig['options']>): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
-    const name = /^--([^=]+)$/.exec(argv[i])?.[1];
+    const name = argv[i]!.startsWith('--') ? argv[i]!.slice(2) : undefined;
     const next = argv[i + 1];
-    if (name && options[name]?.type === 'string' && next !== undefined && /^-(\d|\.\d|inf|nan)/i.test(next)) {
-      out.push(`--${name}=${next}`);
+    if (name && options[name]?.type === 'string' && next !== undefined && /^-(\d|\.\d)/.test(next)) {
+      out.push(`${argv[i]}=${next}`);
       i++;
     } else {
-      out.push(argv[i]);
+      out.push(argv[i]!);
     }
   }
   return out;

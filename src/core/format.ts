@@ -42,3 +42,14 @@ export function formatSaved(before: number, after: number): string {
 export function formatPercent(fraction: number, digits = 1): string {
   return `${(100 * fraction).toFixed(digits)} %`;
 }
+
+/**
+ * Fine-tuning progress in the worker's one convention (src/worker/protocol.ts): `epoch` is the
+ * running epoch's 1-based number, `stepsDone` counts the steps done of all `totalSteps`; shown as
+ * given, never shifted: "epoch 2 / 3 · step 40 / 96". The CLI, the notification and the fine-tune
+ * view all print progress through this.
+ */
+export function formatEpochProgress(epoch: number, epochs: number, stepsDone?: number, totalSteps?: number): string {
+  const steps = stepsDone !== undefined && totalSteps !== undefined ? ` · step ${stepsDone} / ${totalSteps}` : '';
+  return `epoch ${epoch} / ${epochs}${steps}`;
+}

@@ -4,9 +4,18 @@
 // Bump PROTOCOL_VERSION (here and in rankscope_worker/__init__.py) when a shape changes.
 //
 // Order: worker → hello; client → start; worker → started, eval(before), then progress* and
-// eval/checkpoint per epoch, log at any time, and finally done or error. The client may send
-// cancel at any time (the worker checkpoints at the next step and answers done{status:'cancelled'})
-// and exit when it is finished with the process.
+// eval/checkpoint per epoch, eval(test) once after the last epoch, log at any time, and finally
+// done or error. The client may send cancel at any time (the worker checkpoints at the next step
+// and answers done{status:'cancelled'}) and exit when it is finished with the process.
+//
+// One epoch convention everywhere: a field named `epoch` is an epoch's 1-based number (epoch 1 is
+// the first epoch of training) and 0 means "before fine-tuning"; `globalStep` counts optimizer steps
+// done; a checkpoint counts the epochs done (`epochsDone`) and the steps done of the next (`step`).
+// Show epoch numbers as they are: no +1 anywhere.
+//
+// Splits: the best epoch is picked on VALIDATION (held out from the training arrays unless a
+// validation file is given); TEST is scored once, at the end, with the best weights. Every figure's
+// name says its split (valAccuracy…, testAccuracy…, trainLoss…); `splits` says where each comes from.
 
 export const PROTOCOL_VERSION = 2;
 
@@ -19,15 +28,25 @@ export type ClientMessage = StartMessage | CancelMessage | ExitMessage;
 
 /** Where the training data is; arrays read by numpy on the worker side. */
 export interface DataSpec {
-  /** .npz with the training (and by default the validation) arrays. */
+  /** .npz with the training and (by default) the test arrays; validation is held out of training. */
   path: string;
   /** Array names; defaults x_train, y_train, x_test, y_test (DESIGN.md's skeleton convention). */
   trainX?: string;
   trainY?: string;
+  testX?: string;
+  testY?: string;
+  /**
+   * An explicit validation split instead of the hold-out: a separate .npz (`valPath`) and/or
+   * array names (`valX`/`valY`, default x_test/y_test in `valPath`, or arrays of `path`).
+   */
+  valPath?: string;
   valX?: string;
   valY?: string;
-  /** A separate .npz for validation. */
-  valPath?: string;
+  /**
+   * Training subject ids (one per training sample) to hold out whole subjects; default `s_train`
+   * under the NTU preset (a stratified random split, with a note, when the file has none).
+   */
+  subjects?: string;
   /** 'ntu': x (N, T, 150) → (N, 3, T', 25, 2) with src/core/eval/ntu.ts's resampling. */
   preset?: 'ntu' | null;
   ntu?: { frames?: number; crop?: number; resample?: 'linear' | 'uniform' };
@@ -76,6 +95,8 @@ export interface TrainingOptions {
   progressEvery: number;
   /** torch.compile the training forward (torch ≥ 2; ignored with a warning before). */
   compile: boolean;
+  /** Share of the training samples held out for validation (seeded by `seed`), unless DataSpec names a validation split. */
+  valFraction: number;
 }
 
 /** The `start` message's config: every training option filled in, plus where things are. */
@@ -135,6 +156,32 @@ export interface HelloMessage {
   bf16: boolean;
 }
 
+/** Where the training arrays are: a file's pair of arrays and how many samples the split has. */
+export interface ArraysSplit { path: string; arrays: [string, string]; samples: number }
+
+/** Where validation comes from: held out of the training arrays, or a file/arrays given for it. */
+export type ValidationSplit =
+  | (ArraysSplit & {
+    source: 'held-out';
+    fraction: number;
+    seed: number;
+    /** Whole subjects (`subjects` of `subjectArray`, out of `subjectsTotal`) or a stratified random share. */
+    by: 'subject' | 'stratified';
+    subjectArray?: string;
+    subjects?: (number | string)[];
+    subjectsTotal?: number;
+    /** Why a split meant to be by subject is stratified (no subject ids in the file). */
+    note?: string;
+  })
+  | (ArraysSplit & { source: 'file' });
+
+export interface SplitsInfo {
+  train: ArraysSplit;
+  validation: ValidationSplit;
+  /** `missing` says why there is no test figure (no x_test in the file; validation is the test arrays). */
+  test: ArraysSplit | { missing: string };
+}
+
 export interface StartedMessage {
   type: 'started';
   device: string;
@@ -142,17 +189,22 @@ export interface StartedMessage {
   params: { total: number; trainable: number };
   trainSamples: number;
   valSamples: number;
+  /** null: no test split (see splits.test.missing). */
+  testSamples: number | null;
+  splits: SplitsInfo;
   stepsPerEpoch: number;
   epochs: number;
-  resumedFrom: { epoch: number; step: number } | null;
+  resumedFrom: { epochsDone: number; step: number } | null;
 }
 
 export interface ProgressMessage {
   type: 'progress';
-  /** 1-based. */
+  /** The running epoch's number, 1-based. */
   epoch: number;
+  /** Steps done in this epoch (1 … stepsPerEpoch). */
   step: number;
   stepsPerEpoch: number;
+  /** Steps done since the start of training (1 … epochs × stepsPerEpoch). */
   globalStep: number;
   loss: number;
   lr: number;
@@ -162,6 +214,7 @@ export interface ProgressMessage {
 }
 
 export interface EpochPoint {
+  /** 1-based. */
   epoch: number;
   trainLoss: number;
   trainAccuracy: number;
@@ -174,30 +227,42 @@ export interface EpochPoint {
 
 export type EvalMessage =
   | { type: 'eval'; phase: 'before'; epoch: 0; valLoss: number; valAccuracy: number; best: boolean }
-  | ({ type: 'eval'; phase: 'epoch'; best: boolean } & EpochPoint);
+  | ({ type: 'eval'; phase: 'epoch'; best: boolean } & EpochPoint)
+  /** Once, after training: the test split with the best weights (those of epoch `epoch`; 0 = before fine-tuning). */
+  | { type: 'eval'; phase: 'test'; epoch: number; testLoss: number; testAccuracy: number; samples: number };
 
 export interface CheckpointMessage {
   type: 'checkpoint';
   path: string;
-  /** Epochs completed (0-based index of the epoch to continue). */
-  epoch: number;
-  /** Steps done in that epoch. */
+  /** Epochs completed: a resume continues in epoch epochsDone + 1. */
+  epochsDone: number;
+  /** Steps done of that next epoch. */
   step: number;
+  /** Epochs planned. */
+  epochs: number;
   reason: 'epoch' | 'cancel';
 }
 
 export interface LogMessage { type: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; message: string }
 
+/** summary.json: each figure named by its split. null = not measured (the run was cancelled first). */
 export interface FinetuneSummary {
   status: 'completed' | 'cancelled';
   device: string;
   amp: string | null;
-  accuracyBefore: number | null;
-  lossBefore: number | null;
-  /** Best validation accuracy (the weights written back). */
-  accuracyAfter: number | null;
+  splits: SplitsInfo;
+  valAccuracyBefore: number | null;
+  valLossBefore: number | null;
+  /** The best validation accuracy (so far, for a cancelled run): the weights written back. */
+  valAccuracyBest: number | null;
+  /** Its epoch; 0 = before fine-tuning (no epoch beat the model as given). */
   bestEpoch: number | null;
+  /** The test split scored once with the best weights (completed runs with a test split). */
+  testAccuracy: number | null;
+  testLoss: number | null;
+  testSamples: number | null;
   epochs: EpochPoint[];
+  epochsPlanned: number;
   wallSeconds: number;
   samplesPerSec: number | null;
   trainable: 'all' | 'lowrank';

@@ -9,7 +9,7 @@ export const TRAINING_DEFAULTS: Readonly<TrainingOptions> = Object.freeze({
   epochs: 3, batchSize: 64, lr: 1e-3, optimizer: 'adamw', momentum: 0.9, weightDecay: 0.01,
   warmupEpochs: 0, schedule: 'cosine', stepEpochs: 1, gamma: 0.1, gradClip: 1, seed: 0,
   trainable: 'all', device: 'auto', amp: 'auto', kd: null, probeSamples: 16,
-  evalBatchSize: 256, progressEvery: 0.5, compile: false,
+  evalBatchSize: 256, progressEvery: 0.5, compile: false, valFraction: 0.1,
 });
 
 /** Distillation settings when a teacher is given and `kd` leaves them unset. */
@@ -46,7 +46,7 @@ interface NumberRule {
 }
 
 type NumericOption = 'epochs' | 'batchSize' | 'lr' | 'momentum' | 'weightDecay' | 'warmupEpochs' | 'stepEpochs' | 'gamma'
-  | 'gradClip' | 'seed' | 'probeSamples' | 'evalBatchSize' | 'progressEvery' | 'kd.temperature' | 'kd.alpha' | 'ntu.frames' | 'ntu.crop';
+  | 'gradClip' | 'seed' | 'probeSamples' | 'evalBatchSize' | 'progressEvery' | 'valFraction' | 'kd.temperature' | 'kd.alpha' | 'ntu.frames' | 'ntu.crop';
 
 export const NUMBER_RULES: Readonly<Record<NumericOption, NumberRule>> = {
   epochs: { flag: '--epochs', min: 1, integer: true, what: 'the number of training epochs' },
@@ -62,6 +62,7 @@ export const NUMBER_RULES: Readonly<Record<NumericOption, NumberRule>> = {
   probeSamples: { flag: 'probeSamples', min: 0, integer: true, what: 'validation samples kept for the write-back check' },
   evalBatchSize: { flag: 'evalBatchSize', min: 1, integer: true, what: 'samples per validation batch' },
   progressEvery: { flag: 'progressEvery', min: 0, what: 'seconds between progress messages' },
+  valFraction: { flag: '--val-fraction', min: 0, minOpen: true, max: 0.5, what: 'the share of the training samples held out for validation' },
   'kd.temperature': { flag: '--kd-temperature', min: 0, minOpen: true, what: 'the distillation temperature' },
   'kd.alpha': { flag: '--kd-alpha', min: 0, max: 1, what: 'the share of the distillation loss (0 = labels only, 1 = teacher only)' },
   'ntu.frames': { flag: '--frames', min: 1, integer: true, what: 'frames per clip after resampling' },
@@ -96,7 +97,7 @@ export function checkTraining(options: TrainingOptions, data?: DataSpec): void {
   const number = (option: NumericOption, value: number | undefined) => {
     if (value !== undefined) problems.push(numberProblem(option, value));
   };
-  for (const key of ['epochs', 'batchSize', 'lr', 'momentum', 'weightDecay', 'warmupEpochs', 'stepEpochs', 'gamma', 'gradClip', 'seed', 'probeSamples', 'evalBatchSize', 'progressEvery'] as const) {
+  for (const key of ['epochs', 'batchSize', 'lr', 'momentum', 'weightDecay', 'warmupEpochs', 'stepEpochs', 'gamma', 'gradClip', 'seed', 'probeSamples', 'evalBatchSize', 'progressEvery', 'valFraction'] as const) {
     number(key, options[key]);
   }
   if (options.kd) {

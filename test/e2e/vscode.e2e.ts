@@ -5,30 +5,24 @@
 //
 // Env (set by scripts/test-e2e.mjs): RANKSCOPE_E2E_VSIX = the .vsix to install; or
 // RANKSCOPE_E2E_DEV=1 to load the working tree as a development extension instead (no package yet).
-import { after, before, describe, test, type TestContext } from 'node:test';
+import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser, FrameLocator, Locator, Page } from 'playwright-core';
-import { launchChromium } from './harness';
-import { codeServerInstalled, installVsix, ROOT, startCodeServer, type CodeServer } from './codeServer';
+import type { Page } from 'playwright-core';
 import { makeFixture } from '../integration/fixtures';
 import { runPython } from '../helpers/python';
+import { ROOT } from './codeServer';
+import {
+  ARTIFACTS, closeSession, count, energyAt, leafName, openSession, referenceLayers, segments, stepRunner, workbench,
+  type ExpectedLayer, type Session,
+} from './workbench';
 
-const ARTIFACTS = join(ROOT, 'test-artifacts', 'e2e');
-const vsix = process.env.RANKSCOPE_E2E_VSIX;
-const devMode = process.env.RANKSCOPE_E2E_DEV === '1';
-
-let tmp: string;
+let session: Session | undefined;
 let workspace: string;
 let model: E2EModel;
-let server: CodeServer | undefined;
-let browser: Browser | undefined;
 let page: Page;
-let failedStep: string | undefined;
 
-interface ExpectedLayer { name: string; shape: [number, number]; params: number; sv: number[]; r95: number }
 interface E2EModel {
   /** File name in the workspace. */
   file: string;
@@ -37,47 +31,6 @@ interface E2EModel {
   /** Where it came from, for the log. */
   source: string;
 }
-
-// The layers a person expects to see, computed by numpy straight from the ONNX file: every
-// MatMul/Gemm/Conv whose weight is an initializer, as its [out, in] matrix; named by the
-// initializer (`net.1.weight` → `net.1`) unless that is opaque (`onnx::MatMul_12`), then by the
-// node's module path (`/encoder/layers.0/fc1/MatMul` → `encoder.layers.0.fc1`).
-const REFERENCE = String.raw`
-import json, sys, numpy as np, onnx
-from onnx import numpy_helper
-m = onnx.load(sys.argv[1])
-inits = {i.name: i for i in m.graph.initializer}
-total = sum(int(np.prod(i.dims)) for i in m.graph.initializer if i.data_type != onnx.TensorProto.STRING)
-for n in m.graph.node:  # Constant nodes hold parameters too (strings do not count)
-    for a in n.attribute:
-        if n.op_type == "Constant" and a.name == "value" and a.t.data_type != onnx.TensorProto.STRING:
-            total += int(np.prod(a.t.dims))
-layers = []
-for n in m.graph.node:
-    if n.op_type not in ("MatMul", "Gemm", "Conv") or len(n.input) < 2 or n.input[1] not in inits:
-        continue
-    w = numpy_helper.to_array(inits[n.input[1]]).astype(np.float64)
-    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
-    if n.op_type == "MatMul":
-        if w.ndim != 2: continue
-        mat = w.T
-    elif n.op_type == "Gemm":
-        mat = w if attrs.get("transB", 0) else w.T
-    else:
-        if attrs.get("group", 1) != 1: continue
-        mat = w.reshape(w.shape[0], -1)
-    wname = n.input[1]
-    if not wname.startswith("onnx::") and wname.endswith(".weight"):
-        name = wname[: -len(".weight")]
-    else:
-        # PyTorch scopes: a called Sequential repeats its name (/blocks/blocks.0/tconv -> blocks.0.tconv)
-        parts = n.name.strip("/").split("/")[:-1]
-        name = ".".join(p for i, p in enumerate(parts) if not (i + 1 < len(parts) and parts[i + 1].startswith(p + ".")))
-    s = np.linalg.svd(mat, compute_uv=False)
-    e = np.cumsum(s ** 2) / np.sum(s ** 2)
-    layers.append(dict(name=name, shape=list(mat.shape), params=int(mat.size), sv=s.tolist(), r95=int(np.argmax(e >= 0.95 - 1e-12) + 1)))
-print(json.dumps(dict(layers=layers, totalParams=total)))
-`;
 
 /** The workspace's model: the sample (media/samples) when there is one, else a generated fixture. */
 function prepareModel(workspace: string): E2EModel {
@@ -101,168 +54,24 @@ function prepareModel(workspace: string): E2EModel {
     source = 'generated fixture (test/integration/fixtures.ts)';
     writeFileSync(join(workspace, 'rankscope.json'), JSON.stringify({ data: 'data.npz', limit: 64, latency: false, sweep }, null, 2));
   }
-  const ref = JSON.parse(runPython(REFERENCE, [join(workspace, file)])) as { layers: ExpectedLayer[]; totalParams: number };
+  const ref = referenceLayers(join(workspace, file));
   return { file, source, ...ref };
 }
 
-/** Module path → tree segments; a numeric part stays with its container (`layers.0`). */
-function segments(name: string): string[] {
-  const out: string[] = [];
-  for (const p of name.split('.')) {
-    if (/^\d+$/.test(p) && out.length) out[out.length - 1] += `.${p}`;
-    else out.push(p);
-  }
-  return out;
-}
-
-/** Runs the steps in order; once one fails the later ones are skipped (they depend on it). */
-function step(name: string, fn: () => Promise<void>): void {
-  test(name, async (t: TestContext) => {
-    if (failedStep) { t.skip(`after failed step: ${failedStep}`); return; }
-    try {
-      await fn();
-    } catch (e) {
-      failedStep = name;
-      await page?.screenshot({ path: join(ARTIFACTS, `failed-step-${name.split(' ')[0]}.png`) }).catch(() => {});
-      throw e;
-    }
-  });
-}
+const { step, failed } = stepRunner(() => page);
 
 const stem = (): string => model.file.replace(/\.onnx$/, '');
 const shot = (file: string): Promise<Buffer> => page.screenshot({ path: join(ARTIFACTS, file) });
 
-/** Numbers as the tree prints them, written out independently: 8192 → 8.19K, 640 → 640. */
-function count(n: number): string {
-  if (n < 1000) return String(n);
-  const [v, unit] = n >= 1e6 ? [n / 1e6, 'M'] : [n / 1e3, 'K'];
-  return `${Number(v.toPrecision(3))}${unit}`;
-}
-
-const leafName = (layer: string): string => segments(layer).at(-1)!;
-
-/** Tree rows of the Layers view with their accessible names (`label description`). */
-function layersTree(): Locator {
-  return page.locator('.pane').filter({ has: page.locator('.pane-header', { hasText: /^\s*Layers/i }) }).getByRole('treeitem');
-}
-
-async function treeLabels(): Promise<string[]> {
-  return layersTree().evaluateAll((rows) => rows.map((r) => r.getAttribute('aria-label') ?? ''));
-}
-
-/** Expands every collapsed group of the Layers tree (a click toggles a group, as a person does). */
-async function expandAll(): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const collapsed = layersTree().and(page.locator('[aria-expanded="false"]')).first();
-    if (!(await collapsed.count())) return;
-    await collapsed.click();
-    await page.waitForTimeout(100);
-  }
-}
-
-/** The inner frame of the webview that contains `testId` (webviews live in nested iframes). */
-async function webviewWith(testId: string, timeoutMs = 60_000): Promise<FrameLocator> {
-  const t0 = Date.now();
-  for (;;) {
-    const n = await page.locator('iframe.webview.ready').count();
-    for (let i = 0; i < n; i++) {
-      const inner = page.frameLocator(`iframe.webview.ready >> nth=${i}`).frameLocator('#active-frame');
-      if (await inner.getByTestId(testId).count().catch(() => 0)) return inner;
-    }
-    if (Date.now() - t0 > timeoutMs) throw new Error(`no webview shows [data-testid=${testId}] after ${timeoutMs / 1000} s`);
-    await page.waitForTimeout(250);
-  }
-}
-
-/** Fails at once with the message when VS Code shows an error notification (instead of a timeout). */
-async function noErrorNotification(): Promise<void> {
-  const toast = page.locator('.notification-list-item').filter({ has: page.locator('.codicon-error') }).first();
-  if (await toast.count()) throw new Error(`VS Code showed an error: ${await toast.getAttribute('aria-label')}`);
-}
-
-/** Polls `ready` (in the page) until true, failing early on an error notification. */
-async function waitUntil(what: string, ready: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const t0 = Date.now();
-  while (!(await ready())) {
-    await noErrorNotification();
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-    await page.waitForTimeout(500);
-  }
-}
-
-async function runCommand(title: string): Promise<void> {
-  await page.keyboard.press('F1');
-  const input = page.locator('.quick-input-widget input');
-  await input.waitFor();
-  await input.fill(`>${title}`);
-  await page.locator('.quick-input-widget').getByRole('option', { name: new RegExp(title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) }).first().click();
-}
-
-/** Picks a context-menu entry. Under load the menu can miss a click while it still lays out, so
- *  if it stays open the (now highlighted) entry is taken with Enter, as a keyboard user would. */
-async function chooseMenuItem(name: RegExp): Promise<void> {
-  const item = page.getByRole('menuitem', { name });
-  await item.waitFor();
-  await item.click();
-  if (await item.isVisible().catch(() => false)) {
-    await page.waitForTimeout(500);
-    if (await item.isVisible().catch(() => false)) {
-      await item.hover();
-      await page.keyboard.press('Enter');
-    }
-  }
-  await item.waitFor({ state: 'hidden' });
-}
-
-/** Explorer → right-click the file → Open Model… (opens it in the Layers tree). */
-async function openFromExplorer(file: string): Promise<void> {
-  await page.getByRole('tab', { name: /^Explorer/ }).click();
-  // The Explorer re-renders as files appear (the compressed model): let it settle, then aim exactly.
-  await page.waitForTimeout(1000);
-  const row = page.locator('.explorer-folders-view').getByRole('treeitem', { name: file, exact: true });
-  await row.click({ button: 'right' });
-  await chooseMenuItem(/^Open Model…/);
-}
+const { layersTree, treeLabels, expandAll, webviewWith, waitUntil, runCommand, chooseMenuItem, openFromExplorer } = workbench(() => page);
 
 before(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  if (!codeServerInstalled()) throw new Error('code-server is not installed: run scripts/install-code-server.sh');
-  if (!vsix && !devMode) throw new Error('set RANKSCOPE_E2E_VSIX (scripts/test-e2e.mjs does) or RANKSCOPE_E2E_DEV=1');
-  tmp = mkdtempSync(join(tmpdir(), 'rankscope-e2e-'));
-  workspace = join(tmp, 'workspace');
-  mkdirSync(workspace);
-  model = prepareModel(workspace);
-  console.log(`e2e: model ${model.source}; ${vsix ? `installed ${vsix}` : 'DEVELOPMENT MODE (working tree, not the .vsix)'}`);
-  const dirs = { userData: join(tmp, 'user-data'), extensions: join(tmp, 'extensions') };
-  if (vsix) {
-    const installed = installVsix(vsix, dirs);
-    assert.ok(installed.some((id) => /^rankscope\.rankscope@/.test(id)), `the .vsix did not install: ${installed.join(', ')}`);
-  }
-  server = await startCodeServer({ tmp, workspace, ...dirs });
-  browser = await launchChromium();
-  page = await browser.newPage({ viewport: { width: 1400, height: 1400 } });
-  page.setDefaultTimeout(30_000);
-  let url = server.url;
-  if (!vsix) {
-    const remote = (p: string): string => `vscode-remote://${new URL(server!.url).host}${p}`;
-    url += `&payload=${encodeURIComponent(JSON.stringify([['extensionDevelopmentPath', remote(ROOT)], ['skipWelcome', 'true']]))}`;
-  }
-  await page.goto(url);
+  session = await openSession((workspace) => { model = prepareModel(workspace); });
+  ({ page, workspace } = session);
+  console.log(`e2e: model ${model.source}; ${session.mode}`);
 });
 
-after(async () => {
-  await browser?.close().catch(() => {});
-  // Closing the client lets the extension host flush its logs before the server is stopped.
-  await new Promise((r) => setTimeout(r, 1500));
-  server?.stop();
-  // What VS Code and the extension logged (the Rankscope output channel included), for a failure's cause.
-  if (failedStep && tmp) {
-    writeFileSync(join(ARTIFACTS, 'code-server.log'), server?.log.join('') ?? '');
-    const logs = join(tmp, 'user-data', 'logs');
-    if (existsSync(logs)) cpSync(logs, join(ARTIFACTS, 'logs'), { recursive: true });
-  }
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
-});
+after(() => closeSession(session, failed() !== undefined));
 
 describe('Rankscope in VS Code (code-server)', () => {
   step('1 opens a workspace with the model', async () => {
@@ -383,9 +192,3 @@ print(json.dumps(json.loads(meta.get("rankscope.compressed", "[]"))))`, [out])) 
     await shot('07-tradeoff.png');
   });
 });
-
-/** Fraction of Σσ² in the top k (from numpy's σ). */
-function energyAt(sv: number[], k: number): number {
-  const total = sv.reduce((a, s) => a + s * s, 0);
-  return sv.slice(0, k).reduce((a, s) => a + s * s, 0) / total;
-}

@@ -268,22 +268,112 @@ describe('model overview', () => {
 });
 
 describe('fine-tune view', () => {
-  test('live loss and accuracy, cancel, summary', async () => {
+  // What the host sends, in the worker's convention: 1-based epochs, steps done, epoch 0 = before fine-tuning.
+  const run = { model: EVIL, output: '/w/out.onnx', epochs: 3 };
+  const described = {
+    ...run, device: 'cpu', stepsPerEpoch: 10,
+    validation: 'validation: 90 samples held out of x_train by subject (subjects 3, 17 of 19; 10 % asked, seed 0)',
+    test: 'test: x_test/y_test of data.npz (405 samples), scored once with the best weights',
+  };
+  const epochSteps = (e: number) => Array.from({ length: 10 }, (_, i) => ({ epoch: e, step: (e - 1) * 10 + i + 1, loss: 2 / (e * 10 + i) }));
+
+  test('epochs as the worker numbers them, the before point on the chart, splits named, cancel, summary', async () => {
     const v = await openView(browser, 'finetune', { width: 900, height: 1000 });
     await v.waitForPost('webview/ready');
-    await v.notify(F.DidStartNotification, { run: { model: EVIL, output: '/w/out.onnx', device: 'cpu', epochs: 3, stepsPerEpoch: 10, baselineAccuracy: 0.7 } });
-    for (let e = 0; e < 2; e++) {
-      await v.notify(F.DidStepNotification, { steps: Array.from({ length: 10 }, (_, i) => ({ epoch: e, step: e * 10 + i, loss: 2 / (1 + e * 10 + i) })) });
-      await v.notify(F.DidEpochNotification, { epoch: { epoch: e + 1, valAccuracy: 0.72 + e * 0.03 } });
-    }
+    await v.notify(F.DidStartNotification, { run });
+    assert.match((await v.page.getByTestId('progress').textContent())!, /^starting/);
+    await v.notify(F.DidDescribeRunNotification, { run: described });
+    await v.notify(F.DidEpochNotification, { epoch: { epoch: 0, valAccuracy: 0.5 } });
+    assert.match((await v.page.getByTestId('progress').textContent())!, /^epoch 1 \/ 3 · step 0 \/ 30/);
+    await v.notify(F.DidStepNotification, { steps: epochSteps(1).slice(0, 4) });
+    // Before the fix the view added one to the epoch the worker sent: "epoch 2 / 3" in the first epoch.
+    assert.match((await v.page.getByTestId('progress').textContent())!, /^epoch 1 \/ 3 · step 4 \/ 30/);
+    await v.notify(F.DidStepNotification, { steps: epochSteps(1).slice(4) });
+    await v.notify(F.DidEpochNotification, { epoch: { epoch: 1, valAccuracy: 0.72, trainAccuracy: 0.7 } });
+    await v.notify(F.DidStepNotification, { steps: epochSteps(2) });
+    await v.notify(F.DidEpochNotification, { epoch: { epoch: 2, valAccuracy: 0.75, trainAccuracy: 0.8 } });
     assert.equal(await drawn(v, '[data-testid="loss-chart"]'), '20');
-    assert.equal(await drawn(v, '[data-testid="accuracy-chart"]'), '2');
-    assert.match((await v.page.getByTestId('progress').textContent())!, /epoch 2 \/ 3 · step 20 \/ 30/);
+    // Validation has the before point (epoch 0, labelled "before") and epochs 1, 2.
+    assert.equal(await drawn(v, '[data-testid="accuracy-chart"]'), '3');
+    assert.equal(await v.page.getAttribute('[data-testid="accuracy-chart"]', 'data-epochs'), 'before,1,2');
+    assert.match((await v.page.getByTestId('progress').textContent())!, /^epoch 2 \/ 3 · step 20 \/ 30 · .* · validation 75\.00 %/);
+    assert.deepEqual(await v.page.getByTestId('splits').locator('li').allTextContents(), [described.validation, described.test]);
     await v.page.getByTestId('cancel').click();
     await v.waitForPost(F.CancelCommand.method);
-    await v.notify(F.DidFinishNotification, { status: 'cancelled', summary: { bestEpoch: 2, bestAccuracy: 0.75, finalAccuracy: 0.75, seconds: 3.2 } });
+    await v.notify(F.DidFinishNotification, {
+      status: 'cancelled',
+      summary: { bestEpoch: 2, bestAccuracy: 0.75, finalAccuracy: 0.75, testAccuracy: null, testNote: 'the run was cancelled; test is scored once, when it completes', seconds: 3.2, checkpoint: '/s/checkpoint.pt' },
+    });
     await v.page.getByText('Cancelled', { exact: true }).waitFor();
+    const summary = (await v.page.getByTestId('summary').textContent())!;
+    assert.match(summary, /best \(validation\)75\.00 % at epoch 2 \(so far\)/);
+    assert.match(summary, /before fine-tuning \(validation\)50\.00 %/);
+    assert.match(summary, /test \(best weights\)— \(the run was cancelled; test is scored once, when it completes\)/);
+    await v.page.getByTestId('resume').click();
+    await v.waitForPost(F.ResumeCommand.method);
     await v.page.screenshot({ path: join(ARTIFACTS, 'finetune-dark.png'), fullPage: true });
+    await assertSafe(v);
+    await v.close();
+  });
+
+  test('a run cancelled before anything was measured shows dashes with the reason, never 0.00 %', async () => {
+    const v = await openView(browser, 'finetune', { width: 900, height: 800 });
+    await v.waitForPost('webview/ready');
+    await v.notify(F.DidStartNotification, { run });
+    await v.notify(F.DidDescribeRunNotification, { run: described });
+    await v.notify(F.DidFinishNotification, {
+      status: 'cancelled', summary: { bestEpoch: null, bestAccuracy: null, finalAccuracy: null, testAccuracy: null, testNote: 'the run was cancelled', seconds: 0.4 },
+    });
+    const summary = (await v.page.getByTestId('summary').textContent())!;
+    assert.doesNotMatch(summary, /0\.00 %/);
+    assert.match(summary, /best \(validation\)— \(cancelled before the first validation\)/);
+    assert.match(summary, /last epoch \(validation\)— \(no epoch finished\)/);
+    await assertSafe(v);
+    await v.close();
+  });
+
+  test('a completed run: the best epoch 0 reads "before fine-tuning", test drawn once at it', async () => {
+    const v = await openView(browser, 'finetune', { width: 900, height: 1000 });
+    await v.waitForPost('webview/ready');
+    await v.notify(F.DidStartNotification, { run: { ...run, epochs: 1 } });
+    await v.notify(F.DidDescribeRunNotification, { run: { ...described, epochs: 1 } });
+    await v.notify(F.DidEpochNotification, { epoch: { epoch: 0, valAccuracy: 0.9 } });
+    await v.notify(F.DidStepNotification, { steps: epochSteps(1) });
+    await v.notify(F.DidEpochNotification, { epoch: { epoch: 1, valAccuracy: 0.85, trainAccuracy: 0.95 } });
+    await v.notify(F.DidFinishNotification, {
+      status: 'completed', summary: { bestEpoch: 0, bestAccuracy: 0.9, finalAccuracy: 0.85, testAccuracy: 0.88, seconds: 2, output: '/w/out.onnx' },
+    });
+    const summary = (await v.page.getByTestId('summary').textContent())!;
+    assert.match(summary, /best \(validation\)90\.00 % before fine-tuning \(no epoch beat the model as given/);
+    assert.match(summary, /test \(best weights\)88\.00 %/);
+    assert.match((await v.page.getByTestId('progress').textContent())!, /^completed · step 10 \/ 10/);
+    assert.equal(await v.page.getAttribute('[data-testid="accuracy-chart"]', 'data-epochs'), 'before,1');
+    assert.equal(await v.page.getAttribute('[data-testid="accuracy-chart"]', 'data-series'), 'validation,training,test (best weights, once)@before');
+    await v.page.screenshot({ path: join(ARTIFACTS, 'finetune-completed-dark.png'), fullPage: true });
+    await assertSafe(v);
+    await v.close();
+  });
+
+  test('a new run clears the previous curves; its failure shows in the view', async () => {
+    const v = await openView(browser, 'finetune', { width: 900, height: 800 });
+    await v.waitForPost('webview/ready');
+    await v.notify(F.DidStartNotification, { run });
+    await v.notify(F.DidDescribeRunNotification, { run: described });
+    await v.notify(F.DidStepNotification, { steps: epochSteps(1) });
+    await v.notify(F.DidEpochNotification, { epoch: { epoch: 1, valAccuracy: 0.7 } });
+    await v.notify(F.DidFinishNotification, { status: 'completed', summary: { bestEpoch: 1, bestAccuracy: 0.7, finalAccuracy: 0.7, testAccuracy: 0.69, seconds: 1, output: '/w/out.onnx' } });
+    // The next run fails before its worker says `started`.
+    await v.notify(F.DidStartNotification, { run: { ...run, output: '/w/out-2.onnx' } });
+    assert.equal(await drawn(v, '[data-testid="loss-chart"]'), '0');
+    assert.equal(await drawn(v, '[data-testid="accuracy-chart"]'), '0');
+    await v.notify(F.DidFinishNotification, {
+      status: 'failed', error: 'x_train in d.npz has shape (8, 23), but the model input expects (batch, 24)',
+      summary: { bestEpoch: null, bestAccuracy: null, finalAccuracy: null, testAccuracy: null, testNote: 'the run failed', seconds: 0.2 },
+    });
+    await v.page.getByText('Failed', { exact: true }).waitFor();
+    assert.match((await v.page.getByRole('alert').textContent())!, /shape \(8, 23\)/);
+    assert.equal(await drawn(v, '[data-testid="loss-chart"]'), '0');
+    assert.doesNotMatch((await v.page.getByTestId('summary').textContent())!, /70\.00 %|69\.00 %/);
     await assertSafe(v);
     await v.close();
   });
@@ -323,8 +413,9 @@ describe('charts follow a theme switch (issue 13 item 10)', () => {
     },
     {
       view: 'finetune', charts: ['[data-testid="loss-chart"]', '[data-testid="accuracy-chart"]'], load: async (v) => {
-        await v.notify(F.DidStartNotification, { run: { model: 'm', output: '/w/o.onnx', device: 'cpu', epochs: 2, stepsPerEpoch: 5, baselineAccuracy: 0.7 } });
-        await v.notify(F.DidStepNotification, { steps: Array.from({ length: 5 }, (_, i) => ({ epoch: 0, step: i, loss: 2 / (1 + i) })) });
+        await v.notify(F.DidStartNotification, { run: { model: 'm', output: '/w/o.onnx', device: 'cpu', epochs: 2, stepsPerEpoch: 5 } });
+        await v.notify(F.DidEpochNotification, { epoch: { epoch: 0, valAccuracy: 0.7 } });
+        await v.notify(F.DidStepNotification, { steps: Array.from({ length: 5 }, (_, i) => ({ epoch: 1, step: i + 1, loss: 2 / (1 + i) })) });
         await v.notify(F.DidEpochNotification, { epoch: { epoch: 1, valAccuracy: 0.8 } });
       },
     },

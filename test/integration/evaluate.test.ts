@@ -85,16 +85,17 @@ suite('evaluation, trade-off and fine-tuning', () => {
     await vscode.commands.executeCommand('rankscope.openModel', fx.model);
     const compressed = await vscode.commands.executeCommand<string>('rankscope.compressModelToBudget', { budget: 0.6, allocation: 'uniform' });
     const out = join(fx.dir, 'model.finetuned.onnx');
-    const result = await vscode.commands.executeCommand<{ status: string; output?: string; summary: { accuracyBefore: number; accuracyAfter: number } }>(
+    const result = await vscode.commands.executeCommand<{ status: string; output?: string; summary: { valAccuracyBefore: number; valAccuracyBest: number } }>(
       'rankscope.finetune', { model: compressed, data: fx.data, preset: null, epochs: 2, lr: 1e-3, batchSize: 32, device: 'cpu', distill: false, out },
     );
     assert.equal(result?.status, 'completed');
     assert.equal(result.output, out);
     assert.ok(existsSync(out));
-    assert.ok(result.summary.accuracyAfter >= result.summary.accuracyBefore, `accuracy ${result.summary.accuracyBefore} → ${result.summary.accuracyAfter}`);
+    assert.ok(result.summary.valAccuracyBest >= result.summary.valAccuracyBefore, `validation accuracy ${result.summary.valAccuracyBefore} → ${result.summary.valAccuracyBest}`);
     const view = a.finetune.current;
     assert.equal(view.status, 'completed');
-    assert.ok(view.steps.length > 0 && view.epochs.length === 2, `${view.steps.length} steps, ${view.epochs.length} epochs drawn`);
+    // The before point (epoch 0) and the two epochs.
+    assert.ok(view.steps.length > 0 && view.epochs.length === 3, `${view.steps.length} steps, ${view.epochs.length} epochs drawn`);
     await waitFor('fine-tune webview ready', () => a.finetune.webviewReady);
   });
 

@@ -4,6 +4,10 @@
 // (the next free `model.finetuned.onnx`; an existing file is never replaced without asking); runs WORKER's `finetune`
 // (export → Python/PyTorch worker → write-back → ONNX Runtime check) under a cancellable progress
 // notification while the fine-tune view draws the curves; then offers to open the result.
+// `runInView` is that run, shared with Resume Fine-tuning…: the view is cleared when the run
+// starts; progress (toast, view, log) follows the worker's epoch convention as sent; every figure
+// says its split (validation picks the best epoch, test is scored once with the best weights); a
+// cancelled or failed run shows what was measured and offers to resume from its checkpoint.
 // Tests pass `{ model, data, epochs, lr, device, distill, preset, out }` to skip the prompts
 // (without `out`: the next free name) and `discovery` to steer the interpreter search.
 // A PyTorch checkpoint (.pt/.safetensors) trains as the user's own nn.Module (finetuneModule.ts):
@@ -11,22 +15,25 @@
 // workspace state) are asked too, the teacher is the checkpoint itself, and the result is the
 // next free `model.finetuned.pt`.
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as vscode from 'vscode';
 import { RankscopeError } from '../../core/errors';
-import { finetune as runFinetune, type FinetuneHandlers, type FinetuneRequest } from '../../worker/finetune';
+import { formatEpochProgress, formatPercent } from '../../core/format';
+import { CHECKPOINT, finetune as runFinetune, type FinetuneHandlers, type FinetuneRequest, type FinetuneResult, type RunRecord } from '../../worker/finetune';
 import { checkFactory, defaultModuleOutput, finetuneModule, isStateDictFile, moduleResultFormat, type ModuleFactory } from '../../worker/finetuneModule';
-import { numberProblem, TRAINING_DEFAULTS } from '../../worker/trainingOptions';
+import type { FinetuneSummary as WorkerSummary, WorkerMessage } from '../../worker/protocol';
 import type { DiscoveryOptions } from '../../worker/pythonDiscovery';
+import { describeTest, describeValidation } from '../../worker/splits';
+import { numberProblem, resolveTraining, TRAINING_DEFAULTS } from '../../worker/trainingOptions';
 import { defaultFinetunedPath } from '../../worker/writeBack';
 import { outputPathProblem } from '../../core/fs/atomicWrite';
+import type { EpochPoint, FinetuneRun, FinetuneSummary } from '../../../webview/finetune/protocol';
 import { askOutputPath } from '../compress';
 import { readWorkspaceTask, taskPath } from '../evalTask';
-import { formatPercent } from '../../core/format';
 import { isCancellation, log, noLinks } from '../log';
 import { withCancellableProgress } from '../progress';
-import { pythonInterpreter } from '../python';
+import { pythonInterpreter, type ChosenPython } from '../python';
 import { settings } from '../settings';
 import type { RankscopeCommand, Services } from './command';
 import { optionsArg } from './layerArgs';
@@ -163,10 +170,180 @@ async function confirmReplace(out: string): Promise<string | undefined> {
   return choice === 'Replace' ? out : undefined;
 }
 
-/** The worker's checkpoints and exported graph: in the extension's storage, not the user's folder. */
+/** Where the extension keeps fine-tuning work folders: its storage, not the user's folder. */
+export function finetuneRoot(s: Services): string {
+  return join((s.context.storageUri ?? s.context.globalStorageUri).fsPath, 'finetune');
+}
+
+/** The worker's checkpoints and exported graph for the run writing `out` (one folder per output). */
 function workDirFor(s: Services, out: string): string {
-  const root = (s.context.storageUri ?? s.context.globalStorageUri).fsPath;
-  return join(root, 'finetune', `${basename(out)}-${createHash('sha256').update(resolve(out)).digest('hex').slice(0, 12)}`);
+  return join(finetuneRoot(s), `${basename(out)}-${createHash('sha256').update(resolve(out)).digest('hex').slice(0, 12)}`);
+}
+
+const pct = (x: number | null | undefined): string => (typeof x === 'number' ? formatPercent(x, 2) : '—');
+
+/** The figures a run showed, kept from its events: what a failed run can still say. */
+class Measured {
+  epochs: EpochPoint[] = [];
+  best: { epoch: number; accuracy: number } | null = null;
+  readonly t0 = Date.now();
+
+  add(point: EpochPoint, best: boolean): void {
+    this.epochs.push(point);
+    if (best) this.best = { epoch: point.epoch, accuracy: point.valAccuracy };
+  }
+
+  summary(testNote: string, checkpoint?: string): FinetuneSummary {
+    const last = this.epochs.filter((e) => e.epoch > 0).at(-1);
+    return {
+      bestEpoch: this.best?.epoch ?? null, bestAccuracy: this.best?.accuracy ?? null, finalAccuracy: last?.valAccuracy ?? null,
+      testAccuracy: null, testNote, seconds: (Date.now() - this.t0) / 1000, checkpoint,
+    };
+  }
+}
+
+/** The view's summary from the worker's: each figure from its split; a dash's reason when missing. */
+function viewSummary(sum: WorkerSummary, result: FinetuneResult): FinetuneSummary {
+  const testNote = 'missing' in sum.splits.test ? sum.splits.test.missing
+    : sum.status === 'cancelled' ? 'the run was cancelled; test is scored once, when it completes' : undefined;
+  return {
+    bestEpoch: sum.bestEpoch, bestAccuracy: sum.valAccuracyBest, finalAccuracy: sum.epochs.at(-1)?.valAccuracy ?? null,
+    testAccuracy: sum.testAccuracy, testNote, seconds: sum.wallSeconds, output: result.output,
+    checkpoint: result.status === 'cancelled' ? result.checkpoint ?? undefined : undefined,
+  };
+}
+
+/** The worker's summary.json in `workDir` (the last run's), if readable. */
+function readSummary(workDir: string): WorkerSummary | undefined {
+  try {
+    return JSON.parse(readFileSync(join(workDir, 'summary.json'), 'utf8')) as WorkerSummary;
+  } catch {
+    return undefined;
+  }
+}
+
+/** "validation 35.00 % → 88.00 % (epoch 2); test 86.40 % with the best weights". */
+function outcomeLine(sum: WorkerSummary): string {
+  const best = sum.bestEpoch === 0 ? 'before fine-tuning: no epoch beat it' : `epoch ${sum.bestEpoch}`;
+  const test = sum.testAccuracy !== null ? `test ${pct(sum.testAccuracy)} with the best weights`
+    : `no test figure (${'missing' in sum.splits.test ? sum.splits.test.missing : 'not measured'})`;
+  return `validation ${pct(sum.valAccuracyBefore)} → ${pct(sum.valAccuracyBest)} (${best}); ${test}`;
+}
+
+/**
+ * Runs `req` under a cancellable notification with the fine-tune view: cleared at once, then the
+ * worker's progress as sent. Resolves with the result (completed or cancelled); a failure shows
+ * in the view (with what was measured) and is thrown for the error notification.
+ */
+/** `launch` runs the job (default: the ONNX graph's finetune; a checkpoint passes finetuneModule). */
+export async function runInView(
+  s: Services, req: FinetuneRequest, python: ChosenPython, resumed?: RunRecord,
+  launch: (handlers: FinetuneHandlers) => Promise<FinetuneResult> = (handlers) => runFinetune(req, handlers),
+): Promise<FinetuneResult> {
+  const view = s.finetune;
+  const workDir = req.workDir!;
+  const epochs = resolveTraining(req.training).epochs;
+  const run: FinetuneRun = {
+    model: basename(req.model), output: req.out!, epochs,
+    resumed: resumed ? `resuming: ${resumed.epochsDone} of ${resumed.epochs} epochs and ${resumed.step} steps were done` : undefined,
+  };
+  view.start(run);
+  const controller = new AbortController();
+  view.cancelRun = () => controller.abort();
+  const measured = new Measured();
+  const resume = (): void => { void vscode.commands.executeCommand('rankscope.resumeFinetune', { workDir }); };
+  if (resumed) {
+    // The curve so far, from the earlier run's summary: the worker sends only what it measures now.
+    const earlier = readSummary(workDir);
+    if (earlier?.valAccuracyBefore != null) {
+      const before = { epoch: 0, valAccuracy: earlier.valAccuracyBefore, valLoss: earlier.valLossBefore ?? undefined };
+      measured.add(before, earlier.bestEpoch === 0);
+      view.epoch(before);
+    }
+    for (const e of earlier?.epochs ?? []) {
+      const point = { epoch: e.epoch, trainAccuracy: e.trainAccuracy, valAccuracy: e.valAccuracy, valLoss: e.valLoss };
+      measured.add(point, earlier!.bestEpoch === e.epoch);
+      view.epoch(point);
+    }
+  }
+  try {
+    const result = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `Fine-tuning ${basename(req.model)}`, cancellable: true },
+      (progress, token) => {
+        token.onCancellationRequested(() => controller.abort());
+        let reported = 0;
+        let stepsPerEpoch = 0;
+        const onMessage = (m: WorkerMessage): void => {
+          switch (m.type) {
+            case 'started': {
+              stepsPerEpoch = m.stepsPerEpoch;
+              const validation = describeValidation(m.splits.validation);
+              const test = describeTest(m.splits.test);
+              Object.assign(run, { device: m.device, stepsPerEpoch: m.stepsPerEpoch, validation, test });
+              view.describe({ ...run });
+              log().info(`Worker started on ${m.device}: ${m.trainSamples} training / ${m.valSamples} validation${m.testSamples !== null ? ` / ${m.testSamples} test` : ''} samples, ${m.params.trainable} trainable parameters`);
+              log().info(`Splits: ${validation}; ${test}`);
+              if (m.splits.validation.source === 'held-out' && m.splits.validation.note) log().warn(m.splits.validation.note);
+              break;
+            }
+            case 'progress': {
+              view.step({ epoch: m.epoch, step: m.globalStep, loss: m.loss, lr: m.lr });
+              const pctDone = (100 * m.globalStep) / Math.max(1, epochs * (stepsPerEpoch || m.stepsPerEpoch));
+              progress.report({ message: `${formatEpochProgress(m.epoch, epochs)}, loss ${m.loss.toFixed(4)}`, increment: pctDone - reported });
+              reported = pctDone;
+              break;
+            }
+            case 'eval':
+              if (m.phase === 'before') {
+                measured.add({ epoch: 0, valAccuracy: m.valAccuracy, valLoss: m.valLoss }, true);
+                view.epoch({ epoch: 0, valAccuracy: m.valAccuracy, valLoss: m.valLoss });
+                log().info(`Validation accuracy before fine-tuning: ${pct(m.valAccuracy)}`);
+              } else if (m.phase === 'epoch') {
+                const point = { epoch: m.epoch, trainAccuracy: m.trainAccuracy, valAccuracy: m.valAccuracy, valLoss: m.valLoss };
+                measured.add(point, m.best);
+                view.epoch(point);
+                log().info(`Epoch ${m.epoch} / ${epochs}: train loss ${m.trainLoss.toFixed(4)}, validation accuracy ${pct(m.valAccuracy)}${m.best ? ' (best so far)' : ''}`);
+              } else {
+                log().info(`Test accuracy with the best weights (${m.epoch === 0 ? 'before fine-tuning' : `epoch ${m.epoch}`}): ${pct(m.testAccuracy)} on ${m.samples} samples`);
+              }
+              break;
+            case 'log':
+              log()[m.level === 'warn' ? 'warn' : m.level === 'error' ? 'error' : m.level === 'debug' ? 'debug' : 'info'](`[worker] ${m.message}`);
+              break;
+            default:
+              break;
+          }
+        };
+        return launch({ signal: controller.signal, onStderr: (line) => log().debug(`[worker] ${line}`), onMessage });
+      },
+    );
+    const sum = result.summary;
+    if (result.status === 'cancelled' && result.checkpoint) view.resumeRun = resume;
+    view.finish(result.status, viewSummary(sum, result));
+    const line = outcomeLine(sum);
+    log().info(`Fine-tuning ${result.status}: ${line}; ${sum.wallSeconds.toFixed(0)} s${result.output ? `, wrote ${result.output}` : ''}${result.verification ? `, ONNX Runtime check max |Δ| ${result.verification.maxAbsDiff.toExponential(2)}` : ''}`);
+    if (result.status === 'completed' && result.output) {
+      const output = result.output;
+      void vscode.window.showInformationMessage(noLinks(`Rankscope: fine-tuned ${basename(req.model)}: ${line}, in ${sum.wallSeconds.toFixed(0)} s.`), 'Open Model').then((c) => {
+        if (c) void vscode.commands.executeCommand('rankscope.openModel', output);
+      });
+    } else {
+      const best = sum.valAccuracyBest !== null ? `; best validation accuracy so far ${pct(sum.valAccuracyBest)}` : '';
+      void vscode.window.showInformationMessage(
+        noLinks(`Rankscope: fine-tuning cancelled with ${sum.epochs.length} of ${epochs} epochs done${best}.`),
+        ...(result.checkpoint ? ['Resume'] : []),
+      ).then((c) => { if (c === 'Resume') resume(); });
+    }
+    return result;
+  } catch (e) {
+    const cancelled = isCancellation(e) || controller.signal.aborted;
+    const checkpoint = existsSync(join(workDir, CHECKPOINT)) ? join(workDir, CHECKPOINT) : undefined;
+    if (checkpoint) view.resumeRun = resume;
+    view.finish(cancelled ? 'cancelled' : 'failed', measured.summary(cancelled ? 'the run was cancelled' : 'the run failed', checkpoint), cancelled ? undefined : (e as Error).message);
+    throw e;
+  } finally {
+    view.cancelRun = undefined;
+  }
 }
 
 export const finetune: RankscopeCommand = {
@@ -192,74 +369,13 @@ export const finetune: RankscopeCommand = {
       training: { epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, device: o.device === 'cuda' ? 'cuda:0' : o.device },
     };
     // A checkpoint trains as the user's nn.Module, its own dense model the teacher.
-    const run = (handlers: FinetuneHandlers) => (o.factory && o.factors
-      ? finetuneModule({
-        checkpoint: o.model, factors: o.factors, factory: o.factory, distill: o.distill,
+    const launch = o.factory && o.factors
+      ? (handlers: FinetuneHandlers) => finetuneModule({
+        checkpoint: o.model, factors: o.factors!, factory: o.factory!, distill: o.distill,
         data: req.data, out: req.out, worker: req.worker, workDir: req.workDir, training: req.training,
       }, handlers)
-      : runFinetune(req, handlers));
+      : undefined;
     log().info(`Fine-tuning ${o.model} on ${o.data} with ${python.path} (${python.source}): ${o.epochs} epochs, lr ${o.lr}, device ${o.device}${teacher || (o.factory && o.distill) ? `, distilling from ${teacher ?? o.model}` : ''}${o.factory ? `, module ${o.factory.factory}` : ''}`);
-    const view = s.finetune;
-    const controller = new AbortController();
-    view.cancelRun = () => controller.abort();
-    let stepsPerEpoch = 0;
-    try {
-      const result = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: `Fine-tuning ${basename(o.model)}`, cancellable: true },
-        (progress, token) => {
-          token.onCancellationRequested(() => controller.abort());
-          let reported = 0;
-          return run({
-            signal: controller.signal,
-            onStderr: (line) => log().debug(`[worker] ${line}`),
-            onMessage: (m) => {
-              switch (m.type) {
-                case 'started':
-                  stepsPerEpoch = m.stepsPerEpoch;
-                  view.start({ model: basename(o.model), output: o.out, device: m.device, epochs: m.epochs, stepsPerEpoch: m.stepsPerEpoch });
-                  log().info(`Worker started on ${m.device}: ${m.trainSamples} training / ${m.valSamples} validation samples, ${m.params.trainable} trainable parameters`);
-                  break;
-                case 'progress': {
-                  view.step({ epoch: m.epoch, step: m.globalStep, loss: m.loss, lr: m.lr });
-                  const total = Math.max(1, o.epochs * (stepsPerEpoch || m.stepsPerEpoch));
-                  const pct = (100 * m.globalStep) / total;
-                  progress.report({ message: `epoch ${m.epoch}/${o.epochs}, loss ${m.loss.toFixed(4)}`, increment: pct - reported });
-                  reported = pct;
-                  break;
-                }
-                case 'eval':
-                  if (m.phase === 'epoch') view.epoch({ epoch: m.epoch, trainAccuracy: m.trainAccuracy, valAccuracy: m.valAccuracy, valLoss: m.valLoss });
-                  else log().info(`Accuracy before fine-tuning: ${formatPercent(m.valAccuracy, 2)}`);
-                  break;
-                case 'log':
-                  log()[m.level === 'warn' ? 'warn' : m.level === 'error' ? 'error' : m.level === 'debug' ? 'debug' : 'info'](`[worker] ${m.message}`);
-                  break;
-                default:
-                  break;
-              }
-            },
-          });
-        },
-      );
-      const sum = result.summary;
-      view.finish(result.status, {
-        bestEpoch: sum.bestEpoch ?? 0, bestAccuracy: sum.accuracyAfter ?? 0,
-        finalAccuracy: sum.epochs.at(-1)?.valAccuracy ?? sum.accuracyAfter ?? 0, seconds: sum.wallSeconds, output: result.output,
-      });
-      const line = `${sum.accuracyBefore !== null ? formatPercent(sum.accuracyBefore, 2) : '?'} → ${sum.accuracyAfter !== null ? formatPercent(sum.accuracyAfter, 2) : '?'} accuracy in ${sum.wallSeconds.toFixed(0)} s`;
-      log().info(`Fine-tuning ${result.status}: ${line}${result.output ? `, wrote ${result.output}` : ''}${result.verification ? `, ONNX Runtime check max |Δ| ${result.verification.maxAbsDiff.toExponential(2)}` : ''}`);
-      if (result.status === 'completed' && result.output) {
-        const output = result.output;
-        void vscode.window.showInformationMessage(noLinks(`Rankscope: fine-tuned ${basename(o.model)}: ${line}.`), 'Open Model').then((c) => {
-          if (c) void vscode.commands.executeCommand('rankscope.openModel', output);
-        });
-      } else {
-        void vscode.window.showInformationMessage(`Rankscope: fine-tuning cancelled; resume from ${result.checkpoint ?? 'the start'}.`);
-      }
-      return result;
-    } catch (e) {
-      view.finish(isCancellation(e) || controller.signal.aborted ? 'cancelled' : 'failed', undefined, (e as Error).message);
-      throw e;
-    }
+    return runInView(s, req, python, undefined, launch);
   },
 };

@@ -11,6 +11,7 @@ import { finetune } from './finetune';
 import { openModel } from './openModel';
 import { openSampleModel } from './openSampleModel';
 import { recomposeToDense, restoreOriginalWeights } from './restoreLayer';
+import { resumeFinetune } from './resumeFinetune';
 import { showInLayers } from './showInLayers';
 import { showLog } from './showLog';
 import { showSpectrum } from './showSpectrum';
@@ -19,6 +20,6 @@ import { sortLayers } from './sortLayers';
 
 export const commands: RankscopeCommand[] = [
   openModel, openSampleModel, closeModel, compressLayer, compressLayers, compressModelToBudget, restoreOriginalWeights, recomposeToDense,
-  showSpectrum, showInLayers, copyName, sortLayers, showTradeoff, finetune, checkFinetuneEnvironment,
+  showSpectrum, showInLayers, copyName, sortLayers, showTradeoff, finetune, resumeFinetune, checkFinetuneEnvironment,
   configureEvalData, exportReport, showLog,
 ];

@@ -1,10 +1,12 @@
-// Host of the fine-tune view (a WebviewPanel): live training loss per step, accuracy per epoch,
-// and the summary, from the worker's messages. Protocol: webview/finetune/protocol.ts.
+// Host of the fine-tune view (a WebviewPanel): live training loss per step, accuracy per epoch
+// (epoch 0 = before fine-tuning), the splits, and the summary, from the worker's messages. A run
+// clears the view when it starts (before the worker is up), so a failure shows in a clean view.
+// Protocol: webview/finetune/protocol.ts.
 import * as vscode from 'vscode';
 import { HostEndpoint, ReadyCommand, type NotificationType } from '../../../webview/shared/ipc';
 import {
-  CancelCommand, DidEpochNotification, DidFinishNotification, DidStartNotification, DidStepNotification, OpenOutputCommand,
-  type EpochPoint, type FinetuneRun, type FinetuneState, type FinetuneSummary, type StepPoint,
+  CancelCommand, DidDescribeRunNotification, DidEpochNotification, DidFinishNotification, DidStartNotification, DidStepNotification,
+  OpenOutputCommand, ResumeCommand, type EpochPoint, type FinetuneRun, type FinetuneState, type FinetuneSummary, type StepPoint,
 } from '../../../webview/finetune/protocol';
 import { log } from '../log';
 import { htmlFor, webviewOptions } from './html';
@@ -16,9 +18,11 @@ export class FinetunePanels implements vscode.Disposable {
   private pendingSteps: StepPoint[] = [];
   private flushTimer?: NodeJS.Timeout;
   /** Everything sent for the current run, replayed when the webview (re)loads. */
-  private state: FinetuneState = { version: 1, run: null, status: 'idle', steps: [], epochs: [], summary: null, error: null };
+  private state: FinetuneState = { version: 2, run: null, status: 'idle', steps: [], epochs: [], summary: null, error: null };
   /** Set while a run is in progress: the panel's Cancel aborts it. */
   cancelRun?: () => void;
+  /** Set when the last run ended with a checkpoint to continue: the panel's Resume runs it. */
+  resumeRun?: () => void;
 
   constructor(private readonly context: vscode.ExtensionContext) {}
 
@@ -31,10 +35,21 @@ export class FinetunePanels implements vscode.Disposable {
     return this.state;
   }
 
+  /** A new run: clears the view (curves, summary, error) before anything of the run is known. */
   start(run: FinetuneRun): void {
     this.show();
-    this.state = { version: 1, run, status: 'running', steps: [], epochs: [], summary: null, error: null };
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    this.pendingSteps = [];
+    this.resumeRun = undefined;
+    this.state = { version: 2, run, status: 'running', steps: [], epochs: [], summary: null, error: null };
     this.post(DidStartNotification, { run });
+  }
+
+  /** What the worker said when it started (device, steps, splits). */
+  describe(run: FinetuneRun): void {
+    this.state.run = run;
+    this.post(DidDescribeRunNotification, { run });
   }
 
   step(point: StepPoint): void {
@@ -91,6 +106,7 @@ export class FinetunePanels implements vscode.Disposable {
         this.replay();
       })
       .onCommand(CancelCommand, () => this.cancelRun?.())
+      .onCommand(ResumeCommand, () => this.resumeRun?.())
       .onCommand(OpenOutputCommand, async ({ file }) => {
         // Only a file this run wrote: the webview's message is untrusted input.
         if (file !== this.state.summary?.output) return;

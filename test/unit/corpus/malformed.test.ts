@@ -258,7 +258,7 @@ test('out-of-range fine-tuning options are refused before any work', { timeout: 
     ['--epochs', '0'], ['--epochs', '-3'], ['--epochs', '2.5'], ['--lr', '0'], ['--lr', 'nan'], ['--lr', '-1'],
     ['--batch-size', '0'], ['--kd-alpha', '2'], ['--kd-alpha', '-0.1'], ['--kd-temperature', '0'], ['--momentum', '5'],
     ['--weight-decay', '-1'], ['--grad-clip', '-1'], ['--warmup', '-1'], ['--gamma', '0'], ['--optimizer', 'adam9'],
-    ['--schedule', 'zigzag'], ['--device', 'tpu'], ['--amp', 'fp8'], ['--frames', '0'], ['--no-such-option'],
+    ['--schedule', 'zigzag'], ['--device', 'tpu'], ['--amp', 'fp8'], ['--frames', '0'], ['--no-such-option'], ['--val-fraction', '0'], ['--val-fraction', '0.9'],
   ];
   const jobs = bad.map((opt) => () => judge({ path: model, expect: 'error' }, ['finetune', model, '--data', data, ...opt], [model, data], async () => 'accepted'));
   const failures = await pool(jobs);

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { RankscopeError } from '../../../src/core/errors';
 import { openOnnx } from '../../../src/core/formats/onnx';
 import { OrtRunner } from '../../../src/core/eval/runner';
-import { finetune, type FinetuneRequest } from '../../../src/worker/finetune';
+import { findResumable, finetune, readRunRecord, type FinetuneRequest } from '../../../src/worker/finetune';
 import { checkFinetuneEnvironment } from '../../../src/worker/envCheck';
 import type { WorkerMessage } from '../../../src/worker/protocol';
 import { readSafetensors } from '../../../src/worker/safetensors';
@@ -38,24 +38,34 @@ before(() => {
   runPython(`import sys; sys.path.insert(0, 'test/python'); import fixtures; fixtures.build(sys.argv[1], 2)`, [dir]);
 });
 
-test('fine-tuning raises validation accuracy; the written ONNX runs in ORT and matches the worker within 1e-4', { skip: !hasTorch && 'needs torch + onnx in the test Python' }, async () => {
+test('fine-tuning raises validation accuracy; the written ONNX runs in ORT, matches the worker within 1e-4 and scores the reported test accuracy', { skip: !hasTorch && 'needs torch + onnx in the test Python' }, async () => {
   const before = sha(fixture.compressed);
   const out = join(dir, 'e2e.finetuned.onnx');
   const events: WorkerMessage[] = [];
   const r = await finetune(request({ out }), { onMessage: (m) => events.push(m) });
   assert.equal(r.status, 'completed');
   const s = r.summary;
-  assert.ok(s.accuracyBefore! < 0.5, `the compressed model should have lost accuracy (got ${s.accuracyBefore})`);
-  assert.ok(s.accuracyAfter! > s.accuracyBefore! + 0.1, `accuracy ${s.accuracyBefore} → ${s.accuracyAfter}`);
+  assert.ok(s.valAccuracyBefore! < 0.5, `the compressed model should have lost accuracy (got ${s.valAccuracyBefore})`);
+  assert.ok(s.valAccuracyBest! > s.valAccuracyBefore! + 0.1, `validation accuracy ${s.valAccuracyBefore} → ${s.valAccuracyBest}`);
   assert.equal(s.epochs.length, 3);
   assert.deepEqual(events.map((e) => e.type).filter((t, i, a) => a.indexOf(t) === i), ['hello', 'started', 'eval', 'progress', 'checkpoint', 'done']);
+  // Validation: 10 % of x_train held out (stratified, seeded); test: all of x_test, scored once.
+  const started = events.find((e) => e.type === 'started');
+  assert.ok(started?.type === 'started');
+  assert.equal(started.trainSamples + started.valSamples, 2048);
+  assert.ok(Math.abs(started.valSamples - 205) <= 8, `${started.valSamples} validation samples`);
+  assert.equal(started.testSamples, 512);
+  assert.deepEqual(s.splits, started.splits);
+  assert.equal(events.filter((e) => e.type === 'eval' && e.phase === 'test').length, 1);
+  // The run record says it completed: nothing to resume.
+  assert.equal(readRunRecord(r.workDir)?.status, 'completed');
   assert.equal(sha(fixture.compressed), before, 'the input model must not change');
 
   // The worker's forward on the probe samples vs ONNX Runtime on the written file.
   assert.ok(r.verification && r.verification.samples === 16);
   assert.ok(r.verification.maxAbsDiff <= 1e-4, `max |ORT − worker| = ${r.verification.maxAbsDiff}`);
 
-  // ORT accuracy of the written model on the validation set equals the worker's best.
+  // ORT accuracy of the written model on the test split (x_test) equals the worker's test figure.
   const npz = runPython(`import numpy as np, sys; z = np.load(sys.argv[1]); sys.stdout.write(z['x_test'].tobytes().hex() + ' ' + ','.join(map(str, z['y_test'].argmax(1))))`, [fixture.data]);
   const [hex, labels] = npz.split(' ');
   const x = f32FromHex(hex);
@@ -70,7 +80,7 @@ test('fine-tuning raises validation accuracy; the written ONNX runs in ORT and m
       const row = logits.subarray(i * classes, (i + 1) * classes);
       if (row.indexOf(Math.max(...row)) === y[i]) correct++;
     }
-    assert.ok(Math.abs(correct / y.length - s.accuracyAfter!) < 1e-9, `ORT accuracy ${correct / y.length} vs worker ${s.accuracyAfter}`);
+    assert.ok(Math.abs(correct / y.length - s.testAccuracy!) < 1e-9, `ORT test accuracy ${correct / y.length} vs worker ${s.testAccuracy}`);
   } finally {
     await runner.dispose();
   }
@@ -94,7 +104,7 @@ test('distillation from the teacher with only low-rank factors and biases traini
   assert.equal(r.status, 'completed');
   assert.equal(r.summary.teacher, true);
   assert.ok(r.summary.params.trainable < r.summary.params.total);
-  assert.ok(r.summary.accuracyAfter! > r.summary.accuracyBefore!);
+  assert.ok(r.summary.valAccuracyBest! > r.summary.valAccuracyBefore!);
   // The dense last layer (fc2.weight) is frozen under 'lowrank': written back unchanged.
   const a = (await openOnnx(fixture.compressed)).tensor('fc2.weight')!.bytes();
   const b = (await openOnnx(out)).tensor('fc2.weight')!.bytes();
@@ -117,7 +127,12 @@ test('cancel mid-epoch checkpoints cleanly; resume finishes bit-identical to an 
   });
   assert.equal(first.status, 'cancelled');
   assert.ok(cancelledAt && cancelledAt.type === 'checkpoint');
-  assert.equal(cancelledAt.epoch, 0, 'cancelled in the first epoch');
+  assert.equal(cancelledAt.epochsDone, 0, 'cancelled in the first epoch');
+  // The run record: cancelled, where; findResumable lists it for this model and no other.
+  const record = readRunRecord(workDir);
+  assert.deepEqual([record?.status, record?.epochsDone, record?.step], ['cancelled', 0, cancelledAt.step]);
+  assert.deepEqual(findResumable(dir, fixture.compressed).map((f) => f.workDir), [workDir]);
+  assert.deepEqual(findResumable(dir, fixture.original), []);
   assert.ok(cancelledAt.step > 0 && cancelledAt.step < 512, `mid-epoch (step ${cancelledAt.step})`);
   assert.equal(existsSync(out), false, 'no model written on cancel');
 
@@ -125,8 +140,9 @@ test('cancel mid-epoch checkpoints cleanly; resume finishes bit-identical to an 
   const second = await finetune(request({ ...common, out, workDir, resume: true }), {
     onMessage: (m) => { if (m.type === 'started') resumedFrom = m.resumedFrom; },
   });
-  assert.deepEqual(resumedFrom, { epoch: 0, step: cancelledAt.step });
+  assert.deepEqual(resumedFrom, { epochsDone: 0, step: cancelledAt.step });
   assert.equal(second.status, 'completed');
+  assert.deepEqual(findResumable(dir, fixture.compressed), [], 'a completed run is not offered for resuming');
 
   const straight = await finetune(request({ ...common, out: join(dir, 'straight.onnx'), workDir: join(dir, 'straight-work') }));
   const w1 = await readSafetensors(join(workDir, 'best.safetensors'));
@@ -156,13 +172,26 @@ np.savez(sys.argv[1], x_train=np.zeros((8, 23), np.float32), y_train=np.zeros(8,
     (e: unknown) => e instanceof RankscopeError && e.code === 'SHAPE_MISMATCH' && /x_train/.test(e.message) && /\(8, 23\)/.test(e.message) && /24/.test(e.message));
 });
 
+test('a fresh run in a work folder drops an earlier run\'s checkpoint: a failure then offers nothing to resume', { skip: !hasTorch && 'needs torch' }, async () => {
+  const workDir = join(dir, 'reused-work');
+  mkdirSync(workDir, { recursive: true });
+  writeFileSync(join(workDir, 'checkpoint.pt'), 'an earlier run\'s checkpoint');
+  const bad = join(dir, 'bad.npz'); // from the SHAPE_MISMATCH test above
+  await assert.rejects(finetune(request({ data: { path: bad }, out: join(dir, 'reused.onnx'), workDir })), (e: unknown) => e instanceof RankscopeError && e.code === 'SHAPE_MISMATCH');
+  assert.equal(existsSync(join(workDir, 'checkpoint.pt')), false);
+  assert.equal(readRunRecord(workDir)?.status, 'failed');
+  assert.match(readRunRecord(workDir)?.error ?? '', /x_train/);
+  assert.ok(!findResumable(dir).some((r) => r.workDir === workDir));
+});
+
 test('a loss that becomes NaN stops training with a NUMERIC error and writes no model', { skip: !hasTorch && 'needs torch' }, async () => {
   const nan = join(dir, 'nan.npz');
   runPython(`import numpy as np, sys
 z = dict(np.load(sys.argv[1])); z['x_train'] = z['x_train'].copy(); z['x_train'][::7] = np.nan
 np.savez(sys.argv[2], **z)`, [fixture.data, nan]);
   const out = join(dir, 'nan.onnx');
-  await assert.rejects(finetune(request({ data: { path: nan }, out, training: { progressEvery: 0 } })),
+  // Validated on the clean x_test (named explicitly), so only training meets the NaN inputs.
+  await assert.rejects(finetune(request({ data: { path: nan, valX: 'x_test', valY: 'y_test' }, out, training: { progressEvery: 0 } })),
     (e: unknown) => e instanceof RankscopeError && e.code === 'NUMERIC' && /loss became nan/.test(e.message));
   assert.equal(existsSync(out), false);
 });

@@ -120,11 +120,11 @@ test('the CLI fine-tunes the checkpoint as the factorized module: the loss falls
   const { messages, result } = events(r.out);
   assert.equal(result.status, 'completed');
   assert.equal(result.output, join(dir, 'model.finetuned.pt'), 'the default output: the next free MODEL.finetuned.pt');
-  const summary = result.summary as { epochs: { trainLoss: number; valLoss: number }[]; lossBefore: number; accuracyBefore: number; accuracyAfter: number; teacher: boolean };
+  const summary = result.summary as { epochs: { trainLoss: number; valLoss: number }[]; valLossBefore: number; valAccuracyBefore: number; valAccuracyBest: number; teacher: boolean };
   assert.equal(summary.epochs.length, 2);
   assert.ok(summary.epochs[1].trainLoss < summary.epochs[0].trainLoss, `train loss ${summary.epochs.map((e) => e.trainLoss)}`);
-  assert.ok(summary.epochs[1].valLoss < summary.lossBefore, `val loss ${summary.lossBefore} → ${summary.epochs[1].valLoss}`);
-  assert.ok(summary.accuracyAfter > summary.accuracyBefore, `accuracy ${summary.accuracyBefore} → ${summary.accuracyAfter}`);
+  assert.ok(summary.epochs[1].valLoss < summary.valLossBefore, `val loss ${summary.valLossBefore} → ${summary.epochs[1].valLoss}`);
+  assert.ok(summary.valAccuracyBest > summary.valAccuracyBefore, `accuracy ${summary.valAccuracyBefore} → ${summary.valAccuracyBest}`);
   assert.equal(summary.teacher, false);
   // The same events as the ONNX path, progress numbered by epoch.
   assert.deepEqual([...new Set(messages.map((m) => m.type))], ['hello', 'started', 'eval', 'progress', 'checkpoint', 'done']);
@@ -159,12 +159,12 @@ test('Ctrl-C leaves a checkpoint and no output; --resume continues at the next e
     if (!line.startsWith('{')) return;
     const m = JSON.parse(line) as WorkerMessage;
     seen.push(m);
-    if (m.type === 'checkpoint' && m.reason === 'epoch' && m.epoch === 1) child.kill('SIGINT');
+    if (m.type === 'checkpoint' && m.reason === 'epoch' && m.epochsDone === 1) child.kill('SIGINT');
   });
   const code = await new Promise<number | null>((done) => child.once('close', done));
   assert.equal(code, 130, stderr);
   const cancelled = seen.find((m) => m.type === 'checkpoint' && m.reason === 'cancel');
-  assert.ok(cancelled && cancelled.type === 'checkpoint' && cancelled.epoch === 1, `cancelled in epoch 2: ${JSON.stringify(cancelled)}`);
+  assert.ok(cancelled && cancelled.type === 'checkpoint' && cancelled.epochsDone === 1, `cancelled in epoch 2: ${JSON.stringify(cancelled)}`);
   assert.ok(!existsSync(out), 'a cancelled run writes no model');
   assert.ok(existsSync(cancelled.path), 'the checkpoint is kept');
   assert.deepEqual(readdirSync(dir).filter((n) => n.endsWith('.tmp')), [], 'no temp file left');
@@ -174,7 +174,7 @@ test('Ctrl-C leaves a checkpoint and no output; --resume continues at the next e
   const { messages, result } = events(resumed.out);
   const started = messages.find((m) => m.type === 'started');
   assert.ok(started && started.type === 'started');
-  assert.deepEqual(started.resumedFrom, { epoch: 1, step: cancelled.step });
+  assert.deepEqual(started.resumedFrom, { epochsDone: 1, step: cancelled.step });
   assert.deepEqual([...new Set(messages.filter((m) => m.type === 'progress').map((m) => (m as { epoch: number }).epoch))], [2]);
   assert.deepEqual(messages.filter((m) => m.type === 'eval').map((m) => (m as { epoch: number }).epoch), [2], 'only epoch 2 is trained and validated');
   assert.equal(result.output, out);

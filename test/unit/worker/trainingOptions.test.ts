@@ -51,6 +51,7 @@ test('every numeric option is range-checked; the message names the flag, the ran
     [{ gamma: 0 }, /--gamma/], [{ gamma: 2 }, /--gamma/], [{ gradClip: -1 }, /--grad-clip/], [{ gradClip: Infinity }, /--grad-clip/],
     [{ seed: -1 }, /--seed/], [{ seed: 0.5 }, /--seed/], [{ probeSamples: -1 }, /probeSamples/], [{ evalBatchSize: 0 }, /evalBatchSize/],
     [{ progressEvery: -1 }, /progressEvery/], [{ kd: { temperature: 0 } }, /--kd-temperature/],
+    [{ valFraction: 0 }, /--val-fraction \(valFraction\) must be a number in \(0, 0\.5\].*got 0/], [{ valFraction: 0.6 }, /--val-fraction/],
     [{ kd: { alpha: 2 } }, /--kd-alpha \(kd\.alpha\) must be a number in \[0, 1\].*got 2/], [{ kd: { alpha: -0.5 } }, /--kd-alpha/],
     [{ optimizer: 'adam' as never }, /--optimizer must be one of adamw, sgd; got 'adam'/], [{ schedule: 'linear' as never }, /--schedule/],
     [{ trainable: 'some' as never }, /--trainable/], [{ amp: 'fp8' as never }, /--amp/], [{ device: 'gpu' }, /--device/],
@@ -62,7 +63,7 @@ test('every numeric option is range-checked; the message names the flag, the ran
   assert.throws(() => checkTraining(TRAINING_DEFAULTS, { path: 'd.npz', preset: 'ntu', ntu: { frames: 0 } }), /--frames/);
   assert.throws(() => checkTraining(TRAINING_DEFAULTS, { path: 'd.npz', preset: 'ntu', ntu: { crop: 1.5 } }), /ntu\.crop/);
   // The edges that are allowed.
-  for (const request of [{ momentum: 0.99 }, { kd: { alpha: 0 } }, { kd: { alpha: 1 } }, { gradClip: 0 }, { lr: 1 }, { gamma: 1 }, { warmupEpochs: 3, epochs: 3 }, { seed: 2 ** 40 }, { device: 'cuda:1' }] as TrainingRequest[]) {
+  for (const request of [{ momentum: 0.99 }, { kd: { alpha: 0 } }, { kd: { alpha: 1 } }, { gradClip: 0 }, { lr: 1 }, { gamma: 1 }, { warmupEpochs: 3, epochs: 3 }, { seed: 2 ** 40 }, { device: 'cuda:1' }, { valFraction: 0.5 }] as TrainingRequest[]) {
     checkTraining(resolveTraining(request, true));
   }
   // Each rule is exercised above.

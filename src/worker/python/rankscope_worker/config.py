@@ -7,7 +7,7 @@ DEFAULTS = {
     "epochs": 3, "batchSize": 64, "lr": 1e-3, "optimizer": "adamw", "momentum": 0.9, "weightDecay": 0.01,
     "warmupEpochs": 0, "schedule": "cosine", "stepEpochs": 1, "gamma": 0.1, "gradClip": 1, "seed": 0,
     "trainable": "all", "device": "auto", "amp": "auto", "kd": None, "probeSamples": 16,
-    "evalBatchSize": 256, "progressEvery": 0.5, "compile": False,
+    "evalBatchSize": 256, "progressEvery": 0.5, "compile": False, "valFraction": 0.1,
 }
 
 KD_DEFAULTS = {"temperature": 4, "alpha": 0.5}

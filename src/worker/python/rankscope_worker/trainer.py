@@ -1,6 +1,13 @@
 """Fine-tuning: cross-entropy (+ optional distillation from the uncompressed teacher), AdamW or
 SGD-Nesterov, warm-up then cosine/step decay, grad clipping, autocast on CUDA, per-epoch
-validation keeping the best weights, and checkpoints a cancelled or crashed run resumes from.
+validation keeping the best weights, one test evaluation of those weights at the end, and
+checkpoints a cancelled or crashed run resumes from.
+
+Splits (data.py): validation is held out from the training data unless a validation file is given;
+the best epoch is picked on validation only; test is scored once, at the end, with the best weights.
+Epoch numbers in every event are 1-based (epoch 1 is the first epoch of training); epoch 0 means
+"before fine-tuning". `globalStep` counts the optimizer steps done; checkpoints say how many epochs
+are done (`epochsDone`) and how many steps of the next one (`step`).
 
 Files in `outDir`: checkpoint.pt (resume state), best.safetensors (the best epoch's initializers,
 ONNX names — what the TS side writes back), probe.safetensors (a few validation inputs and the
@@ -209,7 +216,8 @@ class Trainer:
                 p.requires_grad_(False)
         if len(self.model.input_names) != 1:
             raise WorkerFailure("UNSUPPORTED", f"the model has {len(self.model.input_names)} inputs; fine-tuning handles one")
-        self.train_set, self.val_set = data_mod.load(cfg["data"], self.source.inputs[0])
+        splits = data_mod.load(cfg["data"], self.source.inputs[0], cfg["valFraction"], cfg["seed"])
+        self.train_set, self.val_set, self.test_set, self.splits = splits.train, splits.val, splits.test, splits.info
         if cfg["trainable"] == "lowrank":
             keep = self.source.lowrank_names()
             if not any(n in keep for n, _ in self.model.named_initializers()):
@@ -238,7 +246,7 @@ class Trainer:
     # ---- helpers ---------------------------------------------------------------------------------
 
     def _batch(self, split, idx):
-        x, y = split.x[idx], split.y[idx]
+        x, y = split.take(idx)
         # A slice of a memory-mapped file is read-only; torch wants its own writable copy.
         x = torch.from_numpy(np.ascontiguousarray(x) if x.flags.writeable else np.array(x))
         y = torch.from_numpy(np.ascontiguousarray(y) if y.flags.writeable else np.array(y))
@@ -298,15 +306,17 @@ class Trainer:
             loss = alpha * distill + (1 - alpha) * loss
         return loss, logits
 
-    def _save_checkpoint(self, epoch, step, state, reason):
+    def _save_checkpoint(self, epochs_done, step, state, reason):
         ckpt = {
-            "epoch": epoch, "step": step, "state": state, "weights": {n: t.detach().cpu() for n, t in self.model.named_initializers()},
+            "epoch": epochs_done, "step": step, "state": state, "weights": {n: t.detach().cpu() for n, t in self.model.named_initializers()},
             "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler else None, "torch_rng": torch.get_rng_state(),
             "source": self.source.name, "batchSize": self.cfg["batchSize"], "trainSamples": len(self.train_set),
+            "valSamples": len(self.val_set),
         }
         _atomic_save(lambda p: torch.save(ckpt, p), self.paths["checkpoint"])
-        self.channel.send("checkpoint", path=self.paths["checkpoint"], epoch=epoch, step=step, reason=reason)
+        self.channel.send("checkpoint", path=self.paths["checkpoint"], epochsDone=epochs_done, step=step,
+                          epochs=self.cfg["epochs"], reason=reason)
 
     def _load_checkpoint(self, path):
         try:  # our own file: torch >= 2.6 defaults to weights_only=True, which refuses the optimizer state
@@ -319,10 +329,11 @@ class Trainer:
                     raise WorkerFailure("BAD_CONFIG", f"checkpoint {path} does not belong to this model (tensor {name!r})",
                                         "Resume with the same compressed model, or start without --resume.")
                 t.copy_(ckpt["weights"][name])
-        for key, now in (("batchSize", self.cfg["batchSize"]), ("trainSamples", len(self.train_set))):
+        for key, now in (("batchSize", self.cfg["batchSize"]), ("trainSamples", len(self.train_set)),
+                         ("valSamples", len(self.val_set))):
             if key in ckpt and ckpt[key] != now:
                 raise WorkerFailure("BAD_CONFIG", f"checkpoint {path} was made with {key} {ckpt[key]}, this run has {now}",
-                                    "Resume with the same data and batch size, or start without --resume.")
+                                    "Resume with the same data, validation split, seed and batch size, or start without --resume.")
         self.opt.load_state_dict(ckpt["optimizer"])
         self.sched.load_state_dict(ckpt["scheduler"])
         if self.scaler and ckpt.get("scaler"):
@@ -339,34 +350,35 @@ class Trainer:
         """Start (or resume), validate the untrained model, train epoch by epoch keeping the best
         weights, finish. Returns 'completed' or 'cancelled'; a diverged run raises NUMERIC."""
         t_start = time.time()
-        state, epoch, step = self._start()
+        state, done, step = self._start()
         if state["before"] is None and not self._evaluate_before(state):
             return self._finish("cancelled", state, t_start)
-        while epoch < self.cfg["epochs"]:
+        while done < self.cfg["epochs"]:  # trains epoch number done + 1
             sums = _EpochSums(state, self.device)
-            step, seconds, seen = self._train_epoch(epoch, step, sums)
+            step, seconds, seen = self._train_epoch(done + 1, step, sums)
             val = self.evaluate(self.val_set) if step == self.steps_per_epoch else None
             if val is None:  # cancelled while training or validating (then validation is redone on resume)
-                return self._stop_cancelled(epoch, step, state, sums, t_start)
-            self._end_epoch(epoch, val, sums, seconds, seen, state)
-            epoch, step = epoch + 1, 0
-            self._save_checkpoint(epoch, step, {**state, "wallSeconds": state["wallSeconds"] + time.time() - t_start}, "epoch")
+                return self._stop_cancelled(done, step, state, sums, t_start)
+            self._end_epoch(done + 1, val, sums, seconds, seen, state)
+            done, step = done + 1, 0
+            self._save_checkpoint(done, step, {**state, "wallSeconds": state["wallSeconds"] + time.time() - t_start}, "epoch")
         return self._finish("completed", state, t_start)
 
     def _start(self):
-        """(state, epoch, step): fresh, or from the checkpoint to resume; sends `started`."""
+        """(state, epochs done, steps done of the next): fresh, or from the checkpoint to resume; sends `started`."""
         state = {"curves": [], "before": None, "best": None, "bestEpoch": None, "wallSeconds": 0.0}
-        epoch, step, resumed = 0, 0, None
+        done, step, resumed = 0, 0, None
         if self.cfg.get("resume") and os.path.exists(self.cfg["resume"]):
             ckpt = self._load_checkpoint(self.cfg["resume"])
-            epoch, step, state = ckpt["epoch"], ckpt["step"], ckpt["state"]
-            resumed = {"epoch": epoch, "step": step}
+            done, step, state = ckpt["epoch"], ckpt["step"], ckpt["state"]
+            resumed = {"epochsDone": done, "step": step}
         self.channel.send("started", device=str(self.device), amp=str(self.amp).replace("torch.", "") if self.amp else None,
                           params={"total": sum(p.numel() for p in self.model.parameters()),
                                   "trainable": sum(p.numel() for p in self.params)},
-                          trainSamples=len(self.train_set), valSamples=len(self.val_set), stepsPerEpoch=self.steps_per_epoch,
-                          epochs=self.cfg["epochs"], resumedFrom=resumed)
-        return state, epoch, step
+                          trainSamples=len(self.train_set), valSamples=len(self.val_set),
+                          testSamples=len(self.test_set) if self.test_set is not None else None, splits=self.splits,
+                          stepsPerEpoch=self.steps_per_epoch, epochs=self.cfg["epochs"], resumedFrom=resumed)
+        return state, done, step
 
     def _evaluate_before(self, state):
         """Validation of the model as given: the baseline, and the best until an epoch beats it.
@@ -387,12 +399,13 @@ class Trainer:
         return True
 
     def _train_epoch(self, epoch, step, sums):
-        """Steps `step` … the end of `epoch` (or until cancelled); returns (step reached, seconds, samples seen)."""
+        """Steps `step` … the end of epoch number `epoch` (1-based), or until cancelled; returns
+        (step reached, seconds, samples seen)."""
         cfg = self.cfg
         bs = cfg["batchSize"]
         self.model.train()
         # The permutation depends on (seed, epoch) only, so a resumed epoch sees the same batches.
-        perm = np.random.default_rng(cfg["seed"] * 1000003 + epoch).permutation(len(self.train_set))
+        perm = np.random.default_rng(cfg["seed"] * 1000003 + epoch - 1).permutation(len(self.train_set))
         t_epoch, seen, t_report = time.time(), 0, time.time()
         while step < self.steps_per_epoch:
             if self.channel.cancel.is_set():
@@ -432,37 +445,39 @@ class Trainer:
         """A `progress` message; a non-finite loss (this step's, or any since the last report) is divergence."""
         value = loss.item()
         if not math.isfinite(value):
-            raise self._diverged(f"the training loss became {value} at epoch {epoch + 1}, step {step}")
+            raise self._diverged(f"the training loss became {value} at epoch {epoch}, step {step}")
         sums.fold()
         if not math.isfinite(sums.loss):
-            raise self._diverged(f"the training loss became {sums.mean_loss} by epoch {epoch + 1}, step {step}")
-        self.channel.send("progress", epoch=epoch + 1, step=step, stepsPerEpoch=self.steps_per_epoch,
-                          globalStep=epoch * self.steps_per_epoch + step, loss=value,
+            raise self._diverged(f"the training loss became {sums.mean_loss} by epoch {epoch}, step {step}")
+        self.channel.send("progress", epoch=epoch, step=step, stepsPerEpoch=self.steps_per_epoch,
+                          globalStep=(epoch - 1) * self.steps_per_epoch + step, loss=value,
                           lr=self.opt.param_groups[0]["lr"], samplesPerSec=samples_per_sec,
                           gpuMemory=torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None)
 
     def _end_epoch(self, epoch, val, sums, seconds, seen, state):
-        """Records the finished epoch: its curve point, the best weights when it is the best so far."""
+        """Records the finished epoch (number `epoch`, 1-based): its curve point, the best weights when
+        it is the best so far."""
         if not math.isfinite(val["loss"]):  # the last steps blew the weights up: keep nothing of them
-            raise self._diverged(f"the validation loss became {val['loss']} after epoch {epoch + 1} "
+            raise self._diverged(f"the validation loss became {val['loss']} after epoch {epoch} "
                                  f"(training loss {sums.mean_loss:.4g})")
         best = val["accuracy"] > state["best"]
         if best:
-            state["best"], state["bestEpoch"] = val["accuracy"], epoch + 1
+            state["best"], state["bestEpoch"] = val["accuracy"], epoch
             self._write_best()
-        point = {"epoch": epoch + 1, "trainLoss": sums.mean_loss, "trainAccuracy": sums.accuracy,
+        point = {"epoch": epoch, "trainLoss": sums.mean_loss, "trainAccuracy": sums.accuracy,
                  "valLoss": val["loss"], "valAccuracy": val["accuracy"], "lr": self.opt.param_groups[0]["lr"],
                  "seconds": seconds, "samplesPerSec": seen / max(1e-9, seconds)}
         state["curves"].append(point)
         self.channel.send("eval", phase="epoch", **point, best=best)
         state.update(epochLoss=0.0, epochCorrect=0, epochN=0)
 
-    def _stop_cancelled(self, epoch, step, state, sums, t_start):
-        """Checkpoints where the run stopped (mid-epoch sums included) so --resume continues there."""
+    def _stop_cancelled(self, done, step, state, sums, t_start):
+        """Checkpoints where the run stopped (`done` epochs and `step` steps of the next, mid-epoch
+        sums included) so --resume continues there."""
         sums.fold()
         state.update(sums.saved())
         state["wallSeconds"] += time.time() - t_start
-        self._save_checkpoint(epoch, step, state, "cancel")
+        self._save_checkpoint(done, step, state, "cancel")
         return self._finish("cancelled", state, None)
 
     def _diverged(self, what):
@@ -479,32 +494,55 @@ class Trainer:
     def _finish(self, status, state, t_start):
         if t_start is not None:
             state["wallSeconds"] += time.time() - t_start
-        probe, extra = None, {}
+        probe, test, extra = None, None, {}
         if status == "completed":
             best, _ = safetensors.read(self.paths["best"])
             with torch.no_grad():
                 for name, t in self.model.named_initializers():
                     t.copy_(to_torch(*best[name]))
-            probe = self._write_probe()
-            extra = self.source.finish(self.model, probe)
-        curves = state["curves"]
-        summary = {
-            "status": status, "device": str(self.device), "amp": str(self.amp).replace("torch.", "") if self.amp else None,
-            "accuracyBefore": state["before"]["accuracy"] if state["before"] else None,
-            "lossBefore": state["before"]["loss"] if state["before"] else None,
-            "accuracyAfter": state["best"], "bestEpoch": state["bestEpoch"], "epochs": curves,
-            "wallSeconds": state["wallSeconds"],
-            "samplesPerSec": (sum(c["samplesPerSec"] for c in curves) / len(curves)) if curves else None,
-            "trainable": self.cfg["trainable"], "teacher": self.teacher is not None,
-            "params": {"total": sum(p.numel() for p in self.model.parameters()), "trainable": sum(p.numel() for p in self.params)},
-            "torch": torch.__version__,
-        }
+            test = self._evaluate_test(state)
+            if test is False:  # cancelled while testing: the last checkpoint resumes straight to the test
+                status, test = "cancelled", None
+            else:
+                probe = self._write_probe()
+                extra = self.source.finish(self.model, probe)
+        summary = self._summary(status, state, test)
         _atomic_save(lambda p: _write_text(p, json.dumps(summary, indent=2)), self.paths["summary"])
         self.channel.send("done", status=status, summary=summary, checkpoint=self.paths["checkpoint"]
                           if os.path.exists(self.paths["checkpoint"]) else None,
                           weights=self.paths["best"] if status == "completed" else None, probe=probe,
                           summaryPath=self.paths["summary"], **extra)
         return status
+
+    def _evaluate_test(self, state):
+        """The test split, scored once with the best weights (already loaded): {loss, accuracy},
+        None when the data has no test split, False when cancelled."""
+        if self.test_set is None:
+            return None
+        test = self.evaluate(self.test_set)
+        if test is None:
+            return False
+        self.channel.send("eval", phase="test", epoch=state["bestEpoch"], testLoss=test["loss"],
+                          testAccuracy=test["accuracy"], samples=len(self.test_set))
+        return test
+
+    def _summary(self, status, state, test):
+        """summary.json: every figure named by the split it comes from (val…, test…, train… in the epochs)."""
+        curves, before = state["curves"], state["before"]
+        return {
+            "status": status, "device": str(self.device), "amp": str(self.amp).replace("torch.", "") if self.amp else None,
+            "splits": self.splits,
+            "valAccuracyBefore": before["accuracy"] if before else None, "valLossBefore": before["loss"] if before else None,
+            # The best validation accuracy so far and its epoch (0 = before fine-tuning): the weights written back.
+            "valAccuracyBest": state["best"], "bestEpoch": state["bestEpoch"],
+            "testAccuracy": test["accuracy"] if test else None, "testLoss": test["loss"] if test else None,
+            "testSamples": len(self.test_set) if test else None,
+            "epochs": curves, "epochsPlanned": self.cfg["epochs"], "wallSeconds": state["wallSeconds"],
+            "samplesPerSec": (sum(c["samplesPerSec"] for c in curves) / len(curves)) if curves else None,
+            "trainable": self.cfg["trainable"], "teacher": self.teacher is not None,
+            "params": {"total": sum(p.numel() for p in self.model.parameters()), "trainable": sum(p.numel() for p in self.params)},
+            "torch": torch.__version__,
+        }
 
     @torch.no_grad()
     def _write_probe(self):

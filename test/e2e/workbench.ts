@@ -1,0 +1,263 @@
+// What the e2e suites share: a session (a fresh code-server with the packaged .vsix, or the working
+// tree with RANKSCOPE_E2E_DEV=1, on a new workspace, in Chromium), ordered steps that stop at the
+// first failure, what a person does in the workbench (the Layers tree's rows, webviews found by a
+// test id, the command palette, context menus, the Explorer), and the layer facts a person expects,
+// computed by numpy from the model file (never by Rankscope).
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, FrameLocator, Locator, Page } from 'playwright-core';
+import { runPython } from '../helpers/python';
+import { codeServerInstalled, installVsix, ROOT, startCodeServer, type CodeServer } from './codeServer';
+import { launchChromium } from './harness';
+
+export const ARTIFACTS = join(ROOT, 'test-artifacts', 'e2e');
+
+export interface Session {
+  tmp: string;
+  workspace: string;
+  page: Page;
+  server: CodeServer;
+  browser: Browser;
+  /** What was installed, for the log line. */
+  mode: string;
+}
+
+/** Starts a session on a new workspace that `prepare` fills first (env: RANKSCOPE_E2E_VSIX or RANKSCOPE_E2E_DEV=1). */
+export async function openSession(prepare: (workspace: string) => void | Promise<void>): Promise<Session> {
+  const vsix = process.env.RANKSCOPE_E2E_VSIX;
+  mkdirSync(ARTIFACTS, { recursive: true });
+  if (!codeServerInstalled()) throw new Error('code-server is not installed: run scripts/install-code-server.sh');
+  if (!vsix && process.env.RANKSCOPE_E2E_DEV !== '1') throw new Error('set RANKSCOPE_E2E_VSIX (scripts/test-e2e.mjs does) or RANKSCOPE_E2E_DEV=1');
+  const tmp = mkdtempSync(join(tmpdir(), 'rankscope-e2e-'));
+  const workspace = join(tmp, 'workspace');
+  mkdirSync(workspace);
+  await prepare(workspace);
+  const dirs = { userData: join(tmp, 'user-data'), extensions: join(tmp, 'extensions') };
+  if (vsix) {
+    const installed = installVsix(vsix, dirs);
+    assert.ok(installed.some((id) => /^rankscope\.rankscope@/.test(id)), `the .vsix did not install: ${installed.join(', ')}`);
+  }
+  const server = await startCodeServer({ tmp, workspace, ...dirs });
+  const browser = await launchChromium();
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1400 } });
+  page.setDefaultTimeout(30_000);
+  let url = server.url;
+  if (!vsix) {
+    const remote = (p: string): string => `vscode-remote://${new URL(server.url).host}${p}`;
+    url += `&payload=${encodeURIComponent(JSON.stringify([['extensionDevelopmentPath', remote(ROOT)], ['skipWelcome', 'true']]))}`;
+  }
+  await page.goto(url);
+  return { tmp, workspace, page, server, browser, mode: vsix ? `installed ${vsix}` : 'DEVELOPMENT MODE (working tree, not the .vsix)' };
+}
+
+/** Stops the session; after a failure keeps code-server's and the extension's logs in `artifacts`. */
+export async function closeSession(s: Session | undefined, failed: boolean, artifacts = ARTIFACTS): Promise<void> {
+  if (!s) return;
+  await s.browser.close().catch(() => {});
+  // Closing the client lets the extension host flush its logs before the server is stopped.
+  await new Promise((r) => setTimeout(r, 1500));
+  s.server.stop();
+  // What VS Code and the extension logged (the Rankscope output channel included), for a failure's cause.
+  if (failed) {
+    writeFileSync(join(artifacts, 'code-server.log'), s.server.log.join(''));
+    const logs = join(s.tmp, 'user-data', 'logs');
+    if (existsSync(logs)) cpSync(logs, join(artifacts, 'logs'), { recursive: true });
+  }
+  rmSync(s.tmp, { recursive: true, force: true });
+}
+
+/** Steps run in order; once one fails the later ones are skipped (they depend on it), with a screenshot of the failure. */
+export function stepRunner(page: () => Page | undefined, artifacts = ARTIFACTS): { step: (name: string, fn: () => Promise<void>) => void; failed: () => string | undefined } {
+  let failedStep: string | undefined;
+  const step = (name: string, fn: () => Promise<void>): void => {
+    test(name, async (t: TestContext) => {
+      if (failedStep) { t.skip(`after failed step: ${failedStep}`); return; }
+      try {
+        await fn();
+      } catch (e) {
+        failedStep = name;
+        await page()?.screenshot({ path: join(artifacts, `failed-step-${name.split(' ')[0]}.png`) }).catch(() => {});
+        throw e;
+      }
+    });
+  };
+  return { step, failed: () => failedStep };
+}
+
+export interface ExpectedLayer { name: string; shape: [number, number]; params: number; sv: number[]; r95: number }
+
+// The layers a person expects to see, computed by numpy straight from the ONNX file: every
+// MatMul/Gemm/Conv whose weight is an initializer, as its [out, in] matrix; named by the
+// initializer (`net.1.weight` → `net.1`) unless that is opaque (`onnx::MatMul_12`), then by the
+// node's module path (`/encoder/layers.0/fc1/MatMul` → `encoder.layers.0.fc1`).
+const REFERENCE = String.raw`
+import json, sys, numpy as np, onnx
+from onnx import numpy_helper
+m = onnx.load(sys.argv[1])
+inits = {i.name: i for i in m.graph.initializer}
+total = sum(int(np.prod(i.dims)) for i in m.graph.initializer if i.data_type != onnx.TensorProto.STRING)
+for n in m.graph.node:  # Constant nodes hold parameters too (strings do not count)
+    for a in n.attribute:
+        if n.op_type == "Constant" and a.name == "value" and a.t.data_type != onnx.TensorProto.STRING:
+            total += int(np.prod(a.t.dims))
+layers = []
+for n in m.graph.node:
+    if n.op_type not in ("MatMul", "Gemm", "Conv") or len(n.input) < 2 or n.input[1] not in inits:
+        continue
+    w = numpy_helper.to_array(inits[n.input[1]]).astype(np.float64)
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+    if n.op_type == "MatMul":
+        if w.ndim != 2: continue
+        mat = w.T
+    elif n.op_type == "Gemm":
+        mat = w if attrs.get("transB", 0) else w.T
+    else:
+        if attrs.get("group", 1) != 1: continue
+        mat = w.reshape(w.shape[0], -1)
+    wname = n.input[1]
+    if not wname.startswith("onnx::") and wname.endswith(".weight"):
+        name = wname[: -len(".weight")]
+    else:
+        # PyTorch scopes: a called Sequential repeats its name (/blocks/blocks.0/tconv -> blocks.0.tconv)
+        parts = n.name.strip("/").split("/")[:-1]
+        name = ".".join(p for i, p in enumerate(parts) if not (i + 1 < len(parts) and parts[i + 1].startswith(p + ".")))
+    s = np.linalg.svd(mat, compute_uv=False)
+    e = np.cumsum(s ** 2) / np.sum(s ** 2)
+    layers.append(dict(name=name, shape=list(mat.shape), params=int(mat.size), sv=s.tolist(), r95=int(np.argmax(e >= 0.95 - 1e-12) + 1)))
+print(json.dumps(dict(layers=layers, totalParams=total)))
+`;
+
+/** The layers (and the total parameter count) of the ONNX file at `path`, by numpy. */
+export function referenceLayers(path: string): { layers: ExpectedLayer[]; totalParams: number } {
+  return JSON.parse(runPython(REFERENCE, [path])) as { layers: ExpectedLayer[]; totalParams: number };
+}
+
+/** Module path → tree segments; a numeric part stays with its container (`layers.0`). */
+export function segments(name: string): string[] {
+  const out: string[] = [];
+  for (const p of name.split('.')) {
+    if (/^\d+$/.test(p) && out.length) out[out.length - 1] += `.${p}`;
+    else out.push(p);
+  }
+  return out;
+}
+
+/** Numbers as the tree prints them, written out independently: 8192 → 8.19K, 640 → 640. */
+export function count(n: number): string {
+  if (n < 1000) return String(n);
+  const [v, unit] = n >= 1e6 ? [n / 1e6, 'M'] : [n / 1e3, 'K'];
+  return `${Number(v.toPrecision(3))}${unit}`;
+}
+
+export const leafName = (layer: string): string => segments(layer).at(-1)!;
+
+/** Fraction of Σσ² in the top k (from numpy's σ). */
+export function energyAt(sv: number[], k: number): number {
+  const total = sv.reduce((a, s) => a + s * s, 0);
+  return sv.slice(0, k).reduce((a, s) => a + s * s, 0) / total;
+}
+
+/** The workbench helpers, bound to the suite's page (read when called: the page is made in `before`). */
+export function workbench(page: () => Page) {
+  /** Tree rows of the Layers view with their accessible names (`label description`). */
+  function layersTree(): Locator {
+    return page().locator('.pane').filter({ has: page().locator('.pane-header', { hasText: /^\s*Layers/i }) }).getByRole('treeitem');
+  }
+
+  async function treeLabels(): Promise<string[]> {
+    return layersTree().evaluateAll((rows) => rows.map((r) => r.getAttribute('aria-label') ?? ''));
+  }
+
+  /** Expands every collapsed group of the Layers tree (a click toggles a group, as a person does). */
+  async function expandAll(): Promise<void> {
+    for (let i = 0; i < 200; i++) {
+      const collapsed = layersTree().and(page().locator('[aria-expanded="false"]')).first();
+      if (!(await collapsed.count())) return;
+      await collapsed.click();
+      await page().waitForTimeout(100);
+    }
+  }
+
+  /** The inner frame of the webview that contains `testId` (webviews live in nested iframes). */
+  async function webviewWith(testId: string, timeoutMs = 60_000): Promise<FrameLocator> {
+    const t0 = Date.now();
+    for (;;) {
+      const n = await page().locator('iframe.webview.ready').count();
+      for (let i = 0; i < n; i++) {
+        const inner = page().frameLocator(`iframe.webview.ready >> nth=${i}`).frameLocator('#active-frame');
+        if (await inner.getByTestId(testId).count().catch(() => 0)) return inner;
+      }
+      if (Date.now() - t0 > timeoutMs) throw new Error(`no webview shows [data-testid=${testId}] after ${timeoutMs / 1000} s`);
+      await page().waitForTimeout(250);
+    }
+  }
+
+  /** Fails at once with the message when VS Code shows an error notification (instead of a timeout). */
+  async function noErrorNotification(): Promise<void> {
+    const toast = page().locator('.notification-list-item').filter({ has: page().locator('.codicon-error') }).first();
+    if (await toast.count()) throw new Error(`VS Code showed an error: ${await toast.getAttribute('aria-label')}`);
+  }
+
+  /** Polls `ready` (in the page) until true, failing early on an error notification. */
+  async function waitUntil(what: string, ready: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+    const t0 = Date.now();
+    while (!(await ready())) {
+      await noErrorNotification();
+      if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+      await page().waitForTimeout(500);
+    }
+  }
+
+  async function runCommand(title: string): Promise<void> {
+    await page().keyboard.press('F1');
+    const input = page().locator('.quick-input-widget input');
+    await input.waitFor();
+    await input.fill(`>${title}`);
+    await page().locator('.quick-input-widget').getByRole('option', { name: new RegExp(title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) }).first().click();
+  }
+
+  /** Picks a context-menu entry. Under load the menu can miss a click while it still lays out, so
+   *  if it stays open the (now highlighted) entry is taken with Enter, as a keyboard user would. */
+  async function chooseMenuItem(name: RegExp): Promise<void> {
+    const item = page().getByRole('menuitem', { name });
+    await item.waitFor();
+    await item.click();
+    if (await item.isVisible().catch(() => false)) {
+      await page().waitForTimeout(500);
+      if (await item.isVisible().catch(() => false)) {
+        await item.hover();
+        await page().keyboard.press('Enter');
+      }
+    }
+    await item.waitFor({ state: 'hidden' });
+  }
+
+  /** The Explorer's row of `file` (a path relative to the workspace: its folders are expanded first). */
+  async function explorerRow(file: string): Promise<Locator> {
+    await page().getByRole('tab', { name: /^Explorer/ }).click();
+    // Away from the tab, whose hover card would catch the next click.
+    await page().mouse.move(700, 700);
+    // The Explorer re-renders as files appear (the compressed model): let it settle, then aim exactly.
+    await page().waitForTimeout(1000);
+    const tree = page().locator('.explorer-folders-view');
+    const parts = file.split('/');
+    for (const folder of parts.slice(0, -1)) {
+      const row = tree.getByRole('treeitem', { name: folder, exact: true });
+      if ((await row.getAttribute('aria-expanded')) === 'false') await row.click();
+    }
+    const row = tree.getByRole('treeitem', { name: parts.at(-1)!, exact: true });
+    await row.waitFor();
+    return row;
+  }
+
+  /** Explorer → right-click the file → Open Model… (opens it in the Layers tree). */
+  async function openFromExplorer(file: string): Promise<void> {
+    await (await explorerRow(file)).click({ button: 'right' });
+    await chooseMenuItem(/^Open Model…/);
+  }
+
+  return { layersTree, treeLabels, expandAll, webviewWith, noErrorNotification, waitUntil, runCommand, chooseMenuItem, explorerRow, openFromExplorer };
+}
