@@ -168,7 +168,8 @@ async function sampleSweep(model: Awaited<ReturnType<typeof openOnnx>>, spectra:
     model, spectra, dataset, runner, batchSize: task.batchSize, latency: { warmup: 2, runs: 5 },
     onPoint: (p) => arrivals.push({ t: at(), label: p.label }),
     onProgress: (p) => {
-      if (!/sensitivity|probe/i.test(p.message) && !(p as { stage?: unknown }).stage) return;
+      // A probe: the stage (now), or the old "sensitivity: <layer> at rank k (i/N)" message (before the stage existed).
+      if (!(p as { stage?: unknown }).stage && !/^sensitivity: /.test(p.message)) return;
       firstProbe ??= at();
       lastProbe = at();
     },

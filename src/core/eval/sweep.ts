@@ -85,7 +85,7 @@ export interface SweepStage {
 
 /** The one-line text of a progress report (the CLI's status line, the extension's notification):
  *  `[6/13] sensitivity probes on 256 of 405 samples 12/45: fc1 at rank 8`. */
-export function progressText(p: SweepProgress): string {
+export function progressText(p: Pick<SweepProgress, 'done' | 'total' | 'message'> & { stage?: Omit<SweepStage, 'id'> }): string {
   return `[${p.done}/${p.total}] ${p.stage ? `${p.stage.label} ${p.stage.done}/${p.stage.total}: ` : ''}${p.message}`;
 }
 

@@ -15,6 +15,7 @@ import {
   type OriginalModel, type PlanView, type SweepProgress, type SweepSummary, type TradeoffPoint, type TradeoffState,
 } from '../../../webview/tradeoff/protocol';
 import type { Plan } from '../../core/compress/plan';
+import { progressText } from '../../core/eval/sweep';
 import { ensureOutputFolder, writeFileAtomic } from '../../core/fs/atomicWrite';
 import { isCancellation, log } from '../log';
 import { htmlFor, webviewOptions } from './html';
@@ -148,6 +149,8 @@ export class TradeoffPanels implements vscode.Disposable {
     if (!this.sets.some((s) => s.id === id)) throw new Error(`No kept sweep ${id}.`);
     this.shownId = id;
     this.postShown();
+    // The progress rows belong to the running sweep's set: shown with it, hidden with another.
+    this.post(DidChangeProgressNotification, { progress: this.sweep && this.sets[0]?.status === 'running' && this.sets[0].id === id ? this.progress ?? null : null });
   }
 
   /** Runs a sweep in the panel as a new result set: progress in a notification (with Cancel) and in the view. */
@@ -191,8 +194,7 @@ export class TradeoffPanels implements vscode.Disposable {
             progress: (p) => {
               this.progress = p;
               const pct = p.total > 0 ? (100 * p.done) / p.total : 0;
-              const stage = p.stage ? `${p.stage.label} ${p.stage.done}/${p.stage.total}: ` : '';
-              progress.report({ message: `${p.done}/${p.total} ${stage}${p.message}`, increment: pct - last });
+              progress.report({ message: progressText(p), increment: pct - last });
               last = pct;
               if (visible()) this.post(DidChangeProgressNotification, { progress: p });
             },
