@@ -5,9 +5,14 @@
 //    Goal: ≤ 10 % overhead for evaluate() (what evaluations and sweeps run: batches prepared from the .npz
 //    and kept, two in flight, metrics). Also OrtRunner.run awaited call by call (no pipelining).
 // 2. A sweep of 8 budget levels: wall time, and how much is compression vs evaluation.
-// 3. Uniform vs energy vs sensitivity allocation at the same budgets (the table).
+// 3. Uniform vs energy vs sensitivity allocation at the same budgets (the table), the probes at
+//    their defaults (what a user gets): their count, samples and time.
+// 4. The sample's own sweep (media/samples/rankscope.json: 3 budgets × energy/uniform/sensitivity
+//    + 3 energy thresholds) as the trade-off view runs it: when the original and the first
+//    compressed point arrive, the probes' stage (count, seconds), the wall time.
+// 5. The unit tests' two-branch fixture: the sensitivity allocation's top-1 at 30/50/70 %.
 // The machine is shared: the load average is printed with the figures.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -16,7 +21,8 @@ import { computeSpectra } from '../src/core/linalg';
 import { loadDataset, type Batch } from '../src/core/eval/dataset';
 import { evaluate } from '../src/core/eval/evaluate';
 import { OrtRunner } from '../src/core/eval/runner';
-import { runSweep, type SweepResult } from '../src/core/eval/sweep';
+import { runSweep, type SweepResult, type SweepSpec } from '../src/core/eval/sweep';
+import { writeTwoBranchFixture, spectraOnThread } from '../test/unit/eval/fixtures';
 
 const MODEL = join(__dirname, `../media/samples/${process.argv.includes('--mlp') ? 'skeleton-mlp' : 'skeleton-transformer'}.onnx`);
 const DATA = join(__dirname, '../media/samples/skeleton-actions.npz');
@@ -120,16 +126,10 @@ async function sweeps(): Promise<void> {
 
     const budgets = [0.3, 0.5, 0.7, 0.9];
     const t2 = performance.now();
-    const cmp = await runSweep({ levels: budgets, allocations: ['uniform', 'energy', 'sensitivity'] }, { model, spectra, dataset, runner, batchSize: BATCH, latency: false, sensitivity: { samples: 128 } });
-    console.log(`\n3. Allocation at the same budgets (sensitivity probes on 128 samples: ${cmp.timing.sensitivity.toFixed(2)} s; total ${((performance.now() - t2) / 1000).toFixed(2)} s; load ${load()})`);
-    console.log(`   ${'budget'.padEnd(8)} ${'uniform top-1 / KL'.padStart(22)} ${'energy top-1 / KL'.padStart(22)} ${'sensitivity top-1 / KL'.padStart(24)}`);
-    for (const b of budgets) {
-      const cell = (a: string) => {
-        const p = cmp.points.find((x) => x.allocation === a && x.level === b);
-        return p ? `${(p.metrics.top1! * 100).toFixed(2)} % / ${p.metrics.meanKL!.toExponential(2)}` : 'out of reach';
-      };
-      console.log(`   ${`−${b * 100} %`.padEnd(8)} ${cell('uniform').padStart(22)} ${cell('energy').padStart(22)} ${cell('sensitivity').padStart(24)}`);
-    }
+    const cmp = await runSweep({ levels: budgets, allocations: ['uniform', 'energy', 'sensitivity'] }, { model, spectra, dataset, runner, batchSize: BATCH, latency: false });
+    console.log(`\n3. Allocation at the same budgets (sensitivity probes at their defaults: ${probeText(cmp)}; total ${((performance.now() - t2) / 1000).toFixed(2)} s; load ${load()})`);
+    allocationTable(cmp, budgets);
+    await sampleSweep(model, spectra, dataset, runner);
   } finally {
     rmSync(cacheDir, { recursive: true, force: true });
     await dataset.close();
@@ -137,10 +137,81 @@ async function sweeps(): Promise<void> {
   }
 }
 
+/** The probes of a sweep: how many were measured, on how many samples, in how long. */
+function probeText(r: SweepResult): string {
+  const measured = r.sensitivity?.reduce((n, l) => n + l.probes.filter((p) => !(p as { from?: number }).from).length, 0) ?? 0;
+  const calibration = (r as { calibration?: { samples: number; seed: number } }).calibration;
+  const on = calibration ? `${calibration.samples} of ${r.samples} samples (seed ${calibration.seed})` : `the first ${Math.min(512, r.samples)} of ${r.samples} samples`;
+  return `${measured} probes on ${on}: ${r.timing.sensitivity.toFixed(2)} s`;
+}
+
+function allocationTable(r: SweepResult, budgets: number[]): void {
+  console.log(`   ${'budget'.padEnd(8)} ${'uniform top-1 / KL'.padStart(22)} ${'energy top-1 / KL'.padStart(22)} ${'sensitivity top-1 / KL'.padStart(24)}`);
+  for (const b of budgets) {
+    const cell = (a: string) => {
+      const p = r.points.find((x) => x.allocation === a && x.level === b);
+      return p ? `${(p.metrics.top1! * 100).toFixed(2)} % / ${p.metrics.meanKL!.toExponential(2)}` : 'out of reach';
+    };
+    console.log(`   ${`−${b * 100} %`.padEnd(8)} ${cell('uniform').padStart(22)} ${cell('energy').padStart(22)} ${cell('sensitivity').padStart(24)}`);
+  }
+}
+
+/** The sample's task-file sweep, timed as the trade-off view sees it (points and progress as they arrive). */
+async function sampleSweep(model: Awaited<ReturnType<typeof openOnnx>>, spectra: Awaited<ReturnType<typeof computeSpectra>>, dataset: Awaited<ReturnType<typeof loadDataset>>, runner: OrtRunner): Promise<void> {
+  const task = JSON.parse(readFileSync(join(__dirname, '../media/samples/rankscope.json'), 'utf8')) as { batchSize: number; sweep: SweepSpec };
+  const t0 = performance.now();
+  const at = () => (performance.now() - t0) / 1000;
+  const arrivals: { t: number; label: string }[] = [];
+  let firstProbe: number | undefined;
+  let lastProbe: number | undefined;
+  const r = await runSweep(task.sweep, {
+    model, spectra, dataset, runner, batchSize: task.batchSize, latency: { warmup: 2, runs: 5 },
+    onPoint: (p) => arrivals.push({ t: at(), label: p.label }),
+    onProgress: (p) => {
+      // A probe: the stage (now), or the old "sensitivity: <layer> at rank k (i/N)" message (before the stage existed).
+      if (!(p as { stage?: unknown }).stage && !/^sensitivity: /.test(p.message)) return;
+      firstProbe ??= at();
+      lastProbe = at();
+    },
+  });
+  const wall = at();
+  const firstCompressed = arrivals.find((a) => a.label !== 'original');
+  console.log(`\n4. The sample's sweep (rankscope.json: levels ${task.sweep.levels}, energies ${task.sweep.energies}, allocations ${task.sweep.allocations}; ${r.points.length} points; load ${load()})`);
+  console.log(`   wall ${wall.toFixed(2)} s; original at ${arrivals[0].t.toFixed(2)} s; first compressed point at ${firstCompressed?.t.toFixed(2)} s (${firstCompressed?.label});`
+    + ` ${arrivals.filter((a) => a.t < (firstProbe ?? Infinity)).length - 1} points before the probes`);
+  console.log(`   probes ${firstProbe?.toFixed(2)}–${lastProbe?.toFixed(2)} s: ${probeText(r)}; compression ${r.timing.compress.toFixed(2)} s, evaluation ${r.timing.evaluate.toFixed(2)} s, latency ${r.timing.latency.toFixed(2)} s`);
+  console.log(`   arrivals: ${arrivals.map((a) => `${a.label} ${a.t.toFixed(1)} s`).join(', ')}`);
+  allocationTable(r, task.sweep.levels!);
+}
+
+/** The unit tests' two-branch fixture (layers that differ in sensitivity): sensitivity vs uniform at the same budgets. */
+async function fixtureQuality(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'rankscope-bench-two-branch-'));
+  const runner = OrtRunner.create({ intraOpThreads: THREADS });
+  try {
+    writeTwoBranchFixture(dir);
+    const model = await openOnnx(join(dir, 'two_branch.onnx'));
+    const probe = await runner.open(join(dir, 'two_branch.onnx'));
+    const dataset = await loadDataset({ data: join(dir, 'two_branch.npz') }, probe.inputs);
+    await probe.close();
+    const budgets = [0.3, 0.5, 0.7];
+    const r = await runSweep({ levels: budgets, allocations: ['uniform', 'energy', 'sensitivity'] }, { model, spectra: spectraOnThread(model), dataset, runner, metric: 'top1', latency: false });
+    console.log(`\n5. Two-branch fixture (test/unit/eval), ${r.samples} samples; ${probeText(r)} (load ${load()})`);
+    allocationTable(r, budgets);
+    await dataset.close();
+  } finally {
+    await runner.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 (async () => {
   console.log(`bench:eval — ${MODEL.split('/').pop()} on ${DATA.split('/').pop()}; onnxruntime-node ${ort.env.versions?.common ?? ''}; load ${load()}`);
   await runnerVsBare();
-  if (!process.argv.includes('--runner-only')) await sweeps();
+  if (!process.argv.includes('--runner-only')) {
+    await sweeps();
+    await fixtureQuality();
+  }
 })().catch((e) => {
   console.error(e);
   process.exit(1);

@@ -5,9 +5,9 @@ import { RankscopeError } from '../core/errors';
 import { isSweepAllocation, SWEEP_ALLOCATIONS, type SweepAllocation } from '../core/compress/budget';
 import { loadDataset, type Dataset } from '../core/eval/dataset';
 import type { ScoreMetric } from '../core/eval/metrics';
-import { metricLabel, writeSweepReport } from '../core/eval/report';
+import { calibrationText, metricLabel, writeSweepReport } from '../core/eval/report';
 import { OrtRunner } from '../core/eval/runner';
-import { runSweep, type SweepPoint } from '../core/eval/sweep';
+import { progressText, runSweep, type SweepPoint } from '../core/eval/sweep';
 import { resolveTask } from '../core/eval/task';
 import { openOnnxModel } from '../core/formats';
 import { computeSpectra } from '../core/linalg';
@@ -25,8 +25,14 @@ DIR/sweep.json, sweep.csv, sweep.svg and sweep.html (score vs parameters, Pareto
                        alone, then the least summed measured loss: a knapsack)
   --metric M           top1 | top5 | agreement | kl (default top1 with labels, else agreement)
   --layers LIST        layer names or globs to compress (default: all factorizable)
-  --sensitivity-samples N   samples the per-layer probes run on (default 512)
+  --sensitivity-samples N   size of the calibration subset the per-layer probes run on: samples
+                       drawn at random from the data (default 256; all when the data has fewer)
+  --sensitivity-seed S      seed of that draw (default 0)
+  --sensitivity-epsilon E   a probe rank whose kept energy is within E of a lower probed rank's
+                       takes that rank's loss instead of being measured (default 0.002; 0 = measure all)
   --sensitivity-measure M   what a probe's loss is: kl (default), top1, top5, agreement
+  The points that need no probes are measured (and printed) first, then the probes, as a stage
+  of their own in the progress line, then the sensitivity points.
   --runs N             timed runs per point for latency (default 10; 0 = skip)
   --no-cache           recompute every point (default: cache in DIR/.cache, re-runs skip known points)
   data options as in \`rankscope eval\`: --task --input --labels --preset --output --batch-size --limit --ep --threads
@@ -38,6 +44,13 @@ function sensitivityMeasure(text: string | undefined): 'kl' | 'top1' | 'top5' | 
   return text as 'kl' | 'top1' | 'top5' | 'agreement';
 }
 
+function energyEpsilon(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const e = Number(text);
+  if (!(text.trim() !== '' && Number.isFinite(e) && e >= 0 && e < 1)) throw new RankscopeError('BAD_ARGUMENT', `--sensitivity-epsilon takes a kept-energy difference in [0, 1); got '${text}'.`, 'e.g. --sensitivity-epsilon 0.002, or 0 to measure every probe rank.');
+  return e;
+}
+
 export const sweepCommand: Command = {
   name: 'sweep',
   summary: 'Sweep compression levels: accuracy vs size, Pareto front, HTML/SVG/CSV report.',
@@ -46,7 +59,7 @@ export const sweepCommand: Command = {
     const { values, positionals } = parseOptions(argv, {
       ...TASK_OPTIONS,
       levels: { type: 'string' }, energies: { type: 'string' }, allocation: { type: 'string' }, metric: { type: 'string' },
-      layers: { type: 'string' }, 'sensitivity-samples': { type: 'string' }, 'sensitivity-measure': { type: 'string' }, runs: { type: 'string' }, 'no-cache': { type: 'boolean' },
+      layers: { type: 'string' }, 'sensitivity-samples': { type: 'string' }, 'sensitivity-seed': { type: 'string' }, 'sensitivity-epsilon': { type: 'string' }, 'sensitivity-measure': { type: 'string' }, runs: { type: 'string' }, 'no-cache': { type: 'boolean' },
       out: { type: 'string', short: 'o' }, json: { type: 'boolean' },
     });
     const task = resolveTask(await taskFileFor(values.task), cliOverrides(values));
@@ -85,10 +98,12 @@ export const sweepCommand: Command = {
         cacheDir: values['no-cache'] ? undefined : join(out, '.cache'),
         sensitivity: {
           samples: values['sensitivity-samples'] ? intOption(values['sensitivity-samples'], '--sensitivity-samples') : undefined,
+          seed: values['sensitivity-seed'] ? intOption(values['sensitivity-seed'], '--sensitivity-seed', 0) : undefined,
+          energyEpsilon: energyEpsilon(values['sensitivity-epsilon']),
           measure: sensitivityMeasure(values['sensitivity-measure']),
         },
         signal: io.signal,
-        onProgress: (p) => status(`[${p.done}/${p.total}] ${p.message}`),
+        onProgress: (p) => status(progressText(p)),
         onPoint: (p) => { status(''); if (!values.json) io.out(line(p)); },
       });
       status('');
@@ -97,6 +112,7 @@ export const sweepCommand: Command = {
       else {
         const t = result.timing;
         io.out(`\nmetric: ${metricLabel(result.metric)}; Pareto front: ${result.front.join(', ')}`);
+        if (result.calibration) io.out(calibrationText(result.calibration));
         io.out(`wall time ${t.total.toFixed(1)} s: compression ${t.compress.toFixed(1)} s, evaluation ${t.evaluate.toFixed(1)} s, latency ${t.latency.toFixed(1)} s, sensitivity probes ${t.sensitivity.toFixed(1)} s (${t.cachedPoints} cached)`);
         io.out(`wrote ${files.join(', ')}`);
       }

@@ -241,6 +241,59 @@ describe('trade-off panel', () => {
     await assertSafe(v);
     await v.close();
   });
+
+  test('issue 13: a running sweep says so; the probes are a counted stage; kept sweeps are selectable; the axis zooms to the data, log x, the front has no vertical jump', async () => {
+    const v = await openView(browser, 'tradeoff', { width: 900, height: 900 });
+    await v.waitForPost('webview/ready');
+    // Before any point: the note says the sweep runs, not "No points yet. Run a sweep…".
+    await v.notify(T.DidChangeProgressNotification, { progress: { done: 0, total: 13, message: 'evaluating the original model' } });
+    await v.page.getByText('Sweep running: points appear here as each is measured (the original first).').waitFor();
+    assert.equal(await v.page.getByText('No points yet').count(), 0);
+    await v.notify(T.DidChangeSweepsNotification, {
+      sweeps: [
+        { id: 'b', title: 'm.rankscope.onnx on d.npz', spec: '−30/50/70 % × energy, uniform, sensitivity', startedAt: 2e12, status: 'running', points: 0 },
+        { id: 'a', title: 'm.onnx on d.npz', spec: '−50 % × energy', startedAt: 1e12, status: 'completed', points: 2 },
+      ],
+      shown: 'b',
+    });
+    await v.notify(T.DidSetPointsNotification, { points: [], original: { name: 'm.rankscope.onnx', params: 1e6, fileSize: 4e6, accuracy: 0.928, compressedLayers: 3 }, title: 'm', sweepId: 'b' });
+    const pts: T.TradeoffPoint[] = [
+      { id: 'energy:0.3', allocation: 'energy', label: 'energy −30 %', params: 7e5, fileSize: 28e5, accuracy: 0.9284 },
+      { id: 'uniform:0.7', allocation: 'uniform', label: 'uniform −70 %', params: 3e5, fileSize: 12e5, accuracy: 0.101 },
+      { id: 'energy:0.9', allocation: 'energy', kind: 'energy', label: 'energy 90 %', params: 5e5, fileSize: 2e6, accuracy: 0.895 },
+      { id: 'energy:0.7', allocation: 'energy', label: 'energy −70 %', params: 3.2e5, fileSize: 13e5, accuracy: 0.9259 },
+    ];
+    for (const point of pts) await v.notify(T.DidAddPointNotification, { point });
+    await v.notify(T.DidChangeProgressNotification, { progress: { done: 5, total: 13, message: 'q_proj at rank 8', stage: { label: 'sensitivity probes on 256 of 405 samples', done: 12, total: 45 } } });
+    assert.equal(await v.page.getByTestId('stage').textContent(), 'sensitivity probes on 256 of 405 samples: 12 / 45');
+    const canvas = v.page.getByTestId('tradeoff-chart');
+    // The zoomed axis holds the 89–93 % band; the 10 % point sits on its floor.
+    const [yMin, yMax, below] = await Promise.all(['data-y-min', 'data-y-max', 'data-below'].map((a) => canvas.getAttribute(a)));
+    assert.ok(Number(yMin) >= 85 && Number(yMin) <= 89.5 && Number(yMax) <= 94, `y ${yMin}–${yMax}`);
+    assert.equal(below, '1');
+    assert.equal(await drawn(v), '4');
+    assert.equal(await canvas.getAttribute('data-front'), 'uniform:0.7 energy:0.7 energy:0.3');
+    assert.equal(await canvas.getAttribute('data-front-line'), 'energy:0.7 energy:0.3', 'the line joins the front points in view, not the one on the floor');
+    await v.page.screenshot({ path: join(ARTIFACTS, 'tradeoff-zoomed.png') });
+    // The energy threshold is its own series, and the baseline is labelled as already compressed.
+    await v.page.locator('details summary').click();
+    assert.equal(await v.page.locator('tr[data-point="energy:0.9"] td').nth(1).textContent(), 'energy threshold');
+    // Full range and log x on request.
+    await v.page.getByTestId('y-full').click();
+    assert.deepEqual([await canvas.getAttribute('data-y-min'), await canvas.getAttribute('data-y-max')], ['0', '100']);
+    await v.page.getByTestId('x-log').click();
+    assert.equal(await canvas.getAttribute('data-x-scale'), 'logarithmic');
+    // The kept sweeps: selecting one asks the host for it.
+    await v.page.evaluate(() => {
+      const sel = document.querySelector('[data-testid="sweeps"]') as HTMLElement & { value: string };
+      sel.value = 'a';
+      sel.dispatchEvent(new Event('change'));
+    });
+    const select = await v.waitForPost(T.SelectSweepCommand.method);
+    assert.deepEqual(select.params, { id: 'a' });
+    await assertSafe(v);
+    await v.close();
+  });
 });
 
 describe('model overview', () => {

@@ -1,6 +1,9 @@
-// Trade-off panel: accuracy against parameters / file size / latency, one series per allocation,
-// the Pareto front and the original model; points stream in during a sweep. See protocol.ts.
+// Trade-off panel: accuracy against parameters / file size / latency, one series per allocation
+// and one for energy thresholds, the Pareto front and the swept model; points stream in during a
+// sweep, the probes show as a stage with their own count; kept sweeps are selectable. The
+// accuracy axis zooms to the data (or 0–100 %), the x axis can be logarithmic. See protocol.ts.
 import '@vscode-elements/elements/dist/vscode-button/index.js';
+import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-bar/index.js';
@@ -16,8 +19,8 @@ import { SWEEP_ALLOCATIONS } from '../../src/core/compress/budget';
 import { paretoFront } from '../../src/core/eval/pareto';
 import {
   ApplyPointRequest, CancelSweepCommand, DidAddPointNotification, DidChangeProgressNotification,
-  DidFinishSweepNotification, DidSetPointsNotification, GetPlanRequest, RunSweepCommand,
-  type OriginalModel, type PlanView, type TradeoffPoint, type TradeoffState, type XAxis,
+  DidChangeSweepsNotification, DidFinishSweepNotification, DidSetPointsNotification, GetPlanRequest, RunSweepCommand, SelectSweepCommand,
+  type OriginalModel, type PlanView, type SweepSummary, type TradeoffPoint, type TradeoffState, type XAxis,
 } from './protocol';
 
 const AXES: Record<XAxis, { label: string; of: (p: TradeoffPoint | OriginalModel) => number | undefined; format: (v: number) => string }> = {
@@ -35,19 +38,39 @@ let state: TradeoffState = client.getState(1) ?? {
   version: 1, title: '', points: [], original: null, xAxis: 'params', hidden: [], selected: null,
 };
 let plan: PlanView | null = null;
+let running = false;
+
+/** The series a point belongs to: its allocation, or 'threshold' for an energy threshold. */
+const seriesOf = (p: TradeoffPoint): string => (p.kind === 'energy' ? 'threshold' : p.allocation);
+const SERIES: { key: string; label: string }[] = [
+  ...SWEEP_ALLOCATIONS.map((a) => ({ key: a, label: `${a} allocation` })),
+  { key: 'threshold', label: 'energy threshold' },
+];
+const originalLabel = (o: OriginalModel) => (o.compressedLayers
+  ? `baseline: ${o.name} (already compressed, ${o.compressedLayers} layer${o.compressedLayers === 1 ? '' : 's'})`
+  : `original (${o.name})`);
 
 // ---------- DOM ----------
 
 const title = h('div', { class: 'caption' });
+const note = h('div', { class: 'muted', 'data-testid': 'sweep-note' });
+const sweepSelect = h('vscode-single-select', { 'aria-label': 'Sweep', 'data-testid': 'sweeps' }) as HTMLElement & { value: string };
+const sweepRow = h('div', { class: 'row', hidden: true }, h('span', { class: 'muted' }, 'Sweep'), sweepSelect);
+const logToggle = h('vscode-checkbox', { 'data-testid': 'x-log', label: 'log scale' }, 'log scale') as HTMLElement & { checked: boolean };
+const fullToggle = h('vscode-checkbox', { 'data-testid': 'y-full', label: 'accuracy 0–100 %' }, 'accuracy 0–100 %') as HTMLElement & { checked: boolean };
 const axisSelect = h('vscode-single-select', { 'aria-label': 'X axis', 'data-testid': 'x-axis' }) as HTMLElement & { value: string };
 const runButton = h('vscode-button', { 'data-testid': 'run-sweep', onclick: () => client.send(RunSweepCommand, {}) }, 'Run sweep') as HTMLElement & { disabled: boolean };
 const cancelButton = h('vscode-button', { secondary: true, hidden: true, 'data-testid': 'cancel-sweep', onclick: () => client.send(CancelSweepCommand, {}) }, 'Cancel');
 const progressBar = h('vscode-progress-bar', { 'aria-label': 'Sweep progress' }) as HTMLElement & { value?: number; max: number; indeterminate: boolean };
 const progressText = h('span', { class: 'muted stat' });
 const progressRow = h('div', { class: 'row progress-row', hidden: true }, progressBar, progressText);
+const stageBar = h('vscode-progress-bar', { 'aria-label': 'Sensitivity probes' }) as HTMLElement & { value?: number; max: number };
+const stageText = h('span', { class: 'muted stat', 'data-testid': 'stage' });
+const stageRow = h('div', { class: 'row progress-row', hidden: true }, stageBar, stageText);
 const canvas = h('canvas', { role: 'img', 'data-testid': 'tradeoff-chart' });
 const chartBox = h('div', { class: 'chart-box tall' }, canvas);
-const emptyNote = h('div', { class: 'empty' }, 'No points yet. Run a sweep to measure accuracy at several compression levels.');
+const EMPTY = 'No points yet. Run a sweep to measure accuracy at several compression levels.';
+const emptyNote = h('div', { class: 'empty', 'data-testid': 'empty' }, EMPTY);
 const pointsTable = h('table', { class: 'data', 'aria-label': 'Points', 'data-testid': 'points' });
 const planBox = h('section', { class: 'plan', hidden: true, 'aria-label': 'Plan of the selected point' });
 const status = h('div', { class: 'status', role: 'status', 'aria-live': 'polite' });
@@ -55,8 +78,11 @@ const status = h('div', { class: 'status', role: 'status', 'aria-live': 'polite'
 document.body.append(h('main', null,
   h('div', { class: 'row' }, h('h1', null, 'Accuracy / size trade-off'), h('span', { class: 'spacer' }), runButton, cancelButton),
   title,
-  h('div', { class: 'row' }, h('span', { class: 'muted' }, 'X axis'), axisSelect),
+  note,
+  sweepRow,
+  h('div', { class: 'row' }, h('span', { class: 'muted' }, 'X axis'), axisSelect, logToggle, fullToggle),
   progressRow,
+  stageRow,
   emptyNote,
   chartBox,
   status,
@@ -67,7 +93,22 @@ document.body.append(h('main', null,
 // ---------- chart ----------
 
 const visiblePoints = (): TradeoffPoint[] =>
-  state.points.filter((p) => !state.hidden.includes(p.allocation) && AXES[state.xAxis].of(p) !== undefined);
+  state.points.filter((p) => !state.hidden.includes(seriesOf(p) as never) && AXES[state.xAxis].of(p) !== undefined);
+
+/** How far below the best accuracy the zoomed axis reaches (percentage points): points under that
+ *  band (a collapsed model at chance level) sit on the axis floor instead of squashing the rest. */
+const BAND = 20;
+
+/** The accuracy axis (in %): zoomed to the points within BAND of the best, padded, within 0–100; or 0–100. */
+function accuracyRange(values: number[], full: boolean): { min: number; max: number; below: number } {
+  if (full || values.length === 0) return { min: 0, max: 100, below: 0 };
+  const hi = Math.max(...values);
+  const inBand = values.filter((v) => v >= hi - BAND);
+  const lo = Math.min(...inBand);
+  const pad = Math.max(0.5, (hi - lo) * 0.08);
+  const min = Math.max(0, Math.floor((lo - pad) * 2) / 2);
+  return { min, max: Math.min(100, Math.ceil((hi + pad) * 2) / 2), below: values.length - inBand.length };
+}
 
 const chart = new Chart(canvas, {
   type: 'scatter',
@@ -86,8 +127,8 @@ const chart = new Chart(canvas, {
       tooltip: {
         callbacks: {
           label: (item: TooltipItem<'scatter'>) => {
-            const raw = item.raw as { label?: string; x: number; y: number };
-            return `${raw.label ?? item.dataset.label}: ${raw.y.toFixed(2)} % at ${AXES[state.xAxis].format(raw.x)}`;
+            const raw = item.raw as { label?: string; x: number; y: number; acc?: number };
+            return `${raw.label ?? item.dataset.label}: ${(raw.acc ?? raw.y).toFixed(2)} % at ${AXES[state.xAxis].format(raw.x)}`;
           },
         },
       },
@@ -102,7 +143,7 @@ const chart = new Chart(canvas, {
 });
 
 function toggleSeries(item: LegendItem): void {
-  const allocation = SWEEP_ALLOCATIONS.find((a) => a === (chart.data.datasets[item.datasetIndex!] as { allocation?: string }).allocation);
+  const allocation = SERIES.find((a) => a.key === (chart.data.datasets[item.datasetIndex!] as { allocation?: string }).allocation)?.key as never;
   if (!allocation) {
     chart.setDatasetVisibility(item.datasetIndex!, !chart.isDatasetVisible(item.datasetIndex!));
     chart.update();
@@ -116,49 +157,72 @@ function toggleSeries(item: LegendItem): void {
 function rebuildChart(): void {
   const axis = AXES[state.xAxis];
   const datasets: typeof chart.data.datasets = [];
-  SWEEP_ALLOCATIONS.forEach((allocation, i) => {
-    const pts = state.points.filter((p) => p.allocation === allocation && axis.of(p) !== undefined);
+  const o = state.original;
+  const candidates: (TradeoffPoint | OriginalModel)[] = [...visiblePoints(), ...(o && axis.of(o) !== undefined ? [o] : [])];
+  const range = accuracyRange(candidates.map((p) => p.accuracy * 100), state.yRange === 'full');
+  // A point under the zoomed band is drawn on the floor (a downward triangle); its tooltip keeps the true figure.
+  const yOf = (acc: number) => Math.max(acc * 100, range.min);
+  const below = (acc: number) => acc * 100 < range.min;
+  SERIES.forEach(({ key, label }, i) => {
+    const pts = state.points.filter((p) => seriesOf(p) === key && axis.of(p) !== undefined);
     if (pts.length === 0) return;
     const color = colors.series[i]!;
     datasets.push({
-      label: `${allocation} allocation`,
-      allocation,
-      hidden: state.hidden.includes(allocation),
+      label,
+      allocation: key,
+      hidden: state.hidden.includes(key as never),
+      clip: false, // a point on the floor is drawn whole
+      pointStyle: pts.map((p) => (below(p.accuracy) || key === 'threshold' ? 'triangle' : 'circle')),
+      pointRotation: pts.map((p) => (below(p.accuracy) ? 180 : 0)),
       borderColor: color,
       backgroundColor: color,
       pointRadius: pts.map((p) => (p.id === state.selected ? 7 : 4)),
       pointHoverRadius: 7,
       pointBorderWidth: pts.map((p) => (p.id === state.selected ? 3 : 1)),
       pointBorderColor: pts.map((p) => (p.id === state.selected ? colors.accent : color)),
-      data: pts.map((p) => ({ x: axis.of(p)!, y: p.accuracy * 100, id: p.id, label: p.label })),
+      data: pts.map((p) => ({ x: axis.of(p)!, y: yOf(p.accuracy), acc: p.accuracy * 100, id: p.id, label: p.label })),
     } as never);
   });
-  // The original model takes part: a compressed point it beats is not worth having.
-  const o = state.original;
-  const candidates: (TradeoffPoint | OriginalModel)[] = [...visiblePoints(), ...(o && axis.of(o) !== undefined ? [o] : [])];
+  // The baseline takes part: a compressed point it beats is not worth having.
   const front = paretoFront(candidates, (p) => axis.of(p)!, (p) => p.accuracy);
-  if (front.length > 1) {
+  // Straight segments between the front's points in view (a staircase through a point at chance
+  // level drew a long vertical line; a point on the floor stays a front member, unjoined).
+  const frontInView = front.filter((p) => !below(p.accuracy));
+  if (frontInView.length > 1) {
     datasets.push({
       label: 'Pareto front', type: 'line', borderColor: colors.foreground, backgroundColor: 'transparent',
-      borderDash: [5, 4], borderWidth: 1, pointRadius: 0, pointHitRadius: 0, stepped: 'after',
-      data: front.map((p) => ({ x: axis.of(p)!, y: p.accuracy * 100 })),
+      borderDash: [5, 4], borderWidth: 1, pointRadius: 0, pointHitRadius: 0,
+      data: frontInView.map((p) => ({ x: axis.of(p)!, y: p.accuracy * 100 })),
     } as never);
   }
   if (o && axis.of(o) !== undefined) {
     datasets.push({
-      label: `original (${o.name})`, pointStyle: 'rectRot', pointRadius: 8, pointHoverRadius: 9,
+      label: originalLabel(o), pointStyle: 'rectRot', pointRadius: 8, pointHoverRadius: 9,
       borderColor: colors.series[4], backgroundColor: colors.series[4],
-      data: [{ x: axis.of(o)!, y: o.accuracy * 100, label: `original ${o.name}` }],
+      data: [{ x: axis.of(o)!, y: yOf(o.accuracy), acc: o.accuracy * 100, label: originalLabel(o) }],
     } as never);
   }
   chart.data.datasets = datasets;
-  (chart.options.scales!.x as { title: { text: string } }).title.text = axis.label;
+  const x = chart.options.scales!.x as { type: string; title: { text: string } };
+  x.type = state.xLog ? 'logarithmic' : 'linear';
+  x.title.text = state.xLog ? `${axis.label} (log scale)` : axis.label;
+  const y = chart.options.scales!.y as { min?: number; max?: number; title: { text: string } };
+  y.title.text = range.below ? `accuracy % (${range.below} below ${range.min} %: ▼ on the floor)` : 'accuracy %';
+  y.min = range.min;
+  y.max = range.max;
   chart.update();
-  const allocationCount = datasets.filter((d) => (d as { allocation?: string }).allocation).length;
-  canvas.dataset.drawnPoints = String(drawnPoints(chart, (i) => i < allocationCount));
+  const seriesCount = datasets.filter((d) => (d as { allocation?: string }).allocation).length;
+  canvas.dataset.drawnPoints = String(drawnPoints(chart, (i) => i < seriesCount));
+  canvas.dataset.yMin = String(range.min);
+  canvas.dataset.yMax = String(range.max);
+  canvas.dataset.below = String(range.below);
+  canvas.dataset.xScale = x.type;
+  canvas.dataset.front = front.map((p) => ('id' in p ? p.id : 'original')).join(' ');
+  canvas.dataset.frontLine = frontInView.length > 1 ? frontInView.map((p) => ('id' in p ? p.id : 'original')).join(' ') : '';
   const onFront = new Set(front.map((p) => ('id' in p ? p.id : 'original')));
   canvas.setAttribute('aria-label', `Accuracy against ${axis.label}: ${visiblePoints().length} points, ${[...onFront].filter((id) => id !== 'original').length} on the Pareto front`);
   emptyNote.hidden = state.points.length > 0;
+  replace(emptyNote, running ? 'Sweep running: points appear here as each is measured (the original first).' : EMPTY);
   // An empty chart has meaningless axes; show the note alone until the first point arrives.
   chartBox.hidden = state.points.length === 0 && !state.original;
   renderTable(onFront);
@@ -174,7 +238,7 @@ function renderTable(onFront: Set<string>): void {
       h('th', null, 'Pareto'))),
     h('tbody', null, ...sorted.map((p) => {
       const row = h('tr', { tabindex: 0, class: p.id === state.selected ? 'selected' : undefined, 'data-point': p.id },
-        h('td', { class: 'name' }, p.label), h('td', null, p.allocation),
+        h('td', { class: 'name' }, p.label), h('td', null, p.kind === 'energy' ? 'energy threshold' : p.allocation),
         h('td', { class: 'num' }, formatCount(p.params)), h('td', { class: 'num' }, formatBytes(p.fileSize)),
         h('td', { class: 'num' }, p.latencyMs !== undefined ? `${p.latencyMs.toPrecision(3)} ms` : ''),
         h('td', { class: 'num' }, formatPercent(p.accuracy, 2)), h('td', null, onFront.has(p.id) ? 'yes' : ''));
@@ -195,8 +259,23 @@ function renderAxisOptions(): void {
     }));
 }
 
+function renderSweeps(): void {
+  const sweeps = state.sweeps ?? [];
+  sweepRow.hidden = sweeps.length < 2;
+  const when = (t: number) => new Date(t).toLocaleString();
+  replace(sweepSelect, ...sweeps.map((w: SweepSummary) => {
+    const o = h('vscode-option', { value: w.id }, `${w.title} · ${w.spec} · ${when(w.startedAt)} · ${w.points} point${w.points === 1 ? '' : 's'}${w.status === 'completed' ? '' : ` (${w.status})`}`);
+    if (w.id === state.sweepId) o.setAttribute('selected', '');
+    return o;
+  }));
+}
+
 function renderAll(): void {
   replace(title, state.title);
+  replace(note, state.note ?? '');
+  logToggle.checked = state.xLog === true;
+  fullToggle.checked = state.yRange === 'full';
+  renderSweeps();
   renderAxisOptions();
   rebuildChart();
 }
@@ -243,7 +322,7 @@ function renderPlan(p: PlanView): void {
   replace(planBox,
     h('div', { class: 'row' },
       h('h2', null, p.label),
-      h('span', { class: 'muted' }, `${p.allocation} allocation · ${formatCount(p.paramsBefore)} → ${formatCount(p.paramsAfter)} params (${formatSaved(p.paramsBefore, p.paramsAfter)})`
+      h('span', { class: 'muted' }, `${point?.kind === 'energy' ? 'energy threshold (every layer keeps that share of its energy)' : `${p.allocation} allocation`} · ${formatCount(p.paramsBefore)} → ${formatCount(p.paramsAfter)} params (${formatSaved(p.paramsBefore, p.paramsAfter)})`
         + (point ? ` · accuracy ${formatPercent(point.accuracy, 2)}` : '')),
       h('span', { class: 'spacer' }), apply),
     h('table', { class: 'data' },
@@ -255,10 +334,17 @@ function renderPlan(p: PlanView): void {
 // ---------- host messages ----------
 
 client.on(DidSetPointsNotification, (p) => {
-  state = { ...state, points: p.points, original: p.original, title: p.title, selected: null };
+  const sameSet = p.sweepId !== undefined && p.sweepId === state.sweepId;
+  state = { ...state, points: p.points, original: p.original, title: p.title, sweepId: p.sweepId, note: p.note, selected: sameSet ? state.selected : null };
   planBox.hidden = true;
   if (state.xAxis === 'latency' && !p.points.some((x) => x.latencyMs !== undefined)) state.xAxis = 'params';
   renderAll();
+  client.setState(state);
+});
+client.on(DidChangeSweepsNotification, ({ sweeps, shown }) => {
+  state.sweeps = sweeps;
+  state.sweepId = shown ?? undefined;
+  renderSweeps();
   client.setState(state);
 });
 client.on(DidAddPointNotification, ({ point }) => {
@@ -268,7 +354,16 @@ client.on(DidAddPointNotification, ({ point }) => {
   client.setState(state);
 });
 client.on(DidChangeProgressNotification, ({ progress }) => {
+  const wasRunning = running;
+  running = progress !== null;
+  if (wasRunning !== running && state.points.length === 0) rebuildChart();
   progressRow.hidden = progress === null;
+  stageRow.hidden = !progress?.stage;
+  if (progress?.stage) {
+    stageBar.max = Math.max(1, progress.stage.total);
+    stageBar.value = progress.stage.done;
+    replace(stageText, `${progress.stage.label}: ${progress.stage.done} / ${progress.stage.total}`);
+  }
   cancelButton.hidden = progress === null;
   runButton.disabled = progress !== null;
   if (progress) {
@@ -279,13 +374,28 @@ client.on(DidChangeProgressNotification, ({ progress }) => {
   }
 });
 client.on(DidFinishSweepNotification, ({ outcome, error }) => {
+  running = false;
   progressRow.hidden = true;
+  stageRow.hidden = true;
   cancelButton.hidden = true;
   runButton.disabled = false;
   replace(status, outcome === 'completed' ? `Sweep finished: ${state.points.length} points.`
     : outcome === 'cancelled' ? 'Sweep cancelled.' : `Sweep failed: ${error ?? 'unknown error'}`);
 });
 
+sweepSelect.addEventListener('change', () => {
+  if (sweepSelect.value && sweepSelect.value !== state.sweepId) client.send(SelectSweepCommand, { id: sweepSelect.value });
+});
+logToggle.addEventListener('change', () => {
+  state.xLog = logToggle.checked;
+  rebuildChart();
+  client.setState(state);
+});
+fullToggle.addEventListener('change', () => {
+  state.yRange = fullToggle.checked ? 'full' : 'data';
+  rebuildChart();
+  client.setState(state);
+});
 axisSelect.addEventListener('change', () => {
   state.xAxis = axisSelect.value as XAxis;
   rebuildChart();

@@ -1,9 +1,12 @@
 // Trade-off panel (a WebviewPanel) ⇄ extension host.
 //
 // Accuracy (ONNX Runtime on the user's evaluation data) against parameters, file size or latency,
-// one series per allocation (energy / uniform / sensitivity), the original model as a marker, the
+// one series per allocation (energy / uniform / sensitivity) and one for energy thresholds, the
+// swept model as a marker (labelled "original" only when it is not already compressed), the
 // Pareto front drawn over all points. During a sweep the host streams points in one by one with
-// progress; the user can cancel. Clicking a point asks for its plan; "Apply" writes that model.
+// progress (and the sensitivity probes as a stage with its own count); the user can cancel.
+// Every sweep is its own result set, kept (host storage, per model + data + spec) and selectable.
+// Clicking a point asks for its plan; "Apply" writes that model.
 import {
   command, is, noParams, notification, request,
 } from '../shared/ipc';
@@ -28,14 +31,19 @@ export interface TradeoffPoint {
   latencyMs?: number;
   /** Top-1 accuracy in [0, 1]. */
   accuracy: number;
+  /** 'energy': an energy threshold (every layer keeps that share), not a budget allocation. Absent = 'budget'. */
+  kind?: 'budget' | 'energy';
 }
 
+/** The model the sweep compressed: the baseline marker. */
 export interface OriginalModel {
   params: number;
   fileSize: number;
   latencyMs?: number;
   accuracy: number;
   name: string;
+  /** Layers the swept model already had factorized: > 0 means it is not the original. */
+  compressedLayers?: number;
 }
 
 export interface SweepProgress {
@@ -43,6 +51,21 @@ export interface SweepProgress {
   total: number;
   /** What runs now, e.g. "uniform 30 % — evaluating 512 samples". */
   message: string;
+  /** A stage inside the sweep with its own count (the sensitivity probes), while it runs. */
+  stage?: { label: string; done: number; total: number };
+}
+
+/** One kept sweep (result set) as the selector lists it. */
+export interface SweepSummary {
+  id: string;
+  /** Model and data, e.g. "model.onnx on data.npz". */
+  title: string;
+  /** The levels, energies and allocations, e.g. "−30/50/70 % × energy, uniform; energy 90/95 %". */
+  spec: string;
+  /** ms since the epoch. */
+  startedAt: number;
+  status: 'running' | 'completed' | 'cancelled' | 'failed';
+  points: number;
 }
 
 // ---------- host → webview ----------
@@ -53,7 +76,14 @@ export const DidSetPointsNotification = notification<{
   original: OriginalModel | null;
   /** Caption: model and dataset. */
   title: string;
+  /** The result set shown (SweepSummary.id). */
+  sweepId?: string;
+  /** How the sensitivity probes ran (calibration subset, probes measured), when they ran. */
+  note?: string;
 }>(scope, 'didSetPoints');
+
+/** The kept sweeps changed (one started, finished, or was loaded); `shown` is the one displayed. */
+export const DidChangeSweepsNotification = notification<{ sweeps: SweepSummary[]; shown: string | null }>(scope, 'didChangeSweeps');
 
 /** One point streamed in while a sweep runs. */
 export const DidAddPointNotification = notification<{ point: TradeoffPoint }>(scope, 'didAddPoint');
@@ -71,6 +101,8 @@ export const DidFinishSweepNotification = notification<{ outcome: 'completed' | 
 /** "Run sweep" (the host asks for what it lacks — eval data, budgets — then streams points). */
 export const RunSweepCommand = command(scope, 'runSweep', noParams);
 export const CancelSweepCommand = command(scope, 'cancelSweep', noParams);
+/** Show another kept sweep (the host answers with DidSetPoints). */
+export const SelectSweepCommand = command(scope, 'selectSweep', is.object({ id: is.string({ max: 200 }) }));
 
 export interface PlanLayerView {
   layer: string;
@@ -114,4 +146,12 @@ export interface TradeoffState {
   /** Allocations hidden by the user's legend toggles. */
   hidden: Allocation[];
   selected: string | null;
+  /** The result set shown and the kept ones (absent in state saved before sweeps were kept). */
+  sweepId?: string;
+  sweeps?: SweepSummary[];
+  note?: string;
+  /** Accuracy axis: 'data' (default) zooms to the points, 'full' shows 0–100 %. */
+  yRange?: 'data' | 'full';
+  /** Logarithmic x axis. */
+  xLog?: boolean;
 }

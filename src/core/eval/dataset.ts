@@ -5,7 +5,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { RankscopeError, throwIfCancelled } from '../errors';
 import { openArrayFile, type ArrayFile } from './npz';
-import { ITEM_SIZE, type NpyArray } from './npy';
+import { ITEM_SIZE, type NpyArray, type NpyData } from './npy';
 import { checkNtuOptions, ntuToModel, NTU_CHANNELS, NTU_FRAME_SIZE, NTU_JOINTS, NTU_PERSONS, type NtuOptions } from './ntu';
 import { classIndices, shapeText, type ClassLayout } from './labels';
 import type { TensorInfo, WireTensor } from './runnerProtocol';
@@ -62,7 +62,24 @@ export class Dataset {
     /** Samples used (after `limit`). */
     readonly size: number,
     readonly ntu: NtuOptions | undefined,
+    /** A subset view (`subset`): the sample indices it serves, in order; its parent owns the file. */
+    private readonly rows?: Int32Array,
   ) {}
+
+  /**
+   * A view serving only the samples at `indices` (ascending, within `size`), as samples 0…n−1:
+   * the sweep's calibration subset. It shares this dataset's open file; closing it keeps the file open.
+   */
+  subset(indices: Int32Array): Dataset {
+    for (let i = 0; i < indices.length; i++) {
+      const r = indices[i];
+      if (!(Number.isInteger(r) && r >= 0 && r < this.size && (i === 0 || r > indices[i - 1]))) {
+        throw new RankscopeError('BAD_ARGUMENT', `subset: index ${r} at position ${i} is not ascending within the ${this.size} samples.`);
+      }
+    }
+    const rows = this.rows ? Int32Array.from(indices, (i) => this.rows![i]) : indices;
+    return new Dataset(this.spec, this.file, this.bindings, this.labelArray, this.labelKey, indices.length, this.ntu, rows);
+  }
 
   /** Opens `spec.data` and binds its arrays to `modelInputs`, or throws naming what does not fit. */
   static async open(spec: DatasetSpec, modelInputs: TensorInfo[]): Promise<Dataset> {
@@ -103,7 +120,7 @@ export class Dataset {
     const key = `${output}:${layout.axis}:${dims.slice(1).join('x')}`;
     let found = this.indices.get(key);
     if (!found) {
-      const data = await this.labelArray.readRows(0, this.size, signal);
+      const data = await this.readRows(this.labelArray, 0, this.size, signal);
       found = classIndices(data, this.labelArray.dtype, this.labelShape!, dims, layout, 0, this.size, output, this.labelArray.label);
       this.indices.set(key, found);
     }
@@ -142,7 +159,7 @@ export class Dataset {
   private async readBatch(start: number, count: number, signal?: AbortSignal): Promise<Batch> {
     const feeds: Record<string, WireTensor> = {};
     for (const b of this.bindings) {
-      let data = await b.array.readRows(start, count, signal);
+      let data = await this.readRows(b.array, start, count, signal);
       let dims = [count, ...b.array.shape.slice(1)];
       if (this.ntu) {
         data = ntuToModel(data as Float32Array, count, b.array.shape[1], this.ntu);
@@ -168,14 +185,14 @@ export class Dataset {
     const shape = this.labelShape!;
     const classes = shape.length === 2 ? shape[1] : 2 ** 31 - 1;
     const layout = { axis: 1, classes, before: 1, after: 1 };
-    return classIndices(await this.labelArray.readRows(0, this.size, signal), this.labelArray.dtype, shape, [this.size, classes], layout, 0, this.size, 'the model', this.labelArray.label);
+    return classIndices(await this.readRows(this.labelArray, 0, this.size, signal), this.labelArray.dtype, shape, [this.size, classes], layout, 0, this.size, 'the model', this.labelArray.label);
   }
 
   /** Identifies the data as evaluated: file content (streamed), mapping, preset and limit. */
   async hash(signal?: AbortSignal): Promise<string> {
     if (this.hashValue) return this.hashValue;
     const h = createHash('sha256');
-    h.update(JSON.stringify({ inputs: this.inputKeys, labels: this.labelKey ?? null, ntu: this.ntu ?? null, size: this.size }));
+    h.update(JSON.stringify({ inputs: this.inputKeys, labels: this.labelKey ?? null, ntu: this.ntu ?? null, size: this.size, ...(this.rows && { rows: Array.from(this.rows) }) }));
     await hashFile(this.spec.data, h, signal);
     this.hashValue = h.digest('hex');
     return this.hashValue;
@@ -191,7 +208,27 @@ export class Dataset {
 
   async close(): Promise<void> {
     this.memo.clear();
-    await this.file.close();
+    if (!this.rows) await this.file.close();
+  }
+
+  /** Samples [start, start+count) of `array` (of a subset: its rows, read run by run of consecutive indices). */
+  private async readRows(array: NpyArray, start: number, count: number, signal?: AbortSignal): Promise<NpyData> {
+    if (!this.rows) return array.readRows(start, count, signal);
+    const parts: NpyData[] = [];
+    for (let i = start; i < start + count;) {
+      let j = i + 1;
+      while (j < start + count && this.rows[j] === this.rows[j - 1] + 1) j++;
+      parts.push(await array.readRows(this.rows[i], j - i, signal));
+      i = j;
+    }
+    if (parts.length === 1) return parts[0];
+    const out = new (parts[0].constructor as new (n: number) => NpyData)(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      (out as unknown as { set(a: ArrayLike<number | bigint>, at: number): void }).set(p as ArrayLike<number | bigint>, at);
+      at += p.length;
+    }
+    return out;
   }
 }
 

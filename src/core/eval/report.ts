@@ -3,12 +3,20 @@
 // sweep.html (the chart inline plus the table; no scripts, opens anywhere). Written atomically.
 import { join } from 'node:path';
 import { ensureOutputFolder, writeFileAtomic } from '../fs/atomicWrite';
-import type { SweepPoint, SweepResult } from './sweep';
+import type { Calibration, SweepPoint, SweepResult } from './sweep';
 
 const COLORS: Record<string, string> = { original: '#111111', energy: '#1f77b4', uniform: '#ff7f0e', sensitivity: '#2ca02c', threshold: '#9467bd' };
 
 export function metricLabel(metric: SweepResult['metric']): string {
   return { top1: 'top-1 accuracy (%)', top5: 'top-5 accuracy (%)', agreement: 'top-1 agreement with the original (%)', kl: 'mean KL to the original (−, higher is better)' }[metric];
+}
+
+/** What the sensitivity probes ran on, for every report: "45 probes (8 more took a lower rank's loss) on 256 of 405 samples (seed 0), mean KL". */
+export function calibrationText(c: Calibration): string {
+  const measure = c.measure === 'kl' ? 'mean KL to the original' : `${c.measure} drop`;
+  const on = c.samples === c.of ? `all ${c.of} samples` : `a calibration subset of ${c.samples} of ${c.of} samples (seed ${c.seed})`;
+  const inferred = c.inferred ? ` (${c.inferred} more ranks took a lower rank's loss: kept energy within ${c.energyEpsilon} of it)` : '';
+  return `sensitivity probes: ${c.probes} measured${inferred} on ${on}, loss = ${measure}`;
 }
 
 /** The score as plotted: percentages for accuracy-like metrics. */
@@ -136,7 +144,7 @@ export function sweepHtml(r: SweepResult, svg = sweepSvg(r)): string {
 <style>body{font-family:system-ui,sans-serif;margin:24px;color:#111}table{border-collapse:collapse;margin-top:16px}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}td:first-child,th:first-child{text-align:left}tr.front td{font-weight:600}.muted{color:#666}</style>
 </head><body>
 <h1>Compression sweep</h1>
-<p class="muted">Model ${esc(r.model)} · data ${esc(r.data)} (${r.samples} samples) · metric ${esc(metricLabel(r.metric))} · wall time ${t.total.toFixed(1)} s (compression ${t.compress.toFixed(1)} s, evaluation ${t.evaluate.toFixed(1)} s, latency ${t.latency.toFixed(1)} s, sensitivity probes ${t.sensitivity.toFixed(1)} s; ${t.cachedPoints} points from cache)</p>
+<p class="muted">Model ${esc(r.model)} · data ${esc(r.data)} (${r.samples} samples) · metric ${esc(metricLabel(r.metric))} · wall time ${t.total.toFixed(1)} s (compression ${t.compress.toFixed(1)} s, evaluation ${t.evaluate.toFixed(1)} s, latency ${t.latency.toFixed(1)} s, sensitivity probes ${t.sensitivity.toFixed(1)} s; ${t.cachedPoints} points from cache)</p>${r.calibration ? `\n<p class="muted">${esc(calibrationText(r.calibration))}</p>` : ''}
 ${svg}
 <table><thead><tr><th>point</th><th>parameters</th><th>size (KiB)</th><th>top-1 %</th><th>top-5 %</th><th>agreement %</th><th>mean KL</th><th>median ms/batch</th><th>p90 ms</th><th>Pareto</th></tr></thead>
 <tbody>

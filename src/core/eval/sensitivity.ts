@@ -11,18 +11,67 @@ import type { Layer, Model } from '../model/types';
 export interface SensitivityOptions {
   /** Fractions of each layer's dense parameters kept at the probed ranks. */
   fractions?: number[];
-  /** Samples of the data the probes run on (the first N). */
+  /** Size of the calibration subset the probes run on: samples drawn at random (seeded) from the data. */
   samples?: number;
+  /** Seed of the calibration subset's draw (the same seed, data size and count give the same samples). */
+  seed?: number;
+  /** Probe ranks of a layer whose kept energy is within this of a lower probed rank's are not
+   *  measured: they take that rank's loss (the spectrum says the extra rank changes little). */
+  energyEpsilon?: number;
   /** 'kl' (default): mean KL to the original; or the drop of top1 / top5 / agreement. */
   measure?: 'kl' | 'top1' | 'top5' | 'agreement';
 }
 
 export const DEFAULT_FRACTIONS = [0.05, 0.15, 0.3, 0.5, 0.8];
+/** The calibration subset: a few hundred samples keep the KL estimate smooth at a fraction of the cost. */
+export const DEFAULT_CALIBRATION_SAMPLES = 256;
+export const DEFAULT_CALIBRATION_SEED = 0;
+export const DEFAULT_ENERGY_EPSILON = 0.002;
 
 export type { ProbePoint };
 
+/** One probe of a layer: its rank, parameters, kept energy and loss; `from` when the loss is that
+ *  of the lower rank `from` (not measured: the kept energies differ by less than the epsilon). */
+export type SensitivityProbe = Required<ProbePoint> & { energyKept: number; from?: number };
+
 /** A probed layer: its shape and the loss at each probed rank. */
-export type LayerSensitivity = LayerProbes & { probes: Required<ProbePoint>[] };
+export type LayerSensitivity = Omit<LayerProbes, 'probes'> & { probes: SensitivityProbe[] };
+
+/**
+ * `count` sample indices out of `size`, drawn without replacement by a seeded generator
+ * (xorshift32, Fisher–Yates on the first `count` positions), ascending. All when count ≥ size.
+ */
+export function calibrationIndices(size: number, count: number, seed: number): Int32Array {
+  if (count >= size) return Int32Array.from({ length: size }, (_, i) => i);
+  let state = (seed >>> 0) ^ 0x9e3779b9 || 1;
+  const next = () => {
+    state ^= state << 13; state >>>= 0;
+    state ^= state >>> 17;
+    state ^= state << 5; state >>>= 0;
+    return state / 2 ** 32;
+  };
+  const pool = Int32Array.from({ length: size }, (_, i) => i);
+  for (let i = 0; i < count; i++) {
+    const j = i + Math.floor(next() * (size - i));
+    const t = pool[i]; pool[i] = pool[j]; pool[j] = t;
+  }
+  return pool.slice(0, count).sort();
+}
+
+/**
+ * Which candidate probe ranks to measure: ascending by rank, a rank is measured when its kept
+ * energy exceeds that of the last measured rank by at least `epsilon`; otherwise it takes that
+ * rank's loss (`from`). The smallest rank is always measured.
+ */
+export function collapseProbeRanks(candidates: { k: number; energyKept: number }[], epsilon: number): { k: number; energyKept: number; from?: number }[] {
+  const sorted = [...candidates].sort((a, b) => a.k - b.k);
+  let last: { k: number; energyKept: number } | undefined;
+  return sorted.map((c) => {
+    if (last && c.energyKept - last.energyKept < epsilon) return { ...c, from: last.k };
+    last = c;
+    return { ...c };
+  });
+}
 
 /** A plan row's factor shape (per conv group). */
 export function rowShape(row: Pick<PlanLayer, 'shape' | 'groups'>): FactorShape {

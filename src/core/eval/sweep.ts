@@ -2,7 +2,9 @@
 // make the plan, compress IN MEMORY, evaluate with ONNX Runtime and time it; mark the Pareto
 // front. Points are cached on disk by (model hash, plan, data hash, settings), so a re-run or a
 // resumed sweep only computes what is new. Each finished point is reported at once (the
-// trade-off webview draws points as they arrive).
+// trade-off webview draws points as they arrive), the cheap ones first: the sensitivity probes
+// (many small evaluations on a calibration subset) run after every point that does not need them.
+import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { throwIfCancelled, RankscopeError } from '../errors';
 import { applyPlan, graphCheck } from '../compress/apply';
@@ -18,9 +20,11 @@ import { MetricAccumulator, score, type EvalMetrics, type ScoreMetric } from './
 import { paretoFront } from './pareto';
 import type { OrtRunner } from './runner';
 import {
-  DEFAULT_FRACTIONS, probeRanks, probesOf, rowShape, sensitivityTemplate, type LayerSensitivity, type SensitivityOptions,
+  calibrationIndices, collapseProbeRanks, DEFAULT_CALIBRATION_SAMPLES, DEFAULT_CALIBRATION_SEED, DEFAULT_ENERGY_EPSILON, DEFAULT_FRACTIONS,
+  probeRanks, probesOf, rowShape, sensitivityTemplate, type LayerSensitivity, type SensitivityOptions,
 } from './sensitivity';
 import { denseParams, factoredParams } from '../compress/policy';
+import type { Model } from '../model/types';
 
 export { SWEEP_ALLOCATIONS, type SweepAllocation } from '../compress/budget';
 
@@ -63,9 +67,39 @@ export interface SweepPoint {
 }
 
 export interface SweepProgress {
+  /** Points finished (or skipped) out of all the sweep's points, the original included. */
   done: number;
   total: number;
   message: string;
+  /** A stage inside the sweep with its own count (the sensitivity probes), while it runs. */
+  stage?: SweepStage;
+}
+
+export interface SweepStage {
+  id: 'probes';
+  /** e.g. "sensitivity probes on 256 of 405 samples". */
+  label: string;
+  done: number;
+  total: number;
+}
+
+/** The one-line text of a progress report (the CLI's status line, the extension's notification):
+ *  `[6/13] sensitivity probes on 256 of 405 samples 12/45: fc1 at rank 8`. */
+export function progressText(p: Pick<SweepProgress, 'done' | 'total' | 'message'> & { stage?: Omit<SweepStage, 'id'> }): string {
+  return `[${p.done}/${p.total}] ${p.stage ? `${p.stage.label} ${p.stage.done}/${p.stage.total}: ` : ''}${p.message}`;
+}
+
+/** How the sensitivity probes ran: the calibration subset and how many probes were measured. */
+export interface Calibration {
+  /** Samples the probes ran on, drawn from `of` with `seed` (all of them when samples = of). */
+  samples: number;
+  of: number;
+  seed: number;
+  measure: NonNullable<SensitivityOptions['measure']>;
+  /** Probe ranks measured, and those that took a lower rank's loss (kept energy within `energyEpsilon`). */
+  probes: number;
+  inferred: number;
+  energyEpsilon: number;
 }
 
 export interface SweepOptions {
@@ -97,6 +131,8 @@ export interface SweepResult {
   /** Ids of the Pareto-optimal points (params vs score), the original included. */
   front: string[];
   sensitivity?: LayerSensitivity[];
+  /** How the probes ran, when an allocation needed them. */
+  calibration?: Calibration;
   /** Wall time split (seconds): compression (the one-time factorization + per point apply + encode), evaluation, latency, sensitivity probes. */
   timing: { total: number; compress: number; evaluate: number; latency: number; sensitivity: number; cachedPoints: number };
 }
@@ -105,36 +141,54 @@ const CACHE_VERSION = 1;
 
 /**
  * The sweep, in order: check the request, evaluate the original (reference outputs and the
- * baseline), plan every point (probing layer sensitivity first when an allocation needs it),
- * factorize once what the plans need, then evaluate point by point; mark the Pareto front.
+ * baseline), plan the points that need no probes (and the probes, when an allocation needs
+ * them), factorize once what the plans need, evaluate those points; then the probes, then the
+ * sensitivity points planned from them; mark the Pareto front.
  */
 export async function runSweep(spec: SweepSpec, o: SweepOptions): Promise<SweepResult> {
   const t0 = performance.now();
   const request = checkRequest(spec, o);
   const progress = new Progress(1 + request.levels.length * request.allocations.length + request.energies.length, o.onProgress);
   const points = await PointEvaluator.create(o, request.metric, progress);
-  const original = await points.original();
-  progress.advance();
-  o.onPoint?.(original);
-
-  const { jobs, sensitivity } = await planPoints(spec, request, points, o, progress);
-  await points.factorize(jobs);
-  const measured: SweepPoint[] = [];
-  for (const j of jobs) {
-    progress.report(`${j.label}: ${j.cached ? 'from the cache' : 'compressing and evaluating'}`);
-    const p = await points.run(j);
-    measured.push(p);
+  try {
+    const original = await points.original();
     progress.advance();
-    o.onPoint?.(p);
+    o.onPoint?.(original);
+
+    const measured: SweepPoint[] = [];
+    const runJobs = async (jobs: Job[]) => {
+      for (const j of jobs) {
+        progress.report(`${j.label}: ${j.cached ? 'from the cache' : 'compressing and evaluating'}`);
+        const p = await points.run(j);
+        measured.push(p);
+        progress.advance();
+        o.onPoint?.(p);
+      }
+    };
+    const cheap = await planPoints(spec, request, points, o, progress);
+    const needProbes = request.allocations.includes('sensitivity') && request.levels.length > 0;
+    const probes = needProbes ? await planProbes(spec, points, o) : undefined;
+    await points.factorize([...cheap, ...(probes?.jobs ?? [])]);
+    await runJobs(cheap);
+    let sensitivity: LayerSensitivity[] | undefined;
+    let calibration: Calibration | undefined;
+    if (probes) {
+      ({ sensitivity, calibration } = await measureSensitivity(probes, points, o, progress));
+      const jobs = await planSensitivityPoints(spec, request, sensitivity, points, o, progress);
+      await points.factorize(jobs);
+      await runJobs(jobs);
+    }
+    const front = paretoFront([original, ...measured], (p) => p.params, (p) => p.score);
+    for (const p of front) p.pareto = true;
+    points.timing.total = (performance.now() - t0) / 1000;
+    progress.report('done');
+    return {
+      model: o.model.summary.path, data: o.dataset.spec.data, metric: request.metric, samples: o.dataset.size, original, points: measured,
+      front: front.map((p) => p.id), sensitivity, calibration, timing: points.timing,
+    };
+  } finally {
+    await points.close();
   }
-  const front = paretoFront([original, ...measured], (p) => p.params, (p) => p.score);
-  for (const p of front) p.pareto = true;
-  points.timing.total = (performance.now() - t0) / 1000;
-  progress.report('done');
-  return {
-    model: o.model.summary.path, data: o.dataset.spec.data, metric: request.metric, samples: o.dataset.size, original, points: measured,
-    front: front.map((p) => p.id), sensitivity, timing: points.timing,
-  };
 }
 
 interface CheckedRequest {
@@ -166,8 +220,8 @@ class Progress {
 
   constructor(private readonly total: number, private readonly onProgress?: (p: SweepProgress) => void) {}
 
-  report(message: string): void {
-    this.onProgress?.({ done: this.done, total: this.total, message });
+  report(message: string, stage?: SweepStage): void {
+    this.onProgress?.({ done: this.done, total: this.total, message, ...(stage && { stage }) });
   }
 
   /** One point (or a skipped one) finished. */
@@ -185,12 +239,20 @@ interface Job {
   allocation?: SweepAllocation;
   plan: Plan;
   key: string;
-  /** Score only the first N samples, and skip latency (a sensitivity probe). */
-  samples?: number;
+  /** Score on the calibration subset, and skip latency (a sensitivity probe). */
+  probe?: boolean;
   cached?: SweepPoint;
 }
 
-type JobInfo = Pick<Job, 'id' | 'label' | 'kind' | 'level' | 'allocation' | 'samples'>;
+type JobInfo = Pick<Job, 'id' | 'label' | 'kind' | 'level' | 'allocation' | 'probe'>;
+
+/** The calibration subset: a view of the data, the original's outputs and labels on it. */
+interface CalibrationSet {
+  dataset: Dataset;
+  reference: Float32Array;
+  samples: number;
+  seed: number;
+}
 
 /**
  * What every point shares: the model, data and runner, the cache and its settings, the
@@ -207,6 +269,7 @@ class PointEvaluator {
   /** The original's outputs over the whole dataset (fidelity metrics compare against them). */
   private reference?: Float32Array;
   private originalPoint?: SweepPoint;
+  private calibrationSet?: CalibrationSet;
 
   private constructor(readonly o: SweepOptions, readonly metric: ScoreMetric, private readonly progress: Progress, private readonly settings: Record<string, unknown>) {
     this.cache = new PointCache(o.cacheDir);
@@ -246,7 +309,7 @@ class PointEvaluator {
       this.timing.latency += latencySeconds;
       this.reference = r.outputs!;
       original = {
-        id: 'original', kind: 'original', level: 1, label: 'original', params: model.summary.totalParams, fileSize: model.summary.fileSize,
+        id: 'original', kind: 'original', level: 1, label: baselineLabel(model), params: model.summary.totalParams, fileSize: model.summary.fileSize,
         // Fidelity of the original to itself, so 'agreement' and 'kl' sweeps have a baseline too.
         metrics: { ...r.metrics, agreement: 1, relativeError: 0, meanKL: 0 }, score: 0, latency, ranks: {}, layersCompressed: 0, seconds: { compress: 0, evaluate: evalSeconds, latency: latencySeconds }, cached: false, pareto: false,
       };
@@ -261,30 +324,51 @@ class PointEvaluator {
     return original;
   }
 
-  /** The original's score on the first `samples` samples, from its kept outputs (call original() first). */
-  async originalScoreOn(samples: number, measure: 'top1' | 'top5'): Promise<number> {
-    const labels = await this.o.dataset.allLabels(this.o.signal);
+  /** The calibration subset the probes run on (call original() first): `samples` drawn with `seed`. */
+  calibration(): CalibrationSet {
+    if (this.calibrationSet) return this.calibrationSet;
+    const { dataset, sensitivity } = this.o;
+    const samples = Math.min(sensitivity?.samples ?? DEFAULT_CALIBRATION_SAMPLES, dataset.size);
+    const seed = sensitivity?.seed ?? DEFAULT_CALIBRATION_SEED;
+    const indices = calibrationIndices(dataset.size, samples, seed);
+    const perSample = this.reference!.length / dataset.size;
+    const reference = new Float32Array(samples * perSample);
+    indices.forEach((row, i) => reference.set(this.reference!.subarray(row * perSample, (row + 1) * perSample), i * perSample));
+    this.calibrationSet = { dataset: samples === dataset.size ? dataset : dataset.subset(indices), reference, samples, seed };
+    return this.calibrationSet;
+  }
+
+  /** The original's score on the calibration subset, from its kept outputs. */
+  async originalScoreOnCalibration(measure: 'top1' | 'top5'): Promise<number> {
+    const c = this.calibration();
+    const labels = await c.dataset.allLabels(this.o.signal);
     if (!labels) throw new RankscopeError('BAD_ARGUMENT', `sensitivity measure ${measure} needs labels.`, 'Use --sensitivity-measure kl or agreement.');
     const acc = new MetricAccumulator(this.originalPoint!.metrics.classes);
-    acc.add(this.reference!, samples, labels.subarray(0, samples));
+    acc.add(c.reference, c.samples, labels.subarray(0, c.samples));
     return acc.result()[measure]!;
   }
 
   /** A job for `plan`, with its cache key and cached result. */
   async job(plan: Plan, info: JobInfo): Promise<Job> {
     const active = plan.layers.filter((r) => !r.skipped);
-    const key = PointCache.key({ ...this.settings, samples: info.samples ?? null, latency: info.samples ? null : this.settings.latency, plan: active.map((r) => [r.layer, r.k, r.weightHash]) });
+    const c = info.probe ? this.calibration() : undefined;
+    const key = PointCache.key({ ...this.settings, samples: c ? { n: c.samples, seed: c.seed } : null, latency: c ? null : this.settings.latency, plan: active.map((r) => [r.layer, r.k, r.weightHash]) });
     return { ...info, plan, key, cached: await this.cache.get<SweepPoint>(key) };
   }
 
-  /** Factorizes, once, what the jobs not in the cache need; `account: false` leaves the time out of `compress`. */
-  async factorize(jobs: Job[], account = true): Promise<void> {
+  /** Closes what the evaluator opened (the calibration subset's view). */
+  async close(): Promise<void> {
+    if (this.calibrationSet && this.calibrationSet.dataset !== this.o.dataset) await this.calibrationSet.dataset.close();
+  }
+
+  /** Factorizes, once, what the jobs not in the cache need (points and probes alike). */
+  async factorize(jobs: Job[]): Promise<void> {
     const missing = jobs.filter((j) => !j.cached).map((j) => j.plan);
     if (missing.length === 0) return;
-    this.progress.report(`factorizing the layers once for ${missing.length} point${missing.length > 1 ? 's' : ''}`);
+    this.progress.report(`factorizing the layers once for ${missing.length} point${missing.length > 1 ? 's' : ''} and probe${missing.length > 1 ? 's' : ''}`);
     const before = this.bank.seconds;
     await this.bank.ensure(missing);
-    if (account) this.timing.compress += this.bank.seconds - before;
+    this.timing.compress += this.bank.seconds - before;
   }
 
   /** Compresses in memory, evaluates and times one job (or takes it from the cache). Probe time is not point time. */
@@ -302,12 +386,13 @@ class PointEvaluator {
     const compressSeconds = (performance.now() - tc) / 1000;
     const te = performance.now();
     const session = await runner.open(bytes, j.label);
+    const on = j.probe ? this.calibration() : { dataset, reference: this.reference };
     let point: SweepPoint;
     try {
-      const r = await evaluate(session, dataset, { batchSize: this.batchSize, output: this.o.output, reference: this.reference, samples: j.samples, signal });
+      const r = await evaluate(session, on.dataset, { batchSize: this.batchSize, output: this.o.output, reference: on.reference, signal });
       const evalSeconds = (performance.now() - te) / 1000;
       const tl = performance.now();
-      const latency = this.latency && !j.samples ? await measureLatency(session, (await this.firstBatch()).feeds, this.latency) : undefined;
+      const latency = this.latency && !j.probe ? await measureLatency(session, (await this.firstBatch()).feeds, this.latency) : undefined;
       const latencySeconds = (performance.now() - tl) / 1000;
       point = {
         id: j.id, kind: j.kind, level: j.level, allocation: j.allocation, label: j.label, params: j.plan.totals.modelParamsAfter, fileSize: bytes.length, metrics: r.metrics,
@@ -317,7 +402,7 @@ class PointEvaluator {
     } finally {
       await session.close().catch(() => undefined);
     }
-    if (!j.samples) {
+    if (!j.probe) {
       this.timing.compress += compressSeconds;
       this.timing.evaluate += point.seconds.evaluate;
       this.timing.latency += point.seconds.latency;
@@ -332,73 +417,154 @@ class PointEvaluator {
   }
 }
 
+/** 'original', or what the swept model is when it is not: a model with factorized layers already. */
+export function baselineLabel(model: Model): string {
+  const n = model.layers.filter((l) => l.compressed).length;
+  return n === 0 ? 'original' : `baseline (already compressed: ${n} layer${n === 1 ? '' : 's'})`;
+}
+
+/** A model a sweep can start from, and why it is offered. */
+export interface SweepModelChoice {
+  path: string;
+  why: 'given' | 'task' | 'recorded original' | 'open';
+}
+
+/**
+ * The models a sweep of the open model could start from, the one to follow first: the task
+ * file's `model`, the original(s) an already-compressed open model records in its metadata
+ * (the files its factorized layers came from), then the open model itself. Paths compared resolved.
+ */
+export function sweepModelChoices(open: { path: string; model: Model }, taskModel?: string, exists: (path: string) => boolean = () => true): SweepModelChoice[] {
+  const choices: SweepModelChoice[] = [];
+  const add = (path: string, why: SweepModelChoice['why']) => {
+    const abs = resolve(path);
+    if (!choices.some((c) => c.path === abs) && (why === 'open' || exists(abs))) choices.push({ path: abs, why });
+  };
+  if (taskModel) add(taskModel, 'task');
+  for (const l of open.model.layers) if (l.compressed?.sourceFile) add(l.compressed.sourceFile, 'recorded original');
+  add(open.path, 'open');
+  return choices;
+}
+
 function latencyOptions(o: SweepOptions): LatencyOptions | undefined {
   return o.latency === false ? undefined : { warmup: 3, runs: 10, ...(o.latency ?? {}) };
 }
 
+const pct = (x: number) => `${+(x * 100).toFixed(1)} %`;
+
+/** A budget point's plan, or undefined (reported, counted) when no allocation reaches the budget. */
+function budgetPlan(spec: SweepSpec, level: number, allocation: SweepAllocation, extra: { probes?: ReturnType<typeof probesOf> }, points: PointEvaluator, o: SweepOptions, progress: Progress): Plan | undefined {
+  try {
+    return makePlan(o.model, o.spectra, { budget: level, allocation, ...extra, layers: spec.layers }, points.check);
+  } catch (e) {
+    if (!(e instanceof RankscopeError && e.code === 'BUDGET_UNREACHABLE')) throw e;
+    progress.report(`${allocation} −${pct(level)}: skipped (${e.message})`);
+    progress.advance();
+    return undefined;
+  }
+}
+
 /**
- * Plans for every point (cheap): budgets × allocations, smallest budget first, then energy
- * thresholds, largest first. A budget no allocation can reach skips that point, not the sweep.
- * Probes layer sensitivity first when an allocation needs it.
+ * The points that need no probes (cheap to plan and to measure): budgets × the energy and
+ * uniform allocations, smallest budget first, then energy thresholds, largest first. A budget
+ * no allocation can reach skips that point, not the sweep.
  */
-async function planPoints(spec: SweepSpec, request: CheckedRequest, points: PointEvaluator, o: SweepOptions, progress: Progress): Promise<{ jobs: Job[]; sensitivity?: LayerSensitivity[] }> {
+async function planPoints(spec: SweepSpec, request: CheckedRequest, points: PointEvaluator, o: SweepOptions, progress: Progress): Promise<Job[]> {
   const jobs: Job[] = [];
-  let sensitivity: LayerSensitivity[] | undefined;
-  const pct = (x: number) => `${+(x * 100).toFixed(1)} %`;
   for (const level of [...request.levels].sort((a, b) => a - b)) {
-    for (const allocation of request.allocations) {
+    for (const allocation of request.allocations.filter((a) => a !== 'sensitivity')) {
       throwIfCancelled(o.signal);
-      const label = `${allocation} −${pct(level)}`;
-      if (allocation === 'sensitivity') sensitivity ??= await measureSensitivity(spec, points, o, progress);
-      const probes = allocation === 'sensitivity' ? { probes: probesOf(sensitivity!) } : {};
-      let plan: Plan;
-      try {
-        plan = makePlan(o.model, o.spectra, { budget: level, allocation, ...probes, layers: spec.layers }, points.check);
-      } catch (e) {
-        if (!(e instanceof RankscopeError && e.code === 'BUDGET_UNREACHABLE')) throw e;
-        progress.report(`${label}: skipped (${e.message})`);
-        progress.advance();
-        continue;
-      }
-      jobs.push(await points.job(plan, { id: `${allocation}:${level}`, label, kind: 'budget', level, allocation }));
+      const plan = budgetPlan(spec, level, allocation, {}, points, o, progress);
+      if (plan) jobs.push(await points.job(plan, { id: `${allocation}:${level}`, label: `${allocation} −${pct(level)}`, kind: 'budget', level, allocation }));
     }
   }
   for (const energy of [...request.energies].sort((a, b) => b - a)) {
     const plan = makePlan(o.model, o.spectra, { energy, layers: spec.layers }, points.check);
     jobs.push(await points.job(plan, { id: `energy:${energy}`, label: `energy ${pct(energy)}`, kind: 'energy', level: energy }));
   }
-  return { jobs, sensitivity };
+  return jobs;
+}
+
+/** The 'sensitivity' budget points, from the measured probes (smallest budget first). */
+async function planSensitivityPoints(spec: SweepSpec, request: CheckedRequest, sensitivity: LayerSensitivity[], points: PointEvaluator, o: SweepOptions, progress: Progress): Promise<Job[]> {
+  const jobs: Job[] = [];
+  const probes = probesOf(sensitivity);
+  for (const level of [...request.levels].sort((a, b) => a - b)) {
+    throwIfCancelled(o.signal);
+    const plan = budgetPlan(spec, level, 'sensitivity', { probes }, points, o, progress);
+    if (plan) jobs.push(await points.job(plan, { id: `sensitivity:${level}`, label: `sensitivity −${pct(level)}`, kind: 'budget', level, allocation: 'sensitivity' }));
+  }
+  return jobs;
+}
+
+interface ProbeRow {
+  row: PlanLayer;
+  /** Every candidate rank: measured ones carry a job, the others the rank whose loss they take. */
+  ranks: { k: number; energyKept: number; from?: number; job?: Job }[];
 }
 
 /**
- * The sensitivity probes: each layer alone at a few ranks, scored on a calibration subset
- * (the first `samples`) as the loss against the original. Their wall time is its own share.
+ * The probes to run: each layer alone at the ranks keeping DEFAULT_FRACTIONS of its parameters,
+ * less the ranks whose kept energy is within the epsilon of a lower one (collapseProbeRanks).
  */
-async function measureSensitivity(spec: SweepSpec, points: PointEvaluator, o: SweepOptions, progress: Progress): Promise<LayerSensitivity[]> {
-  const ts = performance.now();
+async function planProbes(spec: SweepSpec, points: PointEvaluator, o: SweepOptions): Promise<{ rows: ProbeRow[]; jobs: Job[] }> {
   const template = sensitivityTemplate(o.model, o.spectra, spec.layers, points.check);
   const fractions = o.sensitivity?.fractions ?? DEFAULT_FRACTIONS;
-  const samples = Math.min(o.sensitivity?.samples ?? 512, o.dataset.size);
-  const measure = o.sensitivity?.measure ?? 'kl';
-  const baseScore = measure === 'top1' || measure === 'top5' ? await points.originalScoreOn(samples, measure) : 1;
-  const rows = template.layers.filter((r) => !r.skipped);
-  const probes: { row: PlanLayer; k: number; job: Job }[] = [];
-  for (const row of rows) {
-    for (const k of probeRanks(rowShape(row), fractions)) {
-      const plan = makePlan(o.model, o.spectra, { rank: k, layers: [row.layer] }, points.check);
-      probes.push({ row, k, job: await points.job(plan, { id: `probe:${row.layer}:${k}`, label: `${row.layer} @ ${k}`, kind: 'budget', level: 0, allocation: 'sensitivity', samples }) });
+  const epsilon = o.sensitivity?.energyEpsilon ?? DEFAULT_ENERGY_EPSILON;
+  const rows: ProbeRow[] = [];
+  const jobs: Job[] = [];
+  for (const row of template.layers.filter((r) => !r.skipped)) {
+    throwIfCancelled(o.signal);
+    const plans = probeRanks(rowShape(row), fractions).map((k) => makePlan(o.model, o.spectra, { rank: k, layers: [row.layer] }, points.check));
+    const candidates = plans.map((plan) => ({ k: plan.layers.find((r) => r.layer === row.layer)!.k, energyKept: plan.layers.find((r) => r.layer === row.layer)!.energyKept, plan }));
+    const ranks: ProbeRow['ranks'] = [];
+    for (const c of collapseProbeRanks(candidates, epsilon)) {
+      const plan = candidates.find((x) => x.k === c.k)!.plan;
+      const job = c.from === undefined ? await points.job(plan, { id: `probe:${row.layer}:${c.k}`, label: `${row.layer} @ ${c.k}`, kind: 'budget', level: 0, allocation: 'sensitivity', probe: true }) : undefined;
+      if (job) jobs.push(job);
+      ranks.push({ k: c.k, energyKept: c.energyKept, from: c.from, job });
     }
+    rows.push({ row, ranks });
   }
-  await points.factorize(probes.map((p) => p.job), false);
-  const result: LayerSensitivity[] = rows.map((row) => ({ layer: row.layer, shape: row.shape, groups: row.groups, denseParams: denseParams(rowShape(row)), probes: [] }));
-  for (const [i, p] of probes.entries()) {
-    progress.report(`sensitivity: ${p.row.layer} at rank ${p.k} (${i + 1}/${probes.length})`);
-    const point = await points.run(p.job);
-    const loss = measure === 'kl' ? point.metrics.meanKL ?? 0 : baseScore - (point.metrics[measure] ?? 0);
-    result.find((r) => r.layer === p.row.layer)!.probes.push({ k: p.k, params: factoredParams(rowShape(p.row), p.k), loss });
+  return { rows, jobs };
+}
+
+/**
+ * The sensitivity probes, a stage of their own (counted in progress): each layer alone at a few
+ * ranks, scored on the calibration subset as the loss against the original. Their wall time is
+ * its own share of the timing.
+ */
+async function measureSensitivity(probes: { rows: ProbeRow[]; jobs: Job[] }, points: PointEvaluator, o: SweepOptions, progress: Progress): Promise<{ sensitivity: LayerSensitivity[]; calibration: Calibration }> {
+  const ts = performance.now();
+  const measure = o.sensitivity?.measure ?? 'kl';
+  const c = points.calibration();
+  const baseScore = measure === 'top1' || measure === 'top5' ? await points.originalScoreOnCalibration(measure) : 1;
+  const label = `sensitivity probes on ${c.samples === o.dataset.size ? `all ${c.samples}` : `${c.samples} of ${o.dataset.size}`} samples`;
+  let done = 0;
+  const sensitivity: LayerSensitivity[] = [];
+  for (const { row, ranks } of probes.rows) {
+    const layer: LayerSensitivity = { layer: row.layer, shape: row.shape, groups: row.groups, denseParams: denseParams(rowShape(row)), probes: [] };
+    for (const r of ranks) {
+      let loss: number;
+      if (r.job) {
+        progress.report(`${row.layer} at rank ${r.k}${r.job.cached ? ' (cached)' : ''}`, { id: 'probes', label, done, total: probes.jobs.length });
+        const point = await points.run(r.job);
+        done++;
+        loss = measure === 'kl' ? point.metrics.meanKL ?? 0 : baseScore - (point.metrics[measure] ?? 0);
+      } else {
+        loss = layer.probes.find((p) => p.k === r.from)!.loss;
+      }
+      layer.probes.push({ k: r.k, params: factoredParams(rowShape(row), r.k), energyKept: r.energyKept, loss, ...(r.from !== undefined && { from: r.from }) });
+    }
+    sensitivity.push(layer);
   }
+  progress.report('probes done', { id: 'probes', label, done, total: probes.jobs.length });
   points.timing.sensitivity += (performance.now() - ts) / 1000;
-  return result;
+  const inferred = probes.rows.reduce((n, r) => n + r.ranks.filter((x) => x.from !== undefined).length, 0);
+  return {
+    sensitivity,
+    calibration: { samples: c.samples, of: o.dataset.size, seed: c.seed, measure, probes: probes.jobs.length, inferred, energyEpsilon: o.sensitivity?.energyEpsilon ?? DEFAULT_ENERGY_EPSILON },
+  };
 }
 
 function scoreOf(m: EvalMetrics, metric: ScoreMetric): number {

@@ -109,7 +109,9 @@ test('rankscope sweep writes json, csv, svg and html; the re-run comes from the 
   assert.equal(await sweepCommand.run(argv, first), 0);
   for (const f of ['sweep.json', 'sweep.csv', 'sweep.svg', 'sweep.html']) assert.ok(existsSync(join(out, f)), f);
   const result = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8')) as SweepResult;
-  assert.deepEqual(result.points.map((p) => p.id), ['uniform:0.3', 'sensitivity:0.3', 'uniform:0.5', 'sensitivity:0.5']);
+  // The points that need no probes come first, then the sensitivity points (after the probes).
+  assert.deepEqual(result.points.map((p) => p.id), ['uniform:0.3', 'uniform:0.5', 'sensitivity:0.3', 'sensitivity:0.5']);
+  assert.deepEqual({ ...result.calibration, probes: 0, inferred: 0 }, { samples: 256, of: 512, seed: 0, measure: 'kl', energyEpsilon: 0.002, probes: 0, inferred: 0 });
   const csv = readFileSync(join(out, 'sweep.csv'), 'utf8').trim().split('\n');
   assert.equal(csv.length, 1 + 5);
   assert.match(csv[0], /^id,kind,allocation,level,label,params,file_size/);
@@ -120,6 +122,8 @@ test('rankscope sweep writes json, csv, svg and html; the re-run comes from the 
   const html = readFileSync(join(out, 'sweep.html'), 'utf8');
   assert.ok(html.includes(svg.slice(0, 200)) && /<table>/.test(html) && !/<script/.test(html));
   assert.ok(first.lines.some((l) => /^sensitivity −30 %/.test(l)));
+  assert.ok(first.lines.some((l) => /^sensitivity probes: \d+ measured on a calibration subset of 256 of 512 samples \(seed 0\), loss = mean KL to the original$/.test(l)), first.lines.join('\n'));
+  assert.match(html, /calibration subset of 256 of 512 samples \(seed 0\)/);
   const again = io();
   await sweepCommand.run(argv, again);
   assert.equal(again.lines.filter((l) => /\(cached\)$/.test(l)).length, 5);

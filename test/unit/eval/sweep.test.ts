@@ -11,12 +11,12 @@ import { openOnnx, type OnnxModel } from '../../../src/core/formats/onnx';
 import type { SpectrumLike } from '../../../src/core/compress/plan';
 import { OrtRunner } from '../../../src/core/eval/runner';
 import { loadDataset, type Dataset } from '../../../src/core/eval/dataset';
-import { runSweep, type SweepPoint } from '../../../src/core/eval/sweep';
+import { baselineLabel, progressText, runSweep, sweepModelChoices, type SweepPoint, type SweepProgress } from '../../../src/core/eval/sweep';
 import { paretoFront } from '../../../src/core/eval/pareto';
-import type { LayerSensitivity } from '../../../src/core/eval/sensitivity';
-import { allocateBySensitivity } from '../../../src/core/compress/knapsack';
+import { calibrationIndices, collapseProbeRanks } from '../../../src/core/eval/sensitivity';
+import { allocateBySensitivity, type LayerProbes } from '../../../src/core/compress/knapsack';
 import { RankscopeError } from '../../../src/core/errors';
-import { graphCheck } from '../../../src/core/compress/apply';
+import { compressToFile, graphCheck } from '../../../src/core/compress/apply';
 import { makePlan } from '../../../src/core/compress/plan';
 import { factorize, multiply, truncateFactors } from '../../../src/core/compress/factor';
 
@@ -168,7 +168,7 @@ test('an unreachable budget skips that point (BUDGET_UNREACHABLE), not the sweep
 
 test('allocateBySensitivity solves the knapsack exactly on a hand example', () => {
   // Two equal layers; A loses a lot when cut, B little: at a 40 % budget B takes the cut.
-  const layer = (name: string, loss: number): LayerSensitivity => ({
+  const layer = (name: string, loss: number): LayerProbes => ({
     layer: name, shape: [100, 100], groups: 1, denseParams: 10000,
     probes: [{ k: 10, params: 2000, loss: loss * 3 }, { k: 25, params: 5000, loss }],
   });
@@ -206,4 +206,94 @@ test('truncating rank-K balanced factors gives the rank-k factorization (product
     assert.ok(Math.abs(t.energyKept - direct.energyKept) < 1e-9, `k=${k}: energy ${t.energyKept} vs ${direct.energyKept}`);
     assert.equal(t.k, k);
   }
+});
+
+test('the cheap points stream first; the probes follow as their own counted stage, then the sensitivity points', async () => {
+  const events: ({ point: string } | { progress: SweepProgress })[] = [];
+  const r = await runSweep({ levels: [0.3, 0.6], energies: [0.9], allocations: ['sensitivity', 'energy', 'uniform'] }, {
+    model, spectra, dataset: data, runner, metric: 'top1', latency: false, sensitivity: { samples: 96 },
+    onPoint: (p) => events.push({ point: p.id }), onProgress: (p) => events.push({ progress: p }),
+  });
+  const order = events.flatMap((e) => ('point' in e ? [e.point] : []));
+  assert.deepEqual(order, ['original', 'energy:0.3', 'uniform:0.3', 'energy:0.6', 'uniform:0.6', 'energy:0.9', 'sensitivity:0.3', 'sensitivity:0.6']);
+  const firstStage = events.findIndex((e) => 'progress' in e && e.progress.stage);
+  const lastStage = events.length - 1 - [...events].reverse().findIndex((e) => 'progress' in e && e.progress.stage);
+  assert.ok(firstStage > events.findIndex((e) => 'point' in e && e.point === 'energy:0.9'), 'probes start after every cheap point');
+  assert.ok(lastStage < events.findIndex((e) => 'point' in e && e.point === 'sensitivity:0.3'), 'sensitivity points follow the probes');
+  const stages = events.flatMap((e) => ('progress' in e && e.progress.stage ? [e.progress] : []));
+  const total = r.calibration!.probes;
+  assert.ok(stages.every((p) => p.stage!.total === total && p.stage!.id === 'probes' && /96 of 512 samples/.test(p.stage!.label)));
+  assert.deepEqual(stages.map((p) => p.stage!.done), [...Array.from({ length: total }, (_, i) => i), total]);
+  // The point counter moves while the cheap points run: 6 of 8 done when the probes start.
+  assert.equal(stages[0].done, 6);
+  assert.equal(progressText(stages[1]), `[6/8] sensitivity probes on 96 of 512 samples 1/${total}: ${stages[1].message}`);
+  assert.equal(r.sensitivity!.reduce((n, l) => n + l.probes.filter((p) => p.from === undefined).length, 0), total);
+});
+
+test('the calibration subset: seeded, ascending, distinct; the subset view serves those samples; stated in the result', async () => {
+  const a = calibrationIndices(512, 100, 7);
+  assert.deepEqual(a, calibrationIndices(512, 100, 7));
+  assert.notDeepEqual(a, calibrationIndices(512, 100, 8));
+  assert.equal(new Set(a).size, 100);
+  assert.ok(a.every((x, i) => x >= 0 && x < 512 && (i === 0 || x > a[i - 1])));
+  assert.ok(a[99] > 256 && a[0] < 256, 'drawn from the whole data, not its first samples');
+  assert.deepEqual(calibrationIndices(50, 100, 1), Int32Array.from({ length: 50 }, (_, i) => i));
+  // The view: sample i of the subset is sample a[i] of the data, inputs and labels alike.
+  const view = data.subset(a);
+  assert.equal(view.size, 100);
+  const viewBatch = await view.batch(0, 100);
+  const labels = (await data.allLabels())!;
+  const viewLabels = (await view.allLabels())!;
+  for (const i of [0, 13, 99]) {
+    const parent = await data.batch(a[i], 1);
+    assert.deepEqual(viewBatch.feeds.x.data.slice(i * 64, (i + 1) * 64), parent.feeds.x.data);
+    assert.equal(viewLabels[i], labels[a[i]]);
+  }
+  assert.notEqual(await view.hash(), await data.hash());
+  await view.close();
+  assert.equal((await data.batch(0, 2)).count, 2, 'closing the view keeps the data open');
+  assert.throws(() => data.subset(Int32Array.from([3, 2])), (e: RankscopeError) => e.code === 'BAD_ARGUMENT');
+
+  const r = await runSweep({ levels: [0.5], allocations: ['sensitivity'] }, { model, spectra, dataset: data, runner, latency: false, sensitivity: { samples: 128, seed: 5 } });
+  assert.deepEqual({ ...r.calibration, probes: undefined, inferred: undefined }, { samples: 128, of: 512, seed: 5, measure: 'kl', energyEpsilon: 0.002, probes: undefined, inferred: undefined });
+  const other = await runSweep({ levels: [0.5], allocations: ['sensitivity'] }, { model, spectra, dataset: data, runner, latency: false, sensitivity: { samples: 128, seed: 6 } });
+  assert.notDeepEqual(other.sensitivity!.map((l) => l.probes.map((p) => p.loss)), r.sensitivity!.map((l) => l.probes.map((p) => p.loss)), 'another seed, other samples');
+});
+
+test('probe ranks whose kept energy is within the epsilon of a lower one are not measured; they take its loss', async () => {
+  assert.deepEqual(collapseProbeRanks([{ k: 8, energyKept: 0.9 }, { k: 2, energyKept: 0.5 }, { k: 4, energyKept: 0.899 }, { k: 16, energyKept: 0.995 }, { k: 12, energyKept: 0.9005 }], 0.01), [
+    { k: 2, energyKept: 0.5 }, { k: 4, energyKept: 0.899 }, { k: 8, energyKept: 0.9, from: 4 }, { k: 12, energyKept: 0.9005, from: 4 }, { k: 16, energyKept: 0.995 },
+  ]);
+  const all = await runSweep({ levels: [0.5], allocations: ['sensitivity'] }, { model, spectra, dataset: data, runner, latency: false, sensitivity: { samples: 64, energyEpsilon: 0 } });
+  const coarse = await runSweep({ levels: [0.5], allocations: ['sensitivity'] }, { model, spectra, dataset: data, runner, latency: false, sensitivity: { samples: 64, energyEpsilon: 0.3 } });
+  assert.equal(all.calibration!.inferred, 0);
+  assert.ok(coarse.calibration!.inferred > 0 && coarse.calibration!.probes < all.calibration!.probes, `${coarse.calibration!.probes} vs ${all.calibration!.probes}`);
+  assert.equal(coarse.calibration!.probes + coarse.calibration!.inferred, all.calibration!.probes);
+  for (const layer of coarse.sensitivity!) {
+    for (const p of layer.probes) {
+      const measured = all.sensitivity!.find((l) => l.layer === layer.layer)!.probes.find((q) => q.k === (p.from ?? p.k))!;
+      assert.ok(Math.abs(p.loss - measured.loss) <= 1e-9 * Math.max(1, measured.loss), `${layer.layer} @ ${p.k}: ${p.loss} vs ${measured.loss}`);
+      if (p.from !== undefined) assert.ok(p.energyKept - layer.probes.find((q) => q.k === p.from)!.energyKept < 0.3);
+    }
+  }
+});
+
+test('which model a sweep starts from: the task file\'s, the original a compressed model records, the open one; the baseline says what it is', async () => {
+  const compressedPath = join(dir, 'two_branch.rankscope.onnx');
+  const plan = makePlan(model, spectra, { budget: 0.5, allocation: 'uniform' }, graphCheck(model));
+  await compressToFile(model, plan, compressedPath);
+  const compressed = await openOnnx(compressedPath);
+  const original = join(dir, 'two_branch.onnx');
+  assert.equal(baselineLabel(model), 'original');
+  assert.equal(baselineLabel(compressed), 'baseline (already compressed: 4 layers)');
+  assert.deepEqual(sweepModelChoices({ path: original, model }), [{ path: original, why: 'open' }]);
+  assert.deepEqual(sweepModelChoices({ path: original, model }, original), [{ path: original, why: 'task' }], 'the task names the open model: one choice');
+  assert.deepEqual(sweepModelChoices({ path: compressedPath, model: compressed }), [{ path: original, why: 'recorded original' }, { path: compressedPath, why: 'open' }]);
+  assert.deepEqual(sweepModelChoices({ path: compressedPath, model: compressed }, join(dir, 'other.onnx'), (p) => p !== original), [
+    { path: join(dir, 'other.onnx'), why: 'task' }, { path: compressedPath, why: 'open' },
+  ], 'a recorded original that is gone is not offered');
+  // A sweep of the compressed model: its baseline point is labelled for what it is.
+  const r = await runSweep({ energies: [0.9] }, { model: compressed, spectra: spectraOnThread(compressed), dataset: data, runner, latency: false });
+  assert.equal(r.original.label, 'baseline (already compressed: 4 layers)');
+  assert.equal(r.original.params, compressed.summary.totalParams);
 });

@@ -1,0 +1,109 @@
+// Issue 13 items 4 and 5 in the extension host: the trade-off sweep streams the cheap points
+// before the sensitivity probes and shows the probes as their own counted stage; it sweeps the
+// model rankscope.json names (not whatever is open), labels the baseline for what it is, and
+// keeps every sweep as its own result set (selectable, stored, never replaced by another).
+import * as assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import * as vscode from 'vscode';
+import type { SweepProgress } from '../../webview/tradeoff/protocol';
+import { api, openAndSettle, waitFor, workspaceDir } from './api';
+import { makeFixture, type Fixture } from './fixtures';
+
+suite('trade-off: streaming order, probes stage, which model, kept sweeps', () => {
+  let fx: Fixture;
+  let saved: string | undefined;
+  const taskFile = () => join(workspaceDir(), 'rankscope.json');
+  const writeTask = (extra: object) => writeFileSync(taskFile(), JSON.stringify({
+    data: fx.data, preset: 'none', inputs: { x: 'x_test' }, labels: 'y_test', latency: false, ...extra,
+  }));
+
+  suiteSetup(async () => {
+    fx = makeFixture();
+    saved = existsSync(taskFile()) ? readFileSync(taskFile(), 'utf8') : undefined;
+    await openAndSettle(await api(), fx.model);
+  });
+  suiteTeardown(() => {
+    if (saved === undefined) rmSync(taskFile(), { force: true });
+    else writeFileSync(taskFile(), saved);
+  });
+
+  test('the cheap points arrive before the sensitivity probes, which run as a counted stage', async () => {
+    const a = await api();
+    writeTask({ sweep: { levels: [0.5], energies: [0.95], allocations: ['sensitivity', 'energy', 'uniform'] } });
+    await vscode.workspace.getConfiguration('rankscope').update('cache.maxSizeMB', 0, vscode.ConfigurationTarget.Workspace);
+    try {
+      const seen: { stage: NonNullable<SweepProgress['stage']>; points: string[] }[] = [];
+      const running = vscode.commands.executeCommand<number>('rankscope.showTradeoff', {});
+      await waitFor('the sweep to start', () => a.tradeoff.running, 30_000);
+      while (a.tradeoff.running) {
+        const p = a.tradeoff.progress;
+        if (p?.stage) seen.push({ stage: p.stage, points: a.tradeoff.points.map((x) => x.id) });
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.equal(await running, 4);
+      assert.ok(seen.length > 0, 'a probes stage was reported');
+      // While the probes run, every point that needs none is already in the panel.
+      for (const s of seen) assert.deepEqual(s.points.sort(), ['energy:0.5', 'energy:0.95', 'uniform:0.5'], `at probe ${s.stage.done}`);
+      assert.match(seen[0].stage.label, /^sensitivity probes on all 128 samples$/);
+      const total = seen[0].stage.total;
+      assert.ok(total >= 5 && seen.every((s) => s.stage.total === total && s.stage.done <= total));
+      assert.deepEqual(a.tradeoff.points.map((p) => p.id), ['energy:0.5', 'uniform:0.5', 'energy:0.95', 'sensitivity:0.5']);
+      assert.equal(a.tradeoff.points.find((p) => p.id === 'energy:0.95')!.kind, 'energy', 'an energy threshold is not a budget allocation');
+      assert.match(a.tradeoff.shown!.note!, /sensitivity probes: \d+ measured/);
+    } finally {
+      await vscode.workspace.getConfiguration('rankscope').update('cache.maxSizeMB', undefined, vscode.ConfigurationTarget.Workspace);
+    }
+  });
+
+  test('with a compressed model open it sweeps the model rankscope.json names, labels the baseline truthfully, and keeps every sweep', async () => {
+    const a = await api();
+    const compressed = await vscode.commands.executeCommand<string>('rankscope.compressModelToBudget', { budget: 0.5, allocation: 'uniform' });
+    assert.equal(a.session.path, compressed);
+    const compressedParams = a.session.totals()!.current;
+    const spec = { levels: [0.3], allocations: ['energy'] };
+    writeTask({ model: fx.model });
+
+    // Scripted, no model given: the task file's model (the original), not the open compressed one.
+    await vscode.commands.executeCommand('rankscope.showTradeoff', { spec });
+    // −30 % of the original is bigger than the open model (−50 %); −30 % of the open one would be smaller.
+    assert.ok(a.tradeoff.points.length === 1 && a.tradeoff.points[0].params > compressedParams, `${a.tradeoff.points[0]?.params} vs ${compressedParams}`);
+    const first = a.tradeoff.shown!;
+    assert.equal(first.model, fx.model);
+    assert.equal(first.original!.params, fx.totalParams, 'the baseline is the original model');
+    assert.equal(first.original!.compressedLayers, 0);
+    assert.equal(first.original!.name, 'model.onnx');
+    assert.equal(first.status, 'completed');
+
+    // The compressed model, asked for: its baseline says it is already compressed.
+    await vscode.commands.executeCommand('rankscope.showTradeoff', { spec, model: compressed });
+    const second = a.tradeoff.shown!;
+    assert.equal(second.model, compressed);
+    assert.ok(second.original!.compressedLayers! > 0, 'the baseline is labelled as already compressed');
+    assert.ok(second.original!.params < fx.totalParams);
+    assert.ok(a.tradeoff.sweeps.includes(first) && a.tradeoff.sweeps.includes(second), 'the earlier sweep is kept');
+    assert.notEqual(first.id, second.id);
+    const kept = a.tradeoff.sweeps.length;
+
+    // Both sets are stored, one file each, and the first is still whole and selectable.
+    const files = readdirSync(a.tradeoff.storageDir).filter((f) => f.endsWith('.json'));
+    for (const set of [first, second]) assert.ok(files.includes(`${set.id}.json`), `${set.title} stored`);
+    const stored = JSON.parse(readFileSync(join(a.tradeoff.storageDir, `${first.id}.json`), 'utf8'));
+    assert.equal(stored.model, fx.model);
+    assert.equal(stored.points.length, first.points.length);
+    a.tradeoff.select(first.id);
+    assert.deepEqual(a.tradeoff.points.map((p) => p.id), first.points.map((p) => p.id));
+
+    // Apply a point of the original's sweep while the compressed model is open: written next to the original, with the point's parameters.
+    const point = a.tradeoff.points[0];
+    const { file } = await a.tradeoff.apply(point.id);
+    assert.equal(dirname(file), dirname(fx.model));
+    assert.equal(a.session.path, file);
+    assert.equal(a.session.totals()!.current, point.params);
+
+    // The same model + spec again re-measures that set (replaced in place), the other stays.
+    await vscode.commands.executeCommand('rankscope.showTradeoff', { spec, model: fx.model });
+    assert.equal(a.tradeoff.sweeps.length, kept);
+    assert.equal(a.tradeoff.shown!.id, first.id);
+  });
+});
