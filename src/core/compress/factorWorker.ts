@@ -6,11 +6,13 @@ import { singularValues, topSingularTriplets } from '../linalg';
 import { balancedFactors, factorize, frobeniusSquared } from './factor';
 import { chooseRank } from './policy';
 import type { FactorJob, FactorReply, GroupFactors } from './pool';
+import { whitenedGroups } from './whitened';
 
 parentPort?.on('message', (job: FactorJob) => {
   let reply: FactorReply;
   try {
-    reply = job.policy ? byPolicy(job, job.policy) : { id: job.id, ok: true, groups: job.matrices.map((_, g) => factorGroup(job, g, job.k)) };
+    reply = job.whiten ? { id: job.id, ok: true, groups: whitenedGroups(job.matrices, job.k, job.whiten.gram, job.whiten.jitter, job.label) }
+      : job.policy ? byPolicy(job, job.policy) : { id: job.id, ok: true, groups: job.matrices.map((_, g) => factorGroup(job, g, job.k)) };
   } catch (e) {
     reply = isRankscopeError(e)
       ? { id: job.id, ok: false, code: e.code, message: e.message, hint: e.hint }
