@@ -362,6 +362,30 @@ export function restoreInMemory(
   return { proto: { ...out, metadataProps: props }, restored };
 }
 
+/**
+ * Each layer's whitened singular values per group (σ of W·S), in the factor worker pool: what the
+ * 'whitened' budget allocation and the whitened spectrum view read.
+ */
+export async function whitenedSpectraOf(model: OnnxModel, layers: Layer[], whitening: Pick<WhiteningSource, 'grams' | 'jitter'>, options: { signal?: AbortSignal; threads?: number } = {}): Promise<Map<string, Float64Array[]>> {
+  const out = new Map<string, Float64Array[]>();
+  await factorInWorkers(layers.length, (i) => ({
+    label: `Layer '${layers[i].name}'`,
+    k: 0,
+    matrices: matricesOf(model, layers[i]),
+    whiten: { gram: gramFor(whitening as WhiteningSource, layers[i].name), jitter: whitening.jitter },
+  }), { ...options, onSpectra: (i, spectra) => out.set(layers[i].name, spectra) });
+  return out;
+}
+
+/** A budget request with allocation 'whitened' completed with the whitened spectra of its layers (other requests as they are). */
+export async function withWhitenedSpectra(model: OnnxModel, request: CompressRequest, whitening: Pick<WhiteningSource, 'grams' | 'jitter'>, options: { signal?: AbortSignal; threads?: number } = {}): Promise<CompressRequest> {
+  if (!isBudget(request) || request.allocation !== 'whitened' || request.whitened) return request;
+  const check = graphCheck(model);
+  const layers = selectLayers(model, request.layers).filter((l) => isCompressible(l) && !check(l) && whitening.grams.has(l.name));
+  const spectra = await whitenedSpectraOf(model, layers, whitening, options);
+  return { ...request, whitened: Object.fromEntries([...spectra].map(([name, groups]) => [name, groups.map((g) => Array.from(g))])) };
+}
+
 /** Spectra of the selected layers, then the plan, with the graph check: what the CLI and the extension call. */
 export async function planModel(model: OnnxModel, request: CompressRequest, options: PlanSpectraOptions = {}): Promise<Plan> {
   const layers = selectLayers(model, request.layers).filter(isCompressible);

@@ -18,7 +18,7 @@
 // each index, and the whitening acts on the rows: D = diag(√c), W′ = D⁻¹·U_k·Σ_k·V_kᵀ from the SVD
 // of D·W, A = D⁻¹·U_k·Σ_k^½, B = Σ_k^½·V_kᵀ. Indices never seen get the count δ·max c.
 import { RankscopeError } from '../errors';
-import { topSingularTriplets } from '../linalg';
+import { singularValues, topSingularTriplets } from '../linalg';
 import { jacobiSvd } from '../linalg/jacobi';
 import { tridiagonalEigen, tridiagonalize } from '../linalg/tridiagonal';
 import { kernelMemory, kernels } from '../linalg/wasm';
@@ -172,24 +172,39 @@ function timesS(w: ArrayLike<number>, m: number, n: number, wh: Whitening): Floa
   return out;
 }
 
+/** W·S (right whitening) or D·W (row whitening of an embedding): the matrix whose SVD the whitened factors truncate. */
+function whitenedMatrix(w: Float32Array | Float64Array, m: number, n: number, wh: Whitening, label: string): Float64Array {
+  const diagonal = wh.route === 'diagonal';
+  if (wh.n !== (diagonal ? m : n)) {
+    throw new RankscopeError('SHAPE_MISMATCH', `${label}: the calibration Gram is ${wh.n}×${wh.n} but the layer's ${diagonal ? 'rows' : 'input width'} is ${diagonal ? m : n}.`,
+      'The calibration was made for another model; recompute it (drop the calibration cache).');
+  }
+  if (!diagonal) return timesS(w, m, n, wh);
+  const ws = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) ws[i * n + j] = w[i * n + j] * wh.s[i];
+  return ws;
+}
+
+/** Every whitened singular value of each group of a layer (the spectrum the 'whitened' allocation and the spectrum view use). */
+export function whitenedSpectra(matrices: { rows: number; cols: number; data: Float32Array | Float64Array }[], gram: LayerGram, jitter: number | undefined, label: string): Float64Array[] {
+  checkGroups(matrices.length, gram, label);
+  const whitenings = layerWhitenings(gram, jitter);
+  return matrices.map((m, g) => singularValues(whitenedMatrix(m.data, m.rows, m.cols, whitenings[g], label), m.rows, m.cols, label));
+}
+
+function checkGroups(groups: number, gram: LayerGram, label: string): void {
+  if (gram.groups.length !== groups) {
+    throw new RankscopeError('SHAPE_MISMATCH', `${label}: the calibration has ${gram.groups.length} Gram group(s) for ${groups} weight group(s).`, 'Recompute the calibration for this model.');
+  }
+}
+
 /**
  * Balanced whitened factors of one matrix at rank k: W (m×n, row-major [out, in]) with the input
  * Gram's whitening (right) or, for embeddings, the row whitening (diagonal, length m).
  */
 export function whitenedFactorize(w: Float32Array | Float64Array, m: number, n: number, k: number, wh: Whitening, label = 'matrix'): WhitenedFactors {
   const diagonal = wh.route === 'diagonal';
-  if (wh.n !== (diagonal ? m : n)) {
-    throw new RankscopeError('SHAPE_MISMATCH', `${label}: the calibration Gram is ${wh.n}×${wh.n} but the layer's ${diagonal ? 'rows' : 'input width'} is ${diagonal ? m : n}.`,
-      'The calibration was made for another model; recompute it (drop the calibration cache).');
-  }
-  let ws: Float64Array;
-  if (diagonal) {
-    ws = new Float64Array(m * n);
-    for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) ws[i * n + j] = w[i * n + j] * wh.s[i];
-  } else {
-    ws = timesS(w, m, n, wh);
-  }
-  const t = topSingularTriplets(ws, m, n, k, label);
+  const t = topSingularTriplets(whitenedMatrix(w, m, n, wh, label), m, n, k, label);
   const all = t.all ?? t.s;
   let total = 0;
   let kept = 0;
@@ -276,18 +291,16 @@ export function whiteningNote(layer: string, info: WhiteningInfo[], gram: Pick<L
   if (raised === 0) return undefined;
   const jitter = info.find((i) => i.jitter !== undefined)?.jitter ?? DEFAULT_JITTER;
   if (gram.side === 'rows') {
-    return `${layer}: ${raised} of ${gram.n} embedding rows never occur in the calibration data; weighted as ${jitter} of the most frequent row.`;
+    return `${layer}: ${raised} of ${gram.n} embedding rows never occur in the calibration data; weighted as ${jitter.toExponential(0)} of the most frequent row's count.`;
   }
   const few = gram.vectors < gram.n ? ` (only ${gram.vectors} input vectors for an input width of ${gram.n}: give more calibration samples for a full-rank Gram)` : '';
   const groups = info.length > 1 ? ` over ${info.length} groups` : '';
-  return `${layer}: input Gram is rank-deficient or ill-conditioned${few}; eigen-decomposed and ${raised} direction${raised > 1 ? 's' : ''}${groups} raised to ${jitter}·λmax.`;
+  return `${layer}: input Gram is rank-deficient or ill-conditioned${few}; eigen-decomposed and ${raised} direction${raised > 1 ? 's' : ''}${groups} raised to ${jitter.toExponential(0)}·λmax.`;
 }
 
 /** Whitened factors of every group of a layer (its canonical matrices) at rank k. */
 export function whitenedGroups(matrices: { rows: number; cols: number; data: Float32Array | Float64Array }[], k: number, gram: LayerGram, jitter: number | undefined, label: string): WhitenedFactors[] {
-  if (gram.groups.length !== matrices.length) {
-    throw new RankscopeError('SHAPE_MISMATCH', `${label}: the calibration has ${gram.groups.length} Gram group(s) for ${matrices.length} weight group(s).`, 'Recompute the calibration for this model.');
-  }
+  checkGroups(matrices.length, gram, label);
   const whitenings = layerWhitenings(gram, jitter);
   return matrices.map((m, g) => whitenedFactorize(m.data, m.rows, m.cols, k, whitenings[g], matrices.length > 1 ? `${label} (group ${g})` : label));
 }
