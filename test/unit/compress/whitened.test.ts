@@ -4,6 +4,7 @@
 // anisotropic inputs; a rank-deficient Gram takes the stated eigen route; the written model runs.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -159,5 +160,57 @@ describe('whitened compression written to ONNX', () => {
       const dev = relativeDeviation(await runModel(model.path, feeds), await runModel(out, feeds));
       assert.ok(dev <= 1e-5, `${name}: full-rank deviation ${dev}`);
     }
+  });
+});
+
+describe('whitened compression: bad data and the command line', () => {
+  const cli = (...args: string[]) => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, '../../../src/cli/main.ts'), ...args], { encoding: 'utf8' });
+    return { code: r.status, out: r.stdout, err: r.stderr };
+  };
+
+  it('refuses NaN activations, naming the layer (never a silent plain SVD)', async () => {
+    runPython(String.raw`
+import numpy as np, onnx, sys, os
+from onnx import helper, TensorProto, numpy_helper
+d = sys.argv[1]
+W = np.ones((6, 4), np.float32)
+g = helper.make_graph([helper.make_node('Log', ['x'], ['l']), helper.make_node('MatMul', ['l', 'W'], ['y'], name='/fc/MatMul')], 'nan',
+    [helper.make_tensor_value_info('x', TensorProto.FLOAT, ['N', 6])], [helper.make_tensor_value_info('y', TensorProto.FLOAT, ['N', 4])], [numpy_helper.from_array(W, 'W')])
+m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]); m.ir_version = 8
+onnx.save(m, os.path.join(d, 'nan.onnx'))
+np.savez(os.path.join(d, 'nan.npz'), x=-np.ones((8, 6), np.float32))
+`, [dir]);
+    const model = await openOnnx(join(dir, 'nan.onnx'));
+    await assert.rejects(calibrate(model, model.layers, { data: join(dir, 'nan.npz') }), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'NUMERIC');
+      assert.match(e.message, /Layer 'fc'.*NaN or Inf/);
+      return true;
+    });
+  });
+
+  it('exit 2 with one line when --method whitened has no calibration data, and for data that does not fit', () => {
+    const noData = cli('compress', join(dir, 'matmul.onnx'), '-o', join(dir, 'x.onnx'), '--rank', '2', '--method', 'whitened');
+    assert.equal(noData.code, 2, noData.err);
+    assert.match(noData.err, /whitened factorization needs calibration data: give --data/);
+    const wrong = cli('compress', join(dir, 'matmul.onnx'), '-o', join(dir, 'x.onnx'), '--rank', '2', '--method', 'whitened', '--data', join(dir, 'gemm_data.npz'));
+    assert.equal(wrong.code, 2, wrong.err);
+    assert.match(wrong.err, /has shape .*model input 'x' expects/);
+    assert.equal(wrong.err.trim().split('\n').length, 1);
+    const stray = cli('compress', join(dir, 'matmul.onnx'), '-o', join(dir, 'x.onnx'), '--rank', '2', '--calibration-samples', '9');
+    assert.equal(stray.code, 2);
+    assert.match(stray.err, /need --method whitened/);
+  });
+
+  it('compress --method whitened --allocation whitened writes a model that records the method and says what the whitening needed', async () => {
+    const out = join(dir, 'singular.cli.onnx');
+    const r = cli('compress', join(dir, 'singular.onnx'), '-o', out, '--budget', '0.4', '--method', 'whitened', '--allocation', 'whitened', '--data', join(dir, 'singular_data.npz'), '--no-cache');
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^calibration: 40 samples of .*singular_data\.npz \(seed 0\), 1 layers/m);
+    assert.match(r.out, /^whitened: output energy kept on the calibration data/m);
+    assert.match(r.err, /singular: input Gram is rank-deficient or ill-conditioned; eigen-decomposed and 8 directions raised to 1e-6·λmax/);
+    const [entry] = readEntries((await openOnnx(out)).proto);
+    assert.equal(entry.method, 'whitened');
+    assert.equal(entry.calibration?.whitening[0].route, 'eigen');
   });
 });
