@@ -23,10 +23,11 @@ export function isAllocation(x: unknown): x is Allocation {
 
 /** The allocations a sweep compares ('weighted' needs per-layer weights a sweep does not have). */
 export const SWEEP_ALLOCATIONS = ['energy', 'uniform', 'sensitivity'] as const satisfies readonly Allocation[];
-export type SweepAllocation = (typeof SWEEP_ALLOCATIONS)[number];
+/** A sweep also takes 'whitened' when it has a calibration (not in the default list: it needs data beyond the evaluation's). */
+export type SweepAllocation = (typeof SWEEP_ALLOCATIONS)[number] | 'whitened';
 
 export function isSweepAllocation(x: unknown): x is SweepAllocation {
-  return SWEEP_ALLOCATIONS.includes(x as SweepAllocation);
+  return SWEEP_ALLOCATIONS.includes(x as (typeof SWEEP_ALLOCATIONS)[number]) || x === 'whitened';
 }
 
 export interface BudgetRequest {
