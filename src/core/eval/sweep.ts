@@ -370,12 +370,12 @@ async function planPoints(spec: SweepSpec, request: CheckedRequest, points: Poin
   let whitened: Record<string, number[][]> | undefined;
   const pct = (x: number) => `${+(x * 100).toFixed(1)} %`;
   // Plain SVD points keep their ids and labels; whitened ones are prefixed.
-  const tag = (method: SweepMethod) => (method === 'svd' ? { id: '', label: '' } : { id: `${method}:`, label: `${method} ` });
+  const tag = (method: SweepMethod) => (method === 'svd' ? { id: '', label: '' } : { id: `${method}:`, label: ` (${method} SVD)` });
   for (const level of [...request.levels].sort((a, b) => a - b)) {
     for (const allocation of request.allocations) {
       for (const method of request.methods) {
         throwIfCancelled(o.signal);
-        const label = `${tag(method).label}${allocation} −${pct(level)}`;
+        const label = `${allocation} −${pct(level)}${tag(method).label}`;
         if (allocation === 'sensitivity') sensitivity ??= await measureSensitivity(spec, points, o, progress);
         if (allocation === 'whitened') whitened ??= await whitenedSpectraFor(spec, points, o);
         const extra = allocation === 'sensitivity' ? { probes: probesOf(sensitivity!) } : allocation === 'whitened' ? { whitened } : {};
@@ -395,7 +395,7 @@ async function planPoints(spec: SweepSpec, request: CheckedRequest, points: Poin
   for (const energy of [...request.energies].sort((a, b) => b - a)) {
     for (const method of request.methods) {
       const plan = makePlan(o.model, o.spectra, { energy, layers: spec.layers }, points.check);
-      jobs.push(await points.job(plan, { id: `${tag(method).id}energy:${energy}`, label: `${tag(method).label}energy ${pct(energy)}`, kind: 'energy', level: energy, ...(spec.methods && { method }) }));
+      jobs.push(await points.job(plan, { id: `${tag(method).id}energy:${energy}`, label: `energy ${pct(energy)}${tag(method).label}`, kind: 'energy', level: energy, ...(spec.methods && { method }) }));
     }
   }
   return { jobs, sensitivity };
