@@ -57,7 +57,7 @@ test('each level is measured with both methods (same plan, other factors), and w
     // Other factors, measured (this fixture's inputs are isotropic, so neither need win; whitened.test.ts checks the gain on anisotropic inputs).
     assert.notEqual(whitened.metrics.relativeError, plain.metrics.relativeError);
     const byLoss = r.points.find((p) => p.id === `whitened:whitened:${level}`)!;
-    assert.equal(byLoss.plan!.request.allocation, 'whitened');
+    assert.equal((byLoss.plan!.request as { allocation?: string }).allocation, 'whitened');
     assert.ok(byLoss.params <= plain.params + 1);
   }
 });
