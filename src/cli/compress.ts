@@ -137,14 +137,18 @@ export const compressCommand: Command = {
     let factors: Awaited<ReturnType<typeof planAndFactorize>>['factors'] | undefined;
     let whitening: WhiteningSource | undefined;
     if (calibrated) {
-      if (values.plan !== undefined) throw new RankscopeError('BAD_ARGUMENT', '--plan with --method whitened is not supported yet; give the policy instead.');
       const planning = { signal: io.signal, cacheDir: values['no-cache'] ? undefined : defaultSpectrumCacheDir() };
-      const request = requestFrom(values);
+      const saved = values.plan === undefined ? undefined : await readPlan(values.plan);
+      if (saved && policyGiven(values)) throw new RankscopeError('BAD_ARGUMENT', '--plan replaces the policy options; give one or the other.');
+      const request = saved?.request ?? requestFrom(values);
       const check = graphCheck(model);
-      const layers = selectLayers(model, request.layers).filter((l) => isCompressible(l) && !check(l));
+      // A saved plan calibrates the layers it compresses; a policy, every layer it may select.
+      const layers = saved
+        ? model.layers.filter((l) => saved.layers.some((r) => !r.skipped && r.layer === l.name))
+        : selectLayers(model, request.layers).filter((l) => isCompressible(l) && !check(l));
       const calibration = await runCalibration(model, layers, values, io, values['no-cache'] === true);
       whitening = calibration.whitening;
-      plan = await planModel(model, await withWhitenedSpectra(model, request, whitening, { signal: io.signal }), planning);
+      plan = saved ?? await planModel(model, await withWhitenedSpectra(model, request, whitening, { signal: io.signal }), planning);
       if (method === 'whitened' && !dryRun && plan.totals.compressed > 0) {
         factors = await factorizePlan(model, plan, { signal: io.signal, whitening });
         reportWhitening(factors, whitening, io);
@@ -152,10 +156,7 @@ export const compressCommand: Command = {
       if (method !== 'whitened') whitening = undefined;
     } else if (values.plan !== undefined) {
       if (policyGiven(values)) throw new RankscopeError('BAD_ARGUMENT', '--plan replaces the policy options; give one or the other.');
-      const text = await readFile(values.plan, 'utf8').catch(() => {
-        throw new RankscopeError('NOT_FOUND', `Plan file not found: ${values.plan}`);
-      });
-      plan = parsePlan(text, values.plan);
+      plan = await readPlan(values.plan);
     } else {
       const planning = { signal: io.signal, cacheDir: values['no-cache'] ? undefined : defaultSpectrumCacheDir() };
       // Writing: the factors come from the same per-layer pass as the spectra (one reduction per layer).
@@ -198,6 +199,13 @@ function checkInputsFrom(values: Values): Pick<CheckOptions, 'data' | 'inputShap
     ...(data ? { data: { data, ...(Object.keys(inputs).length ? { inputs } : {}) } } : {}),
     ...(shapes.length ? { inputShapes: Object.fromEntries(shapes.map(([name, dims]) => [name, dims.split(/[x×,]/).map(Number)])) } : {}),
   };
+}
+
+async function readPlan(file: string): Promise<Plan> {
+  const text = await readFile(file, 'utf8').catch(() => {
+    throw new RankscopeError('NOT_FOUND', `Plan file not found: ${file}`);
+  });
+  return parsePlan(text, file);
 }
 
 function policyGiven(values: Values): boolean {

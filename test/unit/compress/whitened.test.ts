@@ -212,5 +212,13 @@ np.savez(os.path.join(d, 'nan.npz'), x=-np.ones((8, 6), np.float32))
     const [entry] = readEntries((await openOnnx(out)).proto);
     assert.equal(entry.method, 'whitened');
     assert.equal(entry.calibration?.whitening[0].route, 'eigen');
+    // A saved plan applies with whitened factors too (its layers are the ones calibrated).
+    const plan = join(dir, 'gemm.plan.json');
+    assert.equal(cli('compress', join(dir, 'gemm.onnx'), '--rank', '3', '--dry-run', '--save-plan', plan).code, 0);
+    const fromPlan = join(dir, 'gemm.plan.onnx');
+    const p = cli('compress', join(dir, 'gemm.onnx'), '-o', fromPlan, '--plan', plan, '--method', 'whitened', '--data', join(dir, 'gemm_data.npz'));
+    assert.equal(p.code, 0, p.err);
+    const [fromPlanEntry] = readEntries((await openOnnx(fromPlan)).proto);
+    assert.deepEqual([fromPlanEntry.method, fromPlanEntry.rank, fromPlanEntry.calibration?.whitening[0].route], ['whitened', 3, 'cholesky']);
   });
 });
