@@ -22,7 +22,7 @@ import { compressToFile, planModel, readEntries } from '../../../src/core/compre
 import { runModel, randomFeeds, relativeDeviation } from './helpers';
 
 const BUILD = readFileSync(join(__dirname, 'fixtures', 'build_whitened.py'), 'utf8');
-const CASES: Record<string, number> = { matmul: 5, gemm: 5, conv1x1: 4, conv3x3: 5, grouped: 2, singular: 6 };
+const CASES: Record<string, number> = { matmul: 5, gemm: 5, conv1x1: 4, conv3x3: 5, grouped: 2, singular: 6, gather: 3 };
 
 let dir: string;
 const models = new Map<string, OnnxModel>();
@@ -86,20 +86,24 @@ describe('calibration Gram', () => {
 });
 
 describe('whitened factorization', () => {
-  it('predicts the output error ‖(W − AB)X‖²_F from the dropped whitened σ within 1e-6 (MatMul, Gemm transB, Conv 1×1, k×k, grouped)', () => {
-    for (const name of ['matmul', 'gemm', 'conv1x1', 'conv3x3', 'grouped']) {
+  it('predicts the output error ‖(W − AB)X‖²_F from the dropped whitened σ within 1e-6 (MatMul, Gemm transB, Conv 1×1, k×k, grouped, Gather)', () => {
+    for (const name of ['matmul', 'gemm', 'conv1x1', 'conv3x3', 'grouped', 'gather']) {
       const groups = factors.get(name)!.whitened;
       const predicted = groups.reduce((s, g) => s + whitenedLossCurve(g.whitened)[g.k], 0);
       const total = groups.reduce((s, g) => s + g.total, 0);
-      assert.equal(groups[0].whitening.route, 'cholesky', name);
+      assert.equal(groups[0].whitening.route, name === 'gather' ? 'diagonal' : 'cholesky', name);
+      assert.equal(groups[0].whitening.regularized, 0, name);
       assert.ok(Math.abs(predicted - measured[name].whitened) <= 1e-6 * measured[name].whitened, `${name}: predicted ${predicted}, measured ${measured[name].whitened}`);
       assert.ok(Math.abs(total - measured[name].total) <= 1e-6 * measured[name].total, `${name}: ‖WX‖² ${total} vs ${measured[name].total}`);
     }
   });
 
-  it('beats plain SVD on output error at equal rank (anisotropic inputs)', () => {
-    for (const name of ['matmul', 'gemm', 'conv1x1', 'conv3x3', 'grouped']) {
-      assert.ok(measured[name].whitened < 0.8 * measured[name].plain, `${name}: whitened ${measured[name].whitened} vs plain ${measured[name].plain}`);
+  it('beats plain SVD on output error at equal rank (anisotropic inputs, skewed token counts)', () => {
+    for (const name of ['matmul', 'gemm', 'conv1x1', 'conv3x3', 'grouped', 'gather']) {
+      // Whitened is the optimum of this very loss (the data is the calibration data): never worse; on
+      // the anisotropic inputs by a clear margin (the Zipf counts of 'gather' are milder).
+      const margin = name === 'gather' ? 1 : 0.8;
+      assert.ok(measured[name].whitened < margin * measured[name].plain, `${name}: whitened ${measured[name].whitened} vs plain ${measured[name].plain}`);
     }
   });
 
