@@ -74,6 +74,25 @@ describe('calibration Gram', () => {
     await reference.close();
   });
 
+  it('is cached on disk by model, data and selection (same Grams back), and cancels between batches', async () => {
+    const model = models.get('conv3x3')!;
+    const cacheDir = join(dir, 'calibration-cache');
+    const data = { data: join(dir, 'conv3x3_data.npz') };
+    const first = await calibrate(model, model.layers, data, { samples: 24, seed: 3, cacheDir });
+    const again = await calibrate(model, model.layers, data, { samples: 24, seed: 3, cacheDir });
+    const other = await calibrate(model, model.layers, data, { samples: 24, seed: 4, cacheDir });
+    assert.deepEqual([first.cached, again.cached, other.cached], [false, true, false]);
+    assert.equal(again.key, first.key);
+    assert.notEqual(other.key, first.key, 'another sample selection is another calibration');
+    assert.deepEqual(Array.from(again.grams.get(model.layers[0].name)!.groups[0]), Array.from(first.grams.get(model.layers[0].name)!.groups[0]));
+    const controller = new AbortController();
+    let batches = 0;
+    await assert.rejects(calibrate(model, model.layers, data, {
+      batchSize: 4, signal: controller.signal, onProgress: (done) => { if (done > 0 && ++batches === 2) controller.abort(); },
+    }), (e: Error & { code?: string }) => e.code === 'CANCELLED');
+    assert.equal(batches, 2, 'no batch ran after the cancel');
+  });
+
   it('records the activation shapes, and draws a seeded subset of samples', () => {
     assert.deepEqual(calibrations.get('conv3x3')!.shapes.get(models.get('conv3x3')!.layers[0].name), [[16, 6, 9, 8]]);
     assert.equal(calibrations.get('matmul')!.samples, 40);
