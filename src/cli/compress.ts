@@ -6,15 +6,20 @@ import { openModel } from '../core/formats';
 import { OnnxModel } from '../core/formats/onnx';
 import { StateDictModel } from '../core/formats/stateDict';
 import {
-  compressToFile, parsePlan, planAndFactorize, planModel, recomposeLayers, restoreOriginalLayers, selectLayers, type CompressRequest, type Plan,
+  compressToFile, factorizePlan, graphCheck, parsePlan, planAndFactorize, planModel, recomposeLayers, restoreOriginalLayers, selectLayers, withWhitenedSpectra,
+  type CompressRequest, type Plan, type WhiteningSource,
 } from '../core/compress';
+import { isCompressible } from '../core/compress/plan';
+import type { GroupFactors } from '../core/compress/pool';
+import { isWhitened, whiteningNote } from '../core/compress/whitened';
 import { checkOutputs, preflightCheck, type CheckOptions } from '../core/eval/check';
 import { checkOutputPath, writeFileAtomic } from '../core/fs/atomicWrite';
 import { defaultSpectrumCacheDir } from '../core/linalg';
 import { formatBytes, formatInteger } from '../core/format';
 import type { Command, CommandIO } from './command';
 import { compressStateDict } from './compressStateDict';
-import { fractionOption, intOption, nameList, oneOf, parseOptions } from './options';
+import { CALIBRATION_OPTIONS, CALIBRATION_USAGE, methodOption, runCalibration } from './calibrate';
+import { fractionOption, intOption, nameList, oneOf, parseOptions, TASK_OPTIONS } from './options';
 
 const USAGE = `Usage: rankscope compress MODEL -o OUT [policy] [options]
 
@@ -27,7 +32,11 @@ const USAGE = `Usage: rankscope compress MODEL -o OUT [policy] [options]
     --rank-ratio R     k = ⌈R·min(m,n)⌉
     --param-ratio B    each layer keeps ≤ B of its weight parameters
     --budget X         cut the selected layers' parameters by X (0.5 or 50%), ranks allocated
-                       across layers by energy kept per parameter (--allocation uniform: same ratio)
+                       across layers by energy kept per parameter (--allocation uniform: same ratio;
+                       --allocation whitened: least summed output error from the calibration pass)
+  --method M         svd (default): plain truncated SVD of W; whitened: SVD of W·S with S from each
+                     layer's input Gram on calibration data (SVD-LLM; docs/whitened.md), needs --data
+${CALIBRATION_USAGE}
   --layers L         layer names, comma separated, or a glob (encoder.*.fc1); default: all factorizable
   --plan FILE        apply a saved (possibly hand-edited) plan instead of a policy
   --save-plan FILE   write the plan JSON (docs/plan.md)
@@ -38,7 +47,7 @@ const USAGE = `Usage: rankscope compress MODEL -o OUT [policy] [options]
                      the first N samples of --data DATA.npz (--input NAME=ARRAY maps arrays to
                      inputs), else random ones; symbolic dimensions other than the batch need
                      --input-shape NAME=1x3x48x320 (repeatable)
-  --no-cache         recompute spectra instead of reading the spectrum cache
+  --no-cache         recompute spectra (and the calibration) instead of reading the caches
   --restore L        instead: put back the original weights of factorized layers L (names or glob),
                      read from the source model the compression recorded (its hash checked)
   --recompose L      instead: make factorized layers L dense again as A·B (keeps the compression
@@ -51,7 +60,11 @@ export const compressCommand: Command = {
   async run(args, io) {
     // A bare --round-to means multiples of 8 (what GPUs' tensor cores like).
     const argv = args.flatMap((a, i) => (a === '--round-to' && !/^\d/.test(args[i + 1] ?? '') ? ['--round-to', '8'] : [a]));
+    const { output: _scoredOutput, ...taskOptions } = TASK_OPTIONS;
     const { values, positionals } = parseOptions(argv, {
+      ...taskOptions,
+      ...CALIBRATION_OPTIONS,
+      method: { type: 'string' },
       output: { type: 'string', short: 'o' },
       rank: { type: 'string' },
       energy: { type: 'string' },
@@ -66,8 +79,6 @@ export const compressCommand: Command = {
       'round-to': { type: 'string' },
       force: { type: 'boolean', default: false },
       check: { type: 'string' },
-      data: { type: 'string' },
-      input: { type: 'string', multiple: true },
       'input-shape': { type: 'string', multiple: true },
       restore: { type: 'string' },
       recompose: { type: 'string' },
@@ -82,11 +93,19 @@ export const compressCommand: Command = {
     // Path problems before any work: an unwritable -o is known at once, not after the spectra.
     for (const path of [out, values['save-plan']]) if (path) checkOutputPath(path, { inputs: [positionals[0]] });
     const checkSamples = values.check === undefined ? 0 : intOption(values.check, '--check');
+    const method = methodOption(values.method);
+    const calibrated = method === 'whitened' || values.allocation === 'whitened';
     const checkInputs = checkInputsFrom(values);
-    if (!checkSamples && (checkInputs.data || checkInputs.inputShapes)) {
-      throw new RankscopeError('BAD_ARGUMENT', '--data, --input and --input-shape say what --check feeds; they need --check N.');
+    if (!checkSamples && !calibrated && (checkInputs.data || checkInputs.inputShapes)) {
+      throw new RankscopeError('BAD_ARGUMENT', '--data, --input and --input-shape say what --check feeds (and, with --method whitened, the calibration); they need --check N.');
+    }
+    if (!calibrated && (values.calibration !== undefined || values['calibration-samples'] !== undefined || values.jitter !== undefined)) {
+      throw new RankscopeError('BAD_ARGUMENT', '--calibration, --calibration-samples and --jitter set up the calibration pass; they need --method whitened (or --allocation whitened).');
     }
     const opened = await openModel(positionals[0], { signal: io.signal });
+    if (opened instanceof StateDictModel && calibrated) {
+      throw new RankscopeError('UNSUPPORTED', `${positionals[0]} is a state dict: whitened factorization needs the model's graph to measure its layers' inputs.`, 'Export the model to ONNX, or use --method svd.');
+    }
     if (opened instanceof StateDictModel) {
       // PyTorch checkpoints and safetensors: factors file instead of a graph (compressStateDict.ts).
       if (values.plan !== undefined && policyGiven(values)) throw new RankscopeError('BAD_ARGUMENT', '--plan replaces the policy options; give one or the other.');
@@ -116,12 +135,28 @@ export const compressCommand: Command = {
 
     let plan: Plan;
     let factors: Awaited<ReturnType<typeof planAndFactorize>>['factors'] | undefined;
-    if (values.plan !== undefined) {
+    let whitening: WhiteningSource | undefined;
+    if (calibrated) {
+      const planning = { signal: io.signal, cacheDir: values['no-cache'] ? undefined : defaultSpectrumCacheDir() };
+      const saved = values.plan === undefined ? undefined : await readPlan(values.plan);
+      if (saved && policyGiven(values)) throw new RankscopeError('BAD_ARGUMENT', '--plan replaces the policy options; give one or the other.');
+      const request = saved?.request ?? requestFrom(values);
+      const check = graphCheck(model);
+      // A saved plan calibrates the layers it compresses; a policy, every layer it may select.
+      const layers = saved
+        ? model.layers.filter((l) => saved.layers.some((r) => !r.skipped && r.layer === l.name))
+        : selectLayers(model, request.layers).filter((l) => isCompressible(l) && !check(l));
+      const calibration = await runCalibration(model, layers, values, io, values['no-cache'] === true);
+      whitening = calibration.whitening;
+      plan = saved ?? await planModel(model, await withWhitenedSpectra(model, request, whitening, { signal: io.signal }), planning);
+      if (method === 'whitened' && !dryRun && plan.totals.compressed > 0) {
+        factors = await factorizePlan(model, plan, { signal: io.signal, whitening });
+        reportWhitening(factors, whitening, io);
+      }
+      if (method !== 'whitened') whitening = undefined;
+    } else if (values.plan !== undefined) {
       if (policyGiven(values)) throw new RankscopeError('BAD_ARGUMENT', '--plan replaces the policy options; give one or the other.');
-      const text = await readFile(values.plan, 'utf8').catch(() => {
-        throw new RankscopeError('NOT_FOUND', `Plan file not found: ${values.plan}`);
-      });
-      plan = parsePlan(text, values.plan);
+      plan = await readPlan(values.plan);
     } else {
       const planning = { signal: io.signal, cacheDir: values['no-cache'] ? undefined : defaultSpectrumCacheDir() };
       // Writing: the factors come from the same per-layer pass as the spectra (one reduction per layer).
@@ -137,7 +172,7 @@ export const compressCommand: Command = {
     if (dryRun) return 0;
     if (plan.totals.compressed === 0) throw new RankscopeError('BAD_ARGUMENT', 'No layer would be compressed; nothing written.', 'See the reasons in the table above.');
     const t0 = performance.now();
-    const written = await compressToFile(model, plan, out!, { signal: io.signal, factors });
+    const written = await compressToFile(model, plan, out!, { signal: io.signal, factors, whitening });
     // Both sides count external data: the model file and the data files it uses.
     const before = model.summary.fileSize;
     const after = written.bytes;
@@ -166,6 +201,13 @@ function checkInputsFrom(values: Values): Pick<CheckOptions, 'data' | 'inputShap
   };
 }
 
+async function readPlan(file: string): Promise<Plan> {
+  const text = await readFile(file, 'utf8').catch(() => {
+    throw new RankscopeError('NOT_FOUND', `Plan file not found: ${file}`);
+  });
+  return parsePlan(text, file);
+}
+
 function policyGiven(values: Values): boolean {
   return ['rank', 'energy', 'rank-ratio', 'param-ratio', 'budget'].some((k) => values[k] !== undefined);
 }
@@ -187,9 +229,28 @@ function requestFrom(values: Values): CompressRequest {
     case 'param-ratio': return { paramRatio: fractionOption(text, '--param-ratio'), force: values.force === true, ...common };
     default: {
       // 'sensitivity' needs probes measured on evaluation data and 'weighted' per-layer weights: a sweep has them.
-      const allocation = oneOf(values.allocation as string | undefined, '--allocation', ['energy', 'uniform'] as const) ?? 'energy';
+      const allocation = oneOf(values.allocation as string | undefined, '--allocation', ['energy', 'uniform', 'whitened'] as const) ?? 'energy';
       return { budget: fractionOption(text, '--budget'), allocation, ...common };
     }
+  }
+}
+
+/** What the whitening needed per layer (rank-deficient Grams), and the output energy kept on the calibration data. */
+function reportWhitening(factors: Map<string, GroupFactors[]>, whitening: WhiteningSource, io: CommandIO): void {
+  let worst: { layer: string; kept: number } | undefined;
+  let sum = 0;
+  for (const [layer, groups] of factors) {
+    const infos = groups.filter(isWhitened).map((g) => g.whitening);
+    const note = whiteningNote(layer, infos, whitening.grams.get(layer)!);
+    if (note) io.err(`note: ${note}`);
+    const total = groups.reduce((s, g) => s + g.total, 0);
+    const kept = total > 0 ? groups.reduce((s, g) => s + g.energyKept * g.total, 0) / total : 1;
+    sum += kept;
+    if (!worst || kept < worst.kept) worst = { layer, kept };
+  }
+  if (worst) {
+    const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
+    io.out(`whitened: output energy kept on the calibration data (1 − ‖(W − AB)X‖²/‖WX‖²): mean ${pct(sum / factors.size)}, lowest ${pct(worst.kept)} (${worst.layer})`);
   }
 }
 

@@ -7,11 +7,13 @@ import { loadDataset, type Dataset } from '../core/eval/dataset';
 import type { ScoreMetric } from '../core/eval/metrics';
 import { calibrationText, metricLabel, writeSweepReport } from '../core/eval/report';
 import { OrtRunner } from '../core/eval/runner';
-import { progressText, runSweep, type SweepPoint } from '../core/eval/sweep';
+import { graphCheck, selectLayers } from '../core/compress';
+import { progressText, runSweep, SWEEP_METHODS, type SweepMethod, type SweepPoint } from '../core/eval/sweep';
 import { resolveTask } from '../core/eval/task';
 import { openOnnxModel } from '../core/formats';
 import { computeSpectra } from '../core/linalg';
 import type { Command } from './command';
+import { CALIBRATION_OPTIONS, CALIBRATION_USAGE, runCalibration } from './calibrate';
 import { cliOverrides, intOption, nameList, numberList, parseOptions, TASK_OPTIONS, taskFileFor } from './options';
 
 const usage = `rankscope sweep [MODEL] --data DATA.npz (--levels 0.1,0.3,… | --energies 0.9,0.99,…) -o DIR [options]
@@ -22,7 +24,12 @@ DIR/sweep.json, sweep.csv, sweep.svg and sweep.html (score vs parameters, Pareto
   --energies LIST      energy thresholds: each layer keeps this fraction of its spectral energy
   --allocation LIST    for budgets (comma-separated; default energy): energy (greedy by energy kept
                        per parameter), uniform (every layer alike), sensitivity (probes each layer
-                       alone, then the least summed measured loss: a knapsack)
+                       alone, then the least summed measured loss: a knapsack), whitened (least
+                       summed output error from the calibration pass; no evaluation)
+  --methods LIST       factorization methods compared at every level: svd (default), whitened
+                       (SVD of W·S from each layer's input Gram; docs/whitened.md). whitened
+                       calibrates on the sweep's data (or --calibration D.npz):
+${CALIBRATION_USAGE}
   --metric M           top1 | top5 | agreement | kl (default top1 with labels, else agreement)
   --layers LIST        layer names or globs to compress (default: all factorizable)
   --sensitivity-samples N   size of the calibration subset the per-layer probes run on: samples
@@ -61,7 +68,10 @@ export const sweepCommand: Command = {
       levels: { type: 'string' }, energies: { type: 'string' }, allocation: { type: 'string' }, metric: { type: 'string' },
       layers: { type: 'string' }, 'sensitivity-samples': { type: 'string' }, 'sensitivity-seed': { type: 'string' }, 'sensitivity-epsilon': { type: 'string' }, 'sensitivity-measure': { type: 'string' }, runs: { type: 'string' }, 'no-cache': { type: 'boolean' },
       out: { type: 'string', short: 'o' }, json: { type: 'boolean' },
+      methods: { type: 'string' }, ...CALIBRATION_OPTIONS,
     });
+    const methods = nameList(values.methods) as SweepMethod[] | undefined;
+    for (const m of methods ?? []) if (!SWEEP_METHODS.includes(m)) throw new RankscopeError('BAD_ARGUMENT', `--methods takes ${SWEEP_METHODS.join(', ')}; got '${m}'.`);
     const task = resolveTask(await taskFileFor(values.task), cliOverrides(values));
     const modelPath = positionals[0] ?? task.model;
     if (!modelPath) throw new RankscopeError('BAD_ARGUMENT', 'which model? Give MODEL or "model" in rankscope.json.');
@@ -82,6 +92,13 @@ export const sweepCommand: Command = {
     const status = (s: string) => { if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${s}`); else if (s) io.err(s); };
     status('computing spectra…');
     const spectra = await computeSpectra(model, { signal: io.signal, order: 'module' });
+    const calibrated = methods?.includes('whitened') || allocations.includes('whitened');
+    let whitening;
+    if (calibrated) {
+      const check = graphCheck(model);
+      const candidates = selectLayers(model, layers).filter((l) => l.factorizable && !check(l));
+      ({ whitening } = await runCalibration(model, candidates, values, values.json ? { ...io, out: io.err } : io, values['no-cache'] === true));
+    }
     const runner = OrtRunner.create({ ep: task.ep, intraOpThreads: task.threads, signal: io.signal });
     let dataset: Dataset | undefined;
     try {
@@ -92,10 +109,11 @@ export const sweepCommand: Command = {
         const s = metric === 'kl' || (!metric && !dataset!.hasLabels) ? p.score.toPrecision(4) : `${(p.score * 100).toFixed(2)} %`;
         return `${p.label.padEnd(24)} ${String(p.params).padStart(12)} params  ${s.padStart(9)}${p.latency ? `  ${p.latency.medianMs.toFixed(2)} ms/batch` : ''}${p.cached ? '  (cached)' : ''}`;
       };
-      const result = await runSweep({ levels, energies, allocations, layers }, {
+      const result = await runSweep({ levels, energies, allocations, layers, ...(methods && { methods }) }, {
         model, spectra, dataset, runner, metric, batchSize: task.batchSize, output: task.output,
         latency: runs > 0 ? { warmup: task.latency ? task.latency.warmup : 3, runs } : false,
         cacheDir: values['no-cache'] ? undefined : join(out, '.cache'),
+        whitening,
         sensitivity: {
           samples: values['sensitivity-samples'] ? intOption(values['sensitivity-samples'], '--sensitivity-samples') : undefined,
           seed: values['sensitivity-seed'] ? intOption(values['sensitivity-seed'], '--sensitivity-seed', 0) : undefined,

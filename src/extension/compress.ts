@@ -6,7 +6,10 @@ import { basename, dirname } from 'node:path';
 import * as vscode from 'vscode';
 import { RankscopeError } from '../core/errors';
 import { outputPathProblem } from '../core/fs/atomicWrite';
-import { compressToFile, graphCheck } from '../core/compress/apply';
+import { compressToFile, graphCheck, type WhiteningSource } from '../core/compress/apply';
+import { calibrate, defaultCalibrationCacheDir } from '../core/eval/calibration';
+import type { DatasetSpec } from '../core/eval/dataset';
+import { readTaskFile, resolveTask } from '../core/eval/task';
 import { isCompressible, makePlan, type CompressRequest, type Plan } from '../core/compress/plan';
 import { OnnxModel } from '../core/formats/onnx';
 import { nextFreeOutputPath } from '../core/outputPath';
@@ -14,6 +17,29 @@ import type { Model } from '../core/model/types';
 import { formatCount, formatPercent, formatSaved } from '../core/format';
 import { log, noLinks } from './log';
 import type { ModelSession } from './session';
+import { taskFilePath } from './evalTask';
+
+/** How the factors are made: plain SVD of W, or whitened by each layer's input statistics (docs/whitened.md). */
+export type CompressMethod = 'svd' | 'whitened';
+
+/** The evaluation data rankscope.json configures for the model (the calibration data of 'whitened'), if any. */
+export async function calibrationData(session: ModelSession): Promise<DatasetSpec | undefined> {
+  const path = taskFilePath(session.path);
+  if (!path || !existsSync(path)) return undefined;
+  const task = resolveTask(await readTaskFile(path));
+  return task.dataset && { ...task.dataset, labels: null };
+}
+
+/** Asks plain vs whitened, only when evaluation data is configured (else plain, no prompt); undefined: cancelled. */
+export async function pickMethod(session: ModelSession): Promise<CompressMethod | undefined> {
+  const data = await calibrationData(session).catch(() => undefined);
+  if (!data) return 'svd';
+  const picked = await vscode.window.showQuickPick([
+    { label: 'Plain SVD', detail: 'Keep the directions of largest weight energy', method: 'svd' as const },
+    { label: 'Whitened by the evaluation data', detail: `Keep what the layers' inputs use (SVD-LLM): a calibration pass on ${basename(data.data)} first`, method: 'whitened' as const },
+  ], { title: 'Factorization method', placeHolder: 'How the low-rank factors are made' });
+  return picked?.method;
+}
 
 /** The next free `model.<suffix>.onnx` next to the model (core's one naming rule). */
 export function outputPathFor(modelPath: string, suffix = 'rankscope'): string {
@@ -48,7 +74,7 @@ export function planSummary(plan: Plan): string {
 }
 
 /** Writes the plan's model to `outPath`, opens it in the tree and reports the change. */
-export async function writeAndOpen(session: ModelSession, plan: Plan, outPath: string, signal?: AbortSignal): Promise<string> {
+export async function writeAndOpen(session: ModelSession, plan: Plan, outPath: string, signal?: AbortSignal, method: CompressMethod | WhiteningSource = 'svd', report?: (message: string) => void): Promise<string> {
   const model = onnxModel(session.requireModel());
   if (plan.totals.compressed === 0) {
     const reasons = plan.layers.filter((l) => l.skipped).map((l) => `${l.layer}: ${l.reason}`).slice(0, 3).join('; ');
@@ -56,7 +82,9 @@ export async function writeAndOpen(session: ModelSession, plan: Plan, outPath: s
       'Pick a lower rank or energy, or other layers.');
   }
   const t0 = performance.now();
-  const written = await compressToFile(model, plan, outPath, { signal });
+  const whitening = method === 'whitened' ? await whiteningFor(session, activeLayers(plan), signal, report) : method === 'svd' ? undefined : method;
+  report?.('writing');
+  const written = await compressToFile(model, plan, outPath, { signal, whitening });
   log().info(`Compressed ${plan.totals.compressed} layer(s) of ${model.summary.path} → ${written.path} in ${(performance.now() - t0).toFixed(0)} ms`);
   for (const l of plan.layers) {
     log().info(l.skipped
@@ -75,6 +103,24 @@ export async function writeAndOpen(session: ModelSession, plan: Plan, outPath: s
   // Show what changed: the (first) compressed layer, selected in the tree of the new model.
   if (changed[0]) void vscode.commands.executeCommand('rankscope.showInLayers', changed[0].layer, { quiet: true });
   return written.path;
+}
+
+function activeLayers(plan: Plan): string[] {
+  return plan.layers.filter((l) => !l.skipped).map((l) => l.layer);
+}
+
+/** The calibration pass over `layers` on the configured data (ONNX Runtime in its worker; cached on disk). */
+export async function whiteningFor(session: ModelSession, layers: string[], signal?: AbortSignal, report?: (message: string) => void): Promise<WhiteningSource> {
+  const model = onnxModel(session.requireModel());
+  const data = await calibrationData(session);
+  if (!data) throw new RankscopeError('BAD_ARGUMENT', 'Whitened factorization needs calibration data: no "data" in rankscope.json.', 'Run "Rankscope: Configure Evaluation Data…" first.');
+  const names = new Set(layers);
+  const c = await calibrate(model, model.layers.filter((l) => names.has(l.name)), data, {
+    signal, cacheDir: defaultCalibrationCacheDir(), onProgress: (_d, _t, message) => report?.(message),
+  });
+  log().info(`Calibration: ${c.samples} samples of ${c.data} for ${c.grams.size} layer(s) in ${c.seconds.toFixed(1)} s${c.cached ? ' (cached)' : ''}`);
+  for (const note of c.notes) log().info(`  ${note}`);
+  return { grams: c.grams, calibration: { hash: c.key, data: c.data, samples: c.samples, seed: c.seed } };
 }
 
 /**

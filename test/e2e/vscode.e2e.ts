@@ -132,6 +132,10 @@ describe('Rankscope in VS Code (code-server)', () => {
     await pick.waitFor();
     await shot('04-compress-quickpick.png');
     await pick.click();
+    // rankscope.json configures evaluation data, so the factorization method is asked next: plain SVD (numpy's ranks below).
+    const plain = page.locator('.quick-input-widget').getByRole('option', { name: /Plain SVD/ });
+    await plain.waitFor();
+    await plain.click();
     // The output name box, pre-filled with model.rankscope.onnx: accept it.
     const input = page.locator('.quick-input-widget input');
     await page.waitForFunction(() => (document.querySelector('.quick-input-widget input') as HTMLInputElement | null)?.value.endsWith('.onnx'));

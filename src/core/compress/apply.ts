@@ -19,11 +19,32 @@ import { matricesOf, planSpectra, type PlanSpectraOptions } from './spectra';
 import { rewireUses, unsupportedUse, type FactorNames } from './rewrite';
 import { loadFactors, storeDense, storeFactors } from './storage';
 import { checkOutputPath } from '../fs/atomicWrite';
+import { isWhitened, whitenedGroups, type LayerGram, type WhiteningInfo } from './whitened';
 
 export interface ApplyOptions {
   signal?: AbortSignal;
   /** Factors computed beforehand off-thread (factorizePlan); layers missing here are factorized inline. */
   factors?: Map<string, GroupFactors[]>;
+  /** Whitened factorization (compress/whitened.ts): every planned layer's calibration Gram. Absent: plain SVD. */
+  whitening?: WhiteningSource;
+}
+
+/** The calibration a whitened factorization uses: Grams per layer, and what the metadata records of it. */
+export interface WhiteningSource {
+  grams: Map<string, LayerGram>;
+  /** Relative jitter for rank-deficient Grams (default whitened.ts DEFAULT_JITTER). */
+  jitter?: number;
+  /** Recorded in each entry: the calibration's hash (model + data + selection), data file and samples. */
+  calibration: { hash: string; data: string; samples: number; seed: number };
+}
+
+export const WHITENED_METHOD = 'whitened';
+
+/** The Gram of a layer the whitening must have (refused, never silently plain SVD). */
+function gramFor(whitening: WhiteningSource, layer: string): LayerGram {
+  const gram = whitening.grams.get(layer);
+  if (!gram) throw new RankscopeError('BAD_ARGUMENT', `Layer '${layer}' has no calibration Gram; whitened factorization needs one for every planned layer.`, 'Calibrate the same layers the plan compresses.');
+  return gram;
 }
 
 /** The graph check makePlan takes: why a layer's uses cannot be rewritten. */
@@ -65,12 +86,14 @@ export function applyPlan(model: OnnxModel, plan: Plan, options: ApplyOptions = 
     if (layer.compressed) {
       const entry = entries.find((e) => e.layer === layer.name);
       if (!entry) throw new RankscopeError('UNSUPPORTED', `Layer '${layer.name}' was factorized without a Rankscope record; it cannot be re-compressed.`);
-      recompress(model, editor, entry, row, options.factors?.get(layer.name) ?? factorLayer(model, layer, row.k));
+      recompress(model, editor, entry, row, options.factors?.get(layer.name) ?? factorLayer(model, layer, row.k, options.whitening), options.whitening);
       continue;
     }
     const unsupported = unsupportedUse(editor, layer);
     if (unsupported) throw new RankscopeError('UNSUPPORTED', `Layer '${layer.name}' cannot be rewritten: ${unsupported}.`);
-    const groups = (options.factors?.get(layer.name) ?? factorLayer(model, layer, row.k)).map((f) => ({ f, total: f.total }));
+    const computed = options.factors?.get(layer.name) ?? factorLayer(model, layer, row.k, options.whitening);
+    checkMethod(layer.name, computed, options.whitening);
+    const groups = computed.map((f) => ({ f, total: f.total }));
     const energyKept = keptShare(groups);
     const choice = recheckRow(row, energyKept);
     if (choice.skipped) throw new RankscopeError('BAD_ARGUMENT', `Layer '${row.layer}': ${choice.reason}.`, 'Lower k, or set "force": true in the plan.');
@@ -83,7 +106,8 @@ export function applyPlan(model: OnnxModel, plan: Plan, options: ApplyOptions = 
     dropTensors.push(layer.weight);
     entries.push({
       layer: layer.name, weight: layer.weight, factors: [names.a, names.b], rank: row.k, originalShape: [...layer.shape],
-      energyKept, method: METHOD, sourceFile: resolve(model.summary.path), sourceHash: row.weightHash,
+      energyKept, method: options.whitening ? WHITENED_METHOD : METHOD, sourceFile: resolve(model.summary.path), sourceHash: row.weightHash,
+      ...(options.whitening && { calibration: calibrationRecord(options.whitening, computed) }),
       layout: layer.layout, groups: groups.length, tensorShape: [...layer.tensorShape], dtype: layer.dtype,
       ...(editor.localName(layer.weight) !== layer.weight && { weightLocal: editor.localName(layer.weight) }),
       graph: { uses: rewritten.map((r) => ({ original: nodeToJson(r.original), pair: r.pair })), via: via.map(nodeToJson) },
@@ -93,8 +117,23 @@ export function applyPlan(model: OnnxModel, plan: Plan, options: ApplyOptions = 
   return { ...out, metadataProps: withMetadata(out, COMPRESSED_METADATA_KEY, JSON.stringify(entries)) };
 }
 
+/** Factors of the method asked for: whitened factors with a whitening, plain ones without (a mix is a bug). */
+function checkMethod(layer: string, groups: GroupFactors[], whitening: WhiteningSource | undefined): void {
+  if (groups.some((g) => isWhitened(g) !== (whitening !== undefined))) {
+    throw new Error(`applyPlan: layer '${layer}' got ${whitening ? 'plain' : 'whitened'} factors for a ${whitening ? 'whitened' : 'plain'} factorization`);
+  }
+}
+
+/** What an entry records of the calibration: its hash, data, samples, and how each group's Gram was whitened. */
+function calibrationRecord(w: WhiteningSource, groups: GroupFactors[]): WhitenedRecord {
+  return { ...w.calibration, whitening: groups.map((g) => (isWhitened(g) ? g.whitening : undefined)).filter((x): x is WhiteningInfo => x !== undefined) };
+}
+
+export type WhitenedRecord = WhiteningSource['calibration'] & { whitening: WhiteningInfo[] };
+
 /** The layer's top-k factors per group, on this thread (matrices: the dense weight, or A·B when factorized). */
-function factorLayer(model: OnnxModel, layer: Layer, k: number): GroupFactors[] {
+function factorLayer(model: OnnxModel, layer: Layer, k: number, whitening?: WhiteningSource): GroupFactors[] {
+  if (whitening) return whitenedGroups(matricesOf(model, layer), k, gramFor(whitening, layer.name), whitening.jitter, `Layer '${layer.name}'`);
   return matricesOf(model, layer).map((m, g, all) => ({
     ...factorize(m.data, m.rows, m.cols, k, all.length > 1 ? `Layer '${layer.name}' (group ${g})` : `Layer '${layer.name}'`),
     total: frobeniusSquared(m.data),
@@ -102,7 +141,7 @@ function factorLayer(model: OnnxModel, layer: Layer, k: number): GroupFactors[] 
 }
 
 /** Factorizes every planned layer in a pool of worker threads (the slow part, off the caller's thread). */
-export async function factorizePlan(model: OnnxModel, plan: Plan, options: { signal?: AbortSignal; threads?: number; have?: Map<string, GroupFactors[]> } = {}): Promise<Map<string, GroupFactors[]>> {
+export async function factorizePlan(model: OnnxModel, plan: Plan, options: { signal?: AbortSignal; threads?: number; have?: Map<string, GroupFactors[]>; whitening?: WhiteningSource } = {}): Promise<Map<string, GroupFactors[]>> {
   const have = options.have;
   // Factors computed earlier at the planned rank are kept; only the rest go to the workers.
   const work = matchPlan(model, plan).filter(({ row }) => !have?.get(row.layer)?.every((g) => g.k === row.k));
@@ -110,6 +149,7 @@ export async function factorizePlan(model: OnnxModel, plan: Plan, options: { sig
     label: `Layer '${work[i].layer.name}'`,
     k: work[i].row.k,
     matrices: matricesOf(model, work[i].layer),
+    ...(options.whitening && { whiten: { gram: gramFor(options.whitening, work[i].layer.name), jitter: options.whitening.jitter } }),
   }), options);
   const out = new Map(have);
   work.forEach(({ layer }, i) => out.set(layer.name, results[i]));
@@ -175,7 +215,8 @@ function keptShare(groups: { f: Factors; total: number }[]): number {
 }
 
 /** Re-factorizes A·B at a lower rank; the two nodes stay, only the factor tensors change. */
-function recompress(model: OnnxModel, editor: GraphEditor, entry: RankscopeEntry, row: PlanLayer, factors: GroupFactors[]): void {
+function recompress(model: OnnxModel, editor: GraphEditor, entry: RankscopeEntry, row: PlanLayer, factors: GroupFactors[], whitening?: WhiteningSource): void {
+  checkMethod(entry.layer, factors, whitening);
   if (row.k >= entry.rank) throw new RankscopeError('BAD_ARGUMENT', `Layer '${entry.layer}' is factorized at rank ${entry.rank}; re-compression needs a lower rank than ${row.k}.`);
   const [a, b] = entry.factors.map((name) => model.tensor(name)!);
   const groups = factors.map((f) => ({ f, total: f.total }));
@@ -186,6 +227,9 @@ function recompress(model: OnnxModel, editor: GraphEditor, entry: RankscopeEntry
   editor.replaceInitializer(makeTensorProto(entry.factors[1], b.dtype, nb.dims, nb.data));
   entry.rank = row.k;
   entry.energyKept = energyKept;
+  entry.method = whitening ? WHITENED_METHOD : METHOD;
+  if (whitening) entry.calibration = calibrationRecord(whitening, factors);
+  else delete entry.calibration;
 }
 
 export interface WriteResult {
@@ -316,6 +360,30 @@ export function restoreInMemory(
   let props = withMetadata(out, COMPRESSED_METADATA_KEY, entries.length ? JSON.stringify(entries) : undefined);
   props = withMetadata({ ...out, metadataProps: props }, RESTORED_METADATA_KEY, JSON.stringify([...previous, ...restored]));
   return { proto: { ...out, metadataProps: props }, restored };
+}
+
+/**
+ * Each layer's whitened singular values per group (σ of W·S), in the factor worker pool: what the
+ * 'whitened' budget allocation and the whitened spectrum view read.
+ */
+export async function whitenedSpectraOf(model: OnnxModel, layers: Layer[], whitening: Pick<WhiteningSource, 'grams' | 'jitter'>, options: { signal?: AbortSignal; threads?: number } = {}): Promise<Map<string, Float64Array[]>> {
+  const out = new Map<string, Float64Array[]>();
+  await factorInWorkers(layers.length, (i) => ({
+    label: `Layer '${layers[i].name}'`,
+    k: 0,
+    matrices: matricesOf(model, layers[i]),
+    whiten: { gram: gramFor(whitening as WhiteningSource, layers[i].name), jitter: whitening.jitter },
+  }), { ...options, onSpectra: (i, spectra) => out.set(layers[i].name, spectra) });
+  return out;
+}
+
+/** A budget request with allocation 'whitened' completed with the whitened spectra of its layers (other requests as they are). */
+export async function withWhitenedSpectra(model: OnnxModel, request: CompressRequest, whitening: Pick<WhiteningSource, 'grams' | 'jitter'>, options: { signal?: AbortSignal; threads?: number } = {}): Promise<CompressRequest> {
+  if (!isBudget(request) || request.allocation !== 'whitened' || request.whitened) return request;
+  const check = graphCheck(model);
+  const layers = selectLayers(model, request.layers).filter((l) => isCompressible(l) && !check(l) && whitening.grams.has(l.name));
+  const spectra = await whitenedSpectraOf(model, layers, whitening, options);
+  return { ...request, whitened: Object.fromEntries([...spectra].map(([name, groups]) => [name, groups.map((g) => Array.from(g))])) };
 }
 
 /** Spectra of the selected layers, then the plan, with the graph check: what the CLI and the extension call. */

@@ -3,25 +3,32 @@
 // then the move with the best (energy gained) / (parameters spent) ratio is taken while it fits.
 // Each layer's σ² are descending, so its marginal gains shrink and greedy is near-optimal.
 // 'weighted' is the same greedy with each layer's gain scaled by a given weight; 'sensitivity' is
-// the knapsack over measured per-layer losses (knapsack.ts); 'uniform' cuts every layer alike.
+// the knapsack over measured per-layer losses (knapsack.ts); 'uniform' cuts every layer alike;
+// 'whitened' is the energy greedy over each layer's WHITENED singular values (σ of W·S, S·Sᵀ = the
+// input Gram; compress/whitened.ts): a layer's energy share kept is then 1 − its normalized output
+// error ‖(W − AB)X‖²/‖WX‖² on the calibration data, so the greedy minimizes the summed normalized
+// output error with no evaluation at all. The losses are convex in the rank (σ² descending), so
+// the greedy by gain per parameter is near-optimal (exact on the tests' brute-forced examples).
 import { RankscopeError } from '../errors';
 import { allocateBySensitivity, layerProbes, type ProbePoint } from './knapsack';
 import { decide, denseParams, energyCurve, factoredParams, maxRank, type FactorShape, type GroupSpectra, type RankChoice } from './policy';
 
 /** How a budget is spread over layers; the one list every option, task file and view checks against. */
-export const ALLOCATIONS = ['energy', 'uniform', 'weighted', 'sensitivity'] as const;
+export const ALLOCATIONS = ['energy', 'uniform', 'weighted', 'sensitivity', 'whitened'] as const;
 export type Allocation = (typeof ALLOCATIONS)[number];
 
 export function isAllocation(x: unknown): x is Allocation {
   return ALLOCATIONS.includes(x as Allocation);
 }
 
-/** The allocations a sweep compares ('weighted' needs per-layer weights a sweep does not have). */
-export const SWEEP_ALLOCATIONS = ['energy', 'uniform', 'sensitivity'] as const satisfies readonly Allocation[];
-export type SweepAllocation = (typeof SWEEP_ALLOCATIONS)[number];
+/** The allocations a sweep compares ('weighted' needs per-layer weights a sweep does not have;
+ *  'whitened' needs the sweep's calibration). */
+export const SWEEP_ALLOCATIONS = ['energy', 'uniform', 'sensitivity', 'whitened'] as const satisfies readonly Allocation[];
+/** A sweep also takes 'whitened' when it has a calibration (not in the default list: it needs data beyond the evaluation's). */
+export type SweepAllocation = (typeof SWEEP_ALLOCATIONS)[number] | 'whitened';
 
 export function isSweepAllocation(x: unknown): x is SweepAllocation {
-  return SWEEP_ALLOCATIONS.includes(x as SweepAllocation);
+  return SWEEP_ALLOCATIONS.includes(x as (typeof SWEEP_ALLOCATIONS)[number]) || x === 'whitened';
 }
 
 export interface BudgetRequest {
@@ -36,6 +43,8 @@ export interface BudgetRequest {
   /** For 'sensitivity': the layers the budget is spread over, each with its probed losses (the
    *  loss of the model with only that layer at rank k). Selected layers not named stay dense. */
   probes?: Record<string, ProbePoint[]>;
+  /** For 'whitened': each layer's whitened singular values per group (descending). Layers not named stay dense. */
+  whitened?: Record<string, number[][]>;
   /** Ranks move in steps of this (and are multiples of it); not for 'sensitivity'. */
   roundTo?: number;
 }
@@ -60,6 +69,9 @@ export function validateBudget(request: BudgetRequest): void {
   if (allocation === 'sensitivity' && !request.probes) {
     throw new RankscopeError('BAD_ARGUMENT', 'allocation "sensitivity" needs the per-layer probes (probes).', 'A sweep measures them: rankscope sweep --allocation sensitivity.');
   }
+  if (allocation === 'whitened' && !request.whitened) {
+    throw new RankscopeError('BAD_ARGUMENT', 'allocation "whitened" needs each layer\'s whitened singular values (whitened).', 'They come from a calibration pass: rankscope compress --allocation whitened --data D.npz.');
+  }
   if (allocation === 'sensitivity' && roundTo !== undefined) {
     throw new RankscopeError('BAD_ARGUMENT', 'roundTo does not apply to the sensitivity allocation.');
   }
@@ -74,6 +86,7 @@ export function allocateBudget(layers: BudgetLayer[], request: BudgetRequest): M
   switch (request.allocation ?? 'energy') {
     case 'uniform': return allocateUniform(layers, request);
     case 'sensitivity': return allocateByProbes(layers, request);
+    case 'whitened': return allocateByWhitenedLoss(layers, request);
     default: return allocateGreedy(layers, request);
   }
 }
@@ -96,6 +109,25 @@ function allocateByProbes(layers: BudgetLayer[], request: BudgetRequest): Map<st
     }
   }
   return result;
+}
+
+/** The energy greedy over whitened spectra; a layer without them keeps its dense weight. */
+function allocateByWhitenedLoss(layers: BudgetLayer[], request: BudgetRequest): Map<string, RankChoice> {
+  const spectra = request.whitened!;
+  const known = layers.filter((l) => spectra[l.name] !== undefined).map((l) => ({ ...l, spectra: spectra[l.name] }));
+  const dense = layers.filter((l) => spectra[l.name] === undefined);
+  // Dense layers still count in the budget's base: the cut is of all the selected layers.
+  const keep = dense.reduce((s, l) => s + denseParams(l.shape), 0);
+  const total = layers.reduce((s, l) => s + denseParams(l.shape), 0);
+  const knownTotal = total - keep;
+  if (knownTotal <= 0) throw new RankscopeError('BAD_ARGUMENT', 'allocation "whitened": no selected layer has whitened singular values.');
+  const budget = 1 - ((1 - request.budget) * total - keep) / knownTotal;
+  if (!(budget > 0 && budget < 1)) {
+    throw new RankscopeError('BUDGET_UNREACHABLE', `budget ${request.budget} is out of reach: the layers without calibration keep ${(keep / total * 100).toFixed(1)} % of the parameters.`, 'Calibrate every selected layer.');
+  }
+  const result = allocateGreedy(known, { ...request, budget, allocation: 'energy' });
+  for (const l of dense) result.set(l.name, { k: 0, energyKept: 1, paramsBefore: denseParams(l.shape), paramsAfter: denseParams(l.shape), skipped: true, reason: 'no calibration Gram: kept dense' });
+  return new Map(layers.map((l) => [l.name, result.get(l.name)!]));
 }
 
 function allocateUniform(layers: BudgetLayer[], request: BudgetRequest): Map<string, RankChoice> {

@@ -6,11 +6,13 @@ import { singularValues, topSingularTriplets } from '../linalg';
 import { balancedFactors, factorize, frobeniusSquared } from './factor';
 import { chooseRank } from './policy';
 import type { FactorJob, FactorReply, GroupFactors } from './pool';
+import { whitenedGroups, whitenedSpectra } from './whitened';
 
 parentPort?.on('message', (job: FactorJob) => {
   let reply: FactorReply;
   try {
-    reply = job.policy ? byPolicy(job, job.policy) : { id: job.id, ok: true, groups: job.matrices.map((_, g) => factorGroup(job, g, job.k)) };
+    reply = job.whiten ? whitenedReply(job, job.whiten)
+      : job.policy ? byPolicy(job, job.policy) : { id: job.id, ok: true, groups: job.matrices.map((_, g) => factorGroup(job, g, job.k)) };
   } catch (e) {
     reply = isRankscopeError(e)
       ? { id: job.id, ok: false, code: e.code, message: e.message, hint: e.hint }
@@ -45,4 +47,10 @@ function byPolicy(job: FactorJob, { policy, shape }: NonNullable<FactorJob['poli
   const choice = chooseRank(policy, shape, spectra);
   const groups = choice.skipped ? [] : job.matrices.map((_, g) => factorGroup(job, g, choice.k));
   return { id: job.id, ok: true, groups, spectra };
+}
+
+/** Whitened factors at job.k, or (k = 0) only the whitened singular values of every group. */
+function whitenedReply(job: FactorJob, { gram, jitter }: NonNullable<FactorJob['whiten']>): FactorReply {
+  if (job.k === 0) return { id: job.id, ok: true, groups: [], spectra: whitenedSpectra(job.matrices, gram, jitter, job.label) };
+  return { id: job.id, ok: true, groups: whitenedGroups(job.matrices, job.k, gram, jitter, job.label) };
 }

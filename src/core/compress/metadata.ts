@@ -23,6 +23,8 @@ export interface RankscopeEntry extends CompressedEntry {
   /** The nodes the rewrite replaced, as ONNX JSON, each with the pair of node names replacing it,
    *  and the Transpose/Cast/Identity nodes it bypassed. */
   graph: { uses: { original: JsonValue; pair: [string, string] }[]; via: JsonValue[] };
+  /** Whitened factorization only (method 'whitened'): the calibration it used and how each group's Gram was whitened. */
+  calibration?: { hash: string; data: string; samples: number; seed: number; whitening: { route: string; jitter?: number; regularized: number; n: number }[] };
 }
 
 function isRankscopeEntry(e: CompressedEntry): e is RankscopeEntry {

@@ -4,6 +4,7 @@ import { throwIfCancelled } from '../errors';
 import { runWorkerPool, workerEntry, type PoolFailure } from '../linalg/workerPool';
 import type { Factors } from './factor';
 import type { FactorShape, RankPolicy } from './policy';
+import type { LayerGram } from './whitened';
 
 export interface FactorJob {
   id: number;
@@ -17,6 +18,8 @@ export interface FactorJob {
    */
   policy?: { policy: RankPolicy; shape: FactorShape };
   matrices: { rows: number; cols: number; data: Float32Array | Float64Array }[];
+  /** Whitened factorization (compress/whitened.ts) with this layer's calibration Gram; `policy` must be unset. */
+  whiten?: { gram: LayerGram; jitter?: number };
 }
 
 /** Factors of one group plus ‖W‖²_F (energy shares are weighted by it across groups). */

@@ -4,6 +4,8 @@
 import { parentPort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
+import { float16ToFloat32 } from '../model/float16';
+import { GramAccumulator } from './gramAccumulator';
 import type { FromWorker, ToWorker, WireTensor } from './runnerProtocol';
 
 // ONNX Runtime's native logger writes straight to the process's stderr (coloured, timestamped,
@@ -14,6 +16,8 @@ ort.env.logLevel = 'fatal';
 const runOptions: ort.InferenceSession.RunOptions = { logSeverityLevel: QUIET };
 
 const sessions = new Map<number, ort.InferenceSession>();
+/** Per session: the calibration Grams being folded, by spec id. */
+const grams = new Map<number, Map<number, GramAccumulator>>();
 let nextSession = 1;
 // One message at a time: ORT parallelises inside a run; overlapping runs would skew timings.
 let queue: Promise<void> = Promise.resolve();
@@ -85,15 +89,45 @@ async function handle(msg: ToWorker): Promise<void> {
         reply({ type: 'ok', id: msg.id, result: times });
         return;
       }
+      case 'fold': {
+        const session = need(msg.session);
+        const feeds = toFeeds(msg.feeds);
+        // Only the activations: graph inputs come from the feeds, the rest as requested outputs.
+        const fetches = [...new Set(msg.specs.map((s) => s.output).filter((name) => !(name in feeds)))];
+        const outputs = await session.run(feeds, fetches.length ? fetches : [session.outputNames[0]], runOptions);
+        const accumulators = grams.get(msg.session) ?? grams.set(msg.session, new Map()).get(msg.session)!;
+        const shapes: Record<number, number[]> = {};
+        for (const spec of msg.specs) {
+          const t = outputs[spec.output] ?? feeds[spec.output];
+          let acc = accumulators.get(spec.id);
+          if (!acc) accumulators.set(spec.id, (acc = new GramAccumulator(spec)));
+          // float16 activations arrive as their bits.
+          acc.add(t.dims, t.type === 'float16' ? Float32Array.from(t.data as Uint16Array, float16ToFloat32) : t.data as ArrayLike<number>);
+          shapes[spec.id] = [...t.dims];
+        }
+        for (const t of Object.values(outputs)) t.dispose();
+        reply({ type: 'ok', id: msg.id, result: shapes });
+        return;
+      }
+      case 'takeGrams': {
+        const folded = [...(grams.get(msg.session)?.values() ?? [])].map((a) => a.finish());
+        grams.delete(msg.session);
+        reply({ type: 'ok', id: msg.id, result: folded }, folded.flatMap((f) => f.groups.map((g) => g.buffer as ArrayBuffer)));
+        return;
+      }
       case 'close': {
         await sessions.get(msg.session)?.release();
         sessions.delete(msg.session);
+        grams.delete(msg.session);
         reply({ type: 'ok', id: msg.id, result: null });
         return;
       }
     }
   } catch (e) {
-    reply({ type: 'error', id: msg.id, message: (e as Error)?.message ?? String(e) });
+    // The Gram folding says what was wrong with the data as CODE:message.
+    const message = (e as Error)?.message ?? String(e);
+    const coded = /^(NUMERIC|SHAPE_MISMATCH):([\s\S]*)$/.exec(message);
+    reply(coded ? { type: 'error', id: msg.id, message: coded[2], code: coded[1] as 'NUMERIC' | 'SHAPE_MISMATCH' } : { type: 'error', id: msg.id, message });
   }
 }
 

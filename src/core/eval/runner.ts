@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { RankscopeError, cancelled } from '../errors';
-import type { ExecutionProvider, FromWorker, OpenedSession, TensorInfo, ToWorker, WireTensor } from './runnerProtocol';
+import type { ActivationSpec, ExecutionProvider, FoldedGram, FromWorker, OpenedSession, TensorInfo, ToWorker, WireTensor } from './runnerProtocol';
 
 export type { ExecutionProvider, TensorInfo, WireTensor } from './runnerProtocol';
 
@@ -50,6 +50,7 @@ export class OrtRunner {
       this.pending.delete(msg.id);
       if (msg.type === 'ok') p.resolve(msg.result);
       // ONNX Runtime's messages span lines; the CLI's error is one line.
+      else if (msg.code) p.reject(new RankscopeError(msg.code, msg.message, msg.code === 'NUMERIC' ? 'Check the calibration data and the model (an overflow in float16?).' : 'Check that the calibration data fits the model.'));
       else p.reject(new RankscopeError('RUNTIME', `ONNX Runtime: ${msg.message.trim().replace(/\s*\n\s*/g, ' ')}`));
     });
     this.worker.on('error', (e) => this.fail(new RankscopeError('RUNTIME', `ONNX Runtime worker failed: ${e.message}`)));
@@ -142,6 +143,17 @@ export class OrtSession {
   /** `warmup` untimed runs, then `runs` timed ones inside the worker; returns ms per run. */
   time(feeds: Record<string, WireTensor>, warmup: number, runs: number): Promise<number[]> {
     return this.runner.call({ type: 'time', id: 0, session: this.id, feeds, warmup, runs });
+  }
+
+  /** Calibration: runs one batch and folds the activations `specs` name into their input Grams (kept in the worker). Returns each spec's activation dims. */
+  fold(feeds: Record<string, WireTensor>, specs: ActivationSpec[]): Promise<Record<number, number[]>> {
+    const buffers = [...new Set(Object.values(feeds).map((t) => t.data.buffer as ArrayBuffer))];
+    return this.runner.call({ type: 'fold', id: 0, session: this.id, feeds, specs }, buffers);
+  }
+
+  /** Calibration: the Grams folded so far, one per spec (the worker forgets them). */
+  takeGrams(): Promise<FoldedGram[]> {
+    return this.runner.call({ type: 'takeGrams', id: 0, session: this.id });
   }
 
   close(): Promise<void> {

@@ -1,4 +1,5 @@
 // Messages between OrtRunner (caller's thread) and ortWorker.ts (the ONNX Runtime thread).
+import type { ActivationSpec, FoldedGram } from './gramAccumulator';
 import type { NpyData } from './npy';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
@@ -29,6 +30,10 @@ export type ToWorker =
   | { type: 'run'; id: number; session: number; feeds: Record<string, WireTensor> }
   | { type: 'time'; id: number; session: number; feeds: Record<string, WireTensor>; warmup: number; runs: number }
   | { type: 'close'; id: number; session: number }
+  /** Calibration: run a batch and fold the named activations (outputs or feeds) into the session's input Grams. */
+  | { type: 'fold'; id: number; session: number; feeds: Record<string, WireTensor>; specs: ActivationSpec[] }
+  /** Calibration: the Grams folded so far (and forget them). */
+  | { type: 'takeGrams'; id: number; session: number }
   /** Sent once, first: a shared Int32 flag the caller sets to 1 to cancel queued and timing runs. */
   | { type: 'init'; id: number; cancelFlag: SharedArrayBuffer }
   /** Release every session and end the thread once the run in progress (if any) has returned. */
@@ -36,4 +41,6 @@ export type ToWorker =
 
 export type FromWorker =
   | { type: 'ok'; id: number; result: unknown }
-  | { type: 'error'; id: number; message: string };
+  | { type: 'error'; id: number; message: string; code?: 'NUMERIC' | 'SHAPE_MISMATCH' };
+
+export type { ActivationSpec, FoldedGram };

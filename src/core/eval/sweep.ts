@@ -7,7 +7,7 @@
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { throwIfCancelled, RankscopeError } from '../errors';
-import { applyPlan, graphCheck } from '../compress/apply';
+import { applyPlan, graphCheck, whitenedSpectraOf, type WhiteningSource } from '../compress/apply';
 import { makePlan, type Plan, type PlanLayer, type SpectrumLike } from '../compress/plan';
 import { isSweepAllocation, SWEEP_ALLOCATIONS, type SweepAllocation } from '../compress/budget';
 import { encodeOnnx, type OnnxModel } from '../formats/onnx';
@@ -37,7 +37,12 @@ export interface SweepSpec {
   allocations?: SweepAllocation[];
   /** Layer names or globs (default: every factorizable layer). */
   layers?: string[];
+  /** Factorization methods compared at every level (default ['svd']); 'whitened' needs SweepOptions.whitening. */
+  methods?: SweepMethod[];
 }
+
+export const SWEEP_METHODS = ['svd', 'whitened'] as const;
+export type SweepMethod = (typeof SWEEP_METHODS)[number];
 
 export interface SweepPoint {
   id: string;
@@ -45,6 +50,8 @@ export interface SweepPoint {
   /** The budget or energy threshold (1 for the original). */
   level: number;
   allocation?: SweepAllocation;
+  /** How the factors were made (points of a sweep with methods; absent: plain SVD). */
+  method?: SweepMethod;
   label: string;
   /** All parameters of the model. */
   params: number;
@@ -116,6 +123,8 @@ export interface SweepOptions {
   sensitivity?: SensitivityOptions;
   /** Worker threads for the one-time factorization (default: one per core). */
   factorThreads?: number;
+  /** The calibration the 'whitened' method and allocation use (eval/calibration.ts). */
+  whitening?: WhiteningSource;
   signal?: AbortSignal;
   onPoint?: (point: SweepPoint) => void;
   onProgress?: (progress: SweepProgress) => void;
@@ -148,7 +157,7 @@ const CACHE_VERSION = 1;
 export async function runSweep(spec: SweepSpec, o: SweepOptions): Promise<SweepResult> {
   const t0 = performance.now();
   const request = checkRequest(spec, o);
-  const progress = new Progress(1 + request.levels.length * request.allocations.length + request.energies.length, o.onProgress);
+  const progress = new Progress(1 + (request.levels.length * request.allocations.length + request.energies.length) * request.methods.length, o.onProgress);
   const points = await PointEvaluator.create(o, request.metric, progress);
   try {
     const original = await points.original();
@@ -195,6 +204,7 @@ interface CheckedRequest {
   levels: number[];
   energies: number[];
   allocations: SweepAllocation[];
+  methods: SweepMethod[];
   metric: ScoreMetric;
 }
 
@@ -211,7 +221,12 @@ function checkRequest(spec: SweepSpec, o: SweepOptions): CheckedRequest {
   if ((metric === 'top1' || metric === 'top5') && !o.dataset.hasLabels) {
     throw new RankscopeError('BAD_ARGUMENT', `metric ${metric} needs labels, and ${o.dataset.spec.data} has none.`, 'Name the labels array (--labels KEY) or use --metric agreement / kl.');
   }
-  return { levels, energies, allocations, metric };
+  const methods = spec.methods ?? ['svd'];
+  for (const m of methods) if (!SWEEP_METHODS.includes(m)) throw new RankscopeError('BAD_ARGUMENT', `method must be ${SWEEP_METHODS.join(', ')}; got '${m}'.`);
+  if ((methods.includes('whitened') || allocations.includes('whitened')) && !o.whitening) {
+    throw new RankscopeError('BAD_ARGUMENT', 'the whitened method and allocation need a calibration of the model on data.', 'rankscope sweep … --methods svd,whitened calibrates on --data (or --calibration D.npz).');
+  }
+  return { levels, energies, allocations, methods, metric };
 }
 
 /** Points done out of the total, for onProgress. */
@@ -237,6 +252,7 @@ interface Job {
   kind: SweepPoint['kind'];
   level: number;
   allocation?: SweepAllocation;
+  method?: SweepMethod;
   plan: Plan;
   key: string;
   /** Score on the calibration subset, and skip latency (a sensitivity probe). */
@@ -244,7 +260,7 @@ interface Job {
   cached?: SweepPoint;
 }
 
-type JobInfo = Pick<Job, 'id' | 'label' | 'kind' | 'level' | 'allocation' | 'probe'>;
+type JobInfo = Pick<Job, 'id' | 'label' | 'kind' | 'level' | 'allocation' | 'probe' | 'method'>;
 
 /** The calibration subset: a view of the data, the original's outputs and labels on it. */
 interface CalibrationSet {
@@ -262,7 +278,8 @@ class PointEvaluator {
   readonly timing = { total: 0, compress: 0, evaluate: 0, latency: 0, sensitivity: 0, cachedPoints: 0 };
   readonly check: ReturnType<typeof graphCheck>;
   private readonly cache: PointCache;
-  private readonly bank: FactorBank;
+  /** Factors per method: plain SVD, and whitened when the sweep has a calibration. */
+  private readonly banks = new Map<SweepMethod, FactorBank>();
   private readonly batchSize: number;
   private readonly latency?: LatencyOptions;
   private latencyBatch?: Batch;
@@ -273,7 +290,8 @@ class PointEvaluator {
 
   private constructor(readonly o: SweepOptions, readonly metric: ScoreMetric, private readonly progress: Progress, private readonly settings: Record<string, unknown>) {
     this.cache = new PointCache(o.cacheDir);
-    this.bank = new FactorBank(o.model, o.signal, o.factorThreads);
+    this.banks.set('svd', new FactorBank(o.model, o.signal, o.factorThreads));
+    if (o.whitening) this.banks.set('whitened', new FactorBank(o.model, o.signal, o.factorThreads, o.whitening));
     this.check = graphCheck(o.model);
     this.batchSize = o.batchSize ?? 32;
     this.latency = latencyOptions(o);
@@ -352,7 +370,9 @@ class PointEvaluator {
   async job(plan: Plan, info: JobInfo): Promise<Job> {
     const active = plan.layers.filter((r) => !r.skipped);
     const c = info.probe ? this.calibration() : undefined;
-    const key = PointCache.key({ ...this.settings, samples: c ? { n: c.samples, seed: c.seed } : null, latency: c ? null : this.settings.latency, plan: active.map((r) => [r.layer, r.k, r.weightHash]) });
+    // Plain SVD points keep the key they always had; whitened ones add the method and calibration.
+    const whitened = info.method === 'whitened' ? { method: 'whitened', calibration: this.o.whitening!.calibration.hash, jitter: this.o.whitening!.jitter ?? null } : {};
+    const key = PointCache.key({ ...this.settings, ...whitened, samples: c ? { n: c.samples, seed: c.seed } : null, latency: c ? null : this.settings.latency, plan: active.map((r) => [r.layer, r.k, r.weightHash]) });
     return { ...info, plan, key, cached: await this.cache.get<SweepPoint>(key) };
   }
 
@@ -363,12 +383,14 @@ class PointEvaluator {
 
   /** Factorizes, once, what the jobs not in the cache need (points and probes alike). */
   async factorize(jobs: Job[]): Promise<void> {
-    const missing = jobs.filter((j) => !j.cached).map((j) => j.plan);
-    if (missing.length === 0) return;
-    this.progress.report(`factorizing the layers once for ${missing.length} point${missing.length > 1 ? 's' : ''} and probe${missing.length > 1 ? 's' : ''}`);
-    const before = this.bank.seconds;
-    await this.bank.ensure(missing);
-    this.timing.compress += this.bank.seconds - before;
+    for (const [method, bank] of this.banks) {
+      const missing = jobs.filter((j) => !j.cached && (j.method ?? 'svd') === method).map((j) => j.plan);
+      if (missing.length === 0) continue;
+      this.progress.report(`factorizing the layers once (${method}) for ${missing.length} point${missing.length > 1 ? 's' : ''} and probe${missing.length > 1 ? 's' : ''}`);
+      const before = bank.seconds;
+      await bank.ensure(missing);
+      this.timing.compress += bank.seconds - before;
+    }
   }
 
   /** Compresses in memory, evaluates and times one job (or takes it from the cache). Probe time is not point time. */
@@ -378,11 +400,12 @@ class PointEvaluator {
     const ranks = Object.fromEntries(active.map((r) => [r.layer, r.k]));
     if (j.cached) {
       this.timing.cachedPoints++;
-      return { ...j.cached, id: j.id, label: j.label, kind: j.kind, level: j.level, allocation: j.allocation, plan: j.plan, score: scoreOf(j.cached.metrics, this.metric), cached: true, pareto: false };
+      return { ...j.cached, id: j.id, label: j.label, kind: j.kind, level: j.level, allocation: j.allocation, ...(j.method && { method: j.method }), plan: j.plan, score: scoreOf(j.cached.metrics, this.metric), cached: true, pareto: false };
     }
     throwIfCancelled(signal);
     const tc = performance.now();
-    const bytes = encodeOnnx(applyPlan(model, j.plan, { signal, factors: this.bank.factorsFor(j.plan) }));
+    const method = j.method ?? 'svd';
+    const bytes = encodeOnnx(applyPlan(model, j.plan, { signal, factors: this.banks.get(method)!.factorsFor(j.plan), ...(method === 'whitened' && { whitening: this.o.whitening }) }));
     const compressSeconds = (performance.now() - tc) / 1000;
     const te = performance.now();
     const session = await runner.open(bytes, j.label);
@@ -395,7 +418,7 @@ class PointEvaluator {
       const latency = this.latency && !j.probe ? await measureLatency(session, (await this.firstBatch()).feeds, this.latency) : undefined;
       const latencySeconds = (performance.now() - tl) / 1000;
       point = {
-        id: j.id, kind: j.kind, level: j.level, allocation: j.allocation, label: j.label, params: j.plan.totals.modelParamsAfter, fileSize: bytes.length, metrics: r.metrics,
+        id: j.id, kind: j.kind, level: j.level, allocation: j.allocation, ...(j.method && { method: j.method }), label: j.label, params: j.plan.totals.modelParamsAfter, fileSize: bytes.length, metrics: r.metrics,
         score: scoreOf(r.metrics, this.metric), latency, ranks, plan: j.plan, layersCompressed: active.length,
         seconds: { compress: compressSeconds, evaluate: evalSeconds, latency: latencySeconds }, cached: false, pareto: false,
       };
@@ -453,7 +476,7 @@ function latencyOptions(o: SweepOptions): LatencyOptions | undefined {
 const pct = (x: number) => `${+(x * 100).toFixed(1)} %`;
 
 /** A budget point's plan, or undefined (reported, counted) when no allocation reaches the budget. */
-function budgetPlan(spec: SweepSpec, level: number, allocation: SweepAllocation, extra: { probes?: ReturnType<typeof probesOf> }, points: PointEvaluator, o: SweepOptions, progress: Progress): Plan | undefined {
+function budgetPlan(spec: SweepSpec, level: number, allocation: SweepAllocation, extra: { probes?: ReturnType<typeof probesOf>; whitened?: Record<string, number[][]> }, points: PointEvaluator, o: SweepOptions, progress: Progress): Plan | undefined {
   try {
     return makePlan(o.model, o.spectra, { budget: level, allocation, ...extra, layers: spec.layers }, points.check);
   } catch (e) {
@@ -471,18 +494,39 @@ function budgetPlan(spec: SweepSpec, level: number, allocation: SweepAllocation,
  */
 async function planPoints(spec: SweepSpec, request: CheckedRequest, points: PointEvaluator, o: SweepOptions, progress: Progress): Promise<Job[]> {
   const jobs: Job[] = [];
+  // The whitened allocation's per-layer output-error spectra come from the calibration (no evaluation).
+  const whitened = request.allocations.includes('whitened') && request.levels.length ? await whitenedSpectraFor(spec, points, o) : undefined;
   for (const level of [...request.levels].sort((a, b) => a - b)) {
     for (const allocation of request.allocations.filter((a) => a !== 'sensitivity')) {
-      throwIfCancelled(o.signal);
-      const plan = budgetPlan(spec, level, allocation, {}, points, o, progress);
-      if (plan) jobs.push(await points.job(plan, { id: `${allocation}:${level}`, label: `${allocation} −${pct(level)}`, kind: 'budget', level, allocation }));
+      for (const method of request.methods) {
+        throwIfCancelled(o.signal);
+        const plan = budgetPlan(spec, level, allocation, allocation === 'whitened' ? { whitened } : {}, points, o, progress);
+        const t = methodTag(method);
+        if (plan) jobs.push(await points.job(plan, { id: `${t.id}${allocation}:${level}`, label: `${allocation} −${pct(level)}${t.label}`, kind: 'budget', level, allocation, ...(spec.methods && { method }) }));
+      }
     }
   }
   for (const energy of [...request.energies].sort((a, b) => b - a)) {
-    const plan = makePlan(o.model, o.spectra, { energy, layers: spec.layers }, points.check);
-    jobs.push(await points.job(plan, { id: `energy:${energy}`, label: `energy ${pct(energy)}`, kind: 'energy', level: energy }));
+    for (const method of request.methods) {
+      const plan = makePlan(o.model, o.spectra, { energy, layers: spec.layers }, points.check);
+      const t = methodTag(method);
+      jobs.push(await points.job(plan, { id: `${t.id}energy:${energy}`, label: `energy ${pct(energy)}${t.label}`, kind: 'energy', level: energy, ...(spec.methods && { method }) }));
+    }
   }
   return jobs;
+}
+
+/** Plain SVD points keep their ids and labels; other methods' are tagged. */
+function methodTag(method: SweepMethod): { id: string; label: string } {
+  return method === 'svd' ? { id: '', label: '' } : { id: `${method}:`, label: ` (${method} SVD)` };
+}
+
+/** Each selected layer's whitened singular values (for the 'whitened' allocation), from the sweep's calibration. */
+async function whitenedSpectraFor(spec: SweepSpec, points: PointEvaluator, o: SweepOptions): Promise<Record<string, number[][]>> {
+  const template = sensitivityTemplate(o.model, o.spectra, spec.layers, points.check);
+  const layers = template.layers.filter((r) => !r.skipped && o.whitening!.grams.has(r.layer)).map((r) => o.model.layers.find((l) => l.name === r.layer)!);
+  const spectra = await whitenedSpectraOf(o.model, layers, o.whitening!, { signal: o.signal, threads: o.factorThreads });
+  return Object.fromEntries([...spectra].map(([name, groups]) => [name, groups.map((g) => Array.from(g))]));
 }
 
 /** The 'sensitivity' budget points, from the measured probes (smallest budget first). */

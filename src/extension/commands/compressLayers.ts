@@ -5,7 +5,7 @@
 import * as vscode from 'vscode';
 import type { RankPolicy } from '../../core/compress/policy';
 import { isCompressible, type Plan } from '../../core/compress/plan';
-import { askOutputPath, outputPathFor, planFor, planSummary, writeAndOpen } from '../compress';
+import { askOutputPath, outputPathFor, pickMethod, planFor, planSummary, writeAndOpen, type CompressMethod } from '../compress';
 import { formatCount, formatShape } from '../../core/format';
 import { quickPickText } from '../format';
 import { withCancellableProgress } from '../progress';
@@ -19,6 +19,8 @@ export interface CompressOptions {
   policy: RankPolicy;
   /** Output file; default: the next free `model.rankscope.onnx` (no prompt). */
   output: string;
+  /** 'whitened' calibrates on rankscope.json's data first; default: asked when data is configured, else 'svd'. */
+  method: CompressMethod;
 }
 
 async function run(s: Services, args: unknown[]): Promise<string | undefined> {
@@ -30,13 +32,14 @@ async function run(s: Services, args: unknown[]): Promise<string | undefined> {
   if (layers.length === 0) return undefined;
   const policy = options.policy ?? await pickPolicy(session, layers);
   if (!policy) return undefined;
+  const method = options.method ?? (options.policy ? 'svd' : await pickMethod(session));
+  if (!method) return undefined;
   const output = options.output ?? (options.policy ? outputPathFor(session.path!) : await askOutputPath(session.path!));
   if (!output) return undefined;
   return withCancellableProgress(`Compressing ${layers.length === 1 ? layers[0] : `${layers.length} layers`} of ${model.summary.path.split(/[\\/]/).pop()}`, async (signal, progress) => {
     progress.report('planning');
     const plan = await planFor(session, { ...policy, layers }, signal);
-    progress.report('writing');
-    return writeAndOpen(session, plan, output, signal);
+    return writeAndOpen(session, plan, output, signal, method, (m) => progress.report(m));
   });
 }
 

@@ -3,12 +3,14 @@
 // shows its result before the pick. Tests pass `{ budget, allocation, output }`.
 import * as vscode from 'vscode';
 import type { Allocation } from '../../core/compress/budget';
-import { askOutputPath, outputPathFor, planFor, planSummary, writeAndOpen } from '../compress';
+import { withWhitenedSpectra } from '../../core/compress/apply';
+import { isCompressible } from '../../core/compress/plan';
+import { askOutputPath, onnxModel, outputPathFor, pickMethod, planFor, planSummary, whiteningFor, writeAndOpen, type CompressMethod } from '../compress';
 import { withCancellableProgress } from '../progress';
 import type { RankscopeCommand } from './command';
 import { optionsArg } from './layerArgs';
 
-interface BudgetOptions { budget: number; allocation: Allocation; output: string }
+interface BudgetOptions { budget: number; allocation: Allocation; output: string; method: CompressMethod }
 
 export const compressModelToBudget: RankscopeCommand = {
   id: 'rankscope.compressModelToBudget',
@@ -24,11 +26,17 @@ export const compressModelToBudget: RankscopeCommand = {
       if (!picked) return undefined;
       ({ budget, allocation } = picked);
     }
+    const method = options.method ?? (options.budget !== undefined ? 'svd' : await pickMethod(session));
+    if (!method) return undefined;
     const output = options.output ?? (options.budget !== undefined ? outputPathFor(session.path!) : await askOutputPath(session.path!));
     if (!output) return undefined;
-    return withCancellableProgress(`Compressing to ${Math.round(budget * 100)} % fewer parameters`, async (signal) => {
-      const plan = await planFor(session, { budget, allocation }, signal);
-      return writeAndOpen(session, plan, output, signal);
+    return withCancellableProgress(`Compressing to ${Math.round(budget * 100)} % fewer parameters`, async (signal, progress) => {
+      if (method === 'svd') return writeAndOpen(session, await planFor(session, { budget, allocation }, signal), output, signal);
+      // Whitened: calibrate first; an energy budget then spreads by output error (the 'whitened' allocation).
+      const model = onnxModel(session.requireModel());
+      const whitening = await whiteningFor(session, model.layers.filter(isCompressible).map((l) => l.name), signal, (m) => progress.report(m));
+      const request = allocation === 'energy' ? await withWhitenedSpectra(model, { budget, allocation: 'whitened' }, whitening, { signal }) : { budget, allocation };
+      return writeAndOpen(session, await planFor(session, request, signal), output, signal, whitening, (m) => progress.report(m));
     });
   },
 };

@@ -11,7 +11,12 @@ import {
   type CompressAtRankResult, type DidSetSeriesParams, type SpectrumSeries,
 } from '../../../webview/spectrum/protocol';
 import { layerFactorShape, maxRank } from '../../core/compress/policy';
-import type { LayerSpectrum } from '../../core/linalg';
+import { whitenedSpectraOf } from '../../core/compress/apply';
+import { calibrate, defaultCalibrationCacheDir } from '../../core/eval/calibration';
+import { spectrumMetrics, type LayerSpectrum } from '../../core/linalg';
+import { mergeDescending } from '../../core/linalg/singularValues';
+import { OnnxModel } from '../../core/formats/onnx';
+import { calibrationData } from '../compress';
 import type { Layer } from '../../core/model/types';
 import { log } from '../log';
 import type { ModelSession } from '../session';
@@ -50,6 +55,10 @@ export class SpectrumViewProvider implements vscode.WebviewViewProvider, vscode.
   /** What the panel shows (sent again when the webview reloads). Tests read it too. */
   private shown?: DidSetSeriesParams;
   private lastRank = new Map<string, number>();
+  /** The whitened overlay being computed for the focused layer; a new focus cancels it. */
+  private whitenedWork?: AbortController;
+  /** Resolves when the last whitened overlay was added (or skipped); tests await it. */
+  whitenedDone: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly extensionUri: vscode.Uri,
@@ -127,14 +136,50 @@ export class SpectrumViewProvider implements vscode.WebviewViewProvider, vscode.
         modelName: this.session.path ? basename(this.session.path) : undefined,
       };
       if (this.ready) this.endpoint?.notify(DidSetSeriesNotification, this.shown);
+      this.whitenedWork?.abort();
+      if (series[0]) this.whitenedDone = this.addWhitened(series[0].layer);
       return this.shown;
     } finally {
       this.busy(null);
     }
   }
 
+  /**
+   * Beside the plain spectrum: the focused layer's whitened spectrum (σ of W·S from a calibration
+   * pass on rankscope.json's data, cached on disk), when evaluation data is configured. An overlay
+   * named '<layer> · whitened'; failures go to the log, never in the user's way.
+   */
+  private async addWhitened(name: string): Promise<void> {
+    const model = this.session.model;
+    const layer = this.session.layer(name);
+    if (!(model instanceof OnnxModel) || !layer?.factorizable) return;
+    const data = await calibrationData(this.session).catch(() => undefined);
+    if (!data) return;
+    const work = new AbortController();
+    this.whitenedWork = work;
+    try {
+      this.busy(`Calibrating ${name} on ${basename(data.data)} for its whitened spectrum…`);
+      const c = await calibrate(model, [layer], data, { signal: work.signal, cacheDir: defaultCalibrationCacheDir() });
+      const groups = (await whitenedSpectraOf(model, [layer], { grams: c.grams }, { signal: work.signal })).get(name)!;
+      if (work.signal.aborted) return;
+      const sv = groups.length === 1 ? groups[0] : mergeDescending(groups);
+      const series = toSeries(layer, { layer: name, hash: c.key, shape: layer.shape, singularValues: sv, metrics: spectrumMetrics(sv, layer.shape), ...(groups.length > 1 && { groups }) });
+      await this.addSeries([{
+        ...series, layer: `${name} · whitened`, factorizable: false,
+        reason: `whitened spectrum: σ of W·S on ${c.samples} calibration samples (σ² = output energy); Compress Layer… → "Whitened" factorizes by it`,
+      }]);
+    } catch (e) {
+      if (!work.signal.aborted) log().warn(`Whitened spectrum of ${name}: ${(e as Error).message}`);
+    } finally {
+      if (this.whitenedWork === work) this.busy(null);
+    }
+  }
+
   async addOverlays(layers: string[]): Promise<void> {
-    const series = await this.seriesOf(layers);
+    await this.addSeries(await this.seriesOf(layers));
+  }
+
+  private async addSeries(series: SpectrumSeries[]): Promise<void> {
     if (this.shown) {
       const keep = this.shown.series.filter((s) => !series.some((n) => n.layer === s.layer));
       this.shown = { ...this.shown, series: [...keep, ...series] };
@@ -144,6 +189,7 @@ export class SpectrumViewProvider implements vscode.WebviewViewProvider, vscode.
 
   /** Clears the panel when the model closes or changes. */
   clear(): void {
+    this.whitenedWork?.abort();
     this.shown = undefined;
     this.lastRank.clear();
     if (this.ready) this.endpoint?.notify(DidSetSeriesNotification, { series: [] });
