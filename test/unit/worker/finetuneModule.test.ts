@@ -176,7 +176,7 @@ test('Ctrl-C leaves a checkpoint and no output; --resume continues at the next e
   assert.ok(started && started.type === 'started');
   assert.deepEqual(started.resumedFrom, { epochsDone: 1, step: cancelled.step });
   assert.deepEqual([...new Set(messages.filter((m) => m.type === 'progress').map((m) => (m as { epoch: number }).epoch))], [2]);
-  assert.deepEqual(messages.filter((m) => m.type === 'eval').map((m) => (m as { epoch: number }).epoch), [2], 'only epoch 2 is trained and validated');
+  assert.deepEqual(messages.filter((m) => m.type === 'eval' && (m as { phase: string }).phase === 'epoch').map((m) => (m as { epoch: number }).epoch), [2], 'only epoch 2 is trained and validated');
   assert.equal(result.output, out);
 
   const straight = cli([...args, '-o', join(dir, 'straight.pt')]);
