@@ -124,6 +124,8 @@ describe('walkthrough: sample → tree → spectrum → compress → trade-off �
     await layersTree().and(page.locator(`[aria-label="${denseLabel(t)}"]`)).first().click({ button: 'right' });
     await chooseMenuItem(/^Compress Layer…/);
     await pickOption(undefined, /energy 95 %/);
+    // The sample's rankscope.json configures evaluation data, so the factorization method is asked next: plain SVD (numpy's ranks below).
+    await pickOption(undefined, /Plain SVD/);
     await page.waitForFunction(() => (document.querySelector('.quick-input-widget input') as HTMLInputElement | null)?.value.endsWith('.onnx'));
     assert.ok((await page.locator('.quick-input-widget input').inputValue()).endsWith(`/${SAMPLE_DIR}/${stem}.rankscope.onnx`));
     await answerInput('Write the compressed model to');

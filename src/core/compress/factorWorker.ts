@@ -1,26 +1,17 @@
 // Worker-thread entry (bundled as dist/factor-worker.js): top-k balanced factors of the matrices
 // it is sent, one job at a time; buffers are transferred both ways.
-import { parentPort } from 'node:worker_threads';
-import { isRankscopeError } from '../errors';
 import { singularValues, topSingularTriplets } from '../linalg';
 import { balancedFactors, factorize, frobeniusSquared } from './factor';
 import { chooseRank } from './policy';
-import type { FactorJob, FactorReply, GroupFactors } from './pool';
+import type { FactorJob, FactorSuccess, GroupFactors } from './pool';
 import { whitenedGroups, whitenedSpectra } from './whitened';
+import { servePoolJobs } from '../linalg/workerPool';
 
-parentPort?.on('message', (job: FactorJob) => {
-  let reply: FactorReply;
-  try {
-    reply = job.whiten ? whitenedReply(job, job.whiten)
-      : job.policy ? byPolicy(job, job.policy) : { id: job.id, ok: true, groups: job.matrices.map((_, g) => factorGroup(job, g, job.k)) };
-  } catch (e) {
-    reply = isRankscopeError(e)
-      ? { id: job.id, ok: false, code: e.code, message: e.message, hint: e.hint }
-      : { id: job.id, ok: false, message: String((e as Error)?.stack ?? e) };
-  }
-  const transfer = reply.ok ? [...reply.groups.flatMap((g) => [g.a.buffer, g.b.buffer]), ...(reply.spectra ?? []).map((s) => s.buffer)] as ArrayBuffer[] : [];
-  parentPort!.postMessage(reply, transfer);
-});
+servePoolJobs<FactorJob, FactorSuccess>(
+  (job) => job.whiten ? whitenedReply(job, job.whiten)
+    : job.policy ? byPolicy(job, job.policy) : { id: job.id, ok: true, groups: job.matrices.map((_, g) => factorGroup(job, g, job.k)) },
+  (reply) => [...reply.groups.flatMap((g) => [g.a.buffer, g.b.buffer]), ...(reply.spectra ?? []).map((s) => s.buffer)] as ArrayBuffer[],
+);
 
 function groupLabel(job: FactorJob, g: number): string {
   return job.matrices.length > 1 ? `${job.label} (group ${g})` : job.label;
@@ -32,7 +23,7 @@ function factorGroup(job: FactorJob, g: number, k: number): GroupFactors {
 }
 
 /** Spectra, the policy's k, and the factors at k. One matrix: one reduction serves both; groups need all spectra first. */
-function byPolicy(job: FactorJob, { policy, shape }: NonNullable<FactorJob['policy']>): FactorReply {
+function byPolicy(job: FactorJob, { policy, shape }: NonNullable<FactorJob['policy']>): FactorSuccess {
   if (job.matrices.length === 1) {
     const m = job.matrices[0];
     let k = 0;
@@ -50,7 +41,7 @@ function byPolicy(job: FactorJob, { policy, shape }: NonNullable<FactorJob['poli
 }
 
 /** Whitened factors at job.k, or (k = 0) only the whitened singular values of every group. */
-function whitenedReply(job: FactorJob, { gram, jitter }: NonNullable<FactorJob['whiten']>): FactorReply {
+function whitenedReply(job: FactorJob, { gram, jitter }: NonNullable<FactorJob['whiten']>): FactorSuccess {
   if (job.k === 0) return { id: job.id, ok: true, groups: [], spectra: whitenedSpectra(job.matrices, gram, jitter, job.label) };
   return { id: job.id, ok: true, groups: whitenedGroups(job.matrices, job.k, gram, jitter, job.label) };
 }

@@ -1,12 +1,13 @@
 // The worker-thread pool behind every matrix job (spectra here, factorization in compress):
 // jobs 0…count−1 in order, one in flight per worker, built lazily when a worker is free (the
 // matrices of 85 M parameters need not all exist at once), workers started only when needed.
-// Cancelling, a job's error or a worker crash terminate the pool.
+// Cancelling, a job's error or a worker crash terminate the pool; a pool that is done asks its
+// workers to end (servePoolJobs), which they do by themselves.
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
-import { cancelled, RankscopeError, type ErrorCode } from '../errors';
+import { parentPort, Worker } from 'node:worker_threads';
+import { cancelled, isRankscopeError, RankscopeError, type ErrorCode } from '../errors';
 
 export interface PoolJob {
   id: number;
@@ -14,6 +15,35 @@ export interface PoolJob {
 }
 
 export type PoolFailure = { id: number; ok: false; code?: ErrorCode; message: string; hint?: string };
+
+/** What a pool worker is sent when the pool no longer needs it. */
+export const POOL_DONE = 'done';
+
+/**
+ * The worker side of the pool: answers each job with `work`'s reply (a thrown error becomes a
+ * PoolFailure), transferring the buffers `transfer` names, and ends on POOL_DONE by closing its
+ * port. Ending by itself rather than by terminate() lets V8 finish its background compile tasks:
+ * terminating a worker under them can abort the whole Node 20 process.
+ */
+export function servePoolJobs<J extends PoolJob, R extends { id: number; ok: true }>(work: (job: J) => R, transfer: (reply: R) => ArrayBuffer[]): void {
+  const port = parentPort;
+  if (!port) return;
+  port.on('message', (job: J | typeof POOL_DONE) => {
+    if (job === POOL_DONE) {
+      port.close();
+      return;
+    }
+    let reply: R | PoolFailure;
+    try {
+      reply = work(job);
+    } catch (e) {
+      reply = isRankscopeError(e)
+        ? { id: job.id, ok: false, code: e.code, message: e.message, hint: e.hint }
+        : { id: job.id, ok: false, message: String((e as Error)?.stack ?? e) };
+    }
+    port.postMessage(reply, reply.ok ? transfer(reply) : []);
+  });
+}
 
 export interface WorkerEntry {
   file: string;
@@ -60,11 +90,18 @@ export function runWorkerPool<J extends PoolJob, R extends { id: number; ok: tru
       if (settled) return;
       settled = true;
       signal?.removeEventListener('abort', onAbort);
-      for (const w of workers) void w.terminate();
+      // Work in flight (a cancel, an error) is cut short; idle workers are asked to end.
+      if (error) for (const w of workers) void w.terminate();
+      else for (const w of workers) retire(w);
       if (error) reject(error);
       else resolve();
     };
     const onAbort = () => stop(cancelled());
+    const retire = (w: Worker) => {
+      if (retired.has(w)) return;
+      retired.add(w);
+      w.postMessage(POOL_DONE);
+    };
     signal?.addEventListener('abort', onAbort, { once: true });
 
     const spawn = (): Worker => {
@@ -113,10 +150,7 @@ export function runWorkerPool<J extends PoolJob, R extends { id: number; ok: tru
         return;
       }
       if (next >= count) {
-        for (const w of idle.splice(0)) {
-          retired.add(w);
-          void w.terminate();
-        }
+        for (const w of idle.splice(0)) retire(w);
       }
       if (finished === count) stop();
     };
