@@ -193,7 +193,9 @@ describe('walkthrough: sample → tree → spectrum → compress → trade-off �
     if (!(await layersTree().first().isVisible())) await page.getByRole('tab', { name: /^Rankscope/ }).click();
     await layersTree().and(page.locator(`[aria-label="${compressedRow}"]`)).first().click({ button: 'right' });
     await chooseMenuItem(/^Restore Original Weights/);
-    await page.waitForFunction(() => (document.querySelector('.quick-input-widget input') as HTMLInputElement | null)?.value.endsWith('.onnx'));
+    // Read the proposal only once this prompt shows (the box may still hold the last one's text).
+    await prompt('Restore Original Weights: write the model to');
+    await page.waitForFunction(() => (document.querySelector('.quick-input-widget input') as HTMLInputElement | null)?.value.endsWith('.restored.onnx'));
     const out = await page.locator('.quick-input-widget input').inputValue();
     assert.match(out, new RegExp(`/${escape(`${stem}.rankscope.restored.onnx`)}$`));
     await answerInput('Restore Original Weights: write the model to');
