@@ -18,24 +18,28 @@ import { checkTraining, resolveTraining, type TrainingRequest } from './training
 
 import { defaultFinetunedPath, writeBack } from './writeBack';
 
-export interface FinetuneRequest {
-  /** The compressed ONNX model. */
-  model: string;
+/** What every fine-tuning job takes, whatever the model source (an ONNX graph, the user's nn.Module). */
+export interface FinetuneJob {
   data: DataSpec;
-  /** The uncompressed original, for distillation (kd defaults to KD_DEFAULTS with a teacher). */
-  teacher?: string;
-  /** Output ONNX; default `<model>.finetuned.onnx` next to the model. */
-  out?: string;
   /** How to train; unset options take TRAINING_DEFAULTS. Every value is range-checked first. */
   training?: TrainingRequest;
   /** Work folder (exported graph, checkpoints); default `.<out name>.finetune/` next to the output. */
   workDir?: string;
   /** Continue from the work folder's checkpoint (true) or from a given checkpoint.pt. */
   resume?: boolean | string;
-  /** Check the written model in ONNX Runtime against the worker's own outputs (default true). */
+  /** Check the result against the worker's own outputs (default true). */
   verify?: boolean;
   /** How the worker process starts. */
   worker?: WorkerStart;
+}
+
+export interface FinetuneRequest extends FinetuneJob {
+  /** The compressed ONNX model. */
+  model: string;
+  /** The uncompressed original, for distillation (kd defaults to KD_DEFAULTS with a teacher). */
+  teacher?: string;
+  /** Output ONNX; default `<model>.finetuned.onnx` next to the model. */
+  out?: string;
 }
 
 export interface WorkerStart {
@@ -129,19 +133,28 @@ function writeRunRecord(workDir: string, record: RunRecord): void {
   writeFileAtomicSync(join(workDir, RUN_RECORD), JSON.stringify({ ...record, updated: new Date().toISOString() }, null, 2));
 }
 
+/**
+ * The data must exist; the work folder (default next to `out`) and the checkpoint to resume from
+ * (`resume: true`: the work folder's), which must exist when asked for.
+ */
+export function jobFolders(req: FinetuneJob, out: string): { workDir: string; resume: string | null } {
+  if (!existsSync(req.data.path)) throw new RankscopeError('NOT_FOUND', `Data file not found: ${req.data.path}`);
+  const workDir = resolve(req.workDir ?? defaultWorkDir(out));
+  const resume = req.resume === true ? join(workDir, CHECKPOINT) : req.resume || null;
+  if (resume && !existsSync(resume)) {
+    throw new RankscopeError('NOT_FOUND', `No checkpoint to resume from at ${resume}.`, 'Run without --resume to start over.');
+  }
+  return { workDir, resume };
+}
+
 export async function finetune(req: FinetuneRequest, handlers: FinetuneHandlers = {}): Promise<FinetuneResult> {
   const { signal } = handlers;
   const out = resolve(req.out ?? defaultFinetunedPath(req.model));
   const training = resolveTraining(req.training, req.teacher !== undefined);
   checkTraining(training, req.data);
   checkOutputPath(out, { inputs: [req.model, req.teacher] }); // before the training, not after
-  if (!existsSync(req.data.path)) throw new RankscopeError('NOT_FOUND', `Data file not found: ${req.data.path}`);
   if (training.kd && !req.teacher) throw new RankscopeError('BAD_ARGUMENT', 'Distillation needs the original model as --teacher.');
-  const workDir = resolve(req.workDir ?? defaultWorkDir(out));
-  const resume = req.resume === true ? join(workDir, CHECKPOINT) : req.resume || null;
-  if (resume && !existsSync(resume)) {
-    throw new RankscopeError('NOT_FOUND', `No checkpoint to resume from at ${resume}.`, 'Run without --resume to start over.');
-  }
+  const { workDir, resume } = jobFolders(req, out);
   const model = await openOnnxModel(req.model, { signal });
   const student = await exportGraph(model, workDir, 'student', signal);
   const teacher = req.teacher ? await exportGraph(await openOnnxModel(req.teacher, { signal }), workDir, 'teacher', signal) : undefined;

@@ -17,10 +17,10 @@ import { writeSafetensors } from '../core/formats/safetensors';
 import { StateDictModel } from '../core/formats/stateDict';
 import { checkOutputPath, copyFileAtomic, ensureOutputFolder } from '../core/fs/atomicWrite';
 import { nextFreeOutputPath } from '../core/outputPath';
-import { defaultWorkDir, type FinetuneHandlers, type FinetuneResult, type WorkerStart } from './finetune';
-import type { DataSpec, ModuleFinetuneConfig, ModuleSpec } from './protocol';
+import { jobFolders, type FinetuneHandlers, type FinetuneJob, type FinetuneResult } from './finetune';
+import type { ModuleFinetuneConfig, ModuleSpec } from './protocol';
 import { runWorker } from './runWorker';
-import { checkTraining, resolveTraining, type TrainingRequest } from './trainingOptions';
+import { checkTraining, resolveTraining } from './trainingOptions';
 
 /** How the worker builds the user's nn.Module. */
 export interface ModuleFactory {
@@ -32,25 +32,17 @@ export interface ModuleFactory {
   args?: Record<string, unknown>;
 }
 
-export interface FinetuneModuleRequest {
+/** `verify` reloads the written file into a freshly built module and compares it with the worker's outputs. */
+export interface FinetuneModuleRequest extends FinetuneJob {
   /** The dense checkpoint (.pt/.pth/.bin written by torch.save, or .safetensors). */
   checkpoint: string;
   /** The factors file from `rankscope compress CHECKPOINT -o model.lowrank.safetensors`. */
   factors: string;
   factory: ModuleFactory;
-  data: DataSpec;
   /** Distil from the dense model of the checkpoint (kd defaults to KD_DEFAULTS). */
   distill?: boolean;
   /** The fine-tuned state dict: .pt/.pth/.bin (torch.save) or .safetensors; default the next free `<checkpoint>.finetuned.<ext>`. */
   out?: string;
-  training?: TrainingRequest;
-  /** Work folder (checkpoints); default `.<out name>.finetune/` next to the output. */
-  workDir?: string;
-  /** Continue from the work folder's checkpoint (true) or from a given checkpoint.pt. */
-  resume?: boolean | string;
-  /** Reload the written file into a freshly built module and compare with the worker's outputs (default true). */
-  verify?: boolean;
-  worker?: WorkerStart;
 }
 
 const STATE_DICT_FORMATS = new Set(['pytorch', 'safetensors']);
@@ -154,12 +146,7 @@ export async function finetuneModule(req: FinetuneModuleRequest, handlers: Finet
   const inputs = [req.checkpoint, req.factors, req.data.path, req.data.valPath];
   checkOutputPath(out, { inputs }); // before the training, not after
   if (training.kd && !distill) throw new RankscopeError('BAD_ARGUMENT', 'Distillation from a PyTorch checkpoint needs --distill (the teacher is the checkpoint\'s dense model).');
-  if (!existsSync(req.data.path)) throw new RankscopeError('NOT_FOUND', `Data file not found: ${req.data.path}`);
-  const workDir = resolve(req.workDir ?? defaultWorkDir(out));
-  const resume = req.resume === true ? join(workDir, 'checkpoint.pt') : req.resume || null;
-  if (resume && !existsSync(resume)) {
-    throw new RankscopeError('NOT_FOUND', `No checkpoint to resume from at ${resume}.`, 'Run without --resume to start over.');
-  }
+  const { workDir, resume } = jobFolders(req, out);
   const checkpoint = await openStateDict(req.checkpoint, 'a PyTorch checkpoint');
   if (checkpoint.summary.metadata[FACTORS_METADATA_KEY]) {
     throw new RankscopeError('BAD_ARGUMENT', `${basename(req.checkpoint)} is a factors file, not the checkpoint.`,

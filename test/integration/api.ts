@@ -42,3 +42,15 @@ export async function openAndSettle(a: RankscopeApi, path: string): Promise<void
   if (opened !== path) throw new Error(`rankscope.openModel(${path}) returned ${opened}`);
   await a.session.whenSpectraSettled();
 }
+
+/** Presses Enter in whatever quick input is open until `pending` settles. */
+export async function acceptUntilDone<T>(pending: Thenable<T>, timeoutMs = 60_000): Promise<T> {
+  let done = false;
+  const result = Promise.resolve(pending).finally(() => { done = true; });
+  const t0 = Date.now();
+  while (!done && Date.now() - t0 < timeoutMs) {
+    await new Promise((r) => setTimeout(r, 400));
+    if (!done) await vscode.commands.executeCommand('workbench.action.acceptSelectedQuickOpenItem');
+  }
+  return result;
+}

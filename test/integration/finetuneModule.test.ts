@@ -9,22 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { runPython } from '../helpers/python';
+import { acceptUntilDone } from './api';
 import { fileHash } from './fixtures';
 
 const ROOT = join(__dirname, '..', '..', '..'); // from out/test/integration
 const FACTORY_PATH = join(ROOT, 'test', 'unit', 'worker', 'factory');
-
-/** Presses Enter in whatever quick input is open until `pending` settles. */
-async function acceptUntilDone<T>(pending: Thenable<T>, timeoutMs = 120_000): Promise<T> {
-  let done = false;
-  const result = Promise.resolve(pending).finally(() => { done = true; });
-  const t0 = Date.now();
-  while (!done && Date.now() - t0 < timeoutMs) {
-    await new Promise((r) => setTimeout(r, 400));
-    if (!done) await vscode.commands.executeCommand('workbench.action.acceptSelectedQuickOpenItem');
-  }
-  return result;
-}
 
 suite('fine-tuning a PyTorch checkpoint', () => {
   let dir: string;
@@ -49,7 +38,7 @@ suite('fine-tuning a PyTorch checkpoint', () => {
     assert.equal(first.output, join(dir, 'model.finetuned.pt'));
     assert.equal(first.summary.teacher, true, 'distilled from the checkpoint itself');
     // No factory given: its two input boxes come prefilled with the remembered one (the factors file is the sibling).
-    const second = await acceptUntilDone(vscode.commands.executeCommand<{ status: string; output?: string }>('rankscope.finetune', { ...options, distill: false }));
+    const second = await acceptUntilDone(vscode.commands.executeCommand<{ status: string; output?: string }>('rankscope.finetune', { ...options, distill: false }), 120_000);
     assert.equal(second?.status, 'completed');
     assert.equal(second.output, join(dir, 'model.finetuned-2.pt'));
     assert.equal(fileHash(model), hash, 'the checkpoint is unchanged');

@@ -6,20 +6,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
-import { api, openAndSettle, workspaceDir } from './api';
+import { acceptUntilDone, api, openAndSettle, workspaceDir } from './api';
 import { fileHash, makeFixture, type Fixture } from './fixtures';
-
-/** Presses Enter in whatever quick input is open until `pending` settles. */
-async function acceptUntilDone<T>(pending: Thenable<T>, timeoutMs = 60_000): Promise<T> {
-  let done = false;
-  const result = Promise.resolve(pending).finally(() => { done = true; });
-  const t0 = Date.now();
-  while (!done && Date.now() - t0 < timeoutMs) {
-    await new Promise((r) => setTimeout(r, 400));
-    if (!done) await vscode.commands.executeCommand('workbench.action.acceptSelectedQuickOpenItem');
-  }
-  return result;
-}
 
 suite('driven like a person', () => {
   let fx: Fixture;

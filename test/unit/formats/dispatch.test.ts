@@ -7,8 +7,8 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { detectFormat, FORMATS, openModel, openOnnxModel } from '../../../src/core/formats';
 import { onnxFormat } from '../../../src/core/formats/onnx';
-import { RankscopeError } from '../../../src/core/errors';
 import { buildZoo, tempDir } from './fixtures';
+import { isError } from '../../helpers/errors';
 
 let dir: string;
 let zooPath: string;
@@ -26,15 +26,6 @@ before(() => {
   writeFileSync(zipPath, Buffer.from('PK\u0003\u0004rest of a zip'));
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-function isError(code: string, pattern: RegExp) {
-  return (e: unknown) => {
-    assert.ok(e instanceof RankscopeError, String(e));
-    assert.equal(e.code, code, e.message);
-    assert.match(`${e.message} ${e.hint ?? ''}`, pattern);
-    return true;
-  };
-}
 
 test('each file goes to the format whose own sniff claims it', async () => {
   assert.equal(await detectFormat(zooPath), onnxFormat);

@@ -6,13 +6,13 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { RankscopeError } from '../../../src/core/errors';
 import {
   checkOutputPath, commitAll, ensureOutputFolder, outputPathProblem, PendingFile, writeFileAtomic, writeFileAtomicSync,
 } from '../../../src/core/fs/atomicWrite';
 import { openOnnx, writeOnnxAtomic } from '../../../src/core/formats/onnx';
 import { runPython } from '../../helpers/python';
 import { buildZoo } from '../formats/fixtures';
+import { isError } from '../../helpers/errors';
 
 let dir: string;
 before(() => { dir = mkdtempSync(join(tmpdir(), 'rankscope-atomic-')); });
@@ -22,15 +22,6 @@ function fresh(name: string): string {
   const d = join(dir, name);
   mkdirSync(d);
   return d;
-}
-
-function isError(code: string, pattern: RegExp) {
-  return (e: unknown) => {
-    assert.ok(e instanceof RankscopeError, String(e));
-    assert.equal(e.code, code, e.message);
-    assert.match(`${e.message} ${e.hint ?? ''}`, pattern);
-    return true;
-  };
 }
 
 test('writes a new file and replaces an old one, leaving no temp file', async () => {
