@@ -2,7 +2,10 @@
 
 stdout belongs to the protocol alone: the real stdout file descriptor is duplicated for the
 protocol and fd 1 is pointed at stderr, so a stray print (ours, a library's, C code's) can never
-corrupt a message; Python-level prints and `logging` records become `log` messages."""
+corrupt a message; Python-level prints and `logging` records become `log` messages.
+
+Under torchrun only rank 0's channel speaks (`speaks`): the other ranks share its stdin and stdout
+but read and write neither; their prints and logs go to stderr, and `send` does nothing."""
 import io
 import json
 import logging
@@ -25,20 +28,26 @@ def _clean(value):
 
 
 class Channel:
-    def __init__(self, cancel_on_eof=True):
+    def __init__(self, cancel_on_eof=True, speaks=True):
         self._cancel_on_eof = cancel_on_eof
         self._lock = threading.Lock()
-        self._out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+        self.commands = queue.Queue()
+        self.cancel = threading.Event()
+        self._out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1) if speaks else None
         os.dup2(2, 1)
+        if not speaks:
+            sys.stdout = sys.stderr
+            logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True)
+            return
         sys.stdout = _LogStream(self, "info")
         handler = _LogHandler(self)
         handler.setFormatter(logging.Formatter("%(message)s"))
         logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
-        self.commands = queue.Queue()
-        self.cancel = threading.Event()
         threading.Thread(target=self._read, name="rankscope-stdin", daemon=True).start()
 
     def send(self, type_, **fields):
+        if self._out is None:
+            return
         line = json.dumps(_clean({"type": type_, **fields}), separators=(",", ":"))
         with self._lock:
             self._out.write(line + "\n")

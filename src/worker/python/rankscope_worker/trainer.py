@@ -11,7 +11,14 @@ are done (`epochsDone`) and how many steps of the next one (`step`).
 
 Files in `outDir`: checkpoint.pt (resume state), best.safetensors (the best epoch's initializers,
 ONNX names — what the TS side writes back), probe.safetensors (a few validation inputs and the
-outputs this module computes for them with the best weights: the write-back check), summary.json."""
+outputs this module computes for them with the best weights: the write-back check), summary.json.
+
+On several processes (torchrun; distributed.py) the model is wrapped in DistributedDataParallel:
+`batchSize` is the global batch, each rank takes batchSize / world of the same step's samples
+(DistributedSampler over the epoch's permutation), so a step sees the samples one process would
+see; validation and test are split across the ranks and their sums added. Cancel, progress
+reports and divergence checks are decided together (one small collective per step), so every
+rank stops at the same step. Rank 0 alone writes files and messages."""
 import json
 import math
 import os
@@ -24,6 +31,7 @@ import torch.nn.functional as F
 from . import data as data_mod
 from . import safetensors
 from .config import with_defaults
+from .distributed import Ranks
 from .executor import OnnxModule, load_graph, to_numpy, to_torch
 
 
@@ -35,7 +43,9 @@ class WorkerFailure(Exception):
         self.code, self.hint = code, hint
 
 
-def pick_device(name):
+def pick_device(name, ranks=None):
+    if ranks is not None and ranks.distributed:
+        return _rank_device(name, ranks)
     if name in (None, "", "auto"):
         if torch.cuda.is_available():
             return torch.device("cuda:0")
@@ -56,6 +66,25 @@ def pick_device(name):
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise WorkerFailure("DEVICE", "mps requested but not available")
     return device
+
+
+def _rank_device(name, ranks):
+    """Under torchrun: rank r on cuda:LOCAL_RANK (of the GPUs CUDA_VISIBLE_DEVICES shows), or the CPU."""
+    if name in (None, "", "auto"):
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return torch.device("cpu")
+    if name != "cuda":
+        raise WorkerFailure("BAD_CONFIG", f"--device {name} with {ranks.world} processes: each process takes its own device",
+                            "Use --device auto, cuda or cpu, and choose the GPUs with --gpus.")
+    if not torch.cuda.is_available():
+        raise WorkerFailure("DEVICE", "cuda requested but this torch sees no CUDA device",
+                            "Use --device cpu, or a Python whose torch is built with CUDA.")
+    if ranks.local_rank >= torch.cuda.device_count():
+        raise WorkerFailure("DEVICE", f"{ranks.world} processes but only {torch.cuda.device_count()} CUDA device(s)",
+                            "Start at most one process per GPU (--nproc, --gpus).")
+    torch.cuda.set_device(ranks.local_rank)
+    return torch.device("cuda", ranks.local_rank)
 
 
 def pick_amp(name, device):
@@ -159,24 +188,33 @@ def _weights(model):
 class _EpochSums:
     """Training loss and accuracy sums of the running epoch (carried over a resume). The per-step
     sums stay on the device between reports: reading them (.item()) every step would make the CPU
-    wait for the GPU each step."""
+    wait for the GPU each step. Each rank sums its own samples (rank 0 also what a checkpoint
+    carried over); `fold` adds them up over the ranks, so every figure is the whole batch's."""
 
-    def __init__(self, state, device):
-        self.loss, self.correct, self.n = state.get("epochLoss", 0.0), state.get("epochCorrect", 0), state.get("epochN", 0)
+    def __init__(self, state, device, ranks):
+        self.ranks = ranks
+        carried = ranks.main
+        self._loss = state.get("epochLoss", 0.0) if carried else 0.0
+        self._correct = state.get("epochCorrect", 0) if carried else 0
+        self._n = state.get("epochN", 0) if carried else 0
+        self.loss, self.correct, self.n = ranks.sum(self._loss, self._correct, self._n)
         self._device_loss = torch.zeros((), dtype=torch.float64, device=device)
         self._device_correct = torch.zeros((), dtype=torch.int64, device=device)
 
     def add(self, loss, logits, y, n):
         self._device_loss += loss.detach().double() * n
         self._device_correct += (logits.detach().argmax(1) == y).sum()
-        self.n += n
+        self._n += n
 
     def fold(self):
-        """Moves the device sums into the host totals."""
-        self.loss += self._device_loss.item()
-        self.correct += int(self._device_correct.item())
+        """Moves the device sums into this rank's host sums, and those of all ranks into the totals
+        (a collective: every rank calls it at the same point)."""
+        self._loss += self._device_loss.item()
+        self._correct += int(self._device_correct.item())
         self._device_loss.zero_()
         self._device_correct.zero_()
+        loss, correct, n = self.ranks.sum(self._loss, self._correct, self._n)
+        self.loss, self.correct, self.n = loss, int(correct), int(n)
 
     def saved(self):
         return {"epochLoss": self.loss, "epochCorrect": self.correct, "epochN": self.n}
@@ -191,24 +229,22 @@ class _EpochSums:
 
 
 class Trainer:
-    def __init__(self, config, channel):
+    def __init__(self, config, channel, ranks=None):
         self.cfg = with_defaults(config)
         self.channel = channel
+        self.ranks = ranks or Ranks()
         cfg = self.cfg
         self.out_dir = cfg["outDir"]
         os.makedirs(self.out_dir, exist_ok=True)
-        self.device = pick_device(cfg["device"])
+        self.device = pick_device(cfg["device"], self.ranks)
         self.amp = pick_amp(cfg["amp"], self.device)
-        torch.manual_seed(cfg["seed"])
+        if cfg["batchSize"] % self.ranks.world:
+            raise WorkerFailure("BAD_CONFIG", f"--batch-size {cfg['batchSize']} is the global batch; it must divide "
+                                f"evenly over {self.ranks.world} processes", "Choose a batch size that is a multiple of --nproc.")
+        self.rank_batch = cfg["batchSize"] // self.ranks.world
+        torch.manual_seed(cfg["seed"] + self.ranks.rank)  # rank 0: the one-process stream (dropout)
         self.source = open_source(cfg)
         self.model = self.source.model.to(self.device)
-        # torch.compile (torch >= 2) wraps the forward only; parameters stay those of self.model.
-        self.forward_model = self.model
-        if cfg["compile"]:
-            if hasattr(torch, "compile"):
-                self.forward_model = torch.compile(self.model)
-            else:
-                channel.log(f"torch {torch.__version__} has no torch.compile; running uncompiled", "warn")
         self.teacher = self.source.teacher
         if self.teacher is not None:
             self.teacher = self.teacher.to(self.device).eval()
@@ -229,6 +265,7 @@ class Trainer:
             if isinstance(t, torch.nn.Parameter):
                 t.requires_grad_(keep is None or name in keep)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.forward_model = self._forward_model()
         if cfg["optimizer"] == "sgd":
             self.opt = torch.optim.SGD(self.params, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=True,
                                        weight_decay=cfg["weightDecay"])
@@ -242,6 +279,22 @@ class Trainer:
         self.paths = {k: os.path.join(self.out_dir, f) for k, f in (
             ("checkpoint", "checkpoint.pt"), ("best", "best.safetensors"), ("probe", "probe.safetensors"),
             ("summary", "summary.json"))}
+
+    def _forward_model(self):
+        """What the training step calls: the model, in DistributedDataParallel on several processes
+        (gradients averaged over the ranks in backward), compiled when asked (torch >= 2; wraps the
+        forward only, the parameters stay those of self.model)."""
+        model = self.model
+        if self.ranks.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+            group = self.ranks.ddp_group(self.device)
+            model = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                                            process_group=group)
+        if self.cfg["compile"]:
+            if hasattr(torch, "compile"):
+                return torch.compile(model)
+            self.channel.log(f"torch {torch.__version__} has no torch.compile; running uncompiled", "warn")
+        return model
 
     # ---- helpers ---------------------------------------------------------------------------------
 
@@ -264,7 +317,10 @@ class Trainer:
         """The first output as logits. A model that ends in Softmax gives probabilities: their log
         is log_softmax of the logits, which is all cross-entropy and distillation need."""
         out = module(x)[0].float()
-        probabilities = getattr(module, "_orig_mod", module).outputs_probabilities
+        inner = getattr(module, "_orig_mod", module)
+        if isinstance(inner, torch.nn.parallel.DistributedDataParallel):
+            inner = inner.module
+        probabilities = inner.outputs_probabilities
         return torch.log(out.clamp_min(1e-30)) if probabilities else out
 
     def _check_classes(self, logits, y):
@@ -278,19 +334,29 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, split):
+        """{loss, accuracy} on `split`, or None when cancelled. Each rank scores its contiguous part
+        (the same number of batches on every rank, so the per-batch cancel checks line up)."""
         self.model.eval()
         total_loss, correct, n = 0.0, 0, len(split)
         bs = self.cfg["evalBatchSize"]
-        for start in range(0, n, bs):
-            if self.channel.cancel.is_set():
+        lo, hi, most = self.ranks.span(n)
+        for start in range(lo, lo + most, bs):
+            if self._cancelled():
                 return None
-            x, y = self._batch(split, slice(start, start + bs))
+            if start >= hi:
+                continue
+            x, y = self._batch(split, slice(start, min(start + bs, hi)))
             with self._autocast():
                 logits = self._logits(self.model, x)
             self._check_classes(logits, y)
             total_loss += F.cross_entropy(logits, y, reduction="sum").item()
             correct += (logits.argmax(1) == y).sum().item()
-        return {"loss": total_loss / max(1, n), "accuracy": correct / max(1, n)}
+        total_loss, correct = self.ranks.sum(total_loss, correct)
+        return {"loss": total_loss / max(1, n), "accuracy": int(correct) / max(1, n)}
+
+    def _cancelled(self):
+        """True on every rank when any was asked to cancel (rank 0 by the client, any by Ctrl-C)."""
+        return self.ranks.any(self.channel.cancel.is_set())[0]
 
     def _loss(self, x, y):
         with self._autocast():
@@ -307,12 +373,14 @@ class Trainer:
         return loss, logits
 
     def _save_checkpoint(self, epochs_done, step, state, reason):
+        if not self.ranks.main:
+            return
         ckpt = {
             "epoch": epochs_done, "step": step, "state": state, "weights": {n: t.detach().cpu() for n, t in self.model.named_initializers()},
             "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler else None, "torch_rng": torch.get_rng_state(),
             "source": self.source.name, "batchSize": self.cfg["batchSize"], "trainSamples": len(self.train_set),
-            "valSamples": len(self.val_set),
+            "valSamples": len(self.val_set), "worldSize": self.ranks.world,
         }
         _atomic_save(lambda p: torch.save(ckpt, p), self.paths["checkpoint"])
         self.channel.send("checkpoint", path=self.paths["checkpoint"], epochsDone=epochs_done, step=step,
@@ -338,11 +406,13 @@ class Trainer:
         self.sched.load_state_dict(ckpt["scheduler"])
         if self.scaler and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
-        torch.set_rng_state(ckpt["torch_rng"])
+        if self.ranks.main:  # the other ranks keep their own seeded streams
+            torch.set_rng_state(ckpt["torch_rng"])
         return ckpt
 
     def _write_best(self):
-        _atomic_save(lambda p: safetensors.write(p, _weights(self.model)), self.paths["best"])
+        if self.ranks.main:
+            _atomic_save(lambda p: safetensors.write(p, _weights(self.model)), self.paths["best"])
 
     # ---- the run ---------------------------------------------------------------------------------
 
@@ -354,7 +424,7 @@ class Trainer:
         if state["before"] is None and not self._evaluate_before(state):
             return self._finish("cancelled", state, t_start)
         while done < self.cfg["epochs"]:  # trains epoch number done + 1
-            sums = _EpochSums(state, self.device)
+            sums = _EpochSums(state, self.device, self.ranks)
             step, seconds, seen = self._train_epoch(done + 1, step, sums)
             val = self.evaluate(self.val_set) if step == self.steps_per_epoch else None
             if val is None:  # cancelled while training or validating (then validation is redone on resume)
@@ -377,8 +447,14 @@ class Trainer:
                                   "trainable": sum(p.numel() for p in self.params)},
                           trainSamples=len(self.train_set), valSamples=len(self.val_set),
                           testSamples=len(self.test_set) if self.test_set is not None else None, splits=self.splits,
-                          stepsPerEpoch=self.steps_per_epoch, epochs=self.cfg["epochs"], resumedFrom=resumed)
+                          stepsPerEpoch=self.steps_per_epoch, epochs=self.cfg["epochs"], resumedFrom=resumed,
+                          processes=self._processes())
         return state, done, step
+
+    def _processes(self):
+        """How the run is spread: processes, the gradients' backend, global and per-process batch."""
+        return {"worldSize": self.ranks.world, "backend": self.ranks.backend, "globalBatch": self.cfg["batchSize"],
+                "perProcessBatch": self.rank_batch}
 
     def _evaluate_before(self, state):
         """Validation of the model as given: the baseline, and the best until an epoch beats it.
@@ -402,22 +478,22 @@ class Trainer:
         """Steps `step` … the end of epoch number `epoch` (1-based), or until cancelled; returns
         (step reached, seconds, samples seen)."""
         cfg = self.cfg
-        bs = cfg["batchSize"]
+        bs = self.rank_batch
         self.model.train()
-        # The permutation depends on (seed, epoch) only, so a resumed epoch sees the same batches.
-        perm = np.random.default_rng(cfg["seed"] * 1000003 + epoch - 1).permutation(len(self.train_set))
+        # The permutation depends on (seed, epoch) only, so a resumed epoch sees the same batches
+        # (whatever the number of processes: each takes its share of the same step's samples).
+        perm = self.ranks.shard(np.random.default_rng(cfg["seed"] * 1000003 + epoch - 1).permutation(len(self.train_set)))
         t_epoch, seen, t_report = time.time(), 0, time.time()
-        while step < self.steps_per_epoch:
-            if self.channel.cancel.is_set():
-                break
+        while step < self.steps_per_epoch and not self._cancelled():
             idx = np.sort(perm[step * bs:(step + 1) * bs])
             x, y = self._batch(self.train_set, idx)
             loss, logits = self._train_step(x, y)
             step += 1
-            seen += len(idx)
+            seen += cfg["batchSize"]  # over all ranks
             sums.add(loss, logits, y, len(idx))
             now = time.time()
-            if now - t_report >= cfg["progressEvery"] or step == self.steps_per_epoch:
+            # Rank 0's clock decides the reports (a collective tells the others).
+            if self.ranks.any(self.ranks.main and now - t_report >= cfg["progressEvery"] or step == self.steps_per_epoch)[0]:
                 self._report(epoch, step, loss, sums, seen / max(1e-9, now - t_epoch))
                 t_report = now
         return step, time.time() - t_epoch, seen
@@ -443,7 +519,7 @@ class Trainer:
 
     def _report(self, epoch, step, loss, sums, samples_per_sec):
         """A `progress` message; a non-finite loss (this step's, or any since the last report) is divergence."""
-        value = loss.item()
+        value = self.ranks.sum(loss.item())[0] / self.ranks.world  # the global batch's mean loss
         if not math.isfinite(value):
             raise self._diverged(f"the training loss became {value} at epoch {epoch}, step {step}")
         sums.fold()
@@ -451,7 +527,7 @@ class Trainer:
             raise self._diverged(f"the training loss became {sums.mean_loss} by epoch {epoch}, step {step}")
         self.channel.send("progress", epoch=epoch, step=step, stepsPerEpoch=self.steps_per_epoch,
                           globalStep=(epoch - 1) * self.steps_per_epoch + step, loss=value,
-                          lr=self.opt.param_groups[0]["lr"], samplesPerSec=samples_per_sec,
+                          lr=self.opt.param_groups[0]["lr"], samplesPerSec=samples_per_sec, globalBatch=self.cfg["batchSize"],
                           gpuMemory=torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None)
 
     def _end_epoch(self, epoch, val, sums, seconds, seen, state):
@@ -496,6 +572,7 @@ class Trainer:
             state["wallSeconds"] += time.time() - t_start
         probe, test, extra = None, None, {}
         if status == "completed":
+            self.ranks.barrier()  # rank 0 has written the best weights
             best, _ = safetensors.read(self.paths["best"])
             with torch.no_grad():
                 for name, t in self.model.named_initializers():
@@ -503,9 +580,11 @@ class Trainer:
             test = self._evaluate_test(state)
             if test is False:  # cancelled while testing: the last checkpoint resumes straight to the test
                 status, test = "cancelled", None
-            else:
+            elif self.ranks.main:
                 probe = self._write_probe()
                 extra = self.source.finish(self.model, probe)
+        if not self.ranks.main:
+            return status
         summary = self._summary(status, state, test)
         _atomic_save(lambda p: _write_text(p, json.dumps(summary, indent=2)), self.paths["summary"])
         self.channel.send("done", status=status, summary=summary, checkpoint=self.paths["checkpoint"]
@@ -541,7 +620,7 @@ class Trainer:
             "samplesPerSec": (sum(c["samplesPerSec"] for c in curves) / len(curves)) if curves else None,
             "trainable": self.cfg["trainable"], "teacher": self.teacher is not None,
             "params": {"total": sum(p.numel() for p in self.model.parameters()), "trainable": sum(p.numel() for p in self.params)},
-            "torch": torch.__version__,
+            "torch": torch.__version__, "processes": self._processes(),
         }
 
     @torch.no_grad()
