@@ -44,7 +44,8 @@ class Ranks:
 
     @property
     def distributed(self):
-        return self.world > 1
+        """Started by torchrun (also with one process: DDP and NCCL run as with several)."""
+        return launched_by_torchrun()
 
     def init(self):
         """Joins the gloo process group (timeout: $RANKSCOPE_DIST_TIMEOUT_S, for every collective)."""
