@@ -6,10 +6,11 @@ import { RankscopeError } from '../core/errors';
 import { readTaskFile } from '../core/eval/task';
 import { formatEpochProgress } from '../core/format';
 import { checkDiscoveredEnvironment, formatEnvReport } from '../worker/envCheck';
+import { checkProcesses, parseGpus, type ProcessesOptions } from '../worker/distributed';
 import { describeDiscovery, requirePython, type PythonCandidate } from '../worker/pythonDiscovery';
 import { finetune, type FinetuneRequest, type FinetuneResult } from '../worker/finetune';
 import { finetuneModule, isStateDictFile } from '../worker/finetuneModule';
-import type { DataSpec, FinetuneSummary, TrainingOptions, WorkerMessage } from '../worker/protocol';
+import type { DataSpec, FinetuneSummary, ProcessesInfo, TrainingOptions, WorkerMessage } from '../worker/protocol';
 import { describeSplits } from '../worker/splits';
 import { checkTraining, KD_DEFAULTS, resolveTraining, TRAINING_DEFAULTS as D, type TrainingRequest } from '../worker/trainingOptions';
 import type { Command } from './command';
@@ -35,6 +36,9 @@ TEST (x_test, y_test) is scored once at the end with the best weights.
   --schedule cosine|step|constant (${D.schedule})   --step-epochs N (${D.stepEpochs})   --gamma X (${D.gamma}, in (0, 1])
   --grad-clip X (${D.gradClip}, 0 = off)   --seed N (${D.seed})   --trainable all|lowrank (factors + biases; ${D.trainable})
   --device auto|cpu|cuda:N|mps (${D.device})   --amp auto|bf16|fp16|off (CUDA; ${D.amp})   --compile (torch.compile, torch ≥ 2)
+  --nproc N              train in N processes (torchrun + DistributedDataParallel: NCCL on CUDA, gloo on CPU);
+                         --batch-size is the global batch (each process takes batch / N; a multiple of N)
+  --gpus 0,1,…           one process on each of these GPUs (CUDA_VISIBLE_DEVICES; --nproc defaults to their number)
   A value out of range is refused before anything runs; a run whose loss diverges (NaN/Inf) stops
   with exit 2, naming what diverged, and writes no model.
   -o, --out FILE         output ONNX (default: the next free MODEL.finetuned.onnx)    --work-dir DIR   checkpoints
@@ -72,6 +76,7 @@ export const finetuneCommand: Command = {
       trainable: { type: 'string' }, device: { type: 'string' }, amp: { type: 'string' }, out: { type: 'string', short: 'o' },
       'work-dir': { type: 'string' }, resume: { type: 'boolean' }, 'resume-from': { type: 'string' }, python: { type: 'string' },
       check: { type: 'boolean' }, json: { type: 'boolean' }, task: { type: 'string' }, compile: { type: 'boolean' },
+      nproc: { type: 'string' }, gpus: { type: 'string' },
       ...MODULE_OPTIONS,
     });
     const first: PythonCandidate[] = values.python ? [{ path: values.python, source: '--python' }] : [];
@@ -118,20 +123,26 @@ export const finetuneCommand: Command = {
       valFraction: num(values['val-fraction'], '--val-fraction'),
       kd: distilling ? { temperature: num(values['kd-temperature'], '--kd-temperature'), alpha: num(values['kd-alpha'], '--kd-alpha') } : null,
     };
+    const processes: ProcessesOptions = {
+      nproc: values.nproc === undefined ? undefined : intOption(values.nproc, '--nproc', 1),
+      gpus: values.gpus === undefined ? undefined : parseGpus(values.gpus),
+    };
     // Bad options are refused before the interpreter search, which starts Python processes.
-    checkTraining(resolveTraining(training, distilling), data);
+    const resolved = resolveTraining(training, distilling);
+    checkTraining(resolved, data);
+    checkProcesses(processes, resolved);
     const found = await requirePython(first, PYTHON_HOW, { signal: io.signal });
     for (const line of describeDiscovery(found)) io.err(line.trim());
     const python = found.chosen.executable;
     const request: FinetuneRequest = {
-      model, data, teacher: values.teacher, out: values.out, worker: { python }, workDir: values['work-dir'],
+      model, data, teacher: values.teacher, out: values.out, worker: { python, ...processes }, workDir: values['work-dir'],
       resume: values['resume-from'] ?? (values.resume ? true : undefined),
       training,
     };
     const onMessage = values.json ? (m: WorkerMessage) => io.out(JSON.stringify(m)) : humanProgress(io.out, io.err);
     const handlers = { signal: io.signal, onMessage, onStderr: (l: string) => io.err(`[worker] ${l}`) };
     const result: FinetuneResult = moduleRun
-      ? await finetuneModule({ ...moduleRun, checkpoint: model, data, distill: distilling, out: values.out, worker: { python }, workDir: request.workDir, resume: request.resume, training }, handlers)
+      ? await finetuneModule({ ...moduleRun, checkpoint: model, data, distill: distilling, out: values.out, worker: { python, ...processes }, workDir: request.workDir, resume: request.resume, training }, handlers)
       : await finetune(request, handlers);
     if (values.json) {
       io.out(JSON.stringify({ type: 'result', ...result }));
@@ -139,7 +150,7 @@ export const finetuneCommand: Command = {
       io.err(`Cancelled with ${result.summary.epochs.length} of ${result.summary.epochsPlanned} epochs done; best validation accuracy so far ${bestText(result.summary)}. Checkpoint: ${result.checkpoint}. Continue with the same command plus --resume.`);
     } else {
       const s = result.summary;
-      io.out(`validation accuracy ${pct(s.valAccuracyBefore)} → ${bestText(s)}; test accuracy ${testText(s)}; ${s.wallSeconds.toFixed(1)} s on ${s.device}${s.amp ? ` (${s.amp} autocast)` : ''}`);
+      io.out(`validation accuracy ${pct(s.valAccuracyBefore)} → ${bestText(s)}; test accuracy ${testText(s)}; ${s.wallSeconds.toFixed(1)} s on ${s.device}${s.amp ? ` (${s.amp} autocast)` : ''}${processesText(s.processes)}`);
       io.out(`wrote ${result.output}`);
       if (result.verification) {
         const checker = moduleRun ? 'Reloaded into a new module, it matches' : 'ONNX Runtime matches';
@@ -150,6 +161,12 @@ export const finetuneCommand: Command = {
     return result.status === 'cancelled' ? 130 : 0;
   },
 };
+
+/** " × 2 processes (gloo), global batch 64 = 2 × 32", or nothing for one plain process. */
+function processesText(p: ProcessesInfo | undefined): string {
+  if (!p || !p.backend) return '';
+  return ` × ${p.worldSize} process${p.worldSize === 1 ? '' : 'es'} (${p.backend}), global batch ${p.globalBatch} = ${p.worldSize} × ${p.perProcessBatch}`;
+}
 
 /** "88.0% (epoch 2)", "35.0% (before fine-tuning: no epoch beat it)", or "—" when nothing was validated. */
 function bestText(s: FinetuneSummary): string {
@@ -172,7 +189,7 @@ function humanProgress(out: (s: string) => void, err: (s: string) => void): (m: 
         break;
       case 'started':
         epochs = m.epochs;
-        out(`fine-tuning on ${m.device}${m.amp ? ` (${m.amp})` : ''}: ${m.params.trainable}/${m.params.total} parameters train, ${m.trainSamples} training / ${m.valSamples} validation${m.testSamples !== null ? ` / ${m.testSamples} test` : ''} samples, ${m.epochs} epoch${m.epochs === 1 ? '' : 's'} × ${m.stepsPerEpoch} steps${m.resumedFrom ? `, resumed with ${m.resumedFrom.epochsDone} epochs and ${m.resumedFrom.step} steps done` : ''}`);
+        out(`fine-tuning on ${m.device}${m.amp ? ` (${m.amp})` : ''}${processesText(m.processes)}: ${m.params.trainable}/${m.params.total} parameters train, ${m.trainSamples} training / ${m.valSamples} validation${m.testSamples !== null ? ` / ${m.testSamples} test` : ''} samples, ${m.epochs} epoch${m.epochs === 1 ? '' : 's'} × ${m.stepsPerEpoch} steps${m.resumedFrom ? `, resumed with ${m.resumedFrom.epochsDone} epochs and ${m.resumedFrom.step} steps done` : ''}`);
         for (const line of describeSplits(m.splits)) out(`  ${line}`);
         break;
       case 'progress':

@@ -1,5 +1,7 @@
 // Typed access to the `rankscope.*` settings declared in package.json (contributes.configuration).
 import * as vscode from 'vscode';
+import { RankscopeError } from '../core/errors';
+import { parseGpus, type ProcessesOptions } from '../worker/distributed';
 
 export type SortOrder = 'module' | 'params' | 'compressibility';
 
@@ -12,6 +14,9 @@ export interface Settings {
   cacheLocation: string;
   cacheMaxSizeMB: number;
   sortBy: SortOrder;
+  /** rankscope.finetune.processes / .gpus: how many worker processes, on which GPUs. */
+  finetuneProcesses: number;
+  finetuneGpus: string;
 }
 
 export function settings(): Settings {
@@ -25,7 +30,21 @@ export function settings(): Settings {
     cacheLocation: c.get<string>('cache.location', '').trim(),
     cacheMaxSizeMB: Math.max(0, c.get<number>('cache.maxSizeMB', 512)),
     sortBy: c.get<SortOrder>('layers.sortBy', 'module'),
+    finetuneProcesses: c.get<number>('finetune.processes', 1),
+    finetuneGpus: c.get<string>('finetune.gpus', '').trim(),
   };
+}
+
+/** The fine-tuning worker's processes from the settings (checked with the request, by finetune()). */
+export function finetuneProcesses(s: Settings = settings()): ProcessesOptions {
+  let gpus: number[] | undefined;
+  try {
+    gpus = s.finetuneGpus ? parseGpus(s.finetuneGpus) : undefined;
+  } catch {
+    throw new RankscopeError('BAD_ARGUMENT', `The setting rankscope.finetune.gpus must list distinct CUDA device indices, e.g. 0,1; it is '${s.finetuneGpus}'.`);
+  }
+  const nproc = s.finetuneProcesses !== 1 ? s.finetuneProcesses : undefined; // 1 = the default: one plain process, or one per GPU
+  return { ...(nproc !== undefined ? { nproc } : {}), ...(gpus ? { gpus } : {}) };
 }
 
 function clamp(x: number, lo: number, hi: number): number {

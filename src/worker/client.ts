@@ -8,6 +8,10 @@ import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { RankscopeError, cancelled } from '../core/errors';
 import {
+  parseRankFailure, parseTorchrunFailures, processCount, processesEnv, rankFailureError, usesTorchrun, workerArgv,
+  type ProcessesOptions, type RankFailure,
+} from './distributed';
+import {
   encodeClientMessage, parseWorkerLine, PROTOCOL_VERSION, type ClientMessage, type DoneMessage, type ErrorMessage,
   type FinetuneConfig, type HelloMessage, type ModuleFinetuneConfig, type WorkerMessage,
 } from './protocol';
@@ -30,7 +34,8 @@ export function defaultPython(): string {
   return process.env.RANKSCOPE_PYTHON || (process.platform === 'win32' ? 'python' : 'python3');
 }
 
-export interface WorkerOptions {
+/** `nproc`/`gpus` (distributed.ts): several processes start under torchrun; rank 0 speaks. */
+export interface WorkerOptions extends ProcessesOptions {
   /** Interpreter path (setting → Python extension's environment → defaultPython()). */
   python: string;
   /** Time allowed for `import torch` and the `hello` message. */
@@ -50,6 +55,9 @@ const STDERR_KEEP = 30;
 export class FinetuneWorker {
   private readonly listeners = new Set<(m: WorkerMessage) => void>();
   private readonly stderrTail: string[] = [];
+  /** Under torchrun: what failed ranks said, and torchrun's summary lines (rank, exitcode, traceback). */
+  private readonly rankFailures: RankFailure[] = [];
+  private readonly torchrunSummary: string[] = [];
   private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   private readonly exited: Promise<void>;
   private lastError: ErrorMessage | undefined;
@@ -78,9 +86,9 @@ export class FinetuneWorker {
   static async launch(options: WorkerOptions, signal?: AbortSignal): Promise<FinetuneWorker> {
     if (signal?.aborted) throw cancelled();
     const pythonPath = workerPythonPath();
-    const env = { ...process.env, ...options.env, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1',
+    const env = { ...process.env, ...processesEnv(options, { ...process.env, ...options.env }), ...options.env, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1',
       PYTHONPATH: [pythonPath, options.env?.PYTHONPATH ?? process.env.PYTHONPATH].filter(Boolean).join(delimiter) };
-    const child = spawn(options.python, ['-u', '-m', 'rankscope_worker', ...(options.args ?? [])], {
+    const child = spawn(options.python, workerArgv(options, options.args), {
       env, stdio: ['pipe', 'pipe', 'pipe'], detached: process.platform !== 'win32', windowsHide: true,
     });
     const worker = new FinetuneWorker(child, options);
@@ -207,6 +215,9 @@ export class FinetuneWorker {
   }
 
   private keepStderr(line: string): void {
+    const rankFailure = parseRankFailure(line);
+    if (rankFailure) this.rankFailures.push(rankFailure);
+    if (/^\s*(rank|exitcode|traceback)\s*:/.test(line)) this.torchrunSummary.push(line);
     this.stderrTail.push(line);
     if (this.stderrTail.length > STDERR_KEEP) this.stderrTail.shift();
     this.options.onStderr?.(line);
@@ -230,6 +241,10 @@ export class FinetuneWorker {
   /** The worker ended without `done`: an error it reported, or a crash with its last stderr lines. */
   private failure(when: string): RankscopeError {
     if (this.lastError) return this.errorFrom(this.lastError);
+    if (usesTorchrun(this.options)) {
+      const ranks = rankFailureError(this.rankFailures, parseTorchrunFailures(this.torchrunSummary), processCount(this.options));
+      if (ranks) return ranks;
+    }
     const how = this.exitInfo?.signal ? `was killed by ${this.exitInfo.signal}` : `exited with code ${this.exitInfo?.code}`;
     const oom = this.stderrTail.some((l) => /out of memory/i.test(l));
     return new RankscopeError('WORKER', `The fine-tuning worker ${how} ${when}.${this.tailText()}`,

@@ -10,6 +10,7 @@ import { openOnnxModel } from '../core/formats';
 import { checkOutputPath, writeFileAtomicSync } from '../core/fs/atomicWrite';
 import { OrtRunner } from '../core/eval/runner';
 import type { FinetuneWorker } from './client';
+import { checkProcesses, type ProcessesOptions } from './distributed';
 import { exportGraph, type ExportedGraph } from './graphExport';
 import type { DataSpec, FinetuneConfig, FinetuneSummary, HelloMessage, TrainingOptions, WorkerMessage } from './protocol';
 import { runWorker } from './runWorker';
@@ -42,7 +43,8 @@ export interface FinetuneRequest extends FinetuneJob {
   out?: string;
 }
 
-export interface WorkerStart {
+/** How the worker starts; `nproc`/`gpus`: several processes under torchrun (distributed.ts). */
+export interface WorkerStart extends ProcessesOptions {
   /** Interpreter; default defaultPython(). */
   python?: string;
   helloTimeoutMs?: number;
@@ -152,6 +154,7 @@ export async function finetune(req: FinetuneRequest, handlers: FinetuneHandlers 
   const out = resolve(req.out ?? defaultFinetunedPath(req.model));
   const training = resolveTraining(req.training, req.teacher !== undefined);
   checkTraining(training, req.data);
+  checkProcesses(req.worker ?? {}, training);
   checkOutputPath(out, { inputs: [req.model, req.teacher] }); // before the training, not after
   if (training.kd && !req.teacher) throw new RankscopeError('BAD_ARGUMENT', 'Distillation needs the original model as --teacher.');
   const { workDir, resume } = jobFolders(req, out);

@@ -17,6 +17,7 @@ import { writeSafetensors } from '../core/formats/safetensors';
 import { StateDictModel } from '../core/formats/stateDict';
 import { checkOutputPath, copyFileAtomic, ensureOutputFolder } from '../core/fs/atomicWrite';
 import { nextFreeOutputPath } from '../core/outputPath';
+import { checkProcesses } from './distributed';
 import { jobFolders, type FinetuneHandlers, type FinetuneJob, type FinetuneResult } from './finetune';
 import type { ModuleFinetuneConfig, ModuleSpec } from './protocol';
 import { runWorker } from './runWorker';
@@ -142,6 +143,7 @@ export async function finetuneModule(req: FinetuneModuleRequest, handlers: Finet
   const distill = req.distill === true;
   const training = resolveTraining(req.training, distill);
   checkTraining(training, req.data);
+  checkProcesses(req.worker ?? {}, training);
   checkFactory(req.factory);
   const inputs = [req.checkpoint, req.factors, req.data.path, req.data.valPath];
   checkOutputPath(out, { inputs }); // before the training, not after

@@ -182,6 +182,10 @@ export interface SplitsInfo {
   test: ArraysSplit | { missing: string };
 }
 
+/** How the run is spread (torchrun + DistributedDataParallel; 1 process without). `globalBatch`
+ * (= `batchSize`) is the effective batch of a step: `perProcessBatch` on each of `worldSize`. */
+export interface ProcessesInfo { worldSize: number; backend: 'gloo' | 'nccl' | null; globalBatch: number; perProcessBatch: number }
+
 export interface StartedMessage {
   type: 'started';
   device: string;
@@ -195,6 +199,7 @@ export interface StartedMessage {
   stepsPerEpoch: number;
   epochs: number;
   resumedFrom: { epochsDone: number; step: number } | null;
+  processes: ProcessesInfo;
 }
 
 export interface ProgressMessage {
@@ -208,8 +213,11 @@ export interface ProgressMessage {
   globalStep: number;
   loss: number;
   lr: number;
+  /** Over all processes. */
   samplesPerSec: number;
-  /** Peak CUDA memory in bytes; null off CUDA. */
+  /** Samples per step over all processes (the effective batch). */
+  globalBatch: number;
+  /** Peak CUDA memory in bytes (rank 0's device); null off CUDA. */
   gpuMemory: number | null;
 }
 
@@ -269,6 +277,7 @@ export interface FinetuneSummary {
   teacher: boolean;
   params: { total: number; trainable: number };
   torch: string;
+  processes: ProcessesInfo;
 }
 
 export interface DoneMessage {

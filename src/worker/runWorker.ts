@@ -9,7 +9,7 @@ export async function runWorker(config: FinetuneConfig | ModuleFinetuneConfig, s
   const { signal } = handlers;
   const worker = await FinetuneWorker.launch({
     python: start.python ?? defaultPython(), helloTimeoutMs: start.helloTimeoutMs, cancelGraceMs: start.cancelGraceMs,
-    env: start.env, onStderr: handlers.onStderr,
+    env: start.env, nproc: start.nproc, gpus: start.gpus, onStderr: handlers.onStderr,
   }, signal);
   handlers.onMessage?.(worker.hello);
   handlers.onWorker?.(worker);

@@ -22,6 +22,7 @@ import { RankscopeError } from '../../core/errors';
 import { formatEpochProgress, formatPercent } from '../../core/format';
 import { CHECKPOINT, finetune as runFinetune, type FinetuneHandlers, type FinetuneRequest, type FinetuneResult, type RunRecord } from '../../worker/finetune';
 import { checkFactory, defaultModuleOutput, finetuneModule, isStateDictFile, moduleResultFormat, type ModuleFactory } from '../../worker/finetuneModule';
+import { usesTorchrun } from '../../worker/distributed';
 import type { FinetuneSummary as WorkerSummary, WorkerMessage } from '../../worker/protocol';
 import type { DiscoveryOptions } from '../../worker/pythonDiscovery';
 import { describeTest, describeValidation } from '../../worker/splits';
@@ -34,7 +35,7 @@ import { readWorkspaceTask, taskPath } from '../evalTask';
 import { isCancellation, log, noLinks } from '../log';
 import { withCancellableProgress } from '../progress';
 import { pythonInterpreter, type ChosenPython } from '../python';
-import { settings } from '../settings';
+import { finetuneProcesses, settings } from '../settings';
 import type { RankscopeCommand, Services } from './command';
 import { optionsArg } from './layerArgs';
 
@@ -363,10 +364,12 @@ export const finetune: RankscopeCommand = {
       if (!teacher) throw new RankscopeError('BAD_ARGUMENT', `${basename(o.model)} does not record its original model, so there is no teacher to distil from.`, 'Fine-tune with labels only.');
     }
     // Distillation and every option not asked for take the shared defaults (trainingOptions.ts).
+    const processes = finetuneProcesses();
     const req: FinetuneRequest = {
-      model: o.model, out: o.out, worker: { python: python.path }, teacher, workDir: workDirFor(s, o.out),
+      model: o.model, out: o.out, worker: { python: python.path, ...processes }, teacher, workDir: workDirFor(s, o.out),
       data: { path: o.data, preset: o.preset },
-      training: { epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, device: o.device === 'cuda' ? 'cuda:0' : o.device },
+      // Several processes take one GPU each (cuda:LOCAL_RANK); one takes the first.
+      training: { epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, device: o.device === 'cuda' && !usesTorchrun(processes) ? 'cuda:0' : o.device },
     };
     // A checkpoint trains as the user's nn.Module, its own dense model the teacher.
     const launch = o.factory && o.factors

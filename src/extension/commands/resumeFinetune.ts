@@ -14,6 +14,7 @@ import { defaultFinetunedPath } from '../../worker/writeBack';
 import { log } from '../log';
 import { withCancellableProgress } from '../progress';
 import { pythonInterpreter } from '../python';
+import { finetuneProcesses } from '../settings';
 import type { RankscopeCommand, Services } from './command';
 import { finetuneRoot, runInView } from './finetune';
 import { optionsArg } from './layerArgs';
@@ -66,7 +67,7 @@ export const resumeFinetune: RankscopeCommand = {
     const out = existsSync(record.out) ? defaultFinetunedPath(record.model) : record.out;
     const req: FinetuneRequest = {
       model: record.model, out, teacher: record.teacher, data: record.data, training: record.training,
-      workDir, resume: true, worker: { python: python.path },
+      workDir, resume: true, worker: { python: python.path, ...finetuneProcesses() }, // the number of processes may differ from the first run's
     };
     log().info(`Resuming fine-tuning of ${record.model} from ${found.checkpoint} (${progressText(found)}) with ${python.path} (${python.source})`);
     return runInView(s, req, python, record);
