@@ -252,3 +252,18 @@ test('refused before the worker starts: factors of another checkpoint, outputs o
   refused(['finetune', f.factors, '--factors', f.factors, '--factory', 'skel.models:build', '--data', f.data], /model\.lowrank\.safetensors is a factors file, not the checkpoint/);
   for (const [p, h] of Object.entries(inputHashes)) assert.equal(sha(p), h, `${p} must not change`);
 });
+
+test('--nproc 2: the module trains under torchrun (DDP, gloo) with distillation; the state dict written by rank 0 reloads and matches', { skip, timeout: 180_000 }, () => {
+  const out = join(dir, 'ddp.finetuned.pt');
+  const r = cli(common('--epochs', '1', '--batch-size', '16', '--distill', '--nproc', '2', '--json', '-o', out));
+  assert.equal(r.code, 0, r.err);
+  const { messages, result } = events(r.out);
+  const started = messages.find((m) => m.type === 'started');
+  assert.ok(started?.type === 'started');
+  assert.deepEqual(started.processes, { worldSize: 2, backend: 'gloo', globalBatch: 16, perProcessBatch: 8 });
+  assert.equal(messages.filter((m) => m.type === 'hello').length, 1, 'rank 0 alone speaks');
+  assert.equal((result.summary as { teacher: boolean }).teacher, true);
+  const done = messages.find((m) => m.type === 'done')!;
+  assert.ok(done.type === 'done' && done.probe);
+  assert.ok(reload(out, done.probe).maxAbsDiff <= 1e-5);
+});
