@@ -93,6 +93,7 @@ test('cancel stops every process by itself; the checkpoint resumes on 1 process 
   assert.ok(existsSync(out));
 
   const straight = await finetune(request({ out: join(dir, 'straight.onnx'), workDir: join(dir, 'straight-work') }));
+  assert.equal(straight.status, 'completed');
   const ckpt = (w: string) => runPython(`import sys, torch, json
 c = torch.load(sys.argv[1], map_location='cpu')
 print(json.dumps({k: v.flatten().tolist() for k, v in c['weights'].items()}))`, [join(w, 'checkpoint.pt')]);
@@ -102,6 +103,7 @@ print(json.dumps({k: v.flatten().tolist() for k, v in c['weights'].items()}))`, 
   for (const [name, values] of Object.entries(b)) values.forEach((v, i) => { maxDiff = Math.max(maxDiff, Math.abs(v - a[name][i])); });
   // The same tolerance as test_distributed.py: only the order of the float32 sums differs.
   assert.ok(maxDiff <= 1e-5, `max |Δw| after resume on another process count = ${maxDiff}`);
+  assert.equal(second.summary.valAccuracyBest, straight.summary.valAccuracyBest);
   assert.ok(Object.keys(b).length > 0 && (await readSafetensors(join(workDir, 'best.safetensors'))).size > 0);
 });
 
