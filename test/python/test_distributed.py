@@ -69,7 +69,7 @@ def run_headless(tmp, name, nproc, **options):
     data, graph = mlp_task(tmp)
     out = os.path.join(tmp, name)
     cfg = {"graph": graph, "data": {"path": data}, "epochs": 2, "batchSize": 32, "lr": 0.01, "device": "cpu",
-           "outDir": out, "progressEvery": 0, "seed": 5, **options}
+           "outDir": out, "progressEvery": 0, "seed": 5, "amp": "off", **options}
     path = os.path.join(tmp, f"{name}.json")
     with open(path, "w") as f:
         json.dump(cfg, f)
