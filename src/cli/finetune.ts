@@ -6,11 +6,11 @@ import { RankscopeError } from '../core/errors';
 import { readTaskFile } from '../core/eval/task';
 import { formatEpochProgress } from '../core/format';
 import { checkDiscoveredEnvironment, formatEnvReport } from '../worker/envCheck';
-import { checkProcesses, parseGpus, type ProcessesOptions } from '../worker/distributed';
+import { checkProcesses, describeProcesses, parseGpus, type ProcessesOptions } from '../worker/distributed';
 import { describeDiscovery, requirePython, type PythonCandidate } from '../worker/pythonDiscovery';
 import { finetune, type FinetuneRequest, type FinetuneResult } from '../worker/finetune';
 import { finetuneModule, isStateDictFile } from '../worker/finetuneModule';
-import type { DataSpec, FinetuneSummary, ProcessesInfo, TrainingOptions, WorkerMessage } from '../worker/protocol';
+import type { DataSpec, FinetuneSummary, TrainingOptions, WorkerMessage } from '../worker/protocol';
 import { describeSplits } from '../worker/splits';
 import { checkTraining, KD_DEFAULTS, resolveTraining, TRAINING_DEFAULTS as D, type TrainingRequest } from '../worker/trainingOptions';
 import type { Command } from './command';
@@ -150,7 +150,7 @@ export const finetuneCommand: Command = {
       io.err(`Cancelled with ${result.summary.epochs.length} of ${result.summary.epochsPlanned} epochs done; best validation accuracy so far ${bestText(result.summary)}. Checkpoint: ${result.checkpoint}. Continue with the same command plus --resume.`);
     } else {
       const s = result.summary;
-      io.out(`validation accuracy ${pct(s.valAccuracyBefore)} → ${bestText(s)}; test accuracy ${testText(s)}; ${s.wallSeconds.toFixed(1)} s on ${s.device}${s.amp ? ` (${s.amp} autocast)` : ''}${processesText(s.processes)}`);
+      io.out(`validation accuracy ${pct(s.valAccuracyBefore)} → ${bestText(s)}; test accuracy ${testText(s)}; ${s.wallSeconds.toFixed(1)} s on ${s.device}${s.amp ? ` (${s.amp} autocast)` : ''}${describeProcesses(s.processes)}`);
       io.out(`wrote ${result.output}`);
       if (result.verification) {
         const checker = moduleRun ? 'Reloaded into a new module, it matches' : 'ONNX Runtime matches';
@@ -161,12 +161,6 @@ export const finetuneCommand: Command = {
     return result.status === 'cancelled' ? 130 : 0;
   },
 };
-
-/** " × 2 processes (gloo), global batch 64 = 2 × 32", or nothing for one plain process. */
-function processesText(p: ProcessesInfo | undefined): string {
-  if (!p || !p.backend) return '';
-  return ` × ${p.worldSize} process${p.worldSize === 1 ? '' : 'es'} (${p.backend}), global batch ${p.globalBatch} = ${p.worldSize} × ${p.perProcessBatch}`;
-}
 
 /** "88.0% (epoch 2)", "35.0% (before fine-tuning: no epoch beat it)", or "—" when nothing was validated. */
 function bestText(s: FinetuneSummary): string {
@@ -189,7 +183,7 @@ function humanProgress(out: (s: string) => void, err: (s: string) => void): (m: 
         break;
       case 'started':
         epochs = m.epochs;
-        out(`fine-tuning on ${m.device}${m.amp ? ` (${m.amp})` : ''}${processesText(m.processes)}: ${m.params.trainable}/${m.params.total} parameters train, ${m.trainSamples} training / ${m.valSamples} validation${m.testSamples !== null ? ` / ${m.testSamples} test` : ''} samples, ${m.epochs} epoch${m.epochs === 1 ? '' : 's'} × ${m.stepsPerEpoch} steps${m.resumedFrom ? `, resumed with ${m.resumedFrom.epochsDone} epochs and ${m.resumedFrom.step} steps done` : ''}`);
+        out(`fine-tuning on ${m.device}${m.amp ? ` (${m.amp})` : ''}${describeProcesses(m.processes)}: ${m.params.trainable}/${m.params.total} parameters train, ${m.trainSamples} training / ${m.valSamples} validation${m.testSamples !== null ? ` / ${m.testSamples} test` : ''} samples, ${m.epochs} epoch${m.epochs === 1 ? '' : 's'} × ${m.stepsPerEpoch} steps${m.resumedFrom ? `, resumed with ${m.resumedFrom.epochsDone} epochs and ${m.resumedFrom.step} steps done` : ''}`);
         for (const line of describeSplits(m.splits)) out(`  ${line}`);
         break;
       case 'progress':

@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { RankscopeError } from '../core/errors';
-import type { TrainingOptions } from './protocol';
+import type { ProcessesInfo, TrainingOptions } from './protocol';
 
 /** How many worker processes, on which GPUs. */
 export interface ProcessesOptions {
@@ -77,6 +77,12 @@ export function processesEnv(o: ProcessesOptions, env: NodeJS.ProcessEnv): NodeJ
   const out: NodeJS.ProcessEnv = o.gpus ? { CUDA_VISIBLE_DEVICES: o.gpus.join(',') } : {};
   if (usesTorchrun(o) && !env.OMP_NUM_THREADS) out.OMP_NUM_THREADS = String(Math.max(1, Math.floor(availableParallelism() / processCount(o))));
   return out;
+}
+
+/** " × 2 processes (gloo), global batch 64 = 2 × 32" (after the device), or nothing for one plain process. */
+export function describeProcesses(p: ProcessesInfo | undefined): string {
+  if (!p || !p.backend) return '';
+  return ` × ${p.worldSize} process${p.worldSize === 1 ? '' : 'es'} (${p.backend}), global batch ${p.globalBatch} = ${p.worldSize} × ${p.perProcessBatch}`;
 }
 
 /** What a rank said when it failed (rankscope_worker/distributed.py `report_failure`). */

@@ -22,7 +22,7 @@ import { RankscopeError } from '../../core/errors';
 import { formatEpochProgress, formatPercent } from '../../core/format';
 import { CHECKPOINT, finetune as runFinetune, type FinetuneHandlers, type FinetuneRequest, type FinetuneResult, type RunRecord } from '../../worker/finetune';
 import { checkFactory, defaultModuleOutput, finetuneModule, isStateDictFile, moduleResultFormat, type ModuleFactory } from '../../worker/finetuneModule';
-import { usesTorchrun } from '../../worker/distributed';
+import { describeProcesses, usesTorchrun } from '../../worker/distributed';
 import type { FinetuneSummary as WorkerSummary, WorkerMessage } from '../../worker/protocol';
 import type { DiscoveryOptions } from '../../worker/pythonDiscovery';
 import { describeTest, describeValidation } from '../../worker/splits';
@@ -280,7 +280,7 @@ export async function runInView(
               stepsPerEpoch = m.stepsPerEpoch;
               const validation = describeValidation(m.splits.validation);
               const test = describeTest(m.splits.test);
-              Object.assign(run, { device: m.device, stepsPerEpoch: m.stepsPerEpoch, validation, test });
+              Object.assign(run, { device: `${m.device}${describeProcesses(m.processes)}`, stepsPerEpoch: m.stepsPerEpoch, validation, test });
               view.describe({ ...run });
               log().info(`Worker started on ${m.device}: ${m.trainSamples} training / ${m.valSamples} validation${m.testSamples !== null ? ` / ${m.testSamples} test` : ''} samples, ${m.params.trainable} trainable parameters`);
               log().info(`Splits: ${validation}; ${test}`);
