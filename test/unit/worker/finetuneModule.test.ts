@@ -267,3 +267,16 @@ test('--nproc 2: the module trains under torchrun (DDP, gloo) with distillation;
   assert.ok(done.type === 'done' && done.probe);
   assert.ok(reload(out, done.probe).maxAbsDiff <= 1e-5);
 });
+
+test('--nproc 2 where rank 1 alone fails: one line naming rank 1 and its error (not rank 0\'s lost peer), no output', { skip, timeout: 180_000 }, () => {
+  const out = join(dir, 'rank1.finetuned.pt');
+  const args = common('--epochs', '1', '--batch-size', '16', '--nproc', '2', '-o', out);
+  args[args.indexOf('skel.models:build')] = 'skel.models:build_failing_on_rank_1';
+  const r = cli(args);
+  assert.equal(r.code, 2);
+  const ours = r.err.split('\n').filter((l) => l.startsWith('rankscope finetune:'));
+  assert.equal(ours.length, 1, r.err.slice(-3000));
+  assert.match(ours[0], /rank 1 of 2 failed: .*rank 1's forward is broken on purpose.*\[SHAPE_MISMATCH\]\. The other processes were stopped; no model was written\./);
+  assert.doesNotMatch(ours[0], /Connection closed by peer/);
+  assert.equal(existsSync(out), false);
+});

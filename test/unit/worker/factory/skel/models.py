@@ -49,3 +49,15 @@ def not_a_module():
 
 def fails(**kwargs):
     raise ValueError("this variant is not built here")
+
+
+def build_failing_on_rank_1(**kwargs):
+    """The distributed test's factory: under torchrun, rank 1's module fails on its first batch
+    (the failure of one rank alone); every other rank's is `build`'s."""
+    import os
+    net = build(**kwargs)
+    if os.environ.get("RANK") == "1":
+        def forward(x):
+            raise RuntimeError("rank 1's forward is broken on purpose")
+        net.forward = forward
+    return net
