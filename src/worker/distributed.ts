@@ -55,6 +55,9 @@ export function checkProcesses(o: ProcessesOptions, training: Pick<TrainingOptio
       throw new RankscopeError('BAD_ARGUMENT', `--gpus with --device ${training.device}: the GPUs would not be used.`, 'Use --device auto or cuda with --gpus.');
     }
   }
+  if (usesTorchrun(o) && training.device === 'mps') {
+    throw new RankscopeError('BAD_ARGUMENT', 'Several processes train on CUDA GPUs or the CPU, not on mps.', 'Use --device cpu, or one process.');
+  }
   if (usesTorchrun(o) && /^cuda:\d+$/.test(training.device)) {
     throw new RankscopeError('BAD_ARGUMENT', `--device ${training.device} picks one GPU; with several processes each takes its own.`, 'Use --device auto or cuda, and choose the GPUs with --gpus.');
   }

@@ -86,6 +86,15 @@ def final_weights(out):
     return {k: v.numpy() for k, v in ckpt["weights"].items()}
 
 
+def _running(pid):
+    """True while `pid` runs (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 class Shards(unittest.TestCase):
     def test_the_ranks_shares_of_a_step_are_the_one_process_batch(self):
         order = np.random.default_rng(0).permutation(103)
@@ -144,6 +153,40 @@ class TwoProcesses(unittest.TestCase):
             self.assertEqual(types.count("hello"), 1)
             self.assertEqual(types.count("done"), 1)
             self.assertTrue(all(m["globalBatch"] == 32 for m in many[1] if m["type"] == "progress"))
+
+    def test_no_rank_outlives_a_killed_torchrun(self):
+        """SIGKILL of torchrun's agent alone (under torch 2.x the ranks are in sessions of their own,
+        so a process-group kill reaches only the agent): every rank exits within seconds."""
+        import signal
+        with tempfile.TemporaryDirectory() as tmp:
+            data, graph = mlp_task(tmp)
+            cfg = {"graph": graph, "data": {"path": data}, "epochs": 10000, "batchSize": 32, "device": "cpu",
+                   "outDir": os.path.join(tmp, "out"), "progressEvery": 0}
+            with open(os.path.join(tmp, "c.json"), "w") as f:
+                json.dump(cfg, f)
+            agent = subprocess.Popen(worker_command(2) + ["--config", os.path.join(tmp, "c.json")], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
+                                     env={**os.environ, "PYTHONPATH": WORKER, "OMP_NUM_THREADS": "1"})
+            try:
+                for line in agent.stdout:  # training has started on every rank
+                    if '"progress"' in line:
+                        break
+                ranks = [int(p) for p in subprocess.run(["ps", "-o", "pid=", "--ppid", str(agent.pid)], capture_output=True,
+                                                        text=True).stdout.split()]
+                self.assertEqual(len(ranks), 2)
+                agent.send_signal(signal.SIGKILL)
+                agent.wait()
+                deadline = time.time() + 10
+                alive = ranks
+                while alive and time.time() < deadline:
+                    time.sleep(0.2)
+                    alive = [p for p in ranks if _running(p)]
+                self.assertEqual(alive, [], "ranks still running after their agent was killed")
+            finally:
+                agent.kill()
+                for p in ranks if "ranks" in locals() else []:
+                    if _running(p):
+                        os.kill(p, signal.SIGKILL)
 
     def test_a_batch_that_does_not_divide_over_the_processes_is_refused(self):
         with tempfile.TemporaryDirectory() as tmp:

@@ -32,12 +32,21 @@ function request(extra: Partial<FinetuneRequest>): FinetuneRequest {
   };
 }
 
-/** The processes of a process group (empty once all are gone). */
-function groupMembers(pgid: number): number[] {
+/** torchrun's ranks: the agent's children (torch 2.x puts each in a session of its own, so not the group). */
+function children(pid: number): number[] {
   try {
-    return execFileSync('ps', ['-o', 'pid=', '-g', String(pgid)], { encoding: 'utf8' }).split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
+    return execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
   } catch {
-    return []; // ps exits 1 when no process matches
+    return [];
+  }
+}
+
+/** True while `pid` runs (a zombie counts as gone). */
+function running(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(')').pop()!.trim()[0] !== 'Z';
+  } catch {
+    return false;
   }
 }
 
@@ -62,15 +71,16 @@ test('cancel stops every process by itself; the checkpoint resumes on 1 process 
   const out = join(dir, 'cancel.onnx');
   const controller = new AbortController();
   const stderr: string[] = [];
-  let pgid: number | undefined;
+  let agent: number | undefined;
+  let ranks: number[] = [];
   let started: WorkerMessage | undefined;
   let checkpoint: WorkerMessage | undefined;
   const first = await finetune(request({ out, workDir, worker: { nproc: 2 } }), {
     signal: controller.signal,
-    onWorker: (w) => { pgid = w.pid; },
+    onWorker: (w) => { agent = w.pid; },
     onStderr: (l) => stderr.push(l),
     onMessage: (m) => {
-      if (m.type === 'started') started = m;
+      if (m.type === 'started') { started = m; ranks = children(agent!); }
       if (m.type === 'progress' && m.step >= 20 && !controller.signal.aborted) controller.abort();
       if (m.type === 'checkpoint') checkpoint = m;
     },
@@ -81,7 +91,8 @@ test('cancel stops every process by itself; the checkpoint resumes on 1 process 
   assert.ok(checkpoint?.type === 'checkpoint' && checkpoint.reason === 'cancel' && checkpoint.step >= 20 && checkpoint.step < started.stepsPerEpoch);
   // Every rank stopped at the agreed step and exited 0: torchrun reports no failed rank.
   assert.ok(!stderr.some((l) => /ChildFailedError|exitcode\s*:/.test(l)), stderr.slice(-20).join('\n'));
-  assert.deepEqual(groupMembers(pgid!), [], 'no worker process is left');
+  assert.equal(ranks.length, 2);
+  assert.deepEqual(ranks.filter(running), [], 'no rank is left');
   assert.equal(existsSync(out), false, 'no model written on cancel');
 
   let resumedFrom: unknown;
@@ -109,14 +120,16 @@ print(json.dumps({k: v.flatten().tolist() for k, v in c['weights'].items()}))`, 
 
 test('killing rank 1 ends the run with one error naming rank 1 and the signal, and no model is written', { skip, timeout: 120_000 }, async () => {
   const out = join(dir, 'killed.onnx');
-  let pgid: number | undefined;
+  let agent: number | undefined;
+  let ranks: number[] = [];
   let killed = false;
   await assert.rejects(
     finetune(request({ out, training: { epochs: 3, batchSize: 4 }, worker: { nproc: 2 } }), {
-      onWorker: (w) => { pgid = w.pid; },
+      onWorker: (w) => { agent = w.pid; },
       onMessage: (m) => {
-        if (m.type !== 'progress' || killed || !pgid) return;
-        const rank1 = groupMembers(pgid).find((pid) => rankOf(pid) === 1);
+        if (m.type !== 'progress' || killed || !agent) return;
+        ranks = children(agent);
+        const rank1 = ranks.find((pid) => rankOf(pid) === 1);
         if (rank1) { process.kill(rank1, 'SIGKILL'); killed = true; }
       },
     }),
@@ -125,7 +138,7 @@ test('killing rank 1 ends the run with one error naming rank 1 and the signal, a
   );
   assert.ok(killed);
   assert.equal(existsSync(out), false);
-  assert.deepEqual(groupMembers(pgid!), [], 'no worker process is left');
+  assert.deepEqual(ranks.filter(running), [], 'no rank is left');
 });
 
 // torch 1.13's summary when rank 1 exited 3 and rank 0 then lost its peer (captured).
@@ -189,6 +202,7 @@ test('checks before anything starts: the global batch divides over the processes
   bad({ nproc: 2, gpus: [0, 1, 2] }, 'auto', 60, /one process runs on each GPU/);
   bad({ gpus: [0] }, 'cpu', 64, /--gpus with --device cpu/);
   bad({ nproc: 2 }, 'cuda:1', 64, /--device cuda:1 picks one GPU/);
+  bad({ nproc: 2 }, 'mps', 64, /not on mps/);
   assert.deepEqual(parseGpus('0, 2'), [0, 2]);
   assert.throws(() => parseGpus('0,0'), /distinct/);
   assert.throws(() => parseGpus('a'), /distinct/);

@@ -18,6 +18,8 @@ import datetime
 import json
 import os
 import sys
+import threading
+import time
 
 RANK_ERROR = "RANKSCOPE_RANK_ERROR "
 DEFAULT_TIMEOUT_S = 600
@@ -25,6 +27,19 @@ DEFAULT_TIMEOUT_S = 600
 # Text of the errors a collective raises when a peer is gone or silent (gloo, NCCL, the store).
 _PEER_SIGNS = ("connection closed by peer", "connection reset by peer", "broken pipe", "socket timeout",
                "timed out", "timeout", "nccl", "gloo", "no route to host", "connection refused")
+
+
+def _exit_with_agent(every_s=0.5):
+    """No rank outlives torchrun's agent. torch 2.x starts each rank in a session of its own
+    (start_new_session), so killing the agent's process group (what the client does to stop a
+    run) does not reach the ranks: each one watches its parent and exits once it is gone."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(1)
+    threading.Thread(target=watch, name="rankscope-agent-watch", daemon=True).start()
 
 
 def launched_by_torchrun():
@@ -51,6 +66,7 @@ class Ranks:
         """Joins the gloo process group (timeout: $RANKSCOPE_DIST_TIMEOUT_S, for every collective)."""
         if not self.distributed:
             return
+        _exit_with_agent()
         import torch.distributed as dist
         dist.init_process_group("gloo", timeout=self.timeout())
 

@@ -7,8 +7,11 @@ import sys
 
 
 def _fix_std_parser():
-    from torch.distributed.elastic.multiprocessing import api
-    if api.Std.from_str("0") is not None:
+    try:
+        from torch.distributed.elastic.multiprocessing import api
+        if api.Std.from_str("0") is not None:
+            return
+    except (ImportError, AttributeError):  # another torch layout: nothing to fix there
         return
 
     def from_str(cls, vm):
