@@ -125,6 +125,25 @@ suite('fine-tuning: epochs, splits, cancel, resume, failure (issue 13 items 7 an
     assert.equal(view.summary!.testAccuracy, r.summary.testAccuracy);
   });
 
+  test('rankscope.finetune.processes 2: the worker trains under torchrun (gloo); the view names the processes and the global batch', async function () {
+    this.timeout(300_000);
+    const a = await api();
+    await config().update('finetune.processes', 2, vscode.ConfigurationTarget.Workspace);
+    try {
+      const r = await vscode.commands.executeCommand<RunResult & { summary: { processes: unknown } }>('rankscope.finetune', options({ out: join(fx.dir, 'ddp.onnx') }));
+      assert.equal(r.status, 'completed');
+      assert.ok(r.output && existsSync(r.output));
+      assert.deepEqual(r.summary.processes, { worldSize: 2, backend: 'gloo', globalBatch: 32, perProcessBatch: 16 });
+      assert.equal(a.finetune.current.run!.device, 'cpu × 2 processes (gloo), global batch 32 = 2 × 16');
+      // A batch that does not divide over the processes is refused before anything starts (a notification, nothing returned).
+      assert.equal(await vscode.commands.executeCommand('rankscope.finetune', options({ batchSize: 33, out: join(fx.dir, 'odd.onnx') })), undefined);
+      assert.match(a.finetune.current.error ?? '', /--batch-size 33 is the global batch: it must divide evenly over 2 processes/);
+      assert.equal(existsSync(join(fx.dir, 'odd.onnx')), false);
+    } finally {
+      await config().update('finetune.processes', undefined, vscode.ConfigurationTarget.Workspace);
+    }
+  });
+
   test('cancelled before anything was measured: the view has no figure, not 0 %', async function () {
     this.timeout(120_000);
     const a = await api();

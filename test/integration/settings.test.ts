@@ -19,6 +19,7 @@ suite('settings', () => {
     const defaults: Record<string, unknown> = {
       'python.interpreter': '', device: 'auto', 'compress.defaultEnergy': 0.95, 'eval.batchSize': 64,
       'eval.executionProvider': 'cpu', 'cache.location': '', 'cache.maxSizeMB': 512, 'layers.sortBy': 'module',
+      'finetune.processes': 1, 'finetune.gpus': '',
     };
     for (const [key, value] of Object.entries(defaults)) assert.deepEqual(config().inspect(key)?.defaultValue, value, key);
   });
