@@ -95,6 +95,11 @@ def _running(pid):
         return False
 
 
+def _environ(pid):
+    with open(f"/proc/{pid}/environ") as f:
+        return f.read().split("\0")
+
+
 class Shards(unittest.TestCase):
     def test_the_ranks_shares_of_a_step_are_the_one_process_batch(self):
         order = np.random.default_rng(0).permutation(103)
@@ -185,6 +190,62 @@ class TwoProcesses(unittest.TestCase):
             finally:
                 agent.kill()
                 for p in ranks if "ranks" in locals() else []:
+                    if _running(p):
+                        os.kill(p, signal.SIGKILL)
+
+    def test_two_runs_at_once_do_not_meet(self):
+        """Each run's rendezvous is on a port of its own (c10d on port 0; torch 1.13's --standalone
+        would put both on 29400): two 2-process runs at the same time both complete, each alone."""
+        with tempfile.TemporaryDirectory() as tmp:
+            data, graph = mlp_task(tmp)
+            runs = []
+            for name in ("a", "b"):
+                cfg = {"graph": graph, "data": {"path": data}, "epochs": 1, "batchSize": 32, "device": "cpu",
+                       "outDir": os.path.join(tmp, name), "progressEvery": 0}
+                with open(os.path.join(tmp, f"{name}.json"), "w") as f:
+                    json.dump(cfg, f)
+                runs.append(subprocess.Popen(worker_command(2) + ["--config", os.path.join(tmp, f"{name}.json")], stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                                             env={**os.environ, "PYTHONPATH": WORKER, "OMP_NUM_THREADS": "1"}))
+            for run in runs:
+                out, err = run.communicate(timeout=300)
+                self.assertEqual(run.returncode, 0, err[-2000:])
+                msgs = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+                self.assertEqual([m["type"] for m in msgs].count("done"), 1)
+                self.assertEqual(msgs[-1]["summary"]["processes"]["worldSize"], 2)
+
+    def test_a_rank_that_stops_answering_ends_the_run_after_the_timeout(self):
+        """A stopped rank (SIGSTOP: alive, silent) does not hang the run: rank 0's collective times
+        out ($RANKSCOPE_DIST_TIMEOUT_S) and torchrun ends the rest."""
+        import signal
+        with tempfile.TemporaryDirectory() as tmp:
+            data, graph = mlp_task(tmp)
+            cfg = {"graph": graph, "data": {"path": data}, "epochs": 10000, "batchSize": 32, "device": "cpu",
+                   "outDir": os.path.join(tmp, "out"), "progressEvery": 0}
+            with open(os.path.join(tmp, "c.json"), "w") as f:
+                json.dump(cfg, f)
+            agent = subprocess.Popen(worker_command(2) + ["--config", os.path.join(tmp, "c.json")], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                                     env={**os.environ, "PYTHONPATH": WORKER, "OMP_NUM_THREADS": "1", "RANKSCOPE_DIST_TIMEOUT_S": "3"})
+            ranks = []
+            try:
+                for line in agent.stdout:
+                    if '"progress"' in line:
+                        break
+                ranks = [int(p) for p in subprocess.run(["ps", "-o", "pid=", "--ppid", str(agent.pid)], capture_output=True,
+                                                        text=True).stdout.split()]
+                rank1 = [p for p in ranks if "RANK=1" in _environ(p)]
+                os.kill(rank1[0], signal.SIGSTOP)
+                t0 = time.time()
+                _, err = agent.communicate(timeout=120)
+                print(f"\nrank 1 stopped: the run ended after {time.time() - t0:.1f} s (collective timeout 3 s, "
+                      f"then torchrun's grace for the stopped rank)", file=sys.stderr)
+                self.assertNotEqual(agent.returncode, 0)
+                self.assertIn("RANKSCOPE_RANK_ERROR", err)
+                self.assertEqual([p for p in ranks if _running(p)], [])
+            finally:
+                agent.kill()
+                for p in ranks:
                     if _running(p):
                         os.kill(p, signal.SIGKILL)
 
