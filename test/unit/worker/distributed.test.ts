@@ -1,5 +1,5 @@
 // Fine-tuning on several processes (torchrun + DDP on CPU, gloo; docs/worker.md), through
-// finetune() and the real worker: a 2-process run cancelled mid-epoch stops every process by itself
+// finetune() and the real worker: a 2-process run (distilling) cancelled mid-epoch stops every process by itself
 // (torchrun exits cleanly, nothing left in the process group) and resumes on 1 process to the
 // weights of an uninterrupted 1-process run; killing rank 1 gives one error naming rank 1 and no
 // model; and the launch arguments, checks and failure reading on their own. The 1-vs-2 equality
@@ -22,7 +22,7 @@ import { pythonHas, runPython, testPython } from '../../helpers/python';
 const hasTorch = pythonHas('torch', 'numpy', 'onnx');
 const skip = !hasTorch && 'needs torch + onnx in the test Python';
 const dir = mkdtempSync(join(tmpdir(), 'rankscope-ddp-'));
-const fixture = { compressed: join(dir, 'compressed.onnx'), data: join(dir, 'data.npz') };
+const fixture = { compressed: join(dir, 'compressed.onnx'), original: join(dir, 'original.onnx'), data: join(dir, 'data.npz') };
 
 function request(extra: Partial<FinetuneRequest>): FinetuneRequest {
   return {
@@ -66,7 +66,7 @@ before(() => {
   runPython(`import sys; sys.path.insert(0, 'test/python'); import fixtures; fixtures.build(sys.argv[1], 2)`, [dir]);
 });
 
-test('cancel stops every process by itself; the checkpoint resumes on 1 process to the weights of an uninterrupted 1-process run', { skip, timeout: 240_000 }, async () => {
+test('cancel stops every process by itself; the checkpoint resumes on 1 process to the weights of an uninterrupted 1-process run (distilling from the original)', { skip, timeout: 240_000 }, async () => {
   const workDir = join(dir, 'cancel-work');
   const out = join(dir, 'cancel.onnx');
   const controller = new AbortController();
@@ -75,7 +75,7 @@ test('cancel stops every process by itself; the checkpoint resumes on 1 process 
   let ranks: number[] = [];
   let started: WorkerMessage | undefined;
   let checkpoint: WorkerMessage | undefined;
-  const first = await finetune(request({ out, workDir, worker: { nproc: 2 } }), {
+  const first = await finetune(request({ out, workDir, teacher: fixture.original, worker: { nproc: 2 } }), {
     signal: controller.signal,
     onWorker: (w) => { agent = w.pid; },
     onStderr: (l) => stderr.push(l),
@@ -96,14 +96,15 @@ test('cancel stops every process by itself; the checkpoint resumes on 1 process 
   assert.equal(existsSync(out), false, 'no model written on cancel');
 
   let resumedFrom: unknown;
-  const second = await finetune(request({ out, workDir, resume: true, worker: { nproc: 1 } }), {
+  const second = await finetune(request({ out, workDir, resume: true, teacher: fixture.original, worker: { nproc: 1 } }), {
     onMessage: (m) => { if (m.type === 'started') resumedFrom = m.resumedFrom; },
   });
   assert.equal(second.status, 'completed');
+  assert.equal(second.summary.teacher, true);
   assert.deepEqual(resumedFrom, { epochsDone: 0, step: checkpoint.step });
   assert.ok(existsSync(out));
 
-  const straight = await finetune(request({ out: join(dir, 'straight.onnx'), workDir: join(dir, 'straight-work') }));
+  const straight = await finetune(request({ out: join(dir, 'straight.onnx'), workDir: join(dir, 'straight-work'), teacher: fixture.original }));
   assert.equal(straight.status, 'completed');
   const ckpt = (w: string) => runPython(`import sys, torch, json
 c = torch.load(sys.argv[1], map_location='cpu')
