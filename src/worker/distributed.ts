@@ -146,6 +146,13 @@ export function rankFailureError(failures: RankFailure[], exits: RankExit[], wor
       `Fine-tuning process rank ${cause.rank} of ${world} failed: ${cause.message} [${cause.code}]. ${stopped}`,
       cause.hint ?? HINTS[cause.code] ?? resume);
   }
+  // A rank that timed out waiting: the one torchrun had to kill is the one that stopped answering.
+  const waited = failures.find((f) => f.code === 'PEER' && /timed? ?out|timeout/i.test(f.message));
+  const hung = waited && exits.find((e) => e.rank !== waited.rank && (e.exitCode === -9 || e.signal === 'SIGKILL'));
+  if (waited && hung) {
+    return new RankscopeError('WORKER', `Fine-tuning process rank ${hung.rank} of ${world} stopped answering: rank ${waited.rank} waited for it until the timeout (${waited.message}). ${stopped}`,
+      `A process that hangs (a stuck GPU, a debugger) ends the run after $RANKSCOPE_DIST_TIMEOUT_S seconds (default 600); raise it for very slow steps. ${resume}`);
+  }
   // SIGTERM is torchrun stopping the others once one died; the cause is a rank killed otherwise.
   const signalled = (e: RankExit) => (e.exitCode < 0 || e.signal !== undefined) && e.exitCode !== -15 && e.signal !== 'SIGTERM';
   const killed = exits.find(signalled) ?? exits.find((e) => !failures.some((f) => f.rank === e.rank) && e.exitCode !== -15) ?? exits[0];

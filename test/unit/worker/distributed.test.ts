@@ -180,6 +180,11 @@ test('failures: a rank\'s own error is the cause, not the peers\' echoes; else t
   const terminated = parseTorchrunFailures(['  rank      : 0 (local_rank: 0)', '  exitcode  : -15 (pid: 1)', '  rank      : 1 (local_rank: 1)', '  exitcode  : 2 (pid: 2)']);
   assert.match(rankFailureError([], terminated, 2)!.message, /rank 1 of 2 exited with code 2/);
   assert.equal(rankFailureError([], [], 2), undefined);
+  // Rank 1 stopped answering: rank 0's collective timed out, then torchrun killed rank 1.
+  const waited = parseRankFailure('RANKSCOPE_RANK_ERROR {"rank": 0, "world": 2, "code": "PEER", "message": "[../third_party/gloo/gloo/transport/tcp/unbound_buffer.cc:81] Timed out waiting 3000ms for recv operation to complete", "hint": null}')!;
+  const hung = rankFailureError([waited], parseTorchrunFailures(SUMMARY), 2)!;
+  assert.match(hung.message, /rank 1 of 2 stopped answering: rank 0 waited for it until the timeout/);
+  assert.match(hung.hint!, /RANKSCOPE_DIST_TIMEOUT_S/);
 });
 
 test('launch: the plain worker for 1 process; torchrun on a free port (c10d, 127.0.0.1:0) with its own run id otherwise', () => {
