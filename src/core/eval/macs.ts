@@ -102,7 +102,11 @@ export async function measureMacs(model: OnnxModel, options: MacsOptions): Promi
     return { ok: false, reason: `ONNX Runtime could not load the model: ${(e as Error).message}` };
   }
   try {
-    const sample = await sampleFeeds(session.inputs, options.dataset, fixedBatchSize(session), options.signal);
+    // Inputs fixing different first dimensions have no common batch: the figures are then per run.
+    let fixed: number | undefined;
+    let perRun = false;
+    try { fixed = fixedBatchSize(session); } catch { perRun = true; }
+    const sample = await sampleFeeds(session.inputs, perRun ? undefined : options.dataset, fixed, options.signal);
     if ('reason' in sample) return { ok: false, reason: sample.reason };
     let outputs: Record<string, WireTensor>;
     try {
@@ -130,7 +134,10 @@ export async function measureMacs(model: OnnxModel, options: MacsOptions): Promi
     const total = layers.reduce((a, l) => a + (l.macs ?? 0), 0);
     return {
       ok: true, total, layers, batch: sample.batch, input: { source: sample.source, shapes: Object.fromEntries(Object.entries(sample.feeds).map(([k, v]) => [k, v.dims])) },
-      notes: layers.filter((l) => l.note).map((l) => `${l.layer}: not counted (${l.note}).`),
+      notes: [
+        ...(perRun ? ['The inputs fix different first dimensions (no common batch): the figures are per run of the declared shapes.'] : []),
+        ...layers.filter((l) => l.note).map((l) => `${l.layer}: not counted (${l.note}).`),
+      ],
     };
   } finally {
     await session.close().catch(() => undefined);
@@ -181,7 +188,7 @@ export async function sampleFeeds(inputs: TensorInfo[], dataset: Dataset | undef
   for (const input of inputs) {
     const dims: number[] = [];
     for (const [axis, d] of input.shape.entries()) {
-      if (typeof d === 'number' && d >= 0) dims.push(axis === 0 && fixed === undefined ? 1 : d);
+      if (typeof d === 'number' && d >= 0) dims.push(d);
       else if (axis === 0) dims.push(batch);
       else return { reason: `input '${input.name}' has a ${typeof d === 'string' ? `symbolic dimension '${d}'` : 'dimension of unknown size'} at axis ${axis}; give data (--data or a task file) so the shapes the model runs with are known` };
     }
