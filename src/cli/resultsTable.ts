@@ -86,7 +86,7 @@ export interface ResultsTable {
 
 export const DEFAULT_TABLE_OPTIONS: TableOptions = { cuts: TABLE_CUTS, allocations: [...ALLOCATIONS], methods: [...SWEEP_METHODS], latencyRuns: 20 };
 
-const SPLITS = 'Top-1 is measured on the test split (ONNX Runtime on each written file). Ranks and factors see training samples only: '
+const SPLITS = 'top-1 is measured on the test split (ONNX Runtime on each written file). Ranks and factors see training samples only: '
   + `the sensitivity probes run on ${PROBE_SAMPLES} training samples, the whitened calibration on ${CALIBRATION_SAMPLES}; fine-tuning trains on the `
   + 'training split less its validation subjects and keeps the epoch with the best validation top-1 (recorded per row); the test split is scored once, after.';
 const WEIGHTED = "'weighted' is the energy greedy with each layer's gain weighted by 1 / (its MACs per parameter): rank is kept where it costs few MACs, cut where the layer runs often.";
