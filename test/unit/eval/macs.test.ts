@@ -23,12 +23,12 @@ let runner: OrtRunner;
 let dataset: Dataset;
 
 before(async () => {
+  runner = OrtRunner.create({});
   if (!hasTorch) return;
   dir = tempDir('rankscope-macs-');
   runPython(readFileSync(join(__dirname, 'macs_reference.py'), 'utf8'), [dir, String(FRAMES)]);
   reference = JSON.parse(readFileSync(join(dir, 'macs.json'), 'utf8'));
   model = await openOnnx(join(dir, 'model.onnx'));
-  runner = OrtRunner.create({});
   const probe = await runner.open(model.path);
   dataset = await loadDataset({ data: join(dir, 'x.npy'), preset: 'none', labels: null }, probe.inputs);
   await probe.close();
@@ -84,4 +84,35 @@ test('a compressed model: each factor pair costs P·g·k·(m/g + n), as measured
   assert.ok(r.total < Object.values(reference).reduce((a, b) => a + b, 0) / 3);
   const original = await measured(model);
   assert.equal(planMacs(original, model.layers, plan), expectedTotal);
+});
+
+test('a Gather embedding costs no MACs; factorized, its lookup feeds a k×dim MatMul: lookups · k · dim', { skip: !pythonHas('onnx') && 'no onnx' }, async () => {
+  const d = tempDir('rankscope-macs-gather-');
+  try {
+    // ids (N, 7) → Gather E [100, 16] → MatMul W [16, 8]: 0 + 7·16·8 MACs per sample.
+    runPython(String.raw`
+import sys, numpy as np, onnx
+from onnx import helper, TensorProto, numpy_helper
+rng = np.random.default_rng(0)
+E = rng.standard_normal((100, 16)).astype(np.float32)
+W = rng.standard_normal((16, 8)).astype(np.float32)
+g = helper.make_graph([helper.make_node('Gather', ['E', 'ids'], ['e'], name='/embed/Gather'), helper.make_node('MatMul', ['e', 'W'], ['y'], name='/proj/MatMul')], 'g',
+    [helper.make_tensor_value_info('ids', TensorProto.INT64, ['N', 7])], [helper.make_tensor_value_info('y', TensorProto.FLOAT, ['N', 7, 8])],
+    [numpy_helper.from_array(E, 'E'), numpy_helper.from_array(W, 'W')])
+onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]), sys.argv[1])
+`, [join(d, 'g.onnx')]);
+    const m = await openOnnx(join(d, 'g.onnx'));
+    const r = await measureMacs(m, { runner });
+    assert.ok(r.ok, r.ok ? '' : r.reason);
+    assert.deepEqual(r.layers.map((l) => [l.layer, l.macs, l.applications]), [['embed', 0, 7], ['proj', 7 * 16 * 8, 7]]);
+    const plan = await planModel(m, { rank: 4 });
+    await compressToFile(m, plan, join(d, 'c.onnx'));
+    const c = await measureMacs(await openOnnx(join(d, 'c.onnx')), { runner });
+    assert.ok(c.ok);
+    const expected = 7 * 4 * 16 + 7 * 4 * (16 + 8);
+    assert.equal(c.total, expected);
+    assert.equal(planMacs(r, m.layers, plan), expected);
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
 });
