@@ -95,12 +95,13 @@ export const demoCommand: Command = {
     const out = resolve(values.out ?? 'demo-output');
     const epochs = values.epochs === undefined ? (ci ? 1 : values.table ? 5 : 3) : intOption(values.epochs, '--epochs', 0);
     const threads = values.threads === undefined ? 1 : intOption(values.threads, '--threads');
+    const table = values.table ? tableOptions(values, ci) : undefined; // checked before anything is written
     ensureOutputFolder(out);
     const ctx: Context = { io, model, data, out, epochs, threads, ci, python: values.python };
-    if (values.table) {
-      const table = await resultsTable(ctx, tableOptions(values, ci));
+    if (table) {
+      const result = await resultsTable(ctx, table);
       io.out(`wrote ${join(out, 'results.json')}`);
-      if (values.json) io.out(JSON.stringify(table, null, 2));
+      if (values.json) io.out(JSON.stringify(result, null, 2));
       return 0;
     }
     const summary = await demo(ctx);
