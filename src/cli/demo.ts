@@ -14,6 +14,7 @@ import { ALLOCATIONS, isAllocation, SWEEP_ALLOCATIONS } from '../core/compress/b
 import type { Dataset } from '../core/eval/dataset';
 import { evaluate } from '../core/eval/evaluate';
 import { compareLatency, type Latency } from '../core/eval/latency';
+import { measureMacs } from '../core/eval/macs';
 import { OrtRunner, type OrtSession } from '../core/eval/runner';
 import type { SensitivityOptions } from '../core/eval/sensitivity';
 import { runSweep, SWEEP_METHODS, type SweepMethod, type SweepPoint, type SweepResult } from '../core/eval/sweep';
@@ -60,7 +61,7 @@ export interface DemoSummary {
     inspect: { layers: number; factorizable: number; totalParams: number; factorizableParams: number; fileSize: number; spectra: number; seconds: number };
     sweep: { points: number; original: number; best: { label: string; top1: number; params: number }[]; seconds: number };
     compress: { point: string; plan: string; output: string; layersCompressed: number; paramsBefore: number; paramsAfter: number; fileSizeBefore: number; fileSizeAfter: number };
-    evaluate: { top1Original: number; top1Compressed: number; agreement: number; latencyOriginalMs: number; latencyCompressedMs: number };
+    evaluate: { top1Original: number; top1Compressed: number; agreement: number; latencyOriginalMs: number; latencyCompressedMs: number; macsOriginal: number | null; macsCompressed: number | null };
     finetune: { ran: true; epochs: number; top1: number; output: string; seconds: number; device: string } | { ran: false; reason: string; howToEnable?: string };
   };
   seconds: number;
@@ -188,9 +189,11 @@ async function demo(ctx: Context): Promise<DemoSummary> {
     io.out(`latency (batch ${latO.batchSize}, ${ctx.threads} thread): original ${latO.medianMs.toFixed(2)} ms, compressed ${latC.medianMs.toFixed(2)} ms`);
     await original.close();
     await compressed.close();
+    const [macsO, macsC] = [await measureMacs(model, { runner, dataset, signal: io.signal }), await measureMacs(await openOnnxModel(compressedPath, { signal: io.signal }), { runner, dataset, signal: io.signal })];
+    io.out(macsO.ok && macsC.ok ? `MACs per sample (weight layers): original ${num(macsO.total)}, compressed ${num(macsC.total)} (×${(macsC.total / macsO.total).toFixed(2)})` : `MACs: not measured (${!macsO.ok ? macsO.reason : !macsC.ok ? macsC.reason : ''})`);
     const evaluation = {
       top1Original: base.metrics.top1 ?? 0, top1Compressed: comp.metrics.top1 ?? 0, agreement: comp.metrics.agreement ?? 0,
-      latencyOriginalMs: latO.medianMs, latencyCompressedMs: latC.medianMs,
+      latencyOriginalMs: latO.medianMs, latencyCompressedMs: latC.medianMs, macsOriginal: macsO.ok ? macsO.total : null, macsCompressed: macsC.ok ? macsC.total : null,
     };
 
     // 5. Fine-tune.
@@ -271,7 +274,8 @@ function printSummary(s: DemoSummary, io: CommandIO): void {
   io.out(`inspect   ${st.inspect.layers} layers, ${num(st.inspect.totalParams)} parameters, ${st.inspect.spectra} spectra`);
   io.out(`sweep     ${st.sweep.points} points; original top-1 ${pct(st.sweep.original)}`);
   io.out(`compress  ${st.compress.point}: ${num(st.compress.paramsBefore)} → ${num(st.compress.paramsAfter)} parameters, ${kib(st.compress.fileSizeBefore)} → ${kib(st.compress.fileSizeAfter)}`);
-  io.out(`evaluate  top-1 ${pct(st.evaluate.top1Original)} → ${pct(st.evaluate.top1Compressed)} after SVD; latency ${st.evaluate.latencyOriginalMs.toFixed(2)} → ${st.evaluate.latencyCompressedMs.toFixed(2)} ms/batch`);
+  io.out(`evaluate  top-1 ${pct(st.evaluate.top1Original)} → ${pct(st.evaluate.top1Compressed)} after SVD; latency ${st.evaluate.latencyOriginalMs.toFixed(2)} → ${st.evaluate.latencyCompressedMs.toFixed(2)} ms/batch`
+    + (st.evaluate.macsOriginal !== null && st.evaluate.macsCompressed !== null ? `; MACs ${num(st.evaluate.macsOriginal)} → ${num(st.evaluate.macsCompressed)}` : ''));
   const ft = st.finetune;
   io.out(ft.ran ? `finetune  top-1 ${pct(ft.top1)} after ${ft.epochs} epoch(s) on ${ft.device} (${ft.seconds.toFixed(0)} s)` : `finetune  skipped: ${ft.reason}`);
   io.out(`report    ${join(dirname(st.compress.plan), 'report.html')}  (${s.seconds.toFixed(0)} s in all)`);
