@@ -3,32 +3,32 @@
 // accuracy with ONNX Runtime), 3 compress at the knee of the trade-off curve, 4 evaluate it
 // against the original, 5 fine-tune it on the CPU when PyTorch is there. Writes DIR/report.html,
 // summary.json, the sweep files, the plan, and the compressed and fine-tuned models.
-// `--table` instead computes the README results table (cuts × allocations, after SVD / after
-// fine-tuning / with distillation) into DIR/results.json; scripts/results.mjs renders it.
+// `--table` instead computes the README results table (resultsTable.ts) into DIR/results.json;
+// scripts/results.mjs renders it.
 import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { cpus, loadavg } from 'node:os';
 import { RankscopeError } from '../core/errors';
-import { compressToFile, type Plan } from '../core/compress';
-import { SWEEP_ALLOCATIONS } from '../core/compress/budget';
-import { loadDataset, type Dataset, type DatasetSpec } from '../core/eval/dataset';
+import { compressToFile } from '../core/compress';
+import { ALLOCATIONS, isAllocation, SWEEP_ALLOCATIONS } from '../core/compress/budget';
+import type { Dataset } from '../core/eval/dataset';
 import { evaluate } from '../core/eval/evaluate';
 import { compareLatency, type Latency } from '../core/eval/latency';
-import type { EvalMetrics } from '../core/eval/metrics';
+import { measureMacs } from '../core/eval/macs';
 import { OrtRunner, type OrtSession } from '../core/eval/runner';
 import type { SensitivityOptions } from '../core/eval/sensitivity';
-import { runSweep, type SweepAllocation, type SweepPoint, type SweepResult } from '../core/eval/sweep';
+import { runSweep, SWEEP_METHODS, type SweepMethod, type SweepPoint, type SweepResult } from '../core/eval/sweep';
 import { writeSweepReport } from '../core/eval/report';
 import { openOnnxModel } from '../core/formats';
 import { ensureOutputFolder, writeFileAtomic } from '../core/fs/atomicWrite';
 import { computeSpectra } from '../core/linalg';
-import { checkDiscoveredEnvironment, type EnvReport } from '../worker/envCheck';
-import { finetune, type FinetuneResult } from '../worker/finetune';
-import type { WorkerMessage } from '../worker/protocol';
 import type { Command, CommandIO } from './command';
-import { intOption, parseOptions } from './options';
+import { intOption, nameList, numberList, parseOptions } from './options';
 import { demoReportHtml } from './demoReport';
+import { findTorch, kib, num, openData, pct, planOf, runFinetune, type Context } from './demoSteps';
+import { DEFAULT_TABLE_OPTIONS, resultsTable, type ResultsTable, type TableOptions } from './resultsTable';
+
+export type { ResultsTable, TableRow } from './resultsTable';
 
 /** The demo's allocations: the sweep's, less 'whitened', which needs a calibration pass the demo does not run. */
 const DEMO_ALLOCATIONS = SWEEP_ALLOCATIONS.filter((a) => a !== 'whitened');
@@ -40,11 +40,16 @@ Transformer and its NTU-layout data): inspect, sweep, compress at the knee, eval
   -o, --out DIR        output folder (default demo-output)
   --model FILE         another ONNX model (default media/samples/skeleton-transformer.onnx)
   --data FILE          its data in the NTU layout (default media/samples/skeleton-actions.npz)
-  --epochs N           fine-tuning epochs (default 3; 1 under CI=true); 0 skips fine-tuning
+  --epochs N           fine-tuning epochs (default 3, --table 5; 1 under CI=true); 0 skips fine-tuning
   --python PATH        interpreter with PyTorch for fine-tuning (default: as \`rankscope finetune\`)
   --threads N          ONNX Runtime threads (default 1: stable latency figures)
-  --table              compute the README results table instead (cuts 30/50/70 % × energy/uniform/
-                       sensitivity allocation; fine-tuning and distillation runs) into DIR/results.json
+  --table              compute the README results table instead into DIR/results.json: each cut ×
+                       allocation × method compressed to a file, test top-1 after compression,
+                       fine-tuning and distillation, parameters, MACs, size, interleaved latency
+  --cuts LIST          --table: cuts of the factorizable parameters (default 0.3,0.5,0.7)
+  --allocations LIST   --table: ${ALLOCATIONS.join(',')} (default all)
+  --methods LIST       --table: ${SWEEP_METHODS.join(',')} (default all)
+  --latency-runs N     --table: timed runs of each model per row, alternating (default 20)
   --json               print summary.json to stdout at the end`;
 
 /** The demo's machine-readable outcome (DIR/summary.json); the demo test checks it. */
@@ -56,7 +61,7 @@ export interface DemoSummary {
     inspect: { layers: number; factorizable: number; totalParams: number; factorizableParams: number; fileSize: number; spectra: number; seconds: number };
     sweep: { points: number; original: number; best: { label: string; top1: number; params: number }[]; seconds: number };
     compress: { point: string; plan: string; output: string; layersCompressed: number; paramsBefore: number; paramsAfter: number; fileSizeBefore: number; fileSizeAfter: number };
-    evaluate: { top1Original: number; top1Compressed: number; agreement: number; latencyOriginalMs: number; latencyCompressedMs: number };
+    evaluate: { top1Original: number; top1Compressed: number; agreement: number; latencyOriginalMs: number; latencyCompressedMs: number; macsOriginal: number | null; macsCompressed: number | null };
     finetune: { ran: true; epochs: number; top1: number; output: string; seconds: number; device: string } | { ran: false; reason: string; howToEnable?: string };
   };
   seconds: number;
@@ -64,28 +69,6 @@ export interface DemoSummary {
 
 export const CUTS = [0.3, 0.5, 0.7];
 const ENERGIES = [0.99, 0.95, 0.9];
-const FINETUNE_LR = 5e-4;
-
-export interface TableRow {
-  cut: number;
-  allocation: SweepAllocation;
-  params: number;
-  fileSize: number;
-  top1Svd: number;
-  top1Finetuned: number | null;
-  top1Distilled: number | null;
-  latencyMs: number;
-}
-
-export interface ResultsTable {
-  model: string;
-  data: string;
-  epochs: number;
-  baseline: { params: number; fileSize: number; top1: number; latencyMs: number };
-  rows: TableRow[];
-  machine: string;
-  seconds: number;
-}
 
 /** media/samples, found from the bundle (dist/) or the sources (src/cli/). */
 export function samplesDir(): string {
@@ -104,20 +87,22 @@ export const demoCommand: Command = {
     const { values } = parseOptions(argv, {
       out: { type: 'string', short: 'o' }, model: { type: 'string' }, data: { type: 'string' }, epochs: { type: 'string' },
       python: { type: 'string' }, threads: { type: 'string' }, table: { type: 'boolean' }, json: { type: 'boolean' },
+      cuts: { type: 'string' }, allocations: { type: 'string' }, methods: { type: 'string' }, 'latency-runs': { type: 'string' },
     });
     const ci = process.env.CI === 'true';
     const model = resolve(values.model ?? join(samplesDir(), 'skeleton-transformer.onnx'));
     const data = resolve(values.data ?? join(samplesDir(), 'skeleton-actions.npz'));
     for (const f of [model, data]) if (!existsSync(f)) throw new RankscopeError('NOT_FOUND', `${f}: no such file.`);
     const out = resolve(values.out ?? 'demo-output');
-    const epochs = values.epochs === undefined ? (ci ? 1 : 3) : intOption(values.epochs, '--epochs', 0);
+    const epochs = values.epochs === undefined ? (ci ? 1 : values.table ? 5 : 3) : intOption(values.epochs, '--epochs', 0);
     const threads = values.threads === undefined ? 1 : intOption(values.threads, '--threads');
+    const table = values.table ? tableOptions(values, ci) : undefined; // checked before anything is written
     ensureOutputFolder(out);
     const ctx: Context = { io, model, data, out, epochs, threads, ci, python: values.python };
-    if (values.table) {
-      const table = await resultsTable(ctx);
+    if (table) {
+      const result = await resultsTable(ctx, table);
       io.out(`wrote ${join(out, 'results.json')}`);
-      if (values.json) io.out(JSON.stringify(table, null, 2));
+      if (values.json) io.out(JSON.stringify(result, null, 2));
       return 0;
     }
     const summary = await demo(ctx);
@@ -126,19 +111,17 @@ export const demoCommand: Command = {
   },
 };
 
-interface Context {
-  io: CommandIO;
-  model: string;
-  data: string;
-  out: string;
-  epochs: number;
-  threads: number;
-  ci: boolean;
-  python?: string;
+/** --cuts/--allocations/--methods/--latency-runs, checked (a subset of the full table runs in minutes). */
+function tableOptions(values: { cuts?: string; allocations?: string; methods?: string; 'latency-runs'?: string }, ci: boolean): TableOptions {
+  const cuts = numberList(values.cuts, '--cuts') ?? DEFAULT_TABLE_OPTIONS.cuts;
+  for (const c of cuts) if (!(c > 0 && c < 1)) throw new RankscopeError('BAD_ARGUMENT', `--cuts: ${c} is not a fraction in (0, 1) (0.5 = cut half the factorizable parameters).`);
+  const allocations = nameList(values.allocations) ?? DEFAULT_TABLE_OPTIONS.allocations;
+  for (const a of allocations) if (!isAllocation(a)) throw new RankscopeError('BAD_ARGUMENT', `--allocations: '${a}' is not one of ${ALLOCATIONS.join(', ')}.`);
+  const methods = nameList(values.methods) ?? DEFAULT_TABLE_OPTIONS.methods;
+  for (const m of methods) if (!SWEEP_METHODS.includes(m as SweepMethod)) throw new RankscopeError('BAD_ARGUMENT', `--methods: '${m}' is not one of ${SWEEP_METHODS.join(', ')}.`);
+  const latencyRuns = values['latency-runs'] === undefined ? (ci ? 5 : DEFAULT_TABLE_OPTIONS.latencyRuns) : intOption(values['latency-runs'], '--latency-runs');
+  return { cuts, allocations: allocations as TableOptions['allocations'], methods: methods as SweepMethod[], latencyRuns };
 }
-
-const pct = (x: number | undefined | null) => (x === undefined || x === null ? '—' : `${(x * 100).toFixed(2)} %`);
-const num = (x: number) => x.toLocaleString('en-US');
 
 async function demo(ctx: Context): Promise<DemoSummary> {
   const { io, out } = ctx;
@@ -206,9 +189,11 @@ async function demo(ctx: Context): Promise<DemoSummary> {
     io.out(`latency (batch ${latO.batchSize}, ${ctx.threads} thread): original ${latO.medianMs.toFixed(2)} ms, compressed ${latC.medianMs.toFixed(2)} ms`);
     await original.close();
     await compressed.close();
+    const [macsO, macsC] = [await measureMacs(model, { runner, dataset, signal: io.signal }), await measureMacs(await openOnnxModel(compressedPath, { signal: io.signal }), { runner, dataset, signal: io.signal })];
+    io.out(macsO.ok && macsC.ok ? `MACs per sample (weight layers): original ${num(macsO.total)}, compressed ${num(macsC.total)} (×${(macsC.total / macsO.total).toFixed(2)})` : `MACs: not measured (${!macsO.ok ? macsO.reason : !macsC.ok ? macsC.reason : ''})`);
     const evaluation = {
       top1Original: base.metrics.top1 ?? 0, top1Compressed: comp.metrics.top1 ?? 0, agreement: comp.metrics.agreement ?? 0,
-      latencyOriginalMs: latO.medianMs, latencyCompressedMs: latC.medianMs,
+      latencyOriginalMs: latO.medianMs, latencyCompressedMs: latC.medianMs, macsOriginal: macsO.ok ? macsO.total : null, macsCompressed: macsC.ok ? macsC.total : null,
     };
 
     // 5. Fine-tune.
@@ -255,20 +240,6 @@ function demoSensitivity(ctx: Context): SensitivityOptions {
   return ctx.ci ? { samples: 96, fractions: [0.3, 0.6], measure: 'kl' } : { samples: 256, fractions: [0.2, 0.4, 0.7], measure: 'kl' };
 }
 
-async function openData(runner: OrtRunner, ctx: Context): Promise<Dataset> {
-  const probe = await runner.open(ctx.model);
-  try {
-    return await loadDataset(dataSpec(ctx), probe.inputs);
-  } finally {
-    await probe.close();
-  }
-}
-
-function dataSpec(ctx: Context): DatasetSpec {
-  return { data: ctx.data, preset: 'ntu', labels: 'y_test', inputs: { [inputName]: 'x_test' } };
-}
-const inputName = 'skeleton';
-
 async function latencies(sessions: OrtSession[], dataset: Dataset, ctx: Context): Promise<Latency[]> {
   const batch = await dataset.batch(0, Math.min(32, dataset.size), ctx.io.signal);
   return compareLatency(sessions, batch.feeds, { warmup: 3, runs: ctx.ci ? 5 : 30 });
@@ -288,105 +259,13 @@ export function kneePoint(sweep: SweepResult, tolerance = KNEE_TOLERANCE): Sweep
 }
 const KNEE_TOLERANCE = 0.02;
 
-/** The plan a sweep point measured (the original has none). */
-function planOf(point: SweepPoint): Plan {
-  if (!point.plan) throw new RankscopeError('BAD_ARGUMENT', `sweep point '${point.label}' has no plan.`);
-  return point.plan;
-}
-
-/**
- * The interpreter for fine-tuning, found as `rankscope finetune` finds it (pythonDiscovery.ts:
- * --python, $RANKSCOPE_PYTHON, the active venv/conda, PATH, /usr/bin/python3; the first with
- * PyTorch), then checked. Sets ctx.python.
- */
-async function findTorch(ctx: Context): Promise<EnvReport> {
-  const first = ctx.python ? [{ path: ctx.python, source: '--python' }] : [];
-  const report = await checkDiscoveredEnvironment(first, 'Give --python PATH (a Python 3 with torch and numpy).', { signal: ctx.io.signal });
-  if (report.discovery?.chosen) {
-    ctx.python = report.discovery.chosen.executable;
-    ctx.io.out(`(Python for fine-tuning: ${ctx.python}, ${report.discovery.chosen.source})`);
-  }
-  return report;
-}
-
-async function runFinetune(ctx: Context, model: string, out: string, teacher: string | undefined): Promise<FinetuneResult> {
-  // The demo's own choices (a small model on the CPU); the rest are TRAINING_DEFAULTS.
-  const r = await finetune({
-    model, out, teacher, worker: { python: ctx.python }, data: { path: ctx.data, preset: 'ntu' },
-    training: {
-      kd: teacher ? { alpha: 0.7 } : null, epochs: ctx.epochs, lr: FINETUNE_LR, batchSize: 32, schedule: 'cosine', seed: 1, device: 'cpu', progressEvery: 30,
-    },
-  }, {
-    signal: ctx.io.signal,
-    onMessage: (m: WorkerMessage) => {
-      if (m.type === 'eval' && m.phase === 'before') ctx.io.out(`  before: val top-1 ${pct(m.valAccuracy)}`);
-      if (m.type === 'eval' && m.phase === 'epoch') ctx.io.out(`  epoch ${m.epoch}/${ctx.epochs}: train loss ${m.trainLoss.toFixed(4)}, val top-1 ${pct(m.valAccuracy)} (${m.seconds.toFixed(0)} s)`);
-      if (m.type === 'log' && (m.level === 'warn' || m.level === 'error')) ctx.io.err(`  worker: ${m.message}`);
-    },
-  });
-  if (r.status !== 'completed' || !r.output) throw new RankscopeError('CANCELLED', 'Fine-tuning was cancelled.');
-  return r;
-}
-
-/** The README table: each cut × allocation compressed to a file, scored after SVD, after fine-tuning, and after fine-tuning with distillation. */
-async function resultsTable(ctx: Context): Promise<ResultsTable> {
-  const { io, out } = ctx;
-  const t0 = performance.now();
-  const model = await openOnnxModel(ctx.model, { signal: io.signal });
-  const spectra = await computeSpectra(model, { order: 'module', signal: io.signal, cacheDir: join(out, '.cache', 'spectra') });
-  const runner = OrtRunner.create({ intraOpThreads: ctx.threads, signal: io.signal });
-  let dataset: Dataset | undefined;
-  try {
-    dataset = await openData(runner, ctx);
-    io.out('sweep (plain SVD) …');
-    const sweep = await runSweep({ levels: CUTS, allocations: DEMO_ALLOCATIONS }, {
-      model, spectra, dataset, runner, batchSize: 64, latency: { warmup: 3, runs: 20 }, cacheDir: join(out, '.cache', 'sweep'),
-      sensitivity: { samples: 512, measure: 'kl' }, signal: io.signal,
-    });
-    const env = ctx.epochs > 0 ? await findTorch(ctx) : undefined;
-    if (env && !env.ok) io.out(`fine-tuning skipped: ${env.problems.map((p) => `${p.what}: ${p.fix}`).join(' ')}`);
-    const rows: TableRow[] = [];
-    for (const point of sweep.points) {
-      const cut = point.level;
-      const allocation = point.allocation!;
-      const file = join(out, `cut${Math.round(cut * 100)}-${allocation}.onnx`);
-      await compressToFile(model, planOf(point), file, { signal: io.signal });
-      const row: TableRow = {
-        cut, allocation, params: point.params, fileSize: (await stat(file)).size, top1Svd: point.metrics.top1 ?? 0,
-        top1Finetuned: null, top1Distilled: null, latencyMs: point.latency?.medianMs ?? Number.NaN,
-      };
-      if (env?.ok) {
-        for (const teacher of [undefined, ctx.model]) {
-          io.out(`${point.label}: fine-tuning${teacher ? ' with distillation' : ''} (${ctx.epochs} epochs) …`);
-          const r = await runFinetune(ctx, file, file.replace(/\.onnx$/, teacher ? '.distilled.onnx' : '.finetuned.onnx'), teacher);
-          const session = await runner.open(r.output!);
-          const m: EvalMetrics = (await evaluate(session, dataset, { batchSize: 64, signal: io.signal })).metrics;
-          await session.close();
-          if (teacher) row.top1Distilled = m.top1 ?? null;
-          else row.top1Finetuned = m.top1 ?? null;
-        }
-      }
-      io.out(`${point.label}: ${num(row.params)} params, ${kib(row.fileSize)}, top-1 SVD ${pct(row.top1Svd)}, fine-tuned ${pct(row.top1Finetuned)}, distilled ${pct(row.top1Distilled)}, ${row.latencyMs.toFixed(2)} ms`);
-      rows.push(row);
-    }
-    const table: ResultsTable = {
-      model: ctx.model, data: ctx.data, epochs: env?.ok ? ctx.epochs : 0,
-      baseline: { params: sweep.original.params, fileSize: sweep.original.fileSize, top1: sweep.original.metrics.top1 ?? 0, latencyMs: sweep.original.latency?.medianMs ?? Number.NaN },
-      rows, machine: `${process.platform} ${process.arch} (${cpus().length} cores, load average ${loadavg()[0].toFixed(1)} at the end), ONNX Runtime CPU, ${ctx.threads} thread(s), batch of 32`, seconds: (performance.now() - t0) / 1000,
-    };
-    await writeFileAtomic(join(out, 'results.json'), JSON.stringify(table, null, 2), { signal: io.signal });
-    return table;
-  } finally {
-    await dataset?.close();
-    await runner.dispose();
-  }
-}
-
+/** DIR/results.json of this table format (an older one is left out of the report). */
 async function readTable(out: string): Promise<ResultsTable | undefined> {
   const path = join(out, 'results.json');
   if (!existsSync(path)) return undefined;
   const { readFile } = await import('node:fs/promises');
-  return JSON.parse(await readFile(path, 'utf8')) as ResultsTable;
+  const table = JSON.parse(await readFile(path, 'utf8')) as ResultsTable;
+  return table.schema === 'rankscope.results/2' ? table : undefined;
 }
 
 function printSummary(s: DemoSummary, io: CommandIO): void {
@@ -395,10 +274,10 @@ function printSummary(s: DemoSummary, io: CommandIO): void {
   io.out(`inspect   ${st.inspect.layers} layers, ${num(st.inspect.totalParams)} parameters, ${st.inspect.spectra} spectra`);
   io.out(`sweep     ${st.sweep.points} points; original top-1 ${pct(st.sweep.original)}`);
   io.out(`compress  ${st.compress.point}: ${num(st.compress.paramsBefore)} → ${num(st.compress.paramsAfter)} parameters, ${kib(st.compress.fileSizeBefore)} → ${kib(st.compress.fileSizeAfter)}`);
-  io.out(`evaluate  top-1 ${pct(st.evaluate.top1Original)} → ${pct(st.evaluate.top1Compressed)} after SVD; latency ${st.evaluate.latencyOriginalMs.toFixed(2)} → ${st.evaluate.latencyCompressedMs.toFixed(2)} ms/batch`);
+  io.out(`evaluate  top-1 ${pct(st.evaluate.top1Original)} → ${pct(st.evaluate.top1Compressed)} after SVD; latency ${st.evaluate.latencyOriginalMs.toFixed(2)} → ${st.evaluate.latencyCompressedMs.toFixed(2)} ms/batch`
+    + (st.evaluate.macsOriginal !== null && st.evaluate.macsCompressed !== null ? `; MACs ${num(st.evaluate.macsOriginal)} → ${num(st.evaluate.macsCompressed)}` : ''));
   const ft = st.finetune;
   io.out(ft.ran ? `finetune  top-1 ${pct(ft.top1)} after ${ft.epochs} epoch(s) on ${ft.device} (${ft.seconds.toFixed(0)} s)` : `finetune  skipped: ${ft.reason}`);
   io.out(`report    ${join(dirname(st.compress.plan), 'report.html')}  (${s.seconds.toFixed(0)} s in all)`);
 }
 
-const kib = (bytes: number) => `${(bytes / 1024).toFixed(0)} KiB`;

@@ -57,10 +57,12 @@ function resultsTableHtml(r: DemoReport): string {
   const head = '<tr><th>cut</th><th>allocation</th><th>parameters</th><th>size (KiB)</th><th>top-1 SVD %</th><th>top-1 fine-tuned %</th><th>top-1 distilled %</th><th>CPU ms/batch</th></tr>';
   if (r.table) {
     const t = r.table;
-    const rows = t.rows.map((x) => `<tr><td>−${Math.round(x.cut * 100)} %</td><td>${x.allocation}</td><td>${x.params.toLocaleString('en-US')}</td><td>${(x.fileSize / 1024).toFixed(0)}</td>`
-      + `<td>${pct(x.top1Svd)}</td><td>${pct(x.top1Finetuned)}</td><td>${pct(x.top1Distilled)}</td><td>${x.latencyMs.toFixed(2)}</td></tr>`).join('\n');
-    return `<p>Fine-tuning: ${t.epochs} epochs. ${esc(t.machine)}.</p><table><thead>${head}</thead><tbody>
-<tr><td>0</td><td>original</td><td>${t.baseline.params.toLocaleString('en-US')}</td><td>${(t.baseline.fileSize / 1024).toFixed(0)}</td><td>${pct(t.baseline.top1)}</td><td></td><td></td><td>${t.baseline.latencyMs.toFixed(2)}</td></tr>
+    const tableHead = '<tr><th>cut</th><th>allocation</th><th>method</th><th>parameters</th><th>MACs</th><th>size (KiB)</th><th>top-1 SVD %</th><th>top-1 fine-tuned %</th><th>top-1 distilled %</th><th>CPU ms/batch (original → compressed)</th></tr>';
+    const macs = (m: number | null) => (m === null ? '—' : m.toLocaleString('en-US'));
+    const rows = t.rows.map((x) => `<tr><td>−${Math.round(x.cut * 100)} %</td><td>${x.allocation}</td><td>${x.method}</td><td>${x.params.toLocaleString('en-US')}</td><td>${macs(x.macs)}</td><td>${(x.fileSize / 1024).toFixed(0)}</td>`
+      + `<td>${pct(x.top1Svd)}</td><td>${pct(x.top1Finetuned)}</td><td>${pct(x.top1Distilled)}</td><td>${x.latency.originalMs.toFixed(2)} → ${x.latency.compressedMs.toFixed(2)} (×${x.latency.ratio.toFixed(2)})</td></tr>`).join('\n');
+    return `<p>Fine-tuning: ${t.epochs} epochs. ${esc(t.splits)} ${esc(t.machine)}.</p><table><thead>${tableHead}</thead><tbody>
+<tr><td>0</td><td>original</td><td></td><td>${t.baseline.params.toLocaleString('en-US')}</td><td>${macs(t.baseline.macs)}</td><td>${(t.baseline.fileSize / 1024).toFixed(0)}</td><td>${pct(t.baseline.top1)}</td><td></td><td></td><td>${t.baseline.latencyMs.toFixed(2)}</td></tr>
 ${rows}</tbody></table>`;
   }
   const ft = r.summary.steps.finetune;

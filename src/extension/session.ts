@@ -7,10 +7,16 @@ import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { RankscopeError, throwIfCancelled } from '../core/errors';
 import { layerSpectra } from '../core/compress/spectra';
+import { loadDataset, type Dataset } from '../core/eval/dataset';
+import { measureMacs, type MacsResult } from '../core/eval/macs';
+import { OrtRunner } from '../core/eval/runner';
+import { resolveTask } from '../core/eval/task';
 import type { LayerSpectrum } from '../core/linalg';
 import { openModel } from '../core/formats';
+import { OnnxModel } from '../core/formats/onnx';
 import { paramTotals, type ParamTotals } from '../core/model/params';
 import type { Layer, Model } from '../core/model/types';
+import { readWorkspaceTask } from './evalTask';
 import { log } from './log';
 import { settings } from './settings';
 
@@ -25,6 +31,10 @@ export class ModelSession implements vscode.Disposable {
   readonly onDidChangeModel = this.modelChanged.event;
   /** Fires as spectra arrive (batched per layer). */
   readonly onDidUpdateSpectra = this.spectraChanged.event;
+  private macsResult?: MacsResult;
+  private readonly macsChanged = new vscode.EventEmitter<MacsResult>();
+  /** Fires once the open model's MACs are measured (or found unmeasurable). */
+  readonly onDidMeasureMacs = this.macsChanged.event;
 
   constructor(private readonly storage: vscode.Uri) {}
 
@@ -44,6 +54,11 @@ export class ModelSession implements vscode.Disposable {
     return this.spectra.get(layer);
   }
 
+  /** The open model's MACs per sample (core/eval/macs.ts); undefined until measured. */
+  get macs(): MacsResult | undefined {
+    return this.macsResult;
+  }
+
   /** Opens a model (replacing the open one) and starts computing all spectra in the background. */
   async open(path: string, signal?: AbortSignal): Promise<Model> {
     const t0 = performance.now();
@@ -52,10 +67,12 @@ export class ModelSession implements vscode.Disposable {
     this.stopBackground();
     this.current = { path, model };
     this.spectra.clear();
+    this.macsResult = undefined;
     log().info(`Opened ${path}: ${model.layers.length} layers, ${model.summary.totalParams} parameters (${(performance.now() - t0).toFixed(0)} ms)`);
     await vscode.commands.executeCommand('setContext', 'rankscope.modelOpen', true);
     this.modelChanged.fire(model);
     this.startBackground(model);
+    void this.measureMacs(model, path);
     return model;
   }
 
@@ -63,6 +80,7 @@ export class ModelSession implements vscode.Disposable {
     this.stopBackground();
     this.current = undefined;
     this.spectra.clear();
+    this.macsResult = undefined;
     await vscode.commands.executeCommand('setContext', 'rankscope.modelOpen', false);
     this.modelChanged.fire(undefined);
   }
@@ -99,6 +117,43 @@ export class ModelSession implements vscode.Disposable {
     this.stopBackground();
     this.modelChanged.dispose();
     this.spectraChanged.dispose();
+    this.macsChanged.dispose();
+  }
+
+  /**
+   * One ONNX Runtime run (its own thread) for the shapes the MACs are counted at: the first sample
+   * of the workspace task's data when it fits the model, else the declared input shape. No signal
+   * for the runner: aborting one mid-run terminates a thread inside native code.
+   */
+  private async measureMacs(model: Model, path: string): Promise<void> {
+    const settle = (r: MacsResult) => {
+      if (this.current?.model !== model) return;
+      this.macsResult = r;
+      this.macsChanged.fire(r);
+    };
+    if (!(model instanceof OnnxModel)) return settle({ ok: false, reason: 'a state dict has no graph to run, so the shapes its layers run at are unknown' });
+    const runner = OrtRunner.create({});
+    let dataset: Dataset | undefined;
+    try {
+      const task = await readWorkspaceTask(path).catch(() => undefined);
+      const spec = task?.task.data ? resolveTask(task.task).dataset : undefined;
+      if (spec) {
+        const probe = await runner.open(path);
+        dataset = await loadDataset({ ...spec, labels: null }, probe.inputs).catch((e: Error) => {
+          log().info(`MACs of ${path}: the task's data does not fit the model (${e.message}); counting at the declared input shape.`);
+          return undefined;
+        });
+        await probe.close();
+      }
+      const r = await measureMacs(model, { runner, dataset });
+      log().info(r.ok ? `MACs of ${path}: ${r.total} per sample (${r.input.source === 'data' ? 'data sample' : 'declared input shape'})` : `MACs of ${path}: not measured (${r.reason})`);
+      settle(r);
+    } catch (e) {
+      settle({ ok: false, reason: (e as Error).message });
+    } finally {
+      await dataset?.close();
+      await runner.dispose();
+    }
   }
 
   private accept(model: Model, s: LayerSpectrum): void {

@@ -242,6 +242,31 @@ describe('trade-off panel', () => {
     await v.close();
   });
 
+  test('issue 14: MACs is an x-axis choice and a table column when the points carry MACs, and absent when none does', async () => {
+    const v = await openView(browser, 'tradeoff', { width: 900, height: 900 });
+    await v.waitForPost('webview/ready');
+    const options = () => v.page.evaluate(() => [...document.querySelectorAll('[data-testid="x-axis"] vscode-option')].map((o) => o.getAttribute('value')));
+    await v.notify(T.DidSetPointsNotification, { points: [1, 2].map((i) => point(i, 'energy')), original: { name: 'm.onnx', params: 24e5, fileSize: 96e5, accuracy: 0.86 }, title: 'm' });
+    assert.deepEqual(await options(), ['params', 'fileSize', 'latency']);
+    const withMacs = [1, 2, 3].map((i) => ({ ...point(i, 'energy'), macs: 85e6 * i / 4 }));
+    await v.notify(T.DidSetPointsNotification, { points: withMacs, original: { name: 'm.onnx', params: 24e5, fileSize: 96e5, accuracy: 0.86, macs: 85e6 }, title: 'm' });
+    assert.deepEqual(await options(), ['params', 'fileSize', 'latency', 'macs']);
+    await v.page.evaluate(() => {
+      const sel = document.querySelector('[data-testid="x-axis"]') as HTMLElement & { value: string };
+      sel.value = 'macs';
+      sel.dispatchEvent(new Event('change'));
+    });
+    assert.equal(await drawn(v), '3');
+    assert.equal((await v.page.locator('.chart-box canvas').getAttribute('aria-label'))?.startsWith('Accuracy against MACs per sample'), true);
+    await v.page.locator('details summary').click();
+    await v.page.getByRole('cell', { name: '42.5M', exact: true }).waitFor();
+    // A set without MACs falls back to parameters.
+    await v.notify(T.DidSetPointsNotification, { points: [point(1, 'energy')], original: null, title: 'm' });
+    assert.equal((await v.page.locator('.chart-box canvas').getAttribute('aria-label'))?.startsWith('Accuracy against parameters'), true);
+    await assertSafe(v);
+    await v.close();
+  });
+
   test('issue 13: a running sweep says so; the probes are a counted stage; kept sweeps are selectable; the axis zooms to the data, log x, the front has no vertical jump', async () => {
     const v = await openView(browser, 'tradeoff', { width: 900, height: 900 });
     await v.waitForPost('webview/ready');

@@ -100,6 +100,10 @@ suite('trade-off: streaming order, probes stage, which model, kept sweeps', () =
     assert.equal(dirname(file), dirname(fx.model));
     assert.equal(a.session.path, file);
     assert.equal(a.session.totals()!.current, point.params);
+    // Its MACs as the view plotted them (from the plan) are those measured on the written file.
+    const measured = await waitFor('the MACs of the written file', () => a.session.path === file && a.session.macs);
+    assert.ok(measured.ok && point.macs !== undefined && measured.total === point.macs, `${measured.ok && measured.total} vs ${point.macs}`);
+    assert.ok(first.original!.macs! > point.macs!, 'the compressed point runs fewer MACs');
 
     // The same model + spec again re-measures that set (replaced in place), the other stays.
     await vscode.commands.executeCommand('rankscope.showTradeoff', { spec, model: fx.model });

@@ -50,6 +50,9 @@ suite('Layers tree', () => {
       const tip = (ti.tooltip as vscode.MarkdownString).value;
       assert.match(tip, new RegExp(`${expected.r90} / ${expected.r95} / ${expected.r99}`), `tooltip energy ranks of ${expected.name}`);
       assert.match(tip, /!\[spectrum of /, 'tooltip has the spectrum image');
+      // An MLP on one vector per sample applies each matrix once: MACs = out × in = its parameters.
+      await waitFor('the MACs measurement', () => a.session.macs);
+      assert.ok((item(a, node).tooltip as vscode.MarkdownString).value.includes(`| MACs per sample | ${counts[expected.params]} (`), `tooltip MACs of ${expected.name}`);
       const icon = ti.iconPath as { light: vscode.Uri; dark: vscode.Uri };
       assert.ok(icon.light instanceof vscode.Uri && icon.light.fsPath.endsWith('-icon-light.svg'), 'sparkline icon');
       assert.match((await vscode.workspace.fs.readFile(icon.dark)).toString(), /^<svg[^>]*><polyline points="[\d., ]+"/);

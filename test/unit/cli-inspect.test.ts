@@ -37,16 +37,23 @@ test('inspect --json emits the documented schema', () => {
   assert.equal(tiny.factorizable, false);
   assert.match(tiny.reason, /too small/);
   assert.equal(j.layers.find((l: { name: string }) => l.name === 'enc.fc2').compressed.rank, 4);
+  // MACs from one run of the declared shapes: fc1 multiplies xa [2, 16] by its 16×32 matrix.
+  assert.equal(fc1.macs, 2 * 16 * 32);
+  assert.equal(j.model.macs, j.layers.reduce((a: number, l: { macs: number | null }) => a + (l.macs ?? 0), 0));
+  const q = j.layers.find((l: { name: string }) => l.name === 'q');
+  assert.equal(q.macs, null);
+  assert.match(q.macsNote, /DequantizeLinear/);
 });
 
 test('inspect prints a table in module order with totals', () => {
   const r = cli('inspect', zoo);
   assert.equal(r.code, 0, r.err);
   const lines = r.out.trim().split('\n');
-  const first = lines.findIndex((l) => /^\s*1\s+enc\.layers\.0\.fc1\s+MatMul\s+32 × 16\s+float32\s+512\s+32\s+1\s+yes$/.test(l));
+  const first = lines.findIndex((l) => /^\s*1\s+enc\.layers\.0\.fc1\s+MatMul\s+32 × 16\s+float32\s+512\s+1\.02K\s+32\s+1\s+yes$/.test(l));
   assert.ok(first > 0, r.out);
   assert.match(lines[first + 9], /depthwise.*no: too small/);
-  assert.match(lines.at(-1)!, /^22 layers \(18 factorizable\); 9,316 parameters in total, 8,696 \(93\.3 %\) in factorizable layers\.$/);
+  assert.match(lines.at(-1)!, /^83,732 MACs per sample .*counted at xa \[2, 16\].*from the declared input shape/);
+  assert.match(lines.at(-2)!, /^22 layers \(18 factorizable\); 9,316 parameters in total, 8,696 \(93\.3 %\) in factorizable layers\.$/);
 });
 
 test('bad input: exit 2 and one line on stderr, stack only with --debug', () => {

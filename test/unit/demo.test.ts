@@ -44,6 +44,8 @@ test('rankscope demo runs every step on the sample and writes its report', { tim
     assert.ok(evaluate.top1Compressed >= evaluate.top1Original - 0.02 - 1e-9 && evaluate.top1Compressed <= 1, `compressed ${evaluate.top1Compressed}`);
     assert.ok(evaluate.agreement > 0.8 && evaluate.agreement <= 1);
     assert.ok(evaluate.latencyOriginalMs > 0 && evaluate.latencyCompressedMs > 0);
+    // The knee factorizes layers the model runs at every position: fewer MACs per sample, measured on both files.
+    assert.ok(evaluate.macsOriginal! > 0 && evaluate.macsCompressed! < evaluate.macsOriginal!, `MACs ${evaluate.macsOriginal} → ${evaluate.macsCompressed}`);
     // 5: with PyTorch here, one epoch ran and its model scores in range; without, the reason is given.
     if (pythonHas('torch')) {
       assert.equal(finetune.ran, true, JSON.stringify(finetune));

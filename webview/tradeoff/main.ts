@@ -27,7 +27,11 @@ const AXES: Record<XAxis, { label: string; of: (p: TradeoffPoint | OriginalModel
   params: { label: 'parameters', of: (p) => p.params, format: formatCount },
   fileSize: { label: 'file size', of: (p) => p.fileSize, format: formatBytes },
   latency: { label: 'latency (ms per batch)', of: (p) => p.latencyMs, format: (v) => `${v.toPrecision(3)} ms` },
+  macs: { label: 'MACs per sample', of: (p) => p.macs, format: formatCount },
 };
+
+/** Axes only some sweeps measure (latency with latency runs, MACs when the shapes could be measured). */
+const hasAxis = (k: XAxis, points: (TradeoffPoint | OriginalModel | null)[]) => points.some((p) => p && AXES[k].of(p) !== undefined);
 
 const client = new WebviewClient<TradeoffState>();
 let colors = themeColors();
@@ -234,12 +238,13 @@ function renderTable(onFront: Set<string>): void {
   const sorted = [...state.points].sort((a, b) => (axis.of(a) ?? Infinity) - (axis.of(b) ?? Infinity));
   replace(pointsTable,
     h('thead', null, h('tr', null, h('th', null, 'point'), h('th', null, 'allocation'), h('th', { class: 'num' }, 'params'),
-      h('th', { class: 'num' }, 'file size'), h('th', { class: 'num' }, 'latency'), h('th', { class: 'num' }, 'accuracy'),
+      h('th', { class: 'num' }, 'file size'), h('th', { class: 'num' }, 'MACs'), h('th', { class: 'num' }, 'latency'), h('th', { class: 'num' }, 'accuracy'),
       h('th', null, 'Pareto'))),
     h('tbody', null, ...sorted.map((p) => {
       const row = h('tr', { tabindex: 0, class: p.id === state.selected ? 'selected' : undefined, 'data-point': p.id },
         h('td', { class: 'name' }, p.label), h('td', null, p.kind === 'energy' ? 'energy threshold' : p.allocation),
         h('td', { class: 'num' }, formatCount(p.params)), h('td', { class: 'num' }, formatBytes(p.fileSize)),
+        h('td', { class: 'num' }, p.macs !== undefined ? formatCount(p.macs) : ''),
         h('td', { class: 'num' }, p.latencyMs !== undefined ? `${p.latencyMs.toPrecision(3)} ms` : ''),
         h('td', { class: 'num' }, formatPercent(p.accuracy, 2)), h('td', null, onFront.has(p.id) ? 'yes' : ''));
       row.addEventListener('click', () => void select(p.id));
@@ -249,9 +254,8 @@ function renderTable(onFront: Set<string>): void {
 }
 
 function renderAxisOptions(): void {
-  const hasLatency = state.points.some((p) => p.latencyMs !== undefined) || state.original?.latencyMs !== undefined;
   replace(axisSelect, ...(Object.keys(AXES) as XAxis[])
-    .filter((k) => k !== 'latency' || hasLatency)
+    .filter((k) => (k !== 'latency' && k !== 'macs') || hasAxis(k, [...state.points, state.original]))
     .map((k) => {
       const o = h('vscode-option', { value: k }, AXES[k].label);
       if (k === state.xAxis) o.setAttribute('selected', '');
@@ -337,7 +341,7 @@ client.on(DidSetPointsNotification, (p) => {
   const sameSet = p.sweepId !== undefined && p.sweepId === state.sweepId;
   state = { ...state, points: p.points, original: p.original, title: p.title, sweepId: p.sweepId, note: p.note, selected: sameSet ? state.selected : null };
   planBox.hidden = true;
-  if (state.xAxis === 'latency' && !p.points.some((x) => x.latencyMs !== undefined)) state.xAxis = 'params';
+  if ((state.xAxis === 'latency' || state.xAxis === 'macs') && !hasAxis(state.xAxis, p.points)) state.xAxis = 'params';
   renderAll();
   client.setState(state);
 });

@@ -29,6 +29,8 @@ export interface TradeoffPoint {
   fileSize: number;
   /** Mean latency per batch in ms (measureLatency); absent when not measured. */
   latencyMs?: number;
+  /** Multiply-accumulates per sample of the weight layers (core/eval/macs.ts); absent when the shapes could not be measured. */
+  macs?: number;
   /** Top-1 accuracy in [0, 1]. */
   accuracy: number;
   /** 'energy': an energy threshold (every layer keeps that share), not a budget allocation. Absent = 'budget'. */
@@ -40,6 +42,7 @@ export interface OriginalModel {
   params: number;
   fileSize: number;
   latencyMs?: number;
+  macs?: number;
   accuracy: number;
   name: string;
   /** Layers the swept model already had factorized: > 0 means it is not the original. */
@@ -134,7 +137,7 @@ export const ApplyPointRequest = request<{ pointId: string }, { file: string }>(
 
 // ---------- state ----------
 
-export type XAxis = 'params' | 'fileSize' | 'latency';
+export type XAxis = 'params' | 'fileSize' | 'latency' | 'macs';
 
 /** Kept with `vscode.setState`; also what a WebviewPanelSerializer gets back after a reload. */
 export interface TradeoffState {

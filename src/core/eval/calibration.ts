@@ -163,9 +163,14 @@ export function selectSamples(size: number, count: number, seed: number): number
 
 /** The model with every activation of `specs` added as a graph output (those not already outputs or inputs). */
 export function calibrationModelBytes(model: OnnxModel, specs: ActivationSpec[]): Uint8Array {
+  return modelWithOutputs(model, specs.map((s) => s.output));
+}
+
+/** The model (encoded) with the main-graph values `names` added as graph outputs (those not already outputs or inputs); the MAC count uses it too. */
+export function modelWithOutputs(model: OnnxModel, names: string[]): Uint8Array {
   const graph = model.proto.graph!;
   const have = new Set([...graph.output.map((o) => o.name), ...graph.input.map((i) => i.name)]);
-  const extra = [...new Set(specs.map((s) => s.output))].filter((name) => !have.has(name)).map((name) => create(ValueInfoProtoSchema, { name }));
+  const extra = [...new Set(names)].filter((name) => !have.has(name)).map((name) => create(ValueInfoProtoSchema, { name }));
   return encodeOnnx({ ...model.proto, graph: { ...graph, output: [...graph.output, ...extra] } });
 }
 

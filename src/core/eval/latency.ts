@@ -7,6 +7,8 @@ import type { OrtSession, WireTensor } from './runner';
 export interface LatencyOptions {
   warmup?: number;
   runs?: number;
+  /** compareLatency: alternate the sessions in this many rounds (default min(runs, 5); runs = one run each in turn). */
+  rounds?: number;
 }
 
 export interface Latency {
@@ -44,7 +46,7 @@ export async function measureLatency(session: OrtSession, feeds: Record<string, 
 /** Several sessions on the same batch, in alternating rounds of a few runs each. */
 export async function compareLatency(sessions: OrtSession[], feeds: Record<string, WireTensor>, options: LatencyOptions = {}): Promise<Latency[]> {
   const { warmup, runs } = check(options);
-  const rounds = Math.min(runs, 5);
+  const rounds = Math.max(1, Math.min(runs, options.rounds ?? 5));
   const times = sessions.map(() => [] as number[]);
   for (const s of sessions) await s.time(feeds, warmup, 0);
   for (let r = 0; r < rounds; r++) {

@@ -14,6 +14,7 @@ import { RankscopeError } from '../../core/errors';
 import { isCompressible, type Plan } from '../../core/compress/plan';
 import { layerSpectra } from '../../core/compress/spectra';
 import { loadDataset, type Dataset } from '../../core/eval/dataset';
+import { measureMacs, planMacs } from '../../core/eval/macs';
 import { calibrationText } from '../../core/eval/report';
 import { OrtRunner } from '../../core/eval/runner';
 import { runSweep, sweepModelChoices, type SweepModelChoice, type SweepPoint, type SweepSpec } from '../../core/eval/sweep';
@@ -44,7 +45,7 @@ export interface TradeoffOptions {
 
 const DEFAULT_SPEC: SweepSpec = { levels: [0.25, 0.5, 0.75], allocations: ['energy', 'uniform'], energies: [0.9, 0.95, 0.99] };
 
-function toPoint(p: SweepPoint): TradeoffPoint {
+function toPoint(p: SweepPoint, macs: number | undefined): TradeoffPoint {
   return {
     id: p.id,
     allocation: p.allocation ?? 'energy',
@@ -53,6 +54,7 @@ function toPoint(p: SweepPoint): TradeoffPoint {
     params: p.params,
     fileSize: p.fileSize,
     latencyMs: p.latency?.medianMs,
+    ...(macs !== undefined && { macs }),
     accuracy: p.metrics.top1 ?? p.score,
   };
 }
@@ -144,15 +146,18 @@ async function prepare(session: ModelSession, given: Partial<TradeoffOptions>, s
       dataset = await loadDataset(dataSpec, ort.inputs);
       await ort.close();
       const compressedLayers = model.layers.filter((l) => l.compressed).length;
+      // The x axis 'MACs': measured once on the swept model, each point's from its plan (planMacs).
+      const macs = await measureMacs(model, { runner, dataset, signal });
+      if (!macs.ok) log().info(`Sweep of ${basename(modelPath)}: MACs not measured (${macs.reason}).`);
       const result = await runSweep(spec, {
         model, spectra, dataset, runner, metric: resolved.metric, batchSize: resolved.batchSize, output: resolved.output,
         latency: resolved.latency, cacheDir: session.cacheDir(), signal,
         onProgress: (p) => sink.progress(p),
         onPoint: (p) => {
           if (p.kind === 'original') {
-            sink.original({ params: p.params, fileSize: p.fileSize, latencyMs: p.latency?.medianMs, accuracy: p.metrics.top1 ?? p.score, name: basename(modelPath), compressedLayers });
+            sink.original({ params: p.params, fileSize: p.fileSize, latencyMs: p.latency?.medianMs, ...(macs.ok && { macs: macs.total }), accuracy: p.metrics.top1 ?? p.score, name: basename(modelPath), compressedLayers });
           } else {
-            sink.point(toPoint(p), p.plan!);
+            sink.point(toPoint(p, macs.ok ? planMacs(macs, model.layers, p.plan!) : undefined), p.plan!);
           }
         },
       });

@@ -5,6 +5,7 @@ import { basename, join } from 'node:path';
 import * as vscode from 'vscode';
 import type { LayerSpectrum } from '../../core/linalg';
 import { chooseRank, layerFactorShape } from '../../core/compress/policy';
+import type { MacsResult } from '../../core/eval/macs';
 import { originalParams } from '../../core/model/params';
 import type { Layer, Model } from '../../core/model/types';
 import { formatCount, formatPercent, formatSaved, formatShape } from '../../core/format';
@@ -45,6 +46,7 @@ export class LayersTreeProvider implements vscode.TreeDataProvider<LayersNode>, 
   constructor(private readonly session: ModelSession, private readonly imageDir: string) {
     this.disposables.push(
       session.onDidChangeModel(() => this.rebuild()),
+      session.onDidMeasureMacs(() => this.changed.fire(undefined)),
       session.onDidUpdateSpectra((spectra) => {
         if (this.sortBy === 'compressibility') return this.rebuild();
         const nodes = spectra.map((s) => this.layerNodes.get(s.layer)).filter((n): n is LayerNode => !!n);
@@ -178,6 +180,8 @@ export class LayersTreeProvider implements vscode.TreeDataProvider<LayersNode>, 
     if (totals.original !== totals.current) tip.appendMarkdown(`| original | ${formatCount(totals.original)} (${formatSaved(totals.original, totals.current)}) |\n`);
     tip.appendMarkdown(`| layers | ${model.layers.length} (${model.layers.filter((l) => l.factorizable).length} factorizable) |\n`);
     tip.appendMarkdown(`| factorizable parameters | ${formatCount(model.summary.factorizableParams)} |\n`);
+    const macs = this.session.macs;
+    if (macs) tip.appendMarkdown(`| MACs per sample | ${macs.ok ? `${formatCount(macs.total)} (weight layers, ${macs.input.source === 'data' ? 'a data sample' : 'the declared input shape'})` : `not measured: ${md(macs.reason)}`} |\n`);
     item.tooltip = tip;
     return item;
   }
@@ -213,7 +217,7 @@ export class LayersTreeProvider implements vscode.TreeDataProvider<LayersNode>, 
       // Spinner while the background run computes it; factorized layers' spectra come on demand.
       item.iconPath = new vscode.ThemeIcon(layer.compressed ? 'layers' : layer.factorizable ? 'loading~spin' : 'symbol-field');
     }
-    item.tooltip = layerTooltip(layer, spectrum, chart);
+    item.tooltip = layerTooltip(layer, spectrum, chart, this.session.macs);
     return item;
   }
 }
@@ -242,7 +246,7 @@ export function modelDescription(original: number, current: number): string {
     : `${formatCount(original)} → ${formatCount(current)} params (${formatSaved(original, current)})`;
 }
 
-function layerTooltip(layer: Layer, spectrum: LayerSpectrum | undefined, chart: vscode.Uri | undefined): vscode.MarkdownString {
+function layerTooltip(layer: Layer, spectrum: LayerSpectrum | undefined, chart: vscode.Uri | undefined, macs: MacsResult | undefined): vscode.MarkdownString {
   const tip = new vscode.MarkdownString();
   tip.appendMarkdown(`**${md(layer.name)}** — ${layer.op}\n\n| | |\n|---|---|\n`);
   const row = (k: string, v: string) => tip.appendMarkdown(`| ${k} | ${v} |\n`);
@@ -250,6 +254,10 @@ function layerTooltip(layer: Layer, spectrum: LayerSpectrum | undefined, chart: 
   row('stored tensor', `${md(layer.weight)} ${formatShape(layer.tensorShape)} ${layer.dtype}`);
   row('parameters', `${formatCount(layer.params)}${layer.biasParams ? ` + ${formatCount(layer.biasParams)} bias` : ''}`);
   if (layer.groups && layer.groups > 1) row('groups', String(layer.groups));
+  if (macs?.ok) {
+    const own = macs.layers.find((l) => l.layer === layer.name);
+    if (own) row('MACs per sample', own.macs === null ? `not counted: ${md(own.note ?? '')}` : `${formatCount(own.macs)}${macs.total ? ` (${formatPercent(own.macs / macs.total)} of the model)` : ''}`);
+  }
   if (layer.compressed) {
     const c = layer.compressed;
     row('compressed', `rank ${c.rank}, ${formatPercent(c.energyKept)} energy kept (${md(c.method)})`);

@@ -134,6 +134,9 @@ test('latency: median and p90 of per-batch times; same-process comparison', asyn
   const [a, b] = await compareLatency([original, perturbed], batch.feeds, { warmup: 1, runs: 7 });
   assert.equal(a.runs, 7);
   assert.equal(b.runs, 7);
+  // One run of each in turn (the results table's interleaving): every run counted once.
+  const turns = await compareLatency([original, perturbed], batch.feeds, { warmup: 0, runs: 6, rounds: 6 });
+  assert.deepEqual(turns.map((t) => t.runs), [6, 6]);
   await assert.rejects(measureLatency(original, batch.feeds, { runs: 0 }), (e: RankscopeError) => e.code === 'BAD_ARGUMENT');
   await data.close();
 });
