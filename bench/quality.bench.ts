@@ -8,7 +8,10 @@
 // factors at the same ranks, and whitened factors with ranks from the whitened-loss allocation.
 // Reported per point: top-1, top-1 agreement with the original, relative output error
 // ‖y − y₀‖/‖y₀‖ (held-out data), and the time of the calibration pass and of the factorization.
-// Options: --samples N (calibration samples, default 256), --only transformer|bert.
+// Options: --samples N (calibration samples, default 256), --only transformer|bert,
+// --transformer MODEL.onnx (default the bundled media/samples/skeleton-transformer.onnx; it is
+// scored on media/samples/skeleton-actions.npz with the NTU preset), --bert DIR (a folder holding
+// bert.onnx, bert.npz, bert.json as bench/quality_bert.py writes them; default bench/.data/bert-<hash>).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -40,7 +43,7 @@ interface Case {
 function bertCase(): Case {
   const script = join(__dirname, 'quality_bert.py');
   const tag = createHash('sha256').update(readFileSync(script)).digest('hex').slice(0, 12);
-  const dir = join(DATA_DIR, `bert-${tag}`);
+  const dir = arg('--bert') ?? join(DATA_DIR, `bert-${tag}`);
   if (!existsSync(join(dir, 'bert.onnx'))) {
     mkdirSync(dir, { recursive: true });
     console.log(`training the BERT-style encoder (bench/quality_bert.py → ${dir}) …`);
@@ -60,7 +63,7 @@ function bertCase(): Case {
 function transformerCase(): Case {
   const data = join(SAMPLE_DIR, 'skeleton-actions.npz');
   return {
-    name: 'transformer', model: join(SAMPLE_DIR, 'skeleton-transformer.onnx'),
+    name: 'transformer', model: arg('--transformer') ?? join(SAMPLE_DIR, 'skeleton-transformer.onnx'),
     calibration: { data, preset: 'ntu', inputs: { skeleton: 'x_train' }, labels: 'y_train' },
     heldOut: { data, preset: 'ntu', inputs: { skeleton: 'x_test' }, labels: 'y_test' },
   };
