@@ -2,6 +2,7 @@
 // before the sensitivity probes and shows the probes as their own counted stage; it sweeps the
 // model rankscope.json names (not whatever is open), labels the baseline for what it is, and
 // keeps every sweep as its own result set (selectable, stored, never replaced by another).
+// Issue 15: rankscope.json's sweep.methods adds whitened points (calibrated on the data first).
 import * as assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -105,5 +106,16 @@ suite('trade-off: streaming order, probes stage, which model, kept sweeps', () =
     await vscode.commands.executeCommand('rankscope.showTradeoff', { spec, model: fx.model });
     assert.equal(a.tradeoff.sweeps.length, kept);
     assert.equal(a.tradeoff.shown!.id, first.id);
+  });
+
+  test('sweep.methods [svd, whitened]: the sweep calibrates on the data, and each point says its method', async () => {
+    const a = await api();
+    writeTask({ model: fx.model, sweep: { levels: [0.5], allocations: ['energy'], methods: ['svd', 'whitened'] } });
+    assert.equal(await vscode.commands.executeCommand<number>('rankscope.showTradeoff', {}), 2);
+    assert.equal(a.tradeoff.lastOutcome, 'completed');
+    assert.deepEqual(a.tradeoff.points.map((p) => [p.id, p.method ?? 'svd']), [['energy:0.5', 'svd'], ['whitened:energy:0.5', 'whitened']]);
+    const [plain, whitened] = a.tradeoff.points;
+    assert.equal(plain.params, whitened.params, 'the same ranks at the same level');
+    assert.match(a.tradeoff.shown!.spec, /svd vs whitened SVD/);
   });
 });
