@@ -111,11 +111,15 @@ suite('trade-off: streaming order, probes stage, which model, kept sweeps', () =
   test('sweep.methods [svd, whitened]: the sweep calibrates on the data, and each point says its method', async () => {
     const a = await api();
     writeTask({ model: fx.model, sweep: { levels: [0.5], allocations: ['energy'], methods: ['svd', 'whitened'] } });
-    assert.equal(await vscode.commands.executeCommand<number>('rankscope.showTradeoff', {}), 2);
+    // −50 % energy and the default thresholds (90/95/99 %), each by both methods.
+    assert.equal(await vscode.commands.executeCommand<number>('rankscope.showTradeoff', { model: fx.model }), 8);
     assert.equal(a.tradeoff.lastOutcome, 'completed');
-    assert.deepEqual(a.tradeoff.points.map((p) => [p.id, p.method ?? 'svd']), [['energy:0.5', 'svd'], ['whitened:energy:0.5', 'whitened']]);
-    const [plain, whitened] = a.tradeoff.points;
-    assert.equal(plain.params, whitened.params, 'the same ranks at the same level');
+    const plain = a.tradeoff.points.filter((p) => (p.method ?? 'svd') === 'svd');
+    const whitened = a.tradeoff.points.filter((p) => p.method === 'whitened');
+    assert.deepEqual(plain.map((p) => p.id).sort(), ['energy:0.5', 'energy:0.9', 'energy:0.95', 'energy:0.99']);
+    assert.deepEqual(whitened.map((p) => p.id).sort(), plain.map((p) => `whitened:${p.id}`).sort());
+    // The same ranks at the same level: only the factors differ.
+    for (const p of plain) assert.equal(whitened.find((w) => w.id === `whitened:${p.id}`)!.params, p.params, p.id);
     assert.match(a.tradeoff.shown!.spec, /svd vs whitened SVD/);
   });
 });
