@@ -12,14 +12,16 @@
 // each planned layer alone, plain vs whitened factors, end to end (the layers where whitened
 // alone is worse), and each layer's output error ‖(W − W′)X‖² on the held-out data's Gram, so a
 // layout bug (whitened worse on its own objective) is told apart from an objective that does not
-// match what the model uses.
-// Options: --samples N (calibration samples, default 256), --only transformer|bert, --no-attribution,
+// match what the model uses. --sequential adds 'whitened sequential': each planned layer (in model
+// order) calibrated on the model whose earlier planned layers are already whitened-compressed (one
+// calibration pass per planned layer; SVD-LLM/ASVD-style), at plain's ranks.
+// Options: --samples N (calibration samples, default 256), --only transformer|bert, --no-attribution, --sequential,
 // --transformer MODEL.onnx (default the bundled media/samples/skeleton-transformer.onnx; it is
 // scored on media/samples/skeleton-actions.npz with the NTU preset), --bert DIR (a folder holding
 // bert.onnx, bert.npz, bert.json as bench/quality_bert.py writes them; default bench/.data/bert-<hash>).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { factorizePlan, applyPlan, planModel, withWhitenedSpectra, type WhiteningSource } from '../src/core/compress';
@@ -39,6 +41,7 @@ const arg = (name: string) => { const i = process.argv.indexOf(name); return i >
 const SAMPLES = Number(arg('--samples') ?? 256);
 const ONLY = arg('--only');
 const NO_ATTRIBUTION = process.argv.includes('--no-attribution');
+const SEQUENTIAL = process.argv.includes('--sequential');
 const DATA_DIR = join(__dirname, '.data');
 const SAMPLE_DIR = join(__dirname, '../media/samples');
 
@@ -113,8 +116,8 @@ async function runCase(c: Case, rows: Row[]): Promise<{ calibrationSeconds: numb
     const calibrationSeconds = (performance.now() - t0) / 1000;
     console.log(`${c.name}: ${layers.length} layers, calibration on ${calibration.samples} samples of the train split in ${calibrationSeconds.toFixed(1)} s; original held-out top-1 ${(base.metrics.top1! * 100).toFixed(2)} %`);
     const whitening: WhiteningSource = { grams: calibration.grams, calibration: { hash: calibration.key, data: calibration.data, samples: calibration.samples, seed: 0 } };
-    const measure = async (name: string, plan: Plan, factors: Map<string, GroupFactors[]>, whitened: boolean) => {
-      const bytes = encodeOnnx(applyPlan(model, plan, { factors, ...(whitened && { whitening }) }));
+    const measure = async (name: string, plan: Plan, factors: Map<string, GroupFactors[]>, whitened: boolean, source = whitening) => {
+      const bytes = encodeOnnx(applyPlan(model, plan, { factors, ...(whitened && { whitening: source }) }));
       const s = await runner.open(bytes, name);
       const r = await evaluate(s, heldOut, { batchSize: 64, reference: base.outputs });
       await s.close();
@@ -133,8 +136,28 @@ async function runCase(c: Case, rows: Row[]): Promise<{ calibrationSeconds: numb
         console.log(`    ${worse ? 'WORSE' : 'ok   '} −${cut * 100} % ${row.layer} alone (rank ${row.k}): top-1 ${(p.metrics.top1! * 100).toFixed(2)} → ${(w.metrics.top1! * 100).toFixed(2)} %, rel. error ${p.metrics.relativeError!.toExponential(2)} → ${w.metrics.relativeError!.toExponential(2)}; its own output error on held-out data ${ep.toExponential(2)} → ${ew.toExponential(2)}${ew > ep ? ' (whitened worse on its own objective: a bug)' : ''}`);
       }
     };
-    const score = async (variant: string, cut: number, plan: Plan, factors: Map<string, GroupFactors[]>, whitened: boolean, seconds: number) => {
-      const r = await measure(`${c.name} ${variant} −${cut * 100} %`, plan, factors, whitened);
+    /** Each planned layer whitened by the activations of the model whose earlier planned layers are already compressed. */
+    const sequentialFactors = async (plan: Plan) => {
+      const grams = new Map(calibration.grams);
+      const factors = new Map<string, GroupFactors[]>();
+      mkdirSync(DATA_DIR, { recursive: true });
+      const partialFile = join(DATA_DIR, `${c.name}.sequential.onnx`);
+      for (const row of plan.layers.filter((r) => !r.skipped)) {
+        if (factors.size) {
+          const upstream = { ...plan, layers: plan.layers.filter((r) => factors.has(r.layer)) };
+          writeFileSync(partialFile, encodeOnnx(applyPlan(model, upstream, { factors, whitening: { ...whitening, grams } })));
+          const partial = await openOnnx(partialFile);
+          const stage = await calibrate(partial, partial.layers.filter((l) => l.name === row.layer), c.calibration, { samples: SAMPLES, runner, batchSize: 32 });
+          grams.set(row.layer, stage.grams.get(row.layer)!);
+        }
+        const one = await factorizePlan(model, { ...plan, layers: [row] }, { whitening: { ...whitening, grams } });
+        factors.set(row.layer, one.get(row.layer)!);
+      }
+      rmSync(partialFile, { force: true });
+      return { factors, grams };
+    };
+    const score = async (variant: string, cut: number, plan: Plan, factors: Map<string, GroupFactors[]>, whitened: boolean, seconds: number, source = whitening) => {
+      const r = await measure(`${c.name} ${variant} −${cut * 100} %`, plan, factors, whitened, source);
       const row = { model: c.name, cut, variant, top1: r.metrics.top1!, agreement: r.metrics.agreement!, relativeError: r.metrics.relativeError!, compressSeconds: seconds, params: plan.totals.paramsAfter };
       rows.push(row);
       console.log(`  −${cut * 100} %  ${variant.padEnd(20)} top-1 ${(row.top1 * 100).toFixed(2).padStart(6)} %  agreement ${(row.agreement * 100).toFixed(2).padStart(6)} %  rel. error ${row.relativeError.toExponential(3)}  factorize ${seconds.toFixed(1)} s`);
@@ -150,6 +173,11 @@ async function runCase(c: Case, rows: Row[]): Promise<{ calibrationSeconds: numb
       const row = await score('whitened', cut, plan, whitenedFactors, true, (performance.now() - t) / 1000);
       const plainRow = rows.find((x) => x.model === c.name && x.cut === cut && x.variant === 'plain svd')!;
       if (!NO_ATTRIBUTION && (row.relativeError >= plainRow.relativeError || row.top1 < plainRow.top1)) await attribute(cut, plan, plain, whitenedFactors);
+      if (SEQUENTIAL) {
+        t = performance.now();
+        const { factors, grams } = await sequentialFactors(plan);
+        await score('whitened sequential', cut, plan, factors, true, (performance.now() - t) / 1000, { ...whitening, grams });
+      }
       t = performance.now();
       const byLoss = await planModel(model, await withWhitenedSpectra(model, { budget: cut, allocation: 'whitened' }, whitening));
       const byLossFactors = await factorizePlan(model, byLoss, { whitening });
