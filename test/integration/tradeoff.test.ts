@@ -8,6 +8,8 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'no
 import { dirname, join } from 'node:path';
 import * as vscode from 'vscode';
 import type { SweepProgress } from '../../webview/tradeoff/protocol';
+import { METHOD, readEntries } from '../../src/core/compress/metadata';
+import { openOnnx } from '../../src/core/formats/onnx';
 import { api, openAndSettle, waitFor, workspaceDir } from './api';
 import { makeFixture, type Fixture } from './fixtures';
 
@@ -121,5 +123,12 @@ suite('trade-off: streaming order, probes stage, which model, kept sweeps', () =
     // The same ranks at the same level: only the factors differ.
     for (const p of plain) assert.equal(whitened.find((w) => w.id === `whitened:${p.id}`)!.params, p.params, p.id);
     assert.match(a.tradeoff.shown!.spec, /svd vs whitened SVD/);
+    // Apply on a whitened point writes whitened factors (the method recorded in the model), a plain point plain SVD.
+    for (const [id, method] of [['whitened:energy:0.5', 'whitened'], ['energy:0.5', METHOD]] as const) {
+      const { file } = await a.tradeoff.apply(id);
+      const entries = readEntries((await openOnnx(file)).proto);
+      assert.ok(entries.length > 0 && entries.every((e) => e.method === method), `${id}: ${JSON.stringify(entries.map((e) => e.method))}`);
+      assert.equal(a.session.totals()!.current, a.tradeoff.points.find((p) => p.id === id)!.params);
+    }
   });
 });

@@ -197,10 +197,12 @@ async function calibrateForSweep(model: OnnxModel, spec: SweepSpec, dataset: Dat
 export function wireTradeoff(s: Services): void {
   s.tradeoff.handlers = {
     prepareSweep: () => prepare(s.session, {}, false),
-    apply: async (plan: Plan, _point, model: string) => {
+    apply: async (plan: Plan, point, model: string) => {
       // A point of a sweep of another model than the open one: its plan is over that model.
       if (resolve(s.session.path ?? '') !== resolve(model)) await s.session.open(model);
-      return writeAndOpen(s.session, plan, outputPathFor(model));
+      // A whitened point is written with whitened factors (calibrated on the configured data, the
+      // sweep's; the calibration cache serves the same selection), never as plain SVD.
+      return writeAndOpen(s.session, plan, outputPathFor(model), undefined, point.method ?? 'svd');
     },
   };
 }
