@@ -8,25 +8,40 @@
 // factors at the same ranks, and whitened factors with ranks from the whitened-loss allocation.
 // Reported per point: top-1, top-1 agreement with the original, relative output error
 // ‖y − y₀‖/‖y₀‖ (held-out data), and the time of the calibration pass and of the factorization.
-// Options: --samples N (calibration samples, default 256), --only transformer|bert.
+// Where whitened factors at plain's ranks do not beat plain SVD, the bench says which layer it is:
+// each planned layer alone, plain vs whitened factors, end to end (the layers where whitened
+// alone is worse), and each layer's output error ‖(W − W′)X‖² on the held-out data's Gram, so a
+// layout bug (whitened worse on its own objective) is told apart from an objective that does not
+// match what the model uses. --sequential adds 'whitened sequential': each planned layer (in model
+// order) calibrated on the model whose earlier planned layers are already whitened-compressed (one
+// calibration pass per planned layer; SVD-LLM/ASVD-style), at plain's ranks.
+// Options: --samples N (calibration samples, default 256), --only transformer|bert, --no-attribution, --sequential,
+// --transformer MODEL.onnx (default the bundled media/samples/skeleton-transformer.onnx; it is
+// scored on media/samples/skeleton-actions.npz with the NTU preset), --bert DIR (a folder holding
+// bert.onnx, bert.npz, bert.json as bench/quality_bert.py writes them; default bench/.data/bert-<hash>).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { factorizePlan, applyPlan, planModel, withWhitenedSpectra, type WhiteningSource } from '../src/core/compress';
 import type { Plan } from '../src/core/compress/plan';
 import type { GroupFactors } from '../src/core/compress/pool';
+import { multiply } from '../src/core/compress/factor';
+import type { LayerGram } from '../src/core/compress/whitened';
 import { calibrate } from '../src/core/eval/calibration';
 import { loadDataset, type DatasetSpec } from '../src/core/eval/dataset';
 import { evaluate } from '../src/core/eval/evaluate';
 import { OrtRunner } from '../src/core/eval/runner';
-import { encodeOnnx, openOnnx } from '../src/core/formats/onnx';
+import { encodeOnnx, openOnnx, type OnnxModel } from '../src/core/formats/onnx';
+import { layerMatrices } from '../src/core/model/matrix';
 
 const CUTS = [0.3, 0.5, 0.7];
 const arg = (name: string) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : undefined; };
 const SAMPLES = Number(arg('--samples') ?? 256);
 const ONLY = arg('--only');
+const NO_ATTRIBUTION = process.argv.includes('--no-attribution');
+const SEQUENTIAL = process.argv.includes('--sequential');
 const DATA_DIR = join(__dirname, '.data');
 const SAMPLE_DIR = join(__dirname, '../media/samples');
 
@@ -40,7 +55,7 @@ interface Case {
 function bertCase(): Case {
   const script = join(__dirname, 'quality_bert.py');
   const tag = createHash('sha256').update(readFileSync(script)).digest('hex').slice(0, 12);
-  const dir = join(DATA_DIR, `bert-${tag}`);
+  const dir = arg('--bert') ?? join(DATA_DIR, `bert-${tag}`);
   if (!existsSync(join(dir, 'bert.onnx'))) {
     mkdirSync(dir, { recursive: true });
     console.log(`training the BERT-style encoder (bench/quality_bert.py → ${dir}) …`);
@@ -60,13 +75,32 @@ function bertCase(): Case {
 function transformerCase(): Case {
   const data = join(SAMPLE_DIR, 'skeleton-actions.npz');
   return {
-    name: 'transformer', model: join(SAMPLE_DIR, 'skeleton-transformer.onnx'),
+    name: 'transformer', model: arg('--transformer') ?? join(SAMPLE_DIR, 'skeleton-transformer.onnx'),
     calibration: { data, preset: 'ntu', inputs: { skeleton: 'x_train' }, labels: 'y_train' },
     heldOut: { data, preset: 'ntu', inputs: { skeleton: 'x_test' }, labels: 'y_test' },
   };
 }
 
 interface Row { model: string; cut: number; variant: string; top1: number; agreement: number; relativeError: number; compressSeconds: number; params: number }
+
+/** ‖(W − W′)X‖²_F of a layer's factors from an input Gram (per group), or Σ count·‖ΔW row‖² for an embedding. */
+function outputError(model: OnnxModel, layer: string, factors: GroupFactors[], gram: LayerGram): number {
+  const matrices = layerMatrices(model, model.layers.find((l) => l.name === layer)!);
+  let total = 0;
+  matrices.forEach((mt, g) => {
+    const f = factors[g];
+    const ab = multiply(f.a, f.b, f.m, f.k, f.n);
+    const G = gram.groups[g];
+    const { rows: m, cols: n } = mt;
+    const d = new Float64Array(n);
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) d[j] = mt.data[i * n + j] - ab[i * n + j];
+      if (gram.side === 'rows') { for (let j = 0; j < n; j++) total += G[i] * d[j] * d[j]; continue; }
+      for (let p = 0; p < n; p++) { let t = 0; for (let q = 0; q < n; q++) t += G[p * n + q] * d[q]; total += d[p] * t; }
+    }
+  });
+  return total;
+}
 
 async function runCase(c: Case, rows: Row[]): Promise<{ calibrationSeconds: number; original: number }> {
   const model = await openOnnx(c.model);
@@ -82,14 +116,52 @@ async function runCase(c: Case, rows: Row[]): Promise<{ calibrationSeconds: numb
     const calibrationSeconds = (performance.now() - t0) / 1000;
     console.log(`${c.name}: ${layers.length} layers, calibration on ${calibration.samples} samples of the train split in ${calibrationSeconds.toFixed(1)} s; original held-out top-1 ${(base.metrics.top1! * 100).toFixed(2)} %`);
     const whitening: WhiteningSource = { grams: calibration.grams, calibration: { hash: calibration.key, data: calibration.data, samples: calibration.samples, seed: 0 } };
-    const score = async (variant: string, cut: number, plan: Plan, factors: Map<string, GroupFactors[]>, whitened: boolean, seconds: number) => {
-      const bytes = encodeOnnx(applyPlan(model, plan, { factors, ...(whitened && { whitening }) }));
-      const s = await runner.open(bytes, `${c.name} ${variant} −${cut * 100} %`);
+    const measure = async (name: string, plan: Plan, factors: Map<string, GroupFactors[]>, whitened: boolean, source = whitening) => {
+      const bytes = encodeOnnx(applyPlan(model, plan, { factors, ...(whitened && { whitening: source }) }));
+      const s = await runner.open(bytes, name);
       const r = await evaluate(s, heldOut, { batchSize: 64, reference: base.outputs });
       await s.close();
+      return r;
+    };
+    let heldOutGrams: Map<string, LayerGram> | undefined;
+    /** Which layers make whitened at plain's ranks lose: each alone, end to end, and its output error on the held-out Gram. */
+    const attribute = async (cut: number, plan: Plan, plain: Map<string, GroupFactors[]>, whitenedFactors: Map<string, GroupFactors[]>) => {
+      heldOutGrams ??= (await calibrate(model, layers, c.heldOut, { samples: heldOut.size, runner, batchSize: 32 })).grams;
+      for (const row of plan.layers.filter((r) => !r.skipped)) {
+        const one = { ...plan, layers: [row] };
+        const [p, w] = [await measure('plain', one, plain, false), await measure('whitened', one, whitenedFactors, true)];
+        const [ep, ew] = [outputError(model, row.layer, plain.get(row.layer)!, heldOutGrams.get(row.layer)!), outputError(model, row.layer, whitenedFactors.get(row.layer)!, heldOutGrams.get(row.layer)!)];
+        // Worse end to end on the output error (top-1 moves by single samples here, so it is shown, not judged).
+        const worse = w.metrics.relativeError! > p.metrics.relativeError!;
+        console.log(`    ${worse ? 'WORSE' : 'ok   '} −${cut * 100} % ${row.layer} alone (rank ${row.k}): top-1 ${(p.metrics.top1! * 100).toFixed(2)} → ${(w.metrics.top1! * 100).toFixed(2)} %, rel. error ${p.metrics.relativeError!.toExponential(2)} → ${w.metrics.relativeError!.toExponential(2)}; its own output error on held-out data ${ep.toExponential(2)} → ${ew.toExponential(2)}${ew > ep ? ' (whitened worse on its own objective: a bug)' : ''}`);
+      }
+    };
+    /** Each planned layer whitened by the activations of the model whose earlier planned layers are already compressed. */
+    const sequentialFactors = async (plan: Plan) => {
+      const grams = new Map(calibration.grams);
+      const factors = new Map<string, GroupFactors[]>();
+      mkdirSync(DATA_DIR, { recursive: true });
+      const partialFile = join(DATA_DIR, `${c.name}.sequential.onnx`);
+      for (const row of plan.layers.filter((r) => !r.skipped)) {
+        if (factors.size) {
+          const upstream = { ...plan, layers: plan.layers.filter((r) => factors.has(r.layer)) };
+          writeFileSync(partialFile, encodeOnnx(applyPlan(model, upstream, { factors, whitening: { ...whitening, grams } })));
+          const partial = await openOnnx(partialFile);
+          const stage = await calibrate(partial, partial.layers.filter((l) => l.name === row.layer), c.calibration, { samples: SAMPLES, runner, batchSize: 32 });
+          grams.set(row.layer, stage.grams.get(row.layer)!);
+        }
+        const one = await factorizePlan(model, { ...plan, layers: [row] }, { whitening: { ...whitening, grams } });
+        factors.set(row.layer, one.get(row.layer)!);
+      }
+      rmSync(partialFile, { force: true });
+      return { factors, grams };
+    };
+    const score = async (variant: string, cut: number, plan: Plan, factors: Map<string, GroupFactors[]>, whitened: boolean, seconds: number, source = whitening) => {
+      const r = await measure(`${c.name} ${variant} −${cut * 100} %`, plan, factors, whitened, source);
       const row = { model: c.name, cut, variant, top1: r.metrics.top1!, agreement: r.metrics.agreement!, relativeError: r.metrics.relativeError!, compressSeconds: seconds, params: plan.totals.paramsAfter };
       rows.push(row);
       console.log(`  −${cut * 100} %  ${variant.padEnd(20)} top-1 ${(row.top1 * 100).toFixed(2).padStart(6)} %  agreement ${(row.agreement * 100).toFixed(2).padStart(6)} %  rel. error ${row.relativeError.toExponential(3)}  factorize ${seconds.toFixed(1)} s`);
+      return row;
     };
     for (const cut of CUTS) {
       let t = performance.now();
@@ -98,7 +170,14 @@ async function runCase(c: Case, rows: Row[]): Promise<{ calibrationSeconds: numb
       await score('plain svd', cut, plan, plain, false, (performance.now() - t) / 1000);
       t = performance.now();
       const whitenedFactors = await factorizePlan(model, plan, { whitening });
-      await score('whitened', cut, plan, whitenedFactors, true, (performance.now() - t) / 1000);
+      const row = await score('whitened', cut, plan, whitenedFactors, true, (performance.now() - t) / 1000);
+      const plainRow = rows.find((x) => x.model === c.name && x.cut === cut && x.variant === 'plain svd')!;
+      if (!NO_ATTRIBUTION && (row.relativeError >= plainRow.relativeError || row.top1 < plainRow.top1)) await attribute(cut, plan, plain, whitenedFactors);
+      if (SEQUENTIAL) {
+        t = performance.now();
+        const { factors, grams } = await sequentialFactors(plan);
+        await score('whitened sequential', cut, plan, factors, true, (performance.now() - t) / 1000, { ...whitening, grams });
+      }
       t = performance.now();
       const byLoss = await planModel(model, await withWhitenedSpectra(model, { budget: cut, allocation: 'whitened' }, whitening));
       const byLossFactors = await factorizePlan(model, byLoss, { whitening });

@@ -7,7 +7,7 @@ import { loadDataset, type Dataset } from '../core/eval/dataset';
 import type { ScoreMetric } from '../core/eval/metrics';
 import { calibrationText, metricLabel, writeSweepReport } from '../core/eval/report';
 import { OrtRunner } from '../core/eval/runner';
-import { graphCheck, selectLayers } from '../core/compress';
+import { calibrationCandidates } from '../core/compress';
 import { progressText, runSweep, SWEEP_METHODS, type SweepMethod, type SweepPoint } from '../core/eval/sweep';
 import { resolveTask } from '../core/eval/task';
 import { openOnnxModel } from '../core/formats';
@@ -70,9 +70,10 @@ export const sweepCommand: Command = {
       out: { type: 'string', short: 'o' }, json: { type: 'boolean' },
       methods: { type: 'string' }, ...CALIBRATION_OPTIONS,
     });
-    const methods = nameList(values.methods) as SweepMethod[] | undefined;
-    for (const m of methods ?? []) if (!SWEEP_METHODS.includes(m)) throw new RankscopeError('BAD_ARGUMENT', `--methods takes ${SWEEP_METHODS.join(', ')}; got '${m}'.`);
+    const given = nameList(values.methods) as SweepMethod[] | undefined;
+    for (const m of given ?? []) if (!SWEEP_METHODS.includes(m)) throw new RankscopeError('BAD_ARGUMENT', `--methods takes ${SWEEP_METHODS.join(', ')}; got '${m}'.`);
     const task = resolveTask(await taskFileFor(values.task), cliOverrides(values));
+    const methods = given ?? task.sweep.methods;
     const modelPath = positionals[0] ?? task.model;
     if (!modelPath) throw new RankscopeError('BAD_ARGUMENT', 'which model? Give MODEL or "model" in rankscope.json.');
     if (!task.dataset) throw new RankscopeError('BAD_ARGUMENT', 'no evaluation data: give --data DATA.npz (or "data" in rankscope.json).');
@@ -95,9 +96,7 @@ export const sweepCommand: Command = {
     const calibrated = methods?.includes('whitened') || allocations.includes('whitened');
     let whitening;
     if (calibrated) {
-      const check = graphCheck(model);
-      const candidates = selectLayers(model, layers).filter((l) => l.factorizable && !check(l));
-      ({ whitening } = await runCalibration(model, candidates, values, values.json ? { ...io, out: io.err } : io, values['no-cache'] === true));
+      ({ whitening } = await runCalibration(model, calibrationCandidates(model, layers), values, values.json ? { ...io, out: io.err } : io, values['no-cache'] === true));
     }
     const runner = OrtRunner.create({ ep: task.ep, intraOpThreads: task.threads, signal: io.signal });
     let dataset: Dataset | undefined;

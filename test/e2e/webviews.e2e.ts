@@ -319,6 +319,40 @@ describe('trade-off panel', () => {
     await assertSafe(v);
     await v.close();
   });
+  test('issue 15: the method axis: whitened points are their own hollow series beside plain SVD, a filter per method takes them out of the chart, the front and the table', async () => {
+    const v = await openView(browser, 'tradeoff', { width: 900, height: 900 });
+    await v.waitForPost('webview/ready');
+    const pts: T.TradeoffPoint[] = [0.3, 0.5, 0.7].flatMap((level, i) => [
+      { id: `energy:${level}`, allocation: 'energy', label: `energy −${level * 100} %`, params: 1e6 * (1 - level), fileSize: 4e6 * (1 - level), accuracy: 0.8 - i * 0.2 },
+      { id: `whitened:energy:${level}`, allocation: 'energy', method: 'whitened', label: `energy −${level * 100} % (whitened SVD)`, params: 1e6 * (1 - level), fileSize: 4e6 * (1 - level), accuracy: 0.9 - i * 0.05 },
+    ]);
+    await v.notify(T.DidSetPointsNotification, { points: pts, original: null, title: 'm', sweepId: 's' });
+    const canvas = v.page.getByTestId('tradeoff-chart');
+    assert.equal(await drawn(v), '6');
+    assert.equal(await canvas.getAttribute('data-methods'), 'svd:3 whitened:3');
+    assert.equal(await canvas.getAttribute('data-front'), 'whitened:energy:0.7 whitened:energy:0.5 whitened:energy:0.3');
+    const methods = v.page.getByTestId('methods');
+    assert.equal(await methods.isVisible(), true);
+    assert.deepEqual(await methods.locator('vscode-checkbox').evaluateAll((els) => els.map((e) => e.getAttribute('label'))), ['plain SVD (filled, 3)', 'whitened SVD (hollow, 3)']);
+    await v.page.locator('details summary').click();
+    assert.equal(await v.page.locator('tr[data-point="whitened:energy:0.5"] td').nth(2).textContent(), 'whitened SVD');
+    assert.equal(await v.page.locator('tr[data-point="energy:0.5"] td').nth(2).textContent(), 'plain SVD');
+    await v.page.screenshot({ path: join(ARTIFACTS, 'tradeoff-methods.png') });
+    // Filter the whitened method out: only plain SVD is drawn, the front is over plain SVD, the table hides those rows.
+    await methods.locator('vscode-checkbox[data-method="whitened"]').click();
+    assert.equal(await drawn(v), '3');
+    assert.equal(await canvas.getAttribute('data-methods'), 'svd:3 whitened:0');
+    assert.equal(await canvas.getAttribute('data-front'), 'energy:0.7 energy:0.5 energy:0.3');
+    assert.equal(await v.page.locator('tr[data-point="whitened:energy:0.5"]').isVisible(), false);
+    // Both filtered out: nothing drawn. A sweep of one method then shows no filter, and a filter it cannot show hides nothing.
+    await methods.locator('vscode-checkbox[data-method="svd"]').click();
+    assert.equal(await drawn(v), '0');
+    await v.notify(T.DidSetPointsNotification, { points: pts.filter((p) => !p.method), original: null, title: 'm', sweepId: 't' });
+    assert.equal(await methods.isVisible(), false);
+    assert.equal(await drawn(v), '3');
+    await assertSafe(v);
+    await v.close();
+  });
 });
 
 describe('model overview', () => {

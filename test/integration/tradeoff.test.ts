@@ -2,11 +2,14 @@
 // before the sensitivity probes and shows the probes as their own counted stage; it sweeps the
 // model rankscope.json names (not whatever is open), labels the baseline for what it is, and
 // keeps every sweep as its own result set (selectable, stored, never replaced by another).
+// Issue 15: rankscope.json's sweep.methods adds whitened points (calibrated on the data first).
 import * as assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as vscode from 'vscode';
 import type { SweepProgress } from '../../webview/tradeoff/protocol';
+import { METHOD, readEntries } from '../../src/core/compress/metadata';
+import { openOnnx } from '../../src/core/formats/onnx';
 import { api, openAndSettle, waitFor, workspaceDir } from './api';
 import { makeFixture, type Fixture } from './fixtures';
 
@@ -109,5 +112,27 @@ suite('trade-off: streaming order, probes stage, which model, kept sweeps', () =
     await vscode.commands.executeCommand('rankscope.showTradeoff', { spec, model: fx.model });
     assert.equal(a.tradeoff.sweeps.length, kept);
     assert.equal(a.tradeoff.shown!.id, first.id);
+  });
+
+  test('sweep.methods [svd, whitened]: the sweep calibrates on the data, and each point says its method', async () => {
+    const a = await api();
+    writeTask({ model: fx.model, sweep: { levels: [0.5], allocations: ['energy'], methods: ['svd', 'whitened'] } });
+    // −50 % energy and the default thresholds (90/95/99 %), each by both methods.
+    assert.equal(await vscode.commands.executeCommand<number>('rankscope.showTradeoff', { model: fx.model }), 8);
+    assert.equal(a.tradeoff.lastOutcome, 'completed');
+    const plain = a.tradeoff.points.filter((p) => (p.method ?? 'svd') === 'svd');
+    const whitened = a.tradeoff.points.filter((p) => p.method === 'whitened');
+    assert.deepEqual(plain.map((p) => p.id).sort(), ['energy:0.5', 'energy:0.9', 'energy:0.95', 'energy:0.99']);
+    assert.deepEqual(whitened.map((p) => p.id).sort(), plain.map((p) => `whitened:${p.id}`).sort());
+    // The same ranks at the same level: only the factors differ.
+    for (const p of plain) assert.equal(whitened.find((w) => w.id === `whitened:${p.id}`)!.params, p.params, p.id);
+    assert.match(a.tradeoff.shown!.spec, /svd vs whitened SVD/);
+    // Apply on a whitened point writes whitened factors (the method recorded in the model), a plain point plain SVD.
+    for (const [id, method] of [['whitened:energy:0.5', 'whitened'], ['energy:0.5', METHOD]] as const) {
+      const { file } = await a.tradeoff.apply(id);
+      const entries = readEntries((await openOnnx(file)).proto);
+      assert.ok(entries.length > 0 && entries.every((e) => e.method === method), `${id}: ${JSON.stringify(entries.map((e) => e.method))}`);
+      assert.equal(a.session.totals()!.current, a.tradeoff.points.find((p) => p.id === id)!.params);
+    }
   });
 });

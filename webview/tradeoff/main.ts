@@ -1,5 +1,7 @@
 // Trade-off panel: accuracy against parameters / file size / latency, one series per allocation
-// and one for energy thresholds, the Pareto front and the swept model; points stream in during a
+// and one for energy thresholds, per factorization method (plain SVD filled markers, whitened SVD
+// hollow ones, and a filter per method when a sweep has several), the Pareto front over the points
+// shown and the swept model; points stream in during a
 // sweep, the probes show as a stage with their own count; kept sweeps are selectable. The
 // accuracy axis zooms to the data (or 0–100 %), the x axis can be logarithmic. See protocol.ts.
 import '@vscode-elements/elements/dist/vscode-button/index.js';
@@ -15,7 +17,7 @@ import {
 import { h, replace } from '../shared/dom';
 import { WebviewClient } from '../shared/webview';
 import { formatBytes, formatCount, formatPercent, formatSaved, formatShape } from '../../src/core/format';
-import { SWEEP_ALLOCATIONS } from '../../src/core/compress/budget';
+import { SWEEP_ALLOCATIONS, SWEEP_METHODS, type SweepMethod } from '../../src/core/compress/budget';
 import { paretoFront } from '../../src/core/eval/pareto';
 import {
   ApplyPointRequest, CancelSweepCommand, DidAddPointNotification, DidChangeProgressNotification,
@@ -44,12 +46,21 @@ let state: TradeoffState = client.getState(1) ?? {
 let plan: PlanView | null = null;
 let running = false;
 
-/** The series a point belongs to: its allocation, or 'threshold' for an energy threshold. */
-const seriesOf = (p: TradeoffPoint): string => (p.kind === 'energy' ? 'threshold' : p.allocation);
-const SERIES: { key: string; label: string }[] = [
+const methodOf = (p: TradeoffPoint): SweepMethod => p.method ?? 'svd';
+const METHOD_LABEL: Record<SweepMethod, string> = { svd: 'plain SVD', whitened: 'whitened SVD' };
+/** Series keys: an allocation or 'threshold'; a whitened point's series is prefixed 'whitened:'. */
+const seriesKey = (method: SweepMethod, key: string): string => (method === 'svd' ? key : `${method}:${key}`);
+/** The series a point belongs to: its method and allocation, or 'threshold' for an energy threshold. */
+const seriesOf = (p: TradeoffPoint): string => seriesKey(methodOf(p), p.kind === 'energy' ? 'threshold' : p.allocation);
+const BASE_SERIES: { key: string; label: string }[] = [
   ...SWEEP_ALLOCATIONS.map((a) => ({ key: a, label: `${a} allocation` })),
   { key: 'threshold', label: 'energy threshold' },
 ];
+/** Every series, method by method; a method's series share the allocation's colour (index). */
+const SERIES: { key: string; label: string; method: SweepMethod; color: number }[] = SWEEP_METHODS.flatMap((method) =>
+  BASE_SERIES.map((b, color) => ({ key: seriesKey(method, b.key), label: method === 'svd' ? b.label : `${b.label} · ${METHOD_LABEL[method]}`, method, color })));
+/** Methods the shown sweep has (the filter shows when there are several). */
+const methodsShown = (): SweepMethod[] => SWEEP_METHODS.filter((m) => state.points.some((p) => methodOf(p) === m));
 const originalLabel = (o: OriginalModel) => (o.compressedLayers
   ? `baseline: ${o.name} (already compressed, ${o.compressedLayers} layer${o.compressedLayers === 1 ? '' : 's'})`
   : `original (${o.name})`);
@@ -62,6 +73,7 @@ const sweepSelect = h('vscode-single-select', { 'aria-label': 'Sweep', 'data-tes
 const sweepRow = h('div', { class: 'row', hidden: true }, h('span', { class: 'muted' }, 'Sweep'), sweepSelect);
 const logToggle = h('vscode-checkbox', { 'data-testid': 'x-log', label: 'log scale' }, 'log scale') as HTMLElement & { checked: boolean };
 const fullToggle = h('vscode-checkbox', { 'data-testid': 'y-full', label: 'accuracy 0–100 %' }, 'accuracy 0–100 %') as HTMLElement & { checked: boolean };
+const methodRow = h('div', { class: 'row', hidden: true, 'data-testid': 'methods' });
 const axisSelect = h('vscode-single-select', { 'aria-label': 'X axis', 'data-testid': 'x-axis' }) as HTMLElement & { value: string };
 const runButton = h('vscode-button', { 'data-testid': 'run-sweep', onclick: () => client.send(RunSweepCommand, {}) }, 'Run sweep') as HTMLElement & { disabled: boolean };
 const cancelButton = h('vscode-button', { secondary: true, hidden: true, 'data-testid': 'cancel-sweep', onclick: () => client.send(CancelSweepCommand, {}) }, 'Cancel');
@@ -85,6 +97,7 @@ document.body.append(h('main', null,
   note,
   sweepRow,
   h('div', { class: 'row' }, h('span', { class: 'muted' }, 'X axis'), axisSelect, logToggle, fullToggle),
+  methodRow,
   progressRow,
   stageRow,
   emptyNote,
@@ -96,8 +109,10 @@ document.body.append(h('main', null,
 
 // ---------- chart ----------
 
+/** A method filtered out (the filter acts only where it shows: a sweep of several methods). */
+const methodHidden = (p: TradeoffPoint): boolean => state.hiddenMethods?.includes(methodOf(p)) === true && methodsShown().length > 1;
 const visiblePoints = (): TradeoffPoint[] =>
-  state.points.filter((p) => !state.hidden.includes(seriesOf(p) as never) && AXES[state.xAxis].of(p) !== undefined);
+  state.points.filter((p) => !state.hidden.includes(seriesOf(p)) && !methodHidden(p) && AXES[state.xAxis].of(p) !== undefined);
 
 /** How far below the best accuracy the zoomed axis reaches (percentage points): points under that
  *  band (a collapsed model at chance level) sit on the axis floor instead of squashing the rest. */
@@ -147,13 +162,13 @@ const chart = new Chart(canvas, {
 });
 
 function toggleSeries(item: LegendItem): void {
-  const allocation = SERIES.find((a) => a.key === (chart.data.datasets[item.datasetIndex!] as { allocation?: string }).allocation)?.key as never;
-  if (!allocation) {
+  const key = SERIES.find((a) => a.key === (chart.data.datasets[item.datasetIndex!] as { series?: string }).series)?.key;
+  if (!key) {
     chart.setDatasetVisibility(item.datasetIndex!, !chart.isDatasetVisible(item.datasetIndex!));
     chart.update();
     return;
   }
-  state.hidden = state.hidden.includes(allocation) ? state.hidden.filter((a) => a !== allocation) : [...state.hidden, allocation];
+  state.hidden = state.hidden.includes(key) ? state.hidden.filter((a) => a !== key) : [...state.hidden, key];
   rebuildChart();
   client.setState(state);
 }
@@ -167,22 +182,25 @@ function rebuildChart(): void {
   // A point under the zoomed band is drawn on the floor (a downward triangle); its tooltip keeps the true figure.
   const yOf = (acc: number) => Math.max(acc * 100, range.min);
   const below = (acc: number) => acc * 100 < range.min;
-  SERIES.forEach(({ key, label }, i) => {
-    const pts = state.points.filter((p) => seriesOf(p) === key && axis.of(p) !== undefined);
+  SERIES.forEach(({ key, label, method, color: index }) => {
+    const pts = state.points.filter((p) => seriesOf(p) === key && !methodHidden(p) && axis.of(p) !== undefined);
     if (pts.length === 0) return;
-    const color = colors.series[i]!;
+    const color = colors.series[index]!;
+    // Plain SVD: filled markers; whitened SVD: hollow ones with a thicker edge, same colour per allocation.
+    const hollow = method !== 'svd';
     datasets.push({
       label,
-      allocation: key,
-      hidden: state.hidden.includes(key as never),
+      series: key,
+      method,
+      hidden: state.hidden.includes(key),
       clip: false, // a point on the floor is drawn whole
-      pointStyle: pts.map((p) => (below(p.accuracy) || key === 'threshold' ? 'triangle' : 'circle')),
+      pointStyle: pts.map((p) => (below(p.accuracy) || p.kind === 'energy' ? 'triangle' : 'circle')),
       pointRotation: pts.map((p) => (below(p.accuracy) ? 180 : 0)),
       borderColor: color,
-      backgroundColor: color,
+      backgroundColor: hollow ? 'transparent' : color,
       pointRadius: pts.map((p) => (p.id === state.selected ? 7 : 4)),
       pointHoverRadius: 7,
-      pointBorderWidth: pts.map((p) => (p.id === state.selected ? 3 : 1)),
+      pointBorderWidth: pts.map((p) => (p.id === state.selected ? 3 : hollow ? 2 : 1)),
       pointBorderColor: pts.map((p) => (p.id === state.selected ? colors.accent : color)),
       data: pts.map((p) => ({ x: axis.of(p)!, y: yOf(p.accuracy), acc: p.accuracy * 100, id: p.id, label: p.label })),
     } as never);
@@ -215,8 +233,10 @@ function rebuildChart(): void {
   y.min = range.min;
   y.max = range.max;
   chart.update();
-  const seriesCount = datasets.filter((d) => (d as { allocation?: string }).allocation).length;
+  const seriesCount = datasets.filter((d) => (d as { series?: string }).series).length;
   canvas.dataset.drawnPoints = String(drawnPoints(chart, (i) => i < seriesCount));
+  // Per method: the points drawn (tests and screen readers tell the methods apart by these).
+  canvas.dataset.methods = SWEEP_METHODS.map((m) => `${m}:${drawnPoints(chart, (i) => i < seriesCount && (datasets[i] as { method?: string }).method === m)}`).join(' ');
   canvas.dataset.yMin = String(range.min);
   canvas.dataset.yMax = String(range.max);
   canvas.dataset.below = String(range.below);
@@ -237,12 +257,12 @@ function renderTable(onFront: Set<string>): void {
   const axis = AXES[state.xAxis];
   const sorted = [...state.points].sort((a, b) => (axis.of(a) ?? Infinity) - (axis.of(b) ?? Infinity));
   replace(pointsTable,
-    h('thead', null, h('tr', null, h('th', null, 'point'), h('th', null, 'allocation'), h('th', { class: 'num' }, 'params'),
+    h('thead', null, h('tr', null, h('th', null, 'point'), h('th', null, 'allocation'), h('th', null, 'method'), h('th', { class: 'num' }, 'params'),
       h('th', { class: 'num' }, 'file size'), h('th', { class: 'num' }, 'MACs'), h('th', { class: 'num' }, 'latency'), h('th', { class: 'num' }, 'accuracy'),
       h('th', null, 'Pareto'))),
     h('tbody', null, ...sorted.map((p) => {
-      const row = h('tr', { tabindex: 0, class: p.id === state.selected ? 'selected' : undefined, 'data-point': p.id },
-        h('td', { class: 'name' }, p.label), h('td', null, p.kind === 'energy' ? 'energy threshold' : p.allocation),
+      const row = h('tr', { tabindex: 0, class: p.id === state.selected ? 'selected' : undefined, 'data-point': p.id, 'data-method': methodOf(p), hidden: methodHidden(p) },
+        h('td', { class: 'name' }, p.label), h('td', null, p.kind === 'energy' ? 'energy threshold' : p.allocation), h('td', null, METHOD_LABEL[methodOf(p)]),
         h('td', { class: 'num' }, formatCount(p.params)), h('td', { class: 'num' }, formatBytes(p.fileSize)),
         h('td', { class: 'num' }, p.macs !== undefined ? formatCount(p.macs) : ''),
         h('td', { class: 'num' }, p.latencyMs !== undefined ? `${p.latencyMs.toPrecision(3)} ms` : ''),
@@ -263,6 +283,25 @@ function renderAxisOptions(): void {
     }));
 }
 
+/** One checkbox per method when the sweep compared several (unchecked: its points leave the chart, the front and the table). */
+function renderMethods(): void {
+  const methods = methodsShown();
+  methodRow.hidden = methods.length < 2;
+  replace(methodRow, h('span', { class: 'muted' }, 'Method'), ...methods.map((m) => {
+    const count = state.points.filter((p) => methodOf(p) === m).length;
+    const text = `${METHOD_LABEL[m]} (${m === 'svd' ? 'filled' : 'hollow'}, ${count})`;
+    const box = h('vscode-checkbox', { 'data-method': m, label: text }) as HTMLElement & { checked: boolean };
+    box.checked = !state.hiddenMethods?.includes(m);
+    box.addEventListener('change', () => {
+      const rest = (state.hiddenMethods ?? []).filter((x) => x !== m);
+      state.hiddenMethods = box.checked ? rest : [...rest, m];
+      rebuildChart();
+      client.setState(state);
+    });
+    return box;
+  }));
+}
+
 function renderSweeps(): void {
   const sweeps = state.sweeps ?? [];
   sweepRow.hidden = sweeps.length < 2;
@@ -281,6 +320,7 @@ function renderAll(): void {
   fullToggle.checked = state.yRange === 'full';
   renderSweeps();
   renderAxisOptions();
+  renderMethods();
   rebuildChart();
 }
 
@@ -326,7 +366,7 @@ function renderPlan(p: PlanView): void {
   replace(planBox,
     h('div', { class: 'row' },
       h('h2', null, p.label),
-      h('span', { class: 'muted' }, `${point?.kind === 'energy' ? 'energy threshold (every layer keeps that share of its energy)' : `${p.allocation} allocation`} · ${formatCount(p.paramsBefore)} → ${formatCount(p.paramsAfter)} params (${formatSaved(p.paramsBefore, p.paramsAfter)})`
+      h('span', { class: 'muted' }, `${point?.kind === 'energy' ? 'energy threshold (every layer keeps that share of its energy)' : `${p.allocation} allocation`} · ${METHOD_LABEL[p.method ?? 'svd']} · ${formatCount(p.paramsBefore)} → ${formatCount(p.paramsAfter)} params (${formatSaved(p.paramsBefore, p.paramsAfter)})`
         + (point ? ` · accuracy ${formatPercent(point.accuracy, 2)}` : '')),
       h('span', { class: 'spacer' }), apply),
     h('table', { class: 'data' },
@@ -354,6 +394,7 @@ client.on(DidChangeSweepsNotification, ({ sweeps, shown }) => {
 client.on(DidAddPointNotification, ({ point }) => {
   state.points = [...state.points.filter((x) => x.id !== point.id), point];
   if (point.latencyMs !== undefined && state.points.filter((x) => x.latencyMs !== undefined).length === 1) renderAxisOptions();
+  if (state.points.filter((x) => methodOf(x) === methodOf(point)).length === 1) renderMethods();
   rebuildChart();
   client.setState(state);
 });

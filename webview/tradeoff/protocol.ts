@@ -1,7 +1,8 @@
 // Trade-off panel (a WebviewPanel) ⇄ extension host.
 //
 // Accuracy (ONNX Runtime on the user's evaluation data) against parameters, file size or latency,
-// one series per allocation (energy / uniform / sensitivity) and one for energy thresholds, the
+// one series per allocation (energy / uniform / sensitivity) and one for energy thresholds, per
+// factorization method (plain SVD filled, whitened SVD hollow; a filter per method), the
 // swept model as a marker (labelled "original" only when it is not already compressed), the
 // Pareto front drawn over all points. During a sweep the host streams points in one by one with
 // progress (and the sensitivity probes as a stage with its own count); the user can cancel.
@@ -10,12 +11,13 @@
 import {
   command, is, noParams, notification, request,
 } from '../shared/ipc';
-import type { Allocation } from '../../src/core/compress/budget';
+import type { Allocation, SweepMethod } from '../../src/core/compress/budget';
 
 const scope = 'tradeoff';
 
 /** How a budget is spread over layers (compress `makePlan` allocations). */
-export type { Allocation } from '../../src/core/compress/budget';
+/** How the factors were made: plain SVD of W, or whitened SVD (W·S from a calibration pass). */
+export type { Allocation, SweepMethod } from '../../src/core/compress/budget';
 
 export interface TradeoffPoint {
   /** Stable id chosen by the host (used in GetPlan / ApplyPoint). */
@@ -35,6 +37,8 @@ export interface TradeoffPoint {
   accuracy: number;
   /** 'energy': an energy threshold (every layer keeps that share), not a budget allocation. Absent = 'budget'. */
   kind?: 'budget' | 'energy';
+  /** The factorization method. Absent = 'svd' (plain SVD; sets kept before methods existed). */
+  method?: SweepMethod;
 }
 
 /** The model the sweep compressed: the baseline marker. */
@@ -122,6 +126,8 @@ export interface PlanView {
   pointId: string;
   label: string;
   allocation: Allocation;
+  /** Absent = 'svd'. */
+  method?: SweepMethod;
   paramsBefore: number;
   paramsAfter: number;
   layers: PlanLayerView[];
@@ -146,8 +152,10 @@ export interface TradeoffState {
   points: TradeoffPoint[];
   original: OriginalModel | null;
   xAxis: XAxis;
-  /** Allocations hidden by the user's legend toggles. */
-  hidden: Allocation[];
+  /** Series hidden by the user's legend toggles (series keys: an allocation or 'threshold', prefixed 'whitened:' for whitened points). */
+  hidden: string[];
+  /** Methods the user filtered out (absent: none). */
+  hiddenMethods?: SweepMethod[];
   selected: string | null;
   /** The result set shown and the kept ones (absent in state saved before sweeps were kept). */
   sweepId?: string;

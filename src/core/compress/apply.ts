@@ -56,6 +56,12 @@ export function graphCheck(model: OnnxModel): (layer: Layer) => string | undefin
   };
 }
 
+/** The layers a sweep (or compress) with the whitened method calibrates: the selected factorizable layers the rewrite can handle. */
+export function calibrationCandidates(model: OnnxModel, patterns?: string[]): Layer[] {
+  const check = graphCheck(model);
+  return selectLayers(model, patterns).filter((l) => l.factorizable && !check(l));
+}
+
 /** Refuses plans made for other weights (PLAN_MISMATCH) and returns each planned layer with its model layer. */
 function matchPlan(model: OnnxModel, plan: Plan): { row: PlanLayer; layer: Layer }[] {
   const out: { row: PlanLayer; layer: Layer }[] = [];

@@ -27,6 +27,10 @@ export const SWEEP_ALLOCATIONS = ['energy', 'uniform', 'sensitivity', 'whitened'
 /** A sweep also takes 'whitened' when it has a calibration (not in the default list: it needs data beyond the evaluation's). */
 export type SweepAllocation = (typeof SWEEP_ALLOCATIONS)[number] | 'whitened';
 
+/** How a sweep's factors are made: plain SVD of W, or whitened SVD (of W·S; compress/whitened.ts). */
+export const SWEEP_METHODS = ['svd', 'whitened'] as const;
+export type SweepMethod = (typeof SWEEP_METHODS)[number];
+
 export function isSweepAllocation(x: unknown): x is SweepAllocation {
   return SWEEP_ALLOCATIONS.includes(x as (typeof SWEEP_ALLOCATIONS)[number]) || x === 'whitened';
 }

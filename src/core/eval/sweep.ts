@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { throwIfCancelled, RankscopeError } from '../errors';
 import { applyPlan, graphCheck, whitenedSpectraOf, type WhiteningSource } from '../compress/apply';
 import { makePlan, type Plan, type PlanLayer, type SpectrumLike } from '../compress/plan';
-import { isSweepAllocation, SWEEP_ALLOCATIONS, type SweepAllocation } from '../compress/budget';
+import { isSweepAllocation, SWEEP_ALLOCATIONS, SWEEP_METHODS, type SweepAllocation, type SweepMethod } from '../compress/budget';
 import { encodeOnnx, type OnnxModel } from '../formats/onnx';
 import { hashFileContent, PointCache } from './cache';
 import { FactorBank } from './factorBank';
@@ -41,8 +41,7 @@ export interface SweepSpec {
   methods?: SweepMethod[];
 }
 
-export const SWEEP_METHODS = ['svd', 'whitened'] as const;
-export type SweepMethod = (typeof SWEEP_METHODS)[number];
+export { SWEEP_METHODS, type SweepMethod } from '../compress/budget';
 
 export interface SweepPoint {
   id: string;

@@ -4,7 +4,7 @@
 // CLI and the extension one clear message per mistake.
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { isSweepAllocation, SWEEP_ALLOCATIONS, type SweepAllocation } from '../compress/budget';
+import { isSweepAllocation, SWEEP_ALLOCATIONS, SWEEP_METHODS, type SweepAllocation, type SweepMethod } from '../compress/budget';
 import { RankscopeError } from '../errors';
 import type { DatasetSpec } from './dataset';
 import type { ScoreMetric } from './metrics';
@@ -31,6 +31,8 @@ export interface TaskFile {
     levels?: number[];
     energies?: number[];
     allocations?: SweepAllocation[];
+    /** Factorization methods compared at every level ('whitened' calibrates on the data first). */
+    methods?: SweepMethod[];
     layers?: string[];
     out?: string;
   };
@@ -118,7 +120,7 @@ export function validateTask(json: unknown, path: string): asserts json is TaskF
   if (t.sweep !== undefined) {
     const s = t.sweep as Record<string, unknown>;
     if (typeof s !== 'object' || s === null) throw bad('sweep', 'must be an object');
-    for (const k of Object.keys(s)) if (!['levels', 'energies', 'allocations', 'layers', 'out'].includes(k)) throw bad(`sweep.${k}`, 'is not a known field (levels, energies, allocations, layers, out)');
+    for (const k of Object.keys(s)) if (!['levels', 'energies', 'allocations', 'methods', 'layers', 'out'].includes(k)) throw bad(`sweep.${k}`, 'is not a known field (levels, energies, allocations, methods, layers, out)');
     const fractions = (k: string, lo: string, ok: (x: number) => boolean) => {
       const v = s[k];
       if (v !== undefined && !(Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number' && ok(x)))) throw bad(`sweep.${k}`, `must be a non-empty list of numbers in ${lo}`);
@@ -127,6 +129,9 @@ export function validateTask(json: unknown, path: string): asserts json is TaskF
     fractions('energies', '(0, 1]', (x) => x > 0 && x <= 1);
     if (s.allocations !== undefined && !(Array.isArray(s.allocations) && s.allocations.every(isSweepAllocation))) {
       throw bad('sweep.allocations', `must be a list of ${SWEEP_ALLOCATIONS.join(', ')}`);
+    }
+    if (s.methods !== undefined && !(Array.isArray(s.methods) && s.methods.length > 0 && s.methods.every((m) => SWEEP_METHODS.includes(m)))) {
+      throw bad('sweep.methods', `must be a non-empty list of ${SWEEP_METHODS.join(', ')}`);
     }
     if (s.layers !== undefined && !(Array.isArray(s.layers) && s.layers.every((x) => typeof x === 'string'))) throw bad('sweep.layers', 'must be a list of layer names or globs');
     if (s.out !== undefined && typeof s.out !== 'string') throw bad('sweep.out', 'must be a folder path');

@@ -11,8 +11,10 @@ import { basename, resolve } from 'node:path';
 import * as vscode from 'vscode';
 import type { TradeoffPoint } from '../../../webview/tradeoff/protocol';
 import { RankscopeError } from '../../core/errors';
+import { calibrationCandidates, type WhiteningSource } from '../../core/compress';
 import { isCompressible, type Plan } from '../../core/compress/plan';
 import { layerSpectra } from '../../core/compress/spectra';
+import { calibrate, defaultCalibrationCacheDir } from '../../core/eval/calibration';
 import { loadDataset, type Dataset } from '../../core/eval/dataset';
 import { measureMacs, planMacs } from '../../core/eval/macs';
 import { calibrationText } from '../../core/eval/report';
@@ -56,6 +58,7 @@ function toPoint(p: SweepPoint, macs: number | undefined): TradeoffPoint {
     latencyMs: p.latency?.medianMs,
     ...(macs !== undefined && { macs }),
     accuracy: p.metrics.top1 ?? p.score,
+    ...(p.method && { method: p.method }),
   };
 }
 
@@ -66,7 +69,8 @@ export function specText(spec: SweepSpec): string {
     ...(spec.levels?.length ? [`−${pcts([...spec.levels].sort((a, b) => a - b))} × ${(spec.allocations ?? ['energy']).join(', ')}`] : []),
     ...(spec.energies?.length ? [`energy ${pcts([...spec.energies].sort((a, b) => a - b))}`] : []),
   ];
-  return parts.join('; ') + (spec.layers?.length ? ` (layers ${spec.layers.join(', ')})` : '');
+  const methods = spec.methods && spec.methods.length > 1 || spec.methods?.[0] === 'whitened' ? ` · ${spec.methods.join(' vs ')} SVD` : '';
+  return parts.join('; ') + methods + (spec.layers?.length ? ` (layers ${spec.layers.join(', ')})` : '');
 }
 
 const WHY: Record<SweepModelChoice['why'], string> = {
@@ -127,7 +131,9 @@ async function prepare(session: ModelSession, given: Partial<TradeoffOptions>, s
     allocations: resolved.sweep.allocations ?? DEFAULT_SPEC.allocations,
     energies: resolved.sweep.energies ?? DEFAULT_SPEC.energies,
     layers: resolved.sweep.layers,
+    ...(resolved.sweep.methods && { methods: resolved.sweep.methods }),
   };
+  const calibrated = spec.methods?.includes('whitened') || spec.allocations?.includes('whitened');
   const run: SweepRunner = async (signal, sink) => {
     sink.progress({ done: 0, total: 1, message: `opening ${basename(modelPath)} and computing spectra` });
     const sameAsOpen = resolve(session.path!) === modelPath;
@@ -149,9 +155,11 @@ async function prepare(session: ModelSession, given: Partial<TradeoffOptions>, s
       // The x axis 'MACs': measured once on the swept model, each point's from its plan (planMacs).
       const macs = await measureMacs(model, { runner, dataset, signal });
       if (!macs.ok) log().info(`Sweep of ${basename(modelPath)}: MACs not measured (${macs.reason}).`);
+      // The whitened method (and allocation) calibrate on the evaluation data first (cached on disk).
+      const whitening = calibrated ? await calibrateForSweep(model, spec, dataset, runner, signal, sink) : undefined;
       const result = await runSweep(spec, {
         model, spectra, dataset, runner, metric: resolved.metric, batchSize: resolved.batchSize, output: resolved.output,
-        latency: resolved.latency, cacheDir: session.cacheDir(), signal,
+        latency: resolved.latency, cacheDir: session.cacheDir(), signal, whitening,
         onProgress: (p) => sink.progress(p),
         onPoint: (p) => {
           if (p.kind === 'original') {
@@ -180,13 +188,26 @@ async function prepare(session: ModelSession, given: Partial<TradeoffOptions>, s
   };
 }
 
+/** The calibration pass of a sweep with the whitened method or allocation, on the sweep's data; its notes go to the log. */
+async function calibrateForSweep(model: OnnxModel, spec: SweepSpec, dataset: Dataset, runner: OrtRunner, signal: AbortSignal, sink: Parameters<SweepRunner>[1]): Promise<WhiteningSource> {
+  const c = await calibrate(model, calibrationCandidates(model, spec.layers), dataset, {
+    runner, signal, cacheDir: defaultCalibrationCacheDir(),
+    onProgress: (done, total, message) => sink.progress({ done: 0, total: 1, message, stage: { label: 'calibration for whitened SVD', done, total } }),
+  });
+  log().info(`Calibration for the sweep: ${c.samples} samples of ${c.data} for ${c.grams.size} layer(s) in ${c.seconds.toFixed(1)} s${c.cached ? ' (cached)' : ''}`);
+  for (const note of c.notes) log().info(`  ${note}`);
+  return { grams: c.grams, calibration: { hash: c.key, data: c.data, samples: c.samples, seed: c.seed } };
+}
+
 export function wireTradeoff(s: Services): void {
   s.tradeoff.handlers = {
     prepareSweep: () => prepare(s.session, {}, false),
-    apply: async (plan: Plan, _point, model: string) => {
+    apply: async (plan: Plan, point, model: string) => {
       // A point of a sweep of another model than the open one: its plan is over that model.
       if (resolve(s.session.path ?? '') !== resolve(model)) await s.session.open(model);
-      return writeAndOpen(s.session, plan, outputPathFor(model));
+      // A whitened point is written with whitened factors (calibrated on the configured data, the
+      // sweep's; the calibration cache serves the same selection), never as plain SVD.
+      return writeAndOpen(s.session, plan, outputPathFor(model), undefined, point.method ?? 'svd');
     },
   };
 }

@@ -293,6 +293,7 @@ export class TradeoffPanels implements vscode.Disposable {
       pointId,
       label: point.label,
       allocation: point.allocation,
+      method: point.method ?? 'svd',
       paramsBefore: plan.totals.modelParamsBefore,
       paramsAfter: plan.totals.modelParamsAfter,
       layers: plan.layers.map((l) => ({

@@ -22,7 +22,7 @@ import { compressToFile, planModel, readEntries } from '../../../src/core/compre
 import { runModel, randomFeeds, relativeDeviation } from './helpers';
 
 const BUILD = readFileSync(join(__dirname, 'fixtures', 'build_whitened.py'), 'utf8');
-const CASES: Record<string, number> = { matmul: 5, gemm: 5, conv1x1: 4, conv3x3: 5, grouped: 2, singular: 6, gather: 3 };
+const CASES: Record<string, number> = { matmul: 5, gemm: 5, gemm_nt: 5, matmul_left: 5, conv1x1: 4, conv3x3: 5, grouped: 2, singular: 6, gather: 3 };
 
 let dir: string;
 const models = new Map<string, OnnxModel>();
@@ -105,8 +105,8 @@ describe('calibration Gram', () => {
 });
 
 describe('whitened factorization', () => {
-  it('predicts the output error ‖(W − AB)X‖²_F from the dropped whitened σ within 1e-6 (MatMul, Gemm transB, Conv 1×1, k×k, grouped, Gather)', () => {
-    for (const name of ['matmul', 'gemm', 'conv1x1', 'conv3x3', 'grouped', 'gather']) {
+  it('predicts the output error ‖(W − AB)X‖²_F from the dropped whitened σ within 1e-6 (MatMul x·W and W·x, Gemm transB 1 and 0, Conv 1×1, k×k, grouped, Gather)', () => {
+    for (const name of ['matmul', 'matmul_left', 'gemm', 'gemm_nt', 'conv1x1', 'conv3x3', 'grouped', 'gather']) {
       const groups = factors.get(name)!.whitened;
       const predicted = groups.reduce((s, g) => s + whitenedLossCurve(g.whitened)[g.k], 0);
       const total = groups.reduce((s, g) => s + g.total, 0);
@@ -118,7 +118,7 @@ describe('whitened factorization', () => {
   });
 
   it('beats plain SVD on output error at equal rank (anisotropic inputs, skewed token counts)', () => {
-    for (const name of ['matmul', 'gemm', 'conv1x1', 'conv3x3', 'grouped', 'gather']) {
+    for (const name of ['matmul', 'matmul_left', 'gemm', 'gemm_nt', 'conv1x1', 'conv3x3', 'grouped', 'gather']) {
       // Whitened is the optimum of this very loss (the data is the calibration data): never worse; on
       // the anisotropic inputs by a clear margin (the Zipf counts of 'gather' are milder).
       const margin = name === 'gather' ? 1 : 0.8;

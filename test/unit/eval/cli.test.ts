@@ -81,6 +81,8 @@ test('task file: validation names the file and field; schema and validator know 
     [{ ntu: { crop: 2 } }, /"ntu.crop"/],
     [{ sweep: { levels: [0.2, 1.5] } }, /"sweep.levels"/],
     [{ sweep: { allocations: ['random'] } }, /"sweep.allocations"/],
+    [{ sweep: { methods: ['asvd'] } }, /"sweep.methods" must be a non-empty list of svd, whitened/],
+    [{ sweep: { methods: [] } }, /"sweep.methods"/],
     [[1, 2], /must be an object/],
   ];
   for (const [json, message] of cases) {

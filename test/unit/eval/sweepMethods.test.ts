@@ -3,7 +3,7 @@
 // from the bank equal to a direct whitened factorization at that rank.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeTwoBranchFixture, spectraOnThread } from './fixtures';
@@ -12,6 +12,7 @@ import { OrtRunner } from '../../../src/core/eval/runner';
 import { loadDataset, type Dataset } from '../../../src/core/eval/dataset';
 import { calibrate } from '../../../src/core/eval/calibration';
 import { runSweep } from '../../../src/core/eval/sweep';
+import { sweepCommand } from '../../../src/cli/sweep';
 import { RankscopeError } from '../../../src/core/errors';
 import { multiply } from '../../../src/core/compress/factor';
 import { layerMatrices } from '../../../src/core/model/matrix';
@@ -80,4 +81,15 @@ test('whitened factors truncated from rank K equal the whitened factorization at
   const scale = Math.max(...q.map(Math.abs));
   assert.ok(p.every((x, i) => Math.abs(x - q[i]) <= 1e-9 * scale));
   assert.ok(Math.abs(cut.energyKept - direct.energyKept) < 1e-12);
+});
+
+test('rankscope sweep takes the methods from rankscope.json (sweep.methods) when --methods is not given', async () => {
+  const task = join(dir, 'rankscope.json');
+  writeFileSync(task, JSON.stringify({ model: 'two_branch.onnx', data: 'two_branch.npz', latency: false, sweep: { levels: [0.5], methods: ['svd', 'whitened'] } }));
+  const out = join(dir, 'from-task');
+  const lines: string[] = [];
+  const code = await sweepCommand.run(['--task', task, '-o', out, '--no-cache', '--calibration-samples', '64'], { out: (l) => lines.push(l), err: () => undefined, signal: new AbortController().signal });
+  assert.equal(code, 0);
+  const report = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8')) as { points: { id: string; method?: string }[] };
+  assert.deepEqual(report.points.filter((p) => p.method).map((p) => [p.id, p.method]).sort(), [['energy:0.5', 'svd'], ['whitened:energy:0.5', 'whitened']]);
 });
