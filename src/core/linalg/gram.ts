@@ -3,8 +3,18 @@
 // singular values come out as √λ: an error δ in λ becomes √δ in σ, which float32 cannot afford.
 import { kernels, kernelMemory } from './wasm';
 
-/** Bytes of G updated per pass over X: fits a 512 KiB L2 with room for X's four rows. */
-const L2_BLOCK_BYTES = 256 * 1024;
+/**
+ * Cache blocking of the Gram product (GEMM-style, on the packed 4×4 tiles of gemmPacked): KC rows
+ * of X per packed panel (one strip, KC×4 doubles = 8 KiB, stays in L1 while a row of tiles is
+ * computed), NC columns of G per block (the packed block, KC×NC doubles = 1 MiB, stays in L2 while
+ * every row strip below it streams by). So the flops per byte from memory grow with the block,
+ * not with the matrix: cost follows the flop count.
+ */
+export const KC = 256;
+export const NC = 512;
+
+/** n rounded up to the 4-wide tiles. */
+export const ceil4 = (n: number) => (n + 3) & ~3;
 
 export interface GramLayout {
   /** Order of the Gram matrix: min(rows, cols). */
@@ -31,31 +41,33 @@ export function gramToKernelMemory(data: Float32Array | Float64Array, rows: numb
   const tall = rows >= cols;
   const n = tall ? cols : rows;
   const m = tall ? rows : cols;
-  const chunkRows = keepX ? Math.ceil(m / 4) * 4 : Math.max(4, Math.min(Math.ceil(m / 4) * 4, Math.floor(chunkDoubles / n / 4) * 4));
-  // One spare element after X and after G: the kernel's last pair may read/write one past a row.
-  // Even indices keep the SIMD pairs 16-byte aligned.
+  const n4 = ceil4(n);
+  const chunkRows = keepX ? ceil4(m) : Math.max(4, Math.min(ceil4(m), Math.floor(chunkDoubles / n / 4) * 4));
+  // One spare element after X and G; even indices keep the SIMD pairs 16-byte aligned. G is
+  // computed with row stride n4 (whole tiles), then compacted to n×n in place.
   const xSize = (chunkRows * n + 2) & ~1;
-  const gSize = (n * n + 2) & ~1;
+  const gSize = (n4 * n4 + 2) & ~1;
   const x = keepX ? 0 : gSize + ((extraDoubles + 1) & ~1);
   const g = keepX ? xSize : 0;
   const end = g + gSize;
-  const F = kernelMemory(Math.max(end + extraDoubles, x + xSize));
+  const pack = (Math.max(end + extraDoubles, x + xSize) + 1) & ~1; // packed panel, only during the product
+  const F = kernelMemory(pack + KC * n4);
   F.fill(0, g, end);
   const k = kernels();
   for (let r0 = 0; r0 < m; r0 += chunkRows) {
     const r1 = Math.min(m, r0 + chunkRows);
     copyRowsOfX(F, x, data, rows, cols, tall, r0, r1);
     F.fill(0, x + (r1 - r0) * n, x + xSize); // padding rows and the spare element
-    const passRows = Math.ceil((r1 - r0) / 4) * 4;
-    // Row blocks of G of about L2_BLOCK_BYTES (the triangle's rows grow, so blocks shrink).
-    for (let i0 = 0; i0 < n;) {
-      let i1 = i0;
-      let bytes = 0;
-      while (i1 < n && (i1 === i0 || bytes + (i1 + 1) * 8 <= L2_BLOCK_BYTES)) bytes += (++i1) * 8;
-      k.gramLower(passRows, n, x * 8, g * 8, i0, i1);
-      i0 = i1;
+    for (let p0 = r0; p0 < r1; p0 += KC) {
+      const kc = Math.min(KC, r1 - p0);
+      k.packStrips((x + (p0 - r0) * n) * 8, n, kc, n, pack * 8);
+      for (let j0 = 0; j0 < n4; j0 += NC) {
+        // G[j0…, j0…j0+NC) += panelᵀ·panel: the block column below (and on) the diagonal.
+        k.gemmPacked(kc, n4 - j0, Math.min(NC, n4 - j0), (pack + j0 * kc) * 8, (pack + j0 * kc) * 8, (g + j0 * n4 + j0) * 8, n4, 0, 1);
+      }
     }
   }
+  for (let i = 1; i < n; i++) F.copyWithin(g + i * n, g + i * n4, g + i * n4 + n);
   return { n, m, x, g, end };
 }
 
