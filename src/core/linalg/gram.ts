@@ -16,6 +16,12 @@ export const NC = 512;
 /** n rounded up to the 4-wide tiles. */
 export const ceil4 = (n: number) => (n + 3) & ~3;
 
+/**
+ * Doubles of slack a symmetric n×n matrix needs after its n² values for tiled updates of its
+ * lower triangle: the edge tiles write exact zeros up to 3 rows and columns past the end.
+ */
+export const tileSlack = (n: number) => 4 * n + 16;
+
 export interface GramLayout {
   /** Order of the Gram matrix: min(rows, cols). */
   n: number;
@@ -43,10 +49,10 @@ export function gramToKernelMemory(data: Float32Array | Float64Array, rows: numb
   const m = tall ? rows : cols;
   const n4 = ceil4(n);
   const chunkRows = keepX ? ceil4(m) : Math.max(4, Math.min(ceil4(m), Math.floor(chunkDoubles / n / 4) * 4));
-  // One spare element after X and G; even indices keep the SIMD pairs 16-byte aligned. G is
-  // computed with row stride n4 (whole tiles), then compacted to n×n in place.
+  // One spare element after X; even indices keep the SIMD pairs 16-byte aligned. G is computed
+  // with row stride n4 (whole tiles), then compacted to n×n in place, with tileSlack after it.
   const xSize = (chunkRows * n + 2) & ~1;
-  const gSize = (n4 * n4 + 2) & ~1;
+  const gSize = (n4 * n4 + tileSlack(n4) + 2) & ~1;
   const x = keepX ? 0 : gSize + ((extraDoubles + 1) & ~1);
   const g = keepX ? xSize : 0;
   const end = g + gSize;

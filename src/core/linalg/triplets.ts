@@ -8,7 +8,8 @@
 import { SingularValueDecomposition } from 'ml-matrix';
 import { RankscopeError } from '../errors';
 import { gramToKernelMemory } from './gram';
-import { tridiagonalize, tridiagonalEigen } from './tridiagonal';
+import { tridiagonalEigen } from './tridiagonal';
+import { blockedWorkDoubles, tridiagonalizeBlocked } from './blockedTridiagonal';
 import { tridiagonalEigenvectors } from './inverseIteration';
 import { checkKernelMemory, checkMatrix, SMALL_SIDE, sqrtDescending, toMatrix, type MatrixData } from './singularValues';
 import { kernels, kernelMemory } from './wasm';
@@ -65,11 +66,12 @@ export type EigenvectorRoute = 'auto' | 'inverse' | 'full';
 export function tripletsViaGram(data: MatrixData, rows: number, cols: number, rank: number | RankChooser, route: EigenvectorRoute = 'auto'): SingularTriplets {
   const tall = rows >= cols;
   const n = Math.min(rows, cols);
-  // Layout after X and G: work (4n), reflectors (n²), eigenvectors of T (n², full route), then
-  // the selected rows (k·n) last, so memory can grow once k is known.
-  const probe = gramToKernelMemory(data, rows, cols, 4 * n + 2 * n * n);
-  const work = probe.end, refl = work + 4 * n, zt = refl + n * n, sel = zt + n * n;
-  const { d, e, reflectors } = tridiagonalize(probe.g, n, work, true, refl);
+  // Layout after X and G: work, reflectors (n²), eigenvectors of T (n², full route), then the
+  // selected rows (k·n) last, so memory can grow once k is known.
+  const workSize = blockedWorkDoubles(n);
+  const probe = gramToKernelMemory(data, rows, cols, workSize + 2 * n * n);
+  const work = probe.end, refl = work + workSize, zt = refl + n * n, sel = zt + n * n;
+  const { d, e, reflectors } = tridiagonalizeBlocked(probe.g, n, work, true, refl);
   const d0 = d.slice(), e0 = e.slice();
   tridiagonalEigen(d, e);
   const descending = Float64Array.from(d).sort().reverse();

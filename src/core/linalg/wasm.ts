@@ -4,12 +4,13 @@ import { KERNELS_WASM_BASE64 } from './kernelsWasm';
 
 interface KernelExports {
   memory: WebAssembly.Memory;
-  fusedRank2Symv(n: number, k1: number, A: number, u: number, w: number, v: number, p: number): void;
   rotateRows(x: number, y: number, len: number, c: number, s: number): void;
   reflectRows(Z: number, count: number, n: number, v: number, lo: number, tau: number): void;
   matmulAdd(m: number, n: number, kp: number, A: number, B: number, C: number): void;
   packStrips(src: number, ld: number, kc: number, cols: number, dst: number): void;
   gemmPacked(kc: number, M: number, N: number, A: number, B: number, C: number, ldc: number, diag: number, alpha: number): void;
+  dotRows(count: number, len: number, X: number, ld: number, y: number, out: number): void;
+  axpyRows(count: number, len: number, X: number, ld: number, coef: number, y: number): void;
   symvLower(n: number, lo: number, r0: number, r1: number, A: number, v: number, p: number): void;
 }
 
