@@ -27,6 +27,8 @@ export interface GramLayout {
   n: number;
   /** The other side. */
   m: number;
+  /** rows ≥ cols: X = W and G = WᵀW; else X = Wᵀ and G = W·Wᵀ. */
+  tall: boolean;
   /** float64 index of the matrix (X, m padded to a multiple of 4 rows × n) in kernel memory. */
   x: number;
   /** float64 index of G (n×n row-major, lower triangle filled). */
@@ -74,7 +76,7 @@ export function gramToKernelMemory(data: Float32Array | Float64Array, rows: numb
     }
   }
   for (let i = 1; i < n; i++) F.copyWithin(g + i * n, g + i * n4, g + i * n4 + n);
-  return { n, m, x, g, end };
+  return { n, m, tall, x, g, end };
 }
 
 /** X rows [r0, r1) to kernel memory at `at`: rows of W when tall, columns of W (rows of Wᵀ) when wide. */

@@ -7,7 +7,7 @@
 // Small matrices use ml-matrix's SVD.
 import { SingularValueDecomposition } from 'ml-matrix';
 import { RankscopeError } from '../errors';
-import { gramToKernelMemory } from './gram';
+import { gramToKernelMemory, type GramLayout } from './gram';
 import { tridiagonalEigen } from './tridiagonal';
 import { blockedWorkDoubles, tridiagonalizeBlocked } from './blockedTridiagonal';
 import { tridiagonalEigenvectors } from './inverseIteration';
@@ -64,7 +64,6 @@ export type EigenvectorRoute = 'auto' | 'inverse' | 'full';
 
 /** Exposed for tests on every shape. */
 export function tripletsViaGram(data: MatrixData, rows: number, cols: number, rank: number | RankChooser, route: EigenvectorRoute = 'auto'): SingularTriplets {
-  const tall = rows >= cols;
   const n = Math.min(rows, cols);
   // Layout after X and G: work, reflectors (n²), eigenvectors of T (n², full route), then the
   // selected rows (k·n) last, so memory can grow once k is known.
@@ -82,7 +81,7 @@ export function tripletsViaGram(data: MatrixData, rows: number, cols: number, ra
   const inverse = route === 'inverse' || (route === 'auto' && k <= INVERSE_ITERATION_MAX_SHARE * n)
     ? tridiagonalEigenvectors(d0, e0, values) : undefined;
   if (route === 'inverse' && !inverse) throw new Error('inverse iteration failed its check');
-  let F = kernelMemory(sel + k * n);
+  const F = kernelMemory(sel + k * n);
   if (inverse) {
     F.set(inverse, sel);
   } else {
@@ -104,13 +103,25 @@ export function tripletsViaGram(data: MatrixData, rows: number, cols: number, ra
   for (let c = n - 3; c >= 0; c--) {
     if (tau[c] !== 0) K.reflectRows(sel * 8, k, n, (refl + c * n) * 8, c + 1, tau[c]);
   }
+  return fromGramEigenvectors(probe, sel, values, all);
+}
+
+/**
+ * The triplets from k unit eigenvectors of the Gram matrix (rows of a k×n block at `sel` in kernel
+ * memory, after everything else the caller keeps there) and their eigenvalues: σ = √λ, the Gram
+ * side as they are, the other side X·v normalized. Shared by the full and the randomized routes.
+ */
+export function fromGramEigenvectors(probe: GramLayout, sel: number, values: Float64Array, all?: Float64Array): SingularTriplets {
+  const { n, m } = probe;
+  const k = values.length;
+  const tall = probe.tall;
   // Gram eigenvectors as columns Z (n×kp, kp = k padded to even for the SIMD pairs), then the
   // other side C = X·Z in WASM (X = W when tall, Wᵀ when wide: already in kernel memory).
+  const K = kernels();
   const kp = k + (k & 1);
-  const m = probe.m;
   const z = (sel + k * n + 1) & ~1;
   const c = (z + n * kp + 1) & ~1;
-  F = kernelMemory(c + m * kp);
+  const F = kernelMemory(c + m * kp);
   F.fill(0, z, c + m * kp);
   for (let t = 0; t < k; t++) for (let j = 0; j < n; j++) F[z + j * kp + t] = F[sel + t * n + j];
   K.matmulAdd(m, n, kp, probe.x * 8, z * 8, c * 8);
@@ -126,6 +137,29 @@ export function tripletsViaGram(data: MatrixData, rows: number, cols: number, ra
   const s = values.map((l) => Math.sqrt(Math.max(l, 0)));
   return tall ? { u: other, s, v: gramSide, all } : { u: gramSide, s, v: other, all };
 }
+
+/**
+ * All eigenpairs of a small dense symmetric matrix (lower triangle, n×n row-major at `a` in kernel
+ * memory, destroyed, with tileSlack(n) after it): values descending, and their unit eigenvectors
+ * as the rows of an n×n block written at `out`. Work: symmetricEigenWork(n) doubles at `work`.
+ */
+export function symmetricEigen(a: number, n: number, work: number, out: number): Float64Array {
+  const refl = work + blockedWorkDoubles(n);
+  const zt = refl + n * n;
+  const { d, e, reflectors } = tridiagonalizeBlocked(a, n, work, true, refl);
+  const F = kernelMemory(Math.max(zt + n * n, out + n * n));
+  F.fill(0, zt, zt + n * n);
+  for (let i = 0; i < n; i++) F[zt + i * n + i] = 1;
+  tridiagonalEigen(d, e, zt);
+  const { tau } = reflectors!;
+  const K = kernels();
+  for (let c = n - 3; c >= 0; c--) if (tau[c] !== 0) K.reflectRows(zt * 8, n, n, (refl + c * n) * 8, c + 1, tau[c]);
+  const order = Array.from(d.keys()).sort((x, y) => d[y] - d[x]);
+  order.forEach((src, t) => F.copyWithin(out + t * n, zt + src * n, zt + src * n + n));
+  return Float64Array.from(order, (i) => d[i]);
+}
+
+export const symmetricEigenWork = (n: number) => blockedWorkDoubles(n) + 2 * n * n;
 
 function tripletsReference(data: MatrixData, rows: number, cols: number, choose: RankChooser): SingularTriplets {
   const svd = new SingularValueDecomposition(toMatrix(data, rows, cols), { autoTranspose: true });
