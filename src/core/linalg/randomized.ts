@@ -8,24 +8,37 @@
 // or when the block is numerically rank-deficient, the caller takes the full route (tridiagonal).
 // It replaces the O(n³) reduction by O(n²·l) per step: worth it when l ≪ n.
 import { ceil4, gramToKernelMemory, KC, tileSlack, type GramLayout } from './gram';
-import { fromGramEigenvectors, symmetricEigen, symmetricEigenWork, topSingularTriplets, type SingularTriplets } from './triplets';
-import { checkMatrix, type MatrixData } from './singularValues';
+import { RankscopeError } from '../errors';
+import { blockedWorkDoubles } from './blockedTridiagonal';
+import { fromGramEigenvectors, symmetricEigen, symmetricEigenWork, topSingularTriplets, tripletsFromGram, tripletsMemory, type SingularTriplets } from './triplets';
+import { checkKernelMemory, checkMatrix, SMALL_SIDE, type MatrixData } from './singularValues';
 import { kernels, kernelMemory, MAX_KERNEL_BYTES } from './wasm';
 
 /**
  * Picks k from the leading singular values known so far (descending, each converged) and ‖W‖²_F;
- * undefined when it needs more values to decide. 0 means the layer keeps nothing.
+ * undefined when it needs more values to decide. 0 means the layer keeps nothing. `whatIf`: the
+ * values are a ceiling (could the target still be reached?), not results.
  */
-export type LeadingRankChooser = (leading: Float64Array, totalEnergy: number) => number | undefined;
+export type LeadingRankChooser = (leading: Float64Array, totalEnergy: number, whatIf?: boolean) => number | undefined;
 
 /** Largest share of n the block may reach: beyond it the full route is cheaper. */
 export const RANDOMIZED_MAX_SHARE = 1 / 16;
-/** Below this order of G the full route is always cheap enough. */
-export const RANDOMIZED_MIN_ORDER = 512;
+/**
+ * Below this order of G the full route is cheap enough (BERT-base's 768: the blocked reduction
+ * costs about what a failed try at an energy target needing k > n/32 would waste).
+ */
+export const RANDOMIZED_MIN_ORDER = 1024;
 const RESIDUAL = 1e-8;
 const STEPS_PER_BLOCK = 30;
 const FIRST_BLOCK = 32;
 const NO_SKIP = 1 << 30;
+
+export interface LeadingOptions {
+  /** Initial l (rounded up to a multiple of 4; a known k asks for 2k). Default 32. */
+  firstBlock?: number;
+  /** Smallest order of G this route takes on; default RANDOMIZED_MIN_ORDER. */
+  minOrder?: number;
+}
 
 export interface LeadingTriplets extends SingularTriplets {
   /** How many G·Q products the route took (for tests and benchmarks). */
@@ -33,18 +46,17 @@ export interface LeadingTriplets extends SingularTriplets {
 }
 
 /**
- * The top-k triplets with k chosen by `want` from the leading values, or undefined when this
- * route does not apply or did not converge (the caller then takes the full route).
- * `firstBlock` sets the initial l (rounded to a multiple of 4; a known k asks for 2k).
+ * The top-k triplets with k chosen by `want` from the leading values, from the Gram layout `probe`
+ * (X kept; G's lower triangle is left intact), or undefined when this route does not apply or did
+ * not converge (the caller then takes the full route from the same probe).
  */
-export function leadingTriplets(data: MatrixData, rows: number, cols: number, want: LeadingRankChooser, firstBlock = FIRST_BLOCK): LeadingTriplets | undefined {
-  const n = Math.min(rows, cols);
+export function leadingTriplets(probe: GramLayout, want: LeadingRankChooser, options: LeadingOptions = {}): LeadingTriplets | undefined {
+  const { n, m } = probe;
   const lmax = Math.floor((n * RANDOMIZED_MAX_SHARE) / 4) * 4;
-  if (n < RANDOMIZED_MIN_ORDER || lmax < 8) return undefined;
-  let l = Math.min(lmax, Math.max(8, ceil4(firstBlock)));
-  const m = Math.max(rows, cols), n4 = ceil4(n);
+  let l = Math.max(8, ceil4(options.firstBlock ?? FIRST_BLOCK));
+  if (n < (options.minOrder ?? RANDOMIZED_MIN_ORDER) || l > lmax) return undefined;
+  const n4 = ceil4(n);
   if ((m * n + n4 * n4 + n * n4 + 8 * n4 * lmax + 4 * lmax * lmax + lmax * n) * 8 > MAX_KERNEL_BYTES) return undefined;
-  const probe = gramToKernelMemory(data, rows, cols, 0, true);
   const it = new SubspaceIteration(probe, lmax);
   const total = it.trace();
   if (!(total > 0)) return undefined; // W = 0: the full route gives its (zero) triplets
@@ -67,10 +79,13 @@ export function leadingTriplets(data: MatrixData, rows: number, cols: number, wa
       if (c > 0) {
         const leading = ritz.values.subarray(0, c).map((x) => Math.sqrt(Math.max(x, 0)));
         const k = want(leading, total);
+        if (k !== undefined && !(Number.isInteger(k) && k >= 0)) throw new RankscopeError('BAD_ARGUMENT', `rank ${k} is not a valid rank.`);
         if (k !== undefined && k <= c) return { ...it.triplets(k, ritz.values.slice(0, k)), steps };
       }
       if (c === half) {
-        converged = true;
+        // No decision: grow only if the values up to lmax/2 could still bring it (each adds ≤ σ²_{c−1}).
+        const top = c + (lmax / 2 - c);
+        converged = want(withCeiling(ritz.values, c, top), total, true) !== undefined;
         break;
       }
       if (!it.orthonormalize()) return undefined;
@@ -255,25 +270,35 @@ class SubspaceIteration {
   }
 }
 
+/** The first c values (√θ), then values equal to σ_{c−1} up to `top`: the most the next ones can add. */
+function withCeiling(theta: Float64Array, c: number, top: number): Float64Array {
+  const out = new Float64Array(top);
+  for (let i = 0; i < top; i++) out[i] = Math.sqrt(Math.max(theta[Math.min(i, c - 1)], 0));
+  return out;
+}
+
 /** Which route `progressiveTriplets` took: for tests and benchmarks. */
 export type TripletRoute = 'leading' | 'full';
 
 /**
  * The top-k triplets for a k that `want` picks: by the leading-triplets route where it applies
- * and converges, else by the full route (all singular values, then the top-k vectors), where
- * `want` sees every value. `all` is set only on the full route.
+ * and converges, else by the full route from the same Gram (all singular values, then the top-k
+ * vectors), where `want` sees every value. `all` is set only on the full route.
  */
-export function progressiveTriplets(data: MatrixData, rows: number, cols: number, want: LeadingRankChooser, label = 'matrix', firstBlock?: number): SingularTriplets & { route: TripletRoute } {
+export function progressiveTriplets(data: MatrixData, rows: number, cols: number, want: LeadingRankChooser, label = 'matrix', options: LeadingOptions = {}): SingularTriplets & { route: TripletRoute } {
   checkMatrix(data, rows, cols, label);
   const r = Math.min(rows, cols);
-  const leading = r >= RANDOMIZED_MIN_ORDER ? leadingTriplets(data, rows, cols, want, firstBlock) : undefined;
-  if (leading) return { u: leading.u, s: leading.s, v: leading.v, route: 'leading' };
   let total = 0;
   for (let i = 0; i < data.length; i++) total += data[i] * data[i];
-  const t = topSingularTriplets(data, rows, cols, (all) => {
+  const chooser = (all: Float64Array) => {
     const k = want(all, total);
     if (k === undefined) throw new Error(`${label}: the rank chooser could not decide from all ${all.length} singular values`);
     return k;
-  }, label);
-  return { ...t, route: 'full' };
+  };
+  if (r < Math.max(SMALL_SIDE, options.minOrder ?? RANDOMIZED_MIN_ORDER)) return { ...topSingularTriplets(data, rows, cols, chooser, label), route: 'full' };
+  checkKernelMemory(tripletsMemory(rows, cols, r), rows, cols, label);
+  const probe = gramToKernelMemory(data, rows, cols, blockedWorkDoubles(r) + 2 * r * r, true);
+  const leading = leadingTriplets(probe, want, options);
+  if (leading) return { u: leading.u, s: leading.s, v: leading.v, route: 'leading' };
+  return { ...tripletsFromGram(probe, chooser), route: 'full' };
 }

@@ -9,7 +9,7 @@ import { SingularValueDecomposition } from 'ml-matrix';
 import { RankscopeError } from '../errors';
 import { gramToKernelMemory, type GramLayout } from './gram';
 import { tridiagonalEigen } from './tridiagonal';
-import { blockedWorkDoubles, tridiagonalizeBlocked } from './blockedTridiagonal';
+import { blockedWorkDoubles, PANEL, tridiagonalizeBlocked } from './blockedTridiagonal';
 import { tridiagonalEigenvectors } from './inverseIteration';
 import { checkKernelMemory, checkMatrix, SMALL_SIDE, sqrtDescending, toMatrix, type MatrixData } from './singularValues';
 import { kernels, kernelMemory } from './wasm';
@@ -42,11 +42,15 @@ export function topSingularTriplets(data: MatrixData, rows: number, cols: number
     return rank;
   };
   if (typeof k === 'number' && checkRank(k) === 0) return { u: new Float64Array(0), s: new Float64Array(0), v: new Float64Array(0) };
-  const m = Math.max(rows, cols);
-  const most = typeof k === 'number' ? k : r;
-  checkKernelMemory(m * r + 3 * r * r + most * r + r * (most + 1) + m * (most + 1) + 8 * r, rows, cols, label);
+  checkKernelMemory(tripletsMemory(rows, cols, typeof k === 'number' ? k : r), rows, cols, label);
   const choose = typeof k === 'number' ? () => k : (all: Float64Array) => checkRank(k(all));
   return r < SMALL_SIDE ? tripletsReference(data, rows, cols, choose) : tripletsViaGram(data, rows, cols, choose);
+}
+
+/** Doubles of kernel memory the full route needs for at most `most` triplets. */
+export function tripletsMemory(rows: number, cols: number, most: number): number {
+  const r = Math.min(rows, cols), m = Math.max(rows, cols);
+  return m * r + 3 * r * r + most * r + r * (most + 1) + m * (most + 1) + 8 * r + 2 * PANEL * r;
 }
 
 /**
@@ -65,10 +69,15 @@ export type EigenvectorRoute = 'auto' | 'inverse' | 'full';
 /** Exposed for tests on every shape. */
 export function tripletsViaGram(data: MatrixData, rows: number, cols: number, rank: number | RankChooser, route: EigenvectorRoute = 'auto'): SingularTriplets {
   const n = Math.min(rows, cols);
+  return tripletsFromGram(gramToKernelMemory(data, rows, cols, blockedWorkDoubles(n) + 2 * n * n), rank, route);
+}
+
+/** The full route from a Gram layout already in kernel memory (X kept); G is destroyed. */
+export function tripletsFromGram(probe: GramLayout, rank: number | RankChooser, route: EigenvectorRoute = 'auto'): SingularTriplets {
+  const n = probe.n;
   // Layout after X and G: work, reflectors (n²), eigenvectors of T (n², full route), then the
   // selected rows (k·n) last, so memory can grow once k is known.
   const workSize = blockedWorkDoubles(n);
-  const probe = gramToKernelMemory(data, rows, cols, workSize + 2 * n * n);
   const work = probe.end, refl = work + workSize, zt = refl + n * n, sel = zt + n * n;
   const { d, e, reflectors } = tridiagonalizeBlocked(probe.g, n, work, true, refl);
   const d0 = d.slice(), e0 = e.slice();

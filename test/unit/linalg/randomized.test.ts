@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { leadingTriplets, progressiveTriplets, RANDOMIZED_MIN_ORDER, type LeadingRankChooser } from '../../../src/core/linalg/randomized';
 import type { SingularTriplets } from '../../../src/core/linalg/triplets';
+import { gramToKernelMemory } from '../../../src/core/linalg/gram';
 import { runPython } from '../../helpers/python';
 import { f64, tempDir } from './reference';
 
@@ -22,6 +23,12 @@ interface Ref {
   v: Float64Array;
 }
 const K_REF = 40;
+/** These cases are smaller than RANDOMIZED_MIN_ORDER (test time); the route is asked to take them. */
+const MIN = 512;
+
+function leading(c: { data: Float32Array; rows: number; cols: number }, want: LeadingRankChooser, firstBlock: number) {
+  return leadingTriplets(gramToKernelMemory(c.data, c.rows, c.cols, 0, true), want, { firstBlock, minOrder: MIN });
+}
 
 const spec: Record<string, string> = {
   slow_decay: 'spectrum(600, 900, np.arange(1, 601) ** -0.7)',
@@ -121,7 +128,7 @@ const energy = (tau: number): LeadingRankChooser => (leading, total) => {
 
 test('a fixed rank on a slowly decaying spectrum (σ_j = j^-0.7) matches scipy by the leading route', () => {
   const c = ref('slow_decay');
-  const t = progressiveTriplets(c.data, c.rows, c.cols, () => 12, c.name, 24);
+  const t = progressiveTriplets(c.data, c.rows, c.cols, () => 12, c.name, { firstBlock: 24, minOrder: MIN });
   assert.equal(t.route, 'leading');
   checkAgainstScipy(c, t, 12);
 });
@@ -132,16 +139,16 @@ test('an energy target grows the block until it is met, and picks the rank scipy
   const tau = 0.8;
   let expected = 0;
   for (let acc = 0; acc < tau * total; expected++) acc += c.s[expected] ** 2;
-  const leading = leadingTriplets(c.data, c.rows, c.cols, energy(tau), 8);
-  assert.ok(leading, 'the leading route applies');
-  assert.ok(leading.steps > 3 && expected > 4, `took ${leading.steps} steps for k = ${expected}`);
-  checkAgainstScipy(c, leading, expected);
+  const found = leading(c, energy(tau), 8);
+  assert.ok(found, 'the leading route applies');
+  assert.ok(found.steps > 3 && expected > 4, `took ${found.steps} steps for k = ${expected}`);
+  checkAgainstScipy(c, found, expected);
 });
 
 for (const name of ['tiny_scale', 'huge_scale']) {
   test(`scale ${name === 'tiny_scale' ? '1e-30' : '1e30'}: same relative accuracy`, () => {
     const c = ref(name);
-    const t = progressiveTriplets(c.data, c.rows, c.cols, () => 10, c.name, 20);
+    const t = progressiveTriplets(c.data, c.rows, c.cols, () => 10, c.name, { firstBlock: 20, minOrder: MIN });
     assert.equal(t.route, 'leading');
     checkAgainstScipy(c, t, 10);
   });
@@ -151,8 +158,8 @@ for (const name of ['constant', 'rank_one', 'repeated']) {
   test(`${name}: no converged leading block, so the full route answers (and is right)`, () => {
     const c = ref(name);
     const k = 3;
-    assert.equal(leadingTriplets(c.data, c.rows, c.cols, () => k, 8), undefined);
-    const t = progressiveTriplets(c.data, c.rows, c.cols, () => k, c.name, 8);
+    assert.equal(leading(c, () => k, 8), undefined);
+    const t = progressiveTriplets(c.data, c.rows, c.cols, () => k, c.name, { firstBlock: 8, minOrder: MIN });
     assert.equal(t.route, 'full');
     const best = Math.sqrt(c.s.slice(k).reduce((s, x) => s + x * x, 0));
     const norm = Math.sqrt(c.s.reduce((s, x) => s + x * x, 0));
@@ -161,9 +168,20 @@ for (const name of ['constant', 'rank_one', 'repeated']) {
   });
 }
 
-test('small matrices take the full route directly', () => {
+test('below the minimum order the full route answers directly', () => {
+  const c = ref('slow_decay');
+  assert.ok(Math.min(c.rows, c.cols) < RANDOMIZED_MIN_ORDER);
+  assert.equal(progressiveTriplets(c.data, c.rows, c.cols, () => 2).route, 'full');
   const data = new Float32Array(40 * 30).map((_, i) => Math.sin(i * 0.37));
-  assert.ok(Math.min(40, 30) < RANDOMIZED_MIN_ORDER);
-  assert.equal(leadingTriplets(data, 40, 30, () => 2), undefined);
-  assert.equal(progressiveTriplets(data, 40, 30, () => 2).route, 'full');
+  assert.equal(progressiveTriplets(data, 40, 30, () => 2, 'small', { minOrder: 1 }).route, 'full');
+});
+
+test('an energy target out of the largest block\'s reach falls back to the full route', () => {
+  const c = ref('slow_decay');
+  // τ = 0.9 needs k ≈ 60 here, far past lmax/2 = 16.
+  const tried = leading(c, energy(0.9), 8);
+  assert.equal(tried, undefined);
+  const t = progressiveTriplets(c.data, c.rows, c.cols, energy(0.9), c.name, { firstBlock: 8, minOrder: MIN });
+  assert.equal(t.route, 'full');
+  assert.ok(t.s.length > 30);
 });
