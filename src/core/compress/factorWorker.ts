@@ -36,7 +36,7 @@ function factorGroup(job: FactorJob, g: number, k: number): GroupFactors {
  * spectrum; the reply's spectrum is then exact only up to k (flagged partial). Groups need all
  * spectra first.
  */
-function byPolicy(job: FactorJob, { policy, shape }: NonNullable<FactorJob['policy']>): FactorReply {
+export function byPolicy(job: FactorJob, { policy, shape }: NonNullable<FactorJob['policy']>): FactorReply {
   if (job.matrices.length === 1) {
     const m = job.matrices[0];
     const r = Math.min(m.rows, m.cols);
