@@ -1,25 +1,16 @@
 // Worker-thread entry (bundled as dist/factor-worker.js): top-k balanced factors of the matrices
 // it is sent, one job at a time; buffers are transferred both ways.
-import { parentPort } from 'node:worker_threads';
-import { isRankscopeError } from '../errors';
 import { singularValues } from '../linalg';
+import { serveJobs } from '../linalg/workerPool';
 import { progressiveTriplets, type LeadingRankChooser } from '../linalg/randomized';
 import { balancedFactors, factorize, frobeniusSquared } from './factor';
 import { chooseRank, decide, policyKind, type FactorShape, type RankPolicy } from './policy';
-import type { FactorJob, FactorReply, GroupFactors } from './pool';
+import type { FactorJob, FactorSuccess, GroupFactors } from './pool';
 
-parentPort?.on('message', (job: FactorJob) => {
-  let reply: FactorReply;
-  try {
-    reply = job.policy ? byPolicy(job, job.policy) : { id: job.id, ok: true, groups: job.matrices.map((_, g) => factorGroup(job, g, job.k)) };
-  } catch (e) {
-    reply = isRankscopeError(e)
-      ? { id: job.id, ok: false, code: e.code, message: e.message, hint: e.hint }
-      : { id: job.id, ok: false, message: String((e as Error)?.stack ?? e) };
-  }
-  const transfer = reply.ok ? [...reply.groups.flatMap((g) => [g.a.buffer, g.b.buffer]), ...(reply.spectra ?? []).map((s) => s.buffer as ArrayBuffer)] as ArrayBuffer[] : [];
-  parentPort!.postMessage(reply, transfer);
-});
+serveJobs<FactorJob, FactorSuccess>(
+  (job) => job.policy ? byPolicy(job, job.policy) : { id: job.id, ok: true, groups: job.matrices.map((_, g) => factorGroup(job, g, job.k)) },
+  (reply) => [...reply.groups.flatMap((g) => [g.a.buffer, g.b.buffer]), ...(reply.spectra ?? []).map((s) => s.buffer)] as ArrayBuffer[],
+);
 
 function groupLabel(job: FactorJob, g: number): string {
   return job.matrices.length > 1 ? `${job.label} (group ${g})` : job.label;
@@ -36,7 +27,7 @@ function factorGroup(job: FactorJob, g: number, k: number): GroupFactors {
  * spectrum; the reply's spectrum is then exact only up to k (flagged partial). Groups need all
  * spectra first.
  */
-export function byPolicy(job: FactorJob, { policy, shape }: NonNullable<FactorJob['policy']>): FactorReply {
+export function byPolicy(job: FactorJob, { policy, shape }: NonNullable<FactorJob['policy']>): FactorSuccess {
   if (job.matrices.length === 1) {
     const m = job.matrices[0];
     const r = Math.min(m.rows, m.cols);

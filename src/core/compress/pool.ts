@@ -1,6 +1,7 @@
 // Factorization off the caller's thread, in the shared worker-thread pool (linalg/workerPool.ts):
 // one job per layer, built lazily (a layer's matrices exist only while it is worked on), cancellable.
 import { throwIfCancelled } from '../errors';
+import { worthATeam } from '../linalg/team';
 import { runWorkerPool, workerEntry, type PoolFailure } from '../linalg/workerPool';
 import type { Factors } from './factor';
 import type { FactorShape, RankPolicy } from './policy';
@@ -44,6 +45,7 @@ export async function factorInWorkers(
     threads: options.threads,
     signal: options.signal,
     prepare: makeJob,
+    teamUp: worthATeam,
     onDone: (reply) => {
       results[reply.id] = reply.groups;
       if (reply.spectra) options.onSpectra?.(reply.id, reply.spectra, reply.partialSpectra === true);

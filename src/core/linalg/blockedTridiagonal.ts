@@ -6,16 +6,20 @@
 // cache-blocked matrix products and the matrix is no longer written back at every column, so cost
 // follows the flop count on layers whose Gram is far larger than the caches. Same reflectors (same
 // v, τ normalization) as tridiagonalize, so the back-transformation is shared.
-import { ceil4, NC, tileSlack } from './gram';
+import { ceil4, lowerUpdate, tileSlack } from './gram';
+import { split, teamSize } from './team';
 import type { Tridiagonal } from './tridiagonal';
 import { kernels, kernelMemory } from './wasm';
+
+/** Below this trailing order a column's matrix–vector product is not worth a round trip to the helper. */
+const SPLIT_SYMV_MIN = 384;
 
 /** Columns per panel: the rank of each trailing update (its strips, PANEL×4 doubles, sit in L1). */
 export const PANEL = 32;
 
 /** Work space (doubles) tridiagonalizeBlocked needs at `work`. */
 export function blockedWorkDoubles(n: number): number {
-  return 2 * PANEL * n + 2 * n + 2 * PANEL + 2 * PANEL * ceil4(n) + 16;
+  return 2 * PANEL * n + 3 * n + 2 * PANEL + 2 * PANEL * ceil4(n) + 16;
 }
 
 /**
@@ -31,7 +35,8 @@ export function tridiagonalizeBlocked(a: number, n: number, work: number, keepRe
   const WT = VT + PANEL * n; // PANEL rows of w_t = τ·A·v − (τ²/2)(vᵀA·v)·v
   const P = WT + PANEL * n;
   const V = P + n;
-  const CV = V + n, CW = CV + PANEL; // the panel's coefficients V[col, :], W[col, :] or Vᵀv, Wᵀv
+  const P2 = V + n; // the helper's share of p
+  const CV = P2 + n, CW = CV + PANEL; // the panel's coefficients V[col, :], W[col, :] or Vᵀv, Wᵀv
   const PV = (CW + PANEL + 1) & ~1; // packed strips of VT, then of WT, for the trailing update
   const PW = PV + PANEL * n4;
   const F = kernelMemory(Math.max(PW + PANEL * n4, a + n * n + tileSlack(n), keepReflectors ? vOffset + n * n : 0));
@@ -39,6 +44,18 @@ export function tridiagonalizeBlocked(a: number, n: number, work: number, keepRe
   const e = new Float64Array(n);
   const tau = new Float64Array(n);
   if (keepReflectors) F.fill(0, vOffset, vOffset + n * n);
+  /** p = A·v on the block [lo, n), rows split (by area) between the team's threads when worth it. */
+  const symv = (lo: number) => {
+    F.fill(0, P + lo, P + n);
+    if (teamSize() === 1 || n - lo < SPLIT_SYMV_MIN) {
+      K.symvLower(n, lo, lo, n, a * 8, V * 8, P * 8);
+      return;
+    }
+    const rs = lo + Math.round((n - lo) / Math.SQRT2);
+    F.fill(0, P2 + lo, P2 + n);
+    split([['symvLower', n, lo, rs, n, a * 8, V * 8, P2 * 8]], () => K.symvLower(n, lo, lo, rs, a * 8, V * 8, P * 8));
+    for (let i = lo; i < n; i++) F[P + i] += F[P2 + i];
+  };
   for (let c0 = 0; c0 < n - 1; c0 += PANEL) {
     const width = Math.min(PANEL, n - 1 - c0);
     F.fill(0, VT, P);
@@ -70,8 +87,7 @@ export function tridiagonalizeBlocked(a: number, n: number, work: number, keepRe
       F[V + col + 1] = v0;
       const t2 = 2 / (sigma - x0 * x0 + v0 * v0);
       // p = A·v with the panel-start matrix, then the earlier reflectors' share: −V(Wᵀv) − W(Vᵀv).
-      F.fill(0, P + col + 1, P + n);
-      K.symvLower(n, col + 1, col + 1, n, a * 8, V * 8, P * 8);
+      symv(col + 1);
       if (t > 0) {
         const lo = col + 1;
         K.dotRows(t, n - lo, (WT + lo) * 8, n, (V + lo) * 8, CW * 8);
@@ -100,12 +116,7 @@ export function tridiagonalizeBlocked(a: number, n: number, work: number, keepRe
     const rest = ceil4(n - r0);
     K.packStrips((VT + r0) * 8, n, PANEL, n - r0, PV * 8);
     K.packStrips((WT + r0) * 8, n, PANEL, n - r0, PW * 8);
-    for (let j0 = 0; j0 < rest; j0 += NC) {
-      const c = (a + (r0 + j0) * n + r0 + j0) * 8;
-      const cols = Math.min(NC, rest - j0);
-      K.gemmPacked(PANEL, rest - j0, cols, (PV + j0 * PANEL) * 8, (PW + j0 * PANEL) * 8, c, n, 0, -1);
-      K.gemmPacked(PANEL, rest - j0, cols, (PW + j0 * PANEL) * 8, (PV + j0 * PANEL) * 8, c, n, 0, -1);
-    }
+    lowerUpdate(PANEL, rest, PV, PW, a + r0 * n + r0, n, -1, { pa: PW, pb: PV });
   }
   d[n - 1] = F[a + (n - 1) * n + n - 1];
   return { d, e, reflectors: keepReflectors ? { vOffset, tau } : undefined };

@@ -1,6 +1,7 @@
 // The Gram matrix of a layer's smaller side, in float64, in the WASM kernel memory:
 // WᵀW (n = cols) when rows ≥ cols, W·Wᵀ (n = rows) otherwise. float64 because the small
 // singular values come out as √λ: an error δ in λ becomes √δ in σ, which float32 cannot afford.
+import { runKernelCalls, split, type KernelCall } from './team';
 import { kernels, kernelMemory } from './wasm';
 
 /**
@@ -21,6 +22,34 @@ export const ceil4 = (n: number) => (n + 3) & ~3;
  * lower triangle: the edge tiles write exact zeros up to 3 rows and columns past the end.
  */
 export const tileSlack = (n: number) => 4 * n + 16;
+
+/**
+ * The gemmPacked calls for the lower-triangle tiles of rows [r0, r1) of C += alpha·AᵀB, C of
+ * order `order` (a multiple of 4) at float64 index c with row stride ldc, from packed strips
+ * (kc deep) at pa and pb; one call per block column of NC.
+ */
+export function lowerTileCalls(kc: number, order: number, r0: number, r1: number, pa: number, pb: number, c: number, ldc: number, alpha: number): KernelCall[] {
+  const calls: KernelCall[] = [];
+  for (let j0 = 0; j0 < r1; j0 += NC) {
+    const row = Math.max(r0, j0);
+    if (row >= r1) continue;
+    calls.push(['gemmPacked', kc, r1 - row, Math.min(NC, order - j0), (pa + row * kc) * 8, (pb + j0 * kc) * 8, (c + row * ldc + j0) * 8, ldc, row - j0, alpha]);
+  }
+  return calls;
+}
+
+/** The row (a multiple of 4) that splits a lower triangle of `order` rows into two equal areas. */
+export const halfTriangle = (order: number) => Math.floor(order / Math.SQRT2 / 4) * 4;
+
+/** A symmetric rank-kc update of C's lower triangle, its rows split between the two threads of a team. */
+export function lowerUpdate(kc: number, order: number, pa: number, pb: number, c: number, ldc: number, alpha: number, also?: { pa: number; pb: number }): void {
+  const rs = halfTriangle(order);
+  const part = (r0: number, r1: number) => [
+    ...lowerTileCalls(kc, order, r0, r1, pa, pb, c, ldc, alpha),
+    ...(also ? lowerTileCalls(kc, order, r0, r1, also.pa, also.pb, c, ldc, alpha) : []),
+  ];
+  split(part(rs, order), () => runKernelCalls(part(0, rs)));
+}
 
 export interface GramLayout {
   /** Order of the Gram matrix: min(rows, cols). */
@@ -69,10 +98,8 @@ export function gramToKernelMemory(data: Float32Array | Float64Array, rows: numb
     for (let p0 = r0; p0 < r1; p0 += KC) {
       const kc = Math.min(KC, r1 - p0);
       k.packStrips((x + (p0 - r0) * n) * 8, n, kc, n, pack * 8);
-      for (let j0 = 0; j0 < n4; j0 += NC) {
-        // G[j0…, j0…j0+NC) += panelᵀ·panel: the block column below (and on) the diagonal.
-        k.gemmPacked(kc, n4 - j0, Math.min(NC, n4 - j0), (pack + j0 * kc) * 8, (pack + j0 * kc) * 8, (g + j0 * n4 + j0) * 8, n4, 0, 1);
-      }
+      lowerUpdate(kc, n4, pack, pack, g, n4, 1); // G += panelᵀ·panel, lower tiles
+
     }
   }
   for (let i = 1; i < n; i++) F.copyWithin(g + i * n, g + i * n4, g + i * n4 + n);

@@ -2,7 +2,9 @@
 ;; into kernelsWasm.ts. Everything is float64; pointers are byte offsets into the exported memory.
 ;; The callers (wasm.ts, gram.ts, tridiagonal.ts) own the layout and the bounds.
 (module
-  (memory (export "memory") 1)
+  ;; Shared, imported memory: the two threads of a team (team.ts) run kernels on the same arrays.
+  ;; 32768 pages = 2 GiB, MAX_KERNEL_BYTES.
+  (import "env" "memory" (memory 1 32768 shared))
 
   ;; Plane rotation of two rows of length len: x ← c·x − s·y, y ← s·x + c·y (eigenvector accumulation).
   (func (export "rotateRows") (param $x i32) (param $y i32) (param $len i32) (param $c f64) (param $s f64)

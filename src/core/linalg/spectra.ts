@@ -7,6 +7,7 @@ import { FACTORIZABLE_DTYPES, type Layer, type Model } from '../model/types';
 import { SpectrumCache, DEFAULT_CACHE_MAX_BYTES } from './cache';
 import { spectrumMetrics, type SpectrumMetrics } from './metrics';
 import { mergeDescending } from './singularValues';
+import { worthATeam } from './team';
 import { runWorkerPool, workerEntry, type PoolFailure } from './workerPool';
 
 export interface LayerSpectrum {
@@ -78,6 +79,7 @@ export async function computeSpectra(model: Model, options: ComputeSpectraOption
     count: layers.length,
     threads: options.threads,
     signal,
+    teamUp: worthATeam,
     prepare: (i) => {
       const layer = layers[i];
       keys[i] = spectrumCacheKey(model, layer);

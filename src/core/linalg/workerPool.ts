@@ -1,12 +1,15 @@
 // The worker-thread pool behind every matrix job (spectra here, factorization in compress):
 // jobs 0…count−1 in order, one in flight per worker, built lazily when a worker is free (the
 // matrices of 85 M parameters need not all exist at once), workers started only when needed.
-// Cancelling, a job's error or a worker crash terminate the pool.
+// Many small jobs run one per worker; a large job (teamUp) gets a team (team.ts), and a worker
+// with no job left to start helps it, so one large matrix uses both cores. serveJobs is the
+// worker side. Cancelling, a job's error or a worker crash terminate the pool.
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
-import { cancelled, RankscopeError, type ErrorCode } from '../errors';
+import { parentPort, Worker } from 'node:worker_threads';
+import { cancelled, isRankscopeError, RankscopeError, type ErrorCode } from '../errors';
+import { assist, endTeam, leadTeam, newTeam, type TeamHandle } from './team';
 
 export interface PoolJob {
   id: number;
@@ -43,15 +46,23 @@ export interface PoolOptions<J extends PoolJob, R extends { id: number; ok: true
   /** Builds job `index`, or returns undefined when it needs no worker (a cache hit). */
   prepare: (index: number) => Omit<J, 'id'> | undefined;
   onDone: (reply: R) => void;
+  /** Whether a prepared job is worth two threads: it then carries a team, and idle workers help it. */
+  teamUp?: (job: Omit<J, 'id'>) => boolean;
 }
+
+/** A helper's reply when the job it helped is over. */
+type AssistDone = { assisted: true };
 
 export function runWorkerPool<J extends PoolJob, R extends { id: number; ok: true }>(options: PoolOptions<J, R>): Promise<void> {
   const { name, entry, count, signal, prepare, onDone } = options;
   if (signal?.aborted) return Promise.reject(cancelled());
-  const size = Math.max(1, Math.min(options.threads ?? availableParallelism(), count));
+  const most = Math.max(1, options.threads ?? availableParallelism());
+  const size = Math.min(most, count);
   const workers: Worker[] = [];
   const idle: Worker[] = [];
   const retired = new Set<Worker>();
+  /** Running large jobs by owner, and whether one has a helper. */
+  const teams = new Map<Worker, { team: TeamHandle; helped: boolean }>();
   let next = 0;
   let finished = 0;
   let settled = false;
@@ -70,8 +81,14 @@ export function runWorkerPool<J extends PoolJob, R extends { id: number; ok: tru
     const spawn = (): Worker => {
       const worker = new Worker(entry.file, { execArgv: entry.execArgv });
       workers.push(worker);
-      worker.on('message', (reply: R | PoolFailure) => {
+      worker.on('message', (reply: R | PoolFailure | AssistDone) => {
         if (settled) return;
+        if ('assisted' in reply) {
+          idle.push(worker);
+          pump();
+          return;
+        }
+        teams.delete(worker);
         if (!reply.ok) {
           stop(reply.code ? new RankscopeError(reply.code, reply.message, reply.hint) : new Error(`${name}: ${reply.message}`));
           return;
@@ -106,20 +123,55 @@ export function runWorkerPool<J extends PoolJob, R extends { id: number; ok: tru
           // Transfer only buffers the job owns whole (a view into a model's buffer would be detached).
           for (const m of job.matrices) if (m.data.byteLength !== m.data.buffer.byteLength) m.data = m.data.slice();
           const worker = idle.pop() ?? spawn();
-          worker.postMessage({ id: index, ...job }, job.matrices.map((m) => m.data.buffer as ArrayBuffer));
+          const team = options.teamUp?.(job) ? newTeam() : undefined;
+          if (team) teams.set(worker, { team, helped: false });
+          worker.postMessage({ id: index, ...job, team }, job.matrices.map((m) => m.data.buffer as ArrayBuffer));
+        }
+        if (next >= count) {
+          // Nothing left to start: free workers (or new ones, up to the cores) help large jobs.
+          for (const running of teams.values()) {
+            if (running.helped || (idle.length === 0 && workers.length >= most)) continue;
+            running.helped = true;
+            (idle.pop() ?? spawn()).postMessage({ assist: running.team });
+          }
+          for (const w of idle.splice(0)) {
+            retired.add(w);
+            void w.terminate();
+          }
         }
       } catch (e) {
         stop(e);
         return;
       }
-      if (next >= count) {
-        for (const w of idle.splice(0)) {
-          retired.add(w);
-          void w.terminate();
-        }
-      }
       if (finished === count) stop();
     };
     pump();
+  });
+}
+
+/**
+ * The worker side of the pool: runs each job with `run` (leading its team when it has one), helps
+ * another worker's job when asked to, and replies with the result's buffers transferred, or with
+ * a PoolFailure (RankscopeErrors keep their code and hint).
+ */
+export function serveJobs<J extends PoolJob, R extends { id: number; ok: true }>(run: (job: J) => R, transfer: (reply: R) => ArrayBuffer[]): void {
+  parentPort?.on('message', (message: (J & { team?: TeamHandle }) | { assist: TeamHandle }) => {
+    if ('assist' in message) {
+      assist(message.assist);
+      parentPort!.postMessage({ assisted: true } satisfies AssistDone);
+      return;
+    }
+    let reply: R | PoolFailure;
+    if (message.team) leadTeam(message.team);
+    try {
+      reply = run(message);
+    } catch (e) {
+      reply = isRankscopeError(e)
+        ? { id: message.id, ok: false, code: e.code, message: e.message, hint: e.hint }
+        : { id: message.id, ok: false, message: String((e as Error)?.stack ?? e) };
+    } finally {
+      endTeam();
+    }
+    parentPort!.postMessage(reply, reply.ok ? transfer(reply) : []);
   });
 }
