@@ -12,6 +12,7 @@ import { RankscopeError } from '../errors';
 import { blockedWorkDoubles } from './blockedTridiagonal';
 import { fromGramEigenvectors, symmetricEigen, symmetricEigenWork, topSingularTriplets, tripletsFromGram, tripletsMemory, type SingularTriplets } from './triplets';
 import { checkKernelMemory, checkMatrix, SMALL_SIDE, type MatrixData } from './singularValues';
+import { splitRows } from './team';
 import { kernels, kernelMemory, MAX_KERNEL_BYTES } from './wasm';
 
 /**
@@ -185,7 +186,7 @@ class SubspaceIteration {
     for (let p0 = 0; p0 < n; p0 += KC) {
       const kc = Math.min(KC, n - p0);
       K.packStrips((q + p0 * l) * 8, l, kc, l, pa * 8);
-      K.gemmPacked(kc, n4, l, (pg + p0 * n4) * 8, pa * 8, y * 8, l, NO_SKIP, 1);
+      splitRows(n4, (r0, r1) => ['gemmPacked', kc, r1 - r0, l, (pg + p0 * n4 + r0 * kc) * 8, pa * 8, (y + r0 * l) * 8, l, NO_SKIP, 1]);
     }
   }
 
@@ -200,7 +201,7 @@ class SubspaceIteration {
     K.packStrips(a * 8, l, n, l, pa * 8);
     if (b !== a) K.packStrips(b * 8, l, n, l, pb * 8);
     this.F.fill(0, out, out + l * l);
-    K.gemmPacked(n, l, l, pa * 8, (b === a ? pa : pb) * 8, out * 8, l, NO_SKIP, 1);
+    splitRows(l, (r0, r1) => ['gemmPacked', n, r1 - r0, l, (pa + r0 * n) * 8, (b === a ? pa : pb) * 8, (out + r0 * l) * 8, l, NO_SKIP, 1]);
   }
 
   /** dst = src·R⁻¹ with RᵀR = srcᵀ·src (dst may be src). */
@@ -234,7 +235,7 @@ class SubspaceIteration {
       }
     }
     F.fill(0, gz, gz + n4 * l);
-    K.matmulAdd(n, l, l, src * 8, ri * 8, gz * 8);
+    splitRows(n, (r0, r1) => ['matmulAdd', r1 - r0, l, l, (src + r0 * l) * 8, ri * 8, (gz + r0 * l) * 8]);
     F.copyWithin(dst, gz, gz + n4 * l);
     return true;
   }
@@ -251,8 +252,8 @@ class SubspaceIteration {
     for (let i = 0; i < l; i++) for (let j = 0; j < l; j++) F[ri + i * l + j] = F[ev + j * l + i];
     F.fill(0, z, z + n4 * l);
     F.fill(0, gz, gz + n4 * l);
-    K.matmulAdd(n, l, l, q * 8, ri * 8, z * 8);
-    K.matmulAdd(n, l, l, y * 8, ri * 8, gz * 8);
+    splitRows(n, (r0, r1) => ['matmulAdd', r1 - r0, l, l, (q + r0 * l) * 8, ri * 8, (z + r0 * l) * 8]);
+    splitRows(n, (r0, r1) => ['matmulAdd', r1 - r0, l, l, (y + r0 * l) * 8, ri * 8, (gz + r0 * l) * 8]);
     const residuals = new Float64Array(l);
     for (let i = 0; i < n; i++) {
       for (let j = 0; j < l; j++) residuals[j] += (F[gz + i * l + j] - values[j] * F[z + i * l + j]) ** 2;

@@ -116,6 +116,15 @@ export function split(theirs: KernelCall[], mine: () => void): void {
 }
 
 /**
+ * One kernel call over rows [0, rows), as two calls over [0, h) here and [h, rows) on the helper
+ * (h a multiple of 4, so 4-row tiles stay whole). `call(r0, r1)` makes the call for a row range.
+ */
+export function splitRows(rows: number, call: (r0: number, r1: number) => KernelCall): void {
+  const h = teamSize() === 2 ? Math.min(rows, Math.ceil(rows / 8) * 4) : rows;
+  split(h < rows ? [call(h, rows)] : [], () => runKernelCalls([call(0, h)]));
+}
+
+/**
  * Helper side (a pool worker with nothing else to do): runs the owner's halves on the team's
  * memory until the owner ends the job, then drops the memory. Blocks this thread meanwhile.
  */

@@ -12,6 +12,7 @@ import { tridiagonalEigen } from './tridiagonal';
 import { blockedWorkDoubles, PANEL, tridiagonalizeBlocked } from './blockedTridiagonal';
 import { tridiagonalEigenvectors } from './inverseIteration';
 import { checkKernelMemory, checkMatrix, SMALL_SIDE, sqrtDescending, toMatrix, type MatrixData } from './singularValues';
+import { runKernelCalls, split, splitRows, teamSize, type KernelCall } from './team';
 import { kernels, kernelMemory } from './wasm';
 
 export interface SingularTriplets {
@@ -107,11 +108,15 @@ export function tripletsFromGram(probe: GramLayout, rank: number | RankChooser, 
     });
   }
   // Eigenvectors of G = Q·z, Q = H_0⋯H_{n-3}: apply the last reflector first.
+  // Each row is independent: the team's threads take half of the rows each, all reflectors.
   const { tau } = reflectors!;
-  const K = kernels();
-  for (let c = n - 3; c >= 0; c--) {
-    if (tau[c] !== 0) K.reflectRows(sel * 8, k, n, (refl + c * n) * 8, c + 1, tau[c]);
-  }
+  const h = teamSize() === 2 ? k >> 1 : k;
+  const backTransform = (r0: number, r1: number): KernelCall[] => {
+    const calls: KernelCall[] = [];
+    for (let c = n - 3; c >= 0; c--) if (tau[c] !== 0 && r1 > r0) calls.push(['reflectRows', (sel + r0 * n) * 8, r1 - r0, n, (refl + c * n) * 8, c + 1, tau[c]]);
+    return calls;
+  };
+  split(backTransform(h, k), () => runKernelCalls(backTransform(0, h)));
   return fromGramEigenvectors(probe, sel, values, all);
 }
 
@@ -126,14 +131,13 @@ export function fromGramEigenvectors(probe: GramLayout, sel: number, values: Flo
   const tall = probe.tall;
   // Gram eigenvectors as columns Z (n×kp, kp = k padded to even for the SIMD pairs), then the
   // other side C = X·Z in WASM (X = W when tall, Wᵀ when wide: already in kernel memory).
-  const K = kernels();
   const kp = k + (k & 1);
   const z = (sel + k * n + 1) & ~1;
   const c = (z + n * kp + 1) & ~1;
   const F = kernelMemory(c + m * kp);
   F.fill(0, z, c + m * kp);
   for (let t = 0; t < k; t++) for (let j = 0; j < n; j++) F[z + j * kp + t] = F[sel + t * n + j];
-  K.matmulAdd(m, n, kp, probe.x * 8, z * 8, c * 8);
+  splitRows(m, (r0, r1) => ['matmulAdd', r1 - r0, n, kp, (probe.x + r0 * n) * 8, z * 8, (c + r0 * kp) * 8]);
   // Normalize C's columns: their norms are ‖W·v_t‖; σ itself comes from the eigenvalue (sorted,
   // consistent with singularValues), the direction from W·v.
   const norms = new Float64Array(k);
