@@ -260,6 +260,43 @@
       (br $rows)))
   )
 
+  ;; Packs rows × kc of row-major src (row stride $ld doubles, columns p = 0…kc−1) into 4-row
+  ;; strips at dst: strip s holds src[4s+t, p] at (s·kc + p)·4 + t, the last strip padded with
+  ;; zeros. With packStrips for B, gemmPacked then computes C += src·B (a plain product).
+  (func (export "packRowStrips") (param $src i32) (param $ld i32) (param $rows i32) (param $kc i32) (param $dst i32)
+    (local $s i32) (local $p i32) (local $t i32) (local $row i32) (local $rs i32) (local $at i32)
+    (local.set $rs (i32.shl (local.get $ld) (i32.const 3)))
+    (block $doneS (loop $strips
+      (br_if $doneS (i32.ge_u (local.get $s) (local.get $rows)))
+      (local.set $t (i32.const 0))
+      (block $doneT (loop $ts
+        (br_if $doneT (i32.ge_u (local.get $t) (i32.const 4)))
+        (local.set $at (i32.add (local.get $dst) (i32.shl (local.get $t) (i32.const 3))))
+        (if (i32.lt_u (i32.add (local.get $s) (local.get $t)) (local.get $rows))
+          (then
+            (local.set $row (i32.add (local.get $src) (i32.mul (i32.add (local.get $s) (local.get $t)) (local.get $rs))))
+            (local.set $p (i32.const 0))
+            (block $doneP (loop $ps
+              (br_if $doneP (i32.ge_u (local.get $p) (local.get $kc)))
+              (f64.store (local.get $at) (f64.load (i32.add (local.get $row) (i32.shl (local.get $p) (i32.const 3)))))
+              (local.set $at (i32.add (local.get $at) (i32.const 32)))
+              (local.set $p (i32.add (local.get $p) (i32.const 1)))
+              (br $ps))))
+          (else
+            (local.set $p (i32.const 0))
+            (block $doneZ (loop $zs
+              (br_if $doneZ (i32.ge_u (local.get $p) (local.get $kc)))
+              (f64.store (local.get $at) (f64.const 0))
+              (local.set $at (i32.add (local.get $at) (i32.const 32)))
+              (local.set $p (i32.add (local.get $p) (i32.const 1)))
+              (br $zs)))))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $ts)))
+      (local.set $dst (i32.add (local.get $dst) (i32.shl (local.get $kc) (i32.const 5))))
+      (local.set $s (i32.add (local.get $s) (i32.const 4)))
+      (br $strips)))
+  )
+
   ;; C (m×kp) += A (m×n) · B (n×kp), all row-major; kp even (callers pad B and C with a spare
   ;; column when k is odd). Four rows of B per pass over a row of C, which stays in L1.
   (func (export "matmulAdd") (param $m i32) (param $n i32) (param $kp i32) (param $A i32) (param $B i32) (param $C i32)

@@ -15,7 +15,7 @@ export interface TeamHandle {
 /** A kernel call for the helper: the export's name and its arguments. */
 export type KernelCall = [keyof KernelExports, ...number[]];
 
-const FUNCTIONS: (keyof KernelExports)[] = ['rotateRows', 'reflectRows', 'matmulAdd', 'packStrips', 'gemmPacked', 'dotRows', 'axpyRows', 'symvLower'];
+const FUNCTIONS: (keyof KernelExports)[] = ['rotateRows', 'reflectRows', 'matmulAdd', 'packStrips', 'packRowStrips', 'gemmPacked', 'dotRows', 'axpyRows', 'symvLower'];
 const SEQ = 0, DONE = 1, ATTACHED = 2, STOP = 3;
 /** Doubles of encoded calls one split can carry; larger halves run on the owner. */
 const CAPACITY = 1 << 17;

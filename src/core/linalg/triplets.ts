@@ -7,12 +7,14 @@
 // Small matrices use ml-matrix's SVD.
 import { SingularValueDecomposition } from 'ml-matrix';
 import { RankscopeError } from '../errors';
-import { gramToKernelMemory, type GramLayout } from './gram';
+import { ceil4, gramToKernelMemory, type GramLayout } from './gram';
+import { multiplyBlocked, productWork } from './product';
+import { applyReflectorsBlocked } from './reflectors';
 import { tridiagonalEigen } from './tridiagonal';
 import { blockedWorkDoubles, PANEL, tridiagonalizeBlocked } from './blockedTridiagonal';
 import { tridiagonalEigenvectors } from './inverseIteration';
 import { checkKernelMemory, checkMatrix, SMALL_SIDE, sqrtDescending, toMatrix, type MatrixData } from './singularValues';
-import { runKernelCalls, split, splitRows, teamSize, type KernelCall } from './team';
+import { runKernelCalls, split, teamSize, type KernelCall } from './team';
 import { kernels, kernelMemory } from './wasm';
 
 export interface SingularTriplets {
@@ -67,6 +69,9 @@ const INVERSE_ITERATION_MAX_SHARE = 1 / 6;
  */
 export type EigenvectorRoute = 'auto' | 'inverse' | 'full';
 
+/** From this many vectors on, the back-transformation runs blocked (compact WY, level 3). */
+const BLOCKED_BACK_TRANSFORM_MIN = 48;
+
 /** Exposed for tests on every shape. */
 export function tripletsViaGram(data: MatrixData, rows: number, cols: number, rank: number | RankChooser, route: EigenvectorRoute = 'auto'): SingularTriplets {
   const n = Math.min(rows, cols);
@@ -116,7 +121,8 @@ export function tripletsFromGram(probe: GramLayout, rank: number | RankChooser, 
     for (let c = n - 3; c >= 0; c--) if (tau[c] !== 0 && r1 > r0) calls.push(['reflectRows', (sel + r0 * n) * 8, r1 - r0, n, (refl + c * n) * 8, c + 1, tau[c]]);
     return calls;
   };
-  split(backTransform(h, k), () => runKernelCalls(backTransform(0, h)));
+  if (k >= BLOCKED_BACK_TRANSFORM_MIN) applyReflectorsBlocked(sel, k, n, refl, tau, sel + k * n);
+  else split(backTransform(h, k), () => runKernelCalls(backTransform(0, h)));
   return fromGramEigenvectors(probe, sel, values, all);
 }
 
@@ -129,15 +135,16 @@ export function fromGramEigenvectors(probe: GramLayout, sel: number, values: Flo
   const { n, m } = probe;
   const k = values.length;
   const tall = probe.tall;
-  // Gram eigenvectors as columns Z (n×kp, kp = k padded to even for the SIMD pairs), then the
-  // other side C = X·Z in WASM (X = W when tall, Wᵀ when wide: already in kernel memory).
-  const kp = k + (k & 1);
+  // Gram eigenvectors as columns Z (n×kp, kp = k padded to the 4-wide tiles), then the other
+  // side C = X·Z (X = W when tall, Wᵀ when wide: already in kernel memory), blocked.
+  const kp = ceil4(k);
   const z = (sel + k * n + 1) & ~1;
   const c = (z + n * kp + 1) & ~1;
-  const F = kernelMemory(c + m * kp);
-  F.fill(0, z, c + m * kp);
+  const work = c + ceil4(m) * kp;
+  const F = kernelMemory(work + productWork(m, kp));
+  F.fill(0, z, work);
   for (let t = 0; t < k; t++) for (let j = 0; j < n; j++) F[z + j * kp + t] = F[sel + t * n + j];
-  splitRows(m, (r0, r1) => ['matmulAdd', r1 - r0, n, kp, (probe.x + r0 * n) * 8, z * 8, (c + r0 * kp) * 8]);
+  multiplyBlocked(m, n, kp, probe.x, n, z, kp, c, kp, work);
   // Normalize C's columns: their norms are ‖W·v_t‖; σ itself comes from the eigenvalue (sorted,
   // consistent with singularValues), the direction from W·v.
   const norms = new Float64Array(k);

@@ -8,6 +8,7 @@ export interface KernelExports {
   reflectRows(Z: number, count: number, n: number, v: number, lo: number, tau: number): void;
   matmulAdd(m: number, n: number, kp: number, A: number, B: number, C: number): void;
   packStrips(src: number, ld: number, kc: number, cols: number, dst: number): void;
+  packRowStrips(src: number, ld: number, rows: number, kc: number, dst: number): void;
   gemmPacked(kc: number, M: number, N: number, A: number, B: number, C: number, ldc: number, diag: number, alpha: number): void;
   dotRows(count: number, len: number, X: number, ld: number, y: number, out: number): void;
   axpyRows(count: number, len: number, X: number, ld: number, coef: number, y: number): void;
