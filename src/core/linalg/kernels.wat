@@ -1,6 +1,7 @@
 ;; Hot loops of the spectrum path, in WebAssembly SIMD (f64x2). Assembled by buildKernels.mjs
-;; into kernelsWasm.ts. Everything is float64; pointers are byte offsets into the exported memory.
-;; The callers (wasm.ts, gram.ts, tridiagonal.ts) own the layout and the bounds.
+;; into kernelsWasm.ts. Everything is float64; pointers are byte offsets into the imported (shared)
+;; memory. The callers (wasm.ts, gram.ts, blockedTridiagonal.ts, product.ts, …) own the layout and
+;; the bounds.
 (module
   ;; Shared, imported memory: the two threads of a team (team.ts) run kernels on the same arrays.
   ;; 32768 pages = 2 GiB, MAX_KERNEL_BYTES.
