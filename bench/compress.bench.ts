@@ -20,6 +20,7 @@ import { factorize, multiply } from '../src/core/compress/factor';
 import { byPolicy } from '../src/core/compress/factorWorker';
 import { matricesOf } from '../src/core/compress/spectra';
 import { testPython } from '../test/helpers/python';
+import { PEAK_RSS_PY, peakRss } from './peakRss';
 
 const DATA = join(__dirname, '.data');
 const MODEL = join(DATA, 'bert-base-shaped.onnx');
@@ -58,7 +59,8 @@ onnx.save(model, out)
 `;
 
 const LAPACK = `
-import sys, time, json, resource, numpy as np, onnx, scipy.linalg as sl
+import sys, time, json, numpy as np, onnx, scipy.linalg as sl
+${PEAK_RSS_PY}
 from onnx import numpy_helper
 m = onnx.load(sys.argv[1])
 ks = json.loads(sys.argv[2])
@@ -73,7 +75,7 @@ for (name, w), s in zip(mats, svs):
     ranks[name] = int(np.searchsorted(e, 0.9 - 1e-12) + 1)
     k = ks.get(name, 0)
     best[name] = float(np.sqrt(np.sum(s[k:] ** 2)))
-print(json.dumps({'seconds': seconds, 'matrices': len(mats), 'best': best, 'ranks': ranks, 'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+print(json.dumps({'seconds': seconds, 'matrices': len(mats), 'best': best, 'ranks': ranks, 'rss': peak_rss()}))
 `;
 
 /** The reference Python, without the BLAS overrides that slow numpy down here. */
@@ -104,7 +106,7 @@ async function main(): Promise<void> {
   await writeOnnxAtomic(OUT, proto, { sourceDir: model.dir });
   const t5 = performance.now();
   const total = (t5 - t0) / 1000;
-  const rss = process.resourceUsage().maxRSS * 1024; // before the checks below allocate
+  const rss = peakRss(); // before the checks below allocate
   const s = (a: number, b: number) => `${((b - a) / 1000).toFixed(2)} s`;
   const ks = plan.layers.filter((l) => !l.skipped).map((l) => l.k);
   console.log(`${plan.totals.compressed}/${plan.layers.length} layers factorized, ranks ${Math.min(...ks)}–${Math.max(...ks)}; ` +
@@ -159,7 +161,8 @@ function bigLayer(): string[] {
   const [rows, cols] = BIG;
   const file = join(DATA, `big_${rows}x${cols}.f32`);
   const ref = JSON.parse(spawnSync(testPython(), ['-c', `
-import sys, json, time, resource, numpy as np, scipy.linalg as sl
+import sys, json, time, numpy as np, scipy.linalg as sl
+${PEAK_RSS_PY}
 rows, cols, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 rng = np.random.default_rng(1)
 r = min(rows, cols)
@@ -169,7 +172,7 @@ w.tofile(out)
 t = time.perf_counter(); u, s, vt = sl.svd(w, full_matrices=False, lapack_driver='gesdd', check_finite=False); seconds = time.perf_counter() - t
 s64 = sl.svdvals(w.astype(np.float64), check_finite=False)
 s64.astype('<f8').tofile(out + '.sv')
-print(json.dumps({'seconds': seconds, 'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+print(json.dumps({'seconds': seconds, 'rss': peak_rss()}))
 `, String(rows), String(cols), file], { maxBuffer: 1 << 26, env: referenceEnv(), stdio: ['ignore', 'pipe', 'inherit'] }).stdout.toString()) as { seconds: number; rss: number };
   console.log(`\n${rows}×${cols}: scipy thin SVD (sgesdd) ${ref.seconds.toFixed(1)} s, peak RSS ${mib(ref.rss)}  (load ${load()})`);
   const out: string[] = [];
@@ -215,7 +218,7 @@ function big(mode: 'energy' | 'full', file: string): void {
   const seconds = (performance.now() - t) / 1000;
   writeFileSync(`${file}.a`, f.a);
   writeFileSync(`${file}.b`, f.b);
-  process.stdout.write(JSON.stringify({ seconds, rss: process.resourceUsage().maxRSS * 1024, k: f.k, route }));
+  process.stdout.write(JSON.stringify({ seconds, rss: peakRss(), k: f.k, route }));
 }
 
 if (process.argv[2] === '--big') {

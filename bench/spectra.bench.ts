@@ -19,6 +19,7 @@ import { singularValues } from '../src/core/linalg/singularValues';
 import { LazyTensor } from '../src/core/model/tensor';
 import type { Layer, Model } from '../src/core/model/types';
 import { testPython } from '../test/helpers/python';
+import { PEAK_RSS_PY, peakRss } from './peakRss';
 
 const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 12);
 const shapes: [string, number, number][] = [];
@@ -118,7 +119,8 @@ except Exception as e:
   for (const [r, c] of process.env.BENCH_LARGE === 'bert' ? LARGE.slice(0, 2) : LARGE) {
     const file = join(dir, `large_${r}x${c}.f32`);
     const ref = JSON.parse(python(`
-import json, sys, time, resource, numpy as np, scipy.linalg as sl
+import json, sys, time, numpy as np, scipy.linalg as sl
+${PEAK_RSS_PY}
 r, c, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 w = (np.random.default_rng(r * 7 + c).standard_normal((r, c), dtype=np.float32) * np.float32(0.02))
 w.tofile(out)
@@ -127,7 +129,7 @@ t = time.perf_counter(); g = a.T @ a if r >= c else a @ a.T; lam = np.linalg.eig
 del g
 t = time.perf_counter(); s = sl.svdvals(a, check_finite=False); t_svd = time.perf_counter() - t
 s.astype('<f8').tofile(out + '.sv')
-print(json.dumps({'gram': t_gram, 'svdvals': t_svd, 'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+print(json.dumps({'gram': t_gram, 'svdvals': t_svd, 'rss': peak_rss()}))
 `, [String(r), String(c), file]));
     const child = spawnSync(process.execPath, ['--import', 'tsx', __filename, '--one', file, String(r), String(c)], { maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'] });
     if (child.status !== 0) throw new Error(`rankscope child failed on ${r}×${c}`);
@@ -156,7 +158,7 @@ function one(file: string, rows: number, cols: number): void {
   const ref = new Float64Array(refBytes.buffer, refBytes.byteOffset, refBytes.byteLength / 8);
   let error = 0;
   for (let i = 0; i < s.length; i++) error = Math.max(error, Math.abs(s[i] - ref[i]) / ref[0]);
-  process.stdout.write(JSON.stringify({ seconds, rss: process.resourceUsage().maxRSS * 1024, error }));
+  process.stdout.write(JSON.stringify({ seconds, rss: peakRss(), error }));
 }
 
 const mib = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
