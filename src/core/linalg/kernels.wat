@@ -177,7 +177,76 @@
   ;; p += A·v over the symmetric block [lo, n) of row-major A (n×n, lower triangle), from its rows
   ;; [r0, r1) only (so threads can split the rows, each into its own p): p_i += Σ_{lo≤j≤i} A_ij·v_j
   ;; and p_j += A_ij·v_i for j < i. Read-only on A: the blocked reduction's matrix–vector half.
+  ;; Two rows at a time (they share the loads of v and the load/store of p), the odd last row alone.
   (func (export "symvLower") (param $n i32) (param $lo i32) (param $r0 i32) (param $r1 i32) (param $A i32) (param $v i32) (param $p i32)
+    (local $i i32) (local $j i32) (local $jEnd i32) (local $row0 i32) (local $row1 i32) (local $off i32)
+    (local $v0 v128) (local $v1 v128) (local $s0 v128) (local $s1 v128) (local $a0 v128) (local $a1 v128) (local $vj v128)
+    (local $vi0 f64) (local $vi1 f64) (local $t f64) (local $x f64) (local $t1 f64)
+    (local.set $i (local.get $r0))
+    (block $doneI (loop $pairs
+      (br_if $doneI (i32.ge_u (i32.add (local.get $i) (i32.const 1)) (local.get $r1)))
+      (local.set $row0 (i32.add (local.get $A) (i32.shl (i32.mul (local.get $i) (local.get $n)) (i32.const 3))))
+      (local.set $row1 (i32.add (local.get $row0) (i32.shl (local.get $n) (i32.const 3))))
+      (local.set $vi0 (f64.load (i32.add (local.get $v) (i32.shl (local.get $i) (i32.const 3)))))
+      (local.set $vi1 (f64.load offset=8 (i32.add (local.get $v) (i32.shl (local.get $i) (i32.const 3)))))
+      (local.set $v0 (f64x2.splat (local.get $vi0)))
+      (local.set $v1 (f64x2.splat (local.get $vi1)))
+      (local.set $s0 (f64x2.splat (f64.const 0)))
+      (local.set $s1 (f64x2.splat (f64.const 0)))
+      (local.set $j (local.get $lo))
+      (block $doneJ (loop $cols
+        (br_if $doneJ (i32.ge_u (i32.add (local.get $j) (i32.const 1)) (local.get $i)))
+        (local.set $off (i32.shl (local.get $j) (i32.const 3)))
+        (local.set $a0 (v128.load (i32.add (local.get $row0) (local.get $off))))
+        (local.set $a1 (v128.load (i32.add (local.get $row1) (local.get $off))))
+        (local.set $vj (v128.load (i32.add (local.get $v) (local.get $off))))
+        (local.set $s0 (f64x2.add (local.get $s0) (f64x2.mul (local.get $a0) (local.get $vj))))
+        (local.set $s1 (f64x2.add (local.get $s1) (f64x2.mul (local.get $a1) (local.get $vj))))
+        (v128.store (i32.add (local.get $p) (local.get $off))
+          (f64x2.add (v128.load (i32.add (local.get $p) (local.get $off)))
+            (f64x2.add (f64x2.mul (local.get $a0) (local.get $v0)) (f64x2.mul (local.get $a1) (local.get $v1)))))
+        (local.set $j (i32.add (local.get $j) (i32.const 2)))
+        (br $cols)))
+      (local.set $jEnd (local.get $j))
+      ;; row i: columns jEnd…i−1, then its diagonal
+      (local.set $t (f64.add (f64x2.extract_lane 0 (local.get $s0)) (f64x2.extract_lane 1 (local.get $s0))))
+      (block $done0 (loop $rest0
+        (br_if $done0 (i32.ge_u (local.get $j) (local.get $i)))
+        (local.set $off (i32.shl (local.get $j) (i32.const 3)))
+        (local.set $x (f64.load (i32.add (local.get $row0) (local.get $off))))
+        (local.set $t (f64.add (local.get $t) (f64.mul (local.get $x) (f64.load (i32.add (local.get $v) (local.get $off))))))
+        (f64.store (i32.add (local.get $p) (local.get $off))
+          (f64.add (f64.load (i32.add (local.get $p) (local.get $off))) (f64.mul (local.get $x) (local.get $vi0))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $rest0)))
+      (local.set $off (i32.shl (local.get $i) (i32.const 3)))
+      (f64.store (i32.add (local.get $p) (local.get $off))
+        (f64.add (f64.load (i32.add (local.get $p) (local.get $off)))
+          (f64.add (local.get $t) (f64.mul (f64.load (i32.add (local.get $row0) (local.get $off))) (local.get $vi0)))))
+      ;; row i+1: columns jEnd…i, then its diagonal
+      (local.set $t1 (f64.add (f64x2.extract_lane 0 (local.get $s1)) (f64x2.extract_lane 1 (local.get $s1))))
+      (local.set $j (local.get $jEnd))
+      (block $done1 (loop $rest1
+        (br_if $done1 (i32.gt_u (local.get $j) (local.get $i)))
+        (local.set $off (i32.shl (local.get $j) (i32.const 3)))
+        (local.set $x (f64.load (i32.add (local.get $row1) (local.get $off))))
+        (local.set $t1 (f64.add (local.get $t1) (f64.mul (local.get $x) (f64.load (i32.add (local.get $v) (local.get $off))))))
+        (f64.store (i32.add (local.get $p) (local.get $off))
+          (f64.add (f64.load (i32.add (local.get $p) (local.get $off))) (f64.mul (local.get $x) (local.get $vi1))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $rest1)))
+      (local.set $off (i32.shl (i32.add (local.get $i) (i32.const 1)) (i32.const 3)))
+      (f64.store (i32.add (local.get $p) (local.get $off))
+        (f64.add (f64.load (i32.add (local.get $p) (local.get $off)))
+          (f64.add (local.get $t1) (f64.mul (f64.load (i32.add (local.get $row1) (local.get $off))) (local.get $vi1)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 2)))
+      (br $pairs)))
+    (if (i32.lt_u (local.get $i) (local.get $r1)) (then
+      (call $symvRows (local.get $n) (local.get $lo) (local.get $i) (local.get $r1) (local.get $A) (local.get $v) (local.get $p))))
+  )
+
+  ;; symvLower one row at a time: the odd last row.
+  (func $symvRows (param $n i32) (param $lo i32) (param $r0 i32) (param $r1 i32) (param $A i32) (param $v i32) (param $p i32)
     (local $i i32) (local $j i32) (local $row i32) (local $off i32) (local $viS v128) (local $s v128) (local $a v128) (local $vi f64) (local $t f64) (local $x f64)
     (local.set $i (local.get $r0))
     (block $doneI (loop $rows
