@@ -16,8 +16,8 @@ import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { applyPlan, planAndFactorize } from '../src/core/compress';
 import { openOnnx, writeOnnxAtomic } from '../src/core/formats/onnx';
-import { factorize, multiply } from '../src/core/compress/factor';
-import { byPolicy } from '../src/core/compress/factorWorker';
+import { multiply } from '../src/core/compress/factor';
+import { factorInWorkers } from '../src/core/compress/pool';
 import { matricesOf } from '../src/core/compress/spectra';
 import { testPython } from '../test/helpers/python';
 import { PEAK_RSS_PY, peakRss } from './peakRss';
@@ -154,7 +154,8 @@ async function main(): Promise<void> {
   for (const row of table) console.log(row);
 }
 
-const BIG = [9216, 4096] as const;
+/** The big layer (BENCH_BIG_SHAPE=ROWSxCOLS overrides it, for a quick run of the bench itself). */
+const BIG = (process.env.BENCH_BIG_SHAPE ?? '9216x4096').split('x').map(Number) as [number, number];
 
 /** One 9216×4096 layer: scipy's thin SVD, then ours at energy 0.9 and at full rank (own processes). */
 function bigLayer(): string[] {
@@ -194,35 +195,41 @@ print(json.dumps({'err': err, 'best': best, 'norm': float(np.linalg.norm(w)), 'r
     const rel = mode === 'full' ? check.err / check.norm : Math.abs(check.err - check.best) / check.best;
     const what = mode === 'full' ? `full rank k=${r.k}: ‖W − A·B‖/‖W‖ = ${rel.toExponential(1)}` : `energy 0.9: k=${r.k} (scipy's σ give ${check.rank09}), error vs optimum ${rel.toExponential(1)} relative`;
     console.log(`${rows}×${cols} ${what}; ${r.seconds.toFixed(1)} s by the ${r.route} route → ${(ref.seconds / r.seconds).toFixed(2)}× faster than scipy; peak RSS ${mib(r.rss)}  (load ${load()})`);
-    out.push(`| ${rows}×${cols}, ${mode === 'full' ? `full rank (k=${r.k})` : `energy 0.9 (k=${r.k}, ${r.route} route)`}, 1 thread | ${r.seconds.toFixed(1)} | ${r.seconds.toFixed(1)} | ${ref.seconds.toFixed(1)} | ${(ref.seconds / r.seconds).toFixed(2)}× | ${rel.toExponential(1)}${mode === 'full' ? ' (of ‖W‖)' : ''} | ${mib(r.rss)} | ${mib(ref.rss)} | ${load()} |`);
+    out.push(`| ${rows}×${cols}, ${mode === 'full' ? `full rank (k=${r.k})` : `energy 0.9 (k=${r.k}, ${r.route} route)`}, worker pool of 2 | ${r.seconds.toFixed(1)} | ${r.seconds.toFixed(1)} | ${ref.seconds.toFixed(1)} | ${(ref.seconds / r.seconds).toFixed(2)}× | ${rel.toExponential(1)}${mode === 'full' ? ' (of ‖W‖)' : ''} | ${mib(r.rss)} | ${mib(ref.rss)} | ${load()} |`);
   }
   return out;
 }
 
-/** Child mode: factorize the big layer (energy 0.9 as the compress worker does, or full rank); factors to files. */
-function big(mode: 'energy' | 'full', file: string): void {
+/**
+ * Child mode: factorize the big layer in the factor worker pool, as `rankscope compress` does (a
+ * large layer gets both cores): at energy 0.9 by the policy, or at full rank; factors to files.
+ */
+async function big(mode: 'energy' | 'full', file: string): Promise<void> {
   const [rows, cols] = BIG;
   const bytes = readFileSync(file);
-  const data = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-  const t = performance.now();
-  let f: { a: Float64Array; b: Float64Array; k: number };
+  const data = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  const shape = { m: rows, n: cols, groups: 1 };
   let route = 'full';
-  if (mode === 'energy') {
-    const reply = byPolicy({ id: 0, label: 'big', k: 0, matrices: [{ rows, cols, data }] }, { policy: { energy: 0.9 }, shape: { m: rows, n: cols, groups: 1 } });
-    if (!reply.ok || !reply.groups[0]) throw new Error('no factors');
-    f = reply.groups[0];
-    route = reply.partialSpectra ? 'leading' : 'full';
-  } else {
-    f = factorize(data, rows, cols, Math.min(rows, cols));
-  }
+  const t = performance.now();
+  const [groups] = await factorInWorkers(1, () => ({
+    label: `${rows}×${cols}`,
+    k: Math.min(rows, cols),
+    policy: mode === 'energy' ? { policy: { energy: 0.9 }, shape } : undefined,
+    matrices: [{ rows, cols, data }],
+  }), { onSpectra: (_, __, partial) => { route = partial ? 'leading' : 'full'; } });
   const seconds = (performance.now() - t) / 1000;
+  const f = groups[0];
+  if (!f) throw new Error('no factors');
   writeFileSync(`${file}.a`, f.a);
   writeFileSync(`${file}.b`, f.b);
   process.stdout.write(JSON.stringify({ seconds, rss: peakRss(), k: f.k, route }));
 }
 
 if (process.argv[2] === '--big') {
-  big(process.argv[3] as 'energy' | 'full', process.argv[4]);
+  big(process.argv[3] as 'energy' | 'full', process.argv[4]).catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
 } else {
   main().catch((e) => {
     console.error(e);

@@ -11,8 +11,8 @@ import { split, teamSize } from './team';
 import type { Tridiagonal } from './tridiagonal';
 import { kernels, kernelMemory } from './wasm';
 
-/** Below this trailing order a column's matrix–vector product is not worth a round trip to the helper. */
-const SPLIT_SYMV_MIN = 384;
+/** Below this trailing order a column's matrix–vector product (a few ms) is not worth a round trip to the helper: on a loaded machine a wake-up can cost as much. */
+const SPLIT_SYMV_MIN = 2048;
 
 /** Columns per panel: the rank of each trailing update (its strips, PANEL×4 doubles, sit in L1). */
 export const PANEL = 32;
