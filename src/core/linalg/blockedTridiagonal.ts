@@ -7,12 +7,12 @@
 // follows the flop count on layers whose Gram is far larger than the caches. Same reflectors (same
 // v, τ normalization) as tridiagonalize, so the back-transformation is shared.
 import { ceil4, lowerUpdate, tileSlack } from './gram';
-import { split, teamSize } from './team';
+import { runTasks, teamSize } from './team';
 import type { Tridiagonal } from './tridiagonal';
 import { kernels, kernelMemory } from './wasm';
 
-/** Below this trailing order a column's matrix–vector product (a few ms) is not worth a round trip to the helper: on a loaded machine a wake-up can cost as much. */
-const SPLIT_SYMV_MIN = 2048;
+/** Below this trailing order a column's matrix–vector product (under ~0.5 ms) is not worth a round trip to the helper. */
+const SPLIT_SYMV_MIN = 1024;
 
 /** Columns per panel: the rank of each trailing update (its strips, PANEL×4 doubles, sit in L1). */
 export const PANEL = 32;
@@ -53,7 +53,7 @@ export function tridiagonalizeBlocked(a: number, n: number, work: number, keepRe
     }
     const rs = lo + Math.round((n - lo) / Math.SQRT2);
     F.fill(0, P2 + lo, P2 + n);
-    split([['symvLower', n, lo, rs, n, a * 8, V * 8, P2 * 8]], () => K.symvLower(n, lo, lo, rs, a * 8, V * 8, P * 8));
+    runTasks([[['symvLower', n, lo, lo, rs, a * 8, V * 8, P * 8]], [['symvLower', n, lo, rs, n, a * 8, V * 8, P2 * 8]]]);
     for (let i = lo; i < n; i++) F[P + i] += F[P2 + i];
   };
   for (let c0 = 0; c0 < n - 1; c0 += PANEL) {

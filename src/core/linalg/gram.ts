@@ -1,7 +1,7 @@
 // The Gram matrix of a layer's smaller side, in float64, in the WASM kernel memory:
 // WᵀW (n = cols) when rows ≥ cols, W·Wᵀ (n = rows) otherwise. float64 because the small
 // singular values come out as √λ: an error δ in λ becomes √δ in σ, which float32 cannot afford.
-import { runKernelCalls, split, type KernelCall } from './team';
+import { runTasks, teamSize, type KernelCall, type Task } from './team';
 import { kernels, kernelMemory } from './wasm';
 
 /**
@@ -38,17 +38,34 @@ export function lowerTileCalls(kc: number, order: number, r0: number, r1: number
   return calls;
 }
 
-/** The row (a multiple of 4) that splits a lower triangle of `order` rows into two equal areas. */
-export const halfTriangle = (order: number) => Math.floor(order / Math.SQRT2 / 4) * 4;
+/** Row pieces of a lower triangle with equal areas (boundaries multiples of 4): r_t = order·√(t/pieces). */
+export function trianglePieces(order: number, pieces: number): number[] {
+  const cuts = [0];
+  for (let t = 1; t < pieces; t++) {
+    const r = Math.floor((order * Math.sqrt(t / pieces)) / 4) * 4;
+    if (r > cuts[cuts.length - 1] && r < order) cuts.push(r);
+  }
+  cuts.push(order);
+  return cuts;
+}
 
-/** A symmetric rank-kc update of C's lower triangle, its rows split between the two threads of a team. */
+/** Row pieces per symmetric update when a team shares it: enough for the claiming to balance. */
+const UPDATE_PIECES = 8;
+
+/**
+ * A symmetric rank-kc update of C's lower triangle (C += alpha·AᵀB, plus alpha·A'ᵀB' with `also`),
+ * as row pieces of equal area that the team's threads claim.
+ */
 export function lowerUpdate(kc: number, order: number, pa: number, pb: number, c: number, ldc: number, alpha: number, also?: { pa: number; pb: number }): void {
-  const rs = halfTriangle(order);
-  const part = (r0: number, r1: number) => [
-    ...lowerTileCalls(kc, order, r0, r1, pa, pb, c, ldc, alpha),
-    ...(also ? lowerTileCalls(kc, order, r0, r1, also.pa, also.pb, c, ldc, alpha) : []),
-  ];
-  split(part(rs, order), () => runKernelCalls(part(0, rs)));
+  const cuts = trianglePieces(order, teamSize() === 2 ? UPDATE_PIECES : 1);
+  const tasks: Task[] = [];
+  for (let t = 0; t + 1 < cuts.length; t++) {
+    tasks.push([
+      ...lowerTileCalls(kc, order, cuts[t], cuts[t + 1], pa, pb, c, ldc, alpha),
+      ...(also ? lowerTileCalls(kc, order, cuts[t], cuts[t + 1], also.pa, also.pb, c, ldc, alpha) : []),
+    ]);
+  }
+  runTasks(tasks);
 }
 
 export interface GramLayout {

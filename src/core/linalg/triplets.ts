@@ -14,7 +14,7 @@ import { tridiagonalEigen } from './tridiagonal';
 import { blockedWorkDoubles, PANEL, tridiagonalizeBlocked } from './blockedTridiagonal';
 import { tridiagonalEigenvectors } from './inverseIteration';
 import { checkKernelMemory, checkMatrix, SMALL_SIDE, sqrtDescending, toMatrix, type MatrixData } from './singularValues';
-import { runKernelCalls, split, teamSize, type KernelCall } from './team';
+import { runKernelCalls, runTasks, teamSize, type Task } from './team';
 import { kernels, kernelMemory } from './wasm';
 
 export interface SingularTriplets {
@@ -113,16 +113,16 @@ export function tripletsFromGram(probe: GramLayout, rank: number | RankChooser, 
     });
   }
   // Eigenvectors of G = Q·z, Q = H_0⋯H_{n-3}: apply the last reflector first.
-  // Each row is independent: the team's threads take half of the rows each, all reflectors.
+  // Each row is independent: with a team, row pieces each take all reflectors.
   const { tau } = reflectors!;
-  const h = teamSize() === 2 ? k >> 1 : k;
-  const backTransform = (r0: number, r1: number): KernelCall[] => {
-    const calls: KernelCall[] = [];
-    for (let c = n - 3; c >= 0; c--) if (tau[c] !== 0 && r1 > r0) calls.push(['reflectRows', (sel + r0 * n) * 8, r1 - r0, n, (refl + c * n) * 8, c + 1, tau[c]]);
+  const backTransform = (r0: number, r1: number): Task => {
+    const calls: Task = [];
+    for (let c = n - 3; c >= 0; c--) if (tau[c] !== 0) calls.push(['reflectRows', (sel + r0 * n) * 8, r1 - r0, n, (refl + c * n) * 8, c + 1, tau[c]]);
     return calls;
   };
   if (k >= BLOCKED_BACK_TRANSFORM_MIN) applyReflectorsBlocked(sel, k, n, refl, tau, sel + k * n);
-  else split(backTransform(h, k), () => runKernelCalls(backTransform(0, h)));
+  else if (teamSize() === 1 || k < 2) runKernelCalls(backTransform(0, k));
+  else runTasks([backTransform(0, k >> 1), backTransform(k >> 1, k)]);
   return fromGramEigenvectors(probe, sel, values, all);
 }
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { singularValuesViaGram } from '../../../src/core/linalg/singularValues';
 import { tripletsViaGram } from '../../../src/core/linalg/triplets';
-import { endTeam, leadTeam, newTeam, split, teamSize, TEAM_MIN_ORDER } from '../../../src/core/linalg/team';
+import { endTeam, leadTeam, newTeam, runTasks, teamSize, TEAM_MIN_ORDER } from '../../../src/core/linalg/team';
 import { computeSpectra } from '../../../src/core/linalg/spectra';
 import { LazyTensor } from '../../../src/core/model/tensor';
 import type { Model } from '../../../src/core/model/types';
@@ -52,18 +52,32 @@ test('with a helper attached: singular values and triplets equal the single-thre
   }
 });
 
-test('without a helper, split runs both halves on this thread', () => {
+test('without a helper, runTasks runs every task on this thread', () => {
   assert.equal(teamSize(), 1);
   const F = kernelMemory(16);
   F.fill(0, 0, 16);
   F.set([1, 2, 3, 4], 0); // X (1×4), y = ones
   F.set([1, 1, 1, 1], 4);
-  let mine = false;
-  split([['dotRows', 1, 4, 0, 4, 4 * 8, 9 * 8]], () => {
-    mine = true;
-  });
-  assert.ok(mine);
+  runTasks([[['dotRows', 1, 4, 0, 4, 4 * 8, 9 * 8]], [['dotRows', 1, 2, 0, 4, 4 * 8, 10 * 8]]]);
   assert.equal(kernelMemory(16)[9], 10);
+  assert.equal(kernelMemory(16)[10], 3);
+});
+
+test('with a helper, every task of a step runs exactly once, over many steps', async () => {
+  // Each task adds 1 to its own slot (axpyRows with coefficient −1 on a row of ones): a task run
+  // twice or skipped shows as a 2 or a 0.
+  const tasks = 64, steps = 200;
+  await withHelper(() => {
+    const F0 = kernelMemory(4096); // the team's memory, from here on
+    F0.fill(0, 0, 4096);
+    F0[0] = -1; // the coefficient
+    F0.fill(1, 8, 16); // X: one row of ones
+    for (let s = 0; s < steps; s++) {
+      runTasks(Array.from({ length: tasks }, (_, t) => [['axpyRows', 1, 1, 8 * 8, 1, 0, (100 + t) * 8]]));
+    }
+  });
+  const F = kernelMemory(4096);
+  for (let t = 0; t < tasks; t++) assert.equal(F[100 + t], steps, `task ${t} ran ${F[100 + t]} times in ${steps} steps`);
 });
 
 test('the pool lends its second worker to a single large matrix, with the same values', async () => {
