@@ -6,6 +6,7 @@
 // (constant, rank-1, repeated values) must fall back to the full route and still be right.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { leadingTriplets, progressiveTriplets, RANDOMIZED_MIN_ORDER, type LeadingRankChooser } from '../../../src/core/linalg/randomized';
 import type { SingularTriplets } from '../../../src/core/linalg/triplets';
@@ -63,7 +64,7 @@ print(json.dumps(out))
 
 const refs: Ref[] = Object.entries(meta).map(([name, [rows, cols]]) => {
   const b = f64(join(dir, `${name}.sv`));
-  const raw = require('node:fs').readFileSync(join(dir, `${name}.f32`)) as Buffer;
+  const raw = readFileSync(join(dir, `${name}.f32`));
   return { name, rows, cols, data: new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)), s: b, v: f64(join(dir, `${name}.v`)) };
 });
 const ref = (name: string) => refs.find((r) => r.name === name)!;
