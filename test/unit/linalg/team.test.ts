@@ -52,6 +52,19 @@ test('with a helper attached: singular values and triplets equal the single-thre
   }
 });
 
+test('with a helper attached: the full route (QL\'s rotations batched by column pieces across the team) gives the single-thread vectors', async () => {
+  const k = 30;
+  const alone = tripletsViaGram(big.data, big.rows, big.cols, k, 'full');
+  const teamed = await withHelper(() => tripletsViaGram(big.data, big.rows, big.cols, k, 'full'));
+  assert.ok(maxAbsDiff(teamed.s, alone.s) <= 1e-12 * alone.s[0]);
+  assert.ok(maxAbsDiff(teamed.s, big.reference.subarray(0, k)) <= 1e-9 * big.reference[0]);
+  for (let t = 0; t < k; t++) {
+    let dot = 0;
+    for (let j = 0; j < big.cols; j++) dot += teamed.v[j * k + t] * alone.v[j * k + t];
+    assert.ok(Math.abs(Math.abs(dot) - 1) <= 1e-9, `v_${t}: |cos| = ${Math.abs(dot)}`);
+  }
+});
+
 test('without a helper, runTasks runs every task on this thread', () => {
   assert.equal(teamSize(), 1);
   const F = kernelMemory(16);
