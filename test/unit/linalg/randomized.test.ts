@@ -155,6 +155,20 @@ for (const name of ['tiny_scale', 'huge_scale']) {
   });
 }
 
+test('the chooser sees W\'s own singular values and ‖W‖²_F, not those of the power-of-two-scaled Gram', () => {
+  // 1e30 weights: the Gram is of 2^-100·W or so; a chooser with an absolute threshold must not see that.
+  const c = ref('huge_scale');
+  const total = c.s.reduce((sum, x) => sum + x * x, 0);
+  let seen: { leading: Float64Array; total: number } | undefined;
+  const found = leading(c, (values, energy) => {
+    seen = { leading: values.slice(), total: energy };
+    return values.length >= 10 ? 10 : undefined;
+  }, 20);
+  assert.ok(found && seen);
+  assert.ok(Math.abs(seen.total - total) <= 1e-6 * total, `total ${seen.total} vs ${total}`);
+  seen.leading.forEach((x, i) => assert.ok(Math.abs(x - c.s[i]) <= 1e-7 * c.s[0], `σ_${i}: ${x} vs ${c.s[i]}`));
+});
+
 for (const name of ['constant', 'rank_one', 'repeated']) {
   test(`${name}: no converged leading block, so the full route answers (and is right)`, () => {
     const c = ref(name);
