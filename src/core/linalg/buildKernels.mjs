@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
-const FEATURES = { simd: true, threads: true, bulk_memory: true };
+const FEATURES = { simd: true, threads: true };
 
 export async function assembleKernels() {
   const wabt = await (await import('wabt')).default();

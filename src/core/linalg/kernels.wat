@@ -8,7 +8,7 @@
   (import "env" "memory" (memory 1 32768 shared))
 
   ;; Plane rotation of two rows of length len: x ← c·x − s·y, y ← s·x + c·y (eigenvector accumulation).
-  (func $rotateRows (export "rotateRows") (param $x i32) (param $y i32) (param $len i32) (param $c f64) (param $s f64)
+  (func (export "rotateRows") (param $x i32) (param $y i32) (param $len i32) (param $c f64) (param $s f64)
     (local $end i32) (local $xv v128) (local $yv v128) (local $cS v128) (local $sS v128) (local $xs f64) (local $ys f64)
     (local.set $cS (f64x2.splat (local.get $c)))
     (local.set $sS (f64x2.splat (local.get $s)))
@@ -27,58 +27,6 @@
       (local.set $ys (f64.load (local.get $y)))
       (f64.store (local.get $x) (f64.sub (f64.mul (local.get $c) (local.get $xs)) (f64.mul (local.get $s) (local.get $ys))))
       (f64.store (local.get $y) (f64.add (f64.mul (local.get $s) (local.get $xs)) (f64.mul (local.get $c) (local.get $ys))))))
-  )
-
-;; A sequence of plane rotations applied to the columns [c0, c1) of Z (row-major, n columns), in
-  ;; column blocks of width B: `count` rotations at R, each three doubles (row i, c, s), acting on
-  ;; rows i and i+1 in the order given. Columns are independent, so each block is copied to P
-  ;; (n×w, contiguous: no power-of-two row stride to thrash the cache and TLB), takes every
-  ;; rotation there while it stays in L2 (several QL steps at once), and is copied back; two threads
-  ;; can take different column ranges. Same arithmetic per element as rotateRows.
-  (func (export "rotateBlocks") (param $Z i32) (param $n i32) (param $c0 i32) (param $c1 i32) (param $B i32) (param $R i32) (param $count i32) (param $P i32)
-    (local $cb i32) (local $w i32) (local $j i32) (local $rp i32) (local $x i32) (local $wBytes i32) (local $rowBytes i32)
-    (local $r i32) (local $src i32) (local $dst i32)
-    (local.set $rowBytes (i32.shl (local.get $n) (i32.const 3)))
-    (local.set $cb (local.get $c0))
-    (block $doneB (loop $blocks
-      (br_if $doneB (i32.ge_u (local.get $cb) (local.get $c1)))
-      (local.set $w (i32.sub (local.get $c1) (local.get $cb)))
-      (if (i32.gt_u (local.get $w) (local.get $B)) (then (local.set $w (local.get $B))))
-      (local.set $wBytes (i32.shl (local.get $w) (i32.const 3)))
-      ;; Pack rows of the block: P[r, 0..w) = Z[r, cb..cb+w).
-      (local.set $src (i32.add (local.get $Z) (i32.shl (local.get $cb) (i32.const 3))))
-      (local.set $dst (local.get $P))
-      (local.set $r (i32.const 0))
-      (block $donePack (loop $pack
-        (br_if $donePack (i32.ge_u (local.get $r) (local.get $n)))
-        (memory.copy (local.get $dst) (local.get $src) (local.get $wBytes))
-        (local.set $src (i32.add (local.get $src) (local.get $rowBytes)))
-        (local.set $dst (i32.add (local.get $dst) (local.get $wBytes)))
-        (local.set $r (i32.add (local.get $r) (i32.const 1)))
-        (br $pack)))
-      (local.set $rp (local.get $R))
-      (local.set $j (i32.const 0))
-      (block $doneR (loop $rots
-        (br_if $doneR (i32.ge_u (local.get $j) (local.get $count)))
-        (local.set $x (i32.add (local.get $P) (i32.mul (i32.trunc_f64_u (f64.load (local.get $rp))) (local.get $wBytes))))
-        (call $rotateRows (local.get $x) (i32.add (local.get $x) (local.get $wBytes)) (local.get $w)
-          (f64.load offset=8 (local.get $rp)) (f64.load offset=16 (local.get $rp)))
-        (local.set $rp (i32.add (local.get $rp) (i32.const 24)))
-        (local.set $j (i32.add (local.get $j) (i32.const 1)))
-        (br $rots)))
-      ;; Unpack.
-      (local.set $src (local.get $P))
-      (local.set $dst (i32.add (local.get $Z) (i32.shl (local.get $cb) (i32.const 3))))
-      (local.set $r (i32.const 0))
-      (block $doneUnpack (loop $unpack
-        (br_if $doneUnpack (i32.ge_u (local.get $r) (local.get $n)))
-        (memory.copy (local.get $dst) (local.get $src) (local.get $wBytes))
-        (local.set $src (i32.add (local.get $src) (local.get $wBytes)))
-        (local.set $dst (i32.add (local.get $dst) (local.get $rowBytes)))
-        (local.set $r (i32.add (local.get $r) (i32.const 1)))
-        (br $unpack)))
-      (local.set $cb (i32.add (local.get $cb) (local.get $B)))
-      (br $blocks)))
   )
 
   ;; Apply a Householder reflector H = I − τ·v·vᵀ (v nonzero on [lo, n)) to each of `count` rows

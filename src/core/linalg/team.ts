@@ -28,7 +28,7 @@ export function worthATeam(job: { matrices: { rows: number; cols: number }[] }):
   return job.matrices.length === 1 && Math.min(job.matrices[0].rows, job.matrices[0].cols) >= TEAM_MIN_ORDER;
 }
 
-const FUNCTIONS: (keyof KernelExports)[] = ['rotateRows', 'rotateBlocks', 'reflectRows', 'matmulAdd', 'packStrips', 'packRowStrips', 'gemmPacked', 'dotRows', 'axpyRows', 'symvLower'];
+const FUNCTIONS: (keyof KernelExports)[] = ['rotateRows', 'reflectRows', 'matmulAdd', 'packStrips', 'packRowStrips', 'gemmPacked', 'dotRows', 'axpyRows', 'symvLower'];
 // Control words: SEQ (the step, bumped to wake the helper), CLAIM (step << INDEX_BITS | next task),
 // COMPLETED (tasks finished in this step), TOTAL (tasks in it), ATTACHED, STOP.
 const SEQ = 0, CLAIM = 1, COMPLETED = 2, TOTAL = 3, ATTACHED = 4, STOP = 5;

@@ -1,8 +1,7 @@
 // Symmetric eigenproblem in two steps: Householder reduction to tridiagonal form (in the WASM
 // kernel memory, blockedTridiagonal.ts), then implicit QL on the tridiagonal (here).
 // Values only by default; eigenvectors when asked (QL rotations + back-transformation).
-import { runTasks, teamSize, type Task } from './team';
-import { kernelMemory, kernels } from './wasm';
+import { kernels } from './wasm';
 
 export interface Tridiagonal {
   /** Diagonal, length n. */
@@ -20,15 +19,11 @@ export interface Tridiagonal {
  * eigenvectors: row i of zt ends as the eigenvector of d[i].
  * Bounded: after `maxIterations` QL steps in all (LAPACK's dsteqr allows 30 per eigenvalue; about
  * 2 are needed) it stops and returns false, leaving d, e and zt unusable; true when it converged.
- * With `rotations` (float64 index of rotationBufferDoubles(n) free doubles in kernel memory), the
- * rotations of several steps are recorded and applied together by column blocks (rotateBlocks),
- * split across the team: the same values bit for bit, without streaming zt from memory per step.
  */
-export function tridiagonalEigen(d: Float64Array, e: Float64Array, zt?: number, maxIterations = QL_ITERATIONS_PER_VALUE * d.length, rotations?: number): boolean {
+export function tridiagonalEigen(d: Float64Array, e: Float64Array, zt?: number, maxIterations = QL_ITERATIONS_PER_VALUE * d.length): boolean {
   const n = d.length;
   if (n === 0) return true;
   const k = kernels();
-  const batch = zt !== undefined && rotations !== undefined ? new RotationBatch(zt, n, rotations) : undefined;
   const eps = 2 ** -52;
   let f = 0;
   let tst1 = 0;
@@ -66,10 +61,8 @@ export function tridiagonalEigen(d: Float64Array, e: Float64Array, zt?: number, 
           c = p / r;
           p = c * d[i] - s * g;
           d[i + 1] = h + s * (c * g + s * d[i]);
-          if (batch) batch.add(i, c, s);
-          else if (zt !== undefined) k.rotateRows((zt + i * n) * 8, (zt + (i + 1) * n) * 8, n, c, s);
+          if (zt !== undefined) k.rotateRows((zt + i * n) * 8, (zt + (i + 1) * n) * 8, n, c, s);
         }
-        batch?.endOfStep();
         p = (-s * s2 * c3 * el1 * e[l]) / dl1;
         e[l] = s * p;
         d[l] = c * p;
@@ -78,7 +71,6 @@ export function tridiagonalEigen(d: Float64Array, e: Float64Array, zt?: number, 
     d[l] += f;
     e[l] = 0;
   }
-  batch?.flush();
   return true;
 }
 
@@ -158,65 +150,4 @@ const BISECTION_STEPS = 128;
 function pythag(a: number, b: number): number {
   const r = Math.sqrt(a * a + b * b);
   return r < Infinity && r > 1e-150 ? r : Math.hypot(a, b);
-}
-
-/** Rotations recorded per batch, in units of n (so a batch is about this many full QL steps). */
-const BATCH_STEPS = 16;
-
-/** Bytes of zt's column block a batch works on at once (packed): it stays in a 2 MiB L2. */
-const BLOCK_BYTES = 1 << 20;
-
-/** Column pieces of a batch when a team shares it: enough for the claiming to balance. */
-const PIECES = 8;
-
-/** Columns per block of zt for order n: even, so the SIMD pairs of a block stay whole. */
-const blockColumns = (n: number) => Math.max(2, Math.min(512, Math.floor(BLOCK_BYTES / 8 / n) & ~1));
-
-/**
- * Doubles the `rotations` buffer of tridiagonalEigen needs: BATCH_STEPS·n rotations of three
- * doubles, then one packed block per piece.
- */
-export const rotationBufferDoubles = (n: number) => 3 * BATCH_STEPS * n + PIECES * n * blockColumns(n);
-
-/** QL's rotations (row, c, s) recorded in kernel memory and applied to zt in batches. */
-class RotationBatch {
-  private count = 0;
-  private readonly capacity: number;
-  private readonly F: Float64Array;
-  private readonly block: number;
-  /** The packed blocks, one per piece (a piece may run on either thread). */
-  private readonly packed: number;
-
-  constructor(private readonly zt: number, private readonly n: number, private readonly at: number) {
-    this.capacity = BATCH_STEPS * n;
-    this.block = blockColumns(n);
-    this.packed = at + 3 * this.capacity;
-    this.F = kernelMemory(at + rotationBufferDoubles(n));
-  }
-
-  add(row: number, c: number, s: number): void {
-    const p = this.at + 3 * this.count++;
-    this.F[p] = row;
-    this.F[p + 1] = c;
-    this.F[p + 2] = s;
-  }
-
-  /** After a QL step: apply the batch if the next step might not fit. */
-  endOfStep(): void {
-    if (this.count + this.n > this.capacity) this.flush();
-  }
-
-  flush(): void {
-    if (this.count === 0) return;
-    const { zt, n, block, count } = this;
-    // Column pieces (whole blocks) claimed by the team's threads; worth it only for long batches.
-    const pieces = teamSize() === 2 && count * n >= 1 << 18 ? PIECES : 1;
-    const width = Math.ceil(n / pieces / block) * block;
-    const tasks: Task[] = [];
-    for (let c0 = 0, t = 0; c0 < n; c0 += width, t++) {
-      tasks.push([['rotateBlocks', zt * 8, n, c0, Math.min(n, c0 + width), block, this.at * 8, count, (this.packed + t * n * block) * 8]]);
-    }
-    runTasks(tasks);
-    this.count = 0;
-  }
 }

@@ -15,7 +15,7 @@ import { multiplyBlocked, productWork } from './product';
 import { applyReflectorsBlocked } from './reflectors';
 import { checkKernelMemory, checkMatrix, SMALL_SIDE, sqrtDescending, type MatrixData, type SolverLimits } from './singularValues';
 import { runKernelCalls, runTasks, teamSize, type Task } from './team';
-import { rotationBufferDoubles, tridiagonalEigen, tridiagonalEigenvalues } from './tridiagonal';
+import { tridiagonalEigen, tridiagonalEigenvalues } from './tridiagonal';
 import { kernels, kernelMemory } from './wasm';
 
 export interface SingularTriplets {
@@ -55,7 +55,7 @@ export function topSingularTriplets(data: MatrixData, rows: number, cols: number
 /** Doubles of kernel memory the full route needs for at most `most` triplets. */
 export function tripletsMemory(rows: number, cols: number, most: number): number {
   const r = Math.min(rows, cols), m = Math.max(rows, cols);
-  return m * r + 3 * r * r + Math.max(most * r, rotationBufferDoubles(r)) + r * (most + 1) + m * (most + 1) + 8 * r + 2 * PANEL * r;
+  return m * r + 3 * r * r + most * r + r * (most + 1) + m * (most + 1) + 8 * r + 2 * PANEL * r;
 }
 
 /**
@@ -102,14 +102,13 @@ export function tripletsFromGram(data: MatrixData, probe: GramLayout, rank: numb
   const triedInverse = route === 'inverse' || (route === 'auto' && k <= INVERSE_ITERATION_MAX_SHARE * n);
   let inverse = triedInverse ? tridiagonalEigenvectors(d, e, values) : undefined;
   if (route === 'inverse' && !inverse) throw new Error('inverse iteration failed its check');
-  // The selected rows at sel hold QL's rotation batches until the vectors are known.
-  const F = kernelMemory(sel + (inverse ? k * n : Math.max(k * n, rotationBufferDoubles(n))));
+  const F = kernelMemory(sel + k * n);
   if (!inverse) {
     // All eigenvectors of T by QL (rows of zt), then the k of the largest eigenvalues.
     F.fill(0, zt, zt + n * n);
     for (let i = 0; i < n; i++) F[zt + i * n + i] = 1;
     const dq = d.slice(), eq = e.slice();
-    if (tridiagonalEigen(dq, eq, zt, limits.qlIterations, sel)) {
+    if (tridiagonalEigen(dq, eq, zt, limits.qlIterations)) {
       const full = Array.from(dq.keys()).sort((a, b) => dq[b] - dq[a]).slice(0, k);
       full.forEach((src, t) => {
         values[t] = dq[src];

@@ -5,7 +5,6 @@ import { KERNELS_WASM_BASE64 } from './kernelsWasm';
 
 export interface KernelExports {
   rotateRows(x: number, y: number, len: number, c: number, s: number): void;
-  rotateBlocks(Z: number, n: number, c0: number, c1: number, B: number, R: number, count: number, P: number): void;
   reflectRows(Z: number, count: number, n: number, v: number, lo: number, tau: number): void;
   matmulAdd(m: number, n: number, kp: number, A: number, B: number, C: number): void;
   packStrips(src: number, ld: number, kc: number, cols: number, dst: number): void;

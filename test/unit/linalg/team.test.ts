@@ -52,7 +52,7 @@ test('with a helper attached: singular values and triplets equal the single-thre
   }
 });
 
-test('with a helper attached: the full route (QL\'s rotations batched by column pieces across the team) gives the single-thread vectors', async () => {
+test('with a helper attached: the full route (all vectors by QL, the back-transformation and X·Z split) gives the single-thread vectors', async () => {
   const k = 30;
   const alone = tripletsViaGram(big.data, big.rows, big.cols, k, 'full');
   const teamed = await withHelper(() => tripletsViaGram(big.data, big.rows, big.cols, k, 'full'));
