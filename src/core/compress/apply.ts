@@ -192,10 +192,10 @@ export async function planAndFactorize(model: OnnxModel, request: CompressReques
   }), {
     signal: options.signal,
     threads: options.threads,
-    onSpectra: (i, groups) => {
+    onSpectra: (i, groups, partial) => {
       const singularValues = groups.length === 1 ? groups[0] : mergeDescending(groups);
       spectra.push({ layer: fused[i].name, singularValues, groups: groups.length > 1 ? groups : undefined });
-      cache?.put(spectrumCacheKey(model, fused[i]), { singularValues, groups: groups.length > 1 ? groups : undefined });
+      if (!partial) cache?.put(spectrumCacheKey(model, fused[i]), { singularValues, groups: groups.length > 1 ? groups : undefined });
     },
   });
   fused.forEach((l, i) => {

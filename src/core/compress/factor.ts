@@ -1,6 +1,6 @@
 // Balanced low-rank factors of one matrix: W (m×n) ≈ A (m×k) · B (k×n) with A = U√Σ, B = √ΣVᵀ.
 // Balanced so both factors have the same scale (better conditioned for fp16 and for fine-tuning).
-import { topSingularTriplets } from '../linalg';
+import { progressiveTriplets } from '../linalg/randomized';
 
 export interface Triplets {
   /** m×k, row-major. */
@@ -59,9 +59,12 @@ export function frobeniusSquared(data: ArrayLike<number>): number {
   return sum;
 }
 
-/** Factorizes one m×n row-major matrix to rank k with LINALG's truncated SVD. */
+/**
+ * Factorizes one m×n row-major matrix to rank k with LINALG's truncated SVD: only the top k
+ * triplets (the leading route for large layers and small k, else the full one).
+ */
 export function factorize(data: Float32Array | Float64Array, m: number, n: number, k: number, label?: string): Factors {
-  const triplets = topSingularTriplets(data, m, n, k, label);
+  const triplets = progressiveTriplets(data, m, n, () => k, label, { firstBlock: 2 * k });
   return balancedFactors(triplets, m, n, k, frobeniusSquared(data));
 }
 

@@ -1,11 +1,12 @@
 // Worker-thread entry (bundled as dist/factor-worker.js): top-k balanced factors of the matrices
 // it is sent, one job at a time; buffers are transferred both ways.
-import { singularValues, topSingularTriplets } from '../linalg';
+import { singularValues } from '../linalg';
+import { progressiveTriplets, type LeadingRankChooser } from '../linalg/randomized';
+import { servePoolJobs } from '../linalg/workerPool';
 import { balancedFactors, factorize, frobeniusSquared } from './factor';
-import { chooseRank } from './policy';
+import { chooseRank, decide, policyKind, type FactorShape, type RankPolicy } from './policy';
 import type { FactorJob, FactorSuccess, GroupFactors } from './pool';
 import { whitenedGroups, whitenedSpectra } from './whitened';
-import { servePoolJobs } from '../linalg/workerPool';
 
 servePoolJobs<FactorJob, FactorSuccess>(
   (job) => job.whiten ? whitenedReply(job, job.whiten)
@@ -22,22 +23,60 @@ function factorGroup(job: FactorJob, g: number, k: number): GroupFactors {
   return { ...factorize(m.data, m.rows, m.cols, k, groupLabel(job, g)), total: frobeniusSquared(m.data) };
 }
 
-/** Spectra, the policy's k, and the factors at k. One matrix: one reduction serves both; groups need all spectra first. */
-function byPolicy(job: FactorJob, { policy, shape }: NonNullable<FactorJob['policy']>): FactorSuccess {
+/**
+ * Spectra, the policy's k, and the factors at k. One matrix: the policy picks k from the leading
+ * values as they converge (progressiveTriplets), so a large layer may never need its full
+ * spectrum; the reply's spectrum is then exact only up to k (flagged partial). Groups need all
+ * spectra first.
+ */
+export function byPolicy(job: FactorJob, { policy, shape }: NonNullable<FactorJob['policy']>): FactorSuccess {
   if (job.matrices.length === 1) {
     const m = job.matrices[0];
-    let k = 0;
-    const t = topSingularTriplets(m.data, m.rows, m.cols, (all) => {
-      const choice = chooseRank(policy, shape, [all]);
-      return (k = choice.skipped ? 0 : choice.k);
-    }, job.label);
-    const groups = k > 0 ? [{ ...balancedFactors(t, m.rows, m.cols, k, frobeniusSquared(m.data)), total: frobeniusSquared(m.data) }] : [];
-    return { id: job.id, ok: true, groups, spectra: [t.all!] };
+    const r = Math.min(m.rows, m.cols);
+    let chosen: Float64Array | undefined;
+    const want = policyOnLeading(policy, shape, r, (spectrum) => (chosen = spectrum));
+    const known = policyKind(policy) === 'energy' ? undefined : chooseRank(policy, shape, [new Float64Array(r)]);
+    const t = progressiveTriplets(m.data, m.rows, m.cols, want, job.label, known && !known.skipped ? { firstBlock: 2 * known.k } : {});
+    const k = t.s.length;
+    const total = frobeniusSquared(m.data);
+    const groups = k > 0 ? [{ ...balancedFactors(t, m.rows, m.cols, k, total), total }] : [];
+    return { id: job.id, ok: true, groups, spectra: [t.all ?? chosen!], partialSpectra: !t.all };
   }
   const spectra = job.matrices.map((m, g) => singularValues(m.data, m.rows, m.cols, groupLabel(job, g)));
   const choice = chooseRank(policy, shape, spectra);
   const groups = choice.skipped ? [] : job.matrices.map((_, g) => factorGroup(job, g, choice.k));
   return { id: job.id, ok: true, groups, spectra };
+}
+
+/**
+ * The policy as a LeadingRankChooser over r values: the known leading σ with the rest of ‖W‖²_F
+ * spread evenly over the unknown tail (never above the last known σ, so still descending). The
+ * energy curve is then exact up to the known values, so the choice is the true one when its k is
+ * among them, or when every rank past them saves no parameters. `onChoice` gets the spectrum the
+ * decision was made on (what the plan is made from).
+ */
+function policyOnLeading(policy: RankPolicy, shape: FactorShape, r: number, onChoice: (spectrum: Float64Array) => void): LeadingRankChooser {
+  return (leading, total, whatIf) => {
+    const spectrum = withFlatTail(leading, total, r);
+    const choice = chooseRank(policy, shape, [spectrum]);
+    const decided = leading.length === r || choice.k <= leading.length
+      || (!policy.force && decide(shape, leading.length + 1, 0, false).skipped);
+    if (!decided) return undefined;
+    if (!whatIf) onChoice(spectrum);
+    return choice.skipped ? 0 : choice.k;
+  };
+}
+
+export function withFlatTail(leading: Float64Array, total: number, r: number): Float64Array {
+  if (leading.length >= r) return leading;
+  const out = new Float64Array(r);
+  out.set(leading);
+  let known = 0;
+  for (const s of leading) known += s * s;
+  const last = leading.length ? leading[leading.length - 1] : Infinity;
+  const tail = Math.min(last, Math.sqrt(Math.max(0, total - known) / (r - leading.length)));
+  out.fill(tail, leading.length);
+  return out;
 }
 
 /** Whitened factors at job.k, or (k = 0) only the whitened singular values of every group. */

@@ -1,6 +1,7 @@
 // Factorization off the caller's thread, in the shared worker-thread pool (linalg/workerPool.ts):
 // one job per layer, built lazily (a layer's matrices exist only while it is worked on), cancellable.
 import { throwIfCancelled } from '../errors';
+import { worthATeam } from '../linalg/team';
 import { runWorkerPool, workerEntry, type PoolFailure } from '../linalg/workerPool';
 import type { Factors } from './factor';
 import type { FactorShape, RankPolicy } from './policy';
@@ -25,14 +26,18 @@ export interface FactorJob {
 /** Factors of one group plus ‖W‖²_F (energy shares are weighted by it across groups). */
 export type GroupFactors = Factors & { total: number };
 
-export type FactorSuccess = { id: number; ok: true; groups: GroupFactors[]; spectra?: Float64Array[] };
+/**
+ * `partialSpectra`: the spectrum is exact only up to the chosen k (the rest of ‖W‖²_F spread
+ * evenly over the tail): enough to plan from, not a layer's spectrum to cache or show.
+ */
+export type FactorSuccess = { id: number; ok: true; groups: GroupFactors[]; spectra?: Float64Array[]; partialSpectra?: boolean };
 export type FactorReply = FactorSuccess | PoolFailure;
 
 /** Runs `count` jobs made by `makeJob(i)`; resolves with the factors of each, in job order. */
 export async function factorInWorkers(
   count: number,
   makeJob: (index: number) => Omit<FactorJob, 'id'>,
-  options: { threads?: number; signal?: AbortSignal; onSpectra?: (index: number, spectra: Float64Array[]) => void } = {},
+  options: { threads?: number; signal?: AbortSignal; onSpectra?: (index: number, spectra: Float64Array[], partial: boolean) => void } = {},
 ): Promise<GroupFactors[][]> {
   throwIfCancelled(options.signal);
   const results: GroupFactors[][] = new Array(count);
@@ -43,9 +48,10 @@ export async function factorInWorkers(
     threads: options.threads,
     signal: options.signal,
     prepare: makeJob,
+    teamUp: worthATeam,
     onDone: (reply) => {
       results[reply.id] = reply.groups;
-      if (reply.spectra) options.onSpectra?.(reply.id, reply.spectra);
+      if (reply.spectra) options.onSpectra?.(reply.id, reply.spectra, reply.partialSpectra === true);
     },
   });
   return results;

@@ -19,8 +19,10 @@
 // of D·W, A = D⁻¹·U_k·Σ_k^½, B = Σ_k^½·V_kᵀ. Indices never seen get the count δ·max c.
 import { RankscopeError } from '../errors';
 import { singularValues, topSingularTriplets } from '../linalg';
+import { blockedWorkDoubles, tridiagonalizeBlocked } from '../linalg/blockedTridiagonal';
+import { tileSlack } from '../linalg/gram';
 import { jacobiSvd } from '../linalg/jacobi';
-import { tridiagonalEigen, tridiagonalize } from '../linalg/tridiagonal';
+import { tridiagonalEigen } from '../linalg/tridiagonal';
 import { kernelMemory, kernels } from '../linalg/wasm';
 import type { Factors } from './factor';
 import type { GroupFactors } from './pool';
@@ -83,10 +85,12 @@ export function cholesky(g: Float64Array, n: number, minPivot = 0): Float64Array
  * one-sided Jacobi (orthogonal to working precision) when QL runs out of iterations.
  */
 export function symmetricEigen(g: Float64Array, n: number): { values: Float64Array; vectors: Float64Array } {
-  const work = n * n, refl = work + 4 * n, zt = refl + n * n;
+  // G at 0 with the tile slack the blocked reduction writes into, then its work space.
+  const work = (n * n + tileSlack(n) + 1) & ~1, refl = work + blockedWorkDoubles(n), zt = refl + n * n;
   let F = kernelMemory(zt + n * n);
   F.set(g, 0);
-  const { d, e, reflectors } = tridiagonalize(0, n, work, true, refl);
+  F.fill(0, n * n, work);
+  const { d, e, reflectors } = tridiagonalizeBlocked(0, n, work, true, refl);
   F = kernelMemory(zt + n * n);
   F.fill(0, zt, zt + n * n);
   for (let i = 0; i < n; i++) F[zt + i * n + i] = 1;

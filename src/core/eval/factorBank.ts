@@ -13,6 +13,8 @@ export class FactorBank {
   private readonly have = new Map<string, GroupFactors[]>();
   /** Seconds spent factorizing. */
   seconds = 0;
+  /** How many times each layer was factorized (once, unless a later ensure() asks a larger rank). */
+  readonly factorizations = new Map<string, number>();
 
   /** With `whitening`, the bank holds whitened factors (compress/whitened.ts), which truncate the same way. */
   constructor(private readonly model: OnnxModel, private readonly signal?: AbortSignal, private readonly threads?: number, private readonly whitening?: WhiteningSource) {}
@@ -31,7 +33,10 @@ export class FactorBank {
     const t0 = performance.now();
     const template = plans[0];
     const computed = await factorizePlan(this.model, { ...template, layers: [...need.values()] }, { signal: this.signal, threads: this.threads, whitening: this.whitening });
-    for (const [layer, groups] of computed) this.have.set(layer, groups);
+    for (const [layer, groups] of computed) {
+      this.have.set(layer, groups);
+      this.factorizations.set(layer, (this.factorizations.get(layer) ?? 0) + 1);
+    }
     this.seconds += (performance.now() - t0) / 1000;
   }
 

@@ -6,11 +6,13 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
+const FEATURES = { simd: true, threads: true };
+
 export async function assembleKernels() {
   const wabt = await (await import('wabt')).default();
   const here = dirname(fileURLToPath(import.meta.url));
-  const module = wabt.parseWat('kernels.wat', readFileSync(join(here, 'kernels.wat'), 'utf8'), { simd: true });
-  module.validate();
+  const module = wabt.parseWat('kernels.wat', readFileSync(join(here, 'kernels.wat'), 'utf8'), FEATURES);
+  module.validate(FEATURES);
   const { buffer } = module.toBinary({});
   module.destroy();
   const base64 = Buffer.from(buffer).toString('base64');

@@ -2,17 +2,81 @@
 // WᵀW (n = cols) when rows ≥ cols, W·Wᵀ (n = rows) otherwise. float64 because the small
 // singular values come out as √λ: an error δ in λ becomes √δ in σ, which float32 cannot afford.
 // X is W scaled by a power of two (exact) so the squares neither over- nor underflow.
-import { kernels, kernelMemory } from './wasm';
 import { powerOfTwoScale } from './scale';
+import { runTasks, teamSize, type KernelCall, type Task } from './team';
+import { kernels, kernelMemory } from './wasm';
 
-/** Bytes of G updated per pass over X: fits a 512 KiB L2 with room for X's four rows. */
-const L2_BLOCK_BYTES = 256 * 1024;
+/**
+ * Cache blocking of the Gram product (GEMM-style, on the packed 4×4 tiles of gemmPacked): KC rows
+ * of X per packed panel (one strip, KC×4 doubles = 8 KiB, stays in L1 while a row of tiles is
+ * computed), NC columns of G per block (the packed block, KC×NC doubles = 1 MiB, stays in L2 while
+ * every row strip below it streams by). So the flops per byte from memory grow with the block,
+ * not with the matrix: cost follows the flop count.
+ */
+export const KC = 256;
+export const NC = 512;
+
+/** n rounded up to the 4-wide tiles. */
+export const ceil4 = (n: number) => (n + 3) & ~3;
+
+/**
+ * Doubles of slack a symmetric n×n matrix needs after its n² values for tiled updates of its
+ * lower triangle: the edge tiles write exact zeros up to 3 rows and columns past the end.
+ */
+export const tileSlack = (n: number) => 4 * n + 16;
+
+/**
+ * The gemmPacked calls for the lower-triangle tiles of rows [r0, r1) of C += alpha·AᵀB, C of
+ * order `order` (a multiple of 4) at float64 index c with row stride ldc, from packed strips
+ * (kc deep) at pa and pb; one call per block column of NC.
+ */
+export function lowerTileCalls(kc: number, order: number, r0: number, r1: number, pa: number, pb: number, c: number, ldc: number, alpha: number): KernelCall[] {
+  const calls: KernelCall[] = [];
+  for (let j0 = 0; j0 < r1; j0 += NC) {
+    const row = Math.max(r0, j0);
+    if (row >= r1) continue;
+    calls.push(['gemmPacked', kc, r1 - row, Math.min(NC, order - j0), (pa + row * kc) * 8, (pb + j0 * kc) * 8, (c + row * ldc + j0) * 8, ldc, row - j0, alpha]);
+  }
+  return calls;
+}
+
+/** Row pieces of a lower triangle with equal areas (boundaries multiples of 4): r_t = order·√(t/pieces). */
+export function trianglePieces(order: number, pieces: number): number[] {
+  const cuts = [0];
+  for (let t = 1; t < pieces; t++) {
+    const r = Math.floor((order * Math.sqrt(t / pieces)) / 4) * 4;
+    if (r > cuts[cuts.length - 1] && r < order) cuts.push(r);
+  }
+  cuts.push(order);
+  return cuts;
+}
+
+/** Row pieces per symmetric update when a team shares it: enough for the claiming to balance. */
+const UPDATE_PIECES = 8;
+
+/**
+ * A symmetric rank-kc update of C's lower triangle (C += alpha·AᵀB, plus alpha·A'ᵀB' with `also`),
+ * as row pieces of equal area that the team's threads claim.
+ */
+export function lowerUpdate(kc: number, order: number, pa: number, pb: number, c: number, ldc: number, alpha: number, also?: { pa: number; pb: number }): void {
+  const cuts = trianglePieces(order, teamSize() === 2 ? UPDATE_PIECES : 1);
+  const tasks: Task[] = [];
+  for (let t = 0; t + 1 < cuts.length; t++) {
+    tasks.push([
+      ...lowerTileCalls(kc, order, cuts[t], cuts[t + 1], pa, pb, c, ldc, alpha),
+      ...(also ? lowerTileCalls(kc, order, cuts[t], cuts[t + 1], also.pa, also.pb, c, ldc, alpha) : []),
+    ]);
+  }
+  runTasks(tasks);
+}
 
 export interface GramLayout {
   /** Order of the Gram matrix: min(rows, cols). */
   n: number;
   /** The other side. */
   m: number;
+  /** rows ≥ cols: X = W and G = WᵀW; else X = Wᵀ and G = W·Wᵀ. */
+  tall: boolean;
   /** float64 index of the matrix (X, m padded to a multiple of 4 rows × n) in kernel memory. */
   x: number;
   /** float64 index of G (n×n row-major, lower triangle filled). */
@@ -35,15 +99,17 @@ export function gramToKernelMemory(data: Float32Array | Float64Array, rows: numb
   const tall = rows >= cols;
   const n = tall ? cols : rows;
   const m = tall ? rows : cols;
-  const chunkRows = keepX ? Math.ceil(m / 4) * 4 : Math.max(4, Math.min(Math.ceil(m / 4) * 4, Math.floor(chunkDoubles / n / 4) * 4));
-  // One spare element after X and after G: the kernel's last pair may read/write one past a row.
-  // Even indices keep the SIMD pairs 16-byte aligned.
+  const n4 = ceil4(n);
+  const chunkRows = keepX ? ceil4(m) : Math.max(4, Math.min(ceil4(m), Math.floor(chunkDoubles / n / 4) * 4));
+  // One spare element after X; even indices keep the SIMD pairs 16-byte aligned. G is computed
+  // with row stride n4 (whole tiles), then compacted to n×n in place, with tileSlack after it.
   const xSize = (chunkRows * n + 2) & ~1;
-  const gSize = (n * n + 2) & ~1;
+  const gSize = (n4 * n4 + tileSlack(n4) + 2) & ~1;
   const x = keepX ? 0 : gSize + ((extraDoubles + 1) & ~1);
   const g = keepX ? xSize : 0;
   const end = g + gSize;
-  const F = kernelMemory(Math.max(end + extraDoubles, x + xSize));
+  const pack = (Math.max(end + extraDoubles, x + xSize) + 1) & ~1; // packed panel, only during the product
+  const F = kernelMemory(pack + KC * n4);
   F.fill(0, g, end);
   const k = kernels();
   const scale = powerOfTwoScale(data);
@@ -52,17 +118,14 @@ export function gramToKernelMemory(data: Float32Array | Float64Array, rows: numb
     copyRowsOfX(F, x, data, rows, cols, tall, r0, r1);
     if (scale !== 1) for (let i = x, end = x + (r1 - r0) * n; i < end; i++) F[i] *= scale;
     F.fill(0, x + (r1 - r0) * n, x + xSize); // padding rows and the spare element
-    const passRows = Math.ceil((r1 - r0) / 4) * 4;
-    // Row blocks of G of about L2_BLOCK_BYTES (the triangle's rows grow, so blocks shrink).
-    for (let i0 = 0; i0 < n;) {
-      let i1 = i0;
-      let bytes = 0;
-      while (i1 < n && (i1 === i0 || bytes + (i1 + 1) * 8 <= L2_BLOCK_BYTES)) bytes += (++i1) * 8;
-      k.gramLower(passRows, n, x * 8, g * 8, i0, i1);
-      i0 = i1;
+    for (let p0 = r0; p0 < r1; p0 += KC) {
+      const kc = Math.min(KC, r1 - p0);
+      k.packStrips((x + (p0 - r0) * n) * 8, n, kc, n, pack * 8);
+      lowerUpdate(kc, n4, pack, pack, g, n4, 1); // G += panelᵀ·panel, lower tiles
     }
   }
-  return { n, m, x, g, end, scale };
+  for (let i = 1; i < n; i++) F.copyWithin(g + i * n, g + i * n4, g + i * n4 + n);
+  return { n, m, tall, x, g, end, scale };
 }
 
 /** X rows [r0, r1) to kernel memory at `at`: rows of W when tall, columns of W (rows of Wᵀ) when wide. */

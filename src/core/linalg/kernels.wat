@@ -1,236 +1,11 @@
 ;; Hot loops of the spectrum path, in WebAssembly SIMD (f64x2). Assembled by buildKernels.mjs
-;; into kernelsWasm.ts. Everything is float64; pointers are byte offsets into the exported memory.
-;; The callers (wasm.ts, gram.ts, tridiagonal.ts) own the layout and the bounds.
+;; into kernelsWasm.ts. Everything is float64; pointers are byte offsets into the imported (shared)
+;; memory. The callers (wasm.ts, gram.ts, blockedTridiagonal.ts, product.ts, …) own the layout and
+;; the bounds.
 (module
-  (memory (export "memory") 1)
-
-  ;; Gram matrix, lower triangle: G[i, j] += Σ_{r<4} X[k+r, i]·X[k+r, j] for j ≤ i, i in [i0, i1),
-  ;; over k = 0, 4, … < m. Callers pass row blocks of G small enough to stay in L2 while all of X streams by.
-  ;; X is m×n row-major (m a multiple of 4, one spare element after it); G is n×n row-major,
-  ;; zeroed by the caller, with one spare element (the pairs may write G[i, i+1]).
-  ;; Four rows of X and two rows of G (from an even i, so both cover the same column pairs) per
-  ;; pass: the X loads are shared, 32 flops per 4 loads of X and 2 load/stores of G pairs.
-  (func (export "gramLower") (param $m i32) (param $n i32) (param $X i32) (param $G i32) (param $i0 i32) (param $i1 i32)
-    (local $k i32) (local $i i32) (local $j i32) (local $row i32) (local $x0 i32) (local $rs i32) (local $off i32) (local $g i32)
-    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
-    (local $b0 v128) (local $b1 v128) (local $b2 v128) (local $b3 v128)
-    (local $y0 v128) (local $y1 v128) (local $y2 v128) (local $y3 v128)
-    (local.set $rs (i32.shl (local.get $n) (i32.const 3)))
-    (block $doneK (loop $ks
-      (br_if $doneK (i32.ge_u (local.get $k) (local.get $m)))
-      (local.set $x0 (i32.add (local.get $X) (i32.mul (local.get $k) (local.get $rs))))
-      (local.set $i (local.get $i0))
-      ;; an odd first row alone
-      (if (i32.and (i32.lt_u (local.get $i) (local.get $i1)) (i32.and (local.get $i) (i32.const 1))) (then
-        (call $gramRow (local.get $x0) (local.get $rs) (local.get $G) (local.get $i))
-        (local.set $i (i32.add (local.get $i) (i32.const 1)))))
-      (block $doneI (loop $is
-        (br_if $doneI (i32.ge_u (i32.add (local.get $i) (i32.const 1)) (local.get $i1)))
-        (local.set $off (i32.add (local.get $x0) (i32.shl (local.get $i) (i32.const 3))))
-        (local.set $a0 (v128.load64_splat (local.get $off)))
-        (local.set $a1 (v128.load64_splat (i32.add (local.get $off) (local.get $rs))))
-        (local.set $a2 (v128.load64_splat (i32.add (local.get $off) (i32.shl (local.get $rs) (i32.const 1)))))
-        (local.set $a3 (v128.load64_splat (i32.add (local.get $off) (i32.mul (local.get $rs) (i32.const 3)))))
-        (local.set $off (i32.add (local.get $off) (i32.const 8)))
-        (local.set $b0 (v128.load64_splat (local.get $off)))
-        (local.set $b1 (v128.load64_splat (i32.add (local.get $off) (local.get $rs))))
-        (local.set $b2 (v128.load64_splat (i32.add (local.get $off) (i32.shl (local.get $rs) (i32.const 1)))))
-        (local.set $b3 (v128.load64_splat (i32.add (local.get $off) (i32.mul (local.get $rs) (i32.const 3)))))
-        (local.set $row (i32.add (local.get $G) (i32.mul (local.get $i) (local.get $rs))))
-        (local.set $j (i32.const 0))
-        (block $doneJ (loop $js
-          (br_if $doneJ (i32.gt_u (local.get $j) (local.get $i)))
-          (local.set $off (i32.add (local.get $x0) (i32.shl (local.get $j) (i32.const 3))))
-          (local.set $y0 (v128.load (local.get $off)))
-          (local.set $y1 (v128.load (i32.add (local.get $off) (local.get $rs))))
-          (local.set $y2 (v128.load (i32.add (local.get $off) (i32.shl (local.get $rs) (i32.const 1)))))
-          (local.set $y3 (v128.load (i32.add (local.get $off) (i32.mul (local.get $rs) (i32.const 3)))))
-          (local.set $g (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 3))))
-          (v128.store (local.get $g)
-            (f64x2.add (v128.load (local.get $g))
-              (f64x2.add
-                (f64x2.add (f64x2.mul (local.get $a0) (local.get $y0)) (f64x2.mul (local.get $a1) (local.get $y1)))
-                (f64x2.add (f64x2.mul (local.get $a2) (local.get $y2)) (f64x2.mul (local.get $a3) (local.get $y3))))))
-          (local.set $g (i32.add (local.get $g) (local.get $rs)))
-          (v128.store (local.get $g)
-            (f64x2.add (v128.load (local.get $g))
-              (f64x2.add
-                (f64x2.add (f64x2.mul (local.get $b0) (local.get $y0)) (f64x2.mul (local.get $b1) (local.get $y1)))
-                (f64x2.add (f64x2.mul (local.get $b2) (local.get $y2)) (f64x2.mul (local.get $b3) (local.get $y3))))))
-          (local.set $j (i32.add (local.get $j) (i32.const 2)))
-          (br $js)))
-        (local.set $i (i32.add (local.get $i) (i32.const 2)))
-        (br $is)))
-      ;; an odd last row alone
-      (if (i32.lt_u (local.get $i) (local.get $i1)) (then
-        (call $gramRow (local.get $x0) (local.get $rs) (local.get $G) (local.get $i))))
-      (local.set $k (i32.add (local.get $k) (i32.const 4)))
-      (br $ks)))
-  )
-
-  ;; One row i of gramLower for the four rows of X at $x0 (row stride $rs bytes).
-  (func $gramRow (param $x0 i32) (param $rs i32) (param $G i32) (param $i i32)
-    (local $j i32) (local $row i32) (local $off i32) (local $g i32)
-    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
-    (local.set $off (i32.add (local.get $x0) (i32.shl (local.get $i) (i32.const 3))))
-    (local.set $a0 (v128.load64_splat (local.get $off)))
-    (local.set $a1 (v128.load64_splat (i32.add (local.get $off) (local.get $rs))))
-    (local.set $a2 (v128.load64_splat (i32.add (local.get $off) (i32.shl (local.get $rs) (i32.const 1)))))
-    (local.set $a3 (v128.load64_splat (i32.add (local.get $off) (i32.mul (local.get $rs) (i32.const 3)))))
-    (local.set $row (i32.add (local.get $G) (i32.mul (local.get $i) (local.get $rs))))
-    (block $doneJ (loop $js
-      (br_if $doneJ (i32.gt_u (local.get $j) (local.get $i)))
-      (local.set $off (i32.add (local.get $x0) (i32.shl (local.get $j) (i32.const 3))))
-      (local.set $g (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 3))))
-      (v128.store (local.get $g)
-        (f64x2.add (v128.load (local.get $g))
-          (f64x2.add
-            (f64x2.add (f64x2.mul (local.get $a0) (v128.load (local.get $off)))
-                       (f64x2.mul (local.get $a1) (v128.load (i32.add (local.get $off) (local.get $rs)))))
-            (f64x2.add (f64x2.mul (local.get $a2) (v128.load (i32.add (local.get $off) (i32.shl (local.get $rs) (i32.const 1)))))
-                       (f64x2.mul (local.get $a3) (v128.load (i32.add (local.get $off) (i32.mul (local.get $rs) (i32.const 3)))))))))
-      (local.set $j (i32.add (local.get $j) (i32.const 2)))
-      (br $js)))
-  )
-
-  ;; One fused step of the Householder tridiagonalization, over rows/cols [k1, n) of the lower
-  ;; triangle of row-major A (n×n):
-  ;;   A[i, j] -= u_i·w_j + w_i·u_j         (the previous step's rank-2 update, j ≤ i)
-  ;;   p += A·v                            (symmetric mat-vec with the updated A, for this step)
-  ;; One sweep over A instead of two, two rows at a time (they share the loads of u, w, v and p).
-  ;; p must be zero on [k1, n); u = w = 0 means "no pending update".
-  (func (export "fusedRank2Symv") (param $n i32) (param $k1 i32) (param $A i32) (param $u i32) (param $w i32) (param $v i32) (param $p i32)
-    (local $i i32) (local $j i32) (local $r0 i32) (local $r1 i32) (local $off i32) (local $t i32) (local $row i32)
-    (local $u0 v128) (local $w0 v128) (local $v0 v128) (local $u1 v128) (local $w1 v128) (local $v1 v128)
-    (local $a0 v128) (local $a1 v128) (local $s0 v128) (local $s1 v128) (local $uj v128) (local $wj v128) (local $vj v128)
-    (local $ui f64) (local $wi f64) (local $vi f64) (local $a f64) (local $s f64) (local $jEnd i32)
-    (local.set $i (local.get $k1))
-    (block $doneI (loop $pairs
-      (br_if $doneI (i32.ge_u (i32.add (local.get $i) (i32.const 1)) (local.get $n)))
-      (local.set $r0 (i32.add (local.get $A) (i32.shl (i32.mul (local.get $i) (local.get $n)) (i32.const 3))))
-      (local.set $r1 (i32.add (local.get $r0) (i32.shl (local.get $n) (i32.const 3))))
-      (local.set $off (i32.shl (local.get $i) (i32.const 3)))
-      (local.set $u0 (v128.load64_splat (i32.add (local.get $u) (local.get $off))))
-      (local.set $w0 (v128.load64_splat (i32.add (local.get $w) (local.get $off))))
-      (local.set $v0 (v128.load64_splat (i32.add (local.get $v) (local.get $off))))
-      (local.set $u1 (v128.load64_splat (i32.add (local.get $u) (i32.add (local.get $off) (i32.const 8)))))
-      (local.set $w1 (v128.load64_splat (i32.add (local.get $w) (i32.add (local.get $off) (i32.const 8)))))
-      (local.set $v1 (v128.load64_splat (i32.add (local.get $v) (i32.add (local.get $off) (i32.const 8)))))
-      (local.set $s0 (f64x2.splat (f64.const 0)))
-      (local.set $s1 (f64x2.splat (f64.const 0)))
-      (local.set $j (local.get $k1))
-      (block $doneJ (loop $cols
-        (br_if $doneJ (i32.ge_u (i32.add (local.get $j) (i32.const 1)) (local.get $i)))
-        (local.set $off (i32.shl (local.get $j) (i32.const 3)))
-        (local.set $uj (v128.load (i32.add (local.get $u) (local.get $off))))
-        (local.set $wj (v128.load (i32.add (local.get $w) (local.get $off))))
-        (local.set $vj (v128.load (i32.add (local.get $v) (local.get $off))))
-        (local.set $a0 (f64x2.sub (v128.load (i32.add (local.get $r0) (local.get $off)))
-          (f64x2.add (f64x2.mul (local.get $u0) (local.get $wj)) (f64x2.mul (local.get $w0) (local.get $uj)))))
-        (local.set $a1 (f64x2.sub (v128.load (i32.add (local.get $r1) (local.get $off)))
-          (f64x2.add (f64x2.mul (local.get $u1) (local.get $wj)) (f64x2.mul (local.get $w1) (local.get $uj)))))
-        (v128.store (i32.add (local.get $r0) (local.get $off)) (local.get $a0))
-        (v128.store (i32.add (local.get $r1) (local.get $off)) (local.get $a1))
-        (local.set $s0 (f64x2.add (local.get $s0) (f64x2.mul (local.get $a0) (local.get $vj))))
-        (local.set $s1 (f64x2.add (local.get $s1) (f64x2.mul (local.get $a1) (local.get $vj))))
-        (v128.store (i32.add (local.get $p) (local.get $off))
-          (f64x2.add (v128.load (i32.add (local.get $p) (local.get $off)))
-            (f64x2.add (f64x2.mul (local.get $a0) (local.get $v0)) (f64x2.mul (local.get $a1) (local.get $v1)))))
-        (local.set $j (i32.add (local.get $j) (i32.const 2)))
-        (br $cols)))
-      (local.set $jEnd (local.get $j))
-      ;; partial row sums into p (p_i += s0, p_{i+1} += s1), then the leftovers of both rows by scalar code
-      (local.set $off (i32.shl (local.get $i) (i32.const 3)))
-      (f64.store (i32.add (local.get $p) (local.get $off)) (f64.add (f64.load (i32.add (local.get $p) (local.get $off)))
-        (f64.add (f64x2.extract_lane 0 (local.get $s0)) (f64x2.extract_lane 1 (local.get $s0)))))
-      (f64.store (i32.add (local.get $p) (i32.add (local.get $off) (i32.const 8))) (f64.add (f64.load (i32.add (local.get $p) (i32.add (local.get $off) (i32.const 8))))
-        (f64.add (f64x2.extract_lane 0 (local.get $s1)) (f64x2.extract_lane 1 (local.get $s1)))))
-      ;; leftovers: for row t in {i, i+1}: columns jEnd ≤ j ≤ t
-      (local.set $t (local.get $i))
-      (block $doneT (loop $trows
-        (br_if $doneT (i32.gt_u (local.get $t) (i32.add (local.get $i) (i32.const 1))))
-        (local.set $row (i32.add (local.get $A) (i32.shl (i32.mul (local.get $t) (local.get $n)) (i32.const 3))))
-        (local.set $ui (f64.load (i32.add (local.get $u) (i32.shl (local.get $t) (i32.const 3)))))
-        (local.set $wi (f64.load (i32.add (local.get $w) (i32.shl (local.get $t) (i32.const 3)))))
-        (local.set $vi (f64.load (i32.add (local.get $v) (i32.shl (local.get $t) (i32.const 3)))))
-        (local.set $s (f64.const 0))
-        (local.set $j (local.get $jEnd))
-        (block $doneL (loop $left
-          (br_if $doneL (i32.ge_u (local.get $j) (local.get $t)))
-          (local.set $off (i32.shl (local.get $j) (i32.const 3)))
-          (local.set $a (f64.sub (f64.load (i32.add (local.get $row) (local.get $off)))
-            (f64.add (f64.mul (local.get $ui) (f64.load (i32.add (local.get $w) (local.get $off))))
-                     (f64.mul (local.get $wi) (f64.load (i32.add (local.get $u) (local.get $off)))))))
-          (f64.store (i32.add (local.get $row) (local.get $off)) (local.get $a))
-          (local.set $s (f64.add (local.get $s) (f64.mul (local.get $a) (f64.load (i32.add (local.get $v) (local.get $off))))))
-          (f64.store (i32.add (local.get $p) (local.get $off))
-            (f64.add (f64.load (i32.add (local.get $p) (local.get $off))) (f64.mul (local.get $a) (local.get $vi))))
-          (local.set $j (i32.add (local.get $j) (i32.const 1)))
-          (br $left)))
-        (local.set $off (i32.shl (local.get $t) (i32.const 3)))
-        (local.set $a (f64.sub (f64.load (i32.add (local.get $row) (local.get $off)))
-          (f64.mul (f64.const 2) (f64.mul (local.get $ui) (local.get $wi)))))
-        (f64.store (i32.add (local.get $row) (local.get $off)) (local.get $a))
-        (f64.store (i32.add (local.get $p) (local.get $off))
-          (f64.add (f64.load (i32.add (local.get $p) (local.get $off))) (f64.add (local.get $s) (f64.mul (local.get $a) (local.get $vi)))))
-        (local.set $t (i32.add (local.get $t) (i32.const 1)))
-        (br $trows)))
-      (local.set $i (i32.add (local.get $i) (i32.const 2)))
-      (br $pairs)))
-    ;; an odd last row
-    (if (i32.lt_u (local.get $i) (local.get $n)) (then
-      (call $fusedRows (local.get $n) (local.get $k1) (local.get $i) (local.get $n) (local.get $A) (local.get $u) (local.get $w) (local.get $v) (local.get $p))))
-  )
-
-  ;; The same for single rows [r0, r1): the odd last row of fusedRank2Symv.
-  (func $fusedRows (param $n i32) (param $k1 i32) (param $r0 i32) (param $r1 i32) (param $A i32) (param $u i32) (param $w i32) (param $v i32) (param $p i32)
-    (local $i i32) (local $j i32) (local $row i32) (local $off i32)
-    (local $ui f64) (local $wi f64) (local $vi f64) (local $a f64) (local $s f64)
-    (local $uS v128) (local $wS v128) (local $vS v128) (local $aV v128) (local $sV v128)
-    (local.set $i (local.get $r0))
-    (block $doneI (loop $rows
-      (br_if $doneI (i32.ge_u (local.get $i) (local.get $r1)))
-      (local.set $row (i32.add (local.get $A) (i32.shl (i32.mul (local.get $i) (local.get $n)) (i32.const 3))))
-      (local.set $ui (f64.load (i32.add (local.get $u) (i32.shl (local.get $i) (i32.const 3)))))
-      (local.set $wi (f64.load (i32.add (local.get $w) (i32.shl (local.get $i) (i32.const 3)))))
-      (local.set $vi (f64.load (i32.add (local.get $v) (i32.shl (local.get $i) (i32.const 3)))))
-      (local.set $uS (f64x2.splat (local.get $ui)))
-      (local.set $wS (f64x2.splat (local.get $wi)))
-      (local.set $vS (f64x2.splat (local.get $vi)))
-      (local.set $sV (f64x2.splat (f64.const 0)))
-      (local.set $j (local.get $k1))
-      (block $doneJ (loop $cols
-        (br_if $doneJ (i32.ge_u (i32.add (local.get $j) (i32.const 1)) (local.get $i)))
-        (local.set $off (i32.shl (local.get $j) (i32.const 3)))
-        (local.set $aV (f64x2.sub (v128.load (i32.add (local.get $row) (local.get $off)))
-          (f64x2.add (f64x2.mul (local.get $uS) (v128.load (i32.add (local.get $w) (local.get $off))))
-                     (f64x2.mul (local.get $wS) (v128.load (i32.add (local.get $u) (local.get $off)))))))
-        (v128.store (i32.add (local.get $row) (local.get $off)) (local.get $aV))
-        (local.set $sV (f64x2.add (local.get $sV) (f64x2.mul (local.get $aV) (v128.load (i32.add (local.get $v) (local.get $off))))))
-        (v128.store (i32.add (local.get $p) (local.get $off))
-          (f64x2.add (v128.load (i32.add (local.get $p) (local.get $off))) (f64x2.mul (local.get $aV) (local.get $vS))))
-        (local.set $j (i32.add (local.get $j) (i32.const 2)))
-        (br $cols)))
-      (local.set $s (f64.add (f64x2.extract_lane 0 (local.get $sV)) (f64x2.extract_lane 1 (local.get $sV))))
-      (block $noTail
-        (br_if $noTail (i32.ge_u (local.get $j) (local.get $i)))
-        (local.set $off (i32.shl (local.get $j) (i32.const 3)))
-        (local.set $a (f64.sub (f64.load (i32.add (local.get $row) (local.get $off)))
-          (f64.add (f64.mul (local.get $ui) (f64.load (i32.add (local.get $w) (local.get $off))))
-                   (f64.mul (local.get $wi) (f64.load (i32.add (local.get $u) (local.get $off)))))))
-        (f64.store (i32.add (local.get $row) (local.get $off)) (local.get $a))
-        (local.set $s (f64.add (local.get $s) (f64.mul (local.get $a) (f64.load (i32.add (local.get $v) (local.get $off))))))
-        (f64.store (i32.add (local.get $p) (local.get $off))
-          (f64.add (f64.load (i32.add (local.get $p) (local.get $off))) (f64.mul (local.get $a) (local.get $vi)))))
-      (local.set $off (i32.shl (local.get $i) (i32.const 3)))
-      (local.set $a (f64.sub (f64.load (i32.add (local.get $row) (local.get $off)))
-        (f64.mul (f64.const 2) (f64.mul (local.get $ui) (local.get $wi)))))
-      (f64.store (i32.add (local.get $row) (local.get $off)) (local.get $a))
-      (f64.store (i32.add (local.get $p) (local.get $off))
-        (f64.add (f64.load (i32.add (local.get $p) (local.get $off))) (f64.add (local.get $s) (f64.mul (local.get $a) (local.get $vi)))))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $rows)))
-  )
+  ;; Shared, imported memory: the two threads of a team (team.ts) run kernels on the same arrays.
+  ;; 32768 pages = 2 GiB, MAX_KERNEL_BYTES.
+  (import "env" "memory" (memory 1 32768 shared))
 
   ;; Plane rotation of two rows of length len: x ← c·x − s·y, y ← s·x + c·y (eigenvector accumulation).
   (func (export "rotateRows") (param $x i32) (param $y i32) (param $len i32) (param $c f64) (param $s f64)
@@ -292,6 +67,304 @@
             (f64.mul (local.get $s) (f64.load (i32.add (local.get $v) (i32.shl (local.get $j) (i32.const 3)))))))))
       (local.set $r (i32.add (local.get $r) (i32.const 1)))
       (br $rows)))
+  )
+
+  ;; Packs `kc` rows × `cols` columns of row-major src (row stride $ld doubles) into 4-wide strips
+  ;; at dst: strip s holds a_p[4s..4s+4) for p = 0…kc−1 contiguously (kc×4), the last strip padded
+  ;; with zeros. The operand layout of gemmPacked.
+  (func (export "packStrips") (param $src i32) (param $ld i32) (param $kc i32) (param $cols i32) (param $dst i32)
+    (local $s i32) (local $p i32) (local $full i32) (local $from i32) (local $rs i32) (local $t i32) (local $rem i32)
+    (local.set $rs (i32.shl (local.get $ld) (i32.const 3)))
+    (local.set $full (i32.and (local.get $cols) (i32.const -4)))
+    (block $doneS (loop $strips
+      (br_if $doneS (i32.ge_u (local.get $s) (local.get $full)))
+      (local.set $from (i32.add (local.get $src) (i32.shl (local.get $s) (i32.const 3))))
+      (local.set $p (i32.const 0))
+      (block $doneP (loop $ps
+        (br_if $doneP (i32.ge_u (local.get $p) (local.get $kc)))
+        (v128.store (local.get $dst) (v128.load (local.get $from)))
+        (v128.store (i32.add (local.get $dst) (i32.const 16)) (v128.load (i32.add (local.get $from) (i32.const 16))))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
+        (local.set $from (i32.add (local.get $from) (local.get $rs)))
+        (local.set $p (i32.add (local.get $p) (i32.const 1)))
+        (br $ps)))
+      (local.set $s (i32.add (local.get $s) (i32.const 4)))
+      (br $strips)))
+    (local.set $rem (i32.sub (local.get $cols) (local.get $full)))
+    (if (i32.gt_u (local.get $rem) (i32.const 0)) (then
+      (local.set $from (i32.add (local.get $src) (i32.shl (local.get $full) (i32.const 3))))
+      (local.set $p (i32.const 0))
+      (block $doneR (loop $rs2
+        (br_if $doneR (i32.ge_u (local.get $p) (local.get $kc)))
+        (local.set $t (i32.const 0))
+        (block $doneT (loop $ts
+          (br_if $doneT (i32.ge_u (local.get $t) (i32.const 4)))
+          (f64.store (i32.add (local.get $dst) (i32.shl (local.get $t) (i32.const 3)))
+            (select (f64.load (i32.add (local.get $from) (i32.shl (local.get $t) (i32.const 3)))) (f64.const 0)
+              (i32.lt_u (local.get $t) (local.get $rem))))
+          (local.set $t (i32.add (local.get $t) (i32.const 1)))
+          (br $ts)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
+        (local.set $from (i32.add (local.get $from) (local.get $rs)))
+        (local.set $p (i32.add (local.get $p) (i32.const 1)))
+        (br $rs2)))))
+  )
+
+  ;; C += alpha · Σ_{p<kc} a_p ⊗ b_p (a rank-kc update, C = alpha·AᵀB for p-major A, B) on 4×4
+  ;; tiles from packed strips (packStrips): A's strip i/4 gives C's rows i…i+3, B's strip j/4 its
+  ;; columns j…j+3. C is row-major with row stride $ldc doubles; M and N are multiples of 4 and C
+  ;; has room for the padded tiles (their zero strips add exact zeros). Tiles wholly right of the
+  ;; diagonal j = i + diag are skipped (symmetric updates fill the lower triangle; a huge diag
+  ;; skips none). 8 accumulators, 4 splat + 2 loads per 16 SIMD mul/adds: compute-bound in L1/L2.
+  (func (export "gemmPacked") (param $kc i32) (param $M i32) (param $N i32) (param $A i32) (param $B i32) (param $C i32) (param $ldc i32) (param $diag i32) (param $alpha f64)
+    (local $i i32) (local $j i32) (local $as i32) (local $ap i32) (local $bp i32) (local $aEnd i32) (local $c i32) (local $rs i32) (local $sb i32)
+    (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128) (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $b0 v128) (local $b1 v128) (local $al v128)
+    (local.set $rs (i32.shl (local.get $ldc) (i32.const 3)))
+    (local.set $sb (i32.shl (local.get $kc) (i32.const 5)))
+    (local.set $al (f64x2.splat (local.get $alpha)))
+    (block $doneI (loop $is
+      (br_if $doneI (i32.ge_s (local.get $i) (local.get $M)))
+      (local.set $as (i32.add (local.get $A) (i32.mul (i32.shr_u (local.get $i) (i32.const 2)) (local.get $sb))))
+      (local.set $j (i32.const 0))
+      (block $doneJ (loop $js
+        (br_if $doneJ (i32.ge_s (local.get $j) (local.get $N)))
+        (br_if $doneJ (i32.gt_s (local.get $j) (i32.add (i32.add (local.get $i) (i32.const 3)) (local.get $diag))))
+        (local.set $c00 (f64x2.splat (f64.const 0))) (local.set $c01 (f64x2.splat (f64.const 0)))
+        (local.set $c10 (f64x2.splat (f64.const 0))) (local.set $c11 (f64x2.splat (f64.const 0)))
+        (local.set $c20 (f64x2.splat (f64.const 0))) (local.set $c21 (f64x2.splat (f64.const 0)))
+        (local.set $c30 (f64x2.splat (f64.const 0))) (local.set $c31 (f64x2.splat (f64.const 0)))
+        (local.set $ap (local.get $as))
+        (local.set $aEnd (i32.add (local.get $as) (local.get $sb)))
+        (local.set $bp (i32.add (local.get $B) (i32.mul (i32.shr_u (local.get $j) (i32.const 2)) (local.get $sb))))
+        (block $doneP (loop $ps
+          (br_if $doneP (i32.ge_u (local.get $ap) (local.get $aEnd)))
+          (local.set $a0 (v128.load64_splat (local.get $ap)))
+          (local.set $a1 (v128.load64_splat offset=8 (local.get $ap)))
+          (local.set $a2 (v128.load64_splat offset=16 (local.get $ap)))
+          (local.set $a3 (v128.load64_splat offset=24 (local.get $ap)))
+          (local.set $b0 (v128.load (local.get $bp)))
+          (local.set $b1 (v128.load offset=16 (local.get $bp)))
+          (local.set $c00 (f64x2.add (local.get $c00) (f64x2.mul (local.get $a0) (local.get $b0))))
+          (local.set $c01 (f64x2.add (local.get $c01) (f64x2.mul (local.get $a0) (local.get $b1))))
+          (local.set $c10 (f64x2.add (local.get $c10) (f64x2.mul (local.get $a1) (local.get $b0))))
+          (local.set $c11 (f64x2.add (local.get $c11) (f64x2.mul (local.get $a1) (local.get $b1))))
+          (local.set $c20 (f64x2.add (local.get $c20) (f64x2.mul (local.get $a2) (local.get $b0))))
+          (local.set $c21 (f64x2.add (local.get $c21) (f64x2.mul (local.get $a2) (local.get $b1))))
+          (local.set $c30 (f64x2.add (local.get $c30) (f64x2.mul (local.get $a3) (local.get $b0))))
+          (local.set $c31 (f64x2.add (local.get $c31) (f64x2.mul (local.get $a3) (local.get $b1))))
+          (local.set $ap (i32.add (local.get $ap) (i32.const 32)))
+          (local.set $bp (i32.add (local.get $bp) (i32.const 32)))
+          (br $ps)))
+        (local.set $c (i32.add (local.get $C) (i32.add (i32.mul (local.get $i) (local.get $rs)) (i32.shl (local.get $j) (i32.const 3)))))
+        (v128.store (local.get $c) (f64x2.add (v128.load (local.get $c)) (f64x2.mul (local.get $al) (local.get $c00))))
+        (v128.store offset=16 (local.get $c) (f64x2.add (v128.load offset=16 (local.get $c)) (f64x2.mul (local.get $al) (local.get $c01))))
+        (local.set $c (i32.add (local.get $c) (local.get $rs)))
+        (v128.store (local.get $c) (f64x2.add (v128.load (local.get $c)) (f64x2.mul (local.get $al) (local.get $c10))))
+        (v128.store offset=16 (local.get $c) (f64x2.add (v128.load offset=16 (local.get $c)) (f64x2.mul (local.get $al) (local.get $c11))))
+        (local.set $c (i32.add (local.get $c) (local.get $rs)))
+        (v128.store (local.get $c) (f64x2.add (v128.load (local.get $c)) (f64x2.mul (local.get $al) (local.get $c20))))
+        (v128.store offset=16 (local.get $c) (f64x2.add (v128.load offset=16 (local.get $c)) (f64x2.mul (local.get $al) (local.get $c21))))
+        (local.set $c (i32.add (local.get $c) (local.get $rs)))
+        (v128.store (local.get $c) (f64x2.add (v128.load (local.get $c)) (f64x2.mul (local.get $al) (local.get $c30))))
+        (v128.store offset=16 (local.get $c) (f64x2.add (v128.load offset=16 (local.get $c)) (f64x2.mul (local.get $al) (local.get $c31))))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $js)))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $is)))
+  )
+
+  ;; p += A·v over the symmetric block [lo, n) of row-major A (n×n, lower triangle), from its rows
+  ;; [r0, r1) only (so threads can split the rows, each into its own p): p_i += Σ_{lo≤j≤i} A_ij·v_j
+  ;; and p_j += A_ij·v_i for j < i. Read-only on A: the blocked reduction's matrix–vector half.
+  ;; Two rows at a time (they share the loads of v and the load/store of p), the odd last row alone.
+  (func (export "symvLower") (param $n i32) (param $lo i32) (param $r0 i32) (param $r1 i32) (param $A i32) (param $v i32) (param $p i32)
+    (local $i i32) (local $j i32) (local $jEnd i32) (local $row0 i32) (local $row1 i32) (local $off i32)
+    (local $v0 v128) (local $v1 v128) (local $s0 v128) (local $s1 v128) (local $a0 v128) (local $a1 v128) (local $vj v128)
+    (local $vi0 f64) (local $vi1 f64) (local $t f64) (local $x f64) (local $t1 f64)
+    (local.set $i (local.get $r0))
+    (block $doneI (loop $pairs
+      (br_if $doneI (i32.ge_u (i32.add (local.get $i) (i32.const 1)) (local.get $r1)))
+      (local.set $row0 (i32.add (local.get $A) (i32.shl (i32.mul (local.get $i) (local.get $n)) (i32.const 3))))
+      (local.set $row1 (i32.add (local.get $row0) (i32.shl (local.get $n) (i32.const 3))))
+      (local.set $vi0 (f64.load (i32.add (local.get $v) (i32.shl (local.get $i) (i32.const 3)))))
+      (local.set $vi1 (f64.load offset=8 (i32.add (local.get $v) (i32.shl (local.get $i) (i32.const 3)))))
+      (local.set $v0 (f64x2.splat (local.get $vi0)))
+      (local.set $v1 (f64x2.splat (local.get $vi1)))
+      (local.set $s0 (f64x2.splat (f64.const 0)))
+      (local.set $s1 (f64x2.splat (f64.const 0)))
+      (local.set $j (local.get $lo))
+      (block $doneJ (loop $cols
+        (br_if $doneJ (i32.ge_u (i32.add (local.get $j) (i32.const 1)) (local.get $i)))
+        (local.set $off (i32.shl (local.get $j) (i32.const 3)))
+        (local.set $a0 (v128.load (i32.add (local.get $row0) (local.get $off))))
+        (local.set $a1 (v128.load (i32.add (local.get $row1) (local.get $off))))
+        (local.set $vj (v128.load (i32.add (local.get $v) (local.get $off))))
+        (local.set $s0 (f64x2.add (local.get $s0) (f64x2.mul (local.get $a0) (local.get $vj))))
+        (local.set $s1 (f64x2.add (local.get $s1) (f64x2.mul (local.get $a1) (local.get $vj))))
+        (v128.store (i32.add (local.get $p) (local.get $off))
+          (f64x2.add (v128.load (i32.add (local.get $p) (local.get $off)))
+            (f64x2.add (f64x2.mul (local.get $a0) (local.get $v0)) (f64x2.mul (local.get $a1) (local.get $v1)))))
+        (local.set $j (i32.add (local.get $j) (i32.const 2)))
+        (br $cols)))
+      (local.set $jEnd (local.get $j))
+      ;; row i: columns jEnd…i−1, then its diagonal
+      (local.set $t (f64.add (f64x2.extract_lane 0 (local.get $s0)) (f64x2.extract_lane 1 (local.get $s0))))
+      (block $done0 (loop $rest0
+        (br_if $done0 (i32.ge_u (local.get $j) (local.get $i)))
+        (local.set $off (i32.shl (local.get $j) (i32.const 3)))
+        (local.set $x (f64.load (i32.add (local.get $row0) (local.get $off))))
+        (local.set $t (f64.add (local.get $t) (f64.mul (local.get $x) (f64.load (i32.add (local.get $v) (local.get $off))))))
+        (f64.store (i32.add (local.get $p) (local.get $off))
+          (f64.add (f64.load (i32.add (local.get $p) (local.get $off))) (f64.mul (local.get $x) (local.get $vi0))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $rest0)))
+      (local.set $off (i32.shl (local.get $i) (i32.const 3)))
+      (f64.store (i32.add (local.get $p) (local.get $off))
+        (f64.add (f64.load (i32.add (local.get $p) (local.get $off)))
+          (f64.add (local.get $t) (f64.mul (f64.load (i32.add (local.get $row0) (local.get $off))) (local.get $vi0)))))
+      ;; row i+1: columns jEnd…i, then its diagonal
+      (local.set $t1 (f64.add (f64x2.extract_lane 0 (local.get $s1)) (f64x2.extract_lane 1 (local.get $s1))))
+      (local.set $j (local.get $jEnd))
+      (block $done1 (loop $rest1
+        (br_if $done1 (i32.gt_u (local.get $j) (local.get $i)))
+        (local.set $off (i32.shl (local.get $j) (i32.const 3)))
+        (local.set $x (f64.load (i32.add (local.get $row1) (local.get $off))))
+        (local.set $t1 (f64.add (local.get $t1) (f64.mul (local.get $x) (f64.load (i32.add (local.get $v) (local.get $off))))))
+        (f64.store (i32.add (local.get $p) (local.get $off))
+          (f64.add (f64.load (i32.add (local.get $p) (local.get $off))) (f64.mul (local.get $x) (local.get $vi1))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $rest1)))
+      (local.set $off (i32.shl (i32.add (local.get $i) (i32.const 1)) (i32.const 3)))
+      (f64.store (i32.add (local.get $p) (local.get $off))
+        (f64.add (f64.load (i32.add (local.get $p) (local.get $off)))
+          (f64.add (local.get $t1) (f64.mul (f64.load (i32.add (local.get $row1) (local.get $off))) (local.get $vi1)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 2)))
+      (br $pairs)))
+    (if (i32.lt_u (local.get $i) (local.get $r1)) (then
+      (call $symvRows (local.get $n) (local.get $lo) (local.get $i) (local.get $r1) (local.get $A) (local.get $v) (local.get $p))))
+  )
+
+  ;; symvLower one row at a time: the odd last row.
+  (func $symvRows (param $n i32) (param $lo i32) (param $r0 i32) (param $r1 i32) (param $A i32) (param $v i32) (param $p i32)
+    (local $i i32) (local $j i32) (local $row i32) (local $off i32) (local $viS v128) (local $s v128) (local $a v128) (local $vi f64) (local $t f64) (local $x f64)
+    (local.set $i (local.get $r0))
+    (block $doneI (loop $rows
+      (br_if $doneI (i32.ge_u (local.get $i) (local.get $r1)))
+      (local.set $row (i32.add (local.get $A) (i32.shl (i32.mul (local.get $i) (local.get $n)) (i32.const 3))))
+      (local.set $vi (f64.load (i32.add (local.get $v) (i32.shl (local.get $i) (i32.const 3)))))
+      (local.set $viS (f64x2.splat (local.get $vi)))
+      (local.set $s (f64x2.splat (f64.const 0)))
+      (local.set $j (local.get $lo))
+      (block $doneJ (loop $cols
+        (br_if $doneJ (i32.ge_u (i32.add (local.get $j) (i32.const 1)) (local.get $i)))
+        (local.set $off (i32.shl (local.get $j) (i32.const 3)))
+        (local.set $a (v128.load (i32.add (local.get $row) (local.get $off))))
+        (local.set $s (f64x2.add (local.get $s) (f64x2.mul (local.get $a) (v128.load (i32.add (local.get $v) (local.get $off))))))
+        (v128.store (i32.add (local.get $p) (local.get $off))
+          (f64x2.add (v128.load (i32.add (local.get $p) (local.get $off))) (f64x2.mul (local.get $a) (local.get $viS))))
+        (local.set $j (i32.add (local.get $j) (i32.const 2)))
+        (br $cols)))
+      (local.set $t (f64.add (f64x2.extract_lane 0 (local.get $s)) (f64x2.extract_lane 1 (local.get $s))))
+      (if (i32.lt_u (local.get $j) (local.get $i)) (then
+        (local.set $off (i32.shl (local.get $j) (i32.const 3)))
+        (local.set $x (f64.load (i32.add (local.get $row) (local.get $off))))
+        (local.set $t (f64.add (local.get $t) (f64.mul (local.get $x) (f64.load (i32.add (local.get $v) (local.get $off))))))
+        (f64.store (i32.add (local.get $p) (local.get $off))
+          (f64.add (f64.load (i32.add (local.get $p) (local.get $off))) (f64.mul (local.get $x) (local.get $vi))))))
+      (local.set $off (i32.shl (local.get $i) (i32.const 3)))
+      (f64.store (i32.add (local.get $p) (local.get $off))
+        (f64.add (f64.load (i32.add (local.get $p) (local.get $off)))
+          (f64.add (local.get $t) (f64.mul (f64.load (i32.add (local.get $row) (local.get $off))) (local.get $vi)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $rows)))
+  )
+
+  ;; out[s] = Σ_{i<len} X[s·ld + i]·y[i] for s < count (the panel's Vᵀ·y, Wᵀ·y in the blocked reduction).
+  (func (export "dotRows") (param $count i32) (param $len i32) (param $X i32) (param $ld i32) (param $y i32) (param $out i32)
+    (local $s i32) (local $i i32) (local $row i32) (local $acc v128) (local $t f64)
+    (block $doneS (loop $rows
+      (br_if $doneS (i32.ge_u (local.get $s) (local.get $count)))
+      (local.set $row (i32.add (local.get $X) (i32.shl (i32.mul (local.get $s) (local.get $ld)) (i32.const 3))))
+      (local.set $acc (f64x2.splat (f64.const 0)))
+      (local.set $i (i32.const 0))
+      (block $doneI (loop $pairs
+        (br_if $doneI (i32.ge_u (i32.add (local.get $i) (i32.const 1)) (local.get $len)))
+        (local.set $acc (f64x2.add (local.get $acc) (f64x2.mul
+          (v128.load (i32.add (local.get $row) (i32.shl (local.get $i) (i32.const 3))))
+          (v128.load (i32.add (local.get $y) (i32.shl (local.get $i) (i32.const 3)))))))
+        (local.set $i (i32.add (local.get $i) (i32.const 2)))
+        (br $pairs)))
+      (local.set $t (f64.add (f64x2.extract_lane 0 (local.get $acc)) (f64x2.extract_lane 1 (local.get $acc))))
+      (if (i32.lt_u (local.get $i) (local.get $len)) (then
+        (local.set $t (f64.add (local.get $t) (f64.mul
+          (f64.load (i32.add (local.get $row) (i32.shl (local.get $i) (i32.const 3))))
+          (f64.load (i32.add (local.get $y) (i32.shl (local.get $i) (i32.const 3)))))))))
+      (f64.store (i32.add (local.get $out) (i32.shl (local.get $s) (i32.const 3))) (local.get $t))
+      (local.set $s (i32.add (local.get $s) (i32.const 1)))
+      (br $rows)))
+  )
+
+  ;; y[i] −= Σ_{s<count} coef[s]·X[s·ld + i] for i < len (the panel's corrections −V·a − W·b).
+  (func (export "axpyRows") (param $count i32) (param $len i32) (param $X i32) (param $ld i32) (param $coef i32) (param $y i32)
+    (local $s i32) (local $i i32) (local $row i32) (local $c f64) (local $cS v128) (local $at i32)
+    (block $doneS (loop $rows
+      (br_if $doneS (i32.ge_u (local.get $s) (local.get $count)))
+      (local.set $c (f64.load (i32.add (local.get $coef) (i32.shl (local.get $s) (i32.const 3)))))
+      (if (f64.ne (local.get $c) (f64.const 0)) (then
+        (local.set $row (i32.add (local.get $X) (i32.shl (i32.mul (local.get $s) (local.get $ld)) (i32.const 3))))
+        (local.set $cS (f64x2.splat (local.get $c)))
+        (local.set $i (i32.const 0))
+        (block $doneI (loop $pairs
+          (br_if $doneI (i32.ge_u (i32.add (local.get $i) (i32.const 1)) (local.get $len)))
+          (local.set $at (i32.add (local.get $y) (i32.shl (local.get $i) (i32.const 3))))
+          (v128.store (local.get $at) (f64x2.sub (v128.load (local.get $at))
+            (f64x2.mul (local.get $cS) (v128.load (i32.add (local.get $row) (i32.shl (local.get $i) (i32.const 3)))))))
+          (local.set $i (i32.add (local.get $i) (i32.const 2)))
+          (br $pairs)))
+        (if (i32.lt_u (local.get $i) (local.get $len)) (then
+          (local.set $at (i32.add (local.get $y) (i32.shl (local.get $i) (i32.const 3))))
+          (f64.store (local.get $at) (f64.sub (f64.load (local.get $at))
+            (f64.mul (local.get $c) (f64.load (i32.add (local.get $row) (i32.shl (local.get $i) (i32.const 3)))))))))))
+      (local.set $s (i32.add (local.get $s) (i32.const 1)))
+      (br $rows)))
+  )
+
+  ;; Packs rows × kc of row-major src (row stride $ld doubles, columns p = 0…kc−1) into 4-row
+  ;; strips at dst: strip s holds src[4s+t, p] at (s·kc + p)·4 + t, the last strip padded with
+  ;; zeros. With packStrips for B, gemmPacked then computes C += src·B (a plain product).
+  (func (export "packRowStrips") (param $src i32) (param $ld i32) (param $rows i32) (param $kc i32) (param $dst i32)
+    (local $s i32) (local $p i32) (local $t i32) (local $row i32) (local $rs i32) (local $at i32)
+    (local.set $rs (i32.shl (local.get $ld) (i32.const 3)))
+    (block $doneS (loop $strips
+      (br_if $doneS (i32.ge_u (local.get $s) (local.get $rows)))
+      (local.set $t (i32.const 0))
+      (block $doneT (loop $ts
+        (br_if $doneT (i32.ge_u (local.get $t) (i32.const 4)))
+        (local.set $at (i32.add (local.get $dst) (i32.shl (local.get $t) (i32.const 3))))
+        (if (i32.lt_u (i32.add (local.get $s) (local.get $t)) (local.get $rows))
+          (then
+            (local.set $row (i32.add (local.get $src) (i32.mul (i32.add (local.get $s) (local.get $t)) (local.get $rs))))
+            (local.set $p (i32.const 0))
+            (block $doneP (loop $ps
+              (br_if $doneP (i32.ge_u (local.get $p) (local.get $kc)))
+              (f64.store (local.get $at) (f64.load (i32.add (local.get $row) (i32.shl (local.get $p) (i32.const 3)))))
+              (local.set $at (i32.add (local.get $at) (i32.const 32)))
+              (local.set $p (i32.add (local.get $p) (i32.const 1)))
+              (br $ps))))
+          (else
+            (local.set $p (i32.const 0))
+            (block $doneZ (loop $zs
+              (br_if $doneZ (i32.ge_u (local.get $p) (local.get $kc)))
+              (f64.store (local.get $at) (f64.const 0))
+              (local.set $at (i32.add (local.get $at) (i32.const 32)))
+              (local.set $p (i32.add (local.get $p) (i32.const 1)))
+              (br $zs)))))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $ts)))
+      (local.set $dst (i32.add (local.get $dst) (i32.shl (local.get $kc) (i32.const 5))))
+      (local.set $s (i32.add (local.get $s) (i32.const 4)))
+      (br $strips)))
   )
 
   ;; C (m×kp) += A (m×n) · B (n×kp), all row-major; kp even (callers pad B and C with a spare

@@ -9,6 +9,7 @@ import { FACTORIZABLE_DTYPES, type Layer, type Model } from '../model/types';
 import { SpectrumCache, DEFAULT_CACHE_MAX_BYTES } from './cache';
 import { spectrumMetrics, type SpectrumMetrics } from './metrics';
 import { mergeDescending, type MatrixData } from './singularValues';
+import { worthATeam } from './team';
 import { runWorkerPool, workerEntry, type PoolFailure } from './workerPool';
 
 export interface LayerSpectrum {
@@ -92,6 +93,7 @@ export async function computeSpectra(model: Model, options: ComputeSpectraOption
     count: layers.length,
     threads: options.threads,
     signal,
+    teamUp: worthATeam,
     prepare: (i) => {
       const layer = layers[i];
       keys[i] = SpectrumCache.key(readerOf(layer).hash(layer), matrixView(layer));

@@ -1,7 +1,7 @@
 // Symmetric eigenproblem in two steps: Householder reduction to tridiagonal form (in the WASM
-// kernel memory, fused so each step sweeps the matrix once), then implicit QL on the tridiagonal.
+// kernel memory, blockedTridiagonal.ts), then implicit QL on the tridiagonal (here).
 // Values only by default; eigenvectors when asked (QL rotations + back-transformation).
-import { kernels, kernelMemory } from './wasm';
+import { kernels } from './wasm';
 
 export interface Tridiagonal {
   /** Diagonal, length n. */
@@ -10,75 +10,6 @@ export interface Tridiagonal {
   e: Float64Array;
   /** Reflectors H_k = I − tau[k]·v_k·v_kᵀ (v_k stored as row k of an n×n block at `vOffset`, in doubles). */
   reflectors?: { vOffset: number; tau: Float64Array };
-}
-
-/**
- * Reduces the symmetric matrix whose lower triangle is stored row-major at float64 index `a`
- * of kernel memory (n×n, destroyed) to tridiagonal T = Qᵀ·A·Q, Q = H_0·H_1⋯H_{n-3}.
- * Work space: 4n doubles at `work`, plus n² at `vOffset` when `keepReflectors`.
- */
-export function tridiagonalize(a: number, n: number, work: number, keepReflectors = false, vOffset = 0): Tridiagonal {
-  const k = kernels();
-  const F = kernelMemory(Math.max(work + 4 * n, keepReflectors ? vOffset + n * n : 0));
-  const U = work, W = work + n, V = work + 2 * n, P = work + 3 * n;
-  const d = new Float64Array(n);
-  const e = new Float64Array(n);
-  const tau = new Float64Array(n);
-  F.fill(0, U, P + n);
-  if (keepReflectors) F.fill(0, vOffset, vOffset + n * n);
-  let pending = false;
-  for (let col = 0; col < n - 1; col++) {
-    const colBase = a + col;
-    if (pending) {
-      // The previous step's rank-2 update, for this column (the kernel skips it).
-      const uk = F[U + col], wk = F[W + col];
-      for (let i = col; i < n; i++) F[colBase + i * n] -= F[U + i] * wk + F[W + i] * uk;
-    }
-    d[col] = F[colBase + col * n];
-    let sigma = 0;
-    for (let i = col + 1; i < n; i++) {
-      const x = F[colBase + i * n];
-      F[V + i] = x;
-      sigma += x * x;
-    }
-    const x0 = F[V + col + 1];
-    let t = 0;
-    if (col === n - 2 || sigma === 0) {
-      e[col] = x0;
-    } else {
-      const norm = Math.sqrt(sigma);
-      const alpha = x0 >= 0 ? -norm : norm;
-      e[col] = alpha;
-      const v0 = x0 - alpha;
-      F[V + col + 1] = v0;
-      t = 2 / (sigma - x0 * x0 + v0 * v0);
-    }
-    F.fill(0, P + col + 1, P + n);
-    // Applies the pending update to the trailing block and computes p = A·v in one sweep.
-    k.fusedRank2Symv(n, col + 1, a * 8, U * 8, W * 8, V * 8, P * 8);
-    if (t === 0) {
-      F.fill(0, U, W + n);
-      pending = false;
-      continue;
-    }
-    if (keepReflectors) {
-      tau[col] = t;
-      F.copyWithin(vOffset + col * n + col + 1, V + col + 1, V + n);
-    }
-    let K = 0;
-    for (let i = col + 1; i < n; i++) {
-      F[P + i] *= t;
-      K += F[V + i] * F[P + i];
-    }
-    K *= t / 2;
-    for (let i = col + 1; i < n; i++) {
-      F[W + i] = F[P + i] - K * F[V + i];
-      F[U + i] = F[V + i];
-    }
-    pending = true;
-  }
-  d[n - 1] = F[a + (n - 1) * n + n - 1];
-  return { d, e, reflectors: keepReflectors ? { vOffset, tau } : undefined };
 }
 
 /**

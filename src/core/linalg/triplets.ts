@@ -7,11 +7,15 @@
 // Small matrices use one-sided Jacobi. Every route is bounded and falls back to the next:
 // inverse iteration → QL with vectors → Jacobi on W, and Jacobi (small) → the Gram route.
 import { RankscopeError } from '../errors';
-import { gramToKernelMemory } from './gram';
-import { jacobiSvd } from './jacobi';
-import { tridiagonalize, tridiagonalEigen, tridiagonalEigenvalues } from './tridiagonal';
+import { blockedWorkDoubles, PANEL, tridiagonalizeBlocked } from './blockedTridiagonal';
+import { ceil4, gramToKernelMemory, type GramLayout } from './gram';
 import { tridiagonalEigenvectors } from './inverseIteration';
+import { jacobiSvd } from './jacobi';
+import { multiplyBlocked, productWork } from './product';
+import { applyReflectorsBlocked } from './reflectors';
 import { checkKernelMemory, checkMatrix, SMALL_SIDE, sqrtDescending, type MatrixData, type SolverLimits } from './singularValues';
+import { runKernelCalls, runTasks, teamSize, type Task } from './team';
+import { tridiagonalEigen, tridiagonalEigenvalues } from './tridiagonal';
 import { kernels, kernelMemory } from './wasm';
 
 export interface SingularTriplets {
@@ -42,12 +46,16 @@ export function topSingularTriplets(data: MatrixData, rows: number, cols: number
     return rank;
   };
   if (typeof k === 'number' && checkRank(k) === 0) return { u: new Float64Array(0), s: new Float64Array(0), v: new Float64Array(0) };
-  const m = Math.max(rows, cols);
-  const most = typeof k === 'number' ? k : r;
-  checkKernelMemory(m * r + 3 * r * r + most * r + r * (most + 1) + m * (most + 1) + 8 * r, rows, cols, label);
+  checkKernelMemory(tripletsMemory(rows, cols, typeof k === 'number' ? k : r), rows, cols, label);
   const choose = typeof k === 'number' ? () => k : (all: Float64Array) => checkRank(k(all));
   if (r >= SMALL_SIDE) return tripletsViaGram(data, rows, cols, choose, 'auto', {}, label);
   return tripletsJacobi(data, rows, cols, choose) ?? tripletsViaGram(data, rows, cols, choose, 'auto', {}, label);
+}
+
+/** Doubles of kernel memory the full route needs for at most `most` triplets. */
+export function tripletsMemory(rows: number, cols: number, most: number): number {
+  const r = Math.min(rows, cols), m = Math.max(rows, cols);
+  return m * r + 3 * r * r + most * r + r * (most + 1) + m * (most + 1) + 8 * r + 2 * PANEL * r;
 }
 
 /**
@@ -63,16 +71,28 @@ const INVERSE_ITERATION_MAX_SHARE = 1 / 6;
  */
 export type EigenvectorRoute = 'auto' | 'inverse' | 'full';
 
+/** From this many vectors on, the back-transformation runs blocked (compact WY, level 3). */
+const BLOCKED_BACK_TRANSFORM_MIN = 48;
+
 /** Exposed for tests on every shape; `limits` lowers the iteration budgets to drive the fallbacks. */
 export function tripletsViaGram(data: MatrixData, rows: number, cols: number, rank: number | RankChooser, route: EigenvectorRoute = 'auto',
   limits: SolverLimits = {}, label = 'matrix'): SingularTriplets {
-  const tall = rows >= cols;
   const n = Math.min(rows, cols);
-  // Layout after X and G: work (4n), reflectors (n²), eigenvectors of T (n², full route), then
-  // the selected rows (k·n) last, so memory can grow once k is known.
-  const probe = gramToKernelMemory(data, rows, cols, 4 * n + 2 * n * n);
-  const work = probe.end, refl = work + 4 * n, zt = refl + n * n, sel = zt + n * n;
-  const { d, e, reflectors } = tridiagonalize(probe.g, n, work, true, refl);
+  return tripletsFromGram(data, gramToKernelMemory(data, rows, cols, blockedWorkDoubles(n) + 2 * n * n), rank, route, limits, label);
+}
+
+/**
+ * The full route from the Gram layout of `data` already in kernel memory (X kept); G is destroyed.
+ * `data` itself is only read by the last fallback (Jacobi on W).
+ */
+export function tripletsFromGram(data: MatrixData, probe: GramLayout, rank: number | RankChooser, route: EigenvectorRoute = 'auto',
+  limits: SolverLimits = {}, label = 'matrix'): SingularTriplets {
+  const n = probe.n;
+  const rows = probe.tall ? probe.m : n, cols = probe.tall ? n : probe.m;
+  // Layout after X and G: work, reflectors (n²), eigenvectors of T (n², full route), then the
+  // selected rows (k·n) last, so memory can grow once k is known.
+  const work = probe.end, refl = work + blockedWorkDoubles(n), zt = refl + n * n, sel = zt + n * n;
+  const { d, e, reflectors } = tridiagonalizeBlocked(probe.g, n, work, true, refl);
   const eigenvalues = tridiagonalEigenvalues(d, e, limits.qlIterations);
   const descending = Float64Array.from(eigenvalues).sort().reverse();
   const all = sqrtDescending(eigenvalues, probe.scale);
@@ -82,7 +102,7 @@ export function tripletsViaGram(data: MatrixData, rows: number, cols: number, ra
   const triedInverse = route === 'inverse' || (route === 'auto' && k <= INVERSE_ITERATION_MAX_SHARE * n);
   let inverse = triedInverse ? tridiagonalEigenvectors(d, e, values) : undefined;
   if (route === 'inverse' && !inverse) throw new Error('inverse iteration failed its check');
-  let F = kernelMemory(sel + k * n);
+  const F = kernelMemory(sel + k * n);
   if (!inverse) {
     // All eigenvectors of T by QL (rows of zt), then the k of the largest eigenvalues.
     F.fill(0, zt, zt + n * n);
@@ -106,21 +126,38 @@ export function tripletsViaGram(data: MatrixData, rows: number, cols: number, ra
   }
   if (inverse) F.set(inverse, sel);
   // Eigenvectors of G = Q·z, Q = H_0⋯H_{n-3}: apply the last reflector first.
+  // Each row is independent: with a team, row pieces each take all reflectors.
   const { tau } = reflectors!;
-  const K = kernels();
-  for (let c = n - 3; c >= 0; c--) {
-    if (tau[c] !== 0) K.reflectRows(sel * 8, k, n, (refl + c * n) * 8, c + 1, tau[c]);
-  }
-  // Gram eigenvectors as columns Z (n×kp, kp = k padded to even for the SIMD pairs), then the
-  // other side C = X·Z in WASM (X = W when tall, Wᵀ when wide: already in kernel memory).
-  const kp = k + (k & 1);
-  const m = probe.m;
+  const backTransform = (r0: number, r1: number): Task => {
+    const calls: Task = [];
+    for (let c = n - 3; c >= 0; c--) if (tau[c] !== 0) calls.push(['reflectRows', (sel + r0 * n) * 8, r1 - r0, n, (refl + c * n) * 8, c + 1, tau[c]]);
+    return calls;
+  };
+  if (k >= BLOCKED_BACK_TRANSFORM_MIN) applyReflectorsBlocked(sel, k, n, refl, tau, sel + k * n);
+  else if (teamSize() === 1 || k < 2) runKernelCalls(backTransform(0, k));
+  else runTasks([backTransform(0, k >> 1), backTransform(k >> 1, k)]);
+  return fromGramEigenvectors(probe, sel, values, all);
+}
+
+/**
+ * The triplets from k unit eigenvectors of the Gram matrix (rows of a k×n block at `sel` in kernel
+ * memory, after everything else the caller keeps there) and their eigenvalues: σ = √λ, the Gram
+ * side as they are, the other side X·v normalized. Shared by the full and the randomized routes.
+ */
+export function fromGramEigenvectors(probe: GramLayout, sel: number, values: Float64Array, all?: Float64Array): SingularTriplets {
+  const { n, m } = probe;
+  const k = values.length;
+  const tall = probe.tall;
+  // Gram eigenvectors as columns Z (n×kp, kp = k padded to the 4-wide tiles), then the other
+  // side C = X·Z (X = W when tall, Wᵀ when wide: already in kernel memory), blocked.
+  const kp = ceil4(k);
   const z = (sel + k * n + 1) & ~1;
   const c = (z + n * kp + 1) & ~1;
-  F = kernelMemory(c + m * kp);
-  F.fill(0, z, c + m * kp);
+  const work = c + ceil4(m) * kp;
+  const F = kernelMemory(work + productWork(m, kp));
+  F.fill(0, z, work);
   for (let t = 0; t < k; t++) for (let j = 0; j < n; j++) F[z + j * kp + t] = F[sel + t * n + j];
-  K.matmulAdd(m, n, kp, probe.x * 8, z * 8, c * 8);
+  multiplyBlocked(m, n, kp, probe.x, n, z, kp, c, kp, work);
   // Normalize C's columns: their norms are ‖W·v_t‖; σ itself comes from the eigenvalue (sorted,
   // consistent with singularValues), the direction from W·v.
   const norms = new Float64Array(k);
@@ -133,6 +170,30 @@ export function tripletsViaGram(data: MatrixData, rows: number, cols: number, ra
   const s = values.map((l) => Math.sqrt(Math.max(l, 0)) / probe.scale);
   return tall ? { u: other, s, v: gramSide, all } : { u: gramSide, s, v: other, all };
 }
+
+/**
+ * All eigenpairs of a small dense symmetric matrix (lower triangle, n×n row-major at `a` in kernel
+ * memory, destroyed, with tileSlack(n) after it): values descending, and their unit eigenvectors
+ * as the rows of an n×n block written at `out`. Work: symmetricEigenWork(n) doubles at `work`.
+ * Undefined when QL runs out of iterations (the caller takes another route).
+ */
+export function symmetricEigen(a: number, n: number, work: number, out: number): Float64Array | undefined {
+  const refl = work + blockedWorkDoubles(n);
+  const zt = refl + n * n;
+  const { d, e, reflectors } = tridiagonalizeBlocked(a, n, work, true, refl);
+  const F = kernelMemory(Math.max(zt + n * n, out + n * n));
+  F.fill(0, zt, zt + n * n);
+  for (let i = 0; i < n; i++) F[zt + i * n + i] = 1;
+  if (!tridiagonalEigen(d, e, zt)) return undefined;
+  const { tau } = reflectors!;
+  const K = kernels();
+  for (let c = n - 3; c >= 0; c--) if (tau[c] !== 0) K.reflectRows(zt * 8, n, n, (refl + c * n) * 8, c + 1, tau[c]);
+  const order = Array.from(d.keys()).sort((x, y) => d[y] - d[x]);
+  order.forEach((src, t) => F.copyWithin(out + t * n, zt + src * n, zt + src * n + n));
+  return Float64Array.from(order, (i) => d[i]);
+}
+
+export const symmetricEigenWork = (n: number) => blockedWorkDoubles(n) + 2 * n * n;
 
 /** Top triplets from one-sided Jacobi (small sides, and the Gram route's last fallback); undefined when Jacobi runs out of sweeps. */
 function tripletsJacobi(data: MatrixData, rows: number, cols: number, choose: RankChooser, limits: SolverLimits = {}): SingularTriplets | undefined {

@@ -1,13 +1,16 @@
 // The worker-thread pool behind every matrix job (spectra here, factorization in compress):
 // jobs 0…count−1 in order, one in flight per worker, built lazily when a worker is free (the
 // matrices of 85 M parameters need not all exist at once), workers started only when needed.
-// Cancelling, a job's error or a worker crash terminate the pool; a pool that is done asks its
-// workers to end (servePoolJobs), which they do by themselves.
+// Many small jobs run one per worker; a large job (teamUp) gets a team (team.ts), and a worker
+// with no job left to start helps it, so one large matrix uses both cores. Cancelling, a job's
+// error or a worker crash terminate the pool; a pool that is done asks its workers to end
+// (servePoolJobs is the worker side), which they do by themselves.
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parentPort, Worker } from 'node:worker_threads';
 import { cancelled, isRankscopeError, RankscopeError, type ErrorCode } from '../errors';
+import { assist, endTeam, leadTeam, newTeam, type TeamHandle } from './team';
 
 export interface PoolJob {
   id: number;
@@ -16,30 +19,42 @@ export interface PoolJob {
 
 export type PoolFailure = { id: number; ok: false; code?: ErrorCode; message: string; hint?: string };
 
+/** A helper's reply when the job it helped is over. */
+type AssistDone = { assisted: true };
+
 /** What a pool worker is sent when the pool no longer needs it. */
 export const POOL_DONE = 'done';
 
 /**
- * The worker side of the pool: answers each job with `work`'s reply (a thrown error becomes a
- * PoolFailure), transferring the buffers `transfer` names, and ends on POOL_DONE by closing its
- * port. Ending by itself rather than by terminate() lets V8 finish its background compile tasks:
- * terminating a worker under them can abort the whole Node 20 process.
+ * The worker side of the pool: answers each job with `work`'s reply (leading its team when it has
+ * one; a thrown error becomes a PoolFailure), transferring the buffers `transfer` names; helps
+ * another worker's job when asked to; and ends on POOL_DONE by closing its port. Ending by itself
+ * rather than by terminate() lets V8 finish its background compile tasks: terminating a worker
+ * under them can abort the whole Node 20 process.
  */
 export function servePoolJobs<J extends PoolJob, R extends { id: number; ok: true }>(work: (job: J) => R, transfer: (reply: R) => ArrayBuffer[]): void {
   const port = parentPort;
   if (!port) return;
-  port.on('message', (job: J | typeof POOL_DONE) => {
-    if (job === POOL_DONE) {
+  port.on('message', (message: (J & { team?: TeamHandle }) | { assist: TeamHandle } | typeof POOL_DONE) => {
+    if (message === POOL_DONE) {
       port.close();
       return;
     }
+    if ('assist' in message) {
+      assist(message.assist);
+      port.postMessage({ assisted: true } satisfies AssistDone);
+      return;
+    }
     let reply: R | PoolFailure;
+    if (message.team) leadTeam(message.team);
     try {
-      reply = work(job);
+      reply = work(message);
     } catch (e) {
       reply = isRankscopeError(e)
-        ? { id: job.id, ok: false, code: e.code, message: e.message, hint: e.hint }
-        : { id: job.id, ok: false, message: String((e as Error)?.stack ?? e) };
+        ? { id: message.id, ok: false, code: e.code, message: e.message, hint: e.hint }
+        : { id: message.id, ok: false, message: String((e as Error)?.stack ?? e) };
+    } finally {
+      endTeam();
     }
     port.postMessage(reply, reply.ok ? transfer(reply) : []);
   });
@@ -73,15 +88,20 @@ export interface PoolOptions<J extends PoolJob, R extends { id: number; ok: true
   /** Builds job `index`, or returns undefined when it needs no worker (a cache hit). */
   prepare: (index: number) => Omit<J, 'id'> | undefined;
   onDone: (reply: R) => void;
+  /** Whether a prepared job is worth two threads: it then carries a team, and idle workers help it. */
+  teamUp?: (job: Omit<J, 'id'>) => boolean;
 }
 
 export function runWorkerPool<J extends PoolJob, R extends { id: number; ok: true }>(options: PoolOptions<J, R>): Promise<void> {
   const { name, entry, count, signal, prepare, onDone } = options;
   if (signal?.aborted) return Promise.reject(cancelled());
-  const size = Math.max(1, Math.min(options.threads ?? availableParallelism(), count));
+  const most = Math.max(1, options.threads ?? availableParallelism());
+  const size = Math.min(most, count);
   const workers: Worker[] = [];
   const idle: Worker[] = [];
   const retired = new Set<Worker>();
+  /** Running large jobs by owner, and whether one has a helper. */
+  const teams = new Map<Worker, { team: TeamHandle; helped: boolean }>();
   let next = 0;
   let finished = 0;
   let settled = false;
@@ -107,8 +127,14 @@ export function runWorkerPool<J extends PoolJob, R extends { id: number; ok: tru
     const spawn = (): Worker => {
       const worker = new Worker(entry.file, { execArgv: entry.execArgv });
       workers.push(worker);
-      worker.on('message', (reply: R | PoolFailure) => {
+      worker.on('message', (reply: R | PoolFailure | AssistDone) => {
         if (settled) return;
+        if ('assisted' in reply) {
+          idle.push(worker);
+          pump();
+          return;
+        }
+        teams.delete(worker);
         if (!reply.ok) {
           stop(reply.code ? new RankscopeError(reply.code, reply.message, reply.hint) : new Error(`${name}: ${reply.message}`));
           return;
@@ -143,14 +169,22 @@ export function runWorkerPool<J extends PoolJob, R extends { id: number; ok: tru
           // Transfer only buffers the job owns whole (a view into a model's buffer would be detached).
           for (const m of job.matrices) if (m.data.byteLength !== m.data.buffer.byteLength) m.data = m.data.slice();
           const worker = idle.pop() ?? spawn();
-          worker.postMessage({ id: index, ...job }, job.matrices.map((m) => m.data.buffer as ArrayBuffer));
+          const team = options.teamUp?.(job) ? newTeam() : undefined;
+          if (team) teams.set(worker, { team, helped: false });
+          worker.postMessage({ id: index, ...job, team }, job.matrices.map((m) => m.data.buffer as ArrayBuffer));
+        }
+        if (next >= count) {
+          // Nothing left to start: free workers (or new ones, up to the cores) help large jobs.
+          for (const running of teams.values()) {
+            if (running.helped || (idle.length === 0 && workers.length >= most)) continue;
+            running.helped = true;
+            (idle.pop() ?? spawn()).postMessage({ assist: running.team });
+          }
+          for (const w of idle.splice(0)) retire(w);
         }
       } catch (e) {
         stop(e);
         return;
-      }
-      if (next >= count) {
-        for (const w of idle.splice(0)) retire(w);
       }
       if (finished === count) stop();
     };

@@ -1,9 +1,11 @@
 // The bounded tridiagonal eigenvalue solvers: implicit QL stops at its iteration budget (and says
 // so), and bisection, its fallback, matches scipy.linalg.eigvalsh_tridiagonal (LAPACK) to
-// 1e-13·‖T‖ on random, glued-Wilkinson, repeated, zero, 1e±150-scale and 1×1 matrices.
+// 1e-13·‖T‖ on random, glued-Wilkinson, repeated, zero, 1e±150-scale and 1×1 matrices; QL's
+// eigenvectors match scipy's.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bisectionEigenvalues, tridiagonalEigen, tridiagonalEigenvalues } from '../../../src/core/linalg/tridiagonal';
+import { kernelMemory } from '../../../src/core/linalg/wasm';
 import { runPython } from '../../helpers/python';
 import { maxAbsDiff } from './reference';
 
@@ -54,4 +56,28 @@ test('implicit QL reports running out of its iteration budget instead of looping
   // Already diagonal: nothing to iterate, even with no budget.
   const z = cases.zeros;
   assert.equal(tridiagonalEigen(Float64Array.from(z.d), Float64Array.from(z.e), undefined, 0), true);
+});
+
+test('QL eigenvectors (rows of zt) match scipy\'s eigh_tridiagonal up to sign', () => {
+  const ref = JSON.parse(runPython(`
+import json, numpy as np, scipy.linalg as sl
+rng = np.random.default_rng(5)
+d = rng.standard_normal(301); e = rng.standard_normal(300)
+w, v = sl.eigh_tridiagonal(d, e)
+print(json.dumps({'d': d.tolist(), 'e': e.tolist() + [0.0], 'values': w.tolist(), 'vectors': v.T.tolist()}))
+`)) as { d: number[]; e: number[]; values: number[]; vectors: number[][] };
+  const n = ref.d.length;
+  const F = kernelMemory(n * n);
+  F.fill(0, 0, n * n);
+  for (let i = 0; i < n; i++) F[i * n + i] = 1;
+  const d = Float64Array.from(ref.d);
+  assert.equal(tridiagonalEigen(d, Float64Array.from(ref.e), 0), true);
+  const z = kernelMemory(n * n).slice(0, n * n);
+  const order = Array.from(d.keys()).sort((a, b) => d[a] - d[b]);
+  order.forEach((row, t) => {
+    assert.ok(Math.abs(d[row] - ref.values[t]) <= 1e-12 * n);
+    let dot = 0;
+    for (let j = 0; j < n; j++) dot += z[row * n + j] * ref.vectors[t][j];
+    assert.ok(Math.abs(Math.abs(dot) - 1) <= 1e-9, `vector ${t}: |cos| = ${Math.abs(dot)}`);
+  });
 });

@@ -1,0 +1,202 @@
+// The progressive leading-triplets route (randomized subspace iteration on the Gram) against
+// scipy's LAPACK SVD of the same float32 matrices. Tolerances: kept σ within 1e-7·σ_max; the
+// reconstruction error ‖W − U_k·Σ_k·V_kᵀ‖_F equal to scipy's optimum √Σ_{i≥k} σ_i² within 1e-6
+// relative; the largest principal angle between the kept right subspace and scipy's ≤ 1e-4 (the
+// cut has a relative gap ≥ 5 % in these cases); U, V orthonormal to 1e-9. Adversarial inputs
+// (constant, rank-1, repeated values) must fall back to the full route and still be right.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { leadingTriplets, progressiveTriplets, RANDOMIZED_MIN_ORDER, type LeadingRankChooser } from '../../../src/core/linalg/randomized';
+import type { SingularTriplets } from '../../../src/core/linalg/triplets';
+import { gramToKernelMemory } from '../../../src/core/linalg/gram';
+import { runPython } from '../../helpers/python';
+import { f64, tempDir } from './reference';
+
+interface Ref {
+  name: string;
+  rows: number;
+  cols: number;
+  data: Float32Array;
+  s: Float64Array;
+  /** scipy's top right singular vectors, cols×K row-major (K = 40). */
+  v: Float64Array;
+}
+const K_REF = 40;
+/** These cases are smaller than RANDOMIZED_MIN_ORDER (test time); the route is asked to take them. */
+const MIN = 512;
+
+function leading(c: { data: Float32Array; rows: number; cols: number }, want: LeadingRankChooser, firstBlock: number) {
+  return leadingTriplets(gramToKernelMemory(c.data, c.rows, c.cols, 0, true), want, { firstBlock, minOrder: MIN });
+}
+
+const spec: Record<string, string> = {
+  slow_decay: 'spectrum(600, 900, np.arange(1, 601) ** -0.7)',
+  geometric_wide: 'spectrum(560, 1100, 0.93 ** np.arange(560))',
+  tiny_scale: 'spectrum(700, 520, np.arange(1, 521) ** -1.0) * 1e-30',
+  huge_scale: 'spectrum(700, 520, np.arange(1, 521) ** -1.0) * 1e30',
+  constant: 'np.full((600, 640), 0.25)',
+  rank_one: 'np.outer(rng.standard_normal(600), rng.standard_normal(700))',
+  repeated: 'spectrum(600, 600, np.ones(600))',
+};
+
+const dir = tempDir();
+const meta = JSON.parse(runPython(`
+import json, sys, numpy as np, scipy.linalg as sl
+rng = np.random.default_rng(7)
+def orth(n):
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    return q * np.sign(np.diag(r))
+def spectrum(m, n, s):
+    k = min(m, n); s = np.asarray(s, dtype=np.float64)
+    return (orth(m)[:, :k] * s) @ orth(n)[:k, :]
+out = {}
+for name, expr in json.loads(sys.argv[2]).items():
+    a = np.ascontiguousarray(np.asarray(eval(expr), dtype=np.float64).astype(np.float32))
+    a.tofile(f"{sys.argv[1]}/{name}.f32")
+    u, s, vt = sl.svd(a.astype(np.float64), full_matrices=False)
+    s.astype('<f8').tofile(f"{sys.argv[1]}/{name}.sv")
+    np.ascontiguousarray(vt[:${K_REF}].T, dtype='<f8').tofile(f"{sys.argv[1]}/{name}.v")
+    out[name] = list(a.shape)
+print(json.dumps(out))
+`, [dir, JSON.stringify(spec)])) as Record<string, [number, number]>;
+
+const refs: Ref[] = Object.entries(meta).map(([name, [rows, cols]]) => {
+  const b = f64(join(dir, `${name}.sv`));
+  const raw = readFileSync(join(dir, `${name}.f32`));
+  return { name, rows, cols, data: new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)), s: b, v: f64(join(dir, `${name}.v`)) };
+});
+const ref = (name: string) => refs.find((r) => r.name === name)!;
+
+function reconstructionError(c: Ref, t: SingularTriplets): number {
+  const k = t.s.length;
+  let sum = 0;
+  for (let i = 0; i < c.rows; i++) {
+    for (let j = 0; j < c.cols; j++) {
+      let x = c.data[i * c.cols + j];
+      for (let r = 0; r < k; r++) x -= t.u[i * k + r] * t.s[r] * t.v[j * k + r];
+      sum += x * x;
+    }
+  }
+  return Math.sqrt(sum);
+}
+
+/** sin of the largest principal angle between span(V_k) and scipy's top-k right vectors. */
+function largestAngleSin(c: Ref, v: Float64Array, k: number): number {
+  // ‖(I − V_ref V_refᵀ)·V‖₂ ≤ its Frobenius norm; the Frobenius bound is what we check.
+  let worst = 0;
+  for (let t = 0; t < k; t++) {
+    const proj = new Float64Array(k);
+    for (let r = 0; r < k; r++) for (let j = 0; j < c.cols; j++) proj[r] += c.v[j * K_REF + r] * v[j * k + t];
+    worst = Math.max(worst, Math.sqrt(Math.max(0, 1 - proj.reduce((s, x) => s + x * x, 0))));
+  }
+  return worst;
+}
+
+function orthonormalityError(m: Float64Array, rows: number, k: number): number {
+  let worst = 0;
+  for (let a = 0; a < k; a++) {
+    for (let b = 0; b <= a; b++) {
+      let dot = 0;
+      for (let i = 0; i < rows; i++) dot += m[i * k + a] * m[i * k + b];
+      worst = Math.max(worst, Math.abs(dot - (a === b ? 1 : 0)));
+    }
+  }
+  return worst;
+}
+
+function checkAgainstScipy(c: Ref, t: SingularTriplets, k: number): void {
+  assert.equal(t.s.length, k);
+  for (let i = 0; i < k; i++) assert.ok(Math.abs(t.s[i] - c.s[i]) <= 1e-7 * c.s[0], `${c.name}: σ_${i} ${t.s[i]} vs ${c.s[i]}`);
+  const best = Math.sqrt(c.s.slice(k).reduce((s, x) => s + x * x, 0));
+  const err = reconstructionError(c, t);
+  assert.ok(Math.abs(err - best) <= 1e-6 * best, `${c.name}: reconstruction ${err} vs optimum ${best} (rel ${(Math.abs(err - best) / best).toExponential(1)})`);
+  assert.ok(largestAngleSin(c, t.v, k) <= 1e-4, `${c.name}: kept subspace off by sin θ = ${largestAngleSin(c, t.v, k).toExponential(1)}`);
+  assert.ok(orthonormalityError(t.v, c.cols, k) <= 1e-9, `${c.name}: V not orthonormal`);
+  assert.ok(orthonormalityError(t.u, c.rows, k) <= 1e-9, `${c.name}: U not orthonormal`);
+}
+
+/** The energy policy on leading values: smallest k with Σ_{i<k} σ² ≥ τ·‖W‖², undecided if not reached. */
+const energy = (tau: number): LeadingRankChooser => (leading, total) => {
+  let acc = 0;
+  for (let i = 0; i < leading.length; i++) {
+    acc += leading[i] ** 2;
+    if (acc >= tau * total) return i + 1;
+  }
+  return undefined;
+};
+
+test('a fixed rank on a slowly decaying spectrum (σ_j = j^-0.7) matches scipy by the leading route', () => {
+  const c = ref('slow_decay');
+  const t = progressiveTriplets(c.data, c.rows, c.cols, () => 12, c.name, { firstBlock: 24, minOrder: MIN });
+  assert.equal(t.route, 'leading');
+  checkAgainstScipy(c, t, 12);
+});
+
+test('an energy target grows the block until it is met, and picks the rank scipy\'s values give', () => {
+  const c = ref('geometric_wide');
+  const total = c.s.reduce((s, x) => s + x * x, 0);
+  const tau = 0.8;
+  let expected = 0;
+  for (let acc = 0; acc < tau * total; expected++) acc += c.s[expected] ** 2;
+  const found = leading(c, energy(tau), 8);
+  assert.ok(found, 'the leading route applies');
+  assert.ok(found.steps > 3 && expected > 4, `took ${found.steps} steps for k = ${expected}`);
+  checkAgainstScipy(c, found, expected);
+});
+
+for (const name of ['tiny_scale', 'huge_scale']) {
+  test(`scale ${name === 'tiny_scale' ? '1e-30' : '1e30'}: same relative accuracy`, () => {
+    const c = ref(name);
+    const t = progressiveTriplets(c.data, c.rows, c.cols, () => 10, c.name, { firstBlock: 20, minOrder: MIN });
+    assert.equal(t.route, 'leading');
+    checkAgainstScipy(c, t, 10);
+  });
+}
+
+test('the chooser sees W\'s own singular values and ‖W‖²_F, not those of the power-of-two-scaled Gram', () => {
+  // 1e30 weights: the Gram is of 2^-100·W or so; a chooser with an absolute threshold must not see that.
+  const c = ref('huge_scale');
+  const total = c.s.reduce((sum, x) => sum + x * x, 0);
+  let seen: { leading: Float64Array; total: number } | undefined;
+  const found = leading(c, (values, energy) => {
+    seen = { leading: values.slice(), total: energy };
+    return values.length >= 10 ? 10 : undefined;
+  }, 20);
+  assert.ok(found && seen);
+  assert.ok(Math.abs(seen.total - total) <= 1e-6 * total, `total ${seen.total} vs ${total}`);
+  seen.leading.forEach((x, i) => assert.ok(Math.abs(x - c.s[i]) <= 1e-7 * c.s[0], `σ_${i}: ${x} vs ${c.s[i]}`));
+});
+
+for (const name of ['constant', 'rank_one', 'repeated']) {
+  test(`${name}: no converged leading block, so the full route answers (and is right)`, () => {
+    const c = ref(name);
+    const k = 3;
+    assert.equal(leading(c, () => k, 8), undefined);
+    const t = progressiveTriplets(c.data, c.rows, c.cols, () => k, c.name, { firstBlock: 8, minOrder: MIN });
+    assert.equal(t.route, 'full');
+    const best = Math.sqrt(c.s.slice(k).reduce((s, x) => s + x * x, 0));
+    const norm = Math.sqrt(c.s.reduce((s, x) => s + x * x, 0));
+    assert.ok(Math.abs(reconstructionError(c, t) - best) <= 1e-6 * norm, `${name}: reconstruction error`);
+    for (let i = 0; i < k; i++) assert.ok(Math.abs(t.s[i] - c.s[i]) <= 1e-6 * c.s[0], `${name}: σ_${i}`);
+  });
+}
+
+test('below the minimum order the full route answers directly', () => {
+  const c = ref('slow_decay');
+  assert.ok(Math.min(c.rows, c.cols) < RANDOMIZED_MIN_ORDER);
+  assert.equal(progressiveTriplets(c.data, c.rows, c.cols, () => 2).route, 'full');
+  const data = new Float32Array(40 * 30).map((_, i) => Math.sin(i * 0.37));
+  assert.equal(progressiveTriplets(data, 40, 30, () => 2, 'small', { minOrder: 1 }).route, 'full');
+});
+
+test('an energy target out of the largest block\'s reach falls back to the full route', () => {
+  const c = ref('slow_decay');
+  // τ = 0.9 needs k ≈ 60 here, far past lmax/2 = 16.
+  const tried = leading(c, energy(0.9), 8);
+  assert.equal(tried, undefined);
+  const t = progressiveTriplets(c.data, c.rows, c.cols, energy(0.9), c.name, { firstBlock: 8, minOrder: MIN });
+  assert.equal(t.route, 'full');
+  assert.ok(t.s.length > 30);
+});
