@@ -106,7 +106,7 @@ acc = history[-1]
 # Checks that training reached the embedding and the layers (reported, read by the bench's docs):
 # row norms by kind of token, how far the rows moved from their init, and how far each weight's
 # spectrum is from flat (σ1/σ_median and the share of energy in the top 10 % of directions;
-# a Gaussian 128×128 at init gives about 2.3 and 0.26).
+# a Gaussian matrix at init gives about 2.5 and 0.30 for 128×128, 1.6 and 0.19 for 512×128).
 with torch.no_grad():
     emb = model.embed.weight
     kinds = {'noise (0..99)': np.arange(NOISE), 'topic': topics.ravel(),
