@@ -1,8 +1,8 @@
 // `npm run bench:quality`: what data-aware factorization buys before any fine-tuning. Two models:
 // - the bundled Transformer (media/samples/skeleton-transformer.onnx, NTU preset as in
 //   media/samples/rankscope.json): calibrated on x_train, scored on the 405 held-out x_test clips;
-// - a BERT-style encoder (4 blocks, d 128, FFN 512, 1000-token embedding) trained briefly on a
-//   synthetic ordered-topic task and exported by this machine's torch (bench/quality_bert.py;
+// - a BERT-style encoder (4 blocks, d 128, FFN 512, 1000-token embedding; BERT's initialisation)
+//   trained to its ceiling on a synthetic ordered-topic task and exported by this machine's torch (bench/quality_bert.py;
 //   cached in bench/.data/): calibrated on its train split, scored on 1000 held-out test samples.
 // At −30/−50/−70 % of the factorizable parameters: plain SVD (energy allocation), whitened
 // factors at the same ranks, and whitened factors with ranks from the whitened-loss allocation.
