@@ -91,15 +91,16 @@ class HyperedgeAttentionUnit(nn.Module):
     def __init__(self, dim_in, dim, heads, proj_groups):
         super().__init__()
         self.norm = nn.LayerNorm(dim_in)
-        parts = F.one_hot(torch.tensor(JOINT_PARTS)).float()  # (V, P)
-        self.register_buffer('part_mean', parts / parts.sum(dim=0, keepdim=True), persistent=False)
-        self.register_buffer('part_spread', parts.t().contiguous(), persistent=False)
+        # Index gathers, not matmuls with constant 25x5 matrices: those would read as weight layers.
+        self.part_joints = [torch.tensor([j for j, p in enumerate(JOINT_PARTS) if p == part]) for part in range(max(JOINT_PARTS) + 1)]
+        self.joint_part = torch.tensor(JOINT_PARTS)
         self.edge_proj = nn.Conv2d(dim_in, dim, 1, bias=False)
         self.attn = JointAttention(dim_in, dim, heads, proj_groups)
         self.skip = nn.Conv2d(dim_in, dim, 1, bias=False) if dim_in != dim else None
 
     def forward(self, x):
-        e = self.edge_proj(x @ self.part_mean) @ self.part_spread  # (B, C, T, V)
+        parts = torch.stack([x.index_select(3, joints).mean(dim=3) for joints in self.part_joints], dim=3)  # (B, C, T, P)
+        e = self.edge_proj(parts).index_select(3, self.joint_part)  # (B, C, T, V): each joint gets its part's feature
         y = self.attn(self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2), e)
         return (self.skip(x) if self.skip is not None else x) + y
 

@@ -29,7 +29,7 @@ from models import MODELS  # noqa: E402
 
 FRAMES = 16
 VALIDATION_EVERY = 5
-DEFAULT_EPOCHS = {'transformer': 45, 'catformer': 40}
+DEFAULT_EPOCHS = {'transformer': 28, 'catformer': 30}
 OUT_NAME = {'transformer': 'skeleton-transformer.onnx', 'catformer': 'skeleton-catformer.onnx'}
 
 

@@ -35,7 +35,7 @@ interface E2EModel {
 /** The workspace's model: the sample (media/samples) when there is one, else a generated fixture. */
 function prepareModel(workspace: string): E2EModel {
   const samples = join(ROOT, 'media', 'samples');
-  const sample = ['skeleton-transformer.onnx', 'skeleton-mlp.onnx'].find((f) => existsSync(join(samples, f)));
+  const sample = ['skeleton-transformer.onnx', 'skeleton-catformer.onnx'].find((f) => existsSync(join(samples, f)));
   const sweep = { levels: [0.3, 0.6], allocations: ['energy', 'uniform'], energies: [0.95] };
   let file: string;
   let source: string;
