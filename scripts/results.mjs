@@ -43,7 +43,7 @@ const lines = [
   `Regenerate with \`npm run results${basename(table.model) === 'skeleton-transformer.onnx' ? '' : ` -- --model media/samples/${basename(table.model)}`}\``
   + ` (${Math.round(table.seconds / 60)} min on the machine above). Latency figures taken under other load are noisy; compare them within one run only.`,
 ];
-const others = ['skeleton-transformer', 'skeleton-mlp'].filter((m) => m !== basename(table.model, '.onnx') && existsSync(`media/samples/${m}.results.json`));
+const others = ['skeleton-transformer', 'skeleton-catformer'].filter((m) => m !== basename(table.model, '.onnx') && existsSync(`media/samples/${m}.results.json`));
 for (const m of others) lines.push('', `The same table for \`${m}.onnx\`: \`media/samples/${m}.results.json\`.`);
 const block = `${START}\n${lines.join('\n')}\n${END}`;
 

@@ -49,7 +49,7 @@ def main():
         for k, n, share, ref in rows:
             diff = f'{share - ref:+.1f}' if ref is not None else ''
             print(f'| {k} | {n:,} | {share:.1f} % | {"" if ref is None else f"{ref:.1f} %"} | {diff} |')
-        print(f'| total | {total:,} | | 2,729,194 | |')
+        print(f'| total | {total:,} | 100 % | 2,729,194 parameters | |')
     else:
         print(f'skeleton-transformer: {total} parameters')
         for k, n, share, ref in rows:
