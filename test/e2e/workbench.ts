@@ -195,7 +195,9 @@ export function workbench(page: () => Page) {
       await layersList().hover();
       await page().mouse.wheel(0, -100_000);
     }
-    return (await treeLabels())[0];
+    // Rows are reused as the list scrolls, so DOM order is not row order: ask for row 0.
+    const first = layersTree().and(page().locator('[data-index="0"]')).first();
+    return (await first.count()) ? (await first.getAttribute('aria-label')) ?? undefined : undefined;
   }
 
   /** The Layers tree's row labelled `label`, scrolled into view with the mouse wheel (the tree
