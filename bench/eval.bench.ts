@@ -1,5 +1,5 @@
 // `npm run bench:eval`, on the bundled sample (media/samples/skeleton-transformer.onnx, 31 layers, + skeleton-actions.npz,
-// NTU layout, 405 test clips; `--mlp` uses skeleton-mlp.onnx instead):
+// NTU layout, 405 test clips; `--catformer` uses skeleton-catformer.onnx instead):
 // 1. OrtRunner (ONNX Runtime in a worker thread) against a bare onnxruntime-node session.run loop
 //    over the SAME pre-read batches in the same process, same intra-op threads, passes interleaved.
 //    Goal: ≤ 10 % overhead for evaluate() (what evaluations and sweeps run: batches prepared from the .npz
@@ -24,7 +24,7 @@ import { OrtRunner } from '../src/core/eval/runner';
 import { runSweep, type SweepResult, type SweepSpec } from '../src/core/eval/sweep';
 import { writeTwoBranchFixture, spectraOnThread } from '../test/unit/eval/fixtures';
 
-const MODEL = join(__dirname, `../media/samples/${process.argv.includes('--mlp') ? 'skeleton-mlp' : 'skeleton-transformer'}.onnx`);
+const MODEL = join(__dirname, `../media/samples/${process.argv.includes('--catformer') ? 'skeleton-catformer' : 'skeleton-transformer'}.onnx`);
 const DATA = join(__dirname, '../media/samples/skeleton-actions.npz');
 const THREADS = 1;
 const BATCH = 32;

@@ -42,7 +42,8 @@ export async function openSession(prepare: (workspace: string) => void | Promise
   }
   const server = await startCodeServer({ tmp, workspace, ...dirs });
   const browser = await launchChromium();
-  const page = await browser.newPage({ viewport: { width: 1400, height: 1400 } });
+  // Tall enough for every row of the sample's tree (~100 rows: the tree renders only what is visible).
+  const page = await browser.newPage({ viewport: { width: 1400, height: 2600 } });
   page.setDefaultTimeout(30_000);
   let url = server.url;
   if (!vsix) {
@@ -87,10 +88,16 @@ export function stepRunner(page: () => Page | undefined, artifacts = ARTIFACTS):
   return { step, failed: () => failedStep };
 }
 
-export interface ExpectedLayer { name: string; shape: [number, number]; params: number; sv: number[]; r95: number }
+export interface ExpectedLayer {
+  name: string; shape: [number, number]; params: number; sv: number[]; r95: number;
+  /** One plain matrix (MatMul, Gemm, ungrouped Conv); false for grouped convs and Gather tables. */
+  plain: boolean;
+}
 
 // The layers a person expects to see, computed by numpy straight from the ONNX file: every
-// MatMul/Gemm/Conv whose weight is an initializer, as its [out, in] matrix; named by the
+// MatMul/Gemm/Conv whose weight is an initializer, as its [out, in] matrix (a grouped conv's
+// [out, in/groups·k], its spectrum that of all groups' blocks together), and every Gather
+// from an initializer table ([rows, dim]); named by the
 // initializer (`net.1.weight` → `net.1`) unless that is opaque (`onnx::MatMul_12`), then by the
 // node's module path (`/encoder/layers.0/fc1/MatMul` → `encoder.layers.0.fc1`).
 const REFERENCE = String.raw`
@@ -105,28 +112,35 @@ for n in m.graph.node:  # Constant nodes hold parameters too (strings do not cou
             total += int(np.prod(a.t.dims))
 layers = []
 for n in m.graph.node:
-    if n.op_type not in ("MatMul", "Gemm", "Conv") or len(n.input) < 2 or n.input[1] not in inits:
+    wi = 0 if n.op_type == "Gather" else 1
+    if n.op_type not in ("MatMul", "Gemm", "Conv", "Gather") or len(n.input) < 2 or n.input[wi] not in inits:
         continue
-    w = numpy_helper.to_array(inits[n.input[1]]).astype(np.float64)
+    w = numpy_helper.to_array(inits[n.input[wi]]).astype(np.float64)
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+    groups = 1
     if n.op_type == "MatMul":
         if w.ndim != 2: continue
         mat = w.T
     elif n.op_type == "Gemm":
         mat = w if attrs.get("transB", 0) else w.T
+    elif n.op_type == "Gather":
+        if w.ndim != 2 or attrs.get("axis", 0) != 0: continue
+        mat = w
     else:
-        if attrs.get("group", 1) != 1: continue
+        groups = attrs.get("group", 1)
         mat = w.reshape(w.shape[0], -1)
-    wname = n.input[1]
+    wname = n.input[wi]
     if not wname.startswith("onnx::") and wname.endswith(".weight"):
         name = wname[: -len(".weight")]
     else:
         # PyTorch scopes: a called Sequential repeats its name (/blocks/blocks.0/tconv -> blocks.0.tconv)
         parts = n.name.strip("/").split("/")[:-1]
         name = ".".join(p for i, p in enumerate(parts) if not (i + 1 < len(parts) and parts[i + 1].startswith(p + ".")))
-    s = np.linalg.svd(mat, compute_uv=False)
+    rows = mat.shape[0] // groups
+    s = np.sort(np.concatenate([np.linalg.svd(mat[g * rows:(g + 1) * rows], compute_uv=False) for g in range(groups)]))[::-1]
     e = np.cumsum(s ** 2) / np.sum(s ** 2)
-    layers.append(dict(name=name, shape=list(mat.shape), params=int(mat.size), sv=s.tolist(), r95=int(np.argmax(e >= 0.95 - 1e-12) + 1)))
+    layers.append(dict(name=name, shape=list(mat.shape), params=int(mat.size), sv=s.tolist(), r95=int(np.argmax(e >= 0.95 - 1e-12) + 1),
+                       plain=bool(groups == 1 and n.op_type != "Gather")))
 print(json.dumps(dict(layers=layers, totalParams=total)))
 `;
 
@@ -167,8 +181,38 @@ export function workbench(page: () => Page) {
     return page().locator('.pane').filter({ has: page().locator('.pane-header', { hasText: /^\s*Layers/i }) }).getByRole('treeitem');
   }
 
+  function layersList(): Locator {
+    return page().locator('.pane').filter({ has: page().locator('.pane-header', { hasText: /^\s*Layers/i }) }).locator('.monaco-list').first();
+  }
+
   async function treeLabels(): Promise<string[]> {
     return layersTree().evaluateAll((rows) => rows.map((r) => r.getAttribute('aria-label') ?? ''));
+  }
+
+  /** The label of the tree's first row (the model), scrolled back to the top after `treeRow`. */
+  async function topTreeLabel(): Promise<string | undefined> {
+    if (await layersList().isVisible()) {
+      await layersList().hover();
+      await page().mouse.wheel(0, -100_000);
+    }
+    // Rows are reused as the list scrolls, so DOM order is not row order: ask for row 0.
+    const first = layersTree().and(page().locator('[data-index="0"]')).first();
+    return (await first.count()) ? (await first.getAttribute('aria-label')) ?? undefined : undefined;
+  }
+
+  /** The Layers tree's row labelled `label`, scrolled into view with the mouse wheel (the tree
+   *  renders only the rows it shows; a model with many layers has more than fit). */
+  async function treeRow(label: string): Promise<Locator> {
+    const row = layersTree().and(page().locator(`[aria-label="${label}"]`)).first();
+    const list = layersList();
+    if (await row.count()) return row;
+    await list.hover();
+    await page().mouse.wheel(0, -100_000);
+    for (let i = 0; i < 100 && !(await row.count()); i++) {
+      await page().mouse.wheel(0, 150);
+      await page().waitForTimeout(50);
+    }
+    return row;
   }
 
   /** Expands every collapsed group of the Layers tree (a click toggles a group, as a person does). */
@@ -259,5 +303,5 @@ export function workbench(page: () => Page) {
     await chooseMenuItem(/^Open Model…/);
   }
 
-  return { layersTree, treeLabels, expandAll, webviewWith, noErrorNotification, waitUntil, runCommand, chooseMenuItem, explorerRow, openFromExplorer };
+  return { layersTree, treeRow, treeLabels, topTreeLabel, expandAll, webviewWith, noErrorNotification, waitUntil, runCommand, chooseMenuItem, explorerRow, openFromExplorer };
 }
