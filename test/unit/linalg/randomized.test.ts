@@ -12,7 +12,7 @@ import { leadingTriplets, progressiveTriplets, RANDOMIZED_MIN_ORDER, type Leadin
 import type { SingularTriplets } from '../../../src/core/linalg/triplets';
 import { gramToKernelMemory } from '../../../src/core/linalg/gram';
 import { runPython } from '../../helpers/python';
-import { f64, tempDir } from './reference';
+import { f64, lowRankResidual, tempDir } from './reference';
 
 interface Ref {
   name: string;
@@ -69,19 +69,6 @@ const refs: Ref[] = Object.entries(meta).map(([name, [rows, cols]]) => {
 });
 const ref = (name: string) => refs.find((r) => r.name === name)!;
 
-function reconstructionError(c: Ref, t: SingularTriplets): number {
-  const k = t.s.length;
-  let sum = 0;
-  for (let i = 0; i < c.rows; i++) {
-    for (let j = 0; j < c.cols; j++) {
-      let x = c.data[i * c.cols + j];
-      for (let r = 0; r < k; r++) x -= t.u[i * k + r] * t.s[r] * t.v[j * k + r];
-      sum += x * x;
-    }
-  }
-  return Math.sqrt(sum);
-}
-
 /** sin of the largest principal angle between span(V_k) and scipy's top-k right vectors. */
 function largestAngleSin(c: Ref, v: Float64Array, k: number): number {
   // ‖(I − V_ref V_refᵀ)·V‖₂ ≤ its Frobenius norm; the Frobenius bound is what we check.
@@ -110,7 +97,7 @@ function checkAgainstScipy(c: Ref, t: SingularTriplets, k: number): void {
   assert.equal(t.s.length, k);
   for (let i = 0; i < k; i++) assert.ok(Math.abs(t.s[i] - c.s[i]) <= 1e-7 * c.s[0], `${c.name}: σ_${i} ${t.s[i]} vs ${c.s[i]}`);
   const best = Math.sqrt(c.s.slice(k).reduce((s, x) => s + x * x, 0));
-  const err = reconstructionError(c, t);
+  const err = lowRankResidual(c, t);
   assert.ok(Math.abs(err - best) <= 1e-6 * best, `${c.name}: reconstruction ${err} vs optimum ${best} (rel ${(Math.abs(err - best) / best).toExponential(1)})`);
   assert.ok(largestAngleSin(c, t.v, k) <= 1e-4, `${c.name}: kept subspace off by sin θ = ${largestAngleSin(c, t.v, k).toExponential(1)}`);
   assert.ok(orthonormalityError(t.v, c.cols, k) <= 1e-9, `${c.name}: V not orthonormal`);
@@ -178,7 +165,7 @@ for (const name of ['constant', 'rank_one', 'repeated']) {
     assert.equal(t.route, 'full');
     const best = Math.sqrt(c.s.slice(k).reduce((s, x) => s + x * x, 0));
     const norm = Math.sqrt(c.s.reduce((s, x) => s + x * x, 0));
-    assert.ok(Math.abs(reconstructionError(c, t) - best) <= 1e-6 * norm, `${name}: reconstruction error`);
+    assert.ok(Math.abs(lowRankResidual(c, t) - best) <= 1e-6 * norm, `${name}: reconstruction error`);
     for (let i = 0; i < k; i++) assert.ok(Math.abs(t.s[i] - c.s[i]) <= 1e-6 * c.s[0], `${name}: σ_${i}`);
   });
 }

@@ -86,3 +86,17 @@ export function rng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** ‖W − U_k·diag(s_k)·V_kᵀ‖_F of a row-major `rows × cols` matrix, for the leading `k` of `t` (default all). */
+export function lowRankResidual(w: { rows: number; cols: number; data: ArrayLike<number> }, t: { u: ArrayLike<number>; s: ArrayLike<number>; v: ArrayLike<number> }, k = t.s.length): number {
+  const stride = t.s.length;
+  let sum = 0;
+  for (let i = 0; i < w.rows; i++) {
+    for (let j = 0; j < w.cols; j++) {
+      let x = w.data[i * w.cols + j];
+      for (let r = 0; r < k; r++) x -= t.u[i * stride + r] * t.s[r] * t.v[j * stride + r];
+      sum += x * x;
+    }
+  }
+  return Math.sqrt(sum);
+}
