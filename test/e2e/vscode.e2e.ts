@@ -14,7 +14,7 @@ import { makeFixture } from '../integration/fixtures';
 import { runPython } from '../helpers/python';
 import { ROOT } from './codeServer';
 import {
-  ARTIFACTS, closeSession, count, energyAt, leafName, openSession, referenceLayers, segments, stepRunner, workbench,
+  ARTIFACTS, closeSession, count, denseLabel, energyAt, leafName, openSession, referenceLayers, segments, stepRunner, workbench,
   type ExpectedLayer, type Session,
 } from './workbench';
 
@@ -94,7 +94,7 @@ describe('Rankscope in VS Code (code-server)', () => {
     await page.locator('.pane-header', { hasText: /^\s*Spectrum/i }).first().click();
     await expandAll();
     // Descriptions gain `r95 N` once the spectra are in (worker threads): wait for all of them.
-    const expected = model.layers.map((l) => `${leafName(l.name)} ${l.shape[0]}×${l.shape[1]} · ${count(l.params)} · r95 ${l.r95}`);
+    const expected = model.layers.map(denseLabel);
     await waitUntil('every layer with its r95', async () => (await treeLabels()).filter((l) => / · r95 \d+$/.test(l)).length >= expected.length, 120_000);
     const labels = await treeLabels();
     // Same rows as numpy's list; the tree orders them by module path, so compare sorted.
@@ -125,7 +125,7 @@ describe('Rankscope in VS Code (code-server)', () => {
 
   step('4 right-click a layer → Compress Layer… → energy 95 %', async () => {
     const t = target();
-    const row = await treeRow(`${leafName(t.name)} ${t.shape[0]}×${t.shape[1]} · ${count(t.params)} · r95 ${t.r95}`);
+    const row = await treeRow(denseLabel(t));
     await row.click({ button: 'right' });
     await chooseMenuItem(/^Compress Layer…/);
     const pick = page.locator('.quick-input-widget').getByRole('option', { name: /energy 95 %/ });
@@ -158,15 +158,21 @@ print(json.dumps(json.loads(meta.get("rankscope.compressed", "[]"))))`, [out])) 
     const k = t.r95;
     const [m, n] = t.shape;
     const want = `${leafName(t.name)} ${m}×${n} · ${count(m * n)} → ${count(k * (m + n))} · rank ${k}`;
-    await page.waitForFunction((w) => [...document.querySelectorAll('[role="treeitem"]')].some((r) => r.getAttribute('aria-label') === w), want);
+    // Selected and scrolled into view (Rankscope reveals what it changed); later steps scroll the
+    // tree themselves, so this reveal must be over first.
+    await page.waitForFunction((w) => [...document.querySelectorAll('[role="treeitem"]')]
+      .some((r) => r.getAttribute('aria-label') === w && r.getAttribute('aria-selected') === 'true'), want);
     await shot('05-compressed-tree.png');
   });
 
   step('6 the spectrum panel draws one point per singular value', async () => {
-    // The smallest layer other than the compressed one: min(out, in) singular values.
-    const head = model.layers.filter((l) => l.plain && l !== target()).sort((a, b) => a.sv.length - b.sv.length)[0]!;
-    await expandAll(); // the compressed model's tree opens with its groups folded
-    await (await treeRow(`${leafName(head.name)} ${head.shape[0]}×${head.shape[1]} · ${count(head.params)} · r95 ${head.r95}`)).click();
+    // The smallest layer other than the compressed one: min(out, in) singular values. Its row label
+    // must name it alone (several blocks have a `residual.0`, several `q 60×3 …` rows look alike).
+    const unique = (l: ExpectedLayer): boolean => model.layers.filter((o) => denseLabel(o) === denseLabel(l)).length === 1;
+    const head = model.layers.filter((l) => l.plain && l !== target() && unique(l)).sort((a, b) => a.sv.length - b.sv.length)[0]!;
+    // The compressed model's tree opens with its big groups folded, scrolled to the compressed layer.
+    await expandAll();
+    await (await treeRow(denseLabel(head))).click();
     const view = await webviewWith('spectrum-chart');
     const chart = view.getByTestId('spectrum-chart');
     await assert.doesNotReject(chart.waitFor());

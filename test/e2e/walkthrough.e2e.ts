@@ -15,7 +15,7 @@ import type { FrameLocator, Page } from 'playwright-core';
 import { runPython } from '../helpers/python';
 import { ROOT } from './codeServer';
 import {
-  ARTIFACTS, closeSession, count, energyAt, leafName, openSession, referenceLayers, stepRunner, workbench,
+  ARTIFACTS, closeSession, count, denseLabel, energyAt, leafName, openSession, referenceLayers, stepRunner, workbench,
   type ExpectedLayer, type Session,
 } from './workbench';
 
@@ -36,7 +36,6 @@ const shot = (n: number, name: string): Promise<Buffer> => page.screenshot({ pat
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** The tree row label of a dense layer as the tree prints it: `fc1 64×128 · 8.19K · r95 12`. */
-const denseLabel = (l: ExpectedLayer): string => `${leafName(l.name)} ${l.shape[0]}×${l.shape[1]} · ${count(l.params)} · r95 ${l.r95}`;
 
 /** The layer worth compressing: the one that saves the most parameters at 95 % energy (numpy). */
 const target = (): ExpectedLayer => original.layers.filter((l) => l.plain)

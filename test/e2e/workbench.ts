@@ -168,6 +168,9 @@ export function count(n: number): string {
 
 export const leafName = (layer: string): string => segments(layer).at(-1)!;
 
+/** A dense layer's row in the Layers tree, as its accessible name: `fc1 768×3072 · 2.36M · r95 412`. */
+export const denseLabel = (l: ExpectedLayer): string => `${leafName(l.name)} ${l.shape[0]}×${l.shape[1]} · ${count(l.params)} · r95 ${l.r95}`;
+
 /** Fraction of Σσ² in the top k (from numpy's σ). */
 export function energyAt(sv: number[], k: number): number {
   const total = sv.reduce((a, s) => a + s * s, 0);
@@ -176,9 +179,11 @@ export function energyAt(sv: number[], k: number): number {
 
 /** The workbench helpers, bound to the suite's page (read when called: the page is made in `before`). */
 export function workbench(page: () => Page) {
-  /** Tree rows of the Layers view with their accessible names (`label description`). */
+  /** Tree rows of the Layers view with their accessible names (`label description`). Not the
+   *  sticky-scroll copies of the groups scrolled past (same label and row index, pinned on top). */
   function layersTree(): Locator {
-    return page().locator('.pane').filter({ has: page().locator('.pane-header', { hasText: /^\s*Layers/i }) }).getByRole('treeitem');
+    return page().locator('.pane').filter({ has: page().locator('.pane-header', { hasText: /^\s*Layers/i }) })
+      .locator('[role="treeitem"]:not(.monaco-tree-sticky-row)');
   }
 
   function layersList(): Locator {
@@ -200,29 +205,64 @@ export function workbench(page: () => Page) {
     return (await first.count()) ? (await first.getAttribute('aria-label')) ?? undefined : undefined;
   }
 
-  /** The Layers tree's row labelled `label`, scrolled into view with the mouse wheel (the tree
-   *  renders only the rows it shows; a model with many layers has more than fit). */
+  /** The row indices of `rows` a click would reach now: on screen and not under the tree's
+   *  sticky-scroll header (the groups scrolled past, pinned over the top rows) or another pane. */
+  async function reachable(rows: Locator): Promise<string[]> {
+    return rows.evaluateAll((els) => els.filter((r) => {
+      const b = r.getBoundingClientRect();
+      return r.contains(document.elementFromPoint(b.left + b.width / 2, b.top + b.height / 2));
+    }).map((r) => r.getAttribute('data-index') ?? ''));
+  }
+
+  /** Scrolls the Layers tree from its top down, part of a view at a time, calling `visit` on each
+   *  view until it returns true (then true) or the tree's last row is in view (then false). The tree
+   *  renders only the rows in view, so a row (or a folded group) out of view is not in the page. */
+  async function scanTree(visit: () => Promise<boolean>): Promise<boolean> {
+    const list = layersList();
+    const firstRow = layersTree().and(page().locator('[data-index="0"]'));
+    const lastRow = layersTree().and(page().locator('[data-last-element="true"]'));
+    const sticky = list.locator('.monaco-tree-sticky-row');
+    if (!(await layersTree().count())) return false; // no model (yet)
+    // At the very top no group is pinned: row 0 is there and the sticky header is empty.
+    for (let i = 0; !(await firstRow.count()) || (await sticky.count()); i++) {
+      if (i === 20) throw new Error('the Layers tree did not scroll back to its first row');
+      await list.hover();
+      await page().mouse.wheel(0, -100_000);
+      await page().waitForTimeout(100);
+    }
+    for (let i = 0; i < 1000; i++) {
+      if (await visit()) return true;
+      if ((await reachable(lastRow)).length) return false;
+      // Less than a view at a time (VS Code scrolls less than the wheel's delta): no row is skipped.
+      const height = (await list.boundingBox())?.height ?? 300;
+      await list.hover();
+      await page().mouse.wheel(0, Math.max(100, Math.floor(height * 0.6)));
+      await page().waitForTimeout(100);
+    }
+    return false;
+  }
+
+  /** The Layers tree's row labelled `label`, scrolled into view (as a person scrolls to it). */
   async function treeRow(label: string): Promise<Locator> {
     const row = layersTree().and(page().locator(`[aria-label="${label}"]`)).first();
-    const list = layersList();
-    if (await row.count()) return row;
-    await list.hover();
-    await page().mouse.wheel(0, -100_000);
-    for (let i = 0; i < 100 && !(await row.count()); i++) {
-      await page().mouse.wheel(0, 150);
-      await page().waitForTimeout(50);
-    }
+    if (!(await reachable(row)).length) await scanTree(async () => (await reachable(row)).length > 0);
     return row;
   }
 
-  /** Expands every collapsed group of the Layers tree (a click toggles a group, as a person does). */
+  /** Expands every folded group of the Layers tree, top to bottom (a click toggles a group, as a
+   *  person does); groups out of view are reached by scrolling, so no fold is missed. */
   async function expandAll(): Promise<void> {
-    for (let i = 0; i < 200; i++) {
-      const collapsed = layersTree().and(page().locator('[aria-expanded="false"]')).first();
-      if (!(await collapsed.count())) return;
-      await collapsed.click();
-      await page().waitForTimeout(100);
-    }
+    const folded = layersTree().and(page().locator('[aria-expanded="false"]'));
+    const row = (index: string): Locator => layersTree().and(page().locator(`[data-index="${index}"]`));
+    await scanTree(async () => {
+      // A group's rows open below it, so what is left to expand is in view or further down.
+      for (let i = 0, next: string | undefined; i < 200 && (next = (await reachable(folded))[0]) !== undefined; i++) {
+        await row(next).click();
+        // Clicking again before it shows as open would fold it back.
+        await row(next).and(page().locator('[aria-expanded="true"]')).waitFor({ timeout: 10_000 });
+      }
+      return false;
+    });
   }
 
   /** The inner frame of the webview that contains `testId` (webviews live in nested iframes). */
