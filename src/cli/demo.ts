@@ -159,7 +159,7 @@ async function demo(ctx: Context): Promise<DemoSummary> {
     dataset = await openData(runner, ctx);
 
     // 2. Sweep.
-    heading('2/5 sweep: energy thresholds, and parameter cuts × allocation, plain and whitened SVD (top-1 on the test split with ONNX Runtime)');
+    heading('2/5 sweep: an energy threshold, and parameter cuts × allocation, plain and whitened SVD (top-1 on the test split with ONNX Runtime)');
     const whitening = await withTraining(runner, ctx, (train) => calibrateOnTraining(model, calibrationCandidates(model), train, runner, ctx));
     const sweep = await runSweep({ ...sweepGrid(ctx.ci), allocations: DEMO_ALLOCATIONS, methods: DEMO_METHODS }, {
       // No latency per point: step 4 times the knee against the original, interleaved.
