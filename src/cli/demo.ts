@@ -1,7 +1,8 @@
 // `rankscope demo`: the main job on the bundled skeleton-action sample, through the same core the
 // extension uses: 1 inspect (layers, spectra), 2 sweep (energy thresholds and budgets × allocation,
-// accuracy with ONNX Runtime), 3 compress at the knee of the trade-off curve, 4 evaluate it
-// against the original, 5 fine-tune it on the CPU when PyTorch is there. Writes DIR/report.html,
+// plain and whitened SVD, accuracy with ONNX Runtime; the whitened calibration on training samples
+// only), 3 compress at the knee of the trade-off curve, 4 evaluate it against the original,
+// 5 fine-tune it on the CPU when PyTorch is there. Writes DIR/report.html,
 // summary.json, the sweep files, the plan, and the compressed and fine-tuned models.
 // `--table` instead computes the README results table (resultsTable.ts) into DIR/results.json;
 // scripts/results.mjs renders it.
@@ -9,14 +10,13 @@ import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { RankscopeError } from '../core/errors';
-import { compressToFile } from '../core/compress';
-import { ALLOCATIONS, isAllocation, SWEEP_ALLOCATIONS } from '../core/compress/budget';
+import { calibrationCandidates, compressToFile } from '../core/compress';
+import { ALLOCATIONS, isAllocation, type SweepAllocation } from '../core/compress/budget';
 import type { Dataset } from '../core/eval/dataset';
 import { evaluate } from '../core/eval/evaluate';
 import { compareLatency, type Latency } from '../core/eval/latency';
 import { measureMacs } from '../core/eval/macs';
 import { OrtRunner, type OrtSession } from '../core/eval/runner';
-import type { SensitivityOptions } from '../core/eval/sensitivity';
 import { runSweep, SWEEP_METHODS, type SweepMethod, type SweepPoint, type SweepResult } from '../core/eval/sweep';
 import { writeSweepReport } from '../core/eval/report';
 import { openOnnxModel } from '../core/formats';
@@ -25,13 +25,18 @@ import { computeSpectra } from '../core/linalg';
 import type { Command, CommandIO } from './command';
 import { intOption, nameList, numberList, parseOptions } from './options';
 import { demoReportHtml } from './demoReport';
-import { findTorch, kib, num, openData, pct, planOf, runFinetune, type Context } from './demoSteps';
+import { calibrateOnTraining, findTorch, kib, num, openData, pct, planOf, runFinetune, type Context } from './demoSteps';
 import { DEFAULT_TABLE_OPTIONS, resultsTable, type ResultsTable, type TableOptions } from './resultsTable';
 
 export type { ResultsTable, TableRow } from './resultsTable';
 
-/** The demo's allocations: the sweep's, less 'whitened', which needs a calibration pass the demo does not run. */
-const DEMO_ALLOCATIONS = SWEEP_ALLOCATIONS.filter((a) => a !== 'whitened');
+/**
+ * The demo's allocations and methods. 'whitened' (allocation and method) reads each layer's error
+ * per rank off one calibration pass; 'sensitivity' (one evaluation per layer per probed rank, most
+ * of 20 minutes on the 71-layer sample) and 'uniform' are left to `rankscope sweep`.
+ */
+const DEMO_ALLOCATIONS: SweepAllocation[] = ['energy', 'whitened'];
+const DEMO_METHODS: SweepMethod[] = ['svd', 'whitened'];
 
 const usage = `rankscope demo [options]
 
@@ -60,7 +65,7 @@ export interface DemoSummary {
   steps: {
     inspect: { layers: number; factorizable: number; totalParams: number; factorizableParams: number; fileSize: number; spectra: number; seconds: number };
     sweep: { points: number; original: number; best: { label: string; top1: number; params: number }[]; seconds: number };
-    compress: { point: string; plan: string; output: string; layersCompressed: number; paramsBefore: number; paramsAfter: number; fileSizeBefore: number; fileSizeAfter: number };
+    compress: { point: string; method: SweepMethod; plan: string; output: string; layersCompressed: number; paramsBefore: number; paramsAfter: number; fileSizeBefore: number; fileSizeAfter: number };
     evaluate: { top1Original: number; top1Compressed: number; agreement: number; latencyOriginalMs: number; latencyCompressedMs: number; macsOriginal: number | null; macsCompressed: number | null };
     finetune: { ran: true; epochs: number; top1: number; output: string; seconds: number; device: string } | { ran: false; reason: string; howToEnable?: string };
   };
@@ -68,7 +73,11 @@ export interface DemoSummary {
 }
 
 export const CUTS = [0.3, 0.5, 0.7];
-const ENERGIES = [0.99, 0.95, 0.9];
+/**
+ * The sweep's grid: the cuts (CI: the two where the curve bends) and one energy threshold (99 and
+ * 95 % keep nearly every parameter of this sample), each with both allocations and both methods.
+ */
+const sweepGrid = (ci: boolean) => ({ levels: ci ? [0.5, 0.7] : CUTS, energies: [0.9] });
 
 /** media/samples, found from the bundle (dist/) or the sources (src/cli/). */
 export function samplesDir(): string {
@@ -150,10 +159,12 @@ async function demo(ctx: Context): Promise<DemoSummary> {
     dataset = await openData(runner, ctx);
 
     // 2. Sweep.
-    heading('2/5 sweep: energy thresholds, and parameter cuts × allocation (top-1 with ONNX Runtime)');
-    const sweep = await runSweep({ levels: CUTS, energies: ENERGIES, allocations: DEMO_ALLOCATIONS }, {
-      model, spectra, dataset, runner, batchSize: 64, latency: { warmup: 2, runs: ctx.ci ? 3 : 10 },
-      cacheDir: join(out, '.cache', 'sweep'), sensitivity: demoSensitivity(ctx), signal: io.signal,
+    heading('2/5 sweep: an energy threshold, and parameter cuts × allocation, plain and whitened SVD (top-1 on the test split with ONNX Runtime)');
+    const whitening = await withTraining(runner, ctx, (train) => calibrateOnTraining(model, calibrationCandidates(model), train, runner, ctx));
+    const sweep = await runSweep({ ...sweepGrid(ctx.ci), allocations: DEMO_ALLOCATIONS, methods: DEMO_METHODS }, {
+      // No latency per point: step 4 times the knee against the original, interleaved.
+      model, spectra, dataset, runner, batchSize: 64, latency: false,
+      cacheDir: join(out, '.cache', 'sweep'), whitening, signal: io.signal,
       onPoint: (p) => io.out(`${p.label.padEnd(24)} ${num(p.params).padStart(11)} params  top-1 ${pct(p.metrics.top1).padStart(8)}${p.cached ? '  (cached)' : ''}`),
     });
     await writeSweepReport(sweep, out, io.signal);
@@ -165,16 +176,18 @@ async function demo(ctx: Context): Promise<DemoSummary> {
     // 3. Compress at the knee.
     heading('3/5 compress at the knee of the accuracy/size curve');
     const knee = kneePoint(sweep);
+    const method = knee.method ?? 'svd';
     const plan = planOf(knee);
     const planPath = join(out, 'plan.json');
     await writeFileAtomic(planPath, JSON.stringify(plan, null, 2), { signal: io.signal });
     const compressedPath = join(out, `${basename(ctx.model, '.onnx')}.compressed.onnx`);
-    await compressToFile(model, plan, compressedPath, { signal: io.signal });
+    // A whitened point is written with the whitened factors it was measured with.
+    await compressToFile(model, plan, compressedPath, { signal: io.signal, ...(method === 'whitened' && { whitening }) });
     const compressedSize = (await stat(compressedPath)).size;
     io.out(`knee: ${knee.label} → ${plan.totals.compressed} layers factorized, parameters ${num(plan.totals.modelParamsBefore)} → ${num(plan.totals.modelParamsAfter)} (−${pct(1 - plan.totals.modelParamsAfter / plan.totals.modelParamsBefore)}), file ${kib(s.fileSize)} → ${kib(compressedSize)}`);
     io.out(`wrote ${compressedPath}`);
     const compress = {
-      point: knee.label, plan: planPath, output: compressedPath, layersCompressed: plan.totals.compressed,
+      point: knee.label, method, plan: planPath, output: compressedPath, layersCompressed: plan.totals.compressed,
       paramsBefore: plan.totals.modelParamsBefore, paramsAfter: plan.totals.modelParamsAfter, fileSizeBefore: s.fileSize, fileSizeAfter: compressedSize,
     };
 
@@ -235,18 +248,26 @@ async function demo(ctx: Context): Promise<DemoSummary> {
   }
 }
 
-/** Per-layer probes cost one evaluation each: the demo probes fewer ranks on a calibration subset. */
-function demoSensitivity(ctx: Context): SensitivityOptions {
-  return ctx.ci ? { samples: 96, fractions: [0.3, 0.6], measure: 'kl' } : { samples: 256, fractions: [0.2, 0.4, 0.7], measure: 'kl' };
+/** Runs `use` on the training split (no labels needed), closed after. */
+async function withTraining<T>(runner: OrtRunner, ctx: Context, use: (train: Dataset) => Promise<T>): Promise<T> {
+  const train = await openData(runner, ctx, 'train', false);
+  try {
+    return await use(train);
+  } finally {
+    await train.close();
+  }
 }
+
+const methodText = (m: SweepMethod) => (m === 'whitened' ? 'whitened SVD' : 'plain SVD');
 
 async function latencies(sessions: OrtSession[], dataset: Dataset, ctx: Context): Promise<Latency[]> {
   const batch = await dataset.batch(0, Math.min(32, dataset.size), ctx.io.signal);
-  return compareLatency(sessions, batch.feeds, { warmup: 3, runs: ctx.ci ? 5 : 30 });
+  return compareLatency(sessions, batch.feeds, { warmup: 3, runs: ctx.ci ? 5 : 15 });
 }
 
 /**
- * The knee of the accuracy/size curve: the smallest model whose plain-SVD score stays within
+ * The knee of the accuracy/size curve: the smallest model whose score right after factorization
+ * (plain or whitened SVD, before any fine-tuning) stays within
  * `tolerance` of the original's (past it the curve bends down, and a few epochs of fine-tuning
  * no longer win the loss back). With none that close, the best-scoring compressed point.
  */
@@ -274,7 +295,7 @@ function printSummary(s: DemoSummary, io: CommandIO): void {
   io.out(`inspect   ${st.inspect.layers} layers, ${num(st.inspect.totalParams)} parameters, ${st.inspect.spectra} spectra`);
   io.out(`sweep     ${st.sweep.points} points; original top-1 ${pct(st.sweep.original)}`);
   io.out(`compress  ${st.compress.point}: ${num(st.compress.paramsBefore)} → ${num(st.compress.paramsAfter)} parameters, ${kib(st.compress.fileSizeBefore)} → ${kib(st.compress.fileSizeAfter)}`);
-  io.out(`evaluate  top-1 ${pct(st.evaluate.top1Original)} → ${pct(st.evaluate.top1Compressed)} after SVD; latency ${st.evaluate.latencyOriginalMs.toFixed(2)} → ${st.evaluate.latencyCompressedMs.toFixed(2)} ms/batch`
+  io.out(`evaluate  top-1 ${pct(st.evaluate.top1Original)} → ${pct(st.evaluate.top1Compressed)} after ${methodText(st.compress.method)}; latency ${st.evaluate.latencyOriginalMs.toFixed(2)} → ${st.evaluate.latencyCompressedMs.toFixed(2)} ms/batch`
     + (st.evaluate.macsOriginal !== null && st.evaluate.macsCompressed !== null ? `; MACs ${num(st.evaluate.macsOriginal)} → ${num(st.evaluate.macsCompressed)}` : ''));
   const ft = st.finetune;
   io.out(ft.ran ? `finetune  top-1 ${pct(ft.top1)} after ${ft.epochs} epoch(s) on ${ft.device} (${ft.seconds.toFixed(0)} s)` : `finetune  skipped: ${ft.reason}`);

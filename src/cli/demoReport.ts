@@ -52,9 +52,9 @@ export function spectraSvg(spectra: LayerSpectrum[], count = 8, width = 760, hei
   return parts.join('\n');
 }
 
-/** The LORTSAR-form table: from results.json when there, else the sweep's plain-SVD figures. */
+/** The LORTSAR-form table: from results.json when there, else the sweep's figures right after factorization. */
 function resultsTableHtml(r: DemoReport): string {
-  const head = '<tr><th>cut</th><th>allocation</th><th>parameters</th><th>size (KiB)</th><th>top-1 SVD %</th><th>top-1 fine-tuned %</th><th>top-1 distilled %</th><th>CPU ms/batch</th></tr>';
+  const head = '<tr><th>cut</th><th>allocation</th><th>method</th><th>parameters</th><th>size (KiB)</th><th>top-1 SVD %</th><th>top-1 fine-tuned %</th><th>top-1 distilled %</th><th>CPU ms/batch</th></tr>';
   if (r.table) {
     const t = r.table;
     const tableHead = '<tr><th>cut</th><th>allocation</th><th>method</th><th>parameters</th><th>MACs</th><th>size (KiB)</th><th>top-1 SVD %</th><th>top-1 fine-tuned %</th><th>top-1 distilled %</th><th>CPU ms/batch (original → compressed)</th></tr>';
@@ -68,12 +68,12 @@ ${rows}</tbody></table>`;
   const ft = r.summary.steps.finetune;
   const knee = r.summary.steps.compress.point;
   const points = r.sweep.points.filter((p) => p.kind === 'budget');
-  const rows = points.map((p) => `<tr><td>−${Math.round(p.level * 100)} %</td><td>${p.allocation}</td><td>${p.params.toLocaleString('en-US')}</td><td>${(p.fileSize / 1024).toFixed(0)}</td>`
+  const rows = points.map((p) => `<tr><td>−${Math.round(p.level * 100)} %</td><td>${p.allocation}</td><td>${p.method ?? 'svd'}</td><td>${p.params.toLocaleString('en-US')}</td><td>${(p.fileSize / 1024).toFixed(0)}</td>`
     + `<td>${pct(p.metrics.top1)}</td><td>${ft.ran && p.label === knee ? pct(ft.top1) : '—'}</td><td>—</td><td>${p.latency ? p.latency.medianMs.toFixed(2) : '—'}</td></tr>`).join('\n');
   const o = r.sweep.original;
-  return `<p>Plain-SVD figures from this run's sweep; fine-tuned figures for the knee only. <code>npm run results</code> fills every cell (fine-tuning and distillation per row).</p>
+  return `<p>Figures right after factorization (plain or whitened SVD) from this run's sweep; fine-tuned figures for the knee only. <code>npm run results</code> fills every cell (fine-tuning and distillation per row).</p>
 <table><thead>${head}</thead><tbody>
-<tr><td>0</td><td>original</td><td>${o.params.toLocaleString('en-US')}</td><td>${(o.fileSize / 1024).toFixed(0)}</td><td>${pct(o.metrics.top1)}</td><td></td><td></td><td>${o.latency ? o.latency.medianMs.toFixed(2) : '—'}</td></tr>
+<tr><td>0</td><td>original</td><td></td><td>${o.params.toLocaleString('en-US')}</td><td>${(o.fileSize / 1024).toFixed(0)}</td><td>${pct(o.metrics.top1)}</td><td></td><td></td><td>${o.latency ? o.latency.medianMs.toFixed(2) : '—'}</td></tr>
 ${rows}</tbody></table>`;
 }
 

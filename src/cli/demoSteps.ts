@@ -1,14 +1,18 @@
 // The steps `rankscope demo` and its results table (resultsTable.ts) share: the run's context,
-// the data of one split of the NTU-layout file, the interpreter for fine-tuning, and one
-// fine-tuning run with the demo's training choices.
+// the data of one split of the NTU-layout file, the whitened calibration on training samples,
+// the interpreter for fine-tuning, and one fine-tuning run with the demo's training choices.
+import { join } from 'node:path';
 import { RankscopeError } from '../core/errors';
-import type { Plan } from '../core/compress';
+import type { Plan, WhiteningSource } from '../core/compress';
+import { calibrate } from '../core/eval/calibration';
 import { loadDataset, type Dataset } from '../core/eval/dataset';
 import type { OrtRunner } from '../core/eval/runner';
 import type { SweepPoint } from '../core/eval/sweep';
 import { checkDiscoveredEnvironment, type EnvReport } from '../worker/envCheck';
 import { finetune, type FinetuneResult } from '../worker/finetune';
 import type { WorkerMessage } from '../worker/protocol';
+import type { Layer } from '../core/model/types';
+import type { OnnxModel } from '../core/formats/onnx';
 import type { CommandIO } from './command';
 
 export interface Context {
@@ -40,6 +44,20 @@ export async function openData(runner: OrtRunner, ctx: Pick<Context, 'model' | '
   } finally {
     await probe.close();
   }
+}
+
+/** Training samples the whitened calibration draws (seeded). */
+export const CALIBRATION_SAMPLES = 256;
+
+/**
+ * The calibration the whitened method and allocation use, on `train` (the TRAINING split: what
+ * chooses ranks or factors never sees the test split the demo scores); cached in DIR/.cache/calibration.
+ */
+export async function calibrateOnTraining(model: OnnxModel, layers: Layer[], train: Dataset, runner: OrtRunner, ctx: Pick<Context, 'io' | 'out'>): Promise<WhiteningSource> {
+  const t = performance.now();
+  const c = await calibrate(model, layers, train, { samples: CALIBRATION_SAMPLES, seed: 0, runner, cacheDir: join(ctx.out, '.cache', 'calibration'), signal: ctx.io.signal });
+  ctx.io.out(`calibration: ${c.samples} training samples, ${c.grams.size} layers (${((performance.now() - t) / 1000).toFixed(0)} s${c.cached ? ', cached' : ''})`);
+  return { grams: c.grams, calibration: { hash: c.key, data: c.data, samples: c.samples, seed: c.seed } };
 }
 
 /** The plan a sweep point measured (the original has none). */

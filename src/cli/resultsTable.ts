@@ -16,7 +16,7 @@ import { RankscopeError } from '../core/errors';
 import { ALLOCATIONS, type Allocation } from '../core/compress/budget';
 import { compressToFile, graphCheck, whitenedSpectraOf, type Plan, type WhiteningSource } from '../core/compress';
 import { isCompressible, makePlan } from '../core/compress/plan';
-import { calibrate, selectSamples } from '../core/eval/calibration';
+import { selectSamples } from '../core/eval/calibration';
 import type { Dataset } from '../core/eval/dataset';
 import { evaluate } from '../core/eval/evaluate';
 import { compareLatency } from '../core/eval/latency';
@@ -27,12 +27,11 @@ import { openOnnxModel } from '../core/formats';
 import type { OnnxModel } from '../core/formats/onnx';
 import { writeFileAtomic } from '../core/fs/atomicWrite';
 import { computeSpectra } from '../core/linalg';
-import { findTorch, kib, num, openData, pct, runFinetune, type Context } from './demoSteps';
+import { CALIBRATION_SAMPLES, calibrateOnTraining, findTorch, kib, num, openData, pct, runFinetune, type Context } from './demoSteps';
 
 export const TABLE_CUTS = [0.3, 0.5, 0.7];
-/** Training samples the sensitivity probes and the whitened calibration draw from (seeded). */
+/** Training samples the sensitivity probes draw from (seeded; the calibration's: demoSteps.ts). */
 const PROBE_SAMPLES = 512;
-const CALIBRATION_SAMPLES = 256;
 const LATENCY_BATCH = 32;
 
 export interface TableOptions {
@@ -164,12 +163,7 @@ async function planRows(model: OnnxModel, spectra: Awaited<ReturnType<typeof com
   const check = graphCheck(model);
   const candidates = model.layers.filter((l) => isCompressible(l) && !check(l));
   let whitening: WhiteningSource | undefined;
-  if (options.methods.includes('whitened') || options.allocations.includes('whitened')) {
-    const tc = performance.now();
-    const c = await calibrate(model, candidates, env.train, { samples: CALIBRATION_SAMPLES, seed: 0, runner, cacheDir: join(out, '.cache', 'calibration'), signal: io.signal });
-    whitening = { grams: c.grams, calibration: { hash: c.key, data: c.data, samples: c.samples, seed: c.seed } };
-    io.out(`calibration: ${c.samples} training samples, ${c.grams.size} layers (${((performance.now() - tc) / 1000).toFixed(0)} s${c.cached ? ', cached' : ''})`);
-  }
+  if (options.methods.includes('whitened') || options.allocations.includes('whitened')) whitening = await calibrateOnTraining(model, candidates, env.train, runner, ctx);
   const plans = new Map<string, Plan>();
   const skipped: ResultsTable['skipped'] = [];
   const keep = (cut: number, allocation: Allocation, make: () => Plan) => {

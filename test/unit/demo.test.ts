@@ -29,18 +29,23 @@ test('rankscope demo runs every step on the sample and writes its report', { tim
     assert.ok(inspect.totalParams > 1e5 && inspect.totalParams < 3e6, `params ${inspect.totalParams}`);
     assert.ok(inspect.factorizable >= 60, `factorizable layers ${inspect.factorizable}`);
     assert.equal(inspect.spectra, inspect.layers);
-    // 2: 3 energy thresholds + 3 cuts × 3 allocations; the original scores like its training record.
-    assert.equal(sweep.points, 12);
+    // 2: CI's grid, (1 energy threshold + 2 cuts × 2 allocations: energy, whitened) × plain and
+    // whitened SVD, after one calibration pass on training samples; the original scores like its training record.
+    assert.equal(sweep.points, 10);
+    assert.match(r.stdout, /calibration: 256 training samples, 71 layers/);
     const trained = JSON.parse(readFileSync('media/samples/skeleton-transformer.training.json', 'utf8')) as { test_top1: number };
     assert.ok(Math.abs(sweep.original - trained.test_top1) <= 0.01, `ORT top-1 ${sweep.original} vs PyTorch ${trained.test_top1}`);
-    // 3: a real cut of the blocks (issue 14: not of one head layer), written to a file that is smaller.
+    // 3: a real cut of the blocks (issue 14: not of one head layer), written to a file that is smaller,
+    // with the factorization the knee was measured with.
+    assert.ok(['svd', 'whitened'].includes(compress.method), compress.method);
+    assert.equal(compress.point.endsWith('(whitened SVD)'), compress.method === 'whitened', `${compress.point}: ${compress.method}`);
     assert.ok(compress.layersCompressed >= 10, `${compress.layersCompressed} layers factorized at the knee`);
     assert.ok(compress.paramsAfter < compress.paramsBefore);
     assert.ok(compress.fileSizeAfter < compress.fileSizeBefore, `${compress.fileSizeAfter} ≥ ${compress.fileSizeBefore}`);
     assert.equal(statSync(compress.output).size, compress.fileSizeAfter);
     // 4: accuracy figures in range: the original well above chance (1/15), the knee close to it.
     assert.ok(evaluate.top1Original > 0.8 && evaluate.top1Original < 1, `original ${evaluate.top1Original}`);
-    // The knee keeps plain-SVD top-1 within 2 points of the original (when any sweep point does).
+    // The knee keeps its top-1 right after factorization within 2 points of the original (when any sweep point does).
     assert.ok(evaluate.top1Compressed >= evaluate.top1Original - 0.02 - 1e-9 && evaluate.top1Compressed <= 1, `compressed ${evaluate.top1Compressed}`);
     assert.ok(evaluate.agreement > 0.8 && evaluate.agreement <= 1);
     assert.ok(evaluate.latencyOriginalMs > 0 && evaluate.latencyCompressedMs > 0);
