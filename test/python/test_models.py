@@ -20,7 +20,7 @@ from rankscope_worker.data import ntu_to_model
 
 try:
     import onnx  # noqa: F401  (tests only: to convert exported models)
-    import models
+    import torch_models as models  # not `models`: scripts/sample/models.py (test_sample_models) has that name
     import onnx_graph
 except ImportError:  # pragma: no cover
     onnx = None
