@@ -86,6 +86,17 @@ def final_weights(out):
     return {k: v.numpy() for k, v in ckpt["weights"].items()}
 
 
+def start_two_process_run(tmp, data, graph, name, epochs, stderr=subprocess.PIPE, env=None):
+    """Writes TMP/NAME.json (CPU, global batch 32, output in TMP/NAME) and starts it on 2 processes."""
+    cfg = {"graph": graph, "data": {"path": data}, "epochs": epochs, "batchSize": 32, "device": "cpu",
+           "outDir": os.path.join(tmp, name), "progressEvery": 0}
+    with open(os.path.join(tmp, f"{name}.json"), "w") as f:
+        json.dump(cfg, f)
+    return subprocess.Popen(worker_command(2) + ["--config", os.path.join(tmp, f"{name}.json")], stdout=subprocess.PIPE,
+                            stderr=stderr, stdin=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "PYTHONPATH": WORKER, "OMP_NUM_THREADS": "1", **(env or {})})
+
+
 def _running(pid):
     """True while `pid` runs (a zombie, dead but not yet reaped, counts as gone)."""
     try:
@@ -165,13 +176,7 @@ class TwoProcesses(unittest.TestCase):
         import signal
         with tempfile.TemporaryDirectory() as tmp:
             data, graph = mlp_task(tmp)
-            cfg = {"graph": graph, "data": {"path": data}, "epochs": 10000, "batchSize": 32, "device": "cpu",
-                   "outDir": os.path.join(tmp, "out"), "progressEvery": 0}
-            with open(os.path.join(tmp, "c.json"), "w") as f:
-                json.dump(cfg, f)
-            agent = subprocess.Popen(worker_command(2) + ["--config", os.path.join(tmp, "c.json")], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
-                                     env={**os.environ, "PYTHONPATH": WORKER, "OMP_NUM_THREADS": "1"})
+            agent = start_two_process_run(tmp, data, graph, "out", epochs=10000, stderr=subprocess.DEVNULL)
             try:
                 for line in agent.stdout:  # training has started on every rank
                     if '"progress"' in line:
@@ -200,13 +205,7 @@ class TwoProcesses(unittest.TestCase):
             data, graph = mlp_task(tmp)
             runs = []
             for name in ("a", "b"):
-                cfg = {"graph": graph, "data": {"path": data}, "epochs": 1, "batchSize": 32, "device": "cpu",
-                       "outDir": os.path.join(tmp, name), "progressEvery": 0}
-                with open(os.path.join(tmp, f"{name}.json"), "w") as f:
-                    json.dump(cfg, f)
-                runs.append(subprocess.Popen(worker_command(2) + ["--config", os.path.join(tmp, f"{name}.json")], stdout=subprocess.PIPE,
-                                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                                             env={**os.environ, "PYTHONPATH": WORKER, "OMP_NUM_THREADS": "1"}))
+                runs.append(start_two_process_run(tmp, data, graph, name, epochs=1))
             for run in runs:
                 out, err = run.communicate(timeout=300)
                 self.assertEqual(run.returncode, 0, err[-2000:])
@@ -220,13 +219,7 @@ class TwoProcesses(unittest.TestCase):
         import signal
         with tempfile.TemporaryDirectory() as tmp:
             data, graph = mlp_task(tmp)
-            cfg = {"graph": graph, "data": {"path": data}, "epochs": 10000, "batchSize": 32, "device": "cpu",
-                   "outDir": os.path.join(tmp, "out"), "progressEvery": 0}
-            with open(os.path.join(tmp, "c.json"), "w") as f:
-                json.dump(cfg, f)
-            agent = subprocess.Popen(worker_command(2) + ["--config", os.path.join(tmp, "c.json")], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                                     env={**os.environ, "PYTHONPATH": WORKER, "OMP_NUM_THREADS": "1", "RANKSCOPE_DIST_TIMEOUT_S": "3"})
+            agent = start_two_process_run(tmp, data, graph, "out", epochs=10000, env={"RANKSCOPE_DIST_TIMEOUT_S": "3"})
             ranks = []
             try:
                 for line in agent.stdout:
