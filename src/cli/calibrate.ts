@@ -1,6 +1,6 @@
 // The calibration options compress, spectrum and sweep share (`--method whitened`): which data
 // (the task's data options, or --calibration D.npz with the same input mapping), how many samples,
-// the seed and the jitter; one function that runs the pass with progress on stderr and reports it.
+// the seed, the jitter and the embeddings' row weights; one function that runs the pass with progress on stderr and reports it.
 import { RankscopeError } from '../core/errors';
 import type { WhiteningSource } from '../core/compress';
 import { calibrate, defaultCalibrationCacheDir, DEFAULT_CALIBRATION_SAMPLES, type Calibration } from '../core/eval/calibration';
@@ -16,13 +16,16 @@ export type Method = (typeof METHODS)[number];
 /** Options of the calibration pass (with TASK_OPTIONS for the data). */
 export const CALIBRATION_OPTIONS = {
   calibration: { type: 'string' }, 'calibration-samples': { type: 'string' }, seed: { type: 'string' }, jitter: { type: 'string' },
+  'whiten-embeddings': { type: 'boolean' },
 } as const;
 
 export const CALIBRATION_USAGE = `  --calibration D.npz  data for the calibration pass (default: --data, or "data" in rankscope.json);
                        --input NAME=ARRAY / --preset map its arrays as for eval
   --calibration-samples N  samples drawn for it (default ${DEFAULT_CALIBRATION_SAMPLES}, seeded; all when fewer)
   --seed S             the draw's seed (default 0)
-  --jitter J           relative jitter for rank-deficient input Grams (default 1e-6 of λmax)`;
+  --jitter J           relative jitter for rank-deficient input Grams (default 1e-6 of λmax)
+  --whiten-embeddings  weight a Gather embedding's rows by their calibration counts (default:
+                       uniform rows, the plain SVD's factors; docs/whitened.md says why)`;
 
 type Values = Record<string, string | string[] | boolean | undefined>;
 
@@ -55,6 +58,9 @@ export async function runCalibration(model: OnnxModel, layers: Layer[], values: 
   io.out(`calibration: ${calibration.samples} samples of ${calibration.data} (seed ${seed}), ${calibration.grams.size} layers, ${calibration.seconds.toFixed(1)} s${calibration.cached ? ' (cached)' : ''}`);
   return {
     calibration,
-    whitening: { grams: calibration.grams, jitter, calibration: { hash: calibration.key, data: calibration.data, samples: calibration.samples, seed } },
+    whitening: {
+      grams: calibration.grams, jitter, embeddings: values['whiten-embeddings'] === true ? 'counts' : 'uniform',
+      calibration: { hash: calibration.key, data: calibration.data, samples: calibration.samples, seed },
+    },
   };
 }

@@ -99,8 +99,8 @@ export const compressCommand: Command = {
     if (!checkSamples && !calibrated && (checkInputs.data || checkInputs.inputShapes)) {
       throw new RankscopeError('BAD_ARGUMENT', '--data, --input and --input-shape say what --check feeds (and, with --method whitened, the calibration); they need --check N.');
     }
-    if (!calibrated && (values.calibration !== undefined || values['calibration-samples'] !== undefined || values.jitter !== undefined)) {
-      throw new RankscopeError('BAD_ARGUMENT', '--calibration, --calibration-samples and --jitter set up the calibration pass; they need --method whitened (or --allocation whitened).');
+    if (!calibrated && (values.calibration !== undefined || values['calibration-samples'] !== undefined || values.jitter !== undefined || values['whiten-embeddings'] !== undefined)) {
+      throw new RankscopeError('BAD_ARGUMENT', '--calibration, --calibration-samples, --jitter and --whiten-embeddings set up the calibration pass; they need --method whitened (or --allocation whitened).');
     }
     const opened = await openModel(positionals[0], { signal: io.signal });
     if (opened instanceof StateDictModel && calibrated) {

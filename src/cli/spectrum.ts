@@ -37,7 +37,7 @@ export const spectrumCommand: Command = {
     if (positionals.length !== 1) throw new RankscopeError('BAD_ARGUMENT', positionals.length ? 'Give exactly one model file.' : 'Missing MODEL.', USAGE.split('\n')[0]);
     if (!values.layer) throw new RankscopeError('BAD_ARGUMENT', 'Missing --layer NAME.', 'Run `rankscope inspect MODEL` to list the layers.');
     if (values.json && values.csv) throw new RankscopeError('BAD_ARGUMENT', 'Choose one of --json and --csv.');
-    const calibrationGiven = ['data', 'calibration', 'calibration-samples', 'task', 'input', 'preset', 'jitter', 'seed'].filter((k) => values[k as keyof typeof values] !== undefined);
+    const calibrationGiven = ['data', 'calibration', 'calibration-samples', 'task', 'input', 'preset', 'jitter', 'seed', 'whiten-embeddings'].filter((k) => values[k as keyof typeof values] !== undefined);
     if (!values.whitened && calibrationGiven.length) {
       throw new RankscopeError('BAD_ARGUMENT', `--${calibrationGiven[0]} sets up the calibration pass; it needs --whitened.`);
     }

@@ -19,7 +19,7 @@ import { matricesOf, planSpectra, type PlanSpectraOptions } from './spectra';
 import { rewireUses, unsupportedUse, type FactorNames } from './rewrite';
 import { loadFactors, storeDense, storeFactors } from './storage';
 import { checkOutputPath } from '../fs/atomicWrite';
-import { isWhitened, whitenedGroups, type LayerGram, type WhiteningInfo } from './whitened';
+import { isWhitened, whitenedGroups, type EmbeddingWeights, type LayerGram, type WhiteningInfo, type WhiteningOptions } from './whitened';
 
 export interface ApplyOptions {
   signal?: AbortSignal;
@@ -34,6 +34,8 @@ export interface WhiteningSource {
   grams: Map<string, LayerGram>;
   /** Relative jitter for rank-deficient Grams (default whitened.ts DEFAULT_JITTER). */
   jitter?: number;
+  /** Gather embeddings' row weights: uniform (default, the plain SVD's factors) or the calibration counts. */
+  embeddings?: EmbeddingWeights;
   /** Recorded in each entry: the calibration's hash (model + data + selection), data file and samples. */
   calibration: { hash: string; data: string; samples: number; seed: number };
 }
@@ -45,6 +47,10 @@ function gramFor(whitening: WhiteningSource, layer: string): LayerGram {
   const gram = whitening.grams.get(layer);
   if (!gram) throw new RankscopeError('BAD_ARGUMENT', `Layer '${layer}' has no calibration Gram; whitened factorization needs one for every planned layer.`, 'Calibrate the same layers the plan compresses.');
   return gram;
+}
+
+function whiteningOptions(w: Pick<WhiteningSource, 'jitter' | 'embeddings'>): WhiteningOptions {
+  return { jitter: w.jitter, embeddings: w.embeddings };
 }
 
 /** The graph check makePlan takes: why a layer's uses cannot be rewritten. */
@@ -139,7 +145,7 @@ export type WhitenedRecord = WhiteningSource['calibration'] & { whitening: White
 
 /** The layer's top-k factors per group, on this thread (matrices: the dense weight, or A·B when factorized). */
 function factorLayer(model: OnnxModel, layer: Layer, k: number, whitening?: WhiteningSource): GroupFactors[] {
-  if (whitening) return whitenedGroups(matricesOf(model, layer), k, gramFor(whitening, layer.name), whitening.jitter, `Layer '${layer.name}'`);
+  if (whitening) return whitenedGroups(matricesOf(model, layer), k, gramFor(whitening, layer.name), whiteningOptions(whitening), `Layer '${layer.name}'`);
   return matricesOf(model, layer).map((m, g, all) => ({
     ...factorize(m.data, m.rows, m.cols, k, all.length > 1 ? `Layer '${layer.name}' (group ${g})` : `Layer '${layer.name}'`),
     total: frobeniusSquared(m.data),
@@ -155,7 +161,7 @@ export async function factorizePlan(model: OnnxModel, plan: Plan, options: { sig
     label: `Layer '${work[i].layer.name}'`,
     k: work[i].row.k,
     matrices: matricesOf(model, work[i].layer),
-    ...(options.whitening && { whiten: { gram: gramFor(options.whitening, work[i].layer.name), jitter: options.whitening.jitter } }),
+    ...(options.whitening && { whiten: { gram: gramFor(options.whitening, work[i].layer.name), ...whiteningOptions(options.whitening) } }),
   }), options);
   const out = new Map(have);
   work.forEach(({ layer }, i) => out.set(layer.name, results[i]));
@@ -372,19 +378,19 @@ export function restoreInMemory(
  * Each layer's whitened singular values per group (σ of W·S), in the factor worker pool: what the
  * 'whitened' budget allocation and the whitened spectrum view read.
  */
-export async function whitenedSpectraOf(model: OnnxModel, layers: Layer[], whitening: Pick<WhiteningSource, 'grams' | 'jitter'>, options: { signal?: AbortSignal; threads?: number } = {}): Promise<Map<string, Float64Array[]>> {
+export async function whitenedSpectraOf(model: OnnxModel, layers: Layer[], whitening: Pick<WhiteningSource, 'grams' | 'jitter' | 'embeddings'>, options: { signal?: AbortSignal; threads?: number } = {}): Promise<Map<string, Float64Array[]>> {
   const out = new Map<string, Float64Array[]>();
   await factorInWorkers(layers.length, (i) => ({
     label: `Layer '${layers[i].name}'`,
     k: 0,
     matrices: matricesOf(model, layers[i]),
-    whiten: { gram: gramFor(whitening as WhiteningSource, layers[i].name), jitter: whitening.jitter },
+    whiten: { gram: gramFor(whitening as WhiteningSource, layers[i].name), ...whiteningOptions(whitening) },
   }), { ...options, onSpectra: (i, spectra) => out.set(layers[i].name, spectra) });
   return out;
 }
 
 /** A budget request with allocation 'whitened' completed with the whitened spectra of its layers (other requests as they are). */
-export async function withWhitenedSpectra(model: OnnxModel, request: CompressRequest, whitening: Pick<WhiteningSource, 'grams' | 'jitter'>, options: { signal?: AbortSignal; threads?: number } = {}): Promise<CompressRequest> {
+export async function withWhitenedSpectra(model: OnnxModel, request: CompressRequest, whitening: Pick<WhiteningSource, 'grams' | 'jitter' | 'embeddings'>, options: { signal?: AbortSignal; threads?: number } = {}): Promise<CompressRequest> {
   if (!isBudget(request) || request.allocation !== 'whitened' || request.whitened) return request;
   const check = graphCheck(model);
   const layers = selectLayers(model, request.layers).filter((l) => isCompressible(l) && !check(l) && whitening.grams.has(l.name));

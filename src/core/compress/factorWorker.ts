@@ -80,7 +80,7 @@ export function withFlatTail(leading: Float64Array, total: number, r: number): F
 }
 
 /** Whitened factors at job.k, or (k = 0) only the whitened singular values of every group. */
-function whitenedReply(job: FactorJob, { gram, jitter }: NonNullable<FactorJob['whiten']>): FactorSuccess {
-  if (job.k === 0) return { id: job.id, ok: true, groups: [], spectra: whitenedSpectra(job.matrices, gram, jitter, job.label) };
-  return { id: job.id, ok: true, groups: whitenedGroups(job.matrices, job.k, gram, jitter, job.label) };
+function whitenedReply(job: FactorJob, { gram, ...options }: NonNullable<FactorJob['whiten']>): FactorSuccess {
+  if (job.k === 0) return { id: job.id, ok: true, groups: [], spectra: whitenedSpectra(job.matrices, gram, options, job.label) };
+  return { id: job.id, ok: true, groups: whitenedGroups(job.matrices, job.k, gram, options, job.label) };
 }

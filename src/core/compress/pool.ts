@@ -5,7 +5,7 @@ import { worthATeam } from '../linalg/team';
 import { runWorkerPool, workerEntry, type PoolFailure } from '../linalg/workerPool';
 import type { Factors } from './factor';
 import type { FactorShape, RankPolicy } from './policy';
-import type { LayerGram } from './whitened';
+import type { LayerGram, WhiteningOptions } from './whitened';
 
 export interface FactorJob {
   id: number;
@@ -20,7 +20,7 @@ export interface FactorJob {
   policy?: { policy: RankPolicy; shape: FactorShape };
   matrices: { rows: number; cols: number; data: Float32Array | Float64Array }[];
   /** Whitened factorization (compress/whitened.ts) with this layer's calibration Gram; `policy` must be unset. */
-  whiten?: { gram: LayerGram; jitter?: number };
+  whiten?: { gram: LayerGram } & WhiteningOptions;
 }
 
 /** Factors of one group plus ‖W‖²_F (energy shares are weighted by it across groups). */

@@ -17,6 +17,10 @@
 // Gather embeddings (rows = vocabulary) see one-hot inputs: the Gram is diagonal, the count of
 // each index, and the whitening acts on the rows: D = diag(√c), W′ = D⁻¹·U_k·Σ_k·V_kᵀ from the SVD
 // of D·W, A = D⁻¹·U_k·Σ_k^½, B = Σ_k^½·V_kᵀ. Indices never seen get the count δ·max c.
+// That weighting is opt-in ('counts'): by default an embedding keeps uniform row weights (D = I,
+// the plain SVD's factors, stated in a note), because a few hundred calibration samples see few
+// of a vocabulary's tokens, and weighting rows by frequency spends the rank on frequent tokens
+// that carry little (docs/whitened.md measures both).
 import { RankscopeError } from '../errors';
 import { singularValues, topSingularTriplets } from '../linalg';
 import { blockedWorkDoubles, tridiagonalizeBlocked } from '../linalg/blockedTridiagonal';
@@ -32,7 +36,8 @@ export const DEFAULT_JITTER = 1e-6;
 
 /** How a Gram was turned into a whitening S (S·Sᵀ = G, or the regularized G′). */
 export interface WhiteningInfo {
-  route: 'cholesky' | 'eigen' | 'diagonal';
+  /** diagonal: an embedding's rows weighted by √count; uniform: an embedding's rows unweighted (D = I). */
+  route: 'cholesky' | 'eigen' | 'diagonal' | 'uniform';
   /** Relative jitter δ/λ_max used by the eigen (and diagonal) route. */
   jitter?: number;
   /** Directions (eigenvalues, or unseen indices) raised to δ. 0 for Cholesky. */
@@ -42,7 +47,7 @@ export interface WhiteningInfo {
 }
 
 export interface Whitening extends WhiteningInfo {
-  /** cholesky: L (n×n lower, row-major); eigen: S = Q·Λ′^½ (n×n); diagonal: √c′ (n). */
+  /** cholesky: L (n×n lower, row-major); eigen: S = Q·Λ′^½ (n×n); diagonal: √c′ (n); uniform: ones (n). */
   s: Float64Array;
   /** eigen only: S⁻¹ = Λ′^-½·Qᵀ. */
   sInv?: Float64Array;
@@ -157,6 +162,25 @@ function checkJitter(jitter: number): void {
   if (!(Number.isFinite(jitter) && jitter > 0 && jitter < 1)) throw new RankscopeError('BAD_ARGUMENT', `jitter must be in (0, 1); got ${jitter}.`);
 }
 
+/** How a Gather embedding's rows are weighted: by their calibration counts, or uniformly (the default). */
+export type EmbeddingWeights = 'counts' | 'uniform';
+
+/** What a whitening takes besides the Gram: the jitter of rank-deficient Grams and the embeddings' row weights. */
+export interface WhiteningOptions {
+  jitter?: number;
+  embeddings?: EmbeddingWeights;
+}
+
+/** Uniform row weights for an embedding of `rows` rows: whitened factors equal the plain SVD's. */
+function uniformRows(rows: number): Whitening {
+  return { route: 'uniform', regularized: 0, n: rows, s: new Float64Array(rows).fill(1) };
+}
+
+/** Row whitenings (diagonal, uniform) act on W's rows; the others on its input side. */
+function isRowWhitening(wh: WhiteningInfo): boolean {
+  return wh.route === 'diagonal' || wh.route === 'uniform';
+}
+
 /** W (m×n row-major) · S for a right whitening (S n×n). */
 function timesS(w: ArrayLike<number>, m: number, n: number, wh: Whitening): Float64Array {
   const out = new Float64Array(m * n);
@@ -178,7 +202,7 @@ function timesS(w: ArrayLike<number>, m: number, n: number, wh: Whitening): Floa
 
 /** W·S (right whitening) or D·W (row whitening of an embedding): the matrix whose SVD the whitened factors truncate. */
 function whitenedMatrix(w: Float32Array | Float64Array, m: number, n: number, wh: Whitening, label: string): Float64Array {
-  const diagonal = wh.route === 'diagonal';
+  const diagonal = isRowWhitening(wh);
   if (wh.n !== (diagonal ? m : n)) {
     throw new RankscopeError('SHAPE_MISMATCH', `${label}: the calibration Gram is ${wh.n}×${wh.n} but the layer's ${diagonal ? 'rows' : 'input width'} is ${diagonal ? m : n}.`,
       'The calibration was made for another model; recompute it (drop the calibration cache).');
@@ -190,9 +214,9 @@ function whitenedMatrix(w: Float32Array | Float64Array, m: number, n: number, wh
 }
 
 /** Every whitened singular value of each group of a layer (the spectrum the 'whitened' allocation and the spectrum view use). */
-export function whitenedSpectra(matrices: { rows: number; cols: number; data: Float32Array | Float64Array }[], gram: LayerGram, jitter: number | undefined, label: string): Float64Array[] {
+export function whitenedSpectra(matrices: { rows: number; cols: number; data: Float32Array | Float64Array }[], gram: LayerGram, options: WhiteningOptions, label: string): Float64Array[] {
   checkGroups(matrices.length, gram, label);
-  const whitenings = layerWhitenings(gram, jitter);
+  const whitenings = layerWhitenings(gram, options);
   return matrices.map((m, g) => singularValues(whitenedMatrix(m.data, m.rows, m.cols, whitenings[g], label), m.rows, m.cols, label));
 }
 
@@ -207,7 +231,7 @@ function checkGroups(groups: number, gram: LayerGram, label: string): void {
  * Gram's whitening (right) or, for embeddings, the row whitening (diagonal, length m).
  */
 export function whitenedFactorize(w: Float32Array | Float64Array, m: number, n: number, k: number, wh: Whitening, label = 'matrix'): WhitenedFactors {
-  const diagonal = wh.route === 'diagonal';
+  const diagonal = isRowWhitening(wh);
   const t = topSingularTriplets(whitenedMatrix(w, m, n, wh, label), m, n, k, label);
   const all = t.all ?? t.s;
   let total = 0;
@@ -285,12 +309,18 @@ export interface LayerGram {
 }
 
 /** The whitening of every group of a layer's Gram. */
-export function layerWhitenings(gram: LayerGram, jitter = DEFAULT_JITTER): Whitening[] {
-  return gram.groups.map((g) => (gram.side === 'rows' ? diagonalWhitening(g, jitter) : whiteningOf(g, gram.n, jitter)));
+export function layerWhitenings(gram: LayerGram, { jitter = DEFAULT_JITTER, embeddings = 'uniform' }: WhiteningOptions = {}): Whitening[] {
+  return gram.groups.map((g) => {
+    if (gram.side === 'input') return whiteningOf(g, gram.n, jitter);
+    return embeddings === 'counts' ? diagonalWhitening(g, jitter) : uniformRows(gram.n);
+  });
 }
 
 /** What the whitening of a layer needed, in words (empty when the Cholesky route sufficed everywhere). */
 export function whiteningNote(layer: string, info: WhiteningInfo[], gram: Pick<LayerGram, 'n' | 'vectors' | 'side'>): string | undefined {
+  if (info.some((i) => i.route === 'uniform')) {
+    return `${layer}: an embedding (Gather); its rows keep uniform weights, so its factors are the plain SVD's (weighting rows by calibration counts favours frequent tokens and drops unseen ones; --whiten-embeddings does it).`;
+  }
   const raised = info.reduce((s, i) => s + i.regularized, 0);
   if (raised === 0) return undefined;
   const jitter = info.find((i) => i.jitter !== undefined)?.jitter ?? DEFAULT_JITTER;
@@ -303,8 +333,8 @@ export function whiteningNote(layer: string, info: WhiteningInfo[], gram: Pick<L
 }
 
 /** Whitened factors of every group of a layer (its canonical matrices) at rank k. */
-export function whitenedGroups(matrices: { rows: number; cols: number; data: Float32Array | Float64Array }[], k: number, gram: LayerGram, jitter: number | undefined, label: string): WhitenedFactors[] {
+export function whitenedGroups(matrices: { rows: number; cols: number; data: Float32Array | Float64Array }[], k: number, gram: LayerGram, options: WhiteningOptions, label: string): WhitenedFactors[] {
   checkGroups(matrices.length, gram, label);
-  const whitenings = layerWhitenings(gram, jitter);
+  const whitenings = layerWhitenings(gram, options);
   return matrices.map((m, g) => whitenedFactorize(m.data, m.rows, m.cols, k, whitenings[g], matrices.length > 1 ? `${label} (group ${g})` : label));
 }

@@ -370,7 +370,7 @@ class PointEvaluator {
     const active = plan.layers.filter((r) => !r.skipped);
     const c = info.probe ? this.calibration() : undefined;
     // Plain SVD points keep the key they always had; whitened ones add the method and calibration.
-    const whitened = info.method === 'whitened' ? { method: 'whitened', calibration: this.o.whitening!.calibration.hash, jitter: this.o.whitening!.jitter ?? null } : {};
+    const whitened = info.method === 'whitened' ? { method: 'whitened', calibration: this.o.whitening!.calibration.hash, jitter: this.o.whitening!.jitter ?? null, embeddings: this.o.whitening!.embeddings ?? 'uniform' } : {};
     const key = PointCache.key({ ...this.settings, ...whitened, samples: c ? { n: c.samples, seed: c.seed } : null, latency: c ? null : this.settings.latency, plan: active.map((r) => [r.layer, r.k, r.weightHash]) });
     return { ...info, plan, key, cached: await this.cache.get<SweepPoint>(key) };
   }

@@ -47,7 +47,7 @@ before(async () => {
     calibrations.set(name, calibration);
     const layer = model.layers[0];
     const matrices = layerMatrices(model, layer);
-    const whitened = whitenedGroups(matrices, k, calibration.grams.get(layer.name)!, undefined, name);
+    const whitened = whitenedGroups(matrices, k, calibration.grams.get(layer.name)!, { embeddings: 'counts' }, name);
     const plain = storedOf(model, matrices.map((m) => factorize(m.data, m.rows, m.cols, k)));
     factors.set(name, { whitened, plain });
     job[name] = { whitened: Array.from(storedOf(model, whitened)), plain: Array.from(plain) };
@@ -124,6 +124,22 @@ describe('whitened factorization', () => {
       const margin = name === 'gather' ? 1 : 0.8;
       assert.ok(measured[name].whitened < margin * measured[name].plain, `${name}: whitened ${measured[name].whitened} vs plain ${measured[name].plain}`);
     }
+  });
+
+  it('an embedding keeps uniform row weights by default: its whitened factors are the plain SVD\'s, and the route says so', () => {
+    const model = models.get('gather')!;
+    const layer = model.layers[0];
+    const matrices = layerMatrices(model, layer);
+    const [uniform] = whitenedGroups(matrices, CASES.gather, calibrations.get('gather')!.grams.get(layer.name)!, {}, 'gather');
+    assert.equal(uniform.whitening.route, 'uniform');
+    const [plain] = matrices.map((m) => factorize(m.data, m.rows, m.cols, CASES.gather));
+    const product = multiply(uniform.a, uniform.b, uniform.m, uniform.k, uniform.n);
+    const reference = multiply(plain.a, plain.b, plain.m, plain.k, plain.n);
+    let worst = 0, scale = 0;
+    product.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - reference[i])); scale = Math.max(scale, Math.abs(reference[i])); });
+    assert.ok(worst <= 1e-9 * scale, `uniform vs plain: max |Δ| ${worst}, scale ${scale}`);
+    // The measured output error of counts-whitened factors is lower on the calibration data (it is that loss's optimum).
+    assert.ok(measured.gather.whitened < measured.gather.plain);
   });
 
   it('takes the eigen route with the stated jitter for a rank-deficient Gram, and the loss bounds the measured error', () => {
@@ -241,6 +257,14 @@ np.savez(os.path.join(d, 'nan.npz'), x=-np.ones((8, 6), np.float32))
     const fromPlan = join(dir, 'gemm.plan.onnx');
     const p = cli('compress', join(dir, 'gemm.onnx'), '-o', fromPlan, '--plan', plan, '--method', 'whitened', '--data', join(dir, 'gemm_data.npz'));
     assert.equal(p.code, 0, p.err);
+    // An embedding: uniform rows by default (stated), the counts with --whiten-embeddings.
+    for (const [flags, route, note] of [[[], 'uniform', /gather: an embedding \(Gather\); its rows keep uniform weights/], [['--whiten-embeddings'], 'diagonal', /^$/]] as const) {
+      const gatherOut = join(dir, `gather.${route}.onnx`);
+      const g = cli('compress', join(dir, 'gather.onnx'), '-o', gatherOut, '--rank', '3', '--method', 'whitened', '--data', join(dir, 'gather_data.npz'), '--no-cache', ...flags);
+      assert.equal(g.code, 0, g.err);
+      assert.match(g.err.replace(/^(?!note).*$/gm, '').trim(), note);
+      assert.equal(readEntries((await openOnnx(gatherOut)).proto)[0].calibration?.whitening[0].route, route);
+    }
     const [fromPlanEntry] = readEntries((await openOnnx(fromPlan)).proto);
     assert.deepEqual([fromPlanEntry.method, fromPlanEntry.rank, fromPlanEntry.calibration?.whitening[0].route], ['whitened', 3, 'cholesky']);
   });

@@ -73,8 +73,8 @@ test('the whitened method or allocation without a calibration is refused', async
 test('whitened factors truncated from rank K equal the whitened factorization at rank k (product, energy)', () => {
   const layer = model.layers.find((l) => l.factorizable)!;
   const matrices = layerMatrices(model, layer);
-  const [big] = whitenedGroups(matrices, 12, whitening.grams.get(layer.name)!, undefined, layer.name);
-  const [direct] = whitenedGroups(matrices, 5, whitening.grams.get(layer.name)!, undefined, layer.name);
+  const [big] = whitenedGroups(matrices, 12, whitening.grams.get(layer.name)!, {}, layer.name);
+  const [direct] = whitenedGroups(matrices, 5, whitening.grams.get(layer.name)!, {}, layer.name);
   const cut = truncateWhitened(big, 5);
   const p = multiply(cut.a, cut.b, cut.m, cut.k, cut.n);
   const q = multiply(direct.a, direct.b, direct.m, direct.k, direct.n);
