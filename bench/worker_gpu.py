@@ -26,7 +26,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, os.path.join(ROOT, "test", "python"))
 sys.path.insert(0, os.path.join(ROOT, "src", "worker", "python"))
 
-import models  # noqa: E402
+import torch_models as models  # noqa: E402
 from rankscope_worker.executor import OnnxModule, load_graph  # noqa: E402
 
 CLASSES = {"transformer": 8, "skeleton": 10}

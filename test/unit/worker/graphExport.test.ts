@@ -45,7 +45,7 @@ test('whole PyTorch-exported models: executor vs ONNX Runtime, max |Δ| ≤ 1e-4
   const cases = ['transformer', 'skeleton'].flatMap((kind) => [13, 17].map((opset) => ({ kind, opset, name: `${kind}${opset}` })));
   // One Python run builds all models and inputs, one runs all exported graphs (torch imports are slow).
   runPython(`import sys; sys.path.insert(0, 'test/python'); sys.path.insert(0, 'src/worker/python')
-import numpy as np, models
+import numpy as np, torch_models as models
 for kind, opset, base in zip(sys.argv[1::3], sys.argv[2::3], sys.argv[3::3]):
     models.export(models.build(kind), kind, base + '.onnx', int(opset))
     np.save(base + '.in.npy', models.example_input(kind, batch=6, seed=5).numpy())`, cases.flatMap((c) => [c.kind, String(c.opset), join(dir, c.name)]));
