@@ -16,8 +16,10 @@
 // layout bug (whitened worse on its own objective) is told apart from an objective that does not
 // match what the model uses. --sequential adds 'whitened sequential': each planned layer (in model
 // order) calibrated on the model whose earlier planned layers are already whitened-compressed (one
-// calibration pass per planned layer; SVD-LLM/ASVD-style), at plain's ranks.
-// Options: --samples N (calibration samples, default 256), --only transformer|bert, --no-attribution, --sequential,
+// calibration pass per planned layer; SVD-LLM/ASVD-style), at plain's ranks. --sensitivity adds
+// the probe-based allocation (a sweep's per-layer probes on the calibration samples, KL) with plain
+// and whitened factors, and prints what its probes cost against the whitened allocation's pass.
+// Options: --samples N (calibration samples, default 256), --only transformer|bert, --no-attribution, --sequential, --sensitivity,
 // --transformer MODEL.onnx (default the bundled media/samples/skeleton-transformer.onnx; it is
 // scored on media/samples/skeleton-actions.npz with the NTU preset), --bert DIR (a folder holding
 // bert.onnx, bert.npz, bert.json as bench/quality_bert.py writes them; default bench/.data/bert-<hash>).
@@ -31,11 +33,13 @@ import type { Plan } from '../src/core/compress/plan';
 import type { GroupFactors } from '../src/core/compress/pool';
 import { multiply } from '../src/core/compress/factor';
 import type { LayerGram } from '../src/core/compress/whitened';
-import { calibrate } from '../src/core/eval/calibration';
+import { calibrate, selectSamples } from '../src/core/eval/calibration';
 import { loadDataset, type DatasetSpec } from '../src/core/eval/dataset';
 import { evaluate } from '../src/core/eval/evaluate';
 import { OrtRunner } from '../src/core/eval/runner';
+import { runSweep } from '../src/core/eval/sweep';
 import { encodeOnnx, openOnnx, type OnnxModel } from '../src/core/formats/onnx';
+import { computeSpectra } from '../src/core/linalg';
 import { layerMatrices } from '../src/core/model/matrix';
 
 const CUTS = [0.3, 0.5, 0.7];
@@ -44,6 +48,7 @@ const SAMPLES = Number(arg('--samples') ?? 256);
 const ONLY = arg('--only');
 const NO_ATTRIBUTION = process.argv.includes('--no-attribution');
 const SEQUENTIAL = process.argv.includes('--sequential');
+const SENSITIVITY = process.argv.includes('--sensitivity');
 const DATA_DIR = join(__dirname, '.data');
 const SAMPLE_DIR = join(__dirname, '../media/samples');
 
@@ -166,6 +171,24 @@ async function runCase(c: Case, rows: Row[]): Promise<{ calibrationSeconds: numb
       console.log(`  −${cut * 100} %  ${variant.padEnd(20)} top-1 ${(row.top1 * 100).toFixed(2).padStart(6)} %  agreement ${(row.agreement * 100).toFixed(2).padStart(6)} %  rel. error ${row.relativeError.toExponential(3)}  factorize ${seconds.toFixed(1)} s`);
       return row;
     };
+    // The probe-based allocation's plans, from a sweep on the same calibration samples (the probes are its cost).
+    let sensitivityPlans: Map<number, Plan> | undefined;
+    let probeSeconds = 0;
+    if (SENSITIVITY) {
+      const t = performance.now();
+      const session = await runner.open(c.model);
+      const probeSet = await loadDataset(c.calibration, session.inputs);
+      await session.close();
+      const spectra = await computeSpectra(model, { order: 'module' });
+      const sweep = await runSweep({ levels: CUTS, allocations: ['sensitivity'] }, {
+        model, spectra, dataset: probeSet.subset(Int32Array.from(selectSamples(probeSet.size, SAMPLES, 0))), runner, batchSize: 32, latency: false,
+        sensitivity: { samples: SAMPLES, measure: 'kl' },
+      });
+      await probeSet.close();
+      probeSeconds = (performance.now() - t) / 1000;
+      sensitivityPlans = new Map(sweep.points.filter((p) => p.allocation === 'sensitivity' && p.plan).map((p) => [p.level!, p.plan!]));
+      console.log(`${c.name}: sensitivity probes ${sweep.calibration?.probes ?? 0} on ${sweep.calibration?.samples ?? 0} samples in ${probeSeconds.toFixed(1)} s (the whitened allocation needs only the calibration pass: ${calibrationSeconds.toFixed(1)} s)`);
+    }
     for (const cut of CUTS) {
       let t = performance.now();
       const plan = await planModel(model, { budget: cut });
@@ -191,6 +214,13 @@ async function runCase(c: Case, rows: Row[]): Promise<{ calibrationSeconds: numb
       const byLoss = await planModel(model, await withWhitenedSpectra(model, { budget: cut, allocation: 'whitened' }, whitening));
       const byLossFactors = await factorizePlan(model, byLoss, { whitening });
       await score('whitened + loss alloc', cut, byLoss, byLossFactors, true, (performance.now() - t) / 1000);
+      const bySensitivity = sensitivityPlans?.get(cut);
+      if (bySensitivity) {
+        t = performance.now();
+        await score('sensitivity, plain', cut, bySensitivity, await factorizePlan(model, bySensitivity), false, (performance.now() - t) / 1000);
+        t = performance.now();
+        await score('sensitivity, whitened', cut, bySensitivity, await factorizePlan(model, bySensitivity, { whitening }), true, (performance.now() - t) / 1000);
+      } else if (sensitivityPlans) console.log(`  −${cut * 100} %  sensitivity: no plan reaches this budget`);
     }
     await heldOut.close();
     return { calibrationSeconds, original: base.metrics.top1! };
