@@ -4,8 +4,9 @@
 // - a BERT-style encoder (4 blocks, d 128, FFN 512, 1000-token embedding; BERT's initialisation)
 //   trained to its ceiling on a synthetic ordered-topic task and exported by this machine's torch (bench/quality_bert.py;
 //   cached in bench/.data/): calibrated on its train split, scored on 1000 held-out test samples.
-// At −30/−50/−70 % of the factorizable parameters: plain SVD (energy allocation), whitened
-// factors at the same ranks, and whitened factors with ranks from the whitened-loss allocation
+// At −30/−50/−70 % of the factorizable parameters: plain SVD (energy allocation), 'whitened' as
+// `compress --method whitened --budget` does it (whitened factors, ranks from the whitened-loss
+// allocation), and whitened factors at plain's ranks (which separates factors from allocation)
 // (and, on a model with an embedding, whitened factors whose embedding rows are weighted by their
 // calibration counts, against the default's uniform rows).
 // Reported per point: top-1, top-1 agreement with the original, relative output error
@@ -143,6 +144,13 @@ async function runCase(c: Case, rows: Row[]): Promise<{ calibrationSeconds: numb
         const worse = w.metrics.relativeError! > p.metrics.relativeError!;
         console.log(`    ${worse ? 'WORSE' : 'ok   '} −${cut * 100} % ${row.layer} alone (rank ${row.k}): top-1 ${(p.metrics.top1! * 100).toFixed(2)} → ${(w.metrics.top1! * 100).toFixed(2)} %, rel. error ${p.metrics.relativeError!.toExponential(2)} → ${w.metrics.relativeError!.toExponential(2)}; its own output error on held-out data ${ep.toExponential(2)} → ${ew.toExponential(2)}${ew > ep ? ' (whitened worse on its own objective: a bug)' : ''}`);
       }
+      // The same plan without its embeddings (factorized alike by both: uniform rows), plain vs whitened.
+      const rest = plan.layers.filter((r) => !r.skipped && layers.find((l) => l.name === r.layer)?.op !== 'Gather');
+      if (rest.length < plan.layers.filter((r) => !r.skipped).length) {
+        const without = { ...plan, layers: rest };
+        const [p, w] = [await measure('plain', without, plain, false), await measure('whitened', without, whitenedFactors, true)];
+        console.log(`    −${cut * 100} % all ${rest.length} planned layers but the embeddings: rel. error ${p.metrics.relativeError!.toExponential(2)} plain → ${w.metrics.relativeError!.toExponential(2)} whitened`);
+      }
     };
     /** Each planned layer whitened by the activations of the model whose earlier planned layers are already compressed. */
     const sequentialFactors = async (plan: Plan) => {
@@ -168,7 +176,7 @@ async function runCase(c: Case, rows: Row[]): Promise<{ calibrationSeconds: numb
       const r = await measure(`${c.name} ${variant} −${cut * 100} %`, plan, factors, whitened, source);
       const row = { model: c.name, cut, variant, top1: r.metrics.top1!, agreement: r.metrics.agreement!, relativeError: r.metrics.relativeError!, compressSeconds: seconds, params: plan.totals.paramsAfter };
       rows.push(row);
-      console.log(`  −${cut * 100} %  ${variant.padEnd(20)} top-1 ${(row.top1 * 100).toFixed(2).padStart(6)} %  agreement ${(row.agreement * 100).toFixed(2).padStart(6)} %  rel. error ${row.relativeError.toExponential(3)}  factorize ${seconds.toFixed(1)} s`);
+      console.log(`  −${cut * 100} %  ${variant.padEnd(23)} top-1 ${(row.top1 * 100).toFixed(2).padStart(6)} %  agreement ${(row.agreement * 100).toFixed(2).padStart(6)} %  rel. error ${row.relativeError.toExponential(3)}  factorize ${seconds.toFixed(1)} s`);
       return row;
     };
     // The probe-based allocation's plans, from a sweep on the same calibration samples (the probes are its cost).
@@ -196,7 +204,7 @@ async function runCase(c: Case, rows: Row[]): Promise<{ calibrationSeconds: numb
       await score('plain svd', cut, plan, plain, false, (performance.now() - t) / 1000);
       t = performance.now();
       const whitenedFactors = await factorizePlan(model, plan, { whitening });
-      const row = await score('whitened', cut, plan, whitenedFactors, true, (performance.now() - t) / 1000);
+      const row = await score('whitened, plain ranks', cut, plan, whitenedFactors, true, (performance.now() - t) / 1000);
       const plainRow = rows.find((x) => x.model === c.name && x.cut === cut && x.variant === 'plain svd')!;
       if (!NO_ATTRIBUTION && (row.relativeError >= plainRow.relativeError || row.top1 < plainRow.top1)) await attribute(cut, plan, plain, whitenedFactors);
       if (hasEmbedding) {
@@ -213,7 +221,7 @@ async function runCase(c: Case, rows: Row[]): Promise<{ calibrationSeconds: numb
       t = performance.now();
       const byLoss = await planModel(model, await withWhitenedSpectra(model, { budget: cut, allocation: 'whitened' }, whitening));
       const byLossFactors = await factorizePlan(model, byLoss, { whitening });
-      await score('whitened + loss alloc', cut, byLoss, byLossFactors, true, (performance.now() - t) / 1000);
+      await score('whitened', cut, byLoss, byLossFactors, true, (performance.now() - t) / 1000);
       const bySensitivity = sensitivityPlans?.get(cut);
       if (bySensitivity) {
         t = performance.now();

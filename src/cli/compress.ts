@@ -33,7 +33,8 @@ const USAGE = `Usage: rankscope compress MODEL -o OUT [policy] [options]
     --param-ratio B    each layer keeps ≤ B of its weight parameters
     --budget X         cut the selected layers' parameters by X (0.5 or 50%), ranks allocated
                        across layers by energy kept per parameter (--allocation uniform: same ratio;
-                       --allocation whitened: least summed output error from the calibration pass)
+                       --allocation whitened: least summed output error from the calibration pass,
+                       the default with --method whitened)
   --method M         svd (default): plain truncated SVD of W; whitened: SVD of W·S with S from each
                      layer's input Gram on calibration data (SVD-LLM; docs/whitened.md), needs --data
 ${CALIBRATION_USAGE}
@@ -229,7 +230,10 @@ function requestFrom(values: Values): CompressRequest {
     case 'param-ratio': return { paramRatio: fractionOption(text, '--param-ratio'), force: values.force === true, ...common };
     default: {
       // 'sensitivity' needs probes measured on evaluation data and 'weighted' per-layer weights: a sweep has them.
-      const allocation = oneOf(values.allocation as string | undefined, '--allocation', ['energy', 'uniform', 'whitened'] as const) ?? 'energy';
+      // With --method whitened the calibration is there anyway: its output errors allocate the budget
+      // (as Compress Model to Budget does in the editor); --allocation energy takes plain's ranks.
+      const fallback = values.method === 'whitened' ? 'whitened' : 'energy';
+      const allocation = oneOf(values.allocation as string | undefined, '--allocation', ['energy', 'uniform', 'whitened'] as const) ?? fallback;
       return { budget: fractionOption(text, '--budget'), allocation, ...common };
     }
   }

@@ -251,6 +251,13 @@ np.savez(os.path.join(d, 'nan.npz'), x=-np.ones((8, 6), np.float32))
     const [entry] = readEntries((await openOnnx(out)).proto);
     assert.equal(entry.method, 'whitened');
     assert.equal(entry.calibration?.whitening[0].route, 'eigen');
+    // --method whitened allocates a budget by output error unless --allocation says otherwise.
+    for (const [flags, allocation] of [[[], 'whitened'], [['--allocation', 'energy'], 'energy']] as const) {
+      const saved = join(dir, `singular.${allocation}.plan.json`);
+      const d = cli('compress', join(dir, 'singular.onnx'), '--budget', '0.4', '--method', 'whitened', '--data', join(dir, 'singular_data.npz'), '--dry-run', '--save-plan', saved, ...flags);
+      assert.equal(d.code, 0, d.err);
+      assert.equal(JSON.parse(readFileSync(saved, 'utf8')).request.allocation, allocation);
+    }
     // A saved plan applies with whitened factors too (its layers are the ones calibrated).
     const plan = join(dir, 'gemm.plan.json');
     assert.equal(cli('compress', join(dir, 'gemm.onnx'), '--rank', '3', '--dry-run', '--save-plan', plan).code, 0);
