@@ -12,6 +12,8 @@ import { RankscopeError } from '../errors';
 import { blockedWorkDoubles } from './blockedTridiagonal';
 import { fromGramEigenvectors, symmetricEigen, symmetricEigenWork, topSingularTriplets, tripletsFromGram, tripletsMemory, type SingularTriplets } from './triplets';
 import { checkKernelMemory, checkMatrix, SMALL_SIDE, type MatrixData } from './singularValues';
+import { ortGemmAvailable, productOrt } from './ortGemm';
+import { ORT_PRODUCT_MIN_MACS } from './product';
 import { splitRows } from './team';
 import { kernels, kernelMemory, MAX_KERNEL_BYTES } from './wasm';
 
@@ -125,6 +127,8 @@ class SubspaceIteration {
   private readonly ew: number;
   private readonly ev: number;
   private readonly sel: number;
+  /** G (both triangles) in a plain buffer when G·Q goes through ONNX Runtime (ortGemm.ts), copied once. */
+  private readonly gPlain: Float64Array | undefined;
   private l = 0;
   private seed = 0x9e3779b9;
 
@@ -149,7 +153,8 @@ class SubspaceIteration {
     // G's upper triangle from the lower one, then packed once for every product.
     const g = this.g;
     for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) F[g + j * n + i] = F[g + i * n + j];
-    for (let p0 = 0; p0 < n; p0 += KC) this.K.packStrips((g + p0 * n) * 8, n, Math.min(KC, n - p0), n, (this.pg + p0 * n4) * 8);
+    if (n * n * FIRST_BLOCK >= ORT_PRODUCT_MIN_MACS && ortGemmAvailable()) this.gPlain = F.slice(g, g + n * n);
+    else for (let p0 = 0; p0 < n; p0 += KC) this.K.packStrips((g + p0 * n) * 8, n, Math.min(KC, n - p0), n, (this.pg + p0 * n4) * 8);
   }
 
   private get F(): Float64Array {
@@ -184,8 +189,14 @@ class SubspaceIteration {
 
   /** Y = G·Q. */
   multiply(): void {
-    const { K, n, n4, l, q, y, pg, pa } = this;
+    const { K, n, n4, l, q, y, pg, pa, gPlain } = this;
     this.F.fill(0, y, y + n4 * l);
+    if (gPlain) {
+      const G = gPlain;
+      productOrt(n, n, l, (r0, rows, out) => out.set(G.subarray(r0 * n, (r0 + rows) * n)), this.F.slice(q, q + n * l),
+        (r0, _rows, out) => this.F.set(out, y + r0 * l));
+      return;
+    }
     for (let p0 = 0; p0 < n; p0 += KC) {
       const kc = Math.min(KC, n - p0);
       K.packStrips((q + p0 * l) * 8, l, kc, l, pa * 8);

@@ -1,0 +1,225 @@
+// Float64 matrix products through ONNX Runtime's CPU GEMM (MLAS DGEMM: AVX2/AVX-512 FMA), about
+// 4–8× the WASM SIMD kernels (2-wide float64, no FMA) per core. Synchronous, like the rest of
+// linalg: onnxruntime-node's native session runs synchronously (its public run() only wraps that
+// call in a promise), so this module drives the binding directly. ORT takes only non-shared
+// buffers, and the kernel memory is a SharedArrayBuffer: operands are copied into plain buffers
+// (row blocks, so memory stays bounded) and results copied back, O(size) against O(size·depth).
+// Two tiny graphs with dynamic dimensions, one session each per thread count, built in memory.
+// Where ORT cannot load, callers take the WASM kernels (said once per thread, never an error).
+//
+// Cancellation: terminating a worker thread while it is inside a native ORT run aborts the whole
+// process, so the pool (workerPool.ts) never does that. Each worker shares a guard with the pool:
+// [cancel, inside]; a run marks `inside` and then checks `cancel`, the pool sets `cancel` and then
+// terminates only workers not inside (the rest when they come out), so a chunked product stops
+// at the next chunk.
+import { create } from '@bufbuild/protobuf';
+import type * as Ort from 'onnxruntime-node';
+import { cancelled } from '../errors';
+import {
+  AttributeProto_AttributeType, encodeOnnx, ModelProtoSchema, TensorProto_DataType, type ValueInfoProto,
+} from '../formats/onnx';
+import { teamSize } from './team';
+
+interface NativeSession {
+  loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: Ort.InferenceSession.SessionOptions): void;
+  run(feeds: Record<string, Ort.Tensor>, fetches: Record<string, Ort.Tensor | null>, options: Ort.InferenceSession.RunOptions): Record<string, unknown>;
+}
+
+interface Runtime {
+  Tensor: typeof Ort.Tensor;
+  newSession(): NativeSession;
+}
+
+/** Guard words shared with the pool (see the header). */
+const CANCEL = 0, INSIDE = 1;
+/** Int32 words of a guard. */
+export const GUARD_WORDS = 2;
+
+let guard: Int32Array<ArrayBufferLike> = new Int32Array(GUARD_WORDS);
+/** This thread's guard, shared with the pool that owns it (called by the pool worker at start). */
+export function useNativeGuard(shared: SharedArrayBuffer): void {
+  guard = new Int32Array(shared, 0, GUARD_WORDS);
+}
+
+/** Pool side: asks the worker to stop; true when it is not inside a native run (it may be terminated now). */
+export function requestStop(shared: SharedArrayBuffer): boolean {
+  const g = new Int32Array(shared, 0, GUARD_WORDS);
+  Atomics.store(g, CANCEL, 1);
+  return Atomics.load(g, INSIDE) === 0;
+}
+
+/** Pool side: whether the worker is inside a native run right now. */
+export function insideNative(shared: SharedArrayBuffer): boolean {
+  return Atomics.load(new Int32Array(shared, 0, GUARD_WORDS), INSIDE) === 1;
+}
+
+/** Test hook: what the pool does on cancel, for this thread's own guard. */
+export function cancelThisThread(): void {
+  Atomics.store(guard, CANCEL, 1);
+}
+
+/** Test hook: clears this thread's cancel request. */
+export function resetCancel(): void {
+  Atomics.store(guard, CANCEL, 0);
+}
+
+const QUIET = 4;
+let runtime: Runtime | null | undefined;
+let moduleName = 'onnxruntime-node';
+let notice: ((message: string) => void) = (message) => console.warn(message);
+
+/** onnxruntime-node's synchronous binding, or null when it cannot load (said once). */
+function loadRuntime(): Runtime | null {
+  if (runtime !== undefined) return runtime;
+  if (process.env.RANKSCOPE_ORT_GEMM === '0') return (runtime = null);
+  try {
+    // Loaded on first use (a native addon; optional here): require keeps the callers synchronous.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const ort = require(moduleName) as typeof Ort;
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const native = require(`${moduleName}/dist/binding`) as { binding: { InferenceSession: new () => NativeSession }; initOrt(): void };
+    ort.env.logLevel = 'fatal';
+    native.initOrt();
+    if (typeof native.binding?.InferenceSession !== 'function') throw new Error('no native InferenceSession in this onnxruntime-node');
+    runtime = { Tensor: ort.Tensor, newSession: () => new native.binding.InferenceSession() };
+  } catch (e) {
+    notice(`rankscope: ONNX Runtime's GEMM is not available (${(e as Error)?.message?.split('\n')[0] ?? e}); the SVD runs on the WebAssembly kernels (slower on large layers).`);
+    runtime = null;
+  }
+  return runtime;
+}
+
+/** Whether products run through ONNX Runtime on this thread. */
+export function ortGemmAvailable(): boolean {
+  return loadRuntime() !== null;
+}
+
+/**
+ * Test hook: forget the loaded runtime and load `module` next time (a missing one drives the
+ * fallback); `onNotice` receives the one-time notice.
+ */
+export function reloadOrtGemmForTests(module = 'onnxruntime-node', onNotice?: (message: string) => void): void {
+  runtime = undefined;
+  sessions.clear();
+  moduleName = module;
+  notice = onNotice ?? ((message) => console.warn(message));
+}
+
+type Graph = 'gram' | 'product';
+
+function dynamic(name: string, dims: string[]): ValueInfoProto {
+  return {
+    name,
+    type: { value: { case: 'tensorType', value: { elemType: TensorProto_DataType.DOUBLE, shape: { dim: dims.map((d) => ({ value: { case: 'dimParam', value: d } })) } } } },
+  } as ValueInfoProto;
+}
+
+/** 'gram': Y = AᵀA + C (A r×n, C n×n); 'product': Y = A·B (A r×k, B k×N). Opset 13 Gemm, float64. */
+function graphBytes(graph: Graph): Uint8Array {
+  const gram = graph === 'gram';
+  const node = gram
+    ? { opType: 'Gemm', input: ['A', 'A', 'C'], output: ['Y'], attribute: [{ name: 'transA', type: AttributeProto_AttributeType.INT, i: 1n }] }
+    : { opType: 'Gemm', input: ['A', 'B'], output: ['Y'] };
+  const input = gram ? [dynamic('A', ['r', 'n']), dynamic('C', ['n', 'n'])] : [dynamic('A', ['r', 'k']), dynamic('B', ['k', 'N'])];
+  return encodeOnnx(create(ModelProtoSchema, {
+    irVersion: 8n,
+    producerName: 'rankscope',
+    opsetImport: [{ domain: '', version: 13n }],
+    graph: { name: graph, node: [node], input, output: [dynamic('Y', gram ? ['n', 'n'] : ['r', 'N'])] },
+  } as never));
+}
+
+const sessions = new Map<string, NativeSession>();
+
+/**
+ * Threads for one product: both cores while a helper is attached to this job (the pool had a free
+ * core to give it, and the helper sleeps while ORT runs), else one (another job holds the other
+ * core; two would oversubscribe it).
+ */
+function threads(): number {
+  return teamSize();
+}
+
+function session(rt: Runtime, graph: Graph): NativeSession {
+  const t = threads();
+  const key = `${graph}:${t}`;
+  let s = sessions.get(key);
+  if (!s) {
+    s = rt.newSession();
+    const bytes = graphBytes(graph);
+    s.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
+      intraOpNumThreads: t,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+      logSeverityLevel: QUIET,
+      // Idle intra-op threads sleep instead of spinning: the other core may belong to another job.
+      extra: { session: { intra_op: { allow_spinning: '0' } } },
+    });
+    sessions.set(key, s);
+  }
+  return s;
+}
+
+/** One guarded native run: throws `cancelled` (before starting) once the pool asked this thread to stop. */
+function run(rt: Runtime, graph: Graph, feeds: Record<string, Ort.Tensor>, out: Ort.Tensor): void {
+  Atomics.store(guard, INSIDE, 1);
+  try {
+    if (Atomics.load(guard, CANCEL) === 1) throw cancelled();
+    session(rt, graph).run(feeds, { Y: out }, { logSeverityLevel: QUIET });
+  } finally {
+    Atomics.store(guard, INSIDE, 0);
+  }
+}
+
+/** Fills `out` (rows×n, row-major) with rows [r0, r0 + rows) of the left operand X. */
+export type RowSource = (r0: number, rows: number, out: Float64Array) => void;
+
+/** Doubles of X per chunk: 32 MiB, deep enough for full GEMM speed, small beside the matrices that need chunking. */
+export const ORT_CHUNK_DOUBLES = 4 * 1024 * 1024;
+
+const chunkRowsFor = (n: number, chunkDoubles: number) => Math.max(1, Math.floor(chunkDoubles / Math.max(1, n)));
+
+/**
+ * G = XᵀX (n×n, both triangles, row-major) for X of m×n given by row blocks, or null without ORT.
+ * Accumulated over chunks of rows (G_{c+1} = X_cᵀX_c + G_c, two n×n buffers in turn), so memory is
+ * one chunk plus 2n², whatever m is.
+ */
+export function gramOrt(m: number, n: number, rowsOf: RowSource, chunkDoubles = ORT_CHUNK_DOUBLES): Float64Array | null {
+  const rt = loadRuntime();
+  if (!rt) return null;
+  const rows = Math.min(m, chunkRowsFor(n, chunkDoubles));
+  const chunk = new Float64Array(rows * n);
+  let acc = new Float64Array(n * n), next = new Float64Array(n * n);
+  const accT = new rt.Tensor('float64', acc, [n, n]), nextT = new rt.Tensor('float64', next, [n, n]);
+  let [cT, yT] = [accT, nextT];
+  for (let r0 = 0; r0 < m; r0 += rows) {
+    const r = Math.min(rows, m - r0);
+    const a = r === rows ? chunk : chunk.subarray(0, r * n);
+    rowsOf(r0, r, a);
+    run(rt, 'gram', { A: new rt.Tensor('float64', a, [r, n]), C: cT }, yT);
+    [acc, next] = [next, acc];
+    [cT, yT] = [yT, cT];
+  }
+  return acc;
+}
+
+/**
+ * C = X·B for X of m×k given by row blocks and B (k×N, row-major), delivered block by block to
+ * `onRows(r0, rows, c)` (c: rows×N, reused for the next block); false without ORT.
+ */
+export function productOrt(m: number, k: number, N: number, rowsOf: RowSource, b: Float64Array, onRows: (r0: number, rows: number, c: Float64Array) => void, chunkDoubles = ORT_CHUNK_DOUBLES): boolean {
+  const rt = loadRuntime();
+  if (!rt) return false;
+  const rows = Math.min(m, chunkRowsFor(Math.max(k, N), chunkDoubles));
+  const a = new Float64Array(rows * k), c = new Float64Array(rows * N);
+  const bT = new rt.Tensor('float64', b.length === k * N ? b : b.subarray(0, k * N), [k, N]);
+  for (let r0 = 0; r0 < m; r0 += rows) {
+    const r = Math.min(rows, m - r0);
+    const ar = a.subarray(0, r * k), cr = c.subarray(0, r * N);
+    rowsOf(r0, r, ar);
+    run(rt, 'product', { A: new rt.Tensor('float64', ar, [r, k]), B: bT }, new rt.Tensor('float64', cr, [r, N]));
+    onRows(r0, r, cr);
+  }
+  return true;
+}
