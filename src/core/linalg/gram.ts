@@ -92,11 +92,10 @@ export interface GramLayout {
 const CHUNK_DOUBLES = 4 * 1024 * 1024;
 
 /**
- * From this many multiply-adds (m·n²) the Gram goes through ONNX Runtime's GEMM (ortGemm.ts): it
- * computes both triangles, twice the flops, and still wins ~3× per core; below, its copies and call
- * overhead are not repaid (measured: bench/gemm.bench.ts).
+ * From this many multiply-adds (m·n²) the Gram goes through ONNX Runtime's GEMM (ortGemm.ts);
+ * below, its copies and call overhead are not repaid (measured: bench/gemm.bench.ts).
  */
-export const ORT_GRAM_MIN_MACS = 2 ** 21;
+export const ORT_GRAM_MIN_MACS = 2 ** 25;
 
 /**
  * Forms the Gram matrix of W's smaller side in kernel memory. With `keepX` (needed to compute
@@ -137,8 +136,8 @@ export function gramToKernelMemory(data: Float32Array | Float64Array, rows: numb
 }
 
 /**
- * The same layout through ONNX Runtime: X's rows in chunks (built from W, or read from X in kernel
- * memory when it is kept), G (both triangles) copied into place at the end.
+ * The same layout through ONNX Runtime (ortGemm.ts): X in chunks of rows (from W, or from X in
+ * kernel memory when it is kept), G's lower triangle (and diagonal blocks) copied into place at the end.
  */
 function gramByOrt(data: Float32Array | Float64Array, rows: number, cols: number, extraDoubles: number, keepX: boolean, chunkDoubles: number, scale: number): GramLayout {
   const tall = rows >= cols;
@@ -152,9 +151,12 @@ function gramByOrt(data: Float32Array | Float64Array, rows: number, cols: number
     copyRowsOfX(F, x, data, rows, cols, tall, 0, m, scale);
     F.fill(0, x + m * n, x + xSize);
   }
-  const G = gramOrt(m, n, keepX
-    ? (r0, r, out) => out.set(kernelMemory(0).subarray(x + r0 * n, x + (r0 + r) * n))
-    : (r0, r, out) => copyRowsOfX(out, 0, data, rows, cols, tall, r0, r0 + r, scale), chunkDoubles)!;
+  // Chunks of X transposed (n×r), what gramOrt multiplies: from X in kernel memory, or from W.
+  const G = gramOrt(m, n, (r0, r, out) => {
+    if (keepX) transpose(kernelMemory(0), x + r0 * n, n, r, n, out);
+    else if (tall) transpose(data, r0 * cols, cols, r, n, out, scale);
+    else for (let i = 0; i < n; i++) scaleInto(out, i * r, data.subarray(i * cols + r0, i * cols + r0 + r), scale);
+  }, chunkDoubles)!;
   F = kernelMemory(0);
   F.set(G, g);
   F.fill(0, g + n * n, end);
@@ -163,22 +165,26 @@ function gramByOrt(data: Float32Array | Float64Array, rows: number, cols: number
 
 /** X rows [r0, r1), times `scale`, into `F` at `at`: rows of W when tall, columns of W (rows of Wᵀ) when wide. */
 function copyRowsOfX(F: Float64Array, at: number, data: Float32Array | Float64Array, rows: number, cols: number, tall: boolean, r0: number, r1: number, scale: number): void {
-  if (tall) {
-    F.set(data.subarray(r0 * cols, r1 * cols), at);
-  } else {
-    // X[k, i] = W[i, k], k in [r0, r1). Blocked transpose keeps both sides in cache.
-    const n = rows;
-    const B = 64;
-    for (let i0 = 0; i0 < rows; i0 += B) {
-      const i1 = Math.min(rows, i0 + B);
-      for (let k0 = r0; k0 < r1; k0 += B) {
-        const k1 = Math.min(r1, k0 + B);
-        for (let kk = k0; kk < k1; kk++) {
-          const dst = at + (kk - r0) * n;
-          for (let i = i0; i < i1; i++) F[dst + i] = data[i * cols + kk];
-        }
+  if (tall) scaleInto(F, at, data.subarray(r0 * cols, r1 * cols), scale);
+  else transpose(data, r0, cols, rows, r1 - r0, F, scale, at); // X[k, i] = W[i, k], k in [r0, r1)
+}
+
+/** out[at + j·rows + i] = scale·src[offset + i·ld + j] for i < rows, j < cols (blocked: both sides stay in cache). */
+function transpose(src: Float32Array | Float64Array, offset: number, ld: number, rows: number, cols: number, out: Float64Array, scale = 1, at = 0): void {
+  const B = 64;
+  for (let i0 = 0; i0 < rows; i0 += B) {
+    const i1 = Math.min(rows, i0 + B);
+    for (let j0 = 0; j0 < cols; j0 += B) {
+      const j1 = Math.min(cols, j0 + B);
+      for (let i = i0; i < i1; i++) {
+        const row = offset + i * ld;
+        for (let j = j0; j < j1; j++) out[at + j * rows + i] = src[row + j] * scale;
       }
     }
   }
-  if (scale !== 1) for (let i = at, end = at + (r1 - r0) * (tall ? cols : rows); i < end; i++) F[i] *= scale;
+}
+
+function scaleInto(out: Float64Array, at: number, src: Float32Array | Float64Array, scale: number): void {
+  out.set(src, at);
+  if (scale !== 1) for (let i = at, end = at + src.length; i < end; i++) out[i] *= scale;
 }

@@ -114,18 +114,18 @@ function dynamic(name: string, dims: string[]): ValueInfoProto {
   } as ValueInfoProto;
 }
 
-/** 'gram': Y = AᵀA + C (A r×n, C n×n); 'product': Y = A·B (A r×k, B k×N). Opset 13 Gemm, float64. */
+/** 'gram': Y = A·Bᵀ + C (A w×r, B e×r, C w×e); 'product': Y = A·B (A r×k, B k×N). Opset 13 Gemm, float64. */
 function graphBytes(graph: Graph): Uint8Array {
   const gram = graph === 'gram';
   const node = gram
-    ? { opType: 'Gemm', input: ['A', 'A', 'C'], output: ['Y'], attribute: [{ name: 'transA', type: AttributeProto_AttributeType.INT, i: 1n }] }
+    ? { opType: 'Gemm', input: ['A', 'B', 'C'], output: ['Y'], attribute: [{ name: 'transB', type: AttributeProto_AttributeType.INT, i: 1n }] }
     : { opType: 'Gemm', input: ['A', 'B'], output: ['Y'] };
-  const input = gram ? [dynamic('A', ['r', 'n']), dynamic('C', ['n', 'n'])] : [dynamic('A', ['r', 'k']), dynamic('B', ['k', 'N'])];
+  const input = gram ? [dynamic('A', ['w', 'r']), dynamic('B', ['e', 'r']), dynamic('C', ['w', 'e'])] : [dynamic('A', ['r', 'k']), dynamic('B', ['k', 'N'])];
   return encodeOnnx(create(ModelProtoSchema, {
     irVersion: 8n,
     producerName: 'rankscope',
     opsetImport: [{ domain: '', version: 13n }],
-    graph: { name: graph, node: [node], input, output: [dynamic('Y', gram ? ['n', 'n'] : ['r', 'N'])] },
+    graph: { name: graph, node: [node], input, output: [dynamic('Y', gram ? ['w', 'e'] : ['r', 'N'])] },
   } as never));
 }
 
@@ -181,27 +181,50 @@ export const ORT_CHUNK_DOUBLES = 4 * 1024 * 1024;
 const chunkRowsFor = (n: number, chunkDoubles: number) => Math.max(1, Math.floor(chunkDoubles / Math.max(1, n)));
 
 /**
- * G = XᵀX (n×n, both triangles, row-major) for X of m×n given by row blocks, or null without ORT.
- * Accumulated over chunks of rows (G_{c+1} = X_cᵀX_c + G_c, two n×n buffers in turn), so memory is
- * one chunk plus 2n², whatever m is.
+ * Column blocks of the Gram: GEMM has no symmetric variant, so G's block rows are computed only up
+ * to the diagonal, (1 + 1/B)/2 of the full product's flops for B blocks; blocks stay ≥ 192 wide
+ * (smaller GEMMs lose speed).
  */
-export function gramOrt(m: number, n: number, rowsOf: RowSource, chunkDoubles = ORT_CHUNK_DOUBLES): Float64Array | null {
+export function gramBlocks(n: number): number[] {
+  const count = Math.max(1, Math.min(8, Math.floor(n / 192)));
+  return Array.from({ length: count + 1 }, (_, b) => Math.round((n * b) / count));
+}
+
+/**
+ * G = XᵀX (n×n row-major: the lower triangle and the diagonal blocks; the rest 0) for X of m×n,
+ * whose chunks `xtOf(r0, rows, xt)` writes transposed (xt: n×rows, row-major), or null without
+ * ORT. Block row b of G is X_bᵀ·X_{0…b}, i.e. XT's rows of block b times the first rows of XT
+ * transposed: both contiguous. Accumulated over the chunks (G_{c+1} = X_cᵀX_c + G_c, two buffers
+ * in turn), so memory is one chunk plus ~n² whatever m is.
+ */
+export function gramOrt(m: number, n: number, xtOf: RowSource, chunkDoubles = ORT_CHUNK_DOUBLES): Float64Array | null {
   const rt = loadRuntime();
   if (!rt) return null;
   const rows = Math.min(m, chunkRowsFor(n, chunkDoubles));
-  const chunk = new Float64Array(rows * n);
-  let acc = new Float64Array(n * n), next = new Float64Array(n * n);
-  const accT = new rt.Tensor('float64', acc, [n, n]), nextT = new rt.Tensor('float64', next, [n, n]);
-  let [cT, yT] = [accT, nextT];
+  const xt = new Float64Array(n * rows);
+  const cuts = gramBlocks(n);
+  const blocks = cuts.slice(1).map((e, b) => {
+    const w = e - cuts[b];
+    const acc = new Float64Array(w * e), next = new Float64Array(w * e);
+    return { w, e, acc, next, c: new rt.Tensor('float64', acc, [w, e]), y: new rt.Tensor('float64', next, [w, e]) };
+  });
   for (let r0 = 0; r0 < m; r0 += rows) {
     const r = Math.min(rows, m - r0);
-    const a = r === rows ? chunk : chunk.subarray(0, r * n);
-    rowsOf(r0, r, a);
-    run(rt, 'gram', { A: new rt.Tensor('float64', a, [r, n]), C: cT }, yT);
-    [acc, next] = [next, acc];
-    [cT, yT] = [yT, cT];
+    const chunk = xt.subarray(0, n * r);
+    xtOf(r0, r, chunk);
+    const all = new rt.Tensor('float64', chunk, [n, r]);
+    for (const [b, block] of blocks.entries()) {
+      const a = new rt.Tensor('float64', chunk.subarray(cuts[b] * r, cuts[b + 1] * r), [block.w, r]);
+      const prefix = b + 1 === blocks.length ? all : new rt.Tensor('float64', chunk.subarray(0, block.e * r), [block.e, r]);
+      run(rt, 'gram', { A: a, B: prefix, C: block.c }, block.y);
+      [block.acc, block.next, block.c, block.y] = [block.next, block.acc, block.y, block.c];
+    }
   }
-  return acc;
+  const g = new Float64Array(n * n);
+  for (const [b, { w, e, acc }] of blocks.entries()) {
+    for (let i = 0; i < w; i++) g.set(acc.subarray(i * e, (i + 1) * e), (cuts[b] + i) * n);
+  }
+  return g;
 }
 
 /**

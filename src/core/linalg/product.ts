@@ -32,7 +32,7 @@ export function multiplyBlocked(m: number, n: number, N: number, a: number, lda:
 }
 
 /** From this many multiply-adds (m·n·N) a product goes through ONNX Runtime (ortGemm.ts); below, its copies are not repaid. */
-export const ORT_PRODUCT_MIN_MACS = 2 ** 21;
+export const ORT_PRODUCT_MIN_MACS = 2 ** 23;
 
 /**
  * C += A·B as multiplyBlocked (same arguments), through ONNX Runtime's GEMM when the product is

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { isRankscopeError } from '../../../src/core/errors';
 import { gramToKernelMemory, ORT_GRAM_MIN_MACS } from '../../../src/core/linalg/gram';
 import {
-  cancelThisThread, gramOrt, ortGemmAvailable, productOrt, reloadOrtGemmForTests, resetCancel,
+  cancelThisThread, gramBlocks, gramOrt, ortGemmAvailable, productOrt, reloadOrtGemmForTests, resetCancel,
 } from '../../../src/core/linalg/ortGemm';
 import { multiplyAdd, ORT_PRODUCT_MIN_MACS } from '../../../src/core/linalg/product';
 import { singularValues } from '../../../src/core/linalg/singularValues';
@@ -79,7 +79,7 @@ for (const [rows, cols] of [[700, 300], [300, 700]]) {
 }
 
 test('chunk boundaries do not matter: on integer data (exact sums) the chunked Gram is bit-identical to the exact one', () => {
-  const m = 523, n = 96;
+  const m = 523, n = 400;
   const x = integers(m * n, 5);
   const exact = new Float64Array(n * n);
   for (let r = 0; r < m; r++) for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) exact[i * n + j] += x[r * n + i] * x[r * n + j];
@@ -87,18 +87,26 @@ test('chunk boundaries do not matter: on integer data (exact sums) the chunked G
     const calls: number[] = [];
     const g = gramOrt(m, n, (r0, rows, out) => {
       calls.push(r0);
-      out.set(x.subarray(r0 * n, (r0 + rows) * n));
+      for (let t = 0; t < rows; t++) for (let i = 0; i < n; i++) out[i * rows + t] = x[(r0 + t) * n + i];
     }, rowsPerChunk * n)!;
-    assert.deepEqual(g, exact, `${rowsPerChunk} rows per chunk`);
+    // The lower triangle and the diagonal blocks are computed; the blocks above them stay 0.
+    const cuts = gramBlocks(n);
+    assert.ok(cuts.length > 2, 'more than one column block');
+    const expected = exact.map((v, at) => {
+      const i = Math.floor(at / n), j = at % n;
+      return j < cuts.find((c) => c > i)! ? v : 0;
+    });
+    assert.deepEqual(g, expected, `${rowsPerChunk} rows per chunk`);
     assert.equal(calls.length, Math.ceil(m / Math.min(m, rowsPerChunk)));
   }
 });
 
 test('X·Z through ORT: = numpy (1e-13), bit-identical across chunkings on integer data, and multiplyAdd adds into strided C', () => {
-  const m = 611, k = 257, N = 44;
+  const m = 611, k = 257, N = 60;
   const x = random(m * k, 11), z = random(k * N, 12);
   const expected = numpyProduct(x, m, k, z, N);
   const c = new Float64Array(m * N);
+  assert.ok(m * k * N >= ORT_PRODUCT_MIN_MACS, 'takes the ORT route');
   assert.ok(productOrt(m, k, N, (r0, rows, out) => out.set(x.subarray(r0 * k, (r0 + rows) * k)), z, (r0, _rows, out) => c.set(out, r0 * N), 50 * k));
   const bar = 1e-13 * maxAbs(expected);
   for (let i = 0; i < c.length; i++) assert.ok(Math.abs(c[i] - expected[i]) <= bar, `C[${i}]`);
@@ -112,9 +120,8 @@ test('X·Z through ORT: = numpy (1e-13), bit-identical across chunkings on integ
   const one = product(m * k);
   for (const chunk of [k, 9 * k + 1, 300 * k]) assert.deepEqual(product(chunk), one, `chunk ${chunk}`);
 
-  // multiplyAdd on kernel memory: A with row stride 300, B with 50, C (stride 48) starting at 1.
-  assert.ok(m * k * N >= ORT_PRODUCT_MIN_MACS, 'takes the ORT route');
-  const lda = 300, ldb = 50, ldc = 48;
+  // multiplyAdd on kernel memory: A with row stride 300, B with 70, C (stride 64) starting at 1.
+  const lda = 300, ldb = 70, ldc = 64;
   const a = 0, b = a + m * lda, cc = b + k * ldb;
   const F = kernelMemory(cc + m * ldc + 16);
   F.fill(0, 0, cc + m * ldc + 16);
@@ -132,15 +139,16 @@ test('X·Z through ORT: = numpy (1e-13), bit-identical across chunkings on integ
 });
 
 test('without ONNX Runtime: one notice, and the WASM route gives the same Gram and singular values', () => {
-  const rows = 400, cols = 260;
+  const rows = 600, cols = 300;
   const w = random(rows * cols, 21);
   const viaOrt = gramOf(w, rows, cols, false);
-  const [c] = scipyCases({ c: 'rng.standard_normal((400, 260)) * 0.02' });
+  const [c] = scipyCases({ c: 'rng.standard_normal((600, 300)) * 0.02' });
   const sOrt = singularValues(c.data, c.rows, c.cols);
   const notices: string[] = [];
   reloadOrtGemmForTests('rankscope-no-such-onnxruntime', (message) => notices.push(message));
   try {
     assert.equal(ortGemmAvailable(), false);
+    assert.ok(rows * cols ** 2 >= ORT_GRAM_MIN_MACS, 'would take the ORT route');
     const viaWasm = gramOf(w, rows, cols, false);
     const n = cols;
     const bar = 1e-13 * maxAbs(viaOrt);
