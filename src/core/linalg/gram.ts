@@ -146,20 +146,18 @@ function gramByOrt(data: Float32Array | Float64Array, rows: number, cols: number
   const xSize = keepX ? (ceil4(m) * n + 2) & ~1 : 0;
   const gSize = (ceil4(n) ** 2 + tileSlack(ceil4(n)) + 2) & ~1;
   const x = 0, g = xSize, end = g + gSize;
-  let F = kernelMemory(end + extraDoubles);
+  const F = kernelMemory(end + extraDoubles);
   if (keepX) {
     copyRowsOfX(F, x, data, rows, cols, tall, 0, m, scale);
     F.fill(0, x + m * n, x + xSize);
   }
+  F.fill(0, g, end);
   // Chunks of X transposed (n×r), what gramOrt multiplies: from X in kernel memory, or from W.
-  const G = gramOrt(m, n, (r0, r, out) => {
+  gramOrt(m, n, (r0, r, out) => {
     if (keepX) transpose(kernelMemory(0), x + r0 * n, n, r, n, out);
     else if (tall) transpose(data, r0 * cols, cols, r, n, out, scale);
     else for (let i = 0; i < n; i++) scaleInto(out, i * r, data.subarray(i * cols + r0, i * cols + r0 + r), scale);
-  }, chunkDoubles)!;
-  F = kernelMemory(0);
-  F.set(G, g);
-  F.fill(0, g + n * n, end);
+  }, (i, row) => F.set(row, g + i * n), chunkDoubles);
   return { n, m, tall, x, g, end, scale };
 }
 

@@ -191,15 +191,16 @@ export function gramBlocks(n: number): number[] {
 }
 
 /**
- * G = XᵀX (n×n row-major: the lower triangle and the diagonal blocks; the rest 0) for X of m×n,
- * whose chunks `xtOf(r0, rows, xt)` writes transposed (xt: n×rows, row-major), or null without
- * ORT. Block row b of G is X_bᵀ·X_{0…b}, i.e. XT's rows of block b times the first rows of XT
- * transposed: both contiguous. Accumulated over the chunks (G_{c+1} = X_cᵀX_c + G_c, two buffers
- * in turn), so memory is one chunk plus ~n² whatever m is.
+ * G = XᵀX for X of m×n, whose chunks `xtOf(r0, rows, xt)` writes transposed (xt: n×rows,
+ * row-major); row i of G up to the end of its diagonal block goes to `writeRow(i, values)` (the
+ * lower triangle and the diagonal blocks; the rest is not computed). False without ORT. Block row
+ * b of G is X_bᵀ·X_{0…b}, i.e. XT's rows of block b times the first rows of XT transposed: both
+ * contiguous. Accumulated over the chunks (G_{c+1} = X_cᵀX_c + G_c, two buffers in turn), so
+ * memory is one chunk plus ~n²(1 + 1/B) whatever m is.
  */
-export function gramOrt(m: number, n: number, xtOf: RowSource, chunkDoubles = ORT_CHUNK_DOUBLES): Float64Array | null {
+export function gramOrt(m: number, n: number, xtOf: RowSource, writeRow: (i: number, values: Float64Array) => void, chunkDoubles = ORT_CHUNK_DOUBLES): boolean {
   const rt = loadRuntime();
-  if (!rt) return null;
+  if (!rt) return false;
   const rows = Math.min(m, chunkRowsFor(n, chunkDoubles));
   const xt = new Float64Array(n * rows);
   const cuts = gramBlocks(n);
@@ -220,11 +221,8 @@ export function gramOrt(m: number, n: number, xtOf: RowSource, chunkDoubles = OR
       [block.acc, block.next, block.c, block.y] = [block.next, block.acc, block.y, block.c];
     }
   }
-  const g = new Float64Array(n * n);
-  for (const [b, { w, e, acc }] of blocks.entries()) {
-    for (let i = 0; i < w; i++) g.set(acc.subarray(i * e, (i + 1) * e), (cuts[b] + i) * n);
-  }
-  return g;
+  for (const [b, { w, e, acc }] of blocks.entries()) for (let i = 0; i < w; i++) writeRow(cuts[b] + i, acc.subarray(i * e, (i + 1) * e));
+  return true;
 }
 
 /**

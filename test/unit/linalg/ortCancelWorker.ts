@@ -5,6 +5,6 @@ import { servePoolJobs } from '../../../src/core/linalg/workerPool';
 
 servePoolJobs<{ id: number; matrices: []; rows: number }, { id: number; ok: true }>((job) => {
   const n = 1024;
-  gramOrt(job.rows, n, (_r0, _rows, out) => out.fill(1), 1024 * n);
+  gramOrt(job.rows, n, (_r0, _rows, out) => out.fill(1), () => {}, 1024 * n);
   return { id: job.id, ok: true };
 }, () => []);

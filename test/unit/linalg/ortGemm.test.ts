@@ -85,10 +85,11 @@ test('chunk boundaries do not matter: on integer data (exact sums) the chunked G
   for (let r = 0; r < m; r++) for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) exact[i * n + j] += x[r * n + i] * x[r * n + j];
   for (const rowsPerChunk of [1, 7, 64, 522, 523, 10_000]) {
     const calls: number[] = [];
-    const g = gramOrt(m, n, (r0, rows, out) => {
+    const g = new Float64Array(n * n);
+    assert.ok(gramOrt(m, n, (r0, rows, out) => {
       calls.push(r0);
       for (let t = 0; t < rows; t++) for (let i = 0; i < n; i++) out[i * rows + t] = x[(r0 + t) * n + i];
-    }, rowsPerChunk * n)!;
+    }, (i, row) => g.set(row, i * n), rowsPerChunk * n));
     // The lower triangle and the diagonal blocks are computed; the blocks above them stay 0.
     const cuts = gramBlocks(n);
     assert.ok(cuts.length > 2, 'more than one column block');
@@ -174,12 +175,12 @@ test('cancelling stops a chunked product at the next chunk', () => {
     assert.throws(() => gramOrt(m, n, (r0, rows, out) => {
       if (++chunks === 3) cancelThisThread();
       out.set(x.subarray(r0 * n, (r0 + rows) * n));
-    }, 10 * n), (e) => isRankscopeError(e) && e.code === 'CANCELLED');
+    }, () => {}, 10 * n), (e) => isRankscopeError(e) && e.code === 'CANCELLED');
     assert.equal(chunks, 3, 'no chunk after the cancel was multiplied');
   } finally {
     resetCancel();
   }
-  assert.ok(gramOrt(m, n, (r0, rows, out) => out.set(x.subarray(r0 * n, (r0 + rows) * n)), 10 * n), 'runs again after the reset');
+  assert.ok(gramOrt(m, n, (r0, rows, out) => out.set(x.subarray(r0 * n, (r0 + rows) * n)), () => {}, 10 * n), 'runs again after the reset');
 });
 
 test('aborting a pool whose worker is inside ORT products rejects at once and the process lives on', async () => {
