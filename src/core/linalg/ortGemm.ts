@@ -105,7 +105,7 @@ export function reloadOrtGemmForTests(module = 'onnxruntime-node', onNotice?: (m
   notice = onNotice ?? ((message) => console.warn(message));
 }
 
-type Graph = 'gram' | 'product';
+type Graph = 'gram' | 'product' | 'productTA';
 
 function dynamic(name: string, dims: string[]): ValueInfoProto {
   return {
@@ -114,18 +114,24 @@ function dynamic(name: string, dims: string[]): ValueInfoProto {
   } as ValueInfoProto;
 }
 
-/** 'gram': Y = A·Bᵀ + C (A w×r, B e×r, C w×e); 'product': Y = A·B (A r×k, B k×N). Opset 13 Gemm, float64. */
+/** 'gram': Y = A·Bᵀ + C (A w×r, B e×r, C w×e); 'product': Y = A·B (A r×k, B k×N); 'productTA': Y = Aᵀ·B (A k×r, B k×N). Opset 13 Gemm, float64. */
 function graphBytes(graph: Graph): Uint8Array {
-  const gram = graph === 'gram';
-  const node = gram
-    ? { opType: 'Gemm', input: ['A', 'B', 'C'], output: ['Y'], attribute: [{ name: 'transB', type: AttributeProto_AttributeType.INT, i: 1n }] }
-    : { opType: 'Gemm', input: ['A', 'B'], output: ['Y'] };
-  const input = gram ? [dynamic('A', ['w', 'r']), dynamic('B', ['e', 'r']), dynamic('C', ['w', 'e'])] : [dynamic('A', ['r', 'k']), dynamic('B', ['k', 'N'])];
+  const int = (name: string) => ({ name, type: AttributeProto_AttributeType.INT, i: 1n });
+  const spec = {
+    gram: { input: ['A', 'B', 'C'], attribute: [int('transB')], dims: [['w', 'r'], ['e', 'r'], ['w', 'e']], out: ['w', 'e'] },
+    product: { input: ['A', 'B'], attribute: [], dims: [['r', 'k'], ['k', 'N']], out: ['r', 'N'] },
+    productTA: { input: ['A', 'B'], attribute: [int('transA')], dims: [['k', 'r'], ['k', 'N']], out: ['r', 'N'] },
+  }[graph];
   return encodeOnnx(create(ModelProtoSchema, {
     irVersion: 8n,
     producerName: 'rankscope',
     opsetImport: [{ domain: '', version: 13n }],
-    graph: { name: graph, node: [node], input, output: [dynamic('Y', gram ? ['w', 'e'] : ['r', 'N'])] },
+    graph: {
+      name: graph,
+      node: [{ opType: 'Gemm', input: spec.input, output: ['Y'], attribute: spec.attribute }],
+      input: spec.input.map((name, i) => dynamic(name, spec.dims[i])),
+      output: [dynamic('Y', spec.out)],
+    },
   } as never));
 }
 
@@ -153,6 +159,8 @@ function session(rt: Runtime, graph: Graph): NativeSession {
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
       logSeverityLevel: QUIET,
+      // Outputs are preallocated; an arena would keep its largest request for the thread's life.
+      enableCpuMemArena: false,
       // Idle intra-op threads sleep instead of spinning: the other core may belong to another job.
       extra: { session: { intra_op: { allow_spinning: '0' } } },
     });
@@ -195,8 +203,8 @@ export function gramBlocks(n: number): number[] {
  * row-major); row i of G up to the end of its diagonal block goes to `writeRow(i, values)` (the
  * lower triangle and the diagonal blocks; the rest is not computed). False without ORT. Block row
  * b of G is X_bᵀ·X_{0…b}, i.e. XT's rows of block b times the first rows of XT transposed: both
- * contiguous. Accumulated over the chunks (G_{c+1} = X_cᵀX_c + G_c, two buffers in turn), so
- * memory is one chunk plus ~n²(1 + 1/B) whatever m is.
+ * contiguous. Accumulated over the chunks (G_{c+1} = X_cᵀX_c + G_c; each sum goes to a spare and
+ * is copied back), so memory is one chunk plus ~n²(1 + 3/B)/2 whatever m is.
  */
 export function gramOrt(m: number, n: number, xtOf: RowSource, writeRow: (i: number, values: Float64Array) => void, chunkDoubles = ORT_CHUNK_DOUBLES): boolean {
   const rt = loadRuntime();
@@ -204,21 +212,24 @@ export function gramOrt(m: number, n: number, xtOf: RowSource, writeRow: (i: num
   const rows = Math.min(m, chunkRowsFor(n, chunkDoubles));
   const xt = new Float64Array(n * rows);
   const cuts = gramBlocks(n);
+  // Each block row's sum so far, and one spare of the largest block row for the next sum (copied back).
   const blocks = cuts.slice(1).map((e, b) => {
     const w = e - cuts[b];
-    const acc = new Float64Array(w * e), next = new Float64Array(w * e);
-    return { w, e, acc, next, c: new rt.Tensor('float64', acc, [w, e]), y: new rt.Tensor('float64', next, [w, e]) };
+    const acc = new Float64Array(w * e);
+    return { w, e, acc, c: new rt.Tensor('float64', acc, [w, e]) };
   });
+  const spare = new Float64Array(blocks[blocks.length - 1].w * n);
   for (let r0 = 0; r0 < m; r0 += rows) {
     const r = Math.min(rows, m - r0);
     const chunk = xt.subarray(0, n * r);
     xtOf(r0, r, chunk);
     const all = new rt.Tensor('float64', chunk, [n, r]);
-    for (const [b, block] of blocks.entries()) {
-      const a = new rt.Tensor('float64', chunk.subarray(cuts[b] * r, cuts[b + 1] * r), [block.w, r]);
-      const prefix = b + 1 === blocks.length ? all : new rt.Tensor('float64', chunk.subarray(0, block.e * r), [block.e, r]);
-      run(rt, 'gram', { A: a, B: prefix, C: block.c }, block.y);
-      [block.acc, block.next, block.c, block.y] = [block.next, block.acc, block.y, block.c];
+    for (const [b, { w, e, acc, c }] of blocks.entries()) {
+      const a = new rt.Tensor('float64', chunk.subarray(cuts[b] * r, cuts[b + 1] * r), [w, r]);
+      const prefix = b + 1 === blocks.length ? all : new rt.Tensor('float64', chunk.subarray(0, e * r), [e, r]);
+      const sum = spare.subarray(0, w * e);
+      run(rt, 'gram', { A: a, B: prefix, C: c }, new rt.Tensor('float64', sum, [w, e]));
+      acc.set(sum);
     }
   }
   for (const [b, { w, e, acc }] of blocks.entries()) for (let i = 0; i < w; i++) writeRow(cuts[b] + i, acc.subarray(i * e, (i + 1) * e));
@@ -242,5 +253,13 @@ export function productOrt(m: number, k: number, N: number, rowsOf: RowSource, b
     run(rt, 'product', { A: new rt.Tensor('float64', ar, [r, k]), B: bT }, new rt.Tensor('float64', cr, [r, N]));
     onRows(r0, r, cr);
   }
+  return true;
+}
+
+/** out (r×N) = Aᵀ·B for A (k×r) and B (k×N), row-major, in one run; false without ORT. */
+export function crossProductOrt(k: number, r: number, N: number, a: Float64Array, b: Float64Array, out: Float64Array): boolean {
+  const rt = loadRuntime();
+  if (!rt) return false;
+  run(rt, 'productTA', { A: new rt.Tensor('float64', a, [k, r]), B: new rt.Tensor('float64', b, [k, N]) }, new rt.Tensor('float64', out, [r, N]));
   return true;
 }

@@ -36,17 +36,23 @@ export const ORT_PRODUCT_MIN_MACS = 2 ** 23;
 
 /**
  * C += A·B as multiplyBlocked (same arguments), through ONNX Runtime's GEMM when the product is
- * large enough and ORT is available: A's rows are copied out in blocks, B once, C's rows added back.
+ * large enough and ORT is available.
  */
 export function multiplyAdd(m: number, n: number, N: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number, work: number): void {
-  if (m * n * N < ORT_PRODUCT_MIN_MACS || !ortGemmAvailable()) {
-    multiplyBlocked(m, n, N, a, lda, b, ldb, c, ldc, work);
-    return;
-  }
+  if (!multiplyAddOrt(m, n, N, a, lda, b, ldb, c, ldc)) multiplyBlocked(m, n, N, a, lda, b, ldb, c, ldc, work);
+}
+
+/**
+ * C += A·B (kernel-memory indices and row strides) through ONNX Runtime: A's rows copied out in
+ * blocks, B once, C's rows added back. False (nothing done) when the product is below
+ * ORT_PRODUCT_MIN_MACS or ORT is not available: the caller runs its WASM kernels.
+ */
+export function multiplyAddOrt(m: number, n: number, N: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number): boolean {
+  if (m * n * N < ORT_PRODUCT_MIN_MACS || !ortGemmAvailable()) return false;
   const bPlain = new Float64Array(n * N);
   let F = kernelMemory(0);
   for (let i = 0; i < n; i++) bPlain.set(F.subarray(b + i * ldb, b + i * ldb + N), i * N);
-  productOrt(m, n, N, (r0, rows, out) => {
+  return productOrt(m, n, N, (r0, rows, out) => {
     F = kernelMemory(0);
     for (let i = 0; i < rows; i++) out.set(F.subarray(a + (r0 + i) * lda, a + (r0 + i) * lda + n), i * n);
   }, bPlain, (r0, rows, out) => {

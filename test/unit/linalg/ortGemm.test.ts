@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { isRankscopeError } from '../../../src/core/errors';
 import { gramToKernelMemory, ORT_GRAM_MIN_MACS } from '../../../src/core/linalg/gram';
 import {
-  cancelThisThread, gramBlocks, gramOrt, ortGemmAvailable, productOrt, reloadOrtGemmForTests, resetCancel,
+  cancelThisThread, crossProductOrt, gramBlocks, gramOrt, ortGemmAvailable, productOrt, reloadOrtGemmForTests, resetCancel,
 } from '../../../src/core/linalg/ortGemm';
 import { multiplyAdd, ORT_PRODUCT_MIN_MACS } from '../../../src/core/linalg/product';
 import { singularValues } from '../../../src/core/linalg/singularValues';
@@ -137,6 +137,17 @@ test('X·Z through ORT: = numpy (1e-13), bit-identical across chunkings on integ
       assert.ok(Math.abs(G[cc + i * ldc + j] - want) <= bar, `C[${i},${j}] = ${G[cc + i * ldc + j]}, want ${want}`);
     }
   }
+});
+
+test('AᵀB through ORT (the subspace iteration\'s QᵀY) = numpy (1e-13)', () => {
+  const k = 900, r = 70, N = 50;
+  const a = random(k * r, 41), b = random(k * N, 42);
+  const aT = Float64Array.from({ length: r * k }, (_, i) => a[(i % k) * r + Math.floor(i / k)]);
+  const expected = numpyProduct(aT, r, k, b, N);
+  const out = new Float64Array(r * N);
+  assert.ok(crossProductOrt(k, r, N, a, b, out));
+  const bar = 1e-13 * maxAbs(expected);
+  for (let i = 0; i < out.length; i++) assert.ok(Math.abs(out[i] - expected[i]) <= bar, `entry ${i}: ${out[i]} vs ${expected[i]}`);
 });
 
 test('without ONNX Runtime: one notice, and the WASM route gives the same Gram and singular values', () => {
