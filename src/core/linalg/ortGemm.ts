@@ -36,9 +36,15 @@ const CANCEL = 0, INSIDE = 1;
 export const GUARD_WORDS = 2;
 
 let guard: Int32Array<ArrayBufferLike> = new Int32Array(GUARD_WORDS);
-/** This thread's guard, shared with the pool that owns it (called by the pool worker at start). */
-export function useNativeGuard(shared: SharedArrayBuffer): void {
+/** Set to 1 by the first thread of a pool that gives the fallback notice (the others stay quiet). */
+let noticed: Int32Array<ArrayBufferLike> | undefined;
+/**
+ * This thread's guard, shared with the pool that owns it, and the pool's one-word notice flag
+ * (called by the pool worker at start).
+ */
+export function useNativeGuard(shared: SharedArrayBuffer, noticeFlag?: SharedArrayBuffer): void {
   guard = new Int32Array(shared, 0, GUARD_WORDS);
+  noticed = noticeFlag ? new Int32Array(noticeFlag, 0, 1) : undefined;
 }
 
 /** Pool side: asks the worker to stop; true when it is not inside a native run (it may be terminated now). */
@@ -68,7 +74,7 @@ let runtime: Runtime | null | undefined;
 let moduleName = 'onnxruntime-node';
 let notice: ((message: string) => void) = (message) => console.warn(message);
 
-/** onnxruntime-node's synchronous binding, or null when it cannot load (said once). */
+/** onnxruntime-node's synchronous binding, or null when it cannot load (said once per pool, or per thread outside one). */
 function loadRuntime(): Runtime | null {
   if (runtime !== undefined) return runtime;
   if (process.env.RANKSCOPE_ORT_GEMM === '0') return (runtime = null);
@@ -83,7 +89,7 @@ function loadRuntime(): Runtime | null {
     if (typeof native.binding?.InferenceSession !== 'function') throw new Error('no native InferenceSession in this onnxruntime-node');
     runtime = { Tensor: ort.Tensor, newSession: () => new native.binding.InferenceSession() };
   } catch (e) {
-    notice(`rankscope: ONNX Runtime's GEMM is not available (${(e as Error)?.message?.split('\n')[0] ?? e}); the SVD runs on the WebAssembly kernels (slower on large layers).`);
+    if (!noticed || Atomics.compareExchange(noticed, 0, 0, 1) === 0) notice(`rankscope: ONNX Runtime's GEMM is not available (${(e as Error)?.message?.split('\n')[0] ?? e}); the SVD runs on the WebAssembly kernels (slower on large layers).`);
     runtime = null;
   }
   return runtime;

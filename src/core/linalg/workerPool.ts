@@ -37,8 +37,8 @@ export const POOL_DONE = 'done';
 export function servePoolJobs<J extends PoolJob, R extends { id: number; ok: true }>(work: (job: J) => R, transfer: (reply: R) => ArrayBuffer[]): void {
   const port = parentPort;
   if (!port) return;
-  const guard = (workerData as { nativeGuard?: SharedArrayBuffer } | null)?.nativeGuard;
-  if (guard) useNativeGuard(guard);
+  const shared = workerData as { nativeGuard?: SharedArrayBuffer; notices?: SharedArrayBuffer } | null;
+  if (shared?.nativeGuard) useNativeGuard(shared.nativeGuard, shared.notices);
   port.on('message', (message: (J & { team?: TeamHandle }) | { assist: TeamHandle } | typeof POOL_DONE) => {
     if (message === POOL_DONE) {
       port.close();
@@ -106,6 +106,8 @@ export function runWorkerPool<J extends PoolJob, R extends { id: number; ok: tru
   const retired = new Set<Worker>();
   /** Each worker's guard word pair shared with its ortGemm (cancel, inside a native run). */
   const guards = new Map<Worker, SharedArrayBuffer>();
+  /** One word for the whole pool: whether a worker already said that ORT is missing. */
+  const notices = new SharedArrayBuffer(4);
   /** Running large jobs by owner, and whether one has a helper. */
   const teams = new Map<Worker, { team: TeamHandle; helped: boolean }>();
   let next = 0;
@@ -141,7 +143,7 @@ export function runWorkerPool<J extends PoolJob, R extends { id: number; ok: tru
 
     const spawn = (): Worker => {
       const nativeGuard = new SharedArrayBuffer(GUARD_WORDS * 4);
-      const worker = new Worker(entry.file, { execArgv: entry.execArgv, workerData: { nativeGuard } });
+      const worker = new Worker(entry.file, { execArgv: entry.execArgv, workerData: { nativeGuard, notices } });
       workers.push(worker);
       guards.set(worker, nativeGuard);
       worker.on('message', (reply: R | PoolFailure | AssistDone) => {

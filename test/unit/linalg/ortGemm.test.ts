@@ -178,6 +178,21 @@ test('without ONNX Runtime: one notice, and the WASM route gives the same Gram a
   assert.ok(ortGemmAvailable());
 });
 
+test('without ONNX Runtime in a pool of two workers: the notice comes once for the pool', async () => {
+  const replies: { available: boolean; noticed: boolean }[] = [];
+  await runWorkerPool<PoolJob, { id: number; ok: true; available: boolean; noticed: boolean }>({
+    name: 'ort notice test',
+    entry: { file: join(__dirname, 'ortNoticeWorker.ts'), execArgv: ['--require', 'tsx/cjs'] },
+    count: 2,
+    threads: 2,
+    prepare: () => ({ matrices: [] }),
+    onDone: (reply) => replies.push(reply),
+  });
+  assert.equal(replies.length, 2);
+  assert.ok(replies.every((r) => !r.available), 'both fell back');
+  assert.equal(replies.filter((r) => r.noticed).length, 1, 'one notice for the pool');
+});
+
 test('cancelling stops a chunked product at the next chunk', () => {
   const m = 2000, n = 64;
   const x = random(m * n, 31);
