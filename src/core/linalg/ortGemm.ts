@@ -1,11 +1,11 @@
-// Float64 matrix products through ONNX Runtime's CPU GEMM (MLAS DGEMM: AVX2/AVX-512 FMA), about
-// 4–8× the WASM SIMD kernels (2-wide float64, no FMA) per core. Synchronous, like the rest of
+// Float64 matrix products through ONNX Runtime's CPU GEMM (MLAS DGEMM: AVX2/AVX-512 FMA), 2–3×
+// the WASM SIMD kernels (2-wide float64, no FMA) per core on large products (bench:gemm). Synchronous, like the rest of
 // linalg: onnxruntime-node's native session runs synchronously (its public run() only wraps that
 // call in a promise), so this module drives the binding directly. ORT takes only non-shared
 // buffers, and the kernel memory is a SharedArrayBuffer: operands are copied into plain buffers
 // (row blocks, so memory stays bounded) and results copied back, O(size) against O(size·depth).
-// Two tiny graphs with dynamic dimensions, one session each per thread count, built in memory.
-// Where ORT cannot load, callers take the WASM kernels (said once per thread, never an error).
+// Three one-node graphs with dynamic dimensions, one session each per thread count, built in
+// memory. Where ORT cannot load, callers take the WASM kernels (said once per pool, never an error).
 //
 // Cancellation: terminating a worker thread while it is inside a native ORT run aborts the whole
 // process, so the pool (workerPool.ts) never does that. Each worker shares a guard with the pool:
