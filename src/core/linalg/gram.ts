@@ -2,6 +2,7 @@
 // WᵀW (n = cols) when rows ≥ cols, W·Wᵀ (n = rows) otherwise. float64 because the small
 // singular values come out as √λ: an error δ in λ becomes √δ in σ, which float32 cannot afford.
 // X is W scaled by a power of two (exact) so the squares neither over- nor underflow.
+import { gramOrt, ortGemmAvailable } from './ortGemm';
 import { powerOfTwoScale } from './scale';
 import { runTasks, teamSize, type KernelCall, type Task } from './team';
 import { kernels, kernelMemory } from './wasm';
@@ -91,6 +92,12 @@ export interface GramLayout {
 const CHUNK_DOUBLES = 4 * 1024 * 1024;
 
 /**
+ * From this many multiply-adds (m·n²) the Gram goes through ONNX Runtime's GEMM (ortGemm.ts);
+ * below, its copies and call overhead are not repaid (measured: bench/gemm.bench.ts).
+ */
+export const ORT_GRAM_MIN_MACS = 2 ** 25;
+
+/**
  * Forms the Gram matrix of W's smaller side in kernel memory. With `keepX` (needed to compute
  * the other singular vectors), X = W or Wᵀ stays in memory before G; otherwise X streams
  * through a bounded chunk after G and the `extraDoubles` work space, so only G (n²) must fit.
@@ -99,6 +106,8 @@ export function gramToKernelMemory(data: Float32Array | Float64Array, rows: numb
   const tall = rows >= cols;
   const n = tall ? cols : rows;
   const m = tall ? rows : cols;
+  const scale = powerOfTwoScale(data);
+  if (m * n * n >= ORT_GRAM_MIN_MACS && ortGemmAvailable()) return gramByOrt(data, rows, cols, extraDoubles, keepX, chunkDoubles, scale);
   const n4 = ceil4(n);
   const chunkRows = keepX ? ceil4(m) : Math.max(4, Math.min(ceil4(m), Math.floor(chunkDoubles / n / 4) * 4));
   // One spare element after X; even indices keep the SIMD pairs 16-byte aligned. G is computed
@@ -112,11 +121,9 @@ export function gramToKernelMemory(data: Float32Array | Float64Array, rows: numb
   const F = kernelMemory(pack + KC * n4);
   F.fill(0, g, end);
   const k = kernels();
-  const scale = powerOfTwoScale(data);
   for (let r0 = 0; r0 < m; r0 += chunkRows) {
     const r1 = Math.min(m, r0 + chunkRows);
-    copyRowsOfX(F, x, data, rows, cols, tall, r0, r1);
-    if (scale !== 1) for (let i = x, end = x + (r1 - r0) * n; i < end; i++) F[i] *= scale;
+    copyRowsOfX(F, x, data, rows, cols, tall, r0, r1, scale);
     F.fill(0, x + (r1 - r0) * n, x + xSize); // padding rows and the spare element
     for (let p0 = r0; p0 < r1; p0 += KC) {
       const kc = Math.min(KC, r1 - p0);
@@ -128,23 +135,54 @@ export function gramToKernelMemory(data: Float32Array | Float64Array, rows: numb
   return { n, m, tall, x, g, end, scale };
 }
 
-/** X rows [r0, r1) to kernel memory at `at`: rows of W when tall, columns of W (rows of Wᵀ) when wide. */
-function copyRowsOfX(F: Float64Array, at: number, data: Float32Array | Float64Array, rows: number, cols: number, tall: boolean, r0: number, r1: number): void {
-  if (tall) {
-    F.set(data.subarray(r0 * cols, r1 * cols), at);
-    return;
+/**
+ * The same layout through ONNX Runtime (ortGemm.ts): X in chunks of rows (from W, or from X in
+ * kernel memory when it is kept), G's lower triangle (and diagonal blocks) copied into place at the end.
+ */
+function gramByOrt(data: Float32Array | Float64Array, rows: number, cols: number, extraDoubles: number, keepX: boolean, chunkDoubles: number, scale: number): GramLayout {
+  const tall = rows >= cols;
+  const n = tall ? cols : rows;
+  const m = tall ? rows : cols;
+  const xSize = keepX ? (ceil4(m) * n + 2) & ~1 : 0;
+  const gSize = (ceil4(n) ** 2 + tileSlack(ceil4(n)) + 2) & ~1;
+  const x = 0, g = xSize, end = g + gSize;
+  const F = kernelMemory(end + extraDoubles);
+  if (keepX) {
+    copyRowsOfX(F, x, data, rows, cols, tall, 0, m, scale);
+    F.fill(0, x + m * n, x + xSize);
   }
-  // X[k, i] = W[i, k], k in [r0, r1). Blocked transpose keeps both sides in cache.
-  const n = rows;
+  F.fill(0, g, end);
+  // Chunks of X transposed (n×r), what gramOrt multiplies: from X in kernel memory, or from W.
+  gramOrt(m, n, (r0, r, out) => {
+    if (keepX) transpose(kernelMemory(0), x + r0 * n, n, r, n, out);
+    else if (tall) transpose(data, r0 * cols, cols, r, n, out, scale);
+    else for (let i = 0; i < n; i++) scaleInto(out, i * r, data.subarray(i * cols + r0, i * cols + r0 + r), scale);
+  }, (i, row) => F.set(row, g + i * n), chunkDoubles);
+  return { n, m, tall, x, g, end, scale };
+}
+
+/** X rows [r0, r1), times `scale`, into `F` at `at`: rows of W when tall, columns of W (rows of Wᵀ) when wide. */
+function copyRowsOfX(F: Float64Array, at: number, data: Float32Array | Float64Array, rows: number, cols: number, tall: boolean, r0: number, r1: number, scale: number): void {
+  if (tall) scaleInto(F, at, data.subarray(r0 * cols, r1 * cols), scale);
+  else transpose(data, r0, cols, rows, r1 - r0, F, scale, at); // X[k, i] = W[i, k], k in [r0, r1)
+}
+
+/** out[at + j·rows + i] = scale·src[offset + i·ld + j] for i < rows, j < cols (blocked: both sides stay in cache). */
+function transpose(src: Float32Array | Float64Array, offset: number, ld: number, rows: number, cols: number, out: Float64Array, scale = 1, at = 0): void {
   const B = 64;
   for (let i0 = 0; i0 < rows; i0 += B) {
     const i1 = Math.min(rows, i0 + B);
-    for (let k0 = r0; k0 < r1; k0 += B) {
-      const k1 = Math.min(r1, k0 + B);
-      for (let kk = k0; kk < k1; kk++) {
-        const dst = at + (kk - r0) * n;
-        for (let i = i0; i < i1; i++) F[dst + i] = data[i * cols + kk];
+    for (let j0 = 0; j0 < cols; j0 += B) {
+      const j1 = Math.min(cols, j0 + B);
+      for (let i = i0; i < i1; i++) {
+        const row = offset + i * ld;
+        for (let j = j0; j < j1; j++) out[at + j * rows + i] = src[row + j] * scale;
       }
     }
   }
+}
+
+function scaleInto(out: Float64Array, at: number, src: Float32Array | Float64Array, scale: number): void {
+  out.set(src, at);
+  if (scale !== 1) for (let i = at, end = at + src.length; i < end; i++) out[i] *= scale;
 }

@@ -12,6 +12,8 @@ import { RankscopeError } from '../errors';
 import { blockedWorkDoubles } from './blockedTridiagonal';
 import { fromGramEigenvectors, symmetricEigen, symmetricEigenWork, topSingularTriplets, tripletsFromGram, tripletsMemory, type SingularTriplets } from './triplets';
 import { checkKernelMemory, checkMatrix, SMALL_SIDE, type MatrixData } from './singularValues';
+import { crossProductOrt, ortGemmAvailable, productOrt } from './ortGemm';
+import { multiplyAddOrt, ORT_PRODUCT_MIN_MACS } from './product';
 import { splitRows } from './team';
 import { kernels, kernelMemory, MAX_KERNEL_BYTES } from './wasm';
 
@@ -125,6 +127,8 @@ class SubspaceIteration {
   private readonly ew: number;
   private readonly ev: number;
   private readonly sel: number;
+  /** G (both triangles) in a plain buffer when G·Q goes through ONNX Runtime (ortGemm.ts), copied once. */
+  private readonly gPlain: Float64Array | undefined;
   private l = 0;
   private seed = 0x9e3779b9;
 
@@ -149,7 +153,8 @@ class SubspaceIteration {
     // G's upper triangle from the lower one, then packed once for every product.
     const g = this.g;
     for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) F[g + j * n + i] = F[g + i * n + j];
-    for (let p0 = 0; p0 < n; p0 += KC) this.K.packStrips((g + p0 * n) * 8, n, Math.min(KC, n - p0), n, (this.pg + p0 * n4) * 8);
+    if (n * n * FIRST_BLOCK >= ORT_PRODUCT_MIN_MACS && ortGemmAvailable()) this.gPlain = F.slice(g, g + n * n);
+    else for (let p0 = 0; p0 < n; p0 += KC) this.K.packStrips((g + p0 * n) * 8, n, Math.min(KC, n - p0), n, (this.pg + p0 * n4) * 8);
   }
 
   private get F(): Float64Array {
@@ -184,8 +189,14 @@ class SubspaceIteration {
 
   /** Y = G·Q. */
   multiply(): void {
-    const { K, n, n4, l, q, y, pg, pa } = this;
+    const { K, n, n4, l, q, y, pg, pa, gPlain } = this;
     this.F.fill(0, y, y + n4 * l);
+    if (gPlain) {
+      const G = gPlain;
+      productOrt(n, n, l, (r0, rows, out) => out.set(G.subarray(r0 * n, (r0 + rows) * n)), this.F.slice(q, q + n * l),
+        (r0, _rows, out) => this.F.set(out, y + r0 * l));
+      return;
+    }
     for (let p0 = 0; p0 < n; p0 += KC) {
       const kc = Math.min(KC, n - p0);
       K.packStrips((q + p0 * l) * 8, l, kc, l, pa * 8);
@@ -201,6 +212,14 @@ class SubspaceIteration {
   /** out (l×l, row stride l) = AᵀB for n×l blocks A, B (row stride l). */
   private crossProduct(a: number, b: number, out: number): void {
     const { K, n, l, pa, pb } = this;
+    if (n * l * l >= ORT_PRODUCT_MIN_MACS) {
+      const F = this.F;
+      const result = new Float64Array(l * l);
+      if (crossProductOrt(n, l, l, F.slice(a, a + n * l), b === a ? F.slice(a, a + n * l) : F.slice(b, b + n * l), result)) {
+        this.F.set(result, out);
+        return;
+      }
+    }
     K.packStrips(a * 8, l, n, l, pa * 8);
     if (b !== a) K.packStrips(b * 8, l, n, l, pb * 8);
     this.F.fill(0, out, out + l * l);
@@ -209,7 +228,7 @@ class SubspaceIteration {
 
   /** dst = src·R⁻¹ with RᵀR = srcᵀ·src (dst may be src). */
   private cholQR(src: number, dst: number): boolean {
-    const { n, n4, l, s, ri, gz } = this;
+    const { n4, l, s, ri, gz } = this;
     this.crossProduct(src, src, s);
     const F = this.F;
     let biggest = 0;
@@ -238,9 +257,15 @@ class SubspaceIteration {
       }
     }
     F.fill(0, gz, gz + n4 * l);
-    splitRows(n, (r0, r1) => ['matmulAdd', r1 - r0, l, l, (src + r0 * l) * 8, ri * 8, (gz + r0 * l) * 8]);
-    F.copyWithin(dst, gz, gz + n4 * l);
+    this.times(src, ri, gz);
+    this.F.copyWithin(dst, gz, gz + n4 * l);
     return true;
+  }
+
+  /** C += A·B for n×l blocks A, C and the l×l block B (row stride l): through ONNX Runtime when it pays. */
+  private times(a: number, b: number, c: number): void {
+    const { n, l } = this;
+    if (!multiplyAddOrt(n, l, l, a, l, b, l, c, l)) splitRows(n, (r0, r1) => ['matmulAdd', r1 - r0, l, l, (a + r0 * l) * 8, b * 8, (c + r0 * l) * 8]);
   }
 
   /** Ritz pairs of G on span(Q) (Y = G·Q): values descending, Z = Q·E, residuals ‖G·z − θ·z‖; undefined if QL on QᵀGQ fails. */
@@ -256,8 +281,9 @@ class SubspaceIteration {
     for (let i = 0; i < l; i++) for (let j = 0; j < l; j++) F[ri + i * l + j] = F[ev + j * l + i];
     F.fill(0, z, z + n4 * l);
     F.fill(0, gz, gz + n4 * l);
-    splitRows(n, (r0, r1) => ['matmulAdd', r1 - r0, l, l, (q + r0 * l) * 8, ri * 8, (z + r0 * l) * 8]);
-    splitRows(n, (r0, r1) => ['matmulAdd', r1 - r0, l, l, (y + r0 * l) * 8, ri * 8, (gz + r0 * l) * 8]);
+    this.times(q, ri, z);
+    this.times(y, ri, gz);
+    F = this.F;
     const residuals = new Float64Array(l);
     for (let i = 0; i < n; i++) {
       for (let j = 0; j < l; j++) residuals[j] += (F[gz + i * l + j] - values[j] * F[z + i * l + j]) ** 2;

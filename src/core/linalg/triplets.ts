@@ -11,7 +11,7 @@ import { blockedWorkDoubles, PANEL, tridiagonalizeBlocked } from './blockedTridi
 import { ceil4, gramToKernelMemory, type GramLayout } from './gram';
 import { tridiagonalEigenvectors } from './inverseIteration';
 import { jacobiSvd } from './jacobi';
-import { multiplyBlocked, productWork } from './product';
+import { multiplyAdd, productWork } from './product';
 import { applyReflectorsBlocked } from './reflectors';
 import { checkKernelMemory, checkMatrix, SMALL_SIDE, sqrtDescending, type MatrixData, type SolverLimits } from './singularValues';
 import { runKernelCalls, runTasks, teamSize, type Task } from './team';
@@ -157,7 +157,7 @@ export function fromGramEigenvectors(probe: GramLayout, sel: number, values: Flo
   const F = kernelMemory(work + productWork(m, kp));
   F.fill(0, z, work);
   for (let t = 0; t < k; t++) for (let j = 0; j < n; j++) F[z + j * kp + t] = F[sel + t * n + j];
-  multiplyBlocked(m, n, kp, probe.x, n, z, kp, c, kp, work);
+  multiplyAdd(m, n, kp, probe.x, n, z, kp, c, kp, work);
   // Normalize C's columns: their norms are ‖W·v_t‖; σ itself comes from the eigenvalue (sorted,
   // consistent with singularValues), the direction from W·v.
   const norms = new Float64Array(k);

@@ -3,13 +3,15 @@
 // matrices of 85 M parameters need not all exist at once), workers started only when needed.
 // Many small jobs run one per worker; a large job (teamUp) gets a team (team.ts), and a worker
 // with no job left to start helps it, so one large matrix uses both cores. Cancelling, a job's
-// error or a worker crash terminate the pool; a pool that is done asks its workers to end
-// (servePoolJobs is the worker side), which they do by themselves.
+// error or a worker crash terminate the pool (a worker inside a native ONNX Runtime product only
+// once it is out of it: terminating it there would abort the process, see ortGemm.ts); a pool
+// that is done asks its workers to end (servePoolJobs is the worker side), which they do by themselves.
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { parentPort, Worker } from 'node:worker_threads';
+import { parentPort, Worker, workerData } from 'node:worker_threads';
 import { cancelled, isRankscopeError, RankscopeError, type ErrorCode } from '../errors';
+import { GUARD_WORDS, insideNative, requestStop, useNativeGuard } from './ortGemm';
 import { assist, endTeam, leadTeam, newTeam, type TeamHandle } from './team';
 
 export interface PoolJob {
@@ -35,6 +37,8 @@ export const POOL_DONE = 'done';
 export function servePoolJobs<J extends PoolJob, R extends { id: number; ok: true }>(work: (job: J) => R, transfer: (reply: R) => ArrayBuffer[]): void {
   const port = parentPort;
   if (!port) return;
+  const shared = workerData as { nativeGuard?: SharedArrayBuffer; notices?: SharedArrayBuffer } | null;
+  if (shared?.nativeGuard) useNativeGuard(shared.nativeGuard, shared.notices);
   port.on('message', (message: (J & { team?: TeamHandle }) | { assist: TeamHandle } | typeof POOL_DONE) => {
     if (message === POOL_DONE) {
       port.close();
@@ -100,6 +104,10 @@ export function runWorkerPool<J extends PoolJob, R extends { id: number; ok: tru
   const workers: Worker[] = [];
   const idle: Worker[] = [];
   const retired = new Set<Worker>();
+  /** Each worker's guard word pair shared with its ortGemm (cancel, inside a native run). */
+  const guards = new Map<Worker, SharedArrayBuffer>();
+  /** One word for the whole pool: whether a worker already said that ORT is missing. */
+  const notices = new SharedArrayBuffer(4);
   /** Running large jobs by owner, and whether one has a helper. */
   const teams = new Map<Worker, { team: TeamHandle; helped: boolean }>();
   let next = 0;
@@ -111,12 +119,21 @@ export function runWorkerPool<J extends PoolJob, R extends { id: number; ok: tru
       settled = true;
       signal?.removeEventListener('abort', onAbort);
       // Work in flight (a cancel, an error) is cut short; idle workers are asked to end.
-      if (error) for (const w of workers) void w.terminate();
+      if (error) terminateAll();
       else for (const w of workers) retire(w);
       if (error) reject(error);
       else resolve();
     };
     const onAbort = () => stop(cancelled());
+    // Workers outside ORT end now; the others stop at their next chunk, ended as soon as they are out.
+    const terminateAll = () => {
+      let busy = workers.filter((w) => !requestStop(guards.get(w)!) || (void w.terminate(), false));
+      if (busy.length === 0) return;
+      const poll = setInterval(() => {
+        busy = busy.filter((w) => insideNative(guards.get(w)!) || (void w.terminate(), false));
+        if (busy.length === 0) clearInterval(poll);
+      }, 2);
+    };
     const retire = (w: Worker) => {
       if (retired.has(w)) return;
       retired.add(w);
@@ -125,8 +142,10 @@ export function runWorkerPool<J extends PoolJob, R extends { id: number; ok: tru
     signal?.addEventListener('abort', onAbort, { once: true });
 
     const spawn = (): Worker => {
-      const worker = new Worker(entry.file, { execArgv: entry.execArgv });
+      const nativeGuard = new SharedArrayBuffer(GUARD_WORDS * 4);
+      const worker = new Worker(entry.file, { execArgv: entry.execArgv, workerData: { nativeGuard, notices } });
       workers.push(worker);
+      guards.set(worker, nativeGuard);
       worker.on('message', (reply: R | PoolFailure | AssistDone) => {
         if (settled) return;
         if ('assisted' in reply) {

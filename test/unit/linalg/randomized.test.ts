@@ -8,7 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { leadingTriplets, progressiveTriplets, RANDOMIZED_MIN_ORDER, type LeadingRankChooser } from '../../../src/core/linalg/randomized';
+import { leadingTriplets, progressiveTriplets, RANDOMIZED_MAX_SHARE, RANDOMIZED_MIN_ORDER, type LeadingRankChooser } from '../../../src/core/linalg/randomized';
+import { ORT_PRODUCT_MIN_MACS } from '../../../src/core/linalg/product';
 import type { SingularTriplets } from '../../../src/core/linalg/triplets';
 import { gramToKernelMemory } from '../../../src/core/linalg/gram';
 import { runPython } from '../../helpers/python';
@@ -39,6 +40,7 @@ const spec: Record<string, string> = {
   constant: 'np.full((600, 640), 0.25)',
   rank_one: 'np.outer(rng.standard_normal(600), rng.standard_normal(700))',
   repeated: 'spectrum(600, 600, np.ones(600))',
+  large_block: 'spectrum(1400, 1500, 0.95 ** np.arange(1400))',
 };
 
 const dir = tempDir();
@@ -119,6 +121,15 @@ test('a fixed rank on a slowly decaying spectrum (σ_j = j^-0.7) matches scipy b
   const t = progressiveTriplets(c.data, c.rows, c.cols, () => 12, c.name, { firstBlock: 24, minOrder: MIN });
   assert.equal(t.route, 'leading');
   checkAgainstScipy(c, t, 12);
+});
+
+test('a block large enough that every product of the iteration runs through ONNX Runtime (l = 84, n = 1400) matches scipy', () => {
+  const c = ref('large_block');
+  const l = 84;
+  assert.ok(c.rows * l * l >= ORT_PRODUCT_MIN_MACS && l <= c.rows * RANDOMIZED_MAX_SHARE, 'G·Q, QᵀY and Q·R⁻¹ all go through ORT');
+  const t = progressiveTriplets(c.data, c.rows, c.cols, () => 40, c.name, { firstBlock: l, minOrder: MIN });
+  assert.equal(t.route, 'leading');
+  checkAgainstScipy(c, t, 40);
 });
 
 test('an energy target grows the block until it is met, and picks the rank scipy\'s values give', () => {
