@@ -1,6 +1,7 @@
 // The calibration options compress, spectrum and sweep share (`--method whitened`): which data
 // (the task's data options, or --calibration D.npz with the same input mapping), how many samples,
-// the seed, the jitter and the embeddings' row weights; one function that runs the pass with progress on stderr and reports it.
+// the seed, the jitter and the embeddings' row weights; one function that runs the pass with
+// progress on stderr and reports it.
 import { RankscopeError } from '../core/errors';
 import type { WhiteningSource } from '../core/compress';
 import { calibrate, defaultCalibrationCacheDir, DEFAULT_CALIBRATION_SAMPLES, type Calibration } from '../core/eval/calibration';
