@@ -41,6 +41,15 @@ async function assertSafe(v: ViewHarness): Promise<void> {
   assert.deepEqual(v.problems, [], 'console errors or CSP violations');
 }
 
+/** Picks `value` in the <vscode-single-select> with this test id, as a user's choice does (a change event). */
+async function choose(v: ViewHarness, testId: string, value: string): Promise<void> {
+  await v.page.evaluate(([id, choice]) => {
+    const sel = document.querySelector(`[data-testid="${id}"]`) as HTMLElement & { value: string };
+    sel.value = choice;
+    sel.dispatchEvent(new Event('change'));
+  }, [testId, value]);
+}
+
 async function spectrum(theme: Theme = 'dark', state?: unknown): Promise<ViewHarness> {
   const v = await openView(browser, 'spectrum', { theme, state });
   await v.waitForPost('webview/ready');
@@ -231,11 +240,7 @@ describe('trade-off panel', () => {
     await v.reply(apply.id!, { file: '/w/m.uniform40.onnx' });
     await v.page.getByText('Wrote /w/m.uniform40.onnx').waitFor();
     // Latency axis: every point has one, so the option is offered and the points stay drawn.
-    await v.page.evaluate(() => {
-      const sel = document.querySelector('[data-testid="x-axis"]') as HTMLElement & { value: string };
-      sel.value = 'latency';
-      sel.dispatchEvent(new Event('change'));
-    });
+    await choose(v, 'x-axis', 'latency');
     assert.equal(await drawn(v), '3');
     assert.equal((await v.page.locator('.chart-box canvas').getAttribute('aria-label'))?.startsWith('Accuracy against latency'), true);
     await assertSafe(v);
@@ -251,11 +256,7 @@ describe('trade-off panel', () => {
     const withMacs = [1, 2, 3].map((i) => ({ ...point(i, 'energy'), macs: 85e6 * i / 4 }));
     await v.notify(T.DidSetPointsNotification, { points: withMacs, original: { name: 'm.onnx', params: 24e5, fileSize: 96e5, accuracy: 0.86, macs: 85e6 }, title: 'm' });
     assert.deepEqual(await options(), ['params', 'fileSize', 'latency', 'macs']);
-    await v.page.evaluate(() => {
-      const sel = document.querySelector('[data-testid="x-axis"]') as HTMLElement & { value: string };
-      sel.value = 'macs';
-      sel.dispatchEvent(new Event('change'));
-    });
+    await choose(v, 'x-axis', 'macs');
     assert.equal(await drawn(v), '3');
     assert.equal((await v.page.locator('.chart-box canvas').getAttribute('aria-label'))?.startsWith('Accuracy against MACs per sample'), true);
     await v.page.locator('details summary').click();
@@ -309,11 +310,7 @@ describe('trade-off panel', () => {
     await v.page.getByTestId('x-log').click();
     assert.equal(await canvas.getAttribute('data-x-scale'), 'logarithmic');
     // The kept sweeps: selecting one asks the host for it.
-    await v.page.evaluate(() => {
-      const sel = document.querySelector('[data-testid="sweeps"]') as HTMLElement & { value: string };
-      sel.value = 'a';
-      sel.dispatchEvent(new Event('change'));
-    });
+    await choose(v, 'sweeps', 'a');
     const select = await v.waitForPost(T.SelectSweepCommand.method);
     assert.deepEqual(select.params, { id: 'a' });
     await assertSafe(v);
