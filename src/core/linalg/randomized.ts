@@ -212,10 +212,11 @@ class SubspaceIteration {
   /** out (l×l, row stride l) = AᵀB for n×l blocks A, B (row stride l). */
   private crossProduct(a: number, b: number, out: number): void {
     const { K, n, l, pa, pb } = this;
-    if (n * l * l >= ORT_PRODUCT_MIN_MACS) {
+    if (n * l * l >= ORT_PRODUCT_MIN_MACS && ortGemmAvailable()) {
       const F = this.F;
+      const aPlain = F.slice(a, a + n * l);
       const result = new Float64Array(l * l);
-      if (crossProductOrt(n, l, l, F.slice(a, a + n * l), b === a ? F.slice(a, a + n * l) : F.slice(b, b + n * l), result)) {
+      if (crossProductOrt(n, l, l, aPlain, b === a ? aPlain : F.slice(b, b + n * l), result)) {
         this.F.set(result, out);
         return;
       }

@@ -127,10 +127,16 @@ export function runWorkerPool<J extends PoolJob, R extends { id: number; ok: tru
     const onAbort = () => stop(cancelled());
     // Workers outside ORT end now; the others stop at their next chunk, ended as soon as they are out.
     const terminateAll = () => {
-      let busy = workers.filter((w) => !requestStop(guards.get(w)!) || (void w.terminate(), false));
+      /** Terminates the workers `outside` says are out of ORT; returns those still inside. */
+      const endThoseOutside = (ws: Worker[], outside: (guard: SharedArrayBuffer) => boolean) => ws.filter((w) => {
+        if (!outside(guards.get(w)!)) return true;
+        void w.terminate();
+        return false;
+      });
+      let busy = endThoseOutside(workers, requestStop);
       if (busy.length === 0) return;
       const poll = setInterval(() => {
-        busy = busy.filter((w) => insideNative(guards.get(w)!) || (void w.terminate(), false));
+        busy = endThoseOutside(busy, (g) => !insideNative(g));
         if (busy.length === 0) clearInterval(poll);
       }, 2);
     };
