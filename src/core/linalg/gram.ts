@@ -101,12 +101,14 @@ export const ORT_GRAM_MIN_MACS = 2 ** 25;
  * Forms the Gram matrix of W's smaller side in kernel memory. With `keepX` (needed to compute
  * the other singular vectors), X = W or Wᵀ stays in memory before G; otherwise X streams
  * through a bounded chunk after G and the `extraDoubles` work space, so only G (n²) must fit.
+ * `maxAbs` (the largest |w|) saves a pass when the caller has scanned W already (checkMatrix).
  */
-export function gramToKernelMemory(data: Float32Array | Float64Array, rows: number, cols: number, extraDoubles = 0, keepX = true, chunkDoubles = CHUNK_DOUBLES): GramLayout {
+export function gramToKernelMemory(data: Float32Array | Float64Array, rows: number, cols: number, extraDoubles = 0, keepX = true,
+  chunkDoubles = CHUNK_DOUBLES, maxAbs?: number): GramLayout {
   const tall = rows >= cols;
   const n = tall ? cols : rows;
   const m = tall ? rows : cols;
-  const scale = powerOfTwoScale(data);
+  const scale = powerOfTwoScale(data, maxAbs);
   if (m * n * n >= ORT_GRAM_MIN_MACS && ortGemmAvailable()) return gramByOrt(data, rows, cols, extraDoubles, keepX, chunkDoubles, scale);
   const n4 = ceil4(n);
   const chunkRows = keepX ? ceil4(m) : Math.max(4, Math.min(ceil4(m), Math.floor(chunkDoubles / n / 4) * 4));

@@ -5,15 +5,38 @@ import type { MatrixData } from './singularValues';
 /**
  * A power of two that brings the largest |w| into [0.5, 1) (1 for a zero matrix): scaling by it is
  * exact, and afterwards sums of squares of the entries stay far from overflow and underflow.
+ * `max` is the largest |w| when the caller has it already (checkMatrix's scan).
  */
-export function powerOfTwoScale(data: MatrixData): number {
-  let max = 0;
-  for (let i = 0; i < data.length; i++) {
-    const a = Math.abs(data[i]);
-    if (a > max) max = a;
-  }
+export function powerOfTwoScale(data: MatrixData, max = scanValues(data).maxAbs): number {
   if (!(max > 0) || !Number.isFinite(max)) return 1;
   const exponent = Math.floor(Math.log2(max)) + 1;
   // Clamped: 2^-exponent itself would overflow for subnormal maxima; 2^±1000 is still ample.
   return 2 ** Math.max(-1000, Math.min(1000, -exponent));
+}
+
+/** What one pass over a matrix's values gives. */
+export interface ValueScan {
+  /** The largest |w| (NaN when an entry is NaN). */
+  maxAbs: number;
+  /** Σ w², in float64: NaN or Inf when an entry is not finite (or, for float64 weights, when the squares overflow). */
+  sumSquares: number;
+}
+
+/** The largest |w| and Σ w² in one pass; two accumulators each, so the adds do not wait on each other. */
+export function scanValues(data: MatrixData): ValueScan {
+  let s0 = 0, s1 = 0, m0 = 0, m1 = 0;
+  const even = data.length & ~1;
+  for (let i = 0; i < even; i += 2) {
+    const x = data[i], y = data[i + 1];
+    s0 += x * x;
+    s1 += y * y;
+    m0 = Math.max(m0, Math.abs(x));
+    m1 = Math.max(m1, Math.abs(y));
+  }
+  if (even < data.length) {
+    const x = data[even];
+    s0 += x * x;
+    m0 = Math.max(m0, Math.abs(x));
+  }
+  return { maxAbs: Math.max(m0, m1), sumSquares: s0 + s1 };
 }

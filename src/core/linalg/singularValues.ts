@@ -10,6 +10,7 @@ import { gramToKernelMemory } from './gram';
 import { blockedWorkDoubles, tridiagonalizeBlocked } from './blockedTridiagonal';
 import { jacobiSvd } from './jacobi';
 import { tridiagonalEigenvalues } from './tridiagonal';
+import { scanValues, type ValueScan } from './scale';
 import { MAX_KERNEL_BYTES } from './wasm';
 
 export type MatrixData = Float32Array | Float64Array;
@@ -25,10 +26,16 @@ export interface SolverLimits {
   jacobiSweeps?: number;
 }
 
-export function checkMatrix(data: MatrixData, rows: number, cols: number, label = 'matrix'): void {
+/**
+ * Checks the shape and that every value is finite, in one pass that also gives the largest |w|
+ * (for the exact rescaling before squares) and ‖W‖²_F (a policy's total energy).
+ */
+export function checkMatrix(data: MatrixData, rows: number, cols: number, label = 'matrix'): ValueScan {
   if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 0 || cols < 0 || rows * cols !== data.length) {
     throw new RankscopeError('SHAPE_MISMATCH', `${label}: ${data.length} values do not form a ${rows}×${cols} matrix.`);
   }
+  const scan = scanValues(data);
+  if (Number.isFinite(scan.sumSquares)) return scan;
   for (let i = 0; i < data.length; i++) {
     if (!Number.isFinite(data[i])) {
       const what = Number.isNaN(data[i]) ? 'NaN' : 'Inf';
@@ -36,6 +43,7 @@ export function checkMatrix(data: MatrixData, rows: number, cols: number, label 
         'Check the model export or the training run that produced these weights.');
     }
   }
+  return scan; // finite float64 weights beyond 1e154: Σ w² itself overflows (the Gram is rescaled, σ are fine)
 }
 
 /** A clear error, before any work, when a matrix needs more kernel memory than WASM can give. */
@@ -48,15 +56,15 @@ export function checkKernelMemory(doubles: number, rows: number, cols: number, l
 
 /** All min(rows, cols) singular values, descending. `label` names the layer in errors. */
 export function singularValues(data: MatrixData, rows: number, cols: number, label?: string): Float64Array {
-  checkMatrix(data, rows, cols, label);
+  const { maxAbs } = checkMatrix(data, rows, cols, label);
   if (Math.min(rows, cols) === 0) return new Float64Array(0);
   checkKernelMemory(2 * Math.min(rows, cols) ** 2, rows, cols, label); // G, plus the streamed chunk of W
-  return Math.min(rows, cols) < SMALL_SIDE ? singularValuesJacobi(data, rows, cols) : singularValuesViaGram(data, rows, cols);
+  return Math.min(rows, cols) < SMALL_SIDE ? singularValuesJacobi(data, rows, cols) : singularValuesViaGram(data, rows, cols, {}, maxAbs);
 }
 
 /** The fast path, exposed for tests on every shape. */
-export function singularValuesViaGram(data: MatrixData, rows: number, cols: number, limits: SolverLimits = {}): Float64Array {
-  const { n, g, end, scale } = gramToKernelMemory(data, rows, cols, blockedWorkDoubles(Math.min(rows, cols)), false);
+export function singularValuesViaGram(data: MatrixData, rows: number, cols: number, limits: SolverLimits = {}, maxAbs?: number): Float64Array {
+  const { n, g, end, scale } = gramToKernelMemory(data, rows, cols, blockedWorkDoubles(Math.min(rows, cols)), false, undefined, maxAbs);
   const { d, e } = tridiagonalizeBlocked(g, n, end);
   return sqrtDescending(tridiagonalEigenvalues(d, e, limits.qlIterations), scale);
 }

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { checkKernelMemory, singularValues, singularValuesViaGram, singularValuesJacobi, SMALL_SIDE } from '../../../src/core/linalg/singularValues';
+import { checkKernelMemory, checkMatrix, singularValues, singularValuesViaGram, singularValuesJacobi, SMALL_SIDE } from '../../../src/core/linalg/singularValues';
 import { RankscopeError } from '../../../src/core/errors';
 import { scipyCases, maxAbsDiff } from './reference';
 
@@ -65,6 +65,18 @@ test('NaN and Inf give a NUMERIC RankscopeError naming the layer and the positio
     e instanceof RankscopeError && e.code === 'NUMERIC' && /enc\.fc1/.test(e.message) && /NaN/.test(e.message) && /row 3, column 7/.test(e.message));
   a[3 * 50 + 7] = -Infinity;
   assert.throws(() => singularValues(a, 40, 50, "Layer 'x'"), (e: unknown) => e instanceof RankscopeError && e.code === 'NUMERIC' && /Inf/.test(e.message));
+});
+
+test('the value scan gives ‖W‖²_F and the largest |w| in the pass that checks the values', () => {
+  for (const magnitude of [1, 1e150, 1e-150]) {
+    const a = Float64Array.from({ length: 301 }, (_, i) => magnitude * (i % 7 === 3 ? -1.5 : Math.cos(i)));
+    const exact = a.reduce((s, x) => s + (x / magnitude) ** 2, 0); // the same values at magnitude 1
+    const { maxAbs, sumSquares } = checkMatrix(a, 7, 43);
+    assert.equal(maxAbs, 1.5 * magnitude);
+    assert.ok(Math.abs(sumSquares / magnitude / magnitude - exact) <= 1e-12 * exact, `magnitude ${magnitude}: ${sumSquares}`);
+  }
+  const f32 = Float32Array.from({ length: 99 }, (_, i) => i - 50);
+  assert.deepEqual(checkMatrix(f32, 9, 11), { maxAbs: 50, sumSquares: f32.reduce((s, x) => s + x * x, 0) });
 });
 
 test('a shape that does not match the data is a SHAPE_MISMATCH error', () => {
