@@ -46,7 +46,7 @@ export interface ComputeSpectraOptions {
 export interface LayerReader {
   /** Identifies the values (keys the cache with the matrix view). */
   hash(layer: Layer): string;
-  /** Canonical [out, in] matrices, one per conv group, each owning its buffer. */
+  /** Canonical [out, in] matrices (or their transposes: the values are the same), one per conv group, each owning its buffer. */
   matrices(layer: Layer): { rows: number; cols: number; data: MatrixData }[];
 }
 
@@ -70,7 +70,7 @@ export function spectrumLayers(model: Model): Layer[] {
 export async function computeSpectra(model: Model, options: ComputeSpectraOptions = {}): Promise<LayerSpectrum[]> {
   const { signal, onResult } = options;
   throwIfCancelled(signal);
-  const dense: LayerReader = { hash: (layer) => tensorOf(model, layer).hash(), matrices: (layer) => layerMatrices(model, layer) };
+  const dense: LayerReader = { hash: (layer) => tensorOf(model, layer).hash(), matrices: (layer) => layerMatrices(model, layer, true) };
   const readerOf = (layer: Layer): LayerReader => (layer.compressed ? options.factorized! : dense);
   const layers = selectLayers(model, options.layers, options.factorized !== undefined);
   if ((options.order ?? 'size') === 'size') layers.sort((a, b) => b.params - a.params); // stable: ties keep model order

@@ -11,7 +11,11 @@ export interface LayerMatrix {
   data: Float32Array;
 }
 
-export function layerMatrices(model: Pick<Model, 'tensor'>, layer: Layer): LayerMatrix[] {
+/**
+ * With `transposeOk` (singular values, which a transpose does not change), in_out weights come as
+ * stored, [in, out], instead of being transposed on the caller's thread.
+ */
+export function layerMatrices(model: Pick<Model, 'tensor'>, layer: Layer, transposeOk = false): LayerMatrix[] {
   const t = model.tensor(layer.weight);
   if (!t) {
     throw new RankscopeError('NOT_FOUND', `Layer '${layer.name}': weight tensor '${layer.weight}' is not in the model.`,
@@ -23,6 +27,7 @@ export function layerMatrices(model: Pick<Model, 'tensor'>, layer: Layer): Layer
     case 'out_in':
       return [{ rows, cols, data: values }];
     case 'in_out': {
+      if (transposeOk) return [{ rows: cols, cols: rows, data: values }];
       // Stored [in, out] = [cols, rows]; transpose in cache-friendly blocks.
       const data = new Float32Array(rows * cols);
       const B = 64;
