@@ -154,10 +154,10 @@ function gramByOrt(data: Float32Array | Float64Array, rows: number, cols: number
     F.fill(0, x + m * n, x + xSize);
   }
   F.fill(0, g, end);
-  // Chunks of X transposed (n×r), what gramOrt multiplies: from X in kernel memory, or from W.
+  // Chunks of X transposed (n×r), what gramOrt multiplies, from W even when X is kept: when W is
+  // wide, Xᵀ's rows are pieces of W's rows (copies, no transpose).
   gramOrt(m, n, (r0, r, out) => {
-    if (keepX) transpose(kernelMemory(0), x + r0 * n, n, r, n, out);
-    else if (tall) transpose(data, r0 * cols, cols, r, n, out, scale);
+    if (tall) transpose(data, r0 * cols, cols, r, n, out, scale);
     else for (let i = 0; i < n; i++) scaleInto(out, i * r, data.subarray(i * cols + r0, i * cols + r0 + r), scale);
   }, (i, row) => F.set(row, g + i * n), chunkDoubles);
   return { n, m, tall, x, g, end, scale };
