@@ -160,7 +160,7 @@ export async function factorizePlan(model: OnnxModel, plan: Plan, options: { sig
   const results = await factorInWorkers(work.length, (i) => ({
     label: `Layer '${work[i].layer.name}'`,
     k: work[i].row.k,
-    matrices: matricesOf(model, work[i].layer),
+    matrices: matricesOf(model, work[i].layer, !options.whitening), // whitening needs W as [out, in]
     ...(options.whitening && { whiten: { gram: gramFor(options.whitening, work[i].layer.name), ...whiteningOptions(options.whitening) } }),
   }), options);
   const out = new Map(have);
@@ -194,7 +194,7 @@ export async function planAndFactorize(model: OnnxModel, request: CompressReques
     label: `Layer '${fused[i].name}'`,
     k: 0,
     policy: { policy, shape: layerFactorShape(fused[i]) },
-    matrices: matricesOf(model, fused[i]),
+    matrices: matricesOf(model, fused[i], true),
   }), {
     signal: options.signal,
     threads: options.threads,

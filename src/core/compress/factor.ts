@@ -68,6 +68,15 @@ export function factorize(data: Float32Array | Float64Array, m: number, n: numbe
   return balancedFactors(triplets, m, n, k, frobeniusSquared(data));
 }
 
+/** The factors of Wᵀ ≈ A·B as factors of W ≈ Bᵀ·Aᵀ (a worker given a weight as stored, transposed). */
+export function transposeFactors(f: Factors): Factors {
+  const { m, n, k } = f;
+  const a = new Float64Array(n * k), b = new Float64Array(k * m);
+  for (let i = 0; i < n; i++) for (let j = 0; j < k; j++) a[i * k + j] = f.b[j * n + i];
+  for (let j = 0; j < k; j++) for (let i = 0; i < m; i++) b[j * m + i] = f.a[i * k + j];
+  return { m: n, n: m, k, a, b, energyKept: f.energyKept };
+}
+
 /** A·B as a row-major m×n matrix (restore, and re-factorizing a compressed layer). */
 export function multiply(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n: number): Float64Array {
   const out = new Float64Array(m * n);

@@ -3,7 +3,8 @@
 import { singularValues } from '../linalg';
 import { progressiveTriplets, type LeadingRankChooser } from '../linalg/randomized';
 import { servePoolJobs } from '../linalg/workerPool';
-import { balancedFactors, factorize, frobeniusSquared } from './factor';
+import { storedShape } from '../model/matrix';
+import { balancedFactors, factorize, frobeniusSquared, transposeFactors, type Factors } from './factor';
 import { chooseRank, decide, policyKind, type FactorShape, type RankPolicy } from './policy';
 import type { FactorJob, FactorSuccess, GroupFactors } from './pool';
 import { whitenedGroups, whitenedSpectra } from './whitened';
@@ -18,9 +19,14 @@ function groupLabel(job: FactorJob, g: number): string {
   return job.matrices.length > 1 ? `${job.label} (group ${g})` : job.label;
 }
 
-function factorGroup(job: FactorJob, g: number, k: number): GroupFactors {
+export function factorGroup(job: FactorJob, g: number, k: number): GroupFactors {
   const m = job.matrices[g];
-  return { ...factorize(m.data, m.rows, m.cols, k, groupLabel(job, g)), total: frobeniusSquared(m.data) };
+  return { ...ofW(m, factorize(m.data, ...storedShape(m), k, groupLabel(job, g))), total: frobeniusSquared(m.data) };
+}
+
+/** Factors of the matrix as the job holds it, as factors of W (the job may hold Wᵀ). */
+function ofW(m: FactorJob['matrices'][number], f: Factors): Factors {
+  return m.transposed ? transposeFactors(f) : f;
 }
 
 /**
@@ -36,13 +42,14 @@ export function byPolicy(job: FactorJob, { policy, shape }: NonNullable<FactorJo
     let chosen: Float64Array | undefined;
     const want = policyOnLeading(policy, shape, r, (spectrum) => (chosen = spectrum));
     const known = policyKind(policy) === 'energy' ? undefined : chooseRank(policy, shape, [new Float64Array(r)]);
-    const t = progressiveTriplets(m.data, m.rows, m.cols, want, job.label, known && !known.skipped ? { firstBlock: 2 * known.k } : {});
+    const [rows, cols] = storedShape(m);
+    const t = progressiveTriplets(m.data, rows, cols, want, job.label, known && !known.skipped ? { firstBlock: 2 * known.k } : {});
     const k = t.s.length;
     const total = frobeniusSquared(m.data);
-    const groups = k > 0 ? [{ ...balancedFactors(t, m.rows, m.cols, k, total), total }] : [];
+    const groups = k > 0 ? [{ ...ofW(m, balancedFactors(t, rows, cols, k, total)), total }] : [];
     return { id: job.id, ok: true, groups, spectra: [t.all ?? chosen!], partialSpectra: !t.all };
   }
-  const spectra = job.matrices.map((m, g) => singularValues(m.data, m.rows, m.cols, groupLabel(job, g)));
+  const spectra = job.matrices.map((m, g) => singularValues(m.data, ...storedShape(m), groupLabel(job, g)));
   const choice = chooseRank(policy, shape, spectra);
   const groups = choice.skipped ? [] : job.matrices.map((_, g) => factorGroup(job, g, choice.k));
   return { id: job.id, ok: true, groups, spectra };

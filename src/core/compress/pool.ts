@@ -3,6 +3,7 @@
 import { throwIfCancelled } from '../errors';
 import { worthATeam } from '../linalg/team';
 import { runWorkerPool, workerEntry, type PoolFailure } from '../linalg/workerPool';
+import type { LayerMatrixData } from '../model/matrix';
 import type { Factors } from './factor';
 import type { FactorShape, RankPolicy } from './policy';
 import type { LayerGram, WhiteningOptions } from './whitened';
@@ -18,7 +19,8 @@ export interface FactorJob {
    * carries the spectra, and no factors when the policy skips the layer.
    */
   policy?: { policy: RankPolicy; shape: FactorShape };
-  matrices: { rows: number; cols: number; data: Float32Array | Float64Array }[];
+  /** W per group; with `transposed`, data holds Wᵀ and the worker transposes the factors (model/matrix.ts). */
+  matrices: LayerMatrixData[];
   /** Whitened factorization (compress/whitened.ts) with this layer's calibration Gram; `policy` must be unset. */
   whiten?: { gram: LayerGram } & WhiteningOptions;
 }

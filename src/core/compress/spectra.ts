@@ -3,7 +3,7 @@
 // values it keeps), which needs the factors' storage rules (storage.ts); LINALG's pool computes
 // it like any other, cached by the factors' hash.
 import { RankscopeError } from '../errors';
-import { layerMatrices } from '../model/matrix';
+import { layerMatrices, type LayerMatrixData } from '../model/matrix';
 import { computeSpectra, type ComputeSpectraOptions, type LayerSpectrum } from '../linalg';
 import type { Layer, Model } from '../model/types';
 import { multiply } from './factor';
@@ -34,9 +34,12 @@ export function planSpectra(model: Model, layers: Layer[], options: PlanSpectraO
   return layerSpectra(model, { layers: layers.map((l) => l.name), order: 'module', signal: options.signal, cacheDir: options.cacheDir, threads: options.threads });
 }
 
-/** Canonical [out, in] matrices per group; for a factorized layer, A·B (stored in the layer's layout, per group). */
-export function matricesOf(model: Model, layer: Layer): { rows: number; cols: number; data: Float32Array | Float64Array }[] {
-  if (!layer.compressed) return layerMatrices(model, layer);
+/**
+ * Canonical [out, in] matrices per group; for a factorized layer, A·B (stored in the layer's layout,
+ * per group). `transposeOk`: a dense in_out weight may come as stored, Wᵀ (model/matrix.ts).
+ */
+export function matricesOf(model: Model, layer: Layer, transposeOk = false): LayerMatrixData[] {
+  if (!layer.compressed) return layerMatrices(model, layer, transposeOk);
   const [a, b] = layer.compressed.factors.map((n) => model.tensor(n));
   // Only our own record says for sure how the factors are stored.
   if (!entryOf(model, layer.name) || !a || !b) throw new RankscopeError('UNSUPPORTED', `Layer '${layer.name}' was factorized without a Rankscope record.`);

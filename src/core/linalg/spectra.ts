@@ -4,11 +4,11 @@
 // here; factorized layers need a reader from compress (their A·B): compress/spectra.ts
 // layerSpectra is the entry point that passes it.
 import { RankscopeError, throwIfCancelled } from '../errors';
-import { layerMatrices } from '../model/matrix';
+import { layerMatrices, type LayerMatrixData } from '../model/matrix';
 import { FACTORIZABLE_DTYPES, type Layer, type Model } from '../model/types';
 import { SpectrumCache, DEFAULT_CACHE_MAX_BYTES } from './cache';
 import { spectrumMetrics, type SpectrumMetrics } from './metrics';
-import { mergeDescending, type MatrixData } from './singularValues';
+import { mergeDescending } from './singularValues';
 import { worthATeam } from './team';
 import { runWorkerPool, workerEntry, type PoolFailure } from './workerPool';
 
@@ -46,8 +46,8 @@ export interface ComputeSpectraOptions {
 export interface LayerReader {
   /** Identifies the values (keys the cache with the matrix view). */
   hash(layer: Layer): string;
-  /** Canonical [out, in] matrices (or their transposes: the values are the same), one per conv group, each owning its buffer. */
-  matrices(layer: Layer): { rows: number; cols: number; data: MatrixData }[];
+  /** Canonical [out, in] matrices (or, `transposed`, their transposes), one per conv group, each owning its buffer. */
+  matrices(layer: Layer): LayerMatrixData[];
 }
 
 /** Message to a spectra worker. */
@@ -56,7 +56,7 @@ export interface SpectraJob {
   label: string;
   /** The layer's [out, in] (metrics use it). */
   shape: [number, number];
-  matrices: { rows: number; cols: number; data: MatrixData }[];
+  matrices: LayerMatrixData[];
 }
 
 export type SpectraSuccess = { id: number; ok: true; groups: Float64Array[]; metrics: SpectrumMetrics };

@@ -5,15 +5,27 @@ import { RankscopeError } from '../errors';
 import type { Layer, Model } from './types';
 
 export interface LayerMatrix {
+  /** W is rows×cols ([out, in]). */
   rows: number;
   cols: number;
-  /** Fresh array (owns its buffer: safe to mutate or transfer to a worker thread). */
+  /** Fresh array (owns its buffer: safe to mutate or transfer to a worker thread): W row-major, or Wᵀ with `transposed`. */
   data: Float32Array;
+  /** data holds Wᵀ (cols×rows, row-major): the weight as stored, left for the consumer to read transposed. */
+  transposed?: boolean;
+}
+
+/** A layer's matrix as the workers take it: float32 weights, or float64 (A·B of a factorized layer). */
+export type LayerMatrixData = Omit<LayerMatrix, 'data'> & { data: Float32Array | Float64Array };
+
+/** The row-major shape `data` has: [rows, cols], or [cols, rows] when it holds Wᵀ. */
+export function storedShape(m: Pick<LayerMatrix, 'rows' | 'cols' | 'transposed'>): [number, number] {
+  return m.transposed ? [m.cols, m.rows] : [m.rows, m.cols];
 }
 
 /**
- * With `transposeOk` (singular values, which a transpose does not change), in_out weights come as
- * stored, [in, out], instead of being transposed on the caller's thread.
+ * With `transposeOk`, in_out weights come as stored, as Wᵀ (`transposed`), for a consumer that can
+ * read them that way (singular values are the same; factors of Wᵀ transpose into W's): the
+ * caller's thread then does no transpose.
  */
 export function layerMatrices(model: Pick<Model, 'tensor'>, layer: Layer, transposeOk = false): LayerMatrix[] {
   const t = model.tensor(layer.weight);
@@ -27,7 +39,7 @@ export function layerMatrices(model: Pick<Model, 'tensor'>, layer: Layer, transp
     case 'out_in':
       return [{ rows, cols, data: values }];
     case 'in_out': {
-      if (transposeOk) return [{ rows: cols, cols: rows, data: values }];
+      if (transposeOk) return [{ rows, cols, data: values, transposed: true }];
       // Stored [in, out] = [cols, rows]; transpose in cache-friendly blocks.
       const data = new Float32Array(rows * cols);
       const B = 64;

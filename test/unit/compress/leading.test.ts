@@ -4,7 +4,8 @@
 // (nothing factorized). Reference: scipy's svdvals of the same float32 matrix.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { byPolicy, withFlatTail } from '../../../src/core/compress/factorWorker';
+import { multiply } from '../../../src/core/compress/factor';
+import { byPolicy, factorGroup, withFlatTail } from '../../../src/core/compress/factorWorker';
 import { chooseRank, type RankPolicy } from '../../../src/core/compress/policy';
 import { scipyCases } from '../linalg/reference';
 
@@ -48,4 +49,25 @@ test('withFlatTail keeps the total energy and stays descending', () => {
   const t = withFlatTail(Float64Array.from([3, 2]), 9 + 4 + 3, 5);
   assert.deepEqual([...t], [3, 2, 1, 1, 1]);
   assert.deepEqual([...withFlatTail(Float64Array.from([1, 0.5]), 1 + 0.25 + 30, 4)].slice(2), [0.5, 0.5]); // capped at the last known σ
+});
+
+test('a job holding the weight as stored (Wᵀ, in_out) gives the factors of W itself', () => {
+  const { rows, cols, data } = c;
+  const wt = new Float32Array(rows * cols);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) wt[j * rows + i] = data[i * cols + j];
+  for (const job of [{ k: 0, policy: { energy: 0.8 } }, { k: 24 }]) {
+    const asW = { id: 0, label: 'w', k: job.k, matrices: [{ rows, cols, data }] };
+    const asStored = { id: 0, label: 'w', k: job.k, matrices: [{ rows, cols, data: wt, transposed: true }] };
+    const [direct, stored] = job.policy
+      ? [byPolicy(asW, { policy: job.policy, shape }), byPolicy(asStored, { policy: job.policy, shape })]
+      : [{ groups: [factorGroup(asW, 0, job.k)] }, { groups: [factorGroup(asStored, 0, job.k)] }];
+    const a = direct.groups[0], b = stored.groups[0];
+    assert.deepEqual([b.m, b.n, b.k], [a.m, a.n, a.k]);
+    // A·B agree entry by entry (the factors themselves may differ by the signs of their columns).
+    const product = (f: typeof a) => multiply(f.a, f.b, f.m, f.k, f.n);
+    const pa = product(a), pb = product(b);
+    const scale = pa.reduce((top, x) => Math.max(top, Math.abs(x)), 0);
+    for (let i = 0; i < pa.length; i++) assert.ok(Math.abs(pa[i] - pb[i]) <= 1e-9 * scale, `entry ${i}: ${pb[i]} vs ${pa[i]}`);
+    assert.ok(Math.abs(a.energyKept - b.energyKept) <= 1e-12);
+  }
 });
