@@ -1,6 +1,7 @@
-// The canonical matrix of a layer: row-major [out, in] float32, one entry per conv group.
-// Every consumer (spectra, compression, the webviews) reads weights through this, so the
-// layout rules (MatrixLayout in types.ts) live in one place.
+// The canonical matrix of a layer: row-major [out, in] float32, one entry per conv group (or, for
+// the worker pools, an in_out weight as stored, flagged as Wᵀ). Every consumer (spectra,
+// compression, the webviews) reads weights through this, so the layout rules (MatrixLayout in
+// types.ts) live in one place.
 import { RankscopeError } from '../errors';
 import type { Layer, Model } from './types';
 
