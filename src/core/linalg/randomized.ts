@@ -5,8 +5,8 @@
 // the projected matrix from time to time until the policy decides. A Ritz pair counts only once
 // its residual ‖G·z − θ·z‖ is ≤ RESIDUAL·θ_max (so |θ − λ| ≤ RESIDUAL·λ_max); a breakdown, a
 // cluster of b converged values (a multiplicity the block may not see whole), or no decision
-// within LEADING_MAX_SHARE·n basis vectors hand over to the full route (tridiagonal) on the same
-// Gram. It replaces the O(n³) reduction by O(n²·d) for a basis of d ≈ 3–5 k vectors.
+// within a basis of 4·LEADING_MAX_SHARE·n vectors hand over to the full route (tridiagonal) on the
+// same Gram. It replaces the O(n³) reduction by O(n²·d) for a basis of d ≈ 3–4 k vectors.
 import { ceil4, gramToKernelMemory, type GramLayout } from './gram';
 import { RankscopeError } from '../errors';
 import { blockedWorkDoubles } from './blockedTridiagonal';
@@ -23,8 +23,12 @@ import { MAX_KERNEL_BYTES } from './wasm';
  */
 export type LeadingRankChooser = (leading: Float64Array, totalEnergy: number, whatIf?: boolean) => number | undefined;
 
-/** Largest Krylov basis, as a share of n: past it the full route is cheaper. */
-export const LEADING_MAX_SHARE = 1 / 2;
+/**
+ * Largest k the route tries for, as a share of n: it needs a basis of 3–4 k vectors (measured at
+ * σ_j ∝ j^-0.7: d = 168 for k = 50 at n = 768, d = 336 for k = 96 at n = 4096), bounded at 4 k,
+ * and a try that fails there costs about what the full route does.
+ */
+export const LEADING_MAX_SHARE = 1 / 8;
 /**
  * Below this order of G the full route is as cheap (measured single-threaded at energy 0.9,
  * σ_j ∝ j^-0.7: n = 256 7 ms both ways, n = 512 30 ms against 40 ms, n = 768 55 against 105 ms).
@@ -42,7 +46,7 @@ const CLUSTER = 1e-2;
 const FIRST_GUESS = 32;
 
 export interface LeadingOptions {
-  /** A guess of 2k when k is known (the first Rayleigh–Ritz comes at 1.5× this). Default 32. */
+  /** 2k when k is known (the first Rayleigh–Ritz comes at 1.5× this; k past the route's reach skips it). Default 32. */
   firstBlock?: number;
   /** Smallest order of G this route takes on; default LEADING_MIN_ORDER. */
   minOrder?: number;
@@ -61,8 +65,10 @@ export interface LeadingTriplets extends SingularTriplets {
 export function leadingTriplets(probe: GramLayout, want: LeadingRankChooser, options: LeadingOptions = {}): LeadingTriplets | undefined {
   const { n, m } = probe;
   const b = leadingBlock(n);
-  const dmax = Math.floor((n * LEADING_MAX_SHARE) / b) * b;
-  if (n < (options.minOrder ?? LEADING_MIN_ORDER) || dmax < 2 * b) return undefined;
+  const kmax = Math.floor(n * LEADING_MAX_SHARE);
+  const dmax = Math.floor((4 * kmax) / b) * b;
+  const known = options.firstBlock === undefined ? 0 : options.firstBlock / 2;
+  if (n < (options.minOrder ?? LEADING_MIN_ORDER) || dmax < 4 * b || known > kmax) return undefined;
   // The basis and its work, then the Ritz vectors and fromGramEigenvectors' blocks for k ≤ dmax.
   const need = probe.end + lanczosMemory(n, b, dmax, dmax) + dmax * (n + ceil4(m)) + productWork(m, dmax);
   if (need * 8 > MAX_KERNEL_BYTES) return undefined;
@@ -93,8 +99,8 @@ export function leadingTriplets(probe: GramLayout, want: LeadingRankChooser, opt
       const k = want(sigmas(ritz.values.subarray(0, c)), total);
       if (k !== undefined && !(Number.isInteger(k) && k >= 0)) throw new RankscopeError('BAD_ARGUMENT', `rank ${k} is not a valid rank.`);
       if (k !== undefined && k <= c) return { ...fromGramEigenvectors(probe, lanczos.ritzVectors(k), ritz.values.slice(0, k)), steps };
-      // Could values up to dmax/2 (each at most σ_{c−1}) still decide? If not, stop here.
-      if (k === undefined && want(withCeiling(ritz.values, c, dmax / 2, unscale), total, true) === undefined) return undefined;
+      // Could values up to kmax (each at most σ_{c−1}) still decide? If not, stop here.
+      if (k === undefined && want(withCeiling(ritz.values, c, kmax, unscale), total, true) === undefined) return undefined;
     }
     if (d >= dmax) return undefined;
     // The next Rayleigh–Ritz where the pair the policy needs (judged on all Ritz values so far)

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { leadingBlock, leadingTriplets, LEADING_MIN_ORDER, progressiveTriplets, type LeadingRankChooser } from '../../../src/core/linalg/randomized';
+import { leadingBlock, leadingTriplets, LEADING_MAX_SHARE, LEADING_MIN_ORDER, progressiveTriplets, type LeadingRankChooser } from '../../../src/core/linalg/randomized';
 import { ORT_PRODUCT_MIN_MACS } from '../../../src/core/linalg/product';
 import type { SingularTriplets } from '../../../src/core/linalg/triplets';
 import { gramToKernelMemory } from '../../../src/core/linalg/gram';
@@ -299,4 +299,15 @@ test('W = 0: no leading route (no energy), and the full route keeps what the pol
   assert.equal(none.s.length, 0);
   const some = progressiveTriplets(data, 768, 768, () => 3, 'zero');
   assert.deepEqual(Array.from(some.s), [0, 0, 0]);
+});
+
+test('a known rank past the route\'s reach (k > n/8, e.g. full rank) goes to the full route without a try', () => {
+  const c = ref('bert_square');
+  const k = Math.floor(c.rows * LEADING_MAX_SHARE) + 1;
+  let asked = 0;
+  assert.equal(leadingTriplets(gramToKernelMemory(c.data, c.rows, c.cols, 0, true), () => (asked++, k), { firstBlock: 2 * k }), undefined);
+  assert.equal(asked, 0, 'no Rayleigh–Ritz was made');
+  const t = progressiveTriplets(c.data, c.rows, c.cols, () => k, c.name, { firstBlock: 2 * k });
+  assert.equal(t.route, 'full');
+  checkKept(c, t, k, 1e-9);
 });
