@@ -95,13 +95,13 @@ export function leadingTriplets(probe: GramLayout, want: LeadingRankChooser, opt
     let c = 0;
     while (c < d && ritz.residuals[c] <= tol) c++;
     for (let i = 0; i + b - 1 < c; i++) if (ritz.values[i] - ritz.values[i + b - 1] <= CLUSTER * ritz.values[i]) return undefined;
-    if (c > 0) {
-      const k = want(sigmas(ritz.values.subarray(0, c)), total);
-      if (k !== undefined && !(Number.isInteger(k) && k >= 0)) throw new RankscopeError('BAD_ARGUMENT', `rank ${k} is not a valid rank.`);
-      if (k !== undefined && k <= c) return { ...fromGramEigenvectors(probe, lanczos.ritzVectors(k), ritz.values.slice(0, k)), steps };
-      // Could values up to kmax (each at most σ_{c−1}) still decide? If not, stop here.
-      if (k === undefined && want(withCeiling(ritz.values, c, kmax, unscale), total, true) === undefined) return undefined;
-    }
+    const k = c > 0 ? want(sigmas(ritz.values.subarray(0, c)), total) : undefined;
+    if (k !== undefined && !(Number.isInteger(k) && k >= 0)) throw new RankscopeError('BAD_ARGUMENT', `rank ${k} is not a valid rank.`);
+    if (k !== undefined && k <= c) return { ...fromGramEigenvectors(probe, lanczos.ritzVectors(k), ritz.values.slice(0, k)), steps };
+    // Could kmax values (the converged ones, then each at most σ_{c−1}, or θ_0 + its residual
+    // while none has converged) still decide? If not, stop here: a flat spectrum gives up early.
+    const cap = c > 0 ? ritz.values[c - 1] : ritz.values[0] + ritz.residuals[0];
+    if (k === undefined && want(withCeiling(ritz.values, c, kmax, cap, unscale), total, true) === undefined) return undefined;
     if (d >= dmax) return undefined;
     // The next Rayleigh–Ritz where the pair the policy needs (judged on all Ritz values so far)
     // should have converged: its residual extrapolated log-linearly from the last two, within [d + b, 1.5·d].
@@ -116,10 +116,10 @@ export function leadingTriplets(probe: GramLayout, want: LeadingRankChooser, opt
   }
 }
 
-/** The first c values (√θ·unscale), then values equal to σ_{c−1} up to `top`: the most the next ones can add. */
-function withCeiling(theta: Float64Array, c: number, top: number, unscale: number): Float64Array {
+/** The first c values (√θ·unscale), then √cap·unscale up to `top`: the most the next ones can add. */
+function withCeiling(theta: Float64Array, c: number, top: number, cap: number, unscale: number): Float64Array {
   const out = new Float64Array(top);
-  for (let i = 0; i < top; i++) out[i] = Math.sqrt(Math.max(theta[Math.min(i, c - 1)], 0)) * unscale;
+  for (let i = 0; i < top; i++) out[i] = Math.sqrt(Math.max(i < c ? theta[i] : cap, 0)) * unscale;
   return out;
 }
 

@@ -208,8 +208,13 @@ test('below the minimum order the full route answers directly', () => {
 
 test('an energy target out of the largest basis\'s reach (a flat Gaussian spectrum) falls back to the full route', () => {
   const c = ref('gaussian');
-  const tried = leading(c, energy(0.9), 8);
+  let decisions = 0;
+  const tried = leading(c, (values, total, whatIf) => {
+    if (!whatIf) decisions++;
+    return energy(0.9)(values, total);
+  }, 8);
   assert.equal(tried, undefined);
+  assert.equal(decisions, 0, 'gave up at the first Rayleigh–Ritz (kmax values at θ_0 + its residual cannot reach 0.9)');
   const t = progressiveTriplets(c.data, c.rows, c.cols, energy(0.9), c.name, { firstBlock: 8, minOrder: MIN });
   assert.equal(t.route, 'full');
   assert.equal(t.s.length, energyRank(c.s, 0.9));
