@@ -4,11 +4,12 @@
 // of V by block classical Gram–Schmidt twice and made orthonormal by Cholesky-QR twice; the
 // projection T = VᵀGV (block tridiagonal up to rounding, kept dense) gives the Ritz pairs, whose
 // residuals ‖G·z − θ·z‖ = ‖B_{j+1}·(the last b entries of z's coefficients)‖ cost nothing extra.
-// The basis is held transposed (one basis vector per row, row stride n4), so G·Q_j is Q_jᵀ·G
-// (G symmetric) with G as the streamed right operand, through ONNX Runtime or the packed tiles.
+// The basis is held transposed (one basis vector per row, row stride n4). On the packed WASM tiles
+// G·Q_j is computed as Q_jᵀ·G (G symmetric, packed once); through ONNX Runtime G is the streamed
+// left operand of G·Q_j and the basis that of V·Y and Vᵀ·C, so GEMM packs only the small blocks.
 import { ceil4, KC, NC, tileSlack, type GramLayout } from './gram';
 import { crossProductOrt, ortGemmAvailable, productPlainOrt } from './ortGemm';
-import { multiplyAdd, ORT_PRODUCT_MIN_MACS, productWork } from './product';
+import { multiplyAdd, ORT_PRODUCT_MIN_MACS } from './product';
 import { splitRows } from './team';
 import { symmetricEigen, symmetricEigenWork } from './triplets';
 import { kernels, kernelMemory } from './wasm';
@@ -312,9 +313,9 @@ export class BlockLanczos {
   ritzVectors(k: number): number {
     const { n, n4, dim: d, vt, ev, work } = this;
     const zt = this.free, sel = zt + ceil4(k) * n4;
-    const F = kernelMemory(sel + k * n + productWork(k, n4));
+    const F = kernelMemory(sel + k * n);
     F.fill(0, zt, sel);
-    multiplyAdd(k, d, n4, ev, d, vt, n4, zt, n4, work);
+    multiplyAdd(k, d, n4, ev, d, vt, n4, zt, n4, work); // work holds productWork(k ≤ dmax, n4)
     const G = this.F;
     for (let t = 0; t < k; t++) G.copyWithin(sel + t * n, zt + t * n4, zt + t * n4 + n);
     return sel;
