@@ -269,3 +269,11 @@ export function crossProductOrt(k: number, r: number, N: number, a: Float64Array
   run(rt, 'productTA', { A: new rt.Tensor('float64', a, [k, r]), B: new rt.Tensor('float64', b, [k, N]) }, new rt.Tensor('float64', out, [r, N]));
   return true;
 }
+
+/** out (m×N) = A·B for A (m×k) and B (k×N), row-major, in one run with no copies; false without ORT. */
+export function productPlainOrt(m: number, k: number, N: number, a: Float64Array, b: Float64Array, out: Float64Array): boolean {
+  const rt = loadRuntime();
+  if (!rt) return false;
+  run(rt, 'product', { A: new rt.Tensor('float64', a, [m, k]), B: new rt.Tensor('float64', b, [k, N]) }, new rt.Tensor('float64', out, [m, N]));
+  return true;
+}

@@ -1,14 +1,15 @@
-// The progressive leading-triplets route (randomized subspace iteration on the Gram) against
-// scipy's LAPACK SVD of the same float32 matrices. Tolerances: kept σ within 1e-7·σ_max; the
+// The progressive leading-triplets route (block Lanczos on the Gram) against scipy's LAPACK SVD
+// of the same float32 matrices. Tolerances: kept σ within 1e-7·σ_max (1e-9 on the BERT shapes); the
 // reconstruction error ‖W − U_k·Σ_k·V_kᵀ‖_F equal to scipy's optimum √Σ_{i≥k} σ_i² within 1e-6
 // relative; the largest principal angle between the kept right subspace and scipy's ≤ 1e-4 (the
 // cut has a relative gap ≥ 5 % in these cases); U, V orthonormal to 1e-9. Adversarial inputs
-// (constant, rank-1, repeated values) must fall back to the full route and still be right.
+// (constant, rank-1, repeated or flat values, rank-deficient, zero) must be right, by the leading
+// route or by falling back to the full one; a multiplicity above the block size must not be missed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { leadingTriplets, progressiveTriplets, RANDOMIZED_MAX_SHARE, RANDOMIZED_MIN_ORDER, type LeadingRankChooser } from '../../../src/core/linalg/randomized';
+import { leadingBlock, leadingTriplets, LEADING_MAX_SHARE, LEADING_MIN_ORDER, progressiveTriplets, type LeadingRankChooser } from '../../../src/core/linalg/randomized';
 import { ORT_PRODUCT_MIN_MACS } from '../../../src/core/linalg/product';
 import type { SingularTriplets } from '../../../src/core/linalg/triplets';
 import { gramToKernelMemory } from '../../../src/core/linalg/gram';
@@ -25,8 +26,8 @@ interface Ref {
   v: Float64Array;
 }
 const K_REF = 40;
-/** These cases are smaller than RANDOMIZED_MIN_ORDER (test time); the route is asked to take them. */
-const MIN = 512;
+/** Some cases are smaller than LEADING_MIN_ORDER (test time); the route is asked to take them. */
+const MIN = 256;
 
 function leading(c: { data: Float32Array; rows: number; cols: number }, want: LeadingRankChooser, firstBlock: number) {
   return leadingTriplets(gramToKernelMemory(c.data, c.rows, c.cols, 0, true), want, { firstBlock, minOrder: MIN });
@@ -41,6 +42,19 @@ const spec: Record<string, string> = {
   rank_one: 'np.outer(rng.standard_normal(600), rng.standard_normal(700))',
   repeated: 'spectrum(600, 600, np.ones(600))',
   large_block: 'spectrum(1400, 1500, 0.95 ** np.arange(1400))',
+  small: 'spectrum(400, 300, np.arange(1, 301) ** -0.7)',
+  gaussian: 'rng.standard_normal((600, 640))',
+  // BERT-base shapes as bench:compress builds them (σ_j ∝ j^-0.7 through Gaussian bases).
+  bert_square: 'bert(768, 768)',
+  bert_tall: 'bert(3072, 768)',
+  bert_wide: 'bert(768, 3072)',
+  bert_flat: 'spectrum(768, 768, np.ones(768))',
+  // Multiplicities below and above the block (8 at n = 768), then a power law.
+  repeated_few: 'spectrum(768, 768, np.concatenate([np.full(5, 3.0), 2.0 * np.arange(1, 764) ** -0.7]))',
+  repeated_many: 'spectrum(768, 768, np.concatenate([np.full(20, 3.0), 2.0 * np.arange(1, 749) ** -0.7]))',
+  // Exactly repeated (diagonal W: float32 keeps the 20 copies equal, so Krylov sees only b of them).
+  repeated_exact: 'np.diag(np.concatenate([np.full(20, 3.0), 2.0 * np.arange(1, 749) ** -0.7]))',
+  rank_30: 'spectrum(768, 768, np.concatenate([np.arange(1, 31) ** -0.7, np.zeros(738)]))',
 };
 
 const dir = tempDir();
@@ -53,6 +67,10 @@ def orth(n):
 def spectrum(m, n, s):
     k = min(m, n); s = np.asarray(s, dtype=np.float64)
     return (orth(m)[:, :k] * s) @ orth(n)[:k, :]
+def bert(rows, cols):
+    r = min(rows, cols)
+    d = (np.arange(1, r + 1) ** -0.7).astype(np.float32)
+    return (rng.standard_normal((rows, r), dtype=np.float32) * d) @ rng.standard_normal((r, cols), dtype=np.float32) * np.float32(0.02 / np.sqrt(r))
 out = {}
 for name, expr in json.loads(sys.argv[2]).items():
     a = np.ascontiguousarray(np.asarray(eval(expr), dtype=np.float64).astype(np.float32))
@@ -123,11 +141,10 @@ test('a fixed rank on a slowly decaying spectrum (σ_j = j^-0.7) matches scipy b
   checkAgainstScipy(c, t, 12);
 });
 
-test('a block large enough that every product of the iteration runs through ONNX Runtime (l = 84, n = 1400) matches scipy', () => {
+test('an order at which every product of the iteration runs through ONNX Runtime (n = 1400) matches scipy', () => {
   const c = ref('large_block');
-  const l = 84;
-  assert.ok(c.rows * l * l >= ORT_PRODUCT_MIN_MACS && l <= c.rows * RANDOMIZED_MAX_SHARE, 'G·Q, QᵀY and Q·R⁻¹ all go through ORT');
-  const t = progressiveTriplets(c.data, c.rows, c.cols, () => 40, c.name, { firstBlock: l, minOrder: MIN });
+  assert.ok(c.rows * c.rows * leadingBlock(c.rows) >= ORT_PRODUCT_MIN_MACS, 'G·Q and the re-orthogonalization go through ORT');
+  const t = progressiveTriplets(c.data, c.rows, c.cols, () => 40, c.name, { firstBlock: 80, minOrder: MIN });
   assert.equal(t.route, 'leading');
   checkAgainstScipy(c, t, 40);
 });
@@ -182,19 +199,120 @@ for (const name of ['constant', 'rank_one', 'repeated']) {
 }
 
 test('below the minimum order the full route answers directly', () => {
-  const c = ref('slow_decay');
-  assert.ok(Math.min(c.rows, c.cols) < RANDOMIZED_MIN_ORDER);
+  const c = ref('small');
+  assert.ok(Math.min(c.rows, c.cols) < LEADING_MIN_ORDER);
   assert.equal(progressiveTriplets(c.data, c.rows, c.cols, () => 2).route, 'full');
   const data = new Float32Array(40 * 30).map((_, i) => Math.sin(i * 0.37));
   assert.equal(progressiveTriplets(data, 40, 30, () => 2, 'small', { minOrder: 1 }).route, 'full');
 });
 
-test('an energy target out of the largest block\'s reach falls back to the full route', () => {
-  const c = ref('slow_decay');
-  // τ = 0.9 needs k ≈ 60 here, far past lmax/2 = 16.
-  const tried = leading(c, energy(0.9), 8);
+test('an energy target out of the largest basis\'s reach (a flat Gaussian spectrum) falls back to the full route', () => {
+  const c = ref('gaussian');
+  let decisions = 0;
+  const tried = leading(c, (values, total, whatIf) => {
+    if (!whatIf) decisions++;
+    return energy(0.9)(values, total);
+  }, 8);
   assert.equal(tried, undefined);
+  assert.equal(decisions, 0, 'gave up at the first Rayleigh–Ritz (kmax values at θ_0 + its residual cannot reach 0.9)');
   const t = progressiveTriplets(c.data, c.rows, c.cols, energy(0.9), c.name, { firstBlock: 8, minOrder: MIN });
   assert.equal(t.route, 'full');
-  assert.ok(t.s.length > 30);
+  assert.equal(t.s.length, energyRank(c.s, 0.9));
+});
+
+/** scipy's k for an energy target: the smallest k with Σ_{i<k} σ² ≥ τ·Σσ². */
+function energyRank(s: Float64Array, tau: number): number {
+  const total = s.reduce((sum, x) => sum + x * x, 0);
+  let k = 0;
+  for (let acc = 0; acc < tau * total; k++) acc += s[k] ** 2;
+  return k;
+}
+
+/** Kept σ within `tol`·σ_max of scipy's, and ‖W − U_kΣ_kV_kᵀ‖_F equal to the optimum within 1e-6 relative (of ‖W‖ when the optimum is 0). */
+function checkKept(c: Ref, t: SingularTriplets, k: number, tol: number): void {
+  assert.equal(t.s.length, k, `${c.name}: kept rank`);
+  for (let i = 0; i < k; i++) assert.ok(Math.abs(t.s[i] - c.s[i]) <= tol * c.s[0], `${c.name}: σ_${i} ${t.s[i]} vs ${c.s[i]} (${(Math.abs(t.s[i] - c.s[i]) / c.s[0]).toExponential(1)}·σ_max)`);
+  const best = Math.sqrt(c.s.slice(k).reduce((sum, x) => sum + x * x, 0));
+  const scale = best > 1e-6 * c.s[0] ? best : Math.sqrt(c.s.reduce((sum, x) => sum + x * x, 0));
+  const err = lowRankResidual(c, t);
+  assert.ok(Math.abs(err - best) <= 1e-6 * scale, `${c.name}: reconstruction ${err} vs optimum ${best} (rel ${(Math.abs(err - best) / scale).toExponential(1)})`);
+}
+
+for (const name of ['bert_square', 'bert_tall', 'bert_wide']) {
+  test(`${name}: energy 0.9 takes the leading route by default and keeps scipy's rank, σ within 1e-9·σ_max, the optimal error`, () => {
+    const c = ref(name);
+    const t = progressiveTriplets(c.data, c.rows, c.cols, energy(0.9), c.name);
+    assert.equal(t.route, 'leading', 'the BERT-base shapes take the leading route (the speed-up of issue 16)');
+    checkKept(c, t, energyRank(c.s, 0.9), 1e-9);
+  });
+}
+
+test('bert_square: a rank policy (k = 64, told as firstBlock = 2k) and a rank ratio of 0.1 (k = 77) match scipy by the leading route', () => {
+  const c = ref('bert_square');
+  for (const k of [64, Math.round(0.1 * 768)]) {
+    const t = progressiveTriplets(c.data, c.rows, c.cols, () => k, c.name, { firstBlock: 2 * k });
+    assert.equal(t.route, 'leading');
+    checkKept(c, t, k, 1e-9);
+  }
+});
+
+test('a flat spectrum (all σ equal, an orthogonal-like layer) falls back and keeps scipy\'s rank at energy 0.9', () => {
+  const c = ref('bert_flat');
+  const t = progressiveTriplets(c.data, c.rows, c.cols, energy(0.9), c.name);
+  assert.equal(t.route, 'full');
+  checkKept(c, t, energyRank(c.s, 0.9), 1e-9);
+  // A small fixed rank cannot be told apart within the cluster: the leading route must not answer.
+  assert.equal(leading(c, () => 10, 20), undefined);
+});
+
+test('a multiplicity below the block size (5 < 8) is found whole by the leading route', () => {
+  const c = ref('repeated_few');
+  assert.ok(5 < leadingBlock(c.rows));
+  for (const want of [energy(0.5), () => 12]) {
+    const t = progressiveTriplets(c.data, c.rows, c.cols, want, c.name);
+    assert.equal(t.route, 'leading');
+    checkKept(c, t, t.s.length, 1e-9);
+  }
+  assert.equal(progressiveTriplets(c.data, c.rows, c.cols, energy(0.5), c.name).s.length, energyRank(c.s, 0.5));
+});
+
+for (const name of ['repeated_many', 'repeated_exact']) {
+  test(`${name}: a multiplicity above the block size (20 > 8) is not missed: the rank and error are scipy's`, () => {
+    const c = ref(name);
+    assert.ok(20 > leadingBlock(c.rows));
+    for (const [want, k] of [[energy(0.5), energyRank(c.s, 0.5)], [() => 12, 12], [() => 24, 24]] as const) {
+      const t = progressiveTriplets(c.data, c.rows, c.cols, want, c.name);
+      checkKept(c, t, k, 1e-9);
+    }
+  });
+}
+
+test('a rank-deficient W (rank 30 of 768) keeps scipy\'s rank and the optimal error', () => {
+  const c = ref('rank_30');
+  for (const [want, k] of [[energy(0.9), energyRank(c.s, 0.9)], [() => 10, 10], [() => 30, 30]] as const) {
+    const t = progressiveTriplets(c.data, c.rows, c.cols, want, c.name);
+    checkKept(c, t, k, 1e-9);
+  }
+});
+
+test('W = 0: no leading route (no energy), and the full route keeps what the policy asks, with zero values', () => {
+  const data = new Float32Array(768 * 768);
+  const probe = gramToKernelMemory(data, 768, 768, 0, true);
+  assert.equal(leadingTriplets(probe, () => 3), undefined);
+  const none = progressiveTriplets(data, 768, 768, () => 0, 'zero');
+  assert.equal(none.route, 'full');
+  assert.equal(none.s.length, 0);
+  const some = progressiveTriplets(data, 768, 768, () => 3, 'zero');
+  assert.deepEqual(Array.from(some.s), [0, 0, 0]);
+});
+
+test('a known rank past the route\'s reach (k > n/8, e.g. full rank) goes to the full route without a try', () => {
+  const c = ref('bert_square');
+  const k = Math.floor(c.rows * LEADING_MAX_SHARE) + 1;
+  let asked = 0;
+  assert.equal(leadingTriplets(gramToKernelMemory(c.data, c.rows, c.cols, 0, true), () => (asked++, k), { firstBlock: 2 * k }), undefined);
+  assert.equal(asked, 0, 'no Rayleigh–Ritz was made');
+  const t = progressiveTriplets(c.data, c.rows, c.cols, () => k, c.name, { firstBlock: 2 * k });
+  assert.equal(t.route, 'full');
+  checkKept(c, t, k, 1e-9);
 });
