@@ -65,7 +65,7 @@ export function frobeniusSquared(data: ArrayLike<number>): number {
  */
 export function factorize(data: Float32Array | Float64Array, m: number, n: number, k: number, label?: string): Factors {
   const triplets = progressiveTriplets(data, m, n, () => k, label, { firstBlock: 2 * k });
-  return balancedFactors(triplets, m, n, k, frobeniusSquared(data));
+  return balancedFactors(triplets, m, n, k, triplets.totalEnergy);
 }
 
 /** The factors of Wᵀ ≈ A·B as factors of W ≈ Bᵀ·Aᵀ (a worker given a weight as stored, transposed). */

@@ -45,7 +45,7 @@ export function byPolicy(job: FactorJob, { policy, shape }: NonNullable<FactorJo
     const [rows, cols] = storedShape(m);
     const t = progressiveTriplets(m.data, rows, cols, want, job.label, known && !known.skipped ? { firstBlock: 2 * known.k } : {});
     const k = t.s.length;
-    const total = frobeniusSquared(m.data);
+    const total = t.totalEnergy;
     const groups = k > 0 ? [{ ...ofW(m, balancedFactors(t, rows, cols, k, total)), total }] : [];
     return { id: job.id, ok: true, groups, spectra: [t.all ?? chosen!], partialSpectra: !t.all };
   }

@@ -131,21 +131,20 @@ export type TripletRoute = 'leading' | 'full';
  * and converges, else by the full route from the same Gram (all singular values, then the top-k
  * vectors), where `want` sees every value. `all` is set only on the full route.
  */
-export function progressiveTriplets(data: MatrixData, rows: number, cols: number, want: LeadingRankChooser, label = 'matrix', options: LeadingOptions = {}): SingularTriplets & { route: TripletRoute } {
-  checkMatrix(data, rows, cols, label);
+export function progressiveTriplets(data: MatrixData, rows: number, cols: number, want: LeadingRankChooser, label = 'matrix',
+  options: LeadingOptions = {}): SingularTriplets & { route: TripletRoute; totalEnergy: number } {
+  const { maxAbs, sumSquares: totalEnergy } = checkMatrix(data, rows, cols, label);
   const r = Math.min(rows, cols);
   const chooser = (all: Float64Array) => {
-    let total = 0;
-    for (let i = 0; i < data.length; i++) total += data[i] * data[i];
-    const k = want(all, total);
+    const k = want(all, totalEnergy);
     if (k === undefined) throw new Error(`${label}: the rank chooser could not decide from all ${all.length} singular values`);
     if (!Number.isInteger(k) || k < 0 || k > r) throw new RankscopeError('BAD_ARGUMENT', `${label}: rank ${k} is out of range for a ${rows}×${cols} matrix (0…${r}).`);
     return k;
   };
-  if (r < Math.max(SMALL_SIDE, options.minOrder ?? LEADING_MIN_ORDER)) return { ...topSingularTriplets(data, rows, cols, chooser, label), route: 'full' };
+  if (r < Math.max(SMALL_SIDE, options.minOrder ?? LEADING_MIN_ORDER)) return { ...topSingularTriplets(data, rows, cols, chooser, label), route: 'full', totalEnergy };
   checkKernelMemory(tripletsMemory(rows, cols, r), rows, cols, label);
-  const probe = gramToKernelMemory(data, rows, cols, blockedWorkDoubles(r) + 2 * r * r, true);
+  const probe = gramToKernelMemory(data, rows, cols, blockedWorkDoubles(r) + 2 * r * r, true, undefined, maxAbs);
   const leading = leadingTriplets(probe, want, options);
-  if (leading) return { u: leading.u, s: leading.s, v: leading.v, route: 'leading' };
-  return { ...tripletsFromGram(data, probe, chooser, 'auto', {}, label), route: 'full' };
+  if (leading) return { u: leading.u, s: leading.s, v: leading.v, route: 'leading', totalEnergy };
+  return { ...tripletsFromGram(data, probe, chooser, 'auto', {}, label), route: 'full', totalEnergy };
 }
