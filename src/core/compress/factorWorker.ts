@@ -62,7 +62,7 @@ export function byPolicy(job: FactorJob, { policy, shape }: NonNullable<FactorJo
  * among them, or when every rank past them saves no parameters. `onChoice` gets the spectrum the
  * decision was made on (what the plan is made from).
  */
-function policyOnLeading(policy: RankPolicy, shape: FactorShape, r: number, onChoice: (spectrum: Float64Array) => void): LeadingRankChooser {
+export function policyOnLeading(policy: RankPolicy, shape: FactorShape, r: number, onChoice: (spectrum: Float64Array) => void): LeadingRankChooser {
   return (leading, total, whatIf) => {
     const spectrum = withFlatTail(leading, total, r);
     const choice = chooseRank(policy, shape, [spectrum]);

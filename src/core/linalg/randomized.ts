@@ -55,6 +55,8 @@ export interface LeadingOptions {
 export interface LeadingTriplets extends SingularTriplets {
   /** How many G·Q block products the route took (for tests and benchmarks). */
   steps: number;
+  /** How many Rayleigh–Ritz extractions it took (each a dense eigenproblem of the basis' size). */
+  extractions: number;
 }
 
 /**
@@ -83,13 +85,14 @@ export function leadingTriplets(probe: GramLayout, want: LeadingRankChooser, opt
   const sigmas = (theta: Float64Array) => theta.map((x) => Math.sqrt(Math.max(x, 0)) * unscale);
   let next = Math.max(4 * b, roundUp(1.5 * (options.firstBlock ?? FIRST_GUESS)));
   let previous: { d: number; residuals: Float64Array } | undefined;
-  let steps = 0;
+  let steps = 0, extractions = 0;
   for (;;) {
     if (!lanczos.step(trace)) return undefined; // breakdown (trace ≥ ‖G‖ scales its test)
     steps++;
     const d = lanczos.dim;
     if (d < next && d < dmax) continue;
     const ritz = lanczos.rayleighRitz();
+    extractions++;
     if (!ritz) return undefined; // QL on the projected matrix ran out of iterations
     const tol = RESIDUAL * ritz.values[0];
     let c = 0;
@@ -97,15 +100,18 @@ export function leadingTriplets(probe: GramLayout, want: LeadingRankChooser, opt
     for (let i = 0; i + b - 1 < c; i++) if (ritz.values[i] - ritz.values[i + b - 1] <= CLUSTER * ritz.values[i]) return undefined;
     const k = c > 0 ? want(sigmas(ritz.values.subarray(0, c)), total) : undefined;
     if (k !== undefined && !(Number.isInteger(k) && k >= 0)) throw new RankscopeError('BAD_ARGUMENT', `rank ${k} is not a valid rank.`);
-    if (k !== undefined && k <= c) return { ...fromGramEigenvectors(probe, lanczos.ritzVectors(k), ritz.values.slice(0, k)), steps };
+    if (k !== undefined && k <= c) return { ...fromGramEigenvectors(probe, lanczos.ritzVectors(k), ritz.values.slice(0, k)), steps, extractions };
     // Could kmax values (the converged ones, then each at most σ_{c−1}, or θ_0 + its residual
     // while none has converged) still decide? If not, stop here: a flat spectrum gives up early.
     const cap = c > 0 ? ritz.values[c - 1] : ritz.values[0] + ritz.residuals[0];
     if (k === undefined && want(withCeiling(ritz.values, c, kmax, cap, unscale), total, true) === undefined) return undefined;
     if (d >= dmax) return undefined;
-    // The next Rayleigh–Ritz where the pair the policy needs (judged on all Ritz values so far)
-    // should have converged: its residual extrapolated log-linearly from the last two, within [d + b, 1.5·d].
-    const needed = Math.min(d, Math.max(c + 1, want(sigmas(ritz.values), total, true) ?? d)) - 1;
+    // The next Rayleigh–Ritz where the pair the policy needs should have converged: its residual
+    // extrapolated log-linearly from the last two, within [d + b, 1.5·d]. The pair is judged on the
+    // upper half of the Ritz values (the lower ones approximate the bottom of the spectrum: a
+    // policy that fills the unknown tail up to the last value would see too little energy there).
+    const upper = ritz.values.subarray(0, Math.max(c + 1, d >> 1));
+    const needed = Math.min(d, Math.max(c + 1, want(sigmas(upper), total, true) ?? d)) - 1;
     let guess = 1.5 * d;
     if (previous && needed < previous.d) {
       const rate = Math.log(ritz.residuals[needed] / previous.residuals[needed]) / (d - previous.d);
