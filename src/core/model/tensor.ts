@@ -46,15 +46,19 @@ export function widenToFloat32(bytes: Uint8Array, dtype: DType, size: number, na
   }
   const out = new Float32Array(size);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // Typed arrays are in the host's byte order, little-endian on every platform VS Code runs on,
+  // like the raw data: an unaligned tensor (raw_data inside a protobuf) is a byte copy, not a
+  // DataView read per element (ten times slower).
   switch (dtype) {
     case 'float32':
       if (bytes.byteOffset % 4 === 0) out.set(new Float32Array(bytes.buffer, bytes.byteOffset, size));
-      else for (let i = 0; i < size; i++) out[i] = view.getFloat32(4 * i, true);
+      else new Uint8Array(out.buffer).set(bytes.subarray(0, 4 * size));
       break;
-    case 'float64':
-      if (bytes.byteOffset % 8 === 0) out.set(new Float64Array(bytes.buffer, bytes.byteOffset, size));
-      else for (let i = 0; i < size; i++) out[i] = view.getFloat64(8 * i, true);
+    case 'float64': {
+      const aligned = bytes.byteOffset % 8 === 0 ? bytes : bytes.slice(0, 8 * size); // slice: a fresh, aligned copy
+      out.set(new Float64Array(aligned.buffer, aligned.byteOffset, size));
       break;
+    }
     case 'float16': {
       const table = float16Table();
       for (let i = 0; i < size; i++) out[i] = table[view.getUint16(2 * i, true)];

@@ -50,3 +50,17 @@ print(torch.from_numpy(v.copy()).to(torch.bfloat16).view(torch.int16).numpy().vi
     assert.equal(float32ToBfloat16(values[i]), b[i], `bfloat16 of ${values[i]}`);
   }
 });
+
+test('float32 and float64 tensors widen the same from any byte offset (raw data inside a protobuf is unaligned)', () => {
+  const values = Float64Array.from({ length: 37 }, (_, i) => (i - 18) * 0.37 + 1e-3 * i * i);
+  for (const [dtype, width] of [['float32', 4], ['float64', 8]] as const) {
+    const packed = dtype === 'float32' ? new Uint8Array(Float32Array.from(values).buffer) : new Uint8Array(values.buffer.slice(0));
+    const expected = Float32Array.from(values);
+    for (let offset = 0; offset < width; offset++) {
+      const file = new Uint8Array(packed.length + 8);
+      file.set(packed, offset);
+      const widened = widenToFloat32(file.subarray(offset, offset + packed.length), dtype, values.length);
+      assert.deepEqual(widened, expected, `${dtype} at byte offset ${offset}`);
+    }
+  }
+});
