@@ -196,11 +196,11 @@ const chunkRowsFor = (n: number, chunkDoubles: number) => Math.max(1, Math.floor
 
 /**
  * Column blocks of the Gram: GEMM has no symmetric variant, so G's block rows are computed only up
- * to the diagonal, (1 + 1/B)/2 of the full product's flops for B blocks; blocks stay ≥ 192 wide
+ * to the diagonal, (1 + 1/B)/2 of the full product's flops for B blocks; blocks stay ≥ 128 wide
  * (smaller GEMMs lose speed).
  */
 export function gramBlocks(n: number): number[] {
-  const count = Math.max(1, Math.min(8, Math.floor(n / 192)));
+  const count = Math.max(1, Math.min(8, Math.floor(n / 128)));
   return Array.from({ length: count + 1 }, (_, b) => Math.round((n * b) / count));
 }
 
