@@ -14,8 +14,12 @@ import { kernels, kernelMemory } from './wasm';
 /** Below this trailing order a column's matrix–vector product (under ~0.5 ms) is not worth a round trip to the helper. */
 const SPLIT_SYMV_MIN = 1024;
 
-/** Columns per panel: the rank of each trailing update (its strips, PANEL×4 doubles, sit in L1). */
-export const PANEL = 32;
+/**
+ * Columns per panel: half the rank of each trailing update. The panel's corrections cost
+ * O(n²·PANEL) at level 2: at n = 768 panels of 16 took 38.5–38.6 ms against 42.4–43.0 ms for 32
+ * (one thread, fused kernels); at n = 2048 and 4096 the two are within 2 %.
+ */
+export const PANEL = 16;
 
 /** Work space (doubles) tridiagonalizeBlocked needs at `work`. */
 export function blockedWorkDoubles(n: number): number {

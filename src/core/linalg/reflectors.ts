@@ -1,12 +1,14 @@
 // The back-transformation of eigenvectors through the reduction's reflectors, blocked: rows z of
-// Z (k×n) become z·H_{n−3}⋯H_0, i.e. Z·Qᵀ with Q = H_0⋯H_{n−3}. Panels of PANEL reflectors in
+// Z (k×n) become z·H_{n−3}⋯H_0, i.e. Z·Qᵀ with Q = H_0⋯H_{n−3}. Panels of PANEL (32) reflectors in
 // compact WY form (LAPACK's dlarft, forward): H_{c0}⋯H_{c1−1} = I − V·T·Vᵀ, so a panel is
 // Z −= (Z·V)·(Tᵀ·Vᵀ), three products on the packed tiles instead of a level-2 sweep of Z per
 // reflector. Panels go last to first. Same result as reflectRows one by one, to rounding.
-import { PANEL } from './blockedTridiagonal';
 import { ceil4 } from './gram';
 import { multiplyBlocked, productWork } from './product';
 import { kernelMemory } from './wasm';
+
+/** Reflectors per compact-WY panel (independent of the reduction's panels: any grouping of the H_c works). */
+const PANEL = 32;
 
 /**
  * Z (k×n row-major at `z` in kernel memory) ← Z·Qᵀ; reflector c is row c of the n×n block at
