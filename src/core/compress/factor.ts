@@ -1,6 +1,6 @@
 // Balanced low-rank factors of one matrix: W (m×n) ≈ A (m×k) · B (k×n) with A = U√Σ, B = √ΣVᵀ.
 // Balanced so both factors have the same scale (better conditioned for fp16 and for fine-tuning).
-import { progressiveTriplets } from '../linalg/randomized';
+import { progressiveTriplets } from '../linalg/leading';
 
 export interface Triplets {
   /** m×k, row-major. */

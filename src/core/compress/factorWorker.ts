@@ -1,7 +1,7 @@
 // Worker-thread entry (bundled as dist/factor-worker.js): top-k balanced factors of the matrices
 // it is sent, one job at a time; buffers are transferred both ways.
 import { singularValues } from '../linalg';
-import { progressiveTriplets, type LeadingRankChooser } from '../linalg/randomized';
+import { progressiveTriplets, type LeadingRankChooser } from '../linalg/leading';
 import { servePoolJobs } from '../linalg/workerPool';
 import { storedShape } from '../model/matrix';
 import { balancedFactors, factorize, frobeniusSquared, transposeFactors, type Factors } from './factor';

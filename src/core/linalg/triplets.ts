@@ -142,7 +142,7 @@ export function tripletsFromGram(data: MatrixData, probe: GramLayout, rank: numb
 /**
  * The triplets from k unit eigenvectors of the Gram matrix (rows of a k×n block at `sel` in kernel
  * memory, after everything else the caller keeps there) and their eigenvalues: σ = √λ, the Gram
- * side as they are, the other side X·v normalized. Shared by the full and the randomized routes.
+ * side as they are, the other side X·v normalized. Shared by the full and the leading routes.
  */
 export function fromGramEigenvectors(probe: GramLayout, sel: number, values: Float64Array, all?: Float64Array): SingularTriplets {
   const { n, m } = probe;

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { leadingBlock, leadingTriplets, LEADING_MAX_SHARE, LEADING_MIN_ORDER, progressiveTriplets, type LeadingRankChooser } from '../../../src/core/linalg/randomized';
+import { leadingBlock, leadingTriplets, LEADING_MAX_SHARE, LEADING_MIN_ORDER, progressiveTriplets, type LeadingRankChooser } from '../../../src/core/linalg/leading';
 import { ORT_PRODUCT_MIN_MACS } from '../../../src/core/linalg/product';
 import type { SingularTriplets } from '../../../src/core/linalg/triplets';
 import { gramToKernelMemory } from '../../../src/core/linalg/gram';
