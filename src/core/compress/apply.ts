@@ -7,7 +7,7 @@ import { RankscopeError, throwIfCancelled } from '../errors';
 import { makeTensorProto, openOnnx, type ModelProto, type NodeProto, type OnnxModel, type TensorProto } from '../formats/onnx';
 import { COMPRESSED_METADATA_KEY, writeOnnxAtomic } from '../formats/onnx';
 import type { DType, Layer, Tensor } from '../model/types';
-import { factorize, frobeniusSquared, multiply, type Factors } from './factor';
+import { factorize, multiply, type Factors } from './factor';
 import { factorInWorkers, type GroupFactors } from './pool';
 import { GraphEditor } from './graph';
 import { entryOf, METHOD, nodeFromJson, nodeToJson, readEntries, RESTORED_METADATA_KEY, withMetadata, type RankscopeEntry } from './metadata';
@@ -146,10 +146,7 @@ export type WhitenedRecord = WhiteningSource['calibration'] & { whitening: White
 /** The layer's top-k factors per group, on this thread (matrices: the dense weight, or A·B when factorized). */
 function factorLayer(model: OnnxModel, layer: Layer, k: number, whitening?: WhiteningSource): GroupFactors[] {
   if (whitening) return whitenedGroups(matricesOf(model, layer), k, gramFor(whitening, layer.name), whiteningOptions(whitening), `Layer '${layer.name}'`);
-  return matricesOf(model, layer).map((m, g, all) => ({
-    ...factorize(m.data, m.rows, m.cols, k, all.length > 1 ? `Layer '${layer.name}' (group ${g})` : `Layer '${layer.name}'`),
-    total: frobeniusSquared(m.data),
-  }));
+  return matricesOf(model, layer).map((m, g, all) => factorize(m.data, m.rows, m.cols, k, all.length > 1 ? `Layer '${layer.name}' (group ${g})` : `Layer '${layer.name}'`));
 }
 
 /** Factorizes every planned layer in a pool of worker threads (the slow part, off the caller's thread). */

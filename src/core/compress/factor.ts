@@ -53,19 +53,13 @@ export function truncateFactors(f: Factors & { total: number }, k: number): Fact
   return { m, n, k, a, b: f.b.slice(0, k * n), total: f.total, energyKept: f.total > 0 ? Math.min(1, kept / f.total) : 1 };
 }
 
-export function frobeniusSquared(data: ArrayLike<number>): number {
-  let sum = 0;
-  for (let i = 0; i < data.length; i++) sum += data[i] * data[i];
-  return sum;
-}
-
 /**
  * Factorizes one m×n row-major matrix to rank k with LINALG's truncated SVD: only the top k
- * triplets (the leading route for large layers and small k, else the full one).
+ * triplets (the leading route for large layers and small k, else the full one). `total` is ‖W‖²_F.
  */
-export function factorize(data: Float32Array | Float64Array, m: number, n: number, k: number, label?: string): Factors {
+export function factorize(data: Float32Array | Float64Array, m: number, n: number, k: number, label?: string): Factors & { total: number } {
   const triplets = progressiveTriplets(data, m, n, () => k, label, { firstBlock: 2 * k });
-  return balancedFactors(triplets, m, n, k, triplets.totalEnergy);
+  return { ...balancedFactors(triplets, m, n, k, triplets.totalEnergy), total: triplets.totalEnergy };
 }
 
 /** The factors of Wᵀ ≈ A·B as factors of W ≈ Bᵀ·Aᵀ (a worker given a weight as stored, transposed). */

@@ -4,7 +4,7 @@ import { singularValues } from '../linalg';
 import { progressiveTriplets, type LeadingRankChooser } from '../linalg/leading';
 import { servePoolJobs } from '../linalg/workerPool';
 import { storedShape } from '../model/matrix';
-import { balancedFactors, factorize, frobeniusSquared, transposeFactors, type Factors } from './factor';
+import { balancedFactors, factorize, transposeFactors, type Factors } from './factor';
 import { chooseRank, decide, policyKind, type FactorShape, type RankPolicy } from './policy';
 import type { FactorJob, FactorSuccess, GroupFactors } from './pool';
 import { whitenedGroups, whitenedSpectra } from './whitened';
@@ -21,7 +21,8 @@ function groupLabel(job: FactorJob, g: number): string {
 
 export function factorGroup(job: FactorJob, g: number, k: number): GroupFactors {
   const m = job.matrices[g];
-  return { ...ofW(m, factorize(m.data, ...storedShape(m), k, groupLabel(job, g))), total: frobeniusSquared(m.data) };
+  const f = factorize(m.data, ...storedShape(m), k, groupLabel(job, g));
+  return { ...ofW(m, f), total: f.total };
 }
 
 /** Factors of the matrix as the job holds it, as factors of W (the job may hold Wᵀ). */

@@ -12,7 +12,7 @@ import { RankscopeError } from '../errors';
 import { blockedWorkDoubles } from './blockedTridiagonal';
 import { BlockLanczos, lanczosMemory } from './lanczos';
 import { productWork } from './product';
-import { fromGramEigenvectors, topSingularTriplets, tripletsFromGram, tripletsMemory, type SingularTriplets } from './triplets';
+import { checkedTriplets, fromGramEigenvectors, tripletsFromGram, tripletsMemory, type SingularTriplets } from './triplets';
 import { checkKernelMemory, checkMatrix, SMALL_SIDE, type MatrixData } from './singularValues';
 import { MAX_KERNEL_BYTES } from './wasm';
 
@@ -139,7 +139,8 @@ export type TripletRoute = 'leading' | 'full';
  */
 export function progressiveTriplets(data: MatrixData, rows: number, cols: number, want: LeadingRankChooser, label = 'matrix',
   options: LeadingOptions = {}): SingularTriplets & { route: TripletRoute; totalEnergy: number } {
-  const { maxAbs, sumSquares: totalEnergy } = checkMatrix(data, rows, cols, label);
+  const scan = checkMatrix(data, rows, cols, label);
+  const totalEnergy = scan.sumSquares;
   const r = Math.min(rows, cols);
   const chooser = (all: Float64Array) => {
     const k = want(all, totalEnergy);
@@ -147,9 +148,9 @@ export function progressiveTriplets(data: MatrixData, rows: number, cols: number
     if (!Number.isInteger(k) || k < 0 || k > r) throw new RankscopeError('BAD_ARGUMENT', `${label}: rank ${k} is out of range for a ${rows}×${cols} matrix (0…${r}).`);
     return k;
   };
-  if (r < Math.max(SMALL_SIDE, options.minOrder ?? LEADING_MIN_ORDER)) return { ...topSingularTriplets(data, rows, cols, chooser, label), route: 'full', totalEnergy };
+  if (r < Math.max(SMALL_SIDE, options.minOrder ?? LEADING_MIN_ORDER)) return { ...checkedTriplets(data, rows, cols, chooser, label, scan), route: 'full', totalEnergy };
   checkKernelMemory(tripletsMemory(rows, cols, r), rows, cols, label);
-  const probe = gramToKernelMemory(data, rows, cols, blockedWorkDoubles(r) + 2 * r * r, true, undefined, maxAbs);
+  const probe = gramToKernelMemory(data, rows, cols, blockedWorkDoubles(r) + 2 * r * r, true, undefined, scan.maxAbs);
   const leading = leadingTriplets(probe, want, options);
   if (leading) return { u: leading.u, s: leading.s, v: leading.v, route: 'leading', totalEnergy };
   return { ...tripletsFromGram(data, probe, chooser, 'auto', {}, label), route: 'full', totalEnergy };

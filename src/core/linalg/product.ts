@@ -47,7 +47,7 @@ export function multiplyAdd(m: number, n: number, N: number, a: number, lda: num
  * blocks, B once, C's rows added back. False (nothing done) when the product is below
  * ORT_PRODUCT_MIN_MACS or ORT is not available: the caller runs its WASM kernels.
  */
-export function multiplyAddOrt(m: number, n: number, N: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number): boolean {
+function multiplyAddOrt(m: number, n: number, N: number, a: number, lda: number, b: number, ldb: number, c: number, ldc: number): boolean {
   if (m * n * N < ORT_PRODUCT_MIN_MACS || !ortGemmAvailable()) return false;
   const bPlain = new Float64Array(n * N);
   let F = kernelMemory(0);

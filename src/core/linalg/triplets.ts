@@ -14,6 +14,7 @@ import { jacobiSvd } from './jacobi';
 import { multiplyAdd, productWork } from './product';
 import { applyReflectorsBlocked } from './reflectors';
 import { checkKernelMemory, checkMatrix, SMALL_SIDE, sqrtDescending, type MatrixData, type SolverLimits } from './singularValues';
+import type { ValueScan } from './scale';
 import { runKernelCalls, runTasks, teamSize, type Task } from './team';
 import { tridiagonalEigen, tridiagonalEigenvalues } from './tridiagonal';
 import { kernels, kernelMemory } from './wasm';
@@ -37,7 +38,11 @@ export type RankChooser = (singularValues: Float64Array) => number;
 
 /** Top-k triplets; `k` may be a RankChooser called with all singular values once they are known. */
 export function topSingularTriplets(data: MatrixData, rows: number, cols: number, k: number | RankChooser, label = 'matrix'): SingularTriplets {
-  checkMatrix(data, rows, cols, label);
+  return checkedTriplets(data, rows, cols, k, label, checkMatrix(data, rows, cols, label));
+}
+
+/** topSingularTriplets for a matrix checkMatrix has passed (`scan` is its result: no second pass over the values). */
+export function checkedTriplets(data: MatrixData, rows: number, cols: number, k: number | RankChooser, label: string, scan: ValueScan): SingularTriplets {
   const r = Math.min(rows, cols);
   const checkRank = (rank: number) => {
     if (!Number.isInteger(rank) || rank < 0 || rank > r) {
@@ -48,8 +53,8 @@ export function topSingularTriplets(data: MatrixData, rows: number, cols: number
   if (typeof k === 'number' && checkRank(k) === 0) return { u: new Float64Array(0), s: new Float64Array(0), v: new Float64Array(0) };
   checkKernelMemory(tripletsMemory(rows, cols, typeof k === 'number' ? k : r), rows, cols, label);
   const choose = typeof k === 'number' ? () => k : (all: Float64Array) => checkRank(k(all));
-  if (r >= SMALL_SIDE) return tripletsViaGram(data, rows, cols, choose, 'auto', {}, label);
-  return tripletsJacobi(data, rows, cols, choose) ?? tripletsViaGram(data, rows, cols, choose, 'auto', {}, label);
+  if (r >= SMALL_SIDE) return tripletsViaGram(data, rows, cols, choose, 'auto', {}, label, scan.maxAbs);
+  return tripletsJacobi(data, rows, cols, choose) ?? tripletsViaGram(data, rows, cols, choose, 'auto', {}, label, scan.maxAbs);
 }
 
 /** Doubles of kernel memory the full route needs for at most `most` triplets. */
@@ -74,11 +79,14 @@ export type EigenvectorRoute = 'auto' | 'inverse' | 'full';
 /** From this many vectors on, the back-transformation runs blocked (compact WY, level 3). */
 const BLOCKED_BACK_TRANSFORM_MIN = 48;
 
-/** Exposed for tests on every shape; `limits` lowers the iteration budgets to drive the fallbacks. */
+/**
+ * Exposed for tests on every shape; `limits` lowers the iteration budgets to drive the fallbacks.
+ * `maxAbs`: the largest |w| when the caller has scanned W already.
+ */
 export function tripletsViaGram(data: MatrixData, rows: number, cols: number, rank: number | RankChooser, route: EigenvectorRoute = 'auto',
-  limits: SolverLimits = {}, label = 'matrix'): SingularTriplets {
+  limits: SolverLimits = {}, label = 'matrix', maxAbs?: number): SingularTriplets {
   const n = Math.min(rows, cols);
-  return tripletsFromGram(data, gramToKernelMemory(data, rows, cols, blockedWorkDoubles(n) + 2 * n * n), rank, route, limits, label);
+  return tripletsFromGram(data, gramToKernelMemory(data, rows, cols, blockedWorkDoubles(n) + 2 * n * n, true, undefined, maxAbs), rank, route, limits, label);
 }
 
 /**
