@@ -7,7 +7,6 @@
 // route or by falling back to the full one; a multiplicity above the block size must not be missed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { leadingBlock, leadingTriplets, LEADING_MAX_SHARE, LEADING_MIN_ORDER, progressiveTriplets, type LeadingRankChooser } from '../../../src/core/linalg/leading';
 import { ORT_PRODUCT_MIN_MACS } from '../../../src/core/linalg/product';
@@ -15,7 +14,7 @@ import type { SingularTriplets } from '../../../src/core/linalg/triplets';
 import { gramToKernelMemory } from '../../../src/core/linalg/gram';
 import { policyOnLeading } from '../../../src/core/compress/factorWorker';
 import { runPython } from '../../helpers/python';
-import { f64, lowRankResidual, tempDir } from './reference';
+import { f32, f64, lowRankResidual, tempDir } from './reference';
 
 interface Ref {
   name: string;
@@ -84,9 +83,7 @@ print(json.dumps(out))
 `, [dir, JSON.stringify(spec)])) as Record<string, [number, number]>;
 
 const refs: Ref[] = Object.entries(meta).map(([name, [rows, cols]]) => {
-  const b = f64(join(dir, `${name}.sv`));
-  const raw = readFileSync(join(dir, `${name}.f32`));
-  return { name, rows, cols, data: new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)), s: b, v: f64(join(dir, `${name}.v`)) };
+  return { name, rows, cols, data: f32(join(dir, `${name}.f32`)), s: f64(join(dir, `${name}.sv`)), v: f64(join(dir, `${name}.v`)) };
 });
 const ref = (name: string) => refs.find((r) => r.name === name)!;
 

@@ -53,7 +53,7 @@ print(json.dumps(meta))
   });
 }
 
-function f32(path: string): Float32Array {
+export function f32(path: string): Float32Array {
   const b = readFileSync(path);
   return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 }
