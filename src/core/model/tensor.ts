@@ -44,6 +44,11 @@ export function widenToFloat32(bytes: Uint8Array, dtype: DType, size: number, na
   if (!FACTORIZABLE_DTYPES.has(dtype)) {
     throw new RankscopeError('UNSUPPORTED', `Tensor '${name}' has dtype ${dtype}; only float weights can be read as floats.`);
   }
+  // The formats check lengths on reading; this keeps a short buffer from widening into zeros.
+  const width = dtype === 'float64' ? 8 : dtype === 'float32' ? 4 : 2;
+  if (bytes.byteLength < width * size) {
+    throw new RankscopeError('CORRUPT', `Tensor '${name}' (${dtype}, ${size} values) holds ${bytes.byteLength} bytes, expected ${width * size}.`, 'The model file is corrupt.');
+  }
   const out = new Float32Array(size);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   // Typed arrays are in the host's byte order, little-endian on every platform VS Code runs on,

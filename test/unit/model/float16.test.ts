@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat16 } from '../../../src/core/model/float16';
 import { widenToFloat32 } from '../../../src/core/model/tensor';
+import { RankscopeError } from '../../../src/core/errors';
 import { runPython } from '../../helpers/python';
 
 const all16 = Uint16Array.from({ length: 65536 }, (_, i) => i);
@@ -62,5 +63,13 @@ test('float32 and float64 tensors widen the same from any byte offset (raw data 
       const widened = widenToFloat32(file.subarray(offset, offset + packed.length), dtype, values.length);
       assert.deepEqual(widened, expected, `${dtype} at byte offset ${offset}`);
     }
+  }
+});
+
+test('a tensor shorter than its shape says is a CORRUPT error, not zeros', () => {
+  for (const [dtype, width] of [['float32', 4], ['float64', 8], ['float16', 2]] as const) {
+    const file = new Uint8Array(64);
+    assert.throws(() => widenToFloat32(file.subarray(1, 1 + 10 * width - 1), dtype, 10, 'w'), (e: unknown) =>
+      e instanceof RankscopeError && e.code === 'CORRUPT' && /'w'/.test(e.message), dtype);
   }
 });
