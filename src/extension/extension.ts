@@ -31,6 +31,7 @@ export function activate(context: vscode.ExtensionContext): RankscopeApi {
   const session = new ModelSession(storage);
   const tree = new LayersTreeProvider(session, sparklineDir(storage));
   const treeView = vscode.window.createTreeView('rankscope.layers', { treeDataProvider: tree, canSelectMany: true, showCollapseAll: true });
+  const treeExpansion = tree.followExpansion(treeView);
   const activationMs = performance.now() - t0;
 
   const run = (id: string, ...args: unknown[]) => vscode.commands.executeCommand(id, ...args);
@@ -62,7 +63,7 @@ export function activate(context: vscode.ExtensionContext): RankscopeApi {
   wireTradeoff(services);
 
   context.subscriptions.push(
-    log(), session, tree, treeView, spectrum,
+    log(), session, tree, treeView, treeExpansion, spectrum,
     vscode.window.registerWebviewViewProvider(SpectrumViewProvider.viewId, spectrum, { webviewOptions: { retainContextWhenHidden: true } }),
     vscode.window.registerCustomEditorProvider(overviewViewType, overview, {
       supportsMultipleEditorsPerDocument: true,

@@ -63,7 +63,7 @@ const { step, failed } = stepRunner(() => page);
 const stem = (): string => model.file.replace(/\.onnx$/, '');
 const shot = (file: string): Promise<Buffer> => page.screenshot({ path: join(ARTIFACTS, file) });
 
-const { layersTree, treeRow, treeLabels, topTreeLabel, expandAll, webviewWith, waitUntil, runCommand, chooseMenuItem, openFromExplorer } = workbench(() => page);
+const { layersTree, treeRow, treeLabels, topTreeLabel, expandAll, waitForLayerRows, webviewWith, waitUntil, runCommand, chooseMenuItem, openFromExplorer } = workbench(() => page);
 
 before(async () => {
   session = await openSession((workspace) => { model = prepareModel(workspace); });
@@ -93,12 +93,9 @@ describe('Rankscope in VS Code (code-server)', () => {
     // Room for every row (the tree only renders what is visible): collapse the Spectrum pane.
     await page.locator('.pane-header', { hasText: /^\s*Spectrum/i }).first().click();
     await expandAll();
-    // Descriptions gain `r95 N` once the spectra are in (worker threads): wait for all of them.
-    const expected = model.layers.map(denseLabel);
-    await waitUntil('every layer with its r95', async () => (await treeLabels()).filter((l) => / · r95 \d+$/.test(l)).length >= expected.length, 120_000);
-    const labels = await treeLabels();
-    // Same rows as numpy's list; the tree orders them by module path, so compare sorted.
-    assert.deepEqual(labels.filter((l) => /\d+×\d+ · /.test(l)).sort(), [...expected].sort());
+    // Same rows as numpy's list (the tree orders them by module path). Descriptions gain `r95 N`
+    // once the spectra are in (worker threads), so this waits for all of them.
+    const labels = await waitForLayerRows(model.layers.map(denseLabel));
     assert.equal(labels[0], `${model.file} ${count(model.totalParams)} params`);
     // Group rows (module containers): `layers.0  2 · 16.4K` = layers inside · their parameters.
     const groups = new Map<string, { n: number; params: number }>();

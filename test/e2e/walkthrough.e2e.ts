@@ -31,7 +31,7 @@ let sampleDir: string;
 let original: { layers: ExpectedLayer[]; totalParams: number };
 
 const { step, failed } = stepRunner(() => page, SHOTS);
-const { layersTree, treeRow, treeLabels, topTreeLabel, expandAll, webviewWith, waitUntil, runCommand, chooseMenuItem, openFromExplorer } = workbench(() => page);
+const { layersTree, treeRow, treeLabels, topTreeLabel, expandAll, waitForLayerRows, webviewWith, waitUntil, runCommand, chooseMenuItem, openFromExplorer } = workbench(() => page);
 const shot = (n: number, name: string): Promise<Buffer> => page.screenshot({ path: join(SHOTS, `${String(n).padStart(2, '0')}-${name}.png`) });
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -101,9 +101,8 @@ describe('walkthrough: sample → tree → spectrum → compress → trade-off �
     // Room for every row (the tree only renders what is visible): collapse the Spectrum pane.
     await page.locator('.pane-header', { hasText: /^\s*Spectrum/i }).first().click();
     await expandAll();
-    await waitUntil('every layer with its r95', async () => (await treeLabels()).filter((l) => / · r95 \d+$/.test(l)).length >= original.layers.length, 120_000);
-    const rows = (await treeLabels()).filter((l) => /\d+×\d+ · /.test(l));
-    assert.deepEqual(rows.sort(), original.layers.map(denseLabel).sort());
+    // Descriptions gain `r95 N` once the spectra are in (worker threads): this waits for all of them.
+    await waitForLayerRows(original.layers.map(denseLabel));
     await shot(2, 'tree');
     await page.locator('.pane-header', { hasText: /^\s*Spectrum/i }).first().click();
   });

@@ -242,6 +242,36 @@ export function workbench(page: () => Page) {
     return false;
   }
 
+  /** Every row's label in row order, read top to bottom: the tree renders only the rows in view. */
+  async function allTreeLabels(): Promise<string[]> {
+    const byIndex = new Map<number, string>();
+    await scanTree(async () => {
+      const rows = await layersTree().evaluateAll((els) => els.map((r) => [Number(r.getAttribute('data-index')), r.getAttribute('aria-label') ?? ''] as const));
+      for (const [index, label] of rows) byIndex.set(index, label);
+      return false;
+    });
+    return [...byIndex.keys()].sort((a, b) => a - b).map((i) => byIndex.get(i)!);
+  }
+
+  /** Waits until the tree's layer rows (`name shape · params …`) are `expected`, in any order, and
+   *  returns every row's label. A refresh (spectra, MACs) re-fetches a group's children, so one read
+   *  can catch a group with none for a moment; on timeout the last read is compared, to show the diff. */
+  async function waitForLayerRows(expected: string[], timeoutMs = 120_000): Promise<string[]> {
+    const layerRows = (labels: string[]): string[] => labels.filter((l) => /\d+×\d+ · /.test(l)).sort();
+    const want = [...expected].sort();
+    const t0 = Date.now();
+    for (;;) {
+      const labels = await allTreeLabels();
+      const rows = layerRows(labels);
+      if (rows.length === want.length && rows.every((r, i) => r === want[i])) return labels;
+      await noErrorNotification();
+      if (Date.now() - t0 > timeoutMs) {
+        assert.deepEqual(rows, want, `the Layers tree's rows after ${timeoutMs / 1000} s`);
+      }
+      await page().waitForTimeout(500);
+    }
+  }
+
   /** The Layers tree's row labelled `label`, scrolled into view (as a person scrolls to it). */
   async function treeRow(label: string): Promise<Locator> {
     const row = layersTree().and(page().locator(`[aria-label="${label}"]`)).first();
@@ -256,10 +286,14 @@ export function workbench(page: () => Page) {
     const row = (index: string): Locator => layersTree().and(page().locator(`[data-index="${index}"]`));
     await scanTree(async () => {
       // A group's rows open below it, so what is left to expand is in view or further down.
-      for (let i = 0, next: string | undefined; i < 200 && (next = (await reachable(folded))[0]) !== undefined; i++) {
+      const clicks = new Map<string, number>();
+      for (let next: string | undefined; (next = (await reachable(folded))[0]) !== undefined;) {
+        clicks.set(next, (clicks.get(next) ?? 0) + 1);
+        if (clicks.get(next)! > 3) throw new Error(`the Layers tree's row ${next} did not open after 3 clicks`);
         await row(next).click();
-        // Clicking again before it shows as open would fold it back.
-        await row(next).and(page().locator('[aria-expanded="true"]')).waitFor({ timeout: 10_000 });
+        // Clicking again before it shows as open would fold it back; a click the tree swallowed (a
+        // refresh re-rendering the row as it landed) leaves it folded, and the next round clicks again.
+        await row(next).and(page().locator('[aria-expanded="true"]')).waitFor({ timeout: 5_000 }).catch(() => {});
       }
       return false;
     });
@@ -343,5 +377,5 @@ export function workbench(page: () => Page) {
     await chooseMenuItem(/^Open Model…/);
   }
 
-  return { layersTree, treeRow, treeLabels, topTreeLabel, expandAll, webviewWith, noErrorNotification, waitUntil, runCommand, chooseMenuItem, explorerRow, openFromExplorer };
+  return { layersTree, treeRow, treeLabels, topTreeLabel, expandAll, waitForLayerRows, webviewWith, noErrorNotification, waitUntil, runCommand, chooseMenuItem, explorerRow, openFromExplorer };
 }

@@ -88,6 +88,23 @@ suite('Layers tree', () => {
     assert.equal(await vscode.env.clipboard.readText(), 'head');
   });
 
+  test('a group the user folds or opens keeps that state when the tree refreshes', async () => {
+    const a = await api();
+    const state = (path: string) => {
+      const group = a.tree.getChildren(a.tree.getChildren()[0]).find((n) => n.kind === 'group' && n.path === path)!;
+      return item(a, group).collapsibleState;
+    };
+    assert.equal(state('encoder'), vscode.TreeItemCollapsibleState.Expanded, 'a small group starts open');
+    const folded = new Promise<void>((r) => { const d = a.treeView.onDidCollapseElement(() => { d.dispose(); r(); }); });
+    await vscode.commands.executeCommand('workbench.actions.treeView.rankscope.layers.collapseAll');
+    await folded;
+    // A re-sort rebuilds the nodes and VS Code asks for every item again.
+    await vscode.commands.executeCommand('rankscope.sortLayers', 'module');
+    assert.equal(state('encoder'), vscode.TreeItemCollapsibleState.Collapsed, 'folded by the user, still folded');
+    await a.treeView.reveal(a.tree.nodeFor('encoder.layers.0.fc1')!, { select: false, expand: true });
+    await waitFor('encoder open again', () => state('encoder') === vscode.TreeItemCollapsibleState.Expanded || undefined);
+  });
+
   test('Show Spectrum sends all min(out, in) singular values, matching numpy, to a loaded panel', async () => {
     const a = await api();
     const expected = fx.layers.find((l) => l.name === 'encoder.layers.1.fc2')!;

@@ -42,11 +42,17 @@ export class LayersTreeProvider implements vscode.TreeDataProvider<LayersNode>, 
   /** Resolves once VS Code asked for the model node's children after the last rebuild. */
   private rendered: { promise: Promise<void>; resolve: () => void } = deferred();
   private rebuiltAt = 0;
+  /** Groups the user opened or folded, by module path. A refreshed item comes back with the state
+   *  getTreeItem gives, so without this a refresh (spectra, MACs) could fold a group just opened. */
+  private readonly expanded = new Map<string, boolean>();
+  private expandedFor?: string;
 
   constructor(private readonly session: ModelSession, private readonly imageDir: string) {
     this.disposables.push(
       session.onDidChangeModel(() => this.rebuild()),
-      session.onDidMeasureMacs(() => this.changed.fire(undefined)),
+      // MACs only change tooltips: refresh those rows, not the whole tree (a full refresh re-fetches
+      // every group and can swallow a click that is expanding one).
+      session.onDidMeasureMacs(() => this.changed.fire(this.root ? [this.root, ...this.layerNodes.values()] : undefined)),
       session.onDidUpdateSpectra((spectra) => {
         if (this.sortBy === 'compressibility') return this.rebuild();
         const nodes = spectra.map((s) => this.layerNodes.get(s.layer)).filter((n): n is LayerNode => !!n);
@@ -64,6 +70,17 @@ export class LayersTreeProvider implements vscode.TreeDataProvider<LayersNode>, 
 
   get sortOrder(): SortOrder {
     return this.sortBy;
+  }
+
+  /** Follows the view's expand and fold events, so getTreeItem reports what the user sees. */
+  followExpansion(view: vscode.TreeView<LayersNode>): vscode.Disposable {
+    const record = (node: LayersNode, open: boolean): void => {
+      if (node.kind === 'group') this.expanded.set(node.path, open);
+    };
+    return vscode.Disposable.from(
+      view.onDidExpandElement((e) => record(e.element, true)),
+      view.onDidCollapseElement((e) => record(e.element, false)),
+    );
   }
 
   nodeFor(layer: string): LayerNode | undefined {
@@ -112,6 +129,9 @@ export class LayersTreeProvider implements vscode.TreeDataProvider<LayersNode>, 
     this.rebuiltAt = performance.now();
     const model = this.session.model;
     const path = this.session.path;
+    // Another file's groups start as getTreeItem sets them; a re-sort or a rewritten model keeps them.
+    if (path !== this.expandedFor) this.expanded.clear();
+    this.expandedFor = path;
     if (!model || !path) {
       this.root = undefined;
       this.roots = [];
@@ -188,8 +208,8 @@ export class LayersTreeProvider implements vscode.TreeDataProvider<LayersNode>, 
 
   private groupItem(node: GroupNode): vscode.TreeItem {
     const layers = collectLayers(node);
-    const small = layers.length <= 12;
-    const item = new vscode.TreeItem(node.label, small ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.Collapsed);
+    const open = this.expanded.get(node.path) ?? layers.length <= 12;
+    const item = new vscode.TreeItem(node.label, open ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.Collapsed);
     item.id = `group:${node.path}`;
     item.contextValue = 'group';
     item.iconPath = new vscode.ThemeIcon('symbol-namespace');
