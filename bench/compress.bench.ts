@@ -21,8 +21,9 @@ import { factorInWorkers } from '../src/core/compress/pool';
 import { matricesOf } from '../src/core/compress/spectra';
 import { testPython } from '../test/helpers/python';
 import { PEAK_RSS_PY, peakRss } from './peakRss';
+import { BENCH_DATA, rerunArgs } from './paths';
 
-const DATA = join(__dirname, '.data');
+const DATA = BENCH_DATA;
 const MODEL = join(DATA, 'bert-base-shaped.onnx');
 const OUT = join(DATA, 'bert-base-shaped.energy0.9.onnx');
 const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
@@ -186,7 +187,7 @@ print(json.dumps({'seconds': seconds, 'rss': peak_rss()}))
   console.log(`\n${rows}×${cols}: scipy thin SVD (sgesdd) ${ref.seconds.toFixed(1)} s, peak RSS ${mib(ref.rss)}  (load ${load()})`);
   const out: string[] = [];
   for (const mode of ['energy', 'full'] as const) {
-    const child = spawnSync(process.execPath, ['--import', 'tsx', __filename, '--big', mode, file], { maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawnSync(process.execPath, rerunArgs('--big', mode, file), { maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'] });
     if (child.status !== 0) throw new Error(`the ${mode} factorization of ${rows}×${cols} failed`);
     const r = JSON.parse(child.stdout.toString()) as { seconds: number; rss: number; k: number; route: string };
     // ‖W − A·B‖_F in numpy against the optimum at the same k.

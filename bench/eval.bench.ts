@@ -23,9 +23,10 @@ import { evaluate } from '../src/core/eval/evaluate';
 import { OrtRunner } from '../src/core/eval/runner';
 import { runSweep, type SweepResult, type SweepSpec } from '../src/core/eval/sweep';
 import { writeTwoBranchFixture, spectraOnThread } from '../test/unit/eval/fixtures';
+import { ROOT } from './paths';
 
-const MODEL = join(__dirname, `../media/samples/${process.argv.includes('--catformer') ? 'skeleton-catformer' : 'skeleton-transformer'}.onnx`);
-const DATA = join(__dirname, '../media/samples/skeleton-actions.npz');
+const MODEL = join(ROOT, `media/samples/${process.argv.includes('--catformer') ? 'skeleton-catformer' : 'skeleton-transformer'}.onnx`);
+const DATA = join(ROOT, 'media/samples/skeleton-actions.npz');
 const THREADS = 1;
 const BATCH = 32;
 const PASSES = 9;
@@ -158,7 +159,7 @@ function allocationTable(r: SweepResult, budgets: number[]): void {
 
 /** The sample's task-file sweep, timed as the trade-off view sees it (points and progress as they arrive). */
 async function sampleSweep(model: Awaited<ReturnType<typeof openOnnx>>, spectra: Awaited<ReturnType<typeof computeSpectra>>, dataset: Awaited<ReturnType<typeof loadDataset>>, runner: OrtRunner): Promise<void> {
-  const task = JSON.parse(readFileSync(join(__dirname, '../media/samples/rankscope.json'), 'utf8')) as { batchSize: number; sweep: SweepSpec };
+  const task = JSON.parse(readFileSync(join(ROOT, 'media/samples/rankscope.json'), 'utf8')) as { batchSize: number; sweep: SweepSpec };
   const t0 = performance.now();
   const at = () => (performance.now() - t0) / 1000;
   const arrivals: { t: number; label: string }[] = [];

@@ -7,13 +7,14 @@ import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { create } from '@bufbuild/protobuf';
+import { BENCH_DATA, rerunArgs } from './paths';
 import {
   GraphProtoSchema, makeTensorProto, ModelProtoSchema, NodeProtoSchema, OperatorSetIdProtoSchema, openModelBytes, openOnnx,
   TensorProto_DataType, TypeProtoSchema, ValueInfoProtoSchema, writeOnnxAtomic,
   type NodeProto, type TensorProto,
 } from '../src/core/formats/onnx';
 
-const DATA = join(__dirname, '.data');
+const DATA = BENCH_DATA;
 const MODEL = join(DATA, 'transformer-500mb.onnx');
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const D = 1024;
@@ -121,7 +122,7 @@ async function main(): Promise<void> {
   const ours: { ms: number; decodeMs: number; rss: number; layers: number }[] = [];
   const ref: number[] = [];
   for (let i = 0; i < RUNS; i++) {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, '--child', MODEL], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, rerunArgs('--child', MODEL), { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(r.stderr);
     ours.push(JSON.parse(r.stdout.trim().split('\n').at(-1)!));
     const p = pythonOnnxLoad(MODEL);

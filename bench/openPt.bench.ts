@@ -7,8 +7,9 @@ import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { openModel } from '../src/core/formats';
+import { BENCH_DATA, rerunArgs } from './paths';
 
-const DATA = join(__dirname, '.data');
+const DATA = BENCH_DATA;
 const MODEL = join(DATA, 'transformer-500mb.pt');
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const PY = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
@@ -69,7 +70,7 @@ async function main(): Promise<void> {
   const ours: { ms: number; firstLayerMs: number; rss: number; layers: number }[] = [];
   const ref: { ms: number; rss: number }[] = [];
   for (let i = 0; i < RUNS; i++) {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, '--child', MODEL], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, rerunArgs('--child', MODEL), { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(r.stderr);
     ours.push(JSON.parse(r.stdout.trim().split('\n').at(-1)!));
     const p = torchLoad(MODEL);

@@ -42,6 +42,7 @@ import { runSweep } from '../src/core/eval/sweep';
 import { encodeOnnx, openOnnx, type OnnxModel } from '../src/core/formats/onnx';
 import { computeSpectra } from '../src/core/linalg';
 import { layerMatrices } from '../src/core/model/matrix';
+import { BENCH_DATA, BENCH_DIR, ROOT } from './paths';
 
 const CUTS = [0.3, 0.5, 0.7];
 const arg = (name: string) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : undefined; };
@@ -50,8 +51,8 @@ const ONLY = arg('--only');
 const NO_ATTRIBUTION = process.argv.includes('--no-attribution');
 const SEQUENTIAL = process.argv.includes('--sequential');
 const SENSITIVITY = process.argv.includes('--sensitivity');
-const DATA_DIR = join(__dirname, '.data');
-const SAMPLE_DIR = join(__dirname, '../media/samples');
+const DATA_DIR = BENCH_DATA;
+const SAMPLE_DIR = join(ROOT, 'media/samples');
 
 interface Case {
   name: string;
@@ -61,7 +62,7 @@ interface Case {
 }
 
 function bertCase(): Case {
-  const script = join(__dirname, 'quality_bert.py');
+  const script = join(BENCH_DIR, 'quality_bert.py');
   const tag = createHash('sha256').update(readFileSync(script)).digest('hex').slice(0, 12);
   const dir = arg('--bert') ?? join(DATA_DIR, `bert-${tag}`);
   if (!existsSync(join(dir, 'bert.onnx'))) {

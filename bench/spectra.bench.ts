@@ -20,6 +20,7 @@ import { LazyTensor } from '../src/core/model/tensor';
 import type { Layer, Model } from '../src/core/model/types';
 import { testPython } from '../test/helpers/python';
 import { PEAK_RSS_PY, peakRss } from './peakRss';
+import { rerunArgs } from './paths';
 
 const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 12);
 const shapes: [string, number, number][] = [];
@@ -131,7 +132,7 @@ t = time.perf_counter(); s = sl.svdvals(a, check_finite=False); t_svd = time.per
 s.astype('<f8').tofile(out + '.sv')
 print(json.dumps({'gram': t_gram, 'svdvals': t_svd, 'rss': peak_rss()}))
 `, [String(r), String(c), file]));
-    const child = spawnSync(process.execPath, ['--import', 'tsx', __filename, '--one', file, String(r), String(c)], { maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawnSync(process.execPath, rerunArgs('--one', file, String(r), String(c)), { maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'] });
     if (child.status !== 0) throw new Error(`rankscope child failed on ${r}×${c}`);
     const ours = JSON.parse(child.stdout.toString()) as { seconds: number; rss: number; error: number };
     const fastest = Math.min(ref.gram, ref.svdvals);

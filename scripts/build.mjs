@@ -1,12 +1,13 @@
 // One esbuild entry per runtime: the extension host and the CLI run in Node (CommonJS, one
 // file each, so activation loads fast); each worker thread (spectra, factorization, ONNX Runtime)
 // is its own file because worker_threads needs a path; webviews are browser bundles.
+import { pathToFileURL } from 'node:url';
 import * as esbuild from 'esbuild';
 
 const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
 
-const node = {
+export const node = {
   bundle: true,
   platform: 'node',
   target: 'node20',
@@ -20,12 +21,17 @@ const node = {
   logLevel: 'info',
 };
 
+/** The worker threads' entries: each bundle finds them next to itself (linalg/workerPool.ts workerEntry). */
+export const workers = {
+  'spectra-worker': 'src/core/linalg/spectraWorker.ts',
+  'factor-worker': 'src/core/compress/factorWorker.ts',
+  'ort-worker': 'src/core/eval/ortWorker.ts',
+};
+
 const entries = [
   { ...node, entryPoints: { extension: 'src/extension/extension.ts' }, outdir: 'dist' },
   { ...node, entryPoints: { cli: 'src/cli/main.ts' }, outdir: 'dist', banner: { js: '#!/usr/bin/env node' } },
-  { ...node, entryPoints: { 'spectra-worker': 'src/core/linalg/spectraWorker.ts' }, outdir: 'dist' },
-  { ...node, entryPoints: { 'factor-worker': 'src/core/compress/factorWorker.ts' }, outdir: 'dist' },
-  { ...node, entryPoints: { 'ort-worker': 'src/core/eval/ortWorker.ts' }, outdir: 'dist' },
+  ...Object.entries(workers).map(([name, file]) => ({ ...node, entryPoints: { [name]: file }, outdir: 'dist' })),
   {
     bundle: true,
     platform: 'browser',
@@ -44,8 +50,10 @@ const entries = [
   },
 ];
 
-if (watch) {
-  for (const e of entries) (await esbuild.context(e)).watch();
-} else {
-  await Promise.all(entries.map((e) => esbuild.build(e)));
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+  if (watch) {
+    for (const e of entries) (await esbuild.context(e)).watch();
+  } else {
+    await Promise.all(entries.map((e) => esbuild.build(e)));
+  }
 }

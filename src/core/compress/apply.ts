@@ -187,12 +187,12 @@ export async function planAndFactorize(model: OnnxModel, request: CompressReques
   const spectra: SpectrumLike[] = await planSpectra(model, layers.filter((l) => l.compressed), options);
   const cache = options.cacheDir ? new SpectrumCache(options.cacheDir) : undefined;
   const found = new Map<string, GroupFactors[]>();
-  const results = await factorInWorkers(fused.length, (i) => ({
-    label: `Layer '${fused[i].name}'`,
-    k: 0,
-    policy: { policy, shape: layerFactorShape(fused[i]) },
-    matrices: matricesOf(model, fused[i], true),
-  }), {
+  const results = await factorInWorkers(fused.length, (i) => {
+    // Hashed now, while the workers compute, not after the last of them: the plan records each
+    // weight's hash (the tensor keeps it).
+    layerHash(model, fused[i]);
+    return { label: `Layer '${fused[i].name}'`, k: 0, policy: { policy, shape: layerFactorShape(fused[i]) }, matrices: matricesOf(model, fused[i], true) };
+  }, {
     signal: options.signal,
     threads: options.threads,
     onSpectra: (i, groups, partial) => {

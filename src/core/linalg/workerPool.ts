@@ -96,6 +96,11 @@ export interface PoolOptions<J extends PoolJob, R extends { id: number; ok: true
   teamUp?: (job: Omit<J, 'id'>) => boolean;
 }
 
+interface Prepared<J extends PoolJob> {
+  index: number;
+  job: Omit<J, 'id'>;
+}
+
 export function runWorkerPool<J extends PoolJob, R extends { id: number; ok: true }>(options: PoolOptions<J, R>): Promise<void> {
   const { name, entry, count, signal, prepare, onDone } = options;
   if (signal?.aborted) return Promise.reject(cancelled());
@@ -181,16 +186,30 @@ export function runWorkerPool<J extends PoolJob, R extends { id: number; ok: tru
       return worker;
     };
 
+    /** The next job that needs a worker (cache hits count as finished), or undefined when none is left. */
+    const prepareNext = (): Prepared<J> | undefined => {
+      while (!settled && next < count) {
+        const index = next++;
+        const job = prepare(index);
+        if (settled) return undefined; // prepare's callbacks may have cancelled
+        if (job) return { index, job };
+        finished++;
+      }
+      return undefined;
+    };
+    /**
+     * One job prepared while the workers compute (reading, widening, hashing on this thread), so a
+     * worker that finishes gets its next job at once instead of waiting for that. One, not one per
+     * worker: a prepared job holds a copy of its layer.
+     */
+    let ahead: Prepared<J> | undefined;
     const pump = () => {
       try {
-        while (!settled && next < count && (idle.length > 0 || workers.length < size)) {
-          const index = next++;
-          const job = prepare(index);
-          if (settled) return; // prepare's callbacks may have cancelled
-          if (!job) {
-            finished++;
-            continue;
-          }
+        while (!settled && (idle.length > 0 || workers.length < size)) {
+          const item = ahead ?? prepareNext();
+          ahead = undefined;
+          if (!item) break;
+          const { index, job } = item;
           // Transfer only buffers the job owns whole (a view into a model's buffer would be detached).
           for (const m of job.matrices) if (m.data.byteLength !== m.data.buffer.byteLength) m.data = m.data.slice();
           const worker = idle.pop() ?? spawn();
@@ -198,7 +217,10 @@ export function runWorkerPool<J extends PoolJob, R extends { id: number; ok: tru
           if (team) teams.set(worker, { team, helped: false });
           worker.postMessage({ id: index, ...job, team }, job.matrices.map((m) => m.data.buffer as ArrayBuffer));
         }
-        if (next >= count) {
+        if (settled) return;
+        ahead ??= prepareNext();
+        if (settled) return;
+        if (next >= count && !ahead) {
           // Nothing left to start: free workers (or new ones, up to the cores) help large jobs.
           for (const running of teams.values()) {
             if (running.helped || (idle.length === 0 && workers.length >= most)) continue;
