@@ -11,7 +11,7 @@ import { ceil4, KC, NC, tileSlack, type GramLayout } from './gram';
 import { crossProductOrt, ortGemmAvailable, productPlainOrt } from './ortGemm';
 import { multiplyAdd, ORT_PRODUCT_MIN_MACS } from './product';
 import { splitRows } from './team';
-import { symmetricEigen, symmetricEigenWork } from './triplets';
+import { symmetricEigen, symmetricEigenTails, symmetricEigenWork } from './triplets';
 import { kernels, kernelMemory } from './wasm';
 
 const NO_SKIP = 1 << 30;
@@ -287,17 +287,27 @@ export class BlockLanczos {
     return r;
   }
 
-  /** Ritz pairs of G on the basis so far (T is d×d, d = dim); undefined when QL on T fails. */
-  rayleighRitz(): RitzPairs | undefined {
-    const { dim: d, dmax, t, tk, ew, ev, b, r } = this;
-    let F = this.F;
+  /** T (d×d, d = dim) into tk, where the eigensolvers destroy it. */
+  private copyT(): void {
+    const { dim: d, dmax, t, tk } = this;
+    const F = this.F;
     for (let i = 0; i < d; i++) F.set(t.subarray(i * dmax, i * dmax + d), tk + i * d);
-    const values = symmetricEigen(tk, d, ew, ev);
+  }
+
+  /**
+   * Ritz values and residuals of G on the basis so far; undefined when QL on T fails. Of T's
+   * eigenvectors only the last b entries are formed (the residuals need no more): ritzVectors
+   * makes the vectors once the policy has decided.
+   */
+  rayleighRitz(): RitzPairs | undefined {
+    const { dim: d, tk, ew, ev, b, r } = this;
+    this.copyT();
+    const values = symmetricEigenTails(tk, d, b, ew, ev);
     if (!values) return undefined;
-    F = this.F;
+    const F = this.F;
     const residuals = new Float64Array(d);
     for (let e = 0; e < d; e++) {
-      const last = ev + e * d + d - b;
+      const last = ev + e * b;
       let sum = 0;
       for (let i = 0; i < b; i++) {
         let x = 0;
@@ -309,9 +319,14 @@ export class BlockLanczos {
     return { values, residuals };
   }
 
-  /** The first k Ritz vectors of the last rayleighRitz as the rows of a k×n block at `free` (then free + k·n is free). */
+  /**
+   * The first k Ritz vectors on the basis so far as the rows of a k×n block at `free` (then
+   * free + k·n is free). T's eigenvectors in full: the same QL as the last rayleighRitz's.
+   */
   ritzVectors(k: number): number {
-    const { n, n4, dim: d, vt, ev, work } = this;
+    const { n, n4, dim: d, vt, ev, work, tk, ew } = this;
+    this.copyT();
+    if (!symmetricEigen(tk, d, ew, ev, k)) throw new Error('QL on the projected matrix failed where it had converged');
     const zt = this.free, sel = zt + ceil4(k) * n4;
     const F = kernelMemory(sel + k * n);
     F.fill(0, zt, sel);

@@ -16,11 +16,13 @@ export interface Tridiagonal {
  * Eigenvalues of the symmetric tridiagonal (d, e) by implicit QL with Wilkinson-like shifts
  * (EISPACK tql2, as in JAMA). d is overwritten with the eigenvalues (unsorted), e destroyed.
  * With `zt` (float64 index of an n×n row-major identity in kernel memory), also accumulates
- * eigenvectors: row i of zt ends as the eigenvector of d[i].
+ * eigenvectors: row i of zt ends as the eigenvector of d[i]. With `width` < n, zt is n rows of
+ * that width holding Mᵀ for some M (width×n): row i ends as M·(the eigenvector of d[i]), the same
+ * rotations on fewer entries (M = the rows of an orthogonal Q gives those entries of Q·eigenvector).
  * Bounded: after `maxIterations` QL steps in all (LAPACK's dsteqr allows 30 per eigenvalue; about
  * 2 are needed) it stops and returns false, leaving d, e and zt unusable; true when it converged.
  */
-export function tridiagonalEigen(d: Float64Array, e: Float64Array, zt?: number, maxIterations = QL_ITERATIONS_PER_VALUE * d.length): boolean {
+export function tridiagonalEigen(d: Float64Array, e: Float64Array, zt?: number, maxIterations = QL_ITERATIONS_PER_VALUE * d.length, width = d.length): boolean {
   const n = d.length;
   if (n === 0) return true;
   const k = kernels();
@@ -61,7 +63,7 @@ export function tridiagonalEigen(d: Float64Array, e: Float64Array, zt?: number, 
           c = p / r;
           p = c * d[i] - s * g;
           d[i + 1] = h + s * (c * g + s * d[i]);
-          if (zt !== undefined) k.rotateRows((zt + i * n) * 8, (zt + (i + 1) * n) * 8, n, c, s);
+          if (zt !== undefined) k.rotateRows((zt + i * width) * 8, (zt + (i + 1) * width) * 8, width, c, s);
         }
         p = (-s * s2 * c3 * el1 * e[l]) / dl1;
         e[l] = s * p;

@@ -182,10 +182,11 @@ export function fromGramEigenvectors(probe: GramLayout, sel: number, values: Flo
 /**
  * All eigenpairs of a small dense symmetric matrix (lower triangle, n×n row-major at `a` in kernel
  * memory, destroyed, with tileSlack(n) after it): values descending, and their unit eigenvectors
- * as the rows of an n×n block written at `out`. Work: symmetricEigenWork(n) doubles at `work`.
+ * as the rows of an n×n block written at `out` (with `vectors` < n: those of the largest values only).
+ * Work: symmetricEigenWork(n) doubles at `work`.
  * Undefined when QL runs out of iterations (the caller takes another route).
  */
-export function symmetricEigen(a: number, n: number, work: number, out: number): Float64Array | undefined {
+export function symmetricEigen(a: number, n: number, work: number, out: number, vectors = n): Float64Array | undefined {
   const refl = work + blockedWorkDoubles(n);
   const zt = refl + n * n;
   const { d, e, reflectors } = tridiagonalizeBlocked(a, n, work, true, refl);
@@ -193,11 +194,37 @@ export function symmetricEigen(a: number, n: number, work: number, out: number):
   F.fill(0, zt, zt + n * n);
   for (let i = 0; i < n; i++) F[zt + i * n + i] = 1;
   if (!tridiagonalEigen(d, e, zt)) return undefined;
+  const order = Array.from(d.keys()).sort((x, y) => d[y] - d[x]);
+  order.slice(0, vectors).forEach((src, t) => F.copyWithin(out + t * n, zt + src * n, zt + src * n + n));
+  // Back from the tridiagonal basis: only the rows asked for (the reflections are the n³ part).
   const { tau } = reflectors!;
   const K = kernels();
-  for (let c = n - 3; c >= 0; c--) if (tau[c] !== 0) K.reflectRows(zt * 8, n, n, (refl + c * n) * 8, c + 1, tau[c]);
+  for (let c = n - 3; c >= 0; c--) if (tau[c] !== 0) K.reflectRows(out * 8, vectors, n, (refl + c * n) * 8, c + 1, tau[c]);
+  return Float64Array.from(order, (i) => d[i]);
+}
+
+/**
+ * symmetricEigen's values with only the last `tail` entries of each eigenvector (tail ≤ n/2), as
+ * rows of `tail` at `out` in the same order. QL's rotations then act on `tail` entries instead of
+ * n, and the reflectors build just the last `tail` rows of the reduction's Q (Qᵀ·e_i, H_0 first).
+ */
+export function symmetricEigenTails(a: number, n: number, tail: number, work: number, out: number): Float64Array | undefined {
+  const refl = work + blockedWorkDoubles(n);
+  const rows = refl + n * n, mt = rows + tail * n;
+  const { d, e, reflectors } = tridiagonalizeBlocked(a, n, work, true, refl);
+  const F = kernelMemory(Math.max(mt + n * tail, out + n * tail));
+  F.fill(0, rows, rows + tail * n);
+  for (let i = 0; i < tail; i++) F[rows + i * n + n - tail + i] = 1;
+  const { tau } = reflectors!;
+  const K = kernels();
+  for (let c = 0; c <= n - 3; c++) if (tau[c] !== 0) K.reflectRows(rows * 8, tail, n, (refl + c * n) * 8, c + 1, tau[c]);
+  // Mᵀ (n × tail) from those rows M (tail × n): QL rotates its rows.
+  const G = kernelMemory(0);
+  for (let i = 0; i < tail; i++) for (let j = 0; j < n; j++) G[mt + j * tail + i] = G[rows + i * n + j];
+  if (!tridiagonalEigen(d, e, mt, undefined, tail)) return undefined;
   const order = Array.from(d.keys()).sort((x, y) => d[y] - d[x]);
-  order.forEach((src, t) => F.copyWithin(out + t * n, zt + src * n, zt + src * n + n));
+  const H = kernelMemory(0);
+  order.forEach((src, t) => H.copyWithin(out + t * tail, mt + src * tail, mt + src * tail + tail));
   return Float64Array.from(order, (i) => d[i]);
 }
 

@@ -2,9 +2,13 @@
 // relative; at full rank (tail 0) the residual must be ≤ 1e-5·‖W‖_F. Both computation paths.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { topSingularTriplets, tripletsViaGram, type SingularTriplets } from '../../../src/core/linalg/triplets';
+import { join } from 'node:path';
+import { tileSlack } from '../../../src/core/linalg/gram';
+import { symmetricEigen, symmetricEigenTails, symmetricEigenWork, topSingularTriplets, tripletsViaGram, type SingularTriplets } from '../../../src/core/linalg/triplets';
+import { kernelMemory } from '../../../src/core/linalg/wasm';
+import { runPython } from '../../helpers/python';
 import { RankscopeError } from '../../../src/core/errors';
-import { lowRankResidual, scipyCases } from './reference';
+import { f64, lowRankResidual, maxAbsDiff, rng, scipyCases, tempDir, writeF64 } from './reference';
 
 const cases = scipyCases({
   tall: 'rng.standard_normal((160, 96))',
@@ -62,4 +66,44 @@ test('rank out of range is a BAD_ARGUMENT error; k = 0 gives empty factors', () 
   assert.throws(() => topSingularTriplets(c.data, c.rows, c.cols, 97, 'fc'), (e: unknown) => e instanceof RankscopeError && e.code === 'BAD_ARGUMENT' && /fc/.test(e.message));
   assert.throws(() => topSingularTriplets(c.data, c.rows, c.cols, 1.5), (e: unknown) => e instanceof RankscopeError && e.code === 'BAD_ARGUMENT');
   assert.equal(topSingularTriplets(c.data, c.rows, c.cols, 0).s.length, 0);
+});
+
+test('dense symmetric eigenpairs (the Ritz step of block Lanczos): all, the largest few, or the last entries only, as numpy eigh', () => {
+  const n = 40, few = 10, tail = 8;
+  const random = rng(17);
+  const a = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) a[i * n + j] = a[j * n + i] = random() - 0.5;
+  const dir = tempDir('rankscope-eigen-');
+  writeF64(join(dir, 'a.f64'), a);
+  runPython(`
+import sys, numpy as np
+d, n = sys.argv[1], int(sys.argv[2])
+w, v = np.linalg.eigh(np.fromfile(d + '/a.f64').reshape(n, n))
+w[::-1].astype('<f8').tofile(d + '/w.f64')
+v[:, ::-1].T.copy().astype('<f8').tofile(d + '/v.f64')  # rows: eigenvectors, largest value first
+`, [dir, String(n)]);
+  const w = f64(join(dir, 'w.f64')), v = f64(join(dir, 'v.f64'));
+  // A at 0 (with its tile slack), the work after it, the output last.
+  const work = n * n + tileSlack(n) + 2, out = work + symmetricEigenWork(n) + 2;
+  const run = (solve: () => Float64Array | undefined): { values: Float64Array; F: Float64Array } => {
+    kernelMemory(out + n * n).set(a, 0);
+    const values = solve();
+    assert.ok(values, 'QL converged');
+    return { values, F: kernelMemory(0) };
+  };
+  // Eigenvectors are unique up to sign: compare ±row to numpy's, with the sign of their dot product.
+  const sameUpToSign = (row: ArrayLike<number>, ref: ArrayLike<number>, what: string) => {
+    let dot = 0;
+    for (let i = 0; i < ref.length; i++) dot += row[i] * ref[i];
+    const sign = dot < 0 ? -1 : 1;
+    for (let i = 0; i < ref.length; i++) assert.ok(Math.abs(sign * row[i] - ref[i]) <= 1e-10, `${what}: entry ${i}`);
+  };
+  for (const vectors of [n, few]) {
+    const { values, F } = run(() => symmetricEigen(0, n, work, out, vectors));
+    assert.ok(maxAbsDiff(values, w) <= 1e-12, 'values');
+    for (let e = 0; e < vectors; e++) sameUpToSign(F.subarray(out + e * n, out + (e + 1) * n), v.subarray(e * n, (e + 1) * n), `vector ${e} of ${vectors}`);
+  }
+  const { values, F } = run(() => symmetricEigenTails(0, n, tail, work, out));
+  assert.ok(maxAbsDiff(values, w) <= 1e-12, 'values with the tails');
+  for (let e = 0; e < n; e++) sameUpToSign(F.subarray(out + e * tail, out + (e + 1) * tail), v.subarray(e * n + n - tail, (e + 1) * n), `last ${tail} entries of vector ${e}`);
 });
