@@ -321,7 +321,7 @@ export class BlockLanczos {
 
   /**
    * The first k Ritz vectors on the basis so far as the rows of a k×n block at `free` (then
-   * free + k·n is free). T's eigenvectors in full: the same QL as the last rayleighRitz's.
+   * free + k·n is free), from T's k leading eigenvectors: the last rayleighRitz's QL, with vectors.
    */
   ritzVectors(k: number): number {
     const { n, n4, dim: d, vt, ev, work, tk, ew } = this;

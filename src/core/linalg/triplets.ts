@@ -218,13 +218,11 @@ export function symmetricEigenTails(a: number, n: number, tail: number, work: nu
   const { tau } = reflectors!;
   const K = kernels();
   for (let c = 0; c <= n - 3; c++) if (tau[c] !== 0) K.reflectRows(rows * 8, tail, n, (refl + c * n) * 8, c + 1, tau[c]);
-  // Mᵀ (n × tail) from those rows M (tail × n): QL rotates its rows.
-  const G = kernelMemory(0);
-  for (let i = 0; i < tail; i++) for (let j = 0; j < n; j++) G[mt + j * tail + i] = G[rows + i * n + j];
+  // Mᵀ (n × tail) from those rows M (tail × n): QL rotates its rows. (No kernel call below grows the memory.)
+  for (let i = 0; i < tail; i++) for (let j = 0; j < n; j++) F[mt + j * tail + i] = F[rows + i * n + j];
   if (!tridiagonalEigen(d, e, mt, undefined, tail)) return undefined;
   const order = Array.from(d.keys()).sort((x, y) => d[y] - d[x]);
-  const H = kernelMemory(0);
-  order.forEach((src, t) => H.copyWithin(out + t * tail, mt + src * tail, mt + src * tail + tail));
+  order.forEach((src, t) => F.copyWithin(out + t * tail, mt + src * tail, mt + src * tail + tail));
   return Float64Array.from(order, (i) => d[i]);
 }
 

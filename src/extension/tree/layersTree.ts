@@ -50,8 +50,7 @@ export class LayersTreeProvider implements vscode.TreeDataProvider<LayersNode>, 
   constructor(private readonly session: ModelSession, private readonly imageDir: string) {
     this.disposables.push(
       session.onDidChangeModel(() => this.rebuild()),
-      // MACs only change tooltips: refresh those rows, not the whole tree (a full refresh re-fetches
-      // every group and can swallow a click that is expanding one).
+      // MACs only change tooltips (the model's and the layers'): those rows are refreshed.
       session.onDidMeasureMacs(() => this.changed.fire(this.root ? [this.root, ...this.layerNodes.values()] : undefined)),
       session.onDidUpdateSpectra((spectra) => {
         if (this.sortBy === 'compressibility') return this.rebuild();
