@@ -7,29 +7,20 @@
 // route or by falling back to the full one; a multiplicity above the block size must not be missed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { leadingBlock, leadingTriplets, LEADING_MAX_SHARE, LEADING_MIN_ORDER, progressiveTriplets, type LeadingRankChooser } from '../../../src/core/linalg/leading';
 import { ORT_PRODUCT_MIN_MACS } from '../../../src/core/linalg/product';
 import type { SingularTriplets } from '../../../src/core/linalg/triplets';
 import { gramToKernelMemory } from '../../../src/core/linalg/gram';
 import { policyOnLeading } from '../../../src/core/compress/factorWorker';
-import { runPython } from '../../helpers/python';
-import { f32, f64, lowRankResidual, tempDir } from './reference';
+import { lowRankResidual, scipyCases, type Case } from './reference';
 
-interface Ref {
-  name: string;
-  rows: number;
-  cols: number;
-  data: Float32Array;
-  s: Float64Array;
-  /** scipy's top right singular vectors, cols×K row-major (K = 40). */
-  v: Float64Array;
-}
+/** A case with scipy's top right singular vectors, cols×K_REF row-major. */
+type Ref = Case & { v: Float64Array };
 const K_REF = 40;
 /** Some cases are smaller than LEADING_MIN_ORDER (test time); the route is asked to take them. */
 const MIN = 256;
 
-function leading(c: { data: Float32Array; rows: number; cols: number }, want: LeadingRankChooser, firstBlock: number) {
+function leading(c: { data: Float32Array | Float64Array; rows: number; cols: number }, want: LeadingRankChooser, firstBlock: number) {
   return leadingTriplets(gramToKernelMemory(c.data, c.rows, c.cols, 0, true), want, { firstBlock, minOrder: MIN });
 }
 
@@ -44,7 +35,7 @@ const spec: Record<string, string> = {
   large_block: 'spectrum(1400, 1500, 0.95 ** np.arange(1400))',
   small: 'spectrum(400, 300, np.arange(1, 301) ** -0.7)',
   gaussian: 'rng.standard_normal((600, 640))',
-  // BERT-base shapes as bench:compress builds them (σ_j ∝ j^-0.7 through Gaussian bases).
+  // BERT-base shapes as bench:compress builds them.
   bert_square: 'bert(768, 768)',
   bert_tall: 'bert(3072, 768)',
   bert_wide: 'bert(768, 3072)',
@@ -57,34 +48,7 @@ const spec: Record<string, string> = {
   rank_30: 'spectrum(768, 768, np.concatenate([np.arange(1, 31) ** -0.7, np.zeros(738)]))',
 };
 
-const dir = tempDir();
-const meta = JSON.parse(runPython(`
-import json, sys, numpy as np, scipy.linalg as sl
-rng = np.random.default_rng(7)
-def orth(n):
-    q, r = np.linalg.qr(rng.standard_normal((n, n)))
-    return q * np.sign(np.diag(r))
-def spectrum(m, n, s):
-    k = min(m, n); s = np.asarray(s, dtype=np.float64)
-    return (orth(m)[:, :k] * s) @ orth(n)[:k, :]
-def bert(rows, cols):
-    r = min(rows, cols)
-    d = (np.arange(1, r + 1) ** -0.7).astype(np.float32)
-    return (rng.standard_normal((rows, r), dtype=np.float32) * d) @ rng.standard_normal((r, cols), dtype=np.float32) * np.float32(0.02 / np.sqrt(r))
-out = {}
-for name, expr in json.loads(sys.argv[2]).items():
-    a = np.ascontiguousarray(np.asarray(eval(expr), dtype=np.float64).astype(np.float32))
-    a.tofile(f"{sys.argv[1]}/{name}.f32")
-    u, s, vt = sl.svd(a.astype(np.float64), full_matrices=False)
-    s.astype('<f8').tofile(f"{sys.argv[1]}/{name}.sv")
-    np.ascontiguousarray(vt[:${K_REF}].T, dtype='<f8').tofile(f"{sys.argv[1]}/{name}.v")
-    out[name] = list(a.shape)
-print(json.dumps(out))
-`, [dir, JSON.stringify(spec)])) as Record<string, [number, number]>;
-
-const refs: Ref[] = Object.entries(meta).map(([name, [rows, cols]]) => {
-  return { name, rows, cols, data: f32(join(dir, `${name}.f32`)), s: f64(join(dir, `${name}.sv`)), v: f64(join(dir, `${name}.v`)) };
-});
+const refs = scipyCases(spec, 'float32', { seed: 7, topVectors: K_REF }) as Ref[];
 const ref = (name: string) => refs.find((r) => r.name === name)!;
 
 /** sin of the largest principal angle between span(V_k) and scipy's top-k right vectors. */
@@ -113,8 +77,8 @@ function orthonormalityError(m: Float64Array, rows: number, k: number): number {
 
 function checkAgainstScipy(c: Ref, t: SingularTriplets, k: number): void {
   assert.equal(t.s.length, k);
-  for (let i = 0; i < k; i++) assert.ok(Math.abs(t.s[i] - c.s[i]) <= 1e-7 * c.s[0], `${c.name}: σ_${i} ${t.s[i]} vs ${c.s[i]}`);
-  const best = Math.sqrt(c.s.slice(k).reduce((s, x) => s + x * x, 0));
+  for (let i = 0; i < k; i++) assert.ok(Math.abs(t.s[i] - c.reference[i]) <= 1e-7 * c.reference[0], `${c.name}: σ_${i} ${t.s[i]} vs ${c.reference[i]}`);
+  const best = Math.sqrt(c.reference.slice(k).reduce((s, x) => s + x * x, 0));
   const err = lowRankResidual(c, t);
   assert.ok(Math.abs(err - best) <= 1e-6 * best, `${c.name}: reconstruction ${err} vs optimum ${best} (rel ${(Math.abs(err - best) / best).toExponential(1)})`);
   assert.ok(largestAngleSin(c, t.v, k) <= 1e-4, `${c.name}: kept subspace off by sin θ = ${largestAngleSin(c, t.v, k).toExponential(1)}`);
@@ -149,10 +113,10 @@ test('an order at which every product of the iteration runs through ONNX Runtime
 
 test('an energy target grows the block until it is met, and picks the rank scipy\'s values give', () => {
   const c = ref('geometric_wide');
-  const total = c.s.reduce((s, x) => s + x * x, 0);
+  const total = c.reference.reduce((s, x) => s + x * x, 0);
   const tau = 0.8;
   let expected = 0;
-  for (let acc = 0; acc < tau * total; expected++) acc += c.s[expected] ** 2;
+  for (let acc = 0; acc < tau * total; expected++) acc += c.reference[expected] ** 2;
   const found = leading(c, energy(tau), 8);
   assert.ok(found, 'the leading route applies');
   assert.ok(found.steps > 3 && expected > 4, `took ${found.steps} steps for k = ${expected}`);
@@ -171,7 +135,7 @@ for (const name of ['tiny_scale', 'huge_scale']) {
 test('the chooser sees W\'s own singular values and ‖W‖²_F, not those of the power-of-two-scaled Gram', () => {
   // 1e30 weights: the Gram is of 2^-100·W or so; a chooser with an absolute threshold must not see that.
   const c = ref('huge_scale');
-  const total = c.s.reduce((sum, x) => sum + x * x, 0);
+  const total = c.reference.reduce((sum, x) => sum + x * x, 0);
   let seen: { leading: Float64Array; total: number } | undefined;
   const found = leading(c, (values, energy) => {
     seen = { leading: values.slice(), total: energy };
@@ -179,7 +143,7 @@ test('the chooser sees W\'s own singular values and ‖W‖²_F, not those of th
   }, 20);
   assert.ok(found && seen);
   assert.ok(Math.abs(seen.total - total) <= 1e-6 * total, `total ${seen.total} vs ${total}`);
-  seen.leading.forEach((x, i) => assert.ok(Math.abs(x - c.s[i]) <= 1e-7 * c.s[0], `σ_${i}: ${x} vs ${c.s[i]}`));
+  seen.leading.forEach((x, i) => assert.ok(Math.abs(x - c.reference[i]) <= 1e-7 * c.reference[0], `σ_${i}: ${x} vs ${c.reference[i]}`));
 });
 
 for (const name of ['constant', 'rank_one', 'repeated']) {
@@ -189,10 +153,10 @@ for (const name of ['constant', 'rank_one', 'repeated']) {
     assert.equal(leading(c, () => k, 8), undefined);
     const t = progressiveTriplets(c.data, c.rows, c.cols, () => k, c.name, { firstBlock: 8, minOrder: MIN });
     assert.equal(t.route, 'full');
-    const best = Math.sqrt(c.s.slice(k).reduce((s, x) => s + x * x, 0));
-    const norm = Math.sqrt(c.s.reduce((s, x) => s + x * x, 0));
+    const best = Math.sqrt(c.reference.slice(k).reduce((s, x) => s + x * x, 0));
+    const norm = Math.sqrt(c.reference.reduce((s, x) => s + x * x, 0));
     assert.ok(Math.abs(lowRankResidual(c, t) - best) <= 1e-6 * norm, `${name}: reconstruction error`);
-    for (let i = 0; i < k; i++) assert.ok(Math.abs(t.s[i] - c.s[i]) <= 1e-6 * c.s[0], `${name}: σ_${i}`);
+    for (let i = 0; i < k; i++) assert.ok(Math.abs(t.s[i] - c.reference[i]) <= 1e-6 * c.reference[0], `${name}: σ_${i}`);
   });
 }
 
@@ -215,7 +179,7 @@ test('an energy target out of the largest basis\'s reach (a flat Gaussian spectr
   assert.equal(decisions, 0, 'gave up at the first Rayleigh–Ritz (kmax values at θ_0 + its residual cannot reach 0.9)');
   const t = progressiveTriplets(c.data, c.rows, c.cols, energy(0.9), c.name, { firstBlock: 8, minOrder: MIN });
   assert.equal(t.route, 'full');
-  assert.equal(t.s.length, energyRank(c.s, 0.9));
+  assert.equal(t.s.length, energyRank(c.reference, 0.9));
 });
 
 /** scipy's k for an energy target: the smallest k with Σ_{i<k} σ² ≥ τ·Σσ². */
@@ -229,9 +193,9 @@ function energyRank(s: Float64Array, tau: number): number {
 /** Kept σ within `tol`·σ_max of scipy's, and ‖W − U_kΣ_kV_kᵀ‖_F equal to the optimum within 1e-6 relative (of ‖W‖ when the optimum is 0). */
 function checkKept(c: Ref, t: SingularTriplets, k: number, tol: number): void {
   assert.equal(t.s.length, k, `${c.name}: kept rank`);
-  for (let i = 0; i < k; i++) assert.ok(Math.abs(t.s[i] - c.s[i]) <= tol * c.s[0], `${c.name}: σ_${i} ${t.s[i]} vs ${c.s[i]} (${(Math.abs(t.s[i] - c.s[i]) / c.s[0]).toExponential(1)}·σ_max)`);
-  const best = Math.sqrt(c.s.slice(k).reduce((sum, x) => sum + x * x, 0));
-  const scale = best > 1e-6 * c.s[0] ? best : Math.sqrt(c.s.reduce((sum, x) => sum + x * x, 0));
+  for (let i = 0; i < k; i++) assert.ok(Math.abs(t.s[i] - c.reference[i]) <= tol * c.reference[0], `${c.name}: σ_${i} ${t.s[i]} vs ${c.reference[i]} (${(Math.abs(t.s[i] - c.reference[i]) / c.reference[0]).toExponential(1)}·σ_max)`);
+  const best = Math.sqrt(c.reference.slice(k).reduce((sum, x) => sum + x * x, 0));
+  const scale = best > 1e-6 * c.reference[0] ? best : Math.sqrt(c.reference.reduce((sum, x) => sum + x * x, 0));
   const err = lowRankResidual(c, t);
   assert.ok(Math.abs(err - best) <= 1e-6 * scale, `${c.name}: reconstruction ${err} vs optimum ${best} (rel ${(Math.abs(err - best) / scale).toExponential(1)})`);
 }
@@ -241,7 +205,7 @@ for (const name of ['bert_square', 'bert_tall', 'bert_wide']) {
     const c = ref(name);
     const t = progressiveTriplets(c.data, c.rows, c.cols, energy(0.9), c.name);
     assert.equal(t.route, 'leading', 'the BERT-base shapes take the leading route (the speed-up of issue 16)');
-    checkKept(c, t, energyRank(c.s, 0.9), 1e-9);
+    checkKept(c, t, energyRank(c.reference, 0.9), 1e-9);
   });
 }
 
@@ -253,7 +217,7 @@ test('bert_square: the factor worker\'s energy policy needs no more Rayleigh–R
   const shape = { m: c.rows, n: c.cols, groups: 1 };
   const plain = leadingTriplets(gramToKernelMemory(c.data, c.rows, c.cols, 0, true), energy(0.9))!;
   const policy = leadingTriplets(gramToKernelMemory(c.data, c.rows, c.cols, 0, true), policyOnLeading({ energy: 0.9 }, shape, 768, () => {}))!;
-  assert.equal(policy.s.length, energyRank(c.s, 0.9));
+  assert.equal(policy.s.length, energyRank(c.reference, 0.9));
   assert.ok(policy.extractions <= plain.extractions, `${policy.extractions} extractions against ${plain.extractions}`);
 });
 
@@ -270,7 +234,7 @@ test('a flat spectrum (all σ equal, an orthogonal-like layer) falls back and ke
   const c = ref('bert_flat');
   const t = progressiveTriplets(c.data, c.rows, c.cols, energy(0.9), c.name);
   assert.equal(t.route, 'full');
-  checkKept(c, t, energyRank(c.s, 0.9), 1e-9);
+  checkKept(c, t, energyRank(c.reference, 0.9), 1e-9);
   // A small fixed rank cannot be told apart within the cluster: the leading route must not answer.
   assert.equal(leading(c, () => 10, 20), undefined);
 });
@@ -283,14 +247,14 @@ test('a multiplicity below the block size (5 < 8) is found whole by the leading 
     assert.equal(t.route, 'leading');
     checkKept(c, t, t.s.length, 1e-9);
   }
-  assert.equal(progressiveTriplets(c.data, c.rows, c.cols, energy(0.5), c.name).s.length, energyRank(c.s, 0.5));
+  assert.equal(progressiveTriplets(c.data, c.rows, c.cols, energy(0.5), c.name).s.length, energyRank(c.reference, 0.5));
 });
 
 for (const name of ['repeated_many', 'repeated_exact']) {
   test(`${name}: a multiplicity above the block size (20 > 8) is not missed: the rank and error are scipy's`, () => {
     const c = ref(name);
     assert.ok(20 > leadingBlock(c.rows));
-    for (const [want, k] of [[energy(0.5), energyRank(c.s, 0.5)], [() => 12, 12], [() => 24, 24]] as const) {
+    for (const [want, k] of [[energy(0.5), energyRank(c.reference, 0.5)], [() => 12, 12], [() => 24, 24]] as const) {
       const t = progressiveTriplets(c.data, c.rows, c.cols, want, c.name);
       checkKept(c, t, k, 1e-9);
     }
@@ -299,7 +263,7 @@ for (const name of ['repeated_many', 'repeated_exact']) {
 
 test('a rank-deficient W (rank 30 of 768) keeps scipy\'s rank and the optimal error', () => {
   const c = ref('rank_30');
-  for (const [want, k] of [[energy(0.9), energyRank(c.s, 0.9)], [() => 10, 10], [() => 30, 30]] as const) {
+  for (const [want, k] of [[energy(0.9), energyRank(c.reference, 0.9)], [() => 10, 10], [() => 30, 30]] as const) {
     const t = progressiveTriplets(c.data, c.rows, c.cols, want, c.name);
     checkKept(c, t, k, 1e-9);
   }

@@ -17,39 +17,54 @@ export interface Case {
   data: Float32Array | Float64Array;
   /** scipy.linalg.svdvals in float64, descending. */
   reference: Float64Array;
+  /** With `topVectors` K: scipy's top K right singular vectors, cols×K row-major. */
+  v?: Float64Array;
 }
 
 /**
  * Builds every case of `spec` (name → numpy expression of a float64 matrix, with `rng` and the
- * helpers `spectrum(m, n, s)` = U·diag(s)·Vᵀ with random orthogonal U, V) in one Python run.
- * The matrix is rounded to float32 (as weights are) unless `dtype` is 'float64'.
+ * helpers `spectrum(m, n, s)` = U·diag(s)·Vᵀ with random orthogonal U, V, and `bert(rows, cols)`,
+ * σ_j ∝ j^-0.7 through Gaussian bases as bench:compress builds BERT-shaped layers) in one Python
+ * run. The matrix is rounded to float32 (as weights are) unless `dtype` is 'float64'. `seed`
+ * seeds `rng`; `topVectors` K > 0 adds scipy's top K right singular vectors (Case.v).
  */
-export function scipyCases(spec: Record<string, string>, dtype: 'float32' | 'float64' = 'float32'): Case[] {
+export function scipyCases(spec: Record<string, string>, dtype: 'float32' | 'float64' = 'float32',
+  { seed = 1234, topVectors = 0 }: { seed?: number; topVectors?: number } = {}): Case[] {
   const dir = tempDir();
   const meta = JSON.parse(runPython(`
 import json, sys, numpy as np, scipy.linalg as sl
-rng = np.random.default_rng(1234)
+rng = np.random.default_rng(int(sys.argv[4]))
+top = int(sys.argv[5])
 def orth(n):
     q, r = np.linalg.qr(rng.standard_normal((n, n)))
     return q * np.sign(np.diag(r))
 def spectrum(m, n, s):
     k = min(m, n); s = np.asarray(s, dtype=np.float64)
     return orth(m)[:, :k] @ np.diag(s) @ orth(n)[:k, :]
+def bert(rows, cols):
+    r = min(rows, cols)
+    d = (np.arange(1, r + 1) ** -0.7).astype(np.float32)
+    return (rng.standard_normal((rows, r), dtype=np.float32) * d) @ rng.standard_normal((r, cols), dtype=np.float32) * np.float32(0.02 / np.sqrt(r))
 spec = json.loads(sys.argv[2])
 meta = {}
 for name, expr in spec.items():
     a = np.asarray(eval(expr), dtype=np.float64)
     a32 = np.ascontiguousarray(a.astype(np.float32 if sys.argv[3] == 'float32' else np.float64))
     a32.tofile(f"{sys.argv[1]}/{name}.w")
-    sv = sl.svdvals(a32.astype(np.float64)) if a32.size else np.zeros(0)
+    if top > 0:
+        _, sv, vt = sl.svd(a32.astype(np.float64), full_matrices=False)
+        np.ascontiguousarray(vt[:top].T, dtype='<f8').tofile(f"{sys.argv[1]}/{name}.v")
+    else:
+        sv = sl.svdvals(a32.astype(np.float64)) if a32.size else np.zeros(0)
     np.ascontiguousarray(sv, dtype='<f8').tofile(f"{sys.argv[1]}/{name}.sv")
     meta[name] = list(a32.shape)
 print(json.dumps(meta))
-`, [dir, JSON.stringify(spec), dtype])) as Record<string, [number, number]>;
+`, [dir, JSON.stringify(spec), dtype, String(seed), String(topVectors)])) as Record<string, [number, number]>;
   return Object.keys(spec).map((name) => {
     const [rows, cols] = meta[name];
     const path = join(dir, `${name}.w`);
-    return { name, rows, cols, data: dtype === 'float32' ? f32(path) : f64(path), reference: f64(join(dir, `${name}.sv`)) };
+    const v = topVectors > 0 ? f64(join(dir, `${name}.v`)) : undefined;
+    return { name, rows, cols, data: dtype === 'float32' ? f32(path) : f64(path), reference: f64(join(dir, `${name}.sv`)), v };
   });
 }
 
