@@ -254,22 +254,21 @@ export function workbench(page: () => Page) {
   }
 
   /** Waits until the tree's layer rows (`name shape · params …`) are `expected`, in any order, and
-   *  returns every row's label. A refresh (spectra, MACs) re-fetches a group's children, so one read
-   *  can catch a group with none for a moment; on timeout the last read is compared, to show the diff. */
+   *  returns every row's label. The rows change as the spectra come in (and as refreshes re-render
+   *  them), so this polls; on timeout the last read is compared, to show the diff. */
   async function waitForLayerRows(expected: string[], timeoutMs = 120_000): Promise<string[]> {
-    const layerRows = (labels: string[]): string[] => labels.filter((l) => /\d+×\d+ · /.test(l)).sort();
     const want = [...expected].sort();
-    const t0 = Date.now();
-    for (;;) {
-      const labels = await allTreeLabels();
-      const rows = layerRows(labels);
-      if (rows.length === want.length && rows.every((r, i) => r === want[i])) return labels;
-      await noErrorNotification();
-      if (Date.now() - t0 > timeoutMs) {
-        assert.deepEqual(rows, want, `the Layers tree's rows after ${timeoutMs / 1000} s`);
-      }
-      await page().waitForTimeout(500);
-    }
+    let labels: string[] = [], rows: string[] = [];
+    const settled = async () => {
+      labels = await allTreeLabels();
+      rows = labels.filter((l) => /\d+×\d+ · /.test(l)).sort();
+      return rows.length === want.length && rows.every((r, i) => r === want[i]);
+    };
+    await waitUntil('the Layers tree\'s rows', settled, timeoutMs).catch((e: unknown) => {
+      assert.deepEqual(rows, want, `the Layers tree's rows after ${timeoutMs / 1000} s`);
+      throw e; // the rows were right: an error notification ended the wait
+    });
+    return labels;
   }
 
   /** The Layers tree's row labelled `label`, scrolled into view (as a person scrolls to it). */

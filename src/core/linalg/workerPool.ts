@@ -217,9 +217,8 @@ export function runWorkerPool<J extends PoolJob, R extends { id: number; ok: tru
           if (team) teams.set(worker, { team, helped: false });
           worker.postMessage({ id: index, ...job, team }, job.matrices.map((m) => m.data.buffer as ArrayBuffer));
         }
-        if (settled) return;
         ahead ??= prepareNext();
-        if (settled) return;
+        if (settled) return; // the loop ended on a cancel, or prepare's callbacks cancelled
         if (next >= count && !ahead) {
           // Nothing left to start: free workers (or new ones, up to the cores) help large jobs.
           for (const running of teams.values()) {
