@@ -4,6 +4,7 @@
 // X is W scaled by a power of two (exact) so the squares neither over- nor underflow.
 import { gramOrt, ortGemmAvailable } from './ortGemm';
 import { powerOfTwoScale } from './scale';
+import { scratch } from './scratch';
 import { runTasks, teamSize, type KernelCall, type Task } from './team';
 import { kernels, kernelMemory } from './wasm';
 
@@ -76,16 +77,28 @@ export interface GramLayout {
   n: number;
   /** The other side. */
   m: number;
-  /** rows ≥ cols: X = W and G = WᵀW; else X = Wᵀ and G = W·Wᵀ. */
+  /** X = W and G = WᵀW (rows ≥ cols; rows > cols through ONNX Runtime); else X = Wᵀ and G = W·Wᵀ. */
   tall: boolean;
-  /** float64 index of the matrix (X, m padded to a multiple of 4 rows × n) in kernel memory. */
+  /** float64 index of the matrix (X, m padded to a multiple of 4 rows × n) in kernel memory; −1 when X is kept as `xt` instead. */
   x: number;
+  /**
+   * X kept for ONNX Runtime (the Gram route through it): Xᵀ as plain float64 column chunks, each
+   * n×rows row-major (Xᵀ's columns r0…r0+rows−1), the very buffers the Gram was computed from.
+   */
+  xt?: XtChunk[];
   /** float64 index of G (n×n row-major, lower triangle filled). */
   g: number;
   /** First free float64 index after G. */
   end: number;
   /** X = scale·W (or scale·Wᵀ), a power of two: σ(W) = √λ(G) / scale. */
   scale: number;
+}
+
+/** Columns r0…r0+rows−1 of Xᵀ (n×rows, row-major, plain memory: what ONNX Runtime reads). */
+export interface XtChunk {
+  r0: number;
+  rows: number;
+  data: Float64Array;
 }
 
 /** Rows of X copied into kernel memory per pass when X is not kept (bounds memory for huge layers). */
@@ -138,29 +151,31 @@ export function gramToKernelMemory(data: Float32Array | Float64Array, rows: numb
 }
 
 /**
- * The same layout through ONNX Runtime (ortGemm.ts): X in chunks of rows (from W, or from X in
- * kernel memory when it is kept), G's lower triangle (and diagonal blocks) copied into place at the end.
+ * The same layout through ONNX Runtime (ortGemm.ts): Xᵀ in column chunks from W, G's lower
+ * triangle (and diagonal blocks) copied into place at the end. A square W counts as wide: Xᵀ's
+ * rows are then pieces of W's rows (scaled copies, no transpose). X is kept as those chunks (`xt`),
+ * which the other side's product reads as they are: no copy of X in kernel memory.
  */
 function gramByOrt(data: Float32Array | Float64Array, rows: number, cols: number, extraDoubles: number, keepX: boolean, chunkDoubles: number, scale: number): GramLayout {
-  const tall = rows >= cols;
+  const tall = rows > cols;
   const n = tall ? cols : rows;
   const m = tall ? rows : cols;
-  const xSize = keepX ? (ceil4(m) * n + 2) & ~1 : 0;
   const gSize = (ceil4(n) ** 2 + tileSlack(ceil4(n)) + 2) & ~1;
-  const x = 0, g = xSize, end = g + gSize;
+  const g = 0, end = gSize;
   const F = kernelMemory(end + extraDoubles);
-  if (keepX) {
-    copyRowsOfX(F, x, data, rows, cols, tall, 0, m, scale);
-    F.fill(0, x + m * n, x + xSize);
-  }
   F.fill(0, g, end);
-  // Chunks of X transposed (n×r), what gramOrt multiplies, from W even when X is kept: when W is
-  // wide, Xᵀ's rows are pieces of W's rows (copies, no transpose).
+  // Kept chunks are one reused buffer: like the layout's kernel memory, they last until the next Gram on this thread.
+  const xt: XtChunk[] | undefined = keepX ? [] : undefined;
+  const whole = keepX ? scratch('gram.keptXt', n * m) : undefined;
   gramOrt(m, n, (r0, r, out) => {
     if (tall) transpose(data, r0 * cols, cols, r, n, out, scale);
     else for (let i = 0; i < n; i++) scaleInto(out, i * r, data.subarray(i * cols + r0, i * cols + r0 + r), scale);
-  }, (i, row) => F.set(row, g + i * n), chunkDoubles);
-  return { n, m, tall, x, g, end, scale };
+  }, (i, row) => F.set(row, g + i * n), chunkDoubles, xt && ((r0, r) => {
+    const chunk = { r0, rows: r, data: whole!.subarray(n * r0, n * (r0 + r)) };
+    xt.push(chunk);
+    return chunk.data;
+  }));
+  return { n, m, tall, x: xt ? -1 : 0, xt, g, end, scale };
 }
 
 /** X rows [r0, r1), times `scale`, into `F` at `at`: rows of W when tall, columns of W (rows of Wᵀ) when wide. */

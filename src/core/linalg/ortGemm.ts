@@ -18,6 +18,7 @@ import { cancelled } from '../errors';
 import {
   AttributeProto_AttributeType, encodeOnnx, ModelProtoSchema, TensorProto_DataType, type ValueInfoProto,
 } from '../formats/onnx';
+import { scratch } from './scratch';
 import { teamSize } from './team';
 
 interface NativeSession {
@@ -210,24 +211,28 @@ export function gramBlocks(n: number): number[] {
  * lower triangle and the diagonal blocks; the rest is not computed). False without ORT. Block row
  * b of G is X_bᵀ·X_{0…b}, i.e. XT's rows of block b times the first rows of XT transposed: both
  * contiguous. Accumulated over the chunks (G_{c+1} = X_cᵀX_c + G_c; each sum goes to a spare and
- * is copied back), so memory is one chunk plus ~n²(1 + 3/B)/2 whatever m is.
+ * is copied back), so memory is one chunk plus ~n²(1 + 3/B)/2 whatever m is. `chunkBuffer(r0, rows)`
+ * gives each chunk its own buffer (n×rows) instead of one reused: a caller that keeps the chunks.
  */
-export function gramOrt(m: number, n: number, xtOf: RowSource, writeRow: (i: number, values: Float64Array) => void, chunkDoubles = ORT_CHUNK_DOUBLES): boolean {
+export function gramOrt(m: number, n: number, xtOf: RowSource, writeRow: (i: number, values: Float64Array) => void, chunkDoubles = ORT_CHUNK_DOUBLES,
+  chunkBuffer?: (r0: number, rows: number) => Float64Array): boolean {
   const rt = loadRuntime();
   if (!rt) return false;
   const rows = Math.min(m, chunkRowsFor(n, chunkDoubles));
-  const xt = new Float64Array(n * rows);
+  const xt = chunkBuffer ? undefined : scratch('gram.xt', n * rows);
   const cuts = gramBlocks(n);
-  // Each block row's sum so far, and one spare of the largest block row for the next sum (copied back).
+  // Each block row's sum so far (zero to start), and one spare of the largest block row for the next sum (copied back).
+  const sums = scratch('gram.sums', cuts.slice(1).reduce((total, e, b) => total + (e - cuts[b]) * e, 0)).fill(0);
+  let at = 0;
   const blocks = cuts.slice(1).map((e, b) => {
     const w = e - cuts[b];
-    const acc = new Float64Array(w * e);
+    const acc = sums.subarray(at, (at += w * e));
     return { w, e, acc, c: new rt.Tensor('float64', acc, [w, e]) };
   });
-  const spare = new Float64Array(blocks[blocks.length - 1].w * n);
+  const spare = scratch('gram.spare', blocks[blocks.length - 1].w * n);
   for (let r0 = 0; r0 < m; r0 += rows) {
     const r = Math.min(rows, m - r0);
-    const chunk = xt.subarray(0, n * r);
+    const chunk = xt ? xt.subarray(0, n * r) : chunkBuffer!(r0, r);
     xtOf(r0, r, chunk);
     const all = new rt.Tensor('float64', chunk, [n, r]);
     for (const [b, { w, e, acc, c }] of blocks.entries()) {

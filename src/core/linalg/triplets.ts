@@ -11,6 +11,7 @@ import { blockedWorkDoubles, PANEL, tridiagonalizeBlocked } from './blockedTridi
 import { ceil4, gramToKernelMemory, type GramLayout } from './gram';
 import { tridiagonalEigenvectors } from './inverseIteration';
 import { jacobiSvd } from './jacobi';
+import { crossProductOrt } from './ortGemm';
 import { multiplyAdd, productWork } from './product';
 import { applyReflectorsBlocked } from './reflectors';
 import { checkKernelMemory, checkMatrix, SMALL_SIDE, sqrtDescending, type MatrixData, type SolverLimits } from './singularValues';
@@ -153,30 +154,47 @@ export function tripletsFromGram(data: MatrixData, probe: GramLayout, rank: numb
  * side as they are, the other side X·v normalized. Shared by the full and the leading routes.
  */
 export function fromGramEigenvectors(probe: GramLayout, sel: number, values: Float64Array, all?: Float64Array): SingularTriplets {
-  const { n, m } = probe;
+  const { n, m, xt } = probe;
   const k = values.length;
-  const tall = probe.tall;
-  // Gram eigenvectors as columns Z (n×kp, kp = k padded to the 4-wide tiles), then the other
-  // side C = X·Z (X = W when tall, Wᵀ when wide: already in kernel memory), blocked.
-  const kp = ceil4(k);
-  const z = (sel + k * n + 1) & ~1;
-  const c = (z + n * kp + 1) & ~1;
-  const work = c + ceil4(m) * kp;
-  const F = kernelMemory(work + productWork(m, kp));
-  F.fill(0, z, work);
-  for (let t = 0; t < k; t++) for (let j = 0; j < n; j++) F[z + j * kp + t] = F[sel + t * n + j];
-  multiplyAdd(m, n, kp, probe.x, n, z, kp, c, kp, work);
+  // Gram eigenvectors as columns Z (n×kp), then the other side C = X·Z (m×kp; X = W when tall,
+  // Wᵀ when wide). X in kernel memory: kp = k padded to the 4-wide tiles, the product blocked
+  // there. X kept as Xᵀ chunks (ONNX Runtime's Gram route): Z and C in plain memory, and each
+  // chunk gives its rows of C in one product, chunkᵀ·Z, read where it is.
+  const kp = xt ? k : ceil4(k);
+  let Z: Float64Array, C: Float64Array;
+  if (xt) {
+    const F = kernelMemory(0);
+    Z = new Float64Array(n * k);
+    for (let t = 0; t < k; t++) for (let j = 0; j < n; j++) Z[j * k + t] = F[sel + t * n + j];
+    C = new Float64Array(m * k);
+    for (const chunk of xt) crossProductOrt(n, chunk.rows, k, chunk.data, Z, C.subarray(chunk.r0 * k, (chunk.r0 + chunk.rows) * k));
+  } else {
+    const z = (sel + k * n + 1) & ~1;
+    const c = (z + n * kp + 1) & ~1;
+    const work = c + ceil4(m) * kp;
+    let F = kernelMemory(work + productWork(m, kp));
+    F.fill(0, z, work);
+    for (let t = 0; t < k; t++) for (let j = 0; j < n; j++) F[z + j * kp + t] = F[sel + t * n + j];
+    multiplyAdd(m, n, kp, probe.x, n, z, kp, c, kp, work);
+    F = kernelMemory(0);
+    Z = F.subarray(z, z + n * kp);
+    C = F.subarray(c, c + m * kp);
+  }
   // Normalize C's columns: their norms are ‖W·v_t‖; σ itself comes from the eigenvalue (sorted,
   // consistent with singularValues), the direction from W·v.
   const norms = new Float64Array(k);
-  for (let i = 0; i < m; i++) for (let t = 0; t < k; t++) norms[t] += F[c + i * kp + t] ** 2;
+  for (let i = 0; i < m; i++) for (let t = 0; t < k; t++) norms[t] += C[i * kp + t] ** 2;
   const scale = norms.map((x) => (x > 0 ? 1 / Math.sqrt(x) : 0));
   const other = new Float64Array(m * k);
-  for (let i = 0; i < m; i++) for (let t = 0; t < k; t++) other[i * k + t] = F[c + i * kp + t] * scale[t];
-  const gramSide = new Float64Array(n * k);
-  for (let j = 0; j < n; j++) for (let t = 0; t < k; t++) gramSide[j * k + t] = F[z + j * kp + t];
+  for (let i = 0; i < m; i++) for (let t = 0; t < k; t++) other[i * k + t] = C[i * kp + t] * scale[t];
+  // Z is kernel memory (a view) or already n×k plain.
+  let gramSide = Z;
+  if (!xt) {
+    gramSide = new Float64Array(n * k);
+    for (let j = 0; j < n; j++) for (let t = 0; t < k; t++) gramSide[j * k + t] = Z[j * kp + t];
+  }
   const s = values.map((l) => Math.sqrt(Math.max(l, 0)) / probe.scale);
-  return tall ? { u: other, s, v: gramSide, all } : { u: gramSide, s, v: other, all };
+  return probe.tall ? { u: other, s, v: gramSide, all } : { u: gramSide, s, v: other, all };
 }
 
 /**

@@ -3,8 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { tileSlack } from '../../../src/core/linalg/gram';
-import { symmetricEigen, symmetricEigenTails, symmetricEigenWork, topSingularTriplets, tripletsViaGram, type SingularTriplets } from '../../../src/core/linalg/triplets';
+import { blockedWorkDoubles } from '../../../src/core/linalg/blockedTridiagonal';
+import { gramToKernelMemory, tileSlack } from '../../../src/core/linalg/gram';
+import { symmetricEigen, symmetricEigenTails, symmetricEigenWork, topSingularTriplets, tripletsFromGram, tripletsViaGram, type SingularTriplets } from '../../../src/core/linalg/triplets';
 import { kernelMemory } from '../../../src/core/linalg/wasm';
 import { runPython } from '../../helpers/python';
 import { RankscopeError } from '../../../src/core/errors';
@@ -60,6 +61,45 @@ for (const c of cases) {
     });
   }
 }
+
+// Through ONNX Runtime (m·n² ≥ ORT_GRAM_MIN_MACS) X is kept as the plain Xᵀ chunks the Gram was
+// made from, and U (or V) comes from one product per chunk: tall, wide and square (a square W counts
+// as wide there), in one chunk and in several with a ragged last one.
+const large = scipyCases({
+  tall: 'spectrum(700, 400, np.arange(1, 401) ** -0.7)',
+  wide: 'spectrum(400, 700, np.arange(1, 401) ** -0.7)',
+  square: 'spectrum(420, 420, np.arange(1, 421) ** -0.7)',
+});
+for (const c of large) {
+  test(`triplets from X kept as Xᵀ chunks (ONNX Runtime): ${c.name} (${c.rows}×${c.cols})`, () => {
+    const n = Math.min(c.rows, c.cols), m = Math.max(c.rows, c.cols);
+    for (const chunkRows of [m, 300, 199]) {
+      const probe = gramToKernelMemory(c.data, c.rows, c.cols, blockedWorkDoubles(n) + 2 * n * n, true, chunkRows * n);
+      assert.ok(probe.xt, 'X kept as Xᵀ chunks');
+      assert.equal(probe.xt.length, Math.ceil(m / chunkRows));
+      assert.equal(probe.tall, c.rows > c.cols);
+      for (const k of [1, 40, n]) {
+        const t = tripletsFromGram(c.data, probe, k);
+        const tail = Math.sqrt(c.reference.slice(k).reduce((sum, x) => sum + x * x, 0));
+        const norm = Math.sqrt(c.reference.reduce((sum, x) => sum + x * x, 0));
+        const res = lowRankResidual(c, t);
+        assert.ok(Math.abs(res - tail) <= 1e-5 * (k === n ? norm : tail), `${chunkRows} rows per chunk, k=${k}: residual ${res} vs tail ${tail}`);
+        for (let i = 0; i < k; i++) assert.ok(Math.abs(t.s[i] - c.reference[i]) <= 1e-5 * c.reference[0], `σ_${i}`);
+        assert.ok(orthonormalityError(t.u, c.rows, k) < 1e-6 && orthonormalityError(t.v, c.cols, k) < 1e-6, 'U and V orthonormal');
+        // G is destroyed by the reduction: the next k starts from a fresh Gram.
+        Object.assign(probe, gramToKernelMemory(c.data, c.rows, c.cols, blockedWorkDoubles(n) + 2 * n * n, true, chunkRows * n));
+      }
+    }
+  });
+}
+
+test('triplets returned own their buffers: a later Gram on the same thread (its reused work buffers) leaves them as they were', () => {
+  const [a, b] = large;
+  const t = topSingularTriplets(a.data, a.rows, a.cols, 30);
+  const copy = { u: t.u.slice(), s: t.s.slice(), v: t.v.slice() };
+  topSingularTriplets(b.data, b.rows, b.cols, 30);
+  assert.deepEqual({ u: t.u, s: t.s, v: t.v }, copy);
+});
 
 test('rank out of range is a BAD_ARGUMENT error; k = 0 gives empty factors', () => {
   const c = cases[0];
