@@ -10,11 +10,18 @@
 import { ceil4, KC, NC, tileSlack, type GramLayout } from './gram';
 import { crossProductOrt, ortGemmAvailable, productPlainOrt } from './ortGemm';
 import { multiplyAdd, ORT_PRODUCT_MIN_MACS } from './product';
+import { scratch } from './scratch';
 import { splitRows } from './team';
 import { symmetricEigen, symmetricEigenTails, symmetricEigenWork } from './triplets';
 import { kernels, kernelMemory } from './wasm';
 
 const NO_SKIP = 1 << 30;
+
+/**
+ * From this many multiply-adds per G·Q (n²·b) that product goes through ONNX Runtime: at n = 768,
+ * b = 8 (4.7 M) a 768×768 energy-0.9 job took 50 against 54–55 ms (medians of 25) on the WASM tiles.
+ */
+const ORT_LANCZOS_MIN_MACS = 2 ** 22;
 
 export interface RitzPairs {
   /** Ritz values of G on span(V), descending (G's own scale). */
@@ -47,9 +54,10 @@ export class BlockLanczos {
   /** First free index: Ritz vectors go there. */
   readonly free: number;
   /**
-   * With ONNX Runtime (from ORT_PRODUCT_MIN_MACS per G·Q), every product goes through it, on plain
-   * copies: G (both triangles, copied once) and the basis rows (n each, copied as they are made),
-   * so that the large operands are never copied per product.
+   * With ONNX Runtime, G·Q goes through it from ORT_LANCZOS_MIN_MACS per product (on a plain copy
+   * of G, both triangles, made once), and so do the Gram–Schmidt products from ORT_PRODUCT_MIN_MACS
+   * (on plain copies of the basis rows, n each, made as they are made): the large operands are
+   * never copied per product.
    */
   private readonly gPlain: Float64Array | undefined;
   private readonly vPlain: Float64Array | undefined;
@@ -65,7 +73,7 @@ export class BlockLanczos {
     const n = (this.n = probe.n);
     const n4 = (this.n4 = ceil4(n));
     const even = (x: number) => (x + 1) & ~1;
-    const ort = n * n * b >= ORT_PRODUCT_MIN_MACS && ortGemmAvailable();
+    const ort = n * n * b >= ORT_LANCZOS_MIN_MACS && ortGemmAvailable();
     this.pg = even(probe.end); // G packed in KC-row blocks of 4-wide strips (n·n4), WASM products only
     this.vt = even(this.pg + (ort ? 0 : n * n4)); // the basis: (dmax + b) rows of n4
     this.yt = this.vt + (dmax + b) * n4; // the new block: b rows of n4
@@ -84,8 +92,9 @@ export class BlockLanczos {
     const g = probe.g;
     for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) F[g + j * n + i] = F[g + i * n + j];
     if (ort) {
-      this.gPlain = F.slice(g, g + n * n);
-      this.vPlain = new Float64Array((dmax + b) * n);
+      this.gPlain = scratch('lanczos.g', n * n);
+      this.gPlain.set(F.subarray(g, g + n * n));
+      if (n * n * b >= ORT_PRODUCT_MIN_MACS) this.vPlain = new Float64Array((dmax + b) * n);
     } else for (let p0 = 0; p0 < n; p0 += KC) this.K.packStrips((g + p0 * n) * 8, n, Math.min(KC, n - p0), n, (this.pg + p0 * n4) * 8);
   }
 
@@ -158,14 +167,14 @@ export class BlockLanczos {
 
   /** Yᵗ (b×n4 at y) = Q_jᵗ·G = (G·Q_j)ᵗ for the b basis rows from j0. */
   private multiplyByG(j0: number, y: number): void {
-    const { K, n, n4, b, pg, work, gPlain, vPlain } = this;
+    const { K, n, n4, b, pg, work, gPlain } = this;
     const q = this.vt + j0 * n4;
     const F = this.F;
     F.fill(0, y, y + b * n4);
-    if (gPlain && vPlain) {
+    if (gPlain) {
       // Y = G·Q_j with G as the streamed left operand (Q_j, n×b, is what GEMM packs).
       const qc = new Float64Array(n * b), yc = new Float64Array(n * b);
-      for (let c = 0; c < b; c++) for (let i = 0, at = (j0 + c) * n; i < n; i++) qc[i * b + c] = vPlain[at + i];
+      for (let c = 0; c < b; c++) for (let i = 0, at = q + c * n4; i < n; i++) qc[i * b + c] = F[at + i];
       productPlainOrt(n, n, b, gPlain, qc, yc);
       for (let c = 0; c < b; c++) for (let i = 0, at = y + c * n4; i < n; i++) F[at + i] = yc[i * b + c];
       return;
