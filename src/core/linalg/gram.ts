@@ -1,7 +1,8 @@
 // The Gram matrix of a layer's smaller side, in float64, in the WASM kernel memory:
 // WᵀW (n = cols) when rows ≥ cols, W·Wᵀ (n = rows) otherwise. float64 because the small
 // singular values come out as √λ: an error δ in λ becomes √δ in σ, which float32 cannot afford.
-// X is W scaled by a power of two (exact) so the squares neither over- nor underflow.
+// X is W scaled by a power of two (exact) so the squares neither over- nor underflow (float64
+// weights; float32 ones cannot, scale.ts).
 import { gramOrt, ortGemmAvailable } from './ortGemm';
 import { powerOfTwoScale } from './scale';
 import { scratch } from './scratch';

@@ -5,9 +5,13 @@ import type { MatrixData } from './singularValues';
 /**
  * A power of two that brings the largest |w| into [0.5, 1) (1 for a zero matrix): scaling by it is
  * exact, and afterwards sums of squares of the entries stay far from overflow and underflow.
- * `max` is the largest |w| when the caller has it already (checkMatrix's scan).
+ * float32 weights need none (1): squared in float64 they stay inside its normal range
+ * (3.4e38² ≈ 1.2e77, 1.4e-45² ≈ 2e-90, and sums of up to 2³¹ of them), so their copies skip the
+ * multiply. `max` is the largest |w| when the caller has it already (checkMatrix's scan).
  */
-export function powerOfTwoScale(data: MatrixData, max = scanValues(data).maxAbs): number {
+export function powerOfTwoScale(data: MatrixData, max?: number): number {
+  if (data instanceof Float32Array) return 1;
+  max ??= scanValues(data).maxAbs;
   if (!(max > 0) || !Number.isFinite(max)) return 1;
   const exponent = Math.floor(Math.log2(max)) + 1;
   // Clamped: 2^-exponent itself would overflow for subnormal maxima; 2^±1000 is still ample.

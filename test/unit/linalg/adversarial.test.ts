@@ -32,6 +32,10 @@ const float32 = scipyCases({
   tiny_100x80: 'rng.standard_normal((100, 80)) * 1e-30',
   huge_24x100: 'rng.standard_normal((24, 100)) * 1e30',
   huge_100x80: 'rng.standard_normal((100, 80)) * 1e30',
+  // float32's own ends, where the Gram is formed without rescaling (squares stay in float64's range):
+  // entries up to ~3e38, and subnormals down to ~1e-44 (sides past the switch to ONNX Runtime's Gram).
+  max32_340x330: 'rng.standard_normal((340, 330)) * 7e37',
+  subnormal32_330x340: 'rng.standard_normal((330, 340)) * 1e-41',
   zero_rows_20x40: 'np.vstack([np.zeros((10, 40)), rng.standard_normal((10, 40))])',
   zero_rows_50x70: 'np.vstack([rng.standard_normal((30, 70)), np.zeros((20, 70))])',
   zero_cols_60x38: 'np.hstack([np.zeros((60, 8)), rng.standard_normal((60, 30))])',
