@@ -80,7 +80,7 @@ export interface GramLayout {
   m: number;
   /** X = W and G = WᵀW (rows ≥ cols; rows > cols through ONNX Runtime); else X = Wᵀ and G = W·Wᵀ. */
   tall: boolean;
-  /** float64 index of the matrix (X, m padded to a multiple of 4 rows × n) in kernel memory; −1 when X is kept as `xt` instead. */
+  /** float64 index of the matrix (X, m padded to a multiple of 4 rows × n) in kernel memory; −1 through ONNX Runtime (X is then kept as `xt`, if at all). */
   x: number;
   /**
    * X kept for ONNX Runtime (the Gram route through it): Xᵀ as plain float64 column chunks, each
@@ -113,7 +113,8 @@ export const ORT_GRAM_MIN_MACS = 2 ** 25;
 
 /**
  * Forms the Gram matrix of W's smaller side in kernel memory. With `keepX` (needed to compute
- * the other singular vectors), X = W or Wᵀ stays in memory before G; otherwise X streams
+ * the other singular vectors), X = W or Wᵀ stays in memory before G (through ONNX Runtime, as
+ * the plain Xᵀ chunks the Gram read: `xt`); otherwise X streams
  * through a bounded chunk after G and the `extraDoubles` work space, so only G (n²) must fit.
  * `maxAbs` (the largest |w|) saves a pass when the caller has scanned W already (checkMatrix).
  */
@@ -176,7 +177,7 @@ function gramByOrt(data: Float32Array | Float64Array, rows: number, cols: number
     xt.push(chunk);
     return chunk.data;
   }));
-  return { n, m, tall, x: xt ? -1 : 0, xt, g, end, scale };
+  return { n, m, tall, x: -1, xt, g, end, scale };
 }
 
 /** X rows [r0, r1), times `scale`, into `F` at `at`: rows of W when tall, columns of W (rows of Wᵀ) when wide. */
